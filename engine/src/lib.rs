@@ -1,0 +1,1 @@
+//! basalt-engine: placeholder until its issue lands.

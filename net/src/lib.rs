@@ -1,0 +1,1 @@
+//! basalt-net: placeholder until its issue lands.

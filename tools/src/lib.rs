@@ -1,0 +1,1 @@
+//! basalt-tools: placeholder until its issue lands.

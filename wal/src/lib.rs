@@ -1,0 +1,1 @@
+//! basalt-wal
