@@ -11,15 +11,26 @@ pub enum WalError {
     /// A storage operation failed. The log stops accepting appends after this (fail-stop): after a
     /// failed write or fdatasync the state of the page cache and the disk is unknown.
     #[error("wal: {operation} failed on {}: {source}", path.display())]
-    Io { operation: &'static str, path: PathBuf, source: Arc<io::Error> },
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
 
     /// The disk is full and no pre-written segment is left to roll onto.
     #[error("wal: no space left for a new segment in {}: {source}", dir.display())]
-    NoSpace { dir: PathBuf, source: Arc<io::Error> },
+    NoSpace {
+        dir: PathBuf,
+        source: Arc<io::Error>,
+    },
 
     /// The files on disk are damaged somewhere a crash cannot explain.
     #[error("wal: corrupt log: {} at byte offset {offset}: {reason}", path.display())]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 
     /// An earlier storage fault stopped the log; it refuses every further append.
     #[error("wal: the log stopped after a storage fault and refuses appends: {0}")]
@@ -49,7 +60,11 @@ pub enum WalError {
 impl WalError {
     /// Wraps an I/O error of `operation` on `path`.
     pub fn io(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> WalError {
-        WalError::Io { operation, path: path.into(), source: Arc::new(source) }
+        WalError::Io {
+            operation,
+            path: path.into(),
+            source: Arc::new(source),
+        }
     }
 
     /// Wraps a glommio error of `operation` on `path`.
@@ -58,7 +73,7 @@ impl WalError {
         path: impl Into<PathBuf>,
         source: glommio::GlommioError<()>,
     ) -> WalError {
-        WalError::io(operation, path, io::Error::from(source))
+        WalError::io(operation, path, io_error_of(source))
     }
 
     /// Whether this is a storage fault that must stop the log.
@@ -69,3 +84,12 @@ impl WalError {
 
 /// Result alias of the log.
 pub type WalResult<T> = Result<T, WalError>;
+
+/// The kernel's error inside a glommio error, so its errno (EIO, ENOSPC) stays visible.
+pub(crate) fn io_error_of(error: glommio::GlommioError<()>) -> io::Error {
+    match error {
+        glommio::GlommioError::IoError(source) => source,
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}

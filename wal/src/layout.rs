@@ -47,7 +47,10 @@ pub const fn align_down(n: u64, align: u64) -> u64 {
 
 /// Bytes a record with a payload of `payload_bytes` occupies in a segment, padding included.
 pub const fn record_bytes(payload_bytes: usize) -> usize {
-    align_up((RECORD_HEADER_BYTES + payload_bytes) as u64, RECORD_ALIGN as u64) as usize
+    align_up(
+        (RECORD_HEADER_BYTES + payload_bytes) as u64,
+        RECORD_ALIGN as u64,
+    ) as usize
 }
 
 /// What a record holds.
@@ -245,13 +248,19 @@ mod tests {
         let sealed = seal_record(&mut buf, 7, 4096);
         assert_eq!(sealed, buf.len());
         let view = read_record(&buf, 7).expect("valid record");
-        assert_eq!((view.kind, view.index, view.batch_start), (RecordKind::Entry, 42, 4096));
+        assert_eq!(
+            (view.kind, view.index, view.batch_start),
+            (RecordKind::Entry, 42, 4096)
+        );
         assert_eq!(view.payload, b"hello");
         assert_eq!(read_record(&buf, 8), Err(RecordProblem::Invalid));
         for i in 0..RECORD_HEADER_BYTES + 5 {
             let mut flipped = buf.clone();
             flipped[i] ^= 0x10;
-            assert!(read_record(&flipped, 7).is_err(), "flip at byte {i} not caught");
+            assert!(
+                read_record(&flipped, 7).is_err(),
+                "flip at byte {i} not caught"
+            );
         }
     }
 
@@ -263,7 +272,11 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_rejects_damage() {
-        let header = SegmentHeader { seq: 3, first_index: 1000, segment_bytes: 1 << 20 };
+        let header = SegmentHeader {
+            seq: 3,
+            first_index: 1000,
+            segment_bytes: 1 << 20,
+        };
         let mut block = vec![0u8; BLOCK_BYTES];
         header.encode(&mut block);
         assert_eq!(SegmentHeader::decode(&block), Some(header));

@@ -125,8 +125,13 @@ impl Wal {
         options.validate()?;
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
-        crate::device_probe::probe_device(&dir).await?;
         let recovered = recovery::recover(&dir, options.segment_bytes)?;
+        let existing = recovered
+            .segments
+            .first()
+            .map(|s| &s.path)
+            .or(recovered.spares.first());
+        crate::device_probe::probe_device(&dir, existing.map(PathBuf::as_path)).await?;
         if recovered.discarded_tail_bytes > 0 {
             tracing::warn!(
                 dir = %dir.display(),
@@ -211,7 +216,10 @@ impl Wal {
             }
         }
         glommio::spawn_local(run_flusher(shared.clone())).detach();
-        Ok(Wal { shared, recovery_report })
+        Ok(Wal {
+            shared,
+            recovery_report,
+        })
     }
 
     /// Appends an entry and waits until it is durable; returns its index.
@@ -232,7 +240,10 @@ impl Wal {
     pub async fn queue_entry(&self, payload: &[u8]) -> WalResult<Queued> {
         let limit = self.shared.options.record_bytes_limit;
         if payload.len() > limit {
-            return Err(WalError::RecordTooLarge { bytes: payload.len(), limit });
+            return Err(WalError::RecordTooLarge {
+                bytes: payload.len(),
+                limit,
+            });
         }
         self.queue(RecordKind::Entry, None, payload).await
     }
@@ -241,7 +252,10 @@ impl Wal {
     pub async fn queue_metadata(&self, metadata: &[u8]) -> WalResult<Queued> {
         let limit = self.shared.options.metadata_bytes_limit;
         if metadata.len() > limit {
-            return Err(WalError::MetadataTooLarge { bytes: metadata.len(), limit });
+            return Err(WalError::MetadataTooLarge {
+                bytes: metadata.len(),
+                limit,
+            });
         }
         self.queue(RecordKind::Metadata, None, metadata).await
     }
@@ -261,14 +275,22 @@ impl Wal {
             }
             if !registered {
                 registered = true;
-                shared.durable_waiters.borrow_mut().push_back((queued.generation, cx.waker().clone()));
+                shared
+                    .durable_waiters
+                    .borrow_mut()
+                    .push_back((queued.generation, cx.waker().clone()));
             }
             Poll::Pending
         })
         .await
     }
 
-    async fn queue(&self, kind: RecordKind, checkpoint: Option<u64>, payload: &[u8]) -> WalResult<Queued> {
+    async fn queue(
+        &self,
+        kind: RecordKind,
+        checkpoint: Option<u64>,
+        payload: &[u8],
+    ) -> WalResult<Queued> {
         let shared = &self.shared;
         poll_fn(|cx| {
             let mut state = shared.state.borrow_mut();
@@ -313,7 +335,10 @@ impl Wal {
             if was_empty {
                 shared.flusher_waiters.wake_all();
             }
-            Poll::Ready(Ok(Queued { index, generation: state.pending_generation }))
+            Poll::Ready(Ok(Queued {
+                index,
+                generation: state.pending_generation,
+            }))
         })
         .await
     }
@@ -325,7 +350,12 @@ impl Wal {
 
     /// Reads entries from `low` up to `high` (exclusive), stopping before the total payload would
     /// pass `max_bytes` — but always returning at least one entry when the range is not empty.
-    pub async fn read_limited(&self, low: u64, high: u64, max_bytes: u64) -> WalResult<Vec<Vec<u8>>> {
+    pub async fn read_limited(
+        &self,
+        low: u64,
+        high: u64,
+        max_bytes: u64,
+    ) -> WalResult<Vec<Vec<u8>>> {
         {
             let state = self.shared.state.borrow();
             let (first, last) = (state.durable_checkpoint, state.durable_last_index);
@@ -351,7 +381,12 @@ impl Wal {
                 let from = (index - segment.first_index) as usize;
                 let to = (run_end - segment.first_index) as usize;
                 let locations: Vec<EntryLocation> = segment.entries[from..to].to_vec();
-                (segment.file.clone(), segment.path.clone(), segment.seq, locations)
+                (
+                    segment.file.clone(),
+                    segment.path.clone(),
+                    segment.seq,
+                    locations,
+                )
             };
             let start = locations[0].offset as u64;
             let last = locations[locations.len() - 1];
@@ -362,16 +397,22 @@ impl Wal {
                 .map_err(|e| WalError::glommio("read", &path, e))?;
             for location in &locations {
                 let offset = location.offset as u64;
-                let record = read_record(&bytes[(offset - start) as usize..], seq).map_err(|_| WalError::Corrupt {
-                    path: path.clone(),
-                    offset,
-                    reason: format!("entry {index} failed its checksum when read back"),
-                })?;
+                let record =
+                    read_record(&bytes[(offset - start) as usize..], seq).map_err(|_| {
+                        WalError::Corrupt {
+                            path: path.clone(),
+                            offset,
+                            reason: format!("entry {index} failed its checksum when read back"),
+                        }
+                    })?;
                 if record.kind != RecordKind::Entry || record.index != index {
                     return Err(WalError::Corrupt {
                         path: path.clone(),
                         offset,
-                        reason: format!("expected entry {index}, found {:?} {}", record.kind, record.index),
+                        reason: format!(
+                            "expected entry {index}, found {:?} {}",
+                            record.kind, record.index
+                        ),
                     });
                 }
                 total_bytes += record.payload.len() as u64;
@@ -404,7 +445,11 @@ impl Wal {
             return Ok(());
         }
         if last_kept + 1 < checkpoint {
-            return Err(WalError::OutOfRange { index: last_kept + 1, first: checkpoint, last: next_index - 1 });
+            return Err(WalError::OutOfRange {
+                index: last_kept + 1,
+                first: checkpoint,
+                last: next_index - 1,
+            });
         }
         // Never rewrite old bytes: roll to a new segment that starts at the cut. Recovery lets a
         // later segment override the entries from its first index on.
@@ -414,7 +459,11 @@ impl Wal {
             let mut state = shared.state.borrow_mut();
             let fresh = state.segments.pop().expect("roll pushed a segment");
             let mut overridden = Vec::new();
-            while state.segments.last().is_some_and(|s| s.first_index > last_kept) {
+            while state
+                .segments
+                .last()
+                .is_some_and(|s| s.first_index > last_kept)
+            {
                 overridden.push(state.segments.pop().expect("checked non-empty"));
             }
             if let Some(trimmed) = state.segments.last_mut() {
@@ -716,7 +765,10 @@ async fn write_batch(shared: &Shared, batch: &mut [u8]) -> WalResult<()> {
     while cursor < batch.len() {
         let (mut position, tail_bytes, tail_next_index) = {
             let state = shared.state.borrow();
-            let tail = state.segments.last().expect("an open log always has a tail segment");
+            let tail = state
+                .segments
+                .last()
+                .expect("an open log always has a tail segment");
             (tail.end_offset, tail.segment_bytes, tail.next_index())
         };
         let mut end = cursor;
@@ -755,7 +807,10 @@ async fn write_chunk(shared: &Shared, chunk: &mut [u8]) -> WalResult<()> {
     let placed = {
         let mut state = shared.state.borrow_mut();
         let state = &mut *state;
-        let tail = state.segments.last_mut().expect("an open log always has a tail segment");
+        let tail = state
+            .segments
+            .last_mut()
+            .expect("an open log always has a tail segment");
         let end = tail.end_offset;
         let batch_start = state.unsynced_start.unwrap_or(end);
         let mut cursor = 0;
@@ -765,7 +820,11 @@ async fn write_chunk(shared: &Shared, chunk: &mut [u8]) -> WalResult<()> {
             let stored = seal_record(record, tail.seq, batch_start as u32);
             match RecordKind::from_byte(kind).expect("the log queues only known kinds") {
                 RecordKind::Entry => {
-                    assert_eq!(index, tail.next_index(), "entries are placed in index order");
+                    assert_eq!(
+                        index,
+                        tail.next_index(),
+                        "entries are placed in index order"
+                    );
                     tail.entries.push(EntryLocation {
                         offset: (end + cursor as u64) as u32,
                         payload_bytes: payload_bytes as u32,
@@ -774,7 +833,8 @@ async fn write_chunk(shared: &Shared, chunk: &mut [u8]) -> WalResult<()> {
                 }
                 RecordKind::Metadata => {
                     let payload = &record[crate::layout::RECORD_HEADER_BYTES..][..payload_bytes];
-                    let (checkpoint, metadata) = decode_metadata(payload).expect("the log encodes metadata");
+                    let (checkpoint, metadata) =
+                        decode_metadata(payload).expect("the log encodes metadata");
                     state.placed_checkpoint = checkpoint;
                     if state.placed_metadata != metadata {
                         state.placed_metadata = metadata.to_vec();
@@ -786,7 +846,11 @@ async fn write_chunk(shared: &Shared, chunk: &mut [u8]) -> WalResult<()> {
         let block_start = align_down(end, BLOCK_BYTES as u64);
         let new_end = end + chunk.len() as u64;
         let buffer_len = (align_up(new_end, BLOCK_BYTES as u64) - block_start) as usize;
-        assert_eq!(state.tail_block.len() as u64, end - block_start, "tail block tracks the end of data");
+        assert_eq!(
+            state.tail_block.len() as u64,
+            end - block_start,
+            "tail block tracks the end of data"
+        );
         let mut buffer = tail.file.alloc_dma_buffer(buffer_len);
         let bytes = buffer.as_bytes_mut();
         let prefix = state.tail_block.len();
@@ -796,20 +860,38 @@ async fn write_chunk(shared: &Shared, chunk: &mut [u8]) -> WalResult<()> {
         let last_block = (align_down(new_end, BLOCK_BYTES as u64) - block_start) as usize;
         let new_tail_block = bytes[last_block..prefix + chunk.len()].to_vec();
         state.unsynced_start = Some(batch_start);
-        let placed = (tail.file.clone(), tail.path.clone(), block_start, buffer_len, new_end, new_tail_block);
+        let placed = (
+            tail.file.clone(),
+            tail.path.clone(),
+            block_start,
+            buffer_len,
+            new_end,
+            new_tail_block,
+        );
         (placed, buffer)
     };
     let ((file, path, write_at, buffer_len, new_end, new_tail_block), buffer) = placed;
     if let Some(injector) = &shared.options.fault_injector {
-        injector.before_write(&path, write_at, buffer_len).map_err(|e| WalError::io("write", &path, e))?;
+        injector
+            .before_write(&path, write_at, buffer_len)
+            .map_err(|e| WalError::io("write", &path, e))?;
     }
-    let written = file.write_at(buffer, write_at).await.map_err(|e| WalError::glommio("write", &path, e))?;
+    let written = file
+        .write_at(buffer, write_at)
+        .await
+        .map_err(|e| WalError::glommio("write", &path, e))?;
     if written != buffer_len {
-        let short = std::io::Error::new(std::io::ErrorKind::WriteZero, format!("wrote {written} of {buffer_len} bytes"));
+        let short = std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("wrote {written} of {buffer_len} bytes"),
+        );
         return Err(WalError::io("write", &path, short));
     }
     let mut state = shared.state.borrow_mut();
-    let tail = state.segments.last_mut().expect("an open log always has a tail segment");
+    let tail = state
+        .segments
+        .last_mut()
+        .expect("an open log always has a tail segment");
     tail.end_offset = new_end;
     state.tail_block = new_tail_block;
     state.stats.bytes_written += buffer_len as u64;
@@ -823,13 +905,20 @@ async fn sync_tail(shared: &Shared) -> WalResult<()> {
         if state.unsynced_start.is_none() {
             return Ok(());
         }
-        let tail = state.segments.last().expect("an open log always has a tail segment");
+        let tail = state
+            .segments
+            .last()
+            .expect("an open log always has a tail segment");
         (tail.file.clone(), tail.path.clone())
     };
     if let Some(injector) = &shared.options.fault_injector {
-        injector.before_fdatasync(&path).map_err(|e| WalError::io("fdatasync", &path, e))?;
+        injector
+            .before_fdatasync(&path)
+            .map_err(|e| WalError::io("fdatasync", &path, e))?;
     }
-    file.fdatasync().await.map_err(|e| WalError::glommio("fdatasync", &path, e))?;
+    file.fdatasync()
+        .await
+        .map_err(|e| WalError::glommio("fdatasync", &path, e))?;
     let mut state = shared.state.borrow_mut();
     state.unsynced_start = None;
     state.stats.fdatasyncs += 1;
@@ -852,11 +941,17 @@ async fn roll(shared: &Shared, first_index: u64, checkpoint: Option<u64>) -> Wal
         }
         let mut opening = Vec::new();
         let encoded = encode_metadata(state.placed_checkpoint, &state.placed_metadata);
-        append_unsealed_record(&mut opening, RecordKind::Metadata, first_index - 1, &encoded);
+        append_unsealed_record(
+            &mut opening,
+            RecordKind::Metadata,
+            first_index - 1,
+            &encoded,
+        );
         seal_record(&mut opening, seq, FIRST_RECORD_OFFSET as u32);
         (seq, shared.dir.join(segment_file_name(seq)), opening)
     };
-    std::fs::rename(&spare, &path).map_err(|e| WalError::io("rename spare to segment", &spare, e))?;
+    std::fs::rename(&spare, &path)
+        .map_err(|e| WalError::io("rename spare to segment", &spare, e))?;
     let file = open_segment_file(&path).await?;
     let segment_bytes = shared.options.segment_bytes;
     let end = FIRST_RECORD_OFFSET + opening.len() as u64;
@@ -864,15 +959,28 @@ async fn roll(shared: &Shared, first_index: u64, checkpoint: Option<u64>) -> Wal
     let mut buffer = file.alloc_dma_buffer(buffer_len);
     let bytes = buffer.as_bytes_mut();
     bytes.fill(0);
-    SegmentHeader { seq, first_index, segment_bytes }.encode(&mut bytes[..BLOCK_BYTES]);
+    SegmentHeader {
+        seq,
+        first_index,
+        segment_bytes,
+    }
+    .encode(&mut bytes[..BLOCK_BYTES]);
     bytes[BLOCK_BYTES..end as usize].copy_from_slice(&opening);
     let tail_block = bytes[align_down(end, BLOCK_BYTES as u64) as usize..end as usize].to_vec();
     if let Some(injector) = &shared.options.fault_injector {
-        injector.before_write(&path, 0, buffer_len).map_err(|e| WalError::io("write", &path, e))?;
+        injector
+            .before_write(&path, 0, buffer_len)
+            .map_err(|e| WalError::io("write", &path, e))?;
     }
-    let written = file.write_at(buffer, 0).await.map_err(|e| WalError::glommio("write", &path, e))?;
+    let written = file
+        .write_at(buffer, 0)
+        .await
+        .map_err(|e| WalError::glommio("write", &path, e))?;
     if written != buffer_len {
-        let short = std::io::Error::new(std::io::ErrorKind::WriteZero, format!("wrote {written} of {buffer_len} bytes"));
+        let short = std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("wrote {written} of {buffer_len} bytes"),
+        );
         return Err(WalError::io("write", &path, short));
     }
     let mut state = shared.state.borrow_mut();
@@ -898,13 +1006,25 @@ async fn recycle(shared: &Shared, segment: Segment) -> WalResult<()> {
     let mut buffer = segment.file.alloc_dma_buffer(BLOCK_BYTES);
     SegmentHeader::encode_free(buffer.as_bytes_mut());
     if let Some(injector) = &shared.options.fault_injector {
-        injector.before_write(path, 0, BLOCK_BYTES).map_err(|e| WalError::io("write", path, e))?;
+        injector
+            .before_write(path, 0, BLOCK_BYTES)
+            .map_err(|e| WalError::io("write", path, e))?;
     }
-    segment.file.write_at(buffer, 0).await.map_err(|e| WalError::glommio("erase segment header", path, e))?;
+    segment
+        .file
+        .write_at(buffer, 0)
+        .await
+        .map_err(|e| WalError::glommio("erase segment header", path, e))?;
     if let Some(injector) = &shared.options.fault_injector {
-        injector.before_fdatasync(path).map_err(|e| WalError::io("fdatasync", path, e))?;
+        injector
+            .before_fdatasync(path)
+            .map_err(|e| WalError::io("fdatasync", path, e))?;
     }
-    segment.file.fdatasync().await.map_err(|e| WalError::glommio("fdatasync", path, e))?;
+    segment
+        .file
+        .fdatasync()
+        .await
+        .map_err(|e| WalError::glommio("fdatasync", path, e))?;
     let spare = path.with_extension(&SPARE_SUFFIX[1..]);
     std::fs::rename(path, &spare).map_err(|e| WalError::io("rename segment to spare", path, e))?;
     if segment.segment_bytes == shared.options.segment_bytes {

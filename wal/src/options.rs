@@ -42,7 +42,9 @@ impl WalOptions {
     /// metadata record, must fit in an empty segment and in the pending queue.
     pub fn validate(&self) -> WalResult<()> {
         let invalid = |why: String| Err(WalError::InvalidOptions(why));
-        if !self.segment_bytes.is_multiple_of(BLOCK_BYTES as u64) || self.segment_bytes < 4 * BLOCK_BYTES as u64 {
+        if !self.segment_bytes.is_multiple_of(BLOCK_BYTES as u64)
+            || self.segment_bytes < 4 * BLOCK_BYTES as u64
+        {
             return invalid(format!(
                 "segment_bytes {} must be a multiple of {BLOCK_BYTES} and at least {}",
                 self.segment_bytes,
@@ -50,7 +52,10 @@ impl WalOptions {
             ));
         }
         if self.segment_bytes > u32::MAX as u64 {
-            return invalid(format!("segment_bytes {} must be below 4 GiB", self.segment_bytes));
+            return invalid(format!(
+                "segment_bytes {} must be below 4 GiB",
+                self.segment_bytes
+            ));
         }
         let largest = record_bytes(self.record_bytes_limit) as u64;
         let opening_metadata = record_bytes(8 + self.metadata_bytes_limit) as u64;

@@ -68,7 +68,9 @@ pub struct RecoveredLog {
 impl RecoveredLog {
     /// Index the next appended entry gets.
     pub fn next_index(&self) -> u64 {
-        self.segments.last().map_or(self.checkpoint, RecoveredSegment::next_index)
+        self.segments
+            .last()
+            .map_or(self.checkpoint, RecoveredSegment::next_index)
     }
 }
 
@@ -101,8 +103,14 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
     let mut spares = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| WalError::io("read directory", dir, e))?;
     for entry in entries {
-        let path = entry.map_err(|e| WalError::io("read directory", dir, e))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let path = entry
+            .map_err(|e| WalError::io("read directory", dir, e))?
+            .path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if name.ends_with(PARTIAL_SUFFIX) {
             fs::remove_file(&path).map_err(|e| WalError::io("remove partial spare", &path, e))?;
         } else if name.ends_with(SPARE_SUFFIX) {
@@ -123,7 +131,11 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
     }
     for pair in found.windows(2) {
         if pair[0].0.seq == pair[1].0.seq {
-            return Err(corrupt(&pair[1].1, 0, format!("segment seq {} appears twice", pair[1].0.seq)));
+            return Err(corrupt(
+                &pair[1].1,
+                0,
+                format!("segment seq {} appears twice", pair[1].0.seq),
+            ));
         }
     }
 
@@ -138,7 +150,10 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
 
     // A last segment with no record at all: its opening write was torn (nothing in it was ever
     // acknowledged); appends go on in the one before it.
-    if scanned.last().is_some_and(|(_, _, scan)| scan.end_offset == FIRST_RECORD_OFFSET) {
+    if scanned
+        .last()
+        .is_some_and(|(_, _, scan)| scan.end_offset == FIRST_RECORD_OFFSET)
+    {
         let (_, path, _) = scanned.pop().expect("checked non-empty");
         spares.push(recycle_to_spare(&path, true)?);
     }
@@ -157,7 +172,10 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
         if let Some(previous) = segments.last() {
             let expected = previous.next_index();
             if header.first_index < expected {
-                while segments.last().is_some_and(|s| s.header.first_index >= header.first_index) {
+                while segments
+                    .last()
+                    .is_some_and(|s| s.header.first_index >= header.first_index)
+                {
                     let overridden = segments.pop().expect("checked non-empty");
                     spares.push(recycle_to_spare(&overridden.path, true)?);
                 }
@@ -186,9 +204,18 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
             checkpoint = *segment_checkpoint;
             user_metadata = Some(metadata.clone());
         }
-        let segment = RecoveredSegment { path, header, entries: scan.entries, end_offset: scan.end_offset };
+        let segment = RecoveredSegment {
+            path,
+            header,
+            entries: scan.entries,
+            end_offset: scan.end_offset,
+        };
         if let Some(extent_end) = scan.torn_extent_end {
-            assert_eq!(position + 1, count, "only the last segment may hold a torn batch");
+            assert_eq!(
+                position + 1,
+                count,
+                "only the last segment may hold a torn batch"
+            );
             discarded_tail_bytes = extent_end - segment.end_offset;
             zero_range(&segment.path, segment.end_offset, extent_end)?;
         }
@@ -217,7 +244,14 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
         None => Vec::new(),
     };
     let spares = keep_full_size_spares(spares, spare_bytes)?;
-    Ok(RecoveredLog { segments, spares, checkpoint, user_metadata, tail_block, discarded_tail_bytes })
+    Ok(RecoveredLog {
+        segments,
+        spares,
+        checkpoint,
+        user_metadata,
+        tail_block,
+        discarded_tail_bytes,
+    })
 }
 
 /// A segment file whose block 0 is neither a header nor free is a roll whose opening write was
@@ -226,7 +260,10 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
 /// (batch_start past the first record), or any record while a newer segment exists (a segment is
 /// synced before the log rolls past it).
 fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResult<()> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let Ok(seq) = u64::from_str_radix(stem, 16) else {
         return Ok(());
     };
@@ -250,7 +287,11 @@ fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResult<()> {
 }
 
 fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
-    WalError::Corrupt { path: path.to_owned(), offset, reason }
+    WalError::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason,
+    }
 }
 
 /// What block 0 of a `.wal` file holds.
@@ -266,7 +307,8 @@ enum BlockZero {
 fn read_header(path: &Path) -> WalResult<BlockZero> {
     let file = File::open(path).map_err(|e| WalError::io("open segment", path, e))?;
     let mut block = vec![0u8; BLOCK_BYTES];
-    let read = read_up_to(&file, &mut block, 0).map_err(|e| WalError::io("read segment header", path, e))?;
+    let read = read_up_to(&file, &mut block, 0)
+        .map_err(|e| WalError::io("read segment header", path, e))?;
     let block = &block[..read];
     Ok(match SegmentHeader::decode(block) {
         Some(header) => BlockZero::Header(header),
@@ -288,24 +330,40 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize
 
 fn read_whole_segment(path: &Path, header: SegmentHeader, buffer: &mut Vec<u8>) -> WalResult<()> {
     let mut file = File::open(path).map_err(|e| WalError::io("open segment", path, e))?;
-    let length = file.metadata().map_err(|e| WalError::io("stat segment", path, e))?.len();
+    let length = file
+        .metadata()
+        .map_err(|e| WalError::io("stat segment", path, e))?
+        .len();
     if length != header.segment_bytes {
         return Err(corrupt(
             path,
             length.min(header.segment_bytes),
-            format!("segment file is {length} bytes but its header says {}", header.segment_bytes),
+            format!(
+                "segment file is {length} bytes but its header says {}",
+                header.segment_bytes
+            ),
         ));
     }
     buffer.clear();
     buffer.reserve(length as usize);
-    file.read_to_end(buffer).map_err(|e| WalError::io("read segment", path, e))?;
+    file.read_to_end(buffer)
+        .map_err(|e| WalError::io("read segment", path, e))?;
     if buffer.len() as u64 != length {
-        return Err(corrupt(path, buffer.len() as u64, "segment changed size while being read".into()));
+        return Err(corrupt(
+            path,
+            buffer.len() as u64,
+            "segment changed size while being read".into(),
+        ));
     }
     Ok(())
 }
 
-fn scan_segment(path: &Path, header: SegmentHeader, bytes: &[u8], is_last: bool) -> WalResult<ScannedSegment> {
+fn scan_segment(
+    path: &Path,
+    header: SegmentHeader,
+    bytes: &[u8],
+    is_last: bool,
+) -> WalResult<ScannedSegment> {
     let mut entries = Vec::new();
     let mut first_metadata_checkpoint = None;
     let mut last_metadata = None;
@@ -320,7 +378,10 @@ fn scan_segment(path: &Path, header: SegmentHeader, bytes: &[u8], is_last: bool)
                             return Err(corrupt(
                                 path,
                                 position,
-                                format!("entry has index {} where {next_index} was expected", record.index),
+                                format!(
+                                    "entry has index {} where {next_index} was expected",
+                                    record.index
+                                ),
                             ));
                         }
                         entries.push(EntryLocation {
@@ -330,9 +391,10 @@ fn scan_segment(path: &Path, header: SegmentHeader, bytes: &[u8], is_last: bool)
                         next_index += 1;
                     }
                     RecordKind::Metadata => {
-                        let (checkpoint, metadata) = decode_metadata(record.payload).ok_or_else(|| {
-                            corrupt(path, position, "metadata record too short".into())
-                        })?;
+                        let (checkpoint, metadata) =
+                            decode_metadata(record.payload).ok_or_else(|| {
+                                corrupt(path, position, "metadata record too short".into())
+                            })?;
                         first_metadata_checkpoint.get_or_insert(checkpoint);
                         last_metadata = Some((checkpoint, metadata.to_vec()));
                     }
@@ -368,20 +430,33 @@ fn scan_segment(path: &Path, header: SegmentHeader, bytes: &[u8], is_last: bool)
             Err(_) => probe += RECORD_ALIGN as u64,
         }
     }
-    Ok(ScannedSegment { entries, first_metadata_checkpoint, end_offset: stop, last_metadata, torn_extent_end })
+    Ok(ScannedSegment {
+        entries,
+        first_metadata_checkpoint,
+        end_offset: stop,
+        last_metadata,
+        torn_extent_end,
+    })
 }
 
 /// Zeroes `[from, to)` of a segment (block-aligned outward, keeping the bytes before `from` in its
 /// block) and syncs it, so discarded records can never be read back after later appends.
 fn zero_range(path: &Path, from: u64, to: u64) -> WalResult<()> {
-    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| WalError::io("open segment", path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io("open segment", path, e))?;
     let block_start = align_down(from, BLOCK_BYTES as u64);
     let block_end = align_up(to, BLOCK_BYTES as u64);
     let mut bytes = vec![0u8; (block_end - block_start) as usize];
     let keep = (from - block_start) as usize;
-    read_up_to(&file, &mut bytes[..keep], block_start).map_err(|e| WalError::io("read segment", path, e))?;
-    file.write_all_at(&bytes, block_start).map_err(|e| WalError::io("zero torn tail", path, e))?;
-    file.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
+    read_up_to(&file, &mut bytes[..keep], block_start)
+        .map_err(|e| WalError::io("read segment", path, e))?;
+    file.write_all_at(&bytes, block_start)
+        .map_err(|e| WalError::io("zero torn tail", path, e))?;
+    file.sync_data()
+        .map_err(|e| WalError::io("fdatasync", path, e))?;
     Ok(())
 }
 
@@ -389,8 +464,13 @@ fn read_tail_block(path: &Path, end_offset: u64) -> WalResult<Vec<u8>> {
     let file = File::open(path).map_err(|e| WalError::io("open segment", path, e))?;
     let block_start = align_down(end_offset, BLOCK_BYTES as u64);
     let mut block = vec![0u8; (end_offset - block_start) as usize];
-    let read = read_up_to(&file, &mut block, block_start).map_err(|e| WalError::io("read segment", path, e))?;
-    assert_eq!(read, block.len(), "the tail block lies inside a full-size segment");
+    let read = read_up_to(&file, &mut block, block_start)
+        .map_err(|e| WalError::io("read segment", path, e))?;
+    assert_eq!(
+        read,
+        block.len(),
+        "the tail block lies inside a full-size segment"
+    );
     Ok(block)
 }
 
@@ -398,11 +478,16 @@ fn read_tail_block(path: &Path, end_offset: u64) -> WalResult<Vec<u8>> {
 /// log again), sync, and rename it. `had_header` says whether there is a header to erase.
 pub fn recycle_to_spare(path: &Path, had_header: bool) -> WalResult<PathBuf> {
     if had_header {
-        let mut file = OpenOptions::new().write(true).open(path).map_err(|e| WalError::io("open segment", path, e))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| WalError::io("open segment", path, e))?;
         let mut block = [0u8; BLOCK_BYTES];
         SegmentHeader::encode_free(&mut block);
-        file.write_all(&block).map_err(|e| WalError::io("erase segment header", path, e))?;
-        file.sync_data().map_err(|e| WalError::io("fdatasync", path, e))?;
+        file.write_all(&block)
+            .map_err(|e| WalError::io("erase segment header", path, e))?;
+        file.sync_data()
+            .map_err(|e| WalError::io("fdatasync", path, e))?;
     }
     let spare = path.with_extension(&SPARE_SUFFIX[1..]);
     fs::rename(path, &spare).map_err(|e| WalError::io("rename segment to spare", path, e))?;
@@ -413,7 +498,9 @@ pub fn recycle_to_spare(path: &Path, had_header: bool) -> WalResult<PathBuf> {
 fn keep_full_size_spares(spares: Vec<PathBuf>, spare_bytes: u64) -> WalResult<Vec<PathBuf>> {
     let mut kept = Vec::new();
     for path in spares {
-        let length = fs::metadata(&path).map_err(|e| WalError::io("stat spare", &path, e))?.len();
+        let length = fs::metadata(&path)
+            .map_err(|e| WalError::io("stat spare", &path, e))?
+            .len();
         if length == spare_bytes {
             kept.push(path);
         } else {

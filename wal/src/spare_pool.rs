@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use glommio::io::{Directory, DmaFile, OpenOptions};
 
-use crate::error::{WalError, WalResult};
+use crate::error::{io_error_of, WalError, WalResult};
 use crate::fault::FaultInjector;
 use crate::recovery::{PARTIAL_SUFFIX, SPARE_SUFFIX};
 use crate::wait_list::WaitList;
@@ -79,8 +79,14 @@ impl SparePool {
                 return Poll::Ready(Ok(path));
             }
             if let Some(failure) = self.last_failure.borrow().as_ref() {
-                let source = io::Error::new(failure.kind(), failure.to_string());
-                return Poll::Ready(Err(WalError::NoSpace { dir: self.dir.clone(), source: source.into() }));
+                let source = match failure.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(failure.kind(), failure.to_string()),
+                };
+                return Poll::Ready(Err(WalError::NoSpace {
+                    dir: self.dir.clone(),
+                    source: source.into(),
+                }));
             }
             if self.stopped.get() {
                 return Poll::Ready(Err(WalError::InvalidOptions("the log is closed".into())));
@@ -165,7 +171,13 @@ impl SparePool {
     }
 
     async fn prewrite(&self, path: &Path) -> io::Result<()> {
-        let file = OpenOptions::new().create_new(true).read(true).write(true).dma_open(path).await?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .dma_open(path)
+            .await
+            .map_err(io_error_of)?;
         let mut offset = 0u64;
         while offset < self.segment_bytes {
             let chunk = PREWRITE_CHUNK_BYTES.min((self.segment_bytes - offset) as usize);
@@ -174,26 +186,29 @@ impl SparePool {
             }
             let mut buffer = file.alloc_dma_buffer(chunk);
             buffer.as_bytes_mut().fill(0);
-            let written = file.write_at(buffer, offset).await?;
+            let written = file.write_at(buffer, offset).await.map_err(io_error_of)?;
             if written != chunk {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "short write while pre-writing"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "short write while pre-writing",
+                ));
             }
             offset += chunk as u64;
         }
         if let Some(injector) = &self.fault_injector {
             injector.before_fdatasync(path)?;
         }
-        file.fdatasync().await?;
-        file.close().await?;
+        file.fdatasync().await.map_err(io_error_of)?;
+        file.close().await.map_err(io_error_of)?;
         Ok(())
     }
 }
 
 /// Makes the directory's entries (created and renamed files) durable.
 pub async fn sync_directory(dir: &Path) -> io::Result<()> {
-    let directory = Directory::open(dir).await?;
-    directory.sync().await?;
-    directory.close().await?;
+    let directory = Directory::open(dir).await.map_err(io_error_of)?;
+    directory.sync().await.map_err(io_error_of)?;
+    directory.close().await.map_err(io_error_of)?;
     Ok(())
 }
 

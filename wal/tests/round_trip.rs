@@ -11,7 +11,10 @@ use common::{payload, run, small_options};
 /// Appends `count` entries of seed `seed` one task at a time and checks their indices.
 async fn append_sequential(wal: &Wal, seed: u64, first: u64, count: u64, max_len: usize) {
     for index in first..first + count {
-        let got = wal.append(&payload(seed, index, max_len)).await.expect("append");
+        let got = wal
+            .append(&payload(seed, index, max_len))
+            .await
+            .expect("append");
         assert_eq!(got, index);
     }
 }
@@ -31,9 +34,15 @@ fn entries_survive_reopen_across_many_segments() {
     let path = dir.path().to_owned();
     run(move || async move {
         let wal = Wal::open(&path, small_options()).await.unwrap();
-        assert_eq!((wal.first_index(), wal.last_index(), wal.next_index()), (1, 0, 1));
+        assert_eq!(
+            (wal.first_index(), wal.last_index(), wal.next_index()),
+            (1, 0, 1)
+        );
         append_sequential(&wal, 7, 1, 300, 3000).await;
-        assert!(wal.segment_count() > 1, "300 entries of up to 3 KB roll a 256 KiB segment");
+        assert!(
+            wal.segment_count() > 1,
+            "300 entries of up to 3 KB roll a 256 KiB segment"
+        );
         assert_entries(&wal, 7, 1, 301, 3000).await;
         wal.close().await.unwrap();
 
@@ -54,8 +63,15 @@ fn large_records_up_to_the_limit_round_trip_and_larger_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     run(move || async move {
-        let options = WalOptions { segment_bytes: 8 << 20, ..WalOptions::default() };
-        let options = WalOptions { record_bytes_limit: 3 << 20, pending_bytes_limit: 8 << 20, ..options };
+        let options = WalOptions {
+            segment_bytes: 8 << 20,
+            ..WalOptions::default()
+        };
+        let options = WalOptions {
+            record_bytes_limit: 3 << 20,
+            pending_bytes_limit: 8 << 20,
+            ..options
+        };
         let wal = Wal::open(&path, options.clone()).await.unwrap();
         let big: Vec<u8> = (0..(2 << 20) + 17).map(|i| (i * 31 % 251) as u8).collect();
         for _ in 0..5 {
@@ -63,7 +79,10 @@ fn large_records_up_to_the_limit_round_trip_and_larger_ones_are_refused() {
         }
         wal.append(b"").await.unwrap();
         let too_big = vec![0u8; (3 << 20) + 1];
-        assert!(matches!(wal.append(&too_big).await, Err(WalError::RecordTooLarge { .. })));
+        assert!(matches!(
+            wal.append(&too_big).await,
+            Err(WalError::RecordTooLarge { .. })
+        ));
         drop(wal);
         let wal = Wal::open(&path, options).await.unwrap();
         let entries = wal.read(1, 7).await.unwrap();
@@ -85,8 +104,14 @@ fn read_limited_returns_at_least_one_entry_and_stops_at_the_byte_limit() {
         assert_eq!(wal.read_limited(1, 11, 350).await.unwrap().len(), 3);
         assert_eq!(wal.read_limited(1, 11, u64::MAX).await.unwrap().len(), 10);
         assert!(wal.read(1, 1).await.unwrap().is_empty());
-        assert!(matches!(wal.read(0, 2).await, Err(WalError::OutOfRange { index: 0, .. })));
-        assert!(matches!(wal.read(5, 12).await, Err(WalError::OutOfRange { index: 11, .. })));
+        assert!(matches!(
+            wal.read(0, 2).await,
+            Err(WalError::OutOfRange { index: 0, .. })
+        ));
+        assert!(matches!(
+            wal.read(5, 12).await,
+            Err(WalError::OutOfRange { index: 11, .. })
+        ));
     });
 }
 
@@ -107,7 +132,10 @@ fn metadata_is_durable_and_the_latest_wins_across_rolls() {
         let wal = Wal::open(&path, small_options()).await.unwrap();
         assert_eq!(wal.metadata(), b"term=2 vote=3 commit=150");
         let too_big = vec![0u8; (4 << 10) + 1];
-        assert!(matches!(wal.set_metadata(&too_big).await, Err(WalError::MetadataTooLarge { .. })));
+        assert!(matches!(
+            wal.set_metadata(&too_big).await,
+            Err(WalError::MetadataTooLarge { .. })
+        ));
     });
 }
 
@@ -120,7 +148,10 @@ fn truncate_after_discards_the_suffix_durably_and_appends_continue_at_the_cut() 
         append_sequential(&wal, 1, 1, 300, 3000).await;
         wal.truncate_after(120).await.unwrap();
         assert_eq!((wal.last_index(), wal.next_index()), (120, 121));
-        assert!(matches!(wal.read(100, 200).await, Err(WalError::OutOfRange { .. })));
+        assert!(matches!(
+            wal.read(100, 200).await,
+            Err(WalError::OutOfRange { .. })
+        ));
         append_sequential(&wal, 2, 121, 30, 3000).await;
         drop(wal);
 
@@ -139,7 +170,11 @@ fn truncate_after_discards_the_suffix_durably_and_appends_continue_at_the_cut() 
         assert_entries(&wal, 1, 1, 6, 3000).await;
         assert_entries(&wal, 3, 6, 11, 3000).await;
         wal.truncate_after(10).await.unwrap();
-        assert_eq!(wal.last_index(), 10, "truncating after the last index changes nothing");
+        assert_eq!(
+            wal.last_index(),
+            10,
+            "truncating after the last index changes nothing"
+        );
     });
 }
 
@@ -153,12 +188,24 @@ fn release_before_recycles_old_segments_and_survives_reopen() {
         let before = wal.segment_count();
         wal.release_before(500).await.unwrap();
         assert_eq!(wal.first_index(), 500);
-        assert!(wal.segment_count() < before, "segments wholly below 500 are recycled");
-        assert!(matches!(wal.read(499, 501).await, Err(WalError::OutOfRange { index: 499, .. })));
+        assert!(
+            wal.segment_count() < before,
+            "segments wholly below 500 are recycled"
+        );
+        assert!(matches!(
+            wal.read(499, 501).await,
+            Err(WalError::OutOfRange { index: 499, .. })
+        ));
         assert_entries(&wal, 4, 500, 601, 3000).await;
-        assert!(matches!(wal.truncate_after(300).await, Err(WalError::OutOfRange { .. })));
+        assert!(matches!(
+            wal.truncate_after(300).await,
+            Err(WalError::OutOfRange { .. })
+        ));
         let files_on_disk = std::fs::read_dir(&path).unwrap().count();
-        assert!(files_on_disk <= wal.segment_count() + 2, "recycled segments do not pile up");
+        assert!(
+            files_on_disk <= wal.segment_count() + 2,
+            "recycled segments do not pile up"
+        );
         drop(wal);
 
         let wal = Wal::open(&path, small_options()).await.unwrap();
@@ -177,7 +224,10 @@ fn reset_restarts_the_log_at_a_new_index() {
         append_sequential(&wal, 5, 1, 100, 3000).await;
         wal.set_metadata(b"hard state").await.unwrap();
         wal.reset(1000).await.unwrap();
-        assert_eq!((wal.first_index(), wal.last_index(), wal.next_index()), (1000, 999, 1000));
+        assert_eq!(
+            (wal.first_index(), wal.last_index(), wal.next_index()),
+            (1000, 999, 1000)
+        );
         append_sequential(&wal, 5, 1000, 20, 3000).await;
         drop(wal);
         let wal = Wal::open(&path, small_options()).await.unwrap();
@@ -235,7 +285,11 @@ fn a_full_pending_queue_makes_appenders_wait_instead_of_growing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     run(move || async move {
-        let options = WalOptions { pending_bytes_limit: 64 << 10, record_bytes_limit: 16 << 10, ..small_options() };
+        let options = WalOptions {
+            pending_bytes_limit: 64 << 10,
+            record_bytes_limit: 16 << 10,
+            ..small_options()
+        };
         let wal = Rc::new(Wal::open(&path, options).await.unwrap());
         let mut tasks = Vec::new();
         for task in 0..100u64 {
@@ -261,7 +315,11 @@ fn invalid_options_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     run(move || async move {
-        let options = WalOptions { segment_bytes: 1 << 20, record_bytes_limit: 2 << 20, ..WalOptions::default() };
+        let options = WalOptions {
+            segment_bytes: 1 << 20,
+            record_bytes_limit: 2 << 20,
+            ..WalOptions::default()
+        };
         match Wal::open(&path, options).await {
             Err(WalError::InvalidOptions(reason)) => assert!(reason.contains("do not fit")),
             other => panic!("expected InvalidOptions, got {:?}", other.map(|_| ())),

@@ -1,9 +1,10 @@
 //! Helpers shared by the log's integration tests.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use basalt_wal::{FaultInjector, WalOptions};
@@ -69,38 +70,75 @@ pub struct WriteRecord {
     pub pre_image: Vec<u8>,
 }
 
-/// Fails the `fail_fdatasync_at`-th fdatasync (counting from 1) and the
-/// `fail_write_at`-th write with the given error, and remembers every write with its pre-image.
-#[derive(Default)]
+/// Fails storage operations on command (with `error_code`), and remembers every write with its
+/// pre-image so a test can tear it afterwards.
 pub struct ScriptedFaults {
-    pub fail_fdatasync_at: Option<u64>,
-    pub fail_write_at: Option<u64>,
+    pub fail_fdatasyncs: Cell<bool>,
+    pub fail_writes: Cell<bool>,
     pub error_code: i32,
-    pub fdatasyncs: RefCell<u64>,
-    pub writes_seen: RefCell<u64>,
     pub writes: RefCell<Vec<WriteRecord>>,
+}
+
+impl ScriptedFaults {
+    pub fn new(error_code: i32) -> ScriptedFaults {
+        ScriptedFaults {
+            fail_fdatasyncs: Cell::new(false),
+            fail_writes: Cell::new(false),
+            error_code,
+            writes: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 impl FaultInjector for ScriptedFaults {
     fn before_write(&self, path: &Path, offset: u64, len: usize) -> io::Result<()> {
-        *self.writes_seen.borrow_mut() += 1;
-        if Some(*self.writes_seen.borrow()) == self.fail_write_at {
+        if self.fail_writes.get() {
             return Err(io::Error::from_raw_os_error(self.error_code));
         }
-        let mut pre_image = vec![0u8; len];
-        if let Ok(file) = std::fs::File::open(path) {
-            use std::os::unix::fs::FileExt;
-            let _ = file.read_at(&mut pre_image, offset);
+        if path.extension().is_none_or(|e| e != "wal") {
+            return Ok(()); // spares being pre-written are synced before use; not torn here
         }
-        self.writes.borrow_mut().push(WriteRecord { path: path.to_owned(), offset, len, pre_image });
+        let mut pre_image = vec![0u8; len];
+        let file = std::fs::File::open(path)?;
+        let mut filled = 0;
+        while filled < len {
+            match file.read_at(&mut pre_image[filled..], offset + filled as u64)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        self.writes.borrow_mut().push(WriteRecord {
+            path: path.to_owned(),
+            offset,
+            len,
+            pre_image,
+        });
         Ok(())
     }
 
     fn before_fdatasync(&self, _path: &Path) -> io::Result<()> {
-        *self.fdatasyncs.borrow_mut() += 1;
-        if Some(*self.fdatasyncs.borrow()) == self.fail_fdatasync_at {
+        if self.fail_fdatasyncs.get() {
             return Err(io::Error::from_raw_os_error(self.error_code));
         }
         Ok(())
+    }
+}
+
+/// Puts back the pre-image of each 512-byte sector of `writes` where `keep_new(sector)` says no:
+/// what a crash leaves of writes that were issued but never synced.
+pub fn tear_writes(writes: &[WriteRecord], mut keep_new: impl FnMut() -> bool) {
+    for write in writes {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&write.path)
+            .expect("open for tearing");
+        for sector in (0..write.len).step_by(512) {
+            if !keep_new() {
+                let end = (sector + 512).min(write.len);
+                file.write_all_at(&write.pre_image[sector..end], write.offset + sector as u64)
+                    .expect("tear");
+            }
+        }
+        file.sync_all().expect("sync torn file");
     }
 }
