@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Write-ahead log micro-benchmark: group-commit appends vs the raw fdatasync floor.
     Wal(wal_bench::WalArgs),
+    /// Write-ahead log recovery: time to reopen a large log.
+    WalRecovery(wal_bench::WalRecoveryArgs),
     /// Storage engine micro-benchmark (basalt-engine side by side with redb).
     Engine(engine_bench::EngineArgs),
     #[command(flatten)]
@@ -36,6 +38,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Wal(args) => wal_bench::run(args),
+        Command::WalRecovery(args) => wal_bench::run_recovery(args),
         Command::Engine(args) => engine_bench::run(args),
         Command::Server(command) => server::run(command),
     };

@@ -19,6 +19,7 @@ mod log;
 mod options;
 mod recovery;
 mod segment;
+mod segment_reader;
 mod spare_pool;
 mod wait_list;
 

@@ -13,7 +13,7 @@
 //! a gap between segments — is corruption, and opening fails naming the file and byte offset.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -139,14 +139,23 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
         }
     }
 
-    let mut buffer = Vec::new();
-    let mut scanned = Vec::with_capacity(found.len());
+    let mut scans = Vec::with_capacity(found.len());
     let last_position = found.len().saturating_sub(1);
-    for (position, (header, path)) in found.into_iter().enumerate() {
-        read_whole_segment(&path, header, &mut buffer)?;
-        let scan = scan_segment(&path, header, &buffer, position == last_position)?;
-        scanned.push((header, path, scan));
-    }
+    crate::segment_reader::for_each_segment(&found, |position, bytes| {
+        let (header, path) = &found[position];
+        scans.push(scan_segment(
+            path,
+            *header,
+            bytes,
+            position == last_position,
+        )?);
+        Ok(())
+    })?;
+    let mut scanned: Vec<_> = found
+        .into_iter()
+        .zip(scans)
+        .map(|((header, path), scan)| (header, path, scan))
+        .collect();
 
     // A last segment with no record at all: its opening write was torn (nothing in it was ever
     // acknowledged); appends go on in the one before it.
@@ -326,36 +335,6 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize
         }
     }
     Ok(filled)
-}
-
-fn read_whole_segment(path: &Path, header: SegmentHeader, buffer: &mut Vec<u8>) -> WalResult<()> {
-    let mut file = File::open(path).map_err(|e| WalError::io("open segment", path, e))?;
-    let length = file
-        .metadata()
-        .map_err(|e| WalError::io("stat segment", path, e))?
-        .len();
-    if length != header.segment_bytes {
-        return Err(corrupt(
-            path,
-            length.min(header.segment_bytes),
-            format!(
-                "segment file is {length} bytes but its header says {}",
-                header.segment_bytes
-            ),
-        ));
-    }
-    buffer.clear();
-    buffer.reserve(length as usize);
-    file.read_to_end(buffer)
-        .map_err(|e| WalError::io("read segment", path, e))?;
-    if buffer.len() as u64 != length {
-        return Err(corrupt(
-            path,
-            buffer.len() as u64,
-            "segment changed size while being read".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn scan_segment(

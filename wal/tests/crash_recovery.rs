@@ -148,7 +148,7 @@ fn check_torn_case(case: TornCase) -> Result<(), TestCaseError> {
             tear_state ^= tear_state << 13;
             tear_state ^= tear_state >> 7;
             tear_state ^= tear_state << 17;
-            tear_state % 2 == 0
+            tear_state.is_multiple_of(2)
         });
 
         let wal = Wal::open(&path, small_options()).await.unwrap();
