@@ -1,1 +1,3 @@
-//! basalt-net: placeholder until its issue lands.
+//! basalt-net: etcd's v3 protobuf types and an HTTP/2 + gRPC server on glommio sockets.
+
+pub mod proto;
