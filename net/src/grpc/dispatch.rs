@@ -1,0 +1,65 @@
+//! Serving one HTTP/2 request as a gRPC call: check it is gRPC, find the handler, run it, and
+//! end the call with trailers whatever the handler did.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+
+use crate::grpc::call::ResponseState;
+use crate::grpc::router::{unimplemented_status, RawCall, Router};
+use crate::grpc::status::Status;
+
+/// Runs one call to its end; never fails (every outcome is sent to the client).
+pub(crate) async fn serve_call(
+    router: &Router,
+    request: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    max_receive_message_bytes: usize,
+) {
+    let (parts, body) = request.into_parts();
+    let response = Rc::new(RefCell::new(ResponseState::new(respond)));
+
+    // gRPC is POST with content-type application/grpc[+proto|;...]; anything else is not a
+    // gRPC call and gets a plain HTTP error, as grpc-go does.
+    let is_grpc = parts.method == http::Method::POST
+        && parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/grpc"));
+    if !is_grpc {
+        let status = if parts.method == http::Method::POST {
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+        } else {
+            http::StatusCode::METHOD_NOT_ALLOWED
+        };
+        response.borrow_mut().end_with_http_status(status);
+        return;
+    }
+    if let Some(encoding) = parts.headers.get("grpc-encoding") {
+        if encoding != "identity" {
+            let status = Status::unimplemented(format!(
+                "grpc: Decompressor is not installed for grpc-encoding {encoding:?}"
+            ));
+            response.borrow_mut().end(Err(status));
+            return;
+        }
+    }
+
+    let path = parts.uri.path();
+    let outcome = match router.route(path) {
+        Some(handler) => {
+            let call = RawCall {
+                body,
+                response: response.clone(),
+                max_receive_message_bytes,
+            };
+            handler(call).await
+        }
+        None => Err(unimplemented_status(router, path)),
+    };
+    response.borrow_mut().end(outcome);
+}
