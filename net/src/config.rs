@@ -1,5 +1,7 @@
 //! The server's limits, with etcd's defaults where etcd has one.
 
+use std::time::Duration;
+
 /// etcd's default `--max-request-bytes` (1.5 MiB).
 pub const ETCD_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
@@ -30,6 +32,8 @@ pub struct ServerConfig {
     pub max_send_buffer_bytes_per_stream: usize,
     /// HTTP/1.1: head plus body bytes of one request.
     pub http1_max_request_bytes: usize,
+    /// Time a new connection has to show its protocol and finish the HTTP/2 handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +50,7 @@ impl Default for ServerConfig {
             max_header_list_bytes: 16 * 1024,
             max_send_buffer_bytes_per_stream: 256 * 1024,
             http1_max_request_bytes: 64 * 1024,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

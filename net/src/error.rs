@@ -18,6 +18,9 @@ pub enum NetError {
     /// A glommio operation (bind, accept) failed.
     #[error("glommio: {0}")]
     Glommio(String),
+    /// The client took too long for a step with a deadline (first bytes, handshake).
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
     /// An HTTP/1.1 request could not be parsed or broke a limit.
     #[error("http/1.1: {0}")]
     Http1(String),

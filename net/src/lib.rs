@@ -12,6 +12,7 @@ pub mod http1;
 pub mod proto;
 pub mod rewind;
 pub mod server;
+pub mod shutdown;
 pub mod sniff;
 
 pub use config::ServerConfig;
@@ -19,3 +20,4 @@ pub use error::NetError;
 pub use grpc::{Code, RequestStream, ResponseSink, Router, Status};
 pub use http1::{Http1Request, Http1Response};
 pub use server::{bind, Server};
+pub use shutdown::ShutdownSignal;

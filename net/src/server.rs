@@ -7,7 +7,9 @@
 //! every call on it runs as a `spawn_local` task there.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use crate::grpc::dispatch::serve_call;
 use crate::grpc::Router;
 use crate::http1::{serve_http1, Http1Handler, Http1Request, Http1Response};
 use crate::rewind::Rewind;
+use crate::shutdown::ShutdownSignal;
 use crate::sniff::{sniff, Protocol, HTTP2_PREFACE};
 
 /// How long the accept loop backs off after a failed accept (e.g. out of file descriptors),
@@ -33,6 +36,7 @@ pub struct Server {
     http1_handler: Box<Http1Handler>,
     config: ServerConfig,
     connections_open: Rc<Cell<usize>>,
+    shutdown: ShutdownSignal,
 }
 
 /// Counts one open connection for as long as it lives (also when its task is dropped).
@@ -66,6 +70,7 @@ impl Server {
             http1_handler: Box::new(|_: &Http1Request| Http1Response::not_found()),
             config,
             connections_open: Rc::new(Cell::new(0)),
+            shutdown: ShutdownSignal::new(),
         }
     }
 
@@ -83,11 +88,27 @@ impl Server {
         self.connections_open.get()
     }
 
-    /// Accepts and serves connections forever (until the executor stops or the future is
-    /// dropped). Each connection is its own task on this executor.
+    /// The signal that stops this server: raise it to stop accepting and to make every
+    /// HTTP/2 connection send GOAWAY and drain its calls.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shutdown.clone()
+    }
+
+    /// Accepts and serves connections until the shutdown signal is raised; each connection is
+    /// its own task on this executor and drains after this returns (see `connections_open`).
     pub async fn serve(self: Rc<Self>, listener: TcpListener) -> Result<(), NetError> {
+        let mut shutdown = pin!(self.shutdown.raised());
         loop {
-            let stream = match listener.accept().await {
+            let accepted =
+                futures_lite::future::or(async { Some(listener.accept().await) }, async {
+                    shutdown.as_mut().await;
+                    None
+                })
+                .await;
+            let Some(accepted) = accepted else {
+                return Ok(());
+            };
+            let stream = match accepted {
                 Ok(stream) => stream,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed; backing off");
@@ -120,18 +141,14 @@ impl Server {
     pub async fn serve_connection(self: Rc<Self>, mut stream: TcpStream) -> Result<(), NetError> {
         // gRPC is request/response with small frames: Nagle would add up to 40 ms per reply.
         stream.set_nodelay(true)?;
-        let mut first_bytes = Vec::with_capacity(HTTP2_PREFACE.len());
-        let protocol = loop {
-            if let Some(protocol) = sniff(&first_bytes) {
-                break protocol;
-            }
-            let mut chunk = [0u8; HTTP2_PREFACE.len()];
-            let wanted_bytes = HTTP2_PREFACE.len() - first_bytes.len();
-            let read_bytes = stream.read(&mut chunk[..wanted_bytes]).await?;
-            if read_bytes == 0 {
-                return Ok(()); // closed before saying anything
-            }
-            first_bytes.extend_from_slice(&chunk[..read_bytes]);
+        // A client that connects and says nothing holds a connection slot: bound that time.
+        let sniffed = within(self.config.handshake_timeout, sniff_protocol(&mut stream)).await;
+        let (protocol, first_bytes) = match sniffed {
+            Some(result) => result?,
+            None => return Err(NetError::Timeout("waiting for the first bytes")),
+        };
+        let Some(protocol) = protocol else {
+            return Ok(()); // closed before saying anything
         };
         let stream = Rewind::new(first_bytes, stream);
         match protocol {
@@ -149,18 +166,43 @@ impl Server {
 
     async fn serve_http2(self: Rc<Self>, stream: Rewind<TcpStream>) -> Result<(), NetError> {
         let config = &self.config;
-        let mut connection = h2::server::Builder::new()
+        let connection = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams_per_connection)
             .initial_window_size(config.stream_window_bytes)
             .initial_connection_window_size(config.connection_window_bytes)
             .max_frame_size(config.max_frame_bytes)
             .max_header_list_size(config.max_header_list_bytes)
             .max_send_buffer_size(config.max_send_buffer_bytes_per_stream)
-            .handshake::<_, bytes::Bytes>(stream.compat())
-            .await?;
+            .handshake::<_, bytes::Bytes>(stream.compat());
+        let mut connection = match within(config.handshake_timeout, connection).await {
+            Some(connection) => connection?,
+            None => return Err(NetError::Timeout("the HTTP/2 handshake")),
+        };
+        let mut shutdown = pin!(self.shutdown.raised());
+        let mut draining = false;
         // Polling accept() is also what drives the connection's I/O for every call on it:
         // call tasks only queue frames, this loop reads and writes them.
-        while let Some(next) = connection.accept().await {
+        loop {
+            let next = if draining {
+                connection.accept().await
+            } else {
+                let next =
+                    futures_lite::future::or(async { Some(connection.accept().await) }, async {
+                        shutdown.as_mut().await;
+                        None
+                    })
+                    .await;
+                match next {
+                    Some(next) => next,
+                    None => {
+                        // GOAWAY: no new calls; the ones in flight finish, then accept() ends.
+                        connection.graceful_shutdown();
+                        draining = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(next) = next else { break };
             let (request, respond) = next?;
             let server = self.clone();
             glommio::spawn_local(async move {
@@ -176,4 +218,31 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Reads until the first bytes tell the protocol: (protocol, bytes read), or no protocol if
+/// the client closed first.
+async fn sniff_protocol(stream: &mut TcpStream) -> Result<(Option<Protocol>, Vec<u8>), NetError> {
+    let mut first_bytes = Vec::with_capacity(HTTP2_PREFACE.len());
+    loop {
+        if let Some(protocol) = sniff(&first_bytes) {
+            return Ok((Some(protocol), first_bytes));
+        }
+        let mut chunk = [0u8; HTTP2_PREFACE.len()];
+        let wanted_bytes = HTTP2_PREFACE.len() - first_bytes.len();
+        let read_bytes = stream.read(&mut chunk[..wanted_bytes]).await?;
+        if read_bytes == 0 {
+            return Ok((None, first_bytes));
+        }
+        first_bytes.extend_from_slice(&chunk[..read_bytes]);
+    }
+}
+
+/// `future`'s output, or `None` if it takes longer than `limit`.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        glommio::timer::sleep(limit).await;
+        None
+    })
+    .await
 }

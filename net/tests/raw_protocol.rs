@@ -255,3 +255,78 @@ async fn http1_health_and_version_share_the_grpc_port() {
     assert!(health_at < version_at);
     assert!(output.starts_with("HTTP/1.1 200 OK\r\n"), "{output}");
 }
+
+#[tokio::test]
+async fn grpc_timeout_ends_a_slow_call_with_deadline_exceeded() {
+    let server = support::start_demo_server(ServerConfig::default());
+    let sender = connect(&server).await;
+    let request = http::Request::post("http://localhost/etcdserverpb.Maintenance/Status")
+        .header("content-type", GRPC)
+        .header("grpc-timeout", "50m")
+        .body(())
+        .unwrap();
+    let mut ready = sender.clone().ready().await.unwrap();
+    let (response, mut request_body) = ready.send_request(request, false).unwrap();
+    request_body
+        .send_data(Bytes::from(framed(0, &[])), true)
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("the server ends the call at its deadline")
+        .unwrap();
+    let (code, message) = Status::from_headers(response.headers()).unwrap();
+    assert_eq!(code, Code::DeadlineExceeded);
+    assert_eq!(message, "context deadline exceeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn shutdown_stops_accepting_and_drains_open_calls() {
+    let server = support::start_demo_server(ServerConfig::default());
+    let sender = connect(&server).await;
+
+    // A watch stream is open when the shutdown comes.
+    let request = http::Request::post("http://localhost/etcdserverpb.Watch/Watch")
+        .header("content-type", GRPC)
+        .body(())
+        .unwrap();
+    let mut ready = sender.clone().ready().await.unwrap();
+    let (response, mut watch_requests) = ready.send_request(request, false).unwrap();
+    let create = basalt_net::proto::etcdserverpb::WatchRequest {
+        request_union: Some(
+            basalt_net::proto::etcdserverpb::watch_request::RequestUnion::CreateRequest(
+                basalt_net::proto::etcdserverpb::WatchCreateRequest {
+                    key: b"a".to_vec(),
+                    ..Default::default()
+                },
+            ),
+        ),
+    };
+    watch_requests
+        .send_data(Bytes::from(framed(0, &create.encode_to_vec())), false)
+        .unwrap();
+    let mut watch_responses = response.await.unwrap().into_body();
+    watch_responses.data().await.unwrap().unwrap();
+
+    server.counters.stop_requested.store(true, Ordering::SeqCst);
+    support::wait_until(Duration::from_secs(10), "the listener to close", || {
+        std::net::TcpStream::connect(server.address).is_err()
+    });
+
+    // The open call still works after the GOAWAY; the connection ends when it does.
+    watch_requests
+        .send_data(Bytes::from(framed(0, &create.encode_to_vec())), true)
+        .unwrap();
+    let mut received = Vec::new();
+    while let Some(chunk) = watch_responses.data().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(
+        !received.is_empty(),
+        "responses to the second create arrive"
+    );
+    let trailers = watch_responses.trailers().await.unwrap().unwrap();
+    assert_eq!(Status::from_headers(&trailers).unwrap().0, Code::Ok);
+    support::wait_until(Duration::from_secs(10), "every connection to end", || {
+        server.counters.drained.load(Ordering::SeqCst)
+    });
+}

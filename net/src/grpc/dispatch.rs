@@ -10,7 +10,8 @@ use h2::RecvStream;
 
 use crate::grpc::call::ResponseState;
 use crate::grpc::router::{unimplemented_status, RawCall, Router};
-use crate::grpc::status::Status;
+use crate::grpc::status::{Code, Status};
+use crate::grpc::timeout::parse_grpc_timeout;
 
 /// Runs one call to its end; never fails (every outcome is sent to the client).
 pub(crate) async fn serve_call(
@@ -49,6 +50,11 @@ pub(crate) async fn serve_call(
         }
     }
 
+    let deadline = parts
+        .headers
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_grpc_timeout);
     let path = parts.uri.path();
     let outcome = match router.route(path) {
         Some(handler) => {
@@ -57,7 +63,21 @@ pub(crate) async fn serve_call(
                 response: response.clone(),
                 max_receive_message_bytes,
             };
-            handler(call).await
+            let handled = handler(call);
+            match deadline {
+                // Past the client's deadline nobody waits for the answer: drop the handler.
+                Some(deadline) => {
+                    futures_lite::future::or(handled, async move {
+                        glommio::timer::sleep(deadline).await;
+                        Err(Status::new(
+                            Code::DeadlineExceeded,
+                            "context deadline exceeded",
+                        ))
+                    })
+                    .await
+                }
+                None => handled.await,
+            }
         }
         None => Err(unimplemented_status(router, path)),
     };

@@ -5,6 +5,7 @@ pub(crate) mod dispatch;
 pub mod frame;
 pub mod router;
 pub mod status;
+pub mod timeout;
 
 pub use call::{RequestStream, ResponseSink};
 pub use router::Router;

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,10 @@ pub struct Counters {
     pub snapshot_chunks_sent: AtomicUsize,
     /// Snapshot handlers that returned (finished or failed).
     pub snapshot_calls_ended: AtomicUsize,
+    /// Set by a test to raise the server's shutdown signal.
+    pub stop_requested: AtomicBool,
+    /// Set by the server once it stopped accepting and every connection has ended.
+    pub drained: AtomicBool,
 }
 
 /// A running demo server.
@@ -161,6 +165,16 @@ fn demo_router(counters: Arc<Counters>) -> Router {
         },
     );
 
+    // Never answers: for deadline tests.
+    router.unary(
+        "/etcdserverpb.Maintenance/Status",
+        |_: basalt_net::proto::etcdserverpb::StatusRequest| async {
+            std::future::pending::<Result<basalt_net::proto::etcdserverpb::StatusResponse, Status>>(
+            )
+            .await
+        },
+    );
+
     router.server_streaming(
         "/etcdserverpb.Maintenance/Snapshot",
         move |_: SnapshotRequest, mut responses: basalt_net::ResponseSink<SnapshotResponse>| {
@@ -194,6 +208,7 @@ pub fn start_demo_server(config: ServerConfig) -> DemoServer {
     let counters = Arc::new(Counters::default());
     let (address_sender, address_receiver) = mpsc::channel();
     let server_counters = counters.clone();
+    let server_counters_for_stop = counters.clone();
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("net-test-server")
         .spawn(move || async move {
@@ -209,7 +224,24 @@ pub fn start_demo_server(config: ServerConfig) -> DemoServer {
                         _ => Http1Response::not_found(),
                     },
                 );
-            Rc::new(server).serve(listener).await.unwrap();
+            let server = Rc::new(server);
+            // The test thread cannot touch this executor's `Rc` signal: it sets a flag instead.
+            let signal = server.shutdown_signal();
+            let flags = server_counters_for_stop.clone();
+            glommio::spawn_local(async move {
+                while !flags.stop_requested.load(Ordering::SeqCst) {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                signal.raise();
+            })
+            .detach();
+            server.clone().serve(listener).await.unwrap();
+            while server.connections_open() > 0 {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            server_counters_for_stop
+                .drained
+                .store(true, Ordering::SeqCst);
         })
         .expect("start glommio executor");
     let address = address_receiver
