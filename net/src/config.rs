@@ -36,6 +36,16 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
 }
 
+impl ServerConfig {
+    /// Defaults, with the gRPC receive limit set as etcd sets it for `--max-request-bytes`.
+    pub fn for_max_request_bytes(max_request_bytes: usize) -> ServerConfig {
+        ServerConfig {
+            max_receive_message_bytes: max_request_bytes + GRPC_OVERHEAD_BYTES,
+            ..ServerConfig::default()
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {

@@ -3,6 +3,44 @@
 //! The server binary builds, on each executor, a [`Router`] of etcd methods, wraps it in a
 //! [`Server`] with an HTTP/1.1 callback for `/health` and `/version`, binds a listener with
 //! [`bind`] (SO_REUSEPORT: same address on every executor) and awaits [`Server::serve`].
+//!
+//! ```no_run
+//! use std::rc::Rc;
+//! use basalt_net::proto::etcdserverpb::{PutRequest, PutResponse, WatchRequest, WatchResponse};
+//! use basalt_net::{etcd_http, Http1Response, RequestStream, ResponseSink, Router, Server,
+//!                  ServerConfig, Status};
+//!
+//! // On each executor (inside its LocalExecutor future):
+//! async fn serve_this_core() -> Result<(), basalt_net::NetError> {
+//!     let mut router = Router::new();
+//!     router.unary("/etcdserverpb.KV/Put", |request: PutRequest| async move {
+//!         if request.key.is_empty() {
+//!             return Err(Status::invalid_argument("etcdserver: key is not provided"));
+//!         }
+//!         Ok(PutResponse::default())
+//!     });
+//!     router.streaming(
+//!         "/etcdserverpb.Watch/Watch",
+//!         |mut requests: RequestStream<WatchRequest>,
+//!          mut responses: ResponseSink<WatchResponse>| async move {
+//!             while let Some(_request) = requests.message().await? {
+//!                 responses.send(&WatchResponse::default()).await?;
+//!             }
+//!             Ok(())
+//!         },
+//!     );
+//!     let server = Server::new(router, ServerConfig::for_max_request_bytes(1536 * 1024))
+//!         .with_http1(|request| match request.path() {
+//!             "/health" => Http1Response::json(etcd_http::health_body(true, "")),
+//!             "/version" => Http1Response::json(etcd_http::version_body("3.5.17", "3.5.0")),
+//!             _ => Http1Response::not_found(),
+//!         });
+//!     let listener = basalt_net::bind("127.0.0.1:2379".parse().unwrap())?;
+//!     let server = Rc::new(server);
+//!     let _stop = server.shutdown_signal(); // raise() on SIGTERM
+//!     server.serve(listener).await
+//! }
+//! ```
 
 pub mod config;
 pub mod error;

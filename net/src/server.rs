@@ -208,6 +208,7 @@ impl Server {
             glommio::spawn_local(async move {
                 serve_call(
                     &server.router,
+                    &*server.http1_handler,
                     request,
                     respond,
                     server.config.max_receive_message_bytes,

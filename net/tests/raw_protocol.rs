@@ -330,3 +330,26 @@ async fn shutdown_stops_accepting_and_drains_open_calls() {
         server.counters.drained.load(Ordering::SeqCst)
     });
 }
+
+#[tokio::test]
+async fn plain_get_over_http2_reaches_the_http_callback() {
+    // What `curl --http2-prior-knowledge http://host:2379/health` sends.
+    let server = support::start_demo_server(ServerConfig::default());
+    let sender = connect(&server).await;
+    let request = http::Request::get("http://localhost/version")
+        .body(())
+        .unwrap();
+    let mut ready = sender.ready().await.unwrap();
+    let (response, _) = ready.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while let Some(chunk) = body.data().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(
+        received,
+        br#"{"etcdserver":"3.5.17","etcdcluster":"3.5.0"}"#
+    );
+}

@@ -12,15 +12,22 @@ use crate::grpc::call::ResponseState;
 use crate::grpc::router::{unimplemented_status, RawCall, Router};
 use crate::grpc::status::{Code, Status};
 use crate::grpc::timeout::parse_grpc_timeout;
+use crate::http1::{Http1Handler, Http1Request};
 
-/// Runs one call to its end; never fails (every outcome is sent to the client).
+/// Runs one call to its end; never fails (every outcome is sent to the client). Plain GETs
+/// over HTTP/2 (`curl --http2-prior-knowledge .../health`) go to the HTTP/1.1 callback.
 pub(crate) async fn serve_call(
     router: &Router,
+    http_handler: &Http1Handler,
     request: http::Request<RecvStream>,
-    respond: SendResponse<Bytes>,
+    mut respond: SendResponse<Bytes>,
     max_receive_message_bytes: usize,
 ) {
     let (parts, body) = request.into_parts();
+    if parts.method == http::Method::GET {
+        serve_plain_get(http_handler, &parts, &mut respond);
+        return;
+    }
     let response = Rc::new(RefCell::new(ResponseState::new(respond)));
 
     // gRPC is POST with content-type application/grpc[+proto|;...]; anything else is not a
@@ -82,4 +89,34 @@ pub(crate) async fn serve_call(
         None => Err(unimplemented_status(router, path)),
     };
     response.borrow_mut().end(outcome);
+}
+
+/// Answers a plain GET over HTTP/2 with the HTTP/1.1 callback's response.
+fn serve_plain_get(
+    http_handler: &Http1Handler,
+    parts: &http::request::Parts,
+    respond: &mut SendResponse<Bytes>,
+) {
+    let request = Http1Request {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |target| target.to_string()),
+    };
+    let answer = http_handler(&request);
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(answer.status)
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(answer.content_type),
+    );
+    // Failures mean the client is gone.
+    if let Ok(mut body) = respond.send_response(response, answer.body.is_empty()) {
+        if !answer.body.is_empty() {
+            // Bodies here are a few bytes of JSON, far below any window: no capacity wait.
+            let _ = body.send_data(Bytes::from(answer.body), true);
+        }
+    }
 }
