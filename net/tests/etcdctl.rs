@@ -4,8 +4,11 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use basalt_net::ServerConfig;
 
@@ -69,4 +72,68 @@ fn etcdctl_put_get_prefix_and_json() {
         stderr.contains("unknown method DeleteRange for service etcdserverpb.KV"),
         "{stderr}"
     );
+}
+
+#[test]
+fn etcdctl_sees_the_size_limit_and_a_bidi_watch() {
+    // etcdctl refuses to send over 2 MiB itself, so lower our limit below that: 512 KiB +
+    // gRPC overhead (512 KiB) = 1 MiB.
+    let server = support::start_demo_server(ServerConfig::for_max_request_bytes(512 * 1024));
+    let endpoint = server.address.to_string();
+
+    // 1.5 MiB value on stdin (too long for argv): grpc-go reports our RESOURCE_EXHAUSTED.
+    let mut put = Command::new(etcdctl_path())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(["put", "huge"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl");
+    put.stdin
+        .take()
+        .unwrap()
+        .write_all(&vec![b'v'; 1536 * 1024])
+        .unwrap();
+    let output = put.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("code = ResourceExhausted"), "{stderr}");
+    assert!(
+        stderr.contains("grpc: received message larger than max (1572874 vs. 1048576)"),
+        "{stderr}"
+    );
+
+    // `etcdctl watch` runs until killed: read its first event from a thread, bounded in time.
+    let mut watch = Command::new(etcdctl_path())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(["watch", "watched"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run etcdctl");
+    let stdout = watch.stdout.take().unwrap();
+    let (lines_sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_sender.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    while printed.len() < 3 {
+        match lines.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => printed.push(line),
+            Err(error) => {
+                let _ = watch.kill();
+                panic!("etcdctl watch printed {printed:?}, then {error}");
+            }
+        }
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert_eq!(printed, ["PUT", "watched", "echo"]);
 }
