@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use basalt_net::proto::etcdserverpb::{RangeRequest, RangeResponse};
-use basalt_net::{Router, Server, ServerConfig};
+use basalt_net::{Metadata, Router, Server, ServerConfig};
 
 fn start_server() -> std::net::SocketAddr {
     let (address_sender, address_receiver) = mpsc::channel();
@@ -18,9 +18,10 @@ fn start_server() -> std::net::SocketAddr {
         .name("net-load-server")
         .spawn(move || async move {
             let mut router = Router::new();
-            router.unary("/etcdserverpb.KV/Range", |_: RangeRequest| async {
-                Ok(RangeResponse::default())
-            });
+            router.unary(
+                "/etcdserverpb.KV/Range",
+                |_: Metadata, _: RangeRequest| async { Ok(RangeResponse::default()) },
+            );
             let listener = basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
             address_sender.send(listener.local_addr().unwrap()).unwrap();
             Rc::new(Server::new(router, ServerConfig::default()))

@@ -7,13 +7,13 @@
 //! ```no_run
 //! use std::rc::Rc;
 //! use basalt_net::proto::etcdserverpb::{PutRequest, PutResponse, WatchRequest, WatchResponse};
-//! use basalt_net::{etcd_http, Http1Response, RequestStream, ResponseSink, Router, Server,
-//!                  ServerConfig, Status};
+//! use basalt_net::{etcd_http, Http1Response, Metadata, RequestStream, ResponseSink, Router,
+//!                  Server, ServerConfig, Status};
 //!
 //! // On each executor (inside its LocalExecutor future):
 //! async fn serve_this_core() -> Result<(), basalt_net::NetError> {
 //!     let mut router = Router::new();
-//!     router.unary("/etcdserverpb.KV/Put", |request: PutRequest| async move {
+//!     router.unary("/etcdserverpb.KV/Put", |_metadata, request: PutRequest| async move {
 //!         if request.key.is_empty() {
 //!             return Err(Status::invalid_argument("etcdserver: key is not provided"));
 //!         }
@@ -21,8 +21,10 @@
 //!     });
 //!     router.streaming(
 //!         "/etcdserverpb.Watch/Watch",
-//!         |mut requests: RequestStream<WatchRequest>,
+//!         |metadata: Metadata,
+//!          mut requests: RequestStream<WatchRequest>,
 //!          mut responses: ResponseSink<WatchResponse>| async move {
+//!             let _require_leader = metadata.get("hasleader") == Some("true");
 //!             while let Some(_request) = requests.message().await? {
 //!                 responses.send(&WatchResponse::default()).await?;
 //!             }
@@ -55,7 +57,7 @@ pub mod sniff;
 
 pub use config::ServerConfig;
 pub use error::NetError;
-pub use grpc::{Code, RequestStream, ResponseSink, Router, Status};
+pub use grpc::{Code, Metadata, RequestStream, ResponseSink, Router, Status};
 pub use http1::{Http1Request, Http1Response};
 pub use server::{bind, Server};
 pub use shutdown::ShutdownSignal;

@@ -98,6 +98,7 @@ impl Server {
     /// its own task on this executor and drains after this returns (see `connections_open`).
     pub async fn serve(self: Rc<Self>, listener: TcpListener) -> Result<(), NetError> {
         let mut shutdown = pin!(self.shutdown.raised());
+        let mut limit_reached = false;
         loop {
             let accepted =
                 futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -117,13 +118,19 @@ impl Server {
                 }
             };
             if self.connections_open.get() >= self.config.max_connections_per_executor {
-                tracing::warn!(
-                    limit = self.config.max_connections_per_executor,
-                    "connection limit reached; closing new connection"
-                );
+                // Once per episode, not once per refused connection: a flood must not
+                // become a log flood.
+                if !limit_reached {
+                    tracing::warn!(
+                        limit = self.config.max_connections_per_executor,
+                        "connection limit reached; closing new connections until below it"
+                    );
+                }
+                limit_reached = true;
                 drop(stream);
                 continue;
             }
+            limit_reached = false;
             let server = self.clone();
             let open = ConnectionCount::enter(&self);
             glommio::spawn_local(async move {

@@ -353,3 +353,40 @@ async fn plain_get_over_http2_reaches_the_http_callback() {
         br#"{"etcdserver":"3.5.17","etcdcluster":"3.5.0"}"#
     );
 }
+
+#[tokio::test]
+async fn request_metadata_reaches_the_handler() {
+    let server = support::start_demo_server(ServerConfig::default());
+    let sender = connect(&server).await;
+    let request = http::Request::post("http://localhost/etcdserverpb.Watch/Watch")
+        .header("content-type", GRPC)
+        .header("x-echo", "from-metadata")
+        .body(())
+        .unwrap();
+    let mut ready = sender.ready().await.unwrap();
+    let (response, mut watch_requests) = ready.send_request(request, false).unwrap();
+    let create = basalt_net::proto::etcdserverpb::WatchRequest {
+        request_union: Some(
+            basalt_net::proto::etcdserverpb::watch_request::RequestUnion::CreateRequest(
+                Default::default(),
+            ),
+        ),
+    };
+    watch_requests
+        .send_data(Bytes::from(framed(0, &create.encode_to_vec())), true)
+        .unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut received = Vec::new();
+    while let Some(chunk) = body.data().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    // Two framed responses: "created", then the event carrying the header's value.
+    let mut decoder = basalt_net::grpc::frame::FrameDecoder::new(1 << 20);
+    decoder.push(&received);
+    decoder.next_message().unwrap().unwrap();
+    let event = basalt_net::proto::etcdserverpb::WatchResponse::decode(
+        decoder.next_message().unwrap().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(event.events[0].kv.as_ref().unwrap().value, b"from-metadata");
+}

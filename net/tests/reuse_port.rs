@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use basalt_net::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
-use basalt_net::{Router, Server, ServerConfig};
+use basalt_net::{Metadata, Router, Server, ServerConfig};
 
 fn start_executor(member_id: u64, port: u16, bound: mpsc::Sender<u16>) {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -19,7 +19,7 @@ fn start_executor(member_id: u64, port: u16, bound: mpsc::Sender<u16>) {
             let mut router = Router::new();
             router.unary(
                 "/etcdserverpb.KV/Range",
-                move |_: RangeRequest| async move {
+                move |_: Metadata, _: RangeRequest| async move {
                     Ok(RangeResponse {
                         header: Some(ResponseHeader {
                             member_id,

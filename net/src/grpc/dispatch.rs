@@ -9,6 +9,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 
 use crate::grpc::call::ResponseState;
+use crate::grpc::metadata::Metadata;
 use crate::grpc::router::{unimplemented_status, RawCall, Router};
 use crate::grpc::status::{Code, Status};
 use crate::grpc::timeout::parse_grpc_timeout;
@@ -66,6 +67,7 @@ pub(crate) async fn serve_call(
     let outcome = match router.route(path) {
         Some(handler) => {
             let call = RawCall {
+                metadata: Metadata::new(parts.headers),
                 body,
                 response: response.clone(),
                 max_receive_message_bytes,

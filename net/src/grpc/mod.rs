@@ -3,10 +3,12 @@
 pub mod call;
 pub(crate) mod dispatch;
 pub mod frame;
+pub mod metadata;
 pub mod router;
 pub mod status;
 pub mod timeout;
 
 pub use call::{RequestStream, ResponseSink};
+pub use metadata::Metadata;
 pub use router::Router;
 pub use status::{Code, Status};

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use h2::RecvStream;
 
 use crate::grpc::call::{RequestStream, ResponseSink, ResponseState};
+use crate::grpc::metadata::Metadata;
 use crate::grpc::status::Status;
 
 /// A boxed, `!Send` future ending a call.
@@ -19,6 +20,7 @@ pub type LocalCallFuture = Pin<Box<dyn Future<Output = Result<(), Status>>>>;
 
 /// What the framework hands a handler adapter: the raw request body and response state.
 pub(crate) struct RawCall {
+    pub(crate) metadata: Metadata,
     pub(crate) body: RecvStream,
     pub(crate) response: Rc<RefCell<ResponseState>>,
     pub(crate) max_receive_message_bytes: usize,
@@ -43,7 +45,7 @@ impl Router {
     where
         Req: prost::Message + Default + 'static,
         Resp: prost::Message + 'static,
-        F: Fn(Req) -> Fut + 'static,
+        F: Fn(Metadata, Req) -> Fut + 'static,
         Fut: Future<Output = Result<Resp, Status>> + 'static,
     {
         let handler = Rc::new(handler);
@@ -53,7 +55,7 @@ impl Router {
                 let mut requests =
                     RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
                 let request = requests.single().await?;
-                let response = handler(request).await?;
+                let response = handler(call.metadata, request).await?;
                 ResponseSink::<Resp>::new(call.response)
                     .send(&response)
                     .await
@@ -66,7 +68,7 @@ impl Router {
     where
         Req: prost::Message + Default + 'static,
         Resp: prost::Message + 'static,
-        F: Fn(Req, ResponseSink<Resp>) -> Fut + 'static,
+        F: Fn(Metadata, Req, ResponseSink<Resp>) -> Fut + 'static,
         Fut: Future<Output = Result<(), Status>> + 'static,
     {
         let handler = Rc::new(handler);
@@ -76,7 +78,7 @@ impl Router {
                 let mut requests =
                     RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
                 let request = requests.single().await?;
-                handler(request, ResponseSink::new(call.response)).await
+                handler(call.metadata, request, ResponseSink::new(call.response)).await
             })
         })
     }
@@ -86,13 +88,17 @@ impl Router {
     where
         Req: prost::Message + Default + 'static,
         Resp: prost::Message + 'static,
-        F: Fn(RequestStream<Req>, ResponseSink<Resp>) -> Fut + 'static,
+        F: Fn(Metadata, RequestStream<Req>, ResponseSink<Resp>) -> Fut + 'static,
         Fut: Future<Output = Result<(), Status>> + 'static,
     {
         let handler = Rc::new(handler);
         self.insert(path, move |call: RawCall| {
             let requests = RequestStream::new(call.body, call.max_receive_message_bytes);
-            Box::pin(handler(requests, ResponseSink::new(call.response)))
+            Box::pin(handler(
+                call.metadata,
+                requests,
+                ResponseSink::new(call.response),
+            ))
         })
     }
 

@@ -17,7 +17,7 @@ use basalt_net::proto::etcdserverpb::{
     SnapshotRequest, SnapshotResponse, WatchRequest, WatchResponse,
 };
 use basalt_net::proto::mvccpb::{Event, KeyValue};
-use basalt_net::{etcd_http, Http1Response, Router, Server, ServerConfig, Status};
+use basalt_net::{etcd_http, Http1Response, Metadata, Router, Server, ServerConfig, Status};
 
 /// Bytes per demo snapshot chunk, and chunks per snapshot (4 MiB in all: far more than any
 /// window or send buffer, so a client that does not read must hold the sender back).
@@ -63,60 +63,72 @@ fn demo_router(counters: Arc<Counters>) -> Router {
     let mut router = Router::new();
 
     let store = kv.clone();
-    router.unary("/etcdserverpb.KV/Put", move |request: PutRequest| {
-        let store = store.clone();
-        async move {
-            if request.key.is_empty() {
-                return Err(Status::invalid_argument("etcdserver: key is not provided"));
+    router.unary(
+        "/etcdserverpb.KV/Put",
+        move |_: Metadata, request: PutRequest| {
+            let store = store.clone();
+            async move {
+                if request.key.is_empty() {
+                    return Err(Status::invalid_argument("etcdserver: key is not provided"));
+                }
+                let mut kv = store.borrow_mut();
+                kv.revision += 1;
+                let revision = kv.revision;
+                let previous = kv.keys.get(&request.key).cloned();
+                let entry = KeyValue {
+                    key: request.key.clone(),
+                    create_revision: previous.as_ref().map_or(revision, |kv| kv.create_revision),
+                    mod_revision: revision,
+                    version: previous.as_ref().map_or(1, |kv| kv.version + 1),
+                    value: request.value,
+                    lease: request.lease,
+                };
+                kv.keys.insert(request.key, entry);
+                Ok(PutResponse {
+                    header: header(revision),
+                    prev_kv: if request.prev_kv { previous } else { None },
+                })
             }
-            let mut kv = store.borrow_mut();
-            kv.revision += 1;
-            let revision = kv.revision;
-            let previous = kv.keys.get(&request.key).cloned();
-            let entry = KeyValue {
-                key: request.key.clone(),
-                create_revision: previous.as_ref().map_or(revision, |kv| kv.create_revision),
-                mod_revision: revision,
-                version: previous.as_ref().map_or(1, |kv| kv.version + 1),
-                value: request.value,
-                lease: request.lease,
-            };
-            kv.keys.insert(request.key, entry);
-            Ok(PutResponse {
-                header: header(revision),
-                prev_kv: if request.prev_kv { previous } else { None },
-            })
-        }
-    });
+        },
+    );
 
     let store = kv.clone();
-    router.unary("/etcdserverpb.KV/Range", move |request: RangeRequest| {
-        let store = store.clone();
-        async move {
-            let kv = store.borrow();
-            let kvs: Vec<KeyValue> = if request.range_end.is_empty() {
-                kv.keys.get(&request.key).cloned().into_iter().collect()
-            } else {
-                kv.keys
-                    .range(request.key.clone()..)
-                    .take_while(|(key, _)| request.range_end == [0] || **key < request.range_end)
-                    .map(|(_, value)| value.clone())
-                    .collect()
-            };
-            Ok(RangeResponse {
-                header: header(kv.revision),
-                count: kvs.len() as i64,
-                kvs: if request.count_only { Vec::new() } else { kvs },
-                more: false,
-            })
-        }
-    });
+    router.unary(
+        "/etcdserverpb.KV/Range",
+        move |_: Metadata, request: RangeRequest| {
+            let store = store.clone();
+            async move {
+                let kv = store.borrow();
+                let kvs: Vec<KeyValue> = if request.range_end.is_empty() {
+                    kv.keys.get(&request.key).cloned().into_iter().collect()
+                } else {
+                    kv.keys
+                        .range(request.key.clone()..)
+                        .take_while(|(key, _)| {
+                            request.range_end == [0] || **key < request.range_end
+                        })
+                        .map(|(_, value)| value.clone())
+                        .collect()
+                };
+                Ok(RangeResponse {
+                    header: header(kv.revision),
+                    count: kvs.len() as i64,
+                    kvs: if request.count_only { Vec::new() } else { kvs },
+                    more: false,
+                })
+            }
+        },
+    );
 
     // Echo watch: each create gets a "created" response, then one PUT event for its own key.
     router.streaming(
         "/etcdserverpb.Watch/Watch",
-        |mut requests: basalt_net::RequestStream<WatchRequest>,
+        |metadata: Metadata,
+         mut requests: basalt_net::RequestStream<WatchRequest>,
          mut responses: basalt_net::ResponseSink<WatchResponse>| async move {
+            // The event's value is the call's `x-echo` header when sent, to prove metadata
+            // reaches handlers.
+            let echo = metadata.get("x-echo").unwrap_or("echo").as_bytes().to_vec();
             let mut next_watch_id = 0;
             while let Some(request) = requests.message().await? {
                 match request.request_union {
@@ -139,7 +151,7 @@ fn demo_router(counters: Arc<Counters>) -> Router {
                                     r#type: 0,
                                     kv: Some(KeyValue {
                                         key: create.key,
-                                        value: b"echo".to_vec(),
+                                        value: echo.clone(),
                                         ..Default::default()
                                     }),
                                     prev_kv: None,
@@ -168,7 +180,7 @@ fn demo_router(counters: Arc<Counters>) -> Router {
     // Never answers: for deadline tests.
     router.unary(
         "/etcdserverpb.Maintenance/Status",
-        |_: basalt_net::proto::etcdserverpb::StatusRequest| async {
+        |_: Metadata, _: basalt_net::proto::etcdserverpb::StatusRequest| async {
             std::future::pending::<Result<basalt_net::proto::etcdserverpb::StatusResponse, Status>>(
             )
             .await
@@ -177,7 +189,9 @@ fn demo_router(counters: Arc<Counters>) -> Router {
 
     router.server_streaming(
         "/etcdserverpb.Maintenance/Snapshot",
-        move |_: SnapshotRequest, mut responses: basalt_net::ResponseSink<SnapshotResponse>| {
+        move |_: Metadata,
+              _: SnapshotRequest,
+              mut responses: basalt_net::ResponseSink<SnapshotResponse>| {
             let counters = counters.clone();
             async move {
                 let outcome = async {
