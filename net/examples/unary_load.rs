@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 use basalt_net::proto::etcdserverpb::{RangeRequest, RangeResponse};
 use basalt_net::{Metadata, Router, Server, ServerConfig};
 
-fn start_server() -> std::net::SocketAddr {
+/// Nanoseconds the thread `tid` of this process has spent on a CPU (from schedstat).
+fn thread_cpu_ns(tid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap();
+    stat.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Starts the server; returns its address and its executor thread's id.
+fn start_server() -> (std::net::SocketAddr, String) {
     let (address_sender, address_receiver) = mpsc::channel();
     glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(0))
         .name("net-load-server")
@@ -23,7 +30,12 @@ fn start_server() -> std::net::SocketAddr {
                 |_: Metadata, _: RangeRequest| async { Ok(RangeResponse::default()) },
             );
             let listener = basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            address_sender.send(listener.local_addr().unwrap()).unwrap();
+            // "/proc/thread-self" links to "<pid>/task/<tid>".
+            let thread = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid = thread.file_name().unwrap().to_string_lossy().into_owned();
+            address_sender
+                .send((listener.local_addr().unwrap(), tid))
+                .unwrap();
             Rc::new(Server::new(router, ServerConfig::default()))
                 .serve(listener)
                 .await
@@ -44,7 +56,7 @@ fn main() {
     let connections = args.next().unwrap_or(4);
     let in_flight_per_connection = args.next().unwrap_or(16);
     let seconds = args.next().unwrap_or(3) as u64;
-    let address = start_server();
+    let (address, server_tid) = start_server();
     let endpoint = format!("http://{address}");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,18 +73,21 @@ fn main() {
             client.get("k", None).await.unwrap(); // warm-up
         }
         let mut latencies = Vec::new();
+        let cpu_start_ns = thread_cpu_ns(&server_tid);
         for _ in 0..5000 {
             let start = Instant::now();
             client.get("k", None).await.unwrap();
             latencies.push(start.elapsed());
         }
+        let sequential_cpu_ns = thread_cpu_ns(&server_tid) - cpu_start_ns;
         latencies.sort();
         println!(
-            "sequential: {} calls, p50 {:?}, p99 {:?}, max {:?}",
+            "sequential: {} calls, p50 {:?}, p99 {:?}, max {:?}, server CPU {:.1} µs/call",
             latencies.len(),
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
-            latencies.last().unwrap()
+            latencies.last().unwrap(),
+            sequential_cpu_ns as f64 / 1000.0 / latencies.len() as f64
         );
 
         // Concurrent: `in_flight_per_connection` callers on each of `connections` connections.
@@ -94,14 +109,19 @@ fn main() {
                 }));
             }
         }
+        let cpu_start_ns = thread_cpu_ns(&server_tid);
         let mut calls = 0;
         for caller in callers {
             calls += caller.await.unwrap();
         }
+        let server_cpu_ns = thread_cpu_ns(&server_tid) - cpu_start_ns;
         println!(
             "concurrent: {connections} connections x {in_flight_per_connection} in flight: \
-             {calls} calls in {seconds} s = {:.0} calls/s",
-            calls as f64 / seconds as f64
+             {calls} calls in {seconds} s = {:.0} calls/s, server CPU {:.1} µs/call \
+             (server thread busy {:.0}%)",
+            calls as f64 / seconds as f64,
+            server_cpu_ns as f64 / 1000.0 / calls as f64,
+            server_cpu_ns as f64 / 1e7 / seconds as f64
         );
     });
 }
