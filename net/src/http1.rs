@@ -15,6 +15,7 @@ const HEADERS_MAX: usize = 64;
 /// One parsed HTTP/1.1 request (its body is read and dropped: the endpoints take none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Http1Request {
+    /// The method (`GET`, `POST`, ...).
     pub method: String,
     /// The request target, query string included (`/health?serializable=true`).
     pub target: String,
@@ -30,8 +31,11 @@ impl Http1Request {
 /// The response a handler returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Http1Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// The `Content-Type` header.
     pub content_type: &'static str,
+    /// The body, sent with a `Content-Length`.
     pub body: Vec<u8>,
 }
 

@@ -44,11 +44,14 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod error;
 pub mod etcd_http;
 pub mod grpc;
 pub mod http1;
+#[allow(missing_docs)]
 pub mod proto;
 pub mod rewind;
 pub mod server;

@@ -10,7 +10,9 @@ pub const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Which protocol a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
+    /// HTTP/2 with prior knowledge: gRPC.
     Http2,
+    /// Anything else, served as HTTP/1.1.
     Http1,
 }
 

@@ -16,22 +16,39 @@ const GRPC_MESSAGE_ENCODE_SET: &AsciiSet = &CONTROLS.add(b'%');
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Code {
+    /// The call succeeded.
     Ok = 0,
+    /// The call was cancelled, typically by the client.
     Cancelled = 1,
+    /// An error with no better code.
     Unknown = 2,
+    /// The request is wrong whatever the server's state.
     InvalidArgument = 3,
+    /// The deadline passed before the call finished.
     DeadlineExceeded = 4,
+    /// Something the request names does not exist.
     NotFound = 5,
+    /// Something the request creates exists already.
     AlreadyExists = 6,
+    /// The caller may not do this.
     PermissionDenied = 7,
+    /// A limit or quota was hit (message size, space).
     ResourceExhausted = 8,
+    /// The system is not in a state that allows the call.
     FailedPrecondition = 9,
+    /// The call was aborted (e.g. a conflict).
     Aborted = 10,
+    /// A value is past the valid range (e.g. a future revision).
     OutOfRange = 11,
+    /// The method is not served.
     Unimplemented = 12,
+    /// An invariant broke, on the wire or in the server.
     Internal = 13,
+    /// The service cannot serve now; retrying may help.
     Unavailable = 14,
+    /// Unrecoverable data loss or corruption.
     DataLoss = 15,
+    /// The caller has no valid credentials.
     Unauthenticated = 16,
 }
 
@@ -64,7 +81,9 @@ impl Code {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct Status {
+    /// The gRPC code.
     pub code: Code,
+    /// The message for humans (sent percent-encoded in `grpc-message`).
     pub message: String,
 }
 
