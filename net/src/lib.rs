@@ -7,15 +7,15 @@
 //! ```no_run
 //! use std::rc::Rc;
 //! use basalt_net::proto::etcdserverpb::{PutRequest, PutResponse, WatchRequest, WatchResponse};
-//! use basalt_net::{etcd_http, Http1Response, Metadata, RequestStream, ResponseSink, Router,
-//!                  Server, ServerConfig, Status};
+//! use basalt_net::{etcd_http, EtcdStatus, Http1Response, Metadata, RequestStream,
+//!                  ResponseSink, Router, Server, ServerConfig};
 //!
 //! // On each executor (inside its LocalExecutor future):
 //! async fn serve_this_core() -> Result<(), basalt_net::NetError> {
 //!     let mut router = Router::new();
 //!     router.unary("/etcdserverpb.KV/Put", |_metadata, request: PutRequest| async move {
 //!         if request.key.is_empty() {
-//!             return Err(Status::invalid_argument("etcdserver: key is not provided"));
+//!             return Err(EtcdStatus::EmptyKey.into());
 //!         }
 //!         Ok(PutResponse::default())
 //!     });
@@ -49,6 +49,7 @@
 pub mod config;
 pub mod error;
 pub mod etcd_http;
+pub mod etcd_status;
 pub mod grpc;
 pub mod http1;
 #[allow(missing_docs)]
@@ -60,6 +61,7 @@ pub mod sniff;
 
 pub use config::ServerConfig;
 pub use error::NetError;
+pub use etcd_status::EtcdStatus;
 pub use grpc::{Code, Metadata, RequestStream, ResponseSink, Router, Status};
 pub use http1::{Http1Request, Http1Response};
 pub use server::{bind, Server};

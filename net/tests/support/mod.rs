@@ -17,7 +17,9 @@ use basalt_net::proto::etcdserverpb::{
     SnapshotRequest, SnapshotResponse, WatchRequest, WatchResponse,
 };
 use basalt_net::proto::mvccpb::{Event, KeyValue};
-use basalt_net::{etcd_http, Http1Response, Metadata, Router, Server, ServerConfig, Status};
+use basalt_net::{
+    etcd_http, EtcdStatus, Http1Response, Metadata, Router, Server, ServerConfig, Status,
+};
 
 /// Bytes per demo snapshot chunk, and chunks per snapshot (4 MiB in all: far more than any
 /// window or send buffer, so a client that does not read must hold the sender back).
@@ -69,7 +71,7 @@ fn demo_router(counters: Arc<Counters>) -> Router {
             let store = store.clone();
             async move {
                 if request.key.is_empty() {
-                    return Err(Status::invalid_argument("etcdserver: key is not provided"));
+                    return Err(EtcdStatus::EmptyKey.into());
                 }
                 let mut kv = store.borrow_mut();
                 kv.revision += 1;
