@@ -1,0 +1,66 @@
+//! The server's limits, with etcd's defaults where etcd has one.
+
+use std::time::Duration;
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const ETCD_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// What etcd adds to `--max-request-bytes` for gRPC's own framing when it sets grpc-go's
+/// receive limit (`grpcOverheadBytes` = 512 KiB).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Limits for one server; every queue and buffer a client can fill has one here.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Largest gRPC request message accepted; bigger gets RESOURCE_EXHAUSTED.
+    pub max_receive_message_bytes: usize,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams (calls) open at once per connection;
+    /// more are refused with REFUSED_STREAM by the HTTP/2 layer.
+    pub max_concurrent_streams_per_connection: u32,
+    /// Connections served at once per executor; more are closed right after accept.
+    pub max_connections_per_executor: usize,
+    /// HTTP/2 stream flow-control window: bytes a client may send on one call before we read.
+    pub stream_window_bytes: u32,
+    /// HTTP/2 connection flow-control window: bytes in flight over all calls of a connection.
+    pub connection_window_bytes: u32,
+    /// HTTP/2 SETTINGS_MAX_FRAME_SIZE we accept.
+    pub max_frame_bytes: u32,
+    /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: header bytes per request.
+    pub max_header_list_bytes: u32,
+    /// Response bytes buffered per stream waiting for the client's window; a sender waits
+    /// beyond it, so a client that never reads holds at most this much of our memory.
+    pub max_send_buffer_bytes_per_stream: usize,
+    /// HTTP/1.1: head plus body bytes of one request.
+    pub http1_max_request_bytes: usize,
+    /// Time a new connection has to show its protocol and finish the HTTP/2 handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults, with the gRPC receive limit set as etcd sets it for `--max-request-bytes`.
+    pub fn for_max_request_bytes(max_request_bytes: usize) -> ServerConfig {
+        ServerConfig {
+            max_receive_message_bytes: max_request_bytes + GRPC_OVERHEAD_BYTES,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_receive_message_bytes: ETCD_MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
+            // etcd leaves this unlimited; one watch stream per watcher group keeps k8s well
+            // under this, and it bounds a hostile client's tasks per connection.
+            max_concurrent_streams_per_connection: 1024,
+            max_connections_per_executor: 16 * 1024,
+            stream_window_bytes: 1024 * 1024,
+            connection_window_bytes: 8 * 1024 * 1024,
+            max_frame_bytes: 16 * 1024,
+            max_header_list_bytes: 16 * 1024,
+            max_send_buffer_bytes_per_stream: 256 * 1024,
+            http1_max_request_bytes: 64 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The crate's one error type: what can go wrong serving a connection.
+//!
+//! Call-level failures are not errors of this kind: they travel to the client as a gRPC
+//! [`Status`](crate::grpc::Status). `NetError` is for the connection itself (socket, HTTP/2
+//! protocol, a malformed HTTP/1.1 request) and is logged by the accept loop, never sent.
+
+use std::io;
+
+/// What can go wrong serving a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A socket operation failed.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// The HTTP/2 layer reported a protocol or connection error.
+    #[error("http/2: {0}")]
+    Http2(#[from] h2::Error),
+    /// A glommio operation (bind, accept) failed.
+    #[error("glommio: {0}")]
+    Glommio(String),
+    /// The client took too long for a step with a deadline (first bytes, handshake).
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// An HTTP/1.1 request could not be parsed or broke a limit.
+    #[error("http/1.1: {0}")]
+    Http1(String),
+}
+
+impl<T: std::fmt::Debug> From<glommio::GlommioError<T>> for NetError {
+    fn from(error: glommio::GlommioError<T>) -> Self {
+        NetError::Glommio(error.to_string())
+    }
+}

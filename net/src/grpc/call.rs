@@ -1,0 +1,212 @@
+//! The two halves of a gRPC call as a handler sees them: the stream of request messages and
+//! the sink for response messages.
+//!
+//! Both halves are bounded. Requests: the decoder refuses messages over the size limit, and
+//! HTTP/2 flow-control capacity is released only as messages are taken, so a handler that stops
+//! reading stops the client (the stream window fills). Responses: `send` waits for HTTP/2 send
+//! capacity (the client's window, capped per stream by `max_send_buffer_size`), so a client that
+//! never reads its stream makes `send` wait; it cannot grow our memory or stall other streams.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, HeaderValue, Response};
+
+use crate::grpc::frame::{encode_message, FrameDecoder};
+use crate::grpc::status::{Code, Status};
+
+/// The request messages of one call, decoded on demand.
+pub struct RequestStream<M> {
+    body: RecvStream,
+    decoder: FrameDecoder,
+    body_ended: bool,
+    message_type: PhantomData<fn() -> M>,
+}
+
+impl<M: prost::Message + Default> RequestStream<M> {
+    pub(crate) fn new(body: RecvStream, max_message_bytes: usize) -> RequestStream<M> {
+        RequestStream {
+            body,
+            decoder: FrameDecoder::new(max_message_bytes),
+            body_ended: false,
+            message_type: PhantomData,
+        }
+    }
+
+    /// The next request message, `None` once the client has half-closed its side, or the
+    /// status the call must end with (limit broken, malformed protobuf, client reset).
+    pub async fn message(&mut self) -> Result<Option<M>, Status> {
+        loop {
+            if let Some(body) = self.decoder.next_message()? {
+                return M::decode(body).map(Some).map_err(|error| {
+                    Status::invalid_argument(format!("grpc: error unmarshalling request: {error}"))
+                });
+            }
+            if self.body_ended {
+                if !self.decoder.is_empty() {
+                    return Err(Status::internal(
+                        "grpc: request stream ended in the middle of a message",
+                    ));
+                }
+                return Ok(None);
+            }
+            match self.body.data().await {
+                None => self.body_ended = true,
+                Some(Ok(chunk)) => {
+                    // Capacity goes back to the client only as we consume: this is the
+                    // backpressure that bounds what a fast client can queue on us.
+                    let _ = self.body.flow_control().release_capacity(chunk.len());
+                    self.decoder.push(&chunk);
+                }
+                Some(Err(error)) => return Err(Status::from(error)),
+            }
+        }
+    }
+
+    /// The one request message of a unary or server-streaming call.
+    pub(crate) async fn single(&mut self) -> Result<M, Status> {
+        let Some(message) = self.message().await? else {
+            return Err(Status::internal(
+                "grpc: client sent no request message for a unary call",
+            ));
+        };
+        if self.message().await?.is_some() {
+            return Err(Status::internal(
+                "grpc: client sent more than one request message for a unary call",
+            ));
+        }
+        Ok(message)
+    }
+}
+
+/// The response side of one call: sends response messages, then the framework ends the call
+/// with trailers once the handler returns.
+pub struct ResponseSink<M> {
+    state: Rc<RefCell<ResponseState>>,
+    message_type: PhantomData<fn(M)>,
+}
+
+impl<M: prost::Message> ResponseSink<M> {
+    pub(crate) fn new(state: Rc<RefCell<ResponseState>>) -> ResponseSink<M> {
+        ResponseSink {
+            state,
+            message_type: PhantomData,
+        }
+    }
+
+    /// Sends one response message; waits while the client's flow-control window is full.
+    /// Fails with CANCELLED once the client has reset the stream, or UNAVAILABLE once the call
+    /// has ended (a task that outlived its handler).
+    pub async fn send(&mut self, message: &M) -> Result<(), Status> {
+        let mut pending = encode_message(message);
+        // The RefCell is borrowed only inside each poll, never across an await, so a sink held
+        // by a helper task and the framework's end-of-call trailers never overlap.
+        poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await
+    }
+}
+
+/// The HTTP/2 response of one call: headers once, then DATA, then trailers.
+pub(crate) struct ResponseState {
+    respond: SendResponse<Bytes>,
+    body: Option<SendStream<Bytes>>,
+    ended: bool,
+}
+
+impl ResponseState {
+    pub(crate) fn new(respond: SendResponse<Bytes>) -> ResponseState {
+        ResponseState {
+            respond,
+            body: None,
+            ended: false,
+        }
+    }
+
+    fn grpc_headers() -> Response<()> {
+        let mut response = Response::new(());
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        response
+    }
+
+    fn body(&mut self) -> Result<&mut SendStream<Bytes>, Status> {
+        if self.ended {
+            return Err(Status::unavailable("grpc: the call has already ended"));
+        }
+        if self.body.is_none() {
+            let body = self
+                .respond
+                .send_response(Self::grpc_headers(), false)
+                .map_err(Status::from)?;
+            self.body = Some(body);
+        }
+        Ok(self.body.as_mut().expect("set above"))
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>, pending: &mut Bytes) -> Poll<Result<(), Status>> {
+        let body = match self.body() {
+            Ok(body) => body,
+            Err(status) => return Poll::Ready(Err(status)),
+        };
+        while !pending.is_empty() {
+            // Send only what the peer granted: h2 would otherwise buffer the whole message.
+            body.reserve_capacity(pending.len());
+            match body.poll_capacity(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(Status::cancelled("stream closed by client")))
+                }
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Status::from(error))),
+                // Zero means the grant was taken back; the next poll waits for more.
+                Poll::Ready(Some(Ok(0))) => continue,
+                Poll::Ready(Some(Ok(granted))) => {
+                    let chunk = pending.split_to(granted.min(pending.len()));
+                    if let Err(error) = body.send_data(chunk, false) {
+                        return Poll::Ready(Err(Status::from(error)));
+                    }
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Ends the call: trailers after a body, or a trailers-only response if nothing was sent.
+    pub(crate) fn end(&mut self, outcome: Result<(), Status>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let (code, message) = match &outcome {
+            Ok(()) => (Code::Ok, ""),
+            Err(status) => (status.code, status.message.as_str()),
+        };
+        // Failures here mean the client is gone; there is no one left to tell.
+        match self.body.as_mut() {
+            Some(body) => {
+                let mut trailers = HeaderMap::new();
+                Status::write_headers(code, message, &mut trailers);
+                let _ = body.send_trailers(trailers);
+            }
+            None => {
+                let mut response = Self::grpc_headers();
+                Status::write_headers(code, message, response.headers_mut());
+                let _ = self.respond.send_response(response, true);
+            }
+        }
+    }
+
+    /// Answers a request that is not gRPC at all with a plain HTTP status (e.g. 415).
+    pub(crate) fn end_with_http_status(&mut self, status: http::StatusCode) {
+        self.ended = true;
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        let _ = self.respond.send_response(response, true);
+    }
+}

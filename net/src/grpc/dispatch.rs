@@ -1,0 +1,124 @@
+//! Serving one HTTP/2 request as a gRPC call: check it is gRPC, find the handler, run it, and
+//! end the call with trailers whatever the handler did.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+
+use crate::grpc::call::ResponseState;
+use crate::grpc::metadata::Metadata;
+use crate::grpc::router::{unimplemented_status, RawCall, Router};
+use crate::grpc::status::{Code, Status};
+use crate::grpc::timeout::parse_grpc_timeout;
+use crate::http1::{Http1Handler, Http1Request};
+
+/// Runs one call to its end; never fails (every outcome is sent to the client). Plain GETs
+/// over HTTP/2 (`curl --http2-prior-knowledge .../health`) go to the HTTP/1.1 callback.
+pub(crate) async fn serve_call(
+    router: &Router,
+    http_handler: &Http1Handler,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    max_receive_message_bytes: usize,
+) {
+    let (parts, body) = request.into_parts();
+    if parts.method == http::Method::GET {
+        serve_plain_get(http_handler, &parts, &mut respond);
+        return;
+    }
+    let response = Rc::new(RefCell::new(ResponseState::new(respond)));
+
+    // gRPC is POST with content-type application/grpc[+proto|;...]; anything else is not a
+    // gRPC call and gets a plain HTTP error, as grpc-go does.
+    let is_grpc = parts.method == http::Method::POST
+        && parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/grpc"));
+    if !is_grpc {
+        let status = if parts.method == http::Method::POST {
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+        } else {
+            http::StatusCode::METHOD_NOT_ALLOWED
+        };
+        response.borrow_mut().end_with_http_status(status);
+        return;
+    }
+    if let Some(encoding) = parts.headers.get("grpc-encoding") {
+        if encoding != "identity" {
+            let status = Status::unimplemented(format!(
+                "grpc: Decompressor is not installed for grpc-encoding {encoding:?}"
+            ));
+            response.borrow_mut().end(Err(status));
+            return;
+        }
+    }
+
+    let deadline = parts
+        .headers
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    let path = parts.uri.path();
+    let outcome = match router.route(path) {
+        Some(handler) => {
+            let call = RawCall {
+                metadata: Metadata::new(parts.headers),
+                body,
+                response: response.clone(),
+                max_receive_message_bytes,
+            };
+            let handled = handler(call);
+            match deadline {
+                // Past the client's deadline nobody waits for the answer: drop the handler.
+                Some(deadline) => {
+                    futures_lite::future::or(handled, async move {
+                        glommio::timer::sleep(deadline).await;
+                        Err(Status::new(
+                            Code::DeadlineExceeded,
+                            "context deadline exceeded",
+                        ))
+                    })
+                    .await
+                }
+                None => handled.await,
+            }
+        }
+        None => Err(unimplemented_status(router, path)),
+    };
+    response.borrow_mut().end(outcome);
+}
+
+/// Answers a plain GET over HTTP/2 with the HTTP/1.1 callback's response.
+fn serve_plain_get(
+    http_handler: &Http1Handler,
+    parts: &http::request::Parts,
+    respond: &mut SendResponse<Bytes>,
+) {
+    let request = Http1Request {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |target| target.to_string()),
+    };
+    let answer = http_handler(&request);
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(answer.status)
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(answer.content_type),
+    );
+    // Failures mean the client is gone.
+    if let Ok(mut body) = respond.send_response(response, answer.body.is_empty()) {
+        if !answer.body.is_empty() {
+            // Bodies here are a few bytes of JSON, far below any window: no capacity wait.
+            let _ = body.send_data(Bytes::from(answer.body), true);
+        }
+    }
+}

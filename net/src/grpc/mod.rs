@@ -1,0 +1,14 @@
+//! gRPC over HTTP/2: message framing, status, the call halves, routing and dispatch.
+
+pub mod call;
+pub(crate) mod dispatch;
+pub mod frame;
+pub mod metadata;
+pub mod router;
+pub mod status;
+pub mod timeout;
+
+pub use call::{RequestStream, ResponseSink};
+pub use metadata::Metadata;
+pub use router::Router;
+pub use status::{Code, Status};

@@ -1,0 +1,142 @@
+//! The routing table: gRPC method path (`/etcdserverpb.KV/Range`) to handler.
+//!
+//! A router is built once per executor, so handlers may hold `Rc` state and return `!Send`
+//! futures; each call runs as its own `spawn_local` task on the connection's executor.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use h2::RecvStream;
+
+use crate::grpc::call::{RequestStream, ResponseSink, ResponseState};
+use crate::grpc::metadata::Metadata;
+use crate::grpc::status::Status;
+
+/// A boxed, `!Send` future ending a call.
+pub type LocalCallFuture = Pin<Box<dyn Future<Output = Result<(), Status>>>>;
+
+/// What the framework hands a handler adapter: the raw request body and response state.
+pub(crate) struct RawCall {
+    pub(crate) metadata: Metadata,
+    pub(crate) body: RecvStream,
+    pub(crate) response: Rc<RefCell<ResponseState>>,
+    pub(crate) max_receive_message_bytes: usize,
+}
+
+type RawHandler = Rc<dyn Fn(RawCall) -> LocalCallFuture>;
+
+/// Method path → handler, for one executor.
+#[derive(Default)]
+pub struct Router {
+    routes: HashMap<String, RawHandler>,
+}
+
+impl Router {
+    /// An empty router: every method answers UNIMPLEMENTED.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Registers a unary method: one request in, one response (or a status) out.
+    pub fn unary<Req, Resp, F, Fut>(&mut self, path: &str, handler: F) -> &mut Router
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(Metadata, Req) -> Fut + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + 'static,
+    {
+        let handler = Rc::new(handler);
+        self.insert(path, move |call: RawCall| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let mut requests =
+                    RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
+                let request = requests.single().await?;
+                let response = handler(call.metadata, request).await?;
+                ResponseSink::<Resp>::new(call.response)
+                    .send(&response)
+                    .await
+            })
+        })
+    }
+
+    /// Registers a server-streaming method (etcd's Snapshot): one request in, a stream out.
+    pub fn server_streaming<Req, Resp, F, Fut>(&mut self, path: &str, handler: F) -> &mut Router
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(Metadata, Req, ResponseSink<Resp>) -> Fut + 'static,
+        Fut: Future<Output = Result<(), Status>> + 'static,
+    {
+        let handler = Rc::new(handler);
+        self.insert(path, move |call: RawCall| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let mut requests =
+                    RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
+                let request = requests.single().await?;
+                handler(call.metadata, request, ResponseSink::new(call.response)).await
+            })
+        })
+    }
+
+    /// Registers a bidirectional-streaming method (etcd's Watch, LeaseKeepAlive).
+    pub fn streaming<Req, Resp, F, Fut>(&mut self, path: &str, handler: F) -> &mut Router
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(Metadata, RequestStream<Req>, ResponseSink<Resp>) -> Fut + 'static,
+        Fut: Future<Output = Result<(), Status>> + 'static,
+    {
+        let handler = Rc::new(handler);
+        self.insert(path, move |call: RawCall| {
+            let requests = RequestStream::new(call.body, call.max_receive_message_bytes);
+            Box::pin(handler(
+                call.metadata,
+                requests,
+                ResponseSink::new(call.response),
+            ))
+        })
+    }
+
+    fn insert(
+        &mut self,
+        path: &str,
+        handler: impl Fn(RawCall) -> LocalCallFuture + 'static,
+    ) -> &mut Router {
+        assert!(
+            path.starts_with('/') && path[1..].contains('/'),
+            "a gRPC method path looks like /package.Service/Method, got {path:?}"
+        );
+        let previous = self.routes.insert(path.to_string(), Rc::new(handler));
+        assert!(previous.is_none(), "method {path} registered twice");
+        self
+    }
+
+    pub(crate) fn route(&self, path: &str) -> Option<&RawHandler> {
+        self.routes.get(path)
+    }
+
+    /// True if some method of `service` (`etcdserverpb.KV`) is registered.
+    pub(crate) fn has_service(&self, service: &str) -> bool {
+        self.routes.keys().any(|path| {
+            path[1..]
+                .split_once('/')
+                .is_some_and(|(name, _)| name == service)
+        })
+    }
+}
+
+/// The status for a path with no handler, worded as grpc-go words it.
+pub(crate) fn unimplemented_status(router: &Router, path: &str) -> Status {
+    match path.strip_prefix('/').and_then(|rest| rest.split_once('/')) {
+        Some((service, method)) if router.has_service(service) => {
+            Status::unimplemented(format!("unknown method {method} for service {service}"))
+        }
+        Some((service, _)) => Status::unimplemented(format!("unknown service {service}")),
+        None => Status::unimplemented(format!("malformed method name: {path:?}")),
+    }
+}

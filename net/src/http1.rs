@@ -1,0 +1,288 @@
+//! A minimal HTTP/1.1 server for etcd's plain endpoints (`/health`, `/version`) on the client
+//! port: GET-style requests, small bodies, keep-alive, nothing else.
+//!
+//! The caller supplies the body through a callback; the server never parses more than
+//! `max_request_bytes` of head and body per request, so a slow or hostile client costs at most
+//! that much memory.
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::NetError;
+
+/// Headers parsed per request at most; more is a 431.
+const HEADERS_MAX: usize = 64;
+
+/// One parsed HTTP/1.1 request (its body is read and dropped: the endpoints take none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Http1Request {
+    /// The method (`GET`, `POST`, ...).
+    pub method: String,
+    /// The request target, query string included (`/health?serializable=true`).
+    pub target: String,
+}
+
+impl Http1Request {
+    /// The target without its query string.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+}
+
+/// The response a handler returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Http1Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body, sent with a `Content-Length`.
+    pub body: Vec<u8>,
+}
+
+impl Http1Response {
+    /// 200 with a JSON body.
+    pub fn json(body: impl Into<Vec<u8>>) -> Http1Response {
+        Http1Response {
+            status: 200,
+            content_type: "application/json",
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text response with this status (Go's net/http wording for 404 included).
+    pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Http1Response {
+        Http1Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+
+    /// Go's net/http 404, which etcd returns for unknown paths.
+    pub fn not_found() -> Http1Response {
+        Http1Response::text(404, "404 page not found\n")
+    }
+}
+
+/// The callback answering HTTP/1.1 requests.
+pub type Http1Handler = dyn Fn(&Http1Request) -> Http1Response;
+
+/// Serves HTTP/1.1 requests on `stream` until the client closes or asks to close.
+pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    handler: &Http1Handler,
+    max_request_bytes: usize,
+) -> Result<(), NetError> {
+    let mut buffer: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        // Read until one whole request head is buffered.
+        let (request, head_bytes, body_bytes, keep_alive) = loop {
+            match parse_head(&buffer)? {
+                Some(parsed) => break parsed,
+                None if buffer.len() >= max_request_bytes => {
+                    write_response(&mut stream, &too_large(), false).await?;
+                    return Ok(());
+                }
+                None => {}
+            }
+            if read_more(&mut stream, &mut buffer, max_request_bytes).await? == 0 {
+                return Ok(()); // closed between requests (or mid-head: nothing to answer)
+            }
+        };
+        if head_bytes + body_bytes > max_request_bytes {
+            write_response(&mut stream, &too_large(), false).await?;
+            return Ok(());
+        }
+        while buffer.len() < head_bytes + body_bytes {
+            if read_more(&mut stream, &mut buffer, max_request_bytes).await? == 0 {
+                return Ok(());
+            }
+        }
+        buffer.drain(..head_bytes + body_bytes);
+        let response = handler(&request);
+        write_response(&mut stream, &response, keep_alive).await?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+fn too_large() -> Http1Response {
+    Http1Response::text(431, "request too large\n")
+}
+
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+    max_request_bytes: usize,
+) -> Result<usize, NetError> {
+    let mut chunk = [0u8; 4096];
+    let wanted_bytes = chunk
+        .len()
+        .min(max_request_bytes.saturating_sub(buffer.len()).max(1));
+    let read_bytes = stream.read(&mut chunk[..wanted_bytes]).await?;
+    buffer.extend_from_slice(&chunk[..read_bytes]);
+    Ok(read_bytes)
+}
+
+/// Parses a request head: (request, head bytes, body bytes, keep-alive), or `None` if the head
+/// is not complete yet.
+fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)>, NetError> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_bytes = match parsed.parse(buffer) {
+        Ok(httparse::Status::Complete(head_bytes)) => head_bytes,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(NetError::Http1(error.to_string())),
+    };
+    let mut body_bytes = 0usize;
+    // HTTP/1.1 keeps the connection by default, HTTP/1.0 closes it.
+    let mut keep_alive = parsed.version == Some(1);
+    for header in parsed.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            body_bytes = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .ok_or_else(|| NetError::Http1("bad content-length".into()))?;
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(NetError::Http1(
+                "chunked request bodies are not served".into(),
+            ));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            let value = String::from_utf8_lossy(header.value).to_ascii_lowercase();
+            if value.contains("close") {
+                keep_alive = false;
+            } else if value.contains("keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    let request = Http1Request {
+        method: parsed.method.unwrap_or("").to_string(),
+        target: parsed.path.unwrap_or("").to_string(),
+    };
+    Ok(Some((request, head_bytes, body_bytes, keep_alive)))
+}
+
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Http1Response,
+    keep_alive: bool,
+) -> Result<(), NetError> {
+    let reason = match response.status {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        response.status,
+        reason,
+        response.content_type,
+        response.body.len(),
+        if keep_alive { "keep-alive" } else { "close" },
+    );
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&response.body);
+    stream.write_all(&bytes).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Goal: requests are parsed whole across reads, answered in order on one connection, and
+    //! limits end the connection with a response instead of buffering.
+    use super::*;
+
+    fn handler(request: &Http1Request) -> Http1Response {
+        match request.path() {
+            "/health" => Http1Response::json(r#"{"health":"true","reason":""}"#),
+            _ => Http1Response::not_found(),
+        }
+    }
+
+    /// Runs the server over an in-memory duplex: `input` in, everything written out.
+    fn run(input: &[u8], max_request_bytes: usize) -> String {
+        struct Duplex {
+            input: futures_lite::io::Cursor<Vec<u8>>,
+            output: Vec<u8>,
+        }
+        impl AsyncRead for Duplex {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buffer: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                // One byte at a time: the worst split a client can produce.
+                let len = buffer.len().min(1);
+                std::pin::Pin::new(&mut self.input).poll_read(cx, &mut buffer[..len])
+            }
+        }
+        impl AsyncWrite for Duplex {
+            fn poll_write(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buffer: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.output.extend_from_slice(buffer);
+                std::task::Poll::Ready(Ok(buffer.len()))
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        let mut duplex = Duplex {
+            input: futures_lite::io::Cursor::new(input.to_vec()),
+            output: Vec::new(),
+        };
+        futures_lite::future::block_on(serve_http1(&mut duplex, &handler, max_request_bytes))
+            .unwrap();
+        String::from_utf8(duplex.output).unwrap()
+    }
+
+    #[test]
+    fn two_keep_alive_requests_then_close() {
+        let output = run(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+            8192,
+        );
+        let health = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\
+                      Connection: keep-alive\r\n\r\n{\"health\":\"true\",\"reason\":\"\"}";
+        assert!(output.starts_with(health), "{output}");
+        assert!(
+            output.ends_with("Connection: close\r\n\r\n404 page not found\n"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn body_is_skipped_and_query_ignored_for_the_path() {
+        let output = run(
+            b"POST /health?serializable=true HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+            8192,
+        );
+        assert!(output.starts_with("HTTP/1.1 200 OK"), "{output}");
+        assert!(output.contains("Connection: close"), "{output}");
+    }
+
+    #[test]
+    fn oversized_head_gets_431_and_close() {
+        let mut input = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 10_000));
+        let output = run(&input, 1024);
+        assert!(output.starts_with("HTTP/1.1 431"), "{output}");
+    }
+}

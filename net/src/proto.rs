@@ -1,0 +1,21 @@
+//! etcd's v3 protobuf types, generated at build time from `net/proto/*.proto`.
+//!
+//! Package, message and field names and numbers are etcd's; the Rust names follow prost's rules
+//! (`RangeRequest`, `range_request::SortOrder`, field `range_end`, field `ID` becomes `id`).
+
+/// etcd's `mvccpb` package: `KeyValue` and `Event`.
+pub mod mvccpb {
+    include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));
+}
+
+/// etcd's `authpb` package: users, roles, permissions.
+pub mod authpb {
+    include!(concat!(env!("OUT_DIR"), "/authpb.rs"));
+}
+
+/// etcd's `etcdserverpb` package: the KV, Watch, Lease, Cluster, Maintenance and Auth
+/// services' requests and responses.
+#[allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+pub mod etcdserverpb {
+    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+}

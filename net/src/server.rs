@@ -1,0 +1,256 @@
+//! The server of one executor: accepts connections on its own SO_REUSEPORT listener, tells
+//! gRPC (HTTP/2) from HTTP/1.1 by the first bytes, and serves each connection on this core.
+//!
+//! Thread-per-core: each executor builds its own `Server` (with its own `Router`, so handlers
+//! hold `Rc` state) and binds its own listener on the same address; the kernel spreads
+//! connections over the listeners. A connection lives on the executor that accepted it, and
+//! every call on it runs as a `spawn_local` task there.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::AsyncReadExt;
+use glommio::net::{TcpListener, TcpStream};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use crate::config::ServerConfig;
+use crate::error::NetError;
+use crate::grpc::dispatch::serve_call;
+use crate::grpc::Router;
+use crate::http1::{serve_http1, Http1Handler, Http1Request, Http1Response};
+use crate::rewind::Rewind;
+use crate::shutdown::ShutdownSignal;
+use crate::sniff::{sniff, Protocol, HTTP2_PREFACE};
+
+/// How long the accept loop backs off after a failed accept (e.g. out of file descriptors),
+/// so it does not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// One executor's server: routes, the HTTP/1.1 callback and limits.
+pub struct Server {
+    router: Router,
+    http1_handler: Box<Http1Handler>,
+    config: ServerConfig,
+    connections_open: Rc<Cell<usize>>,
+    shutdown: ShutdownSignal,
+}
+
+/// Counts one open connection for as long as it lives (also when its task is dropped).
+struct ConnectionCount(Rc<Cell<usize>>);
+
+impl ConnectionCount {
+    fn enter(server: &Server) -> ConnectionCount {
+        let count = server.connections_open.clone();
+        count.set(count.get() + 1);
+        ConnectionCount(count)
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// Binds a listener for this executor (glommio sets SO_REUSEPORT, so every executor may bind
+/// the same address). Port 0 picks a free port; read it back with `local_addr`.
+pub fn bind(address: SocketAddr) -> Result<TcpListener, NetError> {
+    Ok(TcpListener::bind(address)?)
+}
+
+impl Server {
+    /// A server for `router`; HTTP/1.1 requests get 404 until `with_http1` is called.
+    pub fn new(router: Router, config: ServerConfig) -> Server {
+        Server {
+            router,
+            http1_handler: Box::new(|_: &Http1Request| Http1Response::not_found()),
+            config,
+            connections_open: Rc::new(Cell::new(0)),
+            shutdown: ShutdownSignal::new(),
+        }
+    }
+
+    /// Sets the callback answering plain HTTP/1.1 requests (`/health`, `/version`).
+    pub fn with_http1(
+        mut self,
+        handler: impl Fn(&Http1Request) -> Http1Response + 'static,
+    ) -> Server {
+        self.http1_handler = Box::new(handler);
+        self
+    }
+
+    /// Connections this server is serving now.
+    pub fn connections_open(&self) -> usize {
+        self.connections_open.get()
+    }
+
+    /// The signal that stops this server: raise it to stop accepting and to make every
+    /// HTTP/2 connection send GOAWAY and drain its calls.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shutdown.clone()
+    }
+
+    /// Accepts and serves connections until the shutdown signal is raised; each connection is
+    /// its own task on this executor and drains after this returns (see `connections_open`).
+    pub async fn serve(self: Rc<Self>, listener: TcpListener) -> Result<(), NetError> {
+        let mut shutdown = pin!(self.shutdown.raised());
+        let mut limit_reached = false;
+        loop {
+            let accepted =
+                futures_lite::future::or(async { Some(listener.accept().await) }, async {
+                    shutdown.as_mut().await;
+                    None
+                })
+                .await;
+            let Some(accepted) = accepted else {
+                return Ok(());
+            };
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed; backing off");
+                    glommio::timer::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            if self.connections_open.get() >= self.config.max_connections_per_executor {
+                // Once per episode, not once per refused connection: a flood must not
+                // become a log flood.
+                if !limit_reached {
+                    tracing::warn!(
+                        limit = self.config.max_connections_per_executor,
+                        "connection limit reached; closing new connections until below it"
+                    );
+                }
+                limit_reached = true;
+                drop(stream);
+                continue;
+            }
+            limit_reached = false;
+            let server = self.clone();
+            let open = ConnectionCount::enter(&self);
+            glommio::spawn_local(async move {
+                let _open = open;
+                let peer = stream.peer_addr().ok();
+                if let Err(error) = server.serve_connection(stream).await {
+                    tracing::debug!(?peer, %error, "connection ended with an error");
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Serves one accepted connection to its end.
+    pub async fn serve_connection(self: Rc<Self>, mut stream: TcpStream) -> Result<(), NetError> {
+        // gRPC is request/response with small frames: Nagle would add up to 40 ms per reply.
+        stream.set_nodelay(true)?;
+        // A client that connects and says nothing holds a connection slot: bound that time.
+        let sniffed = within(self.config.handshake_timeout, sniff_protocol(&mut stream)).await;
+        let (protocol, first_bytes) = match sniffed {
+            Some(result) => result?,
+            None => return Err(NetError::Timeout("waiting for the first bytes")),
+        };
+        let Some(protocol) = protocol else {
+            return Ok(()); // closed before saying anything
+        };
+        let stream = Rewind::new(first_bytes, stream);
+        match protocol {
+            Protocol::Http2 => self.serve_http2(stream).await,
+            Protocol::Http1 => {
+                serve_http1(
+                    stream,
+                    &*self.http1_handler,
+                    self.config.http1_max_request_bytes,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn serve_http2(self: Rc<Self>, stream: Rewind<TcpStream>) -> Result<(), NetError> {
+        let config = &self.config;
+        let connection = h2::server::Builder::new()
+            .max_concurrent_streams(config.max_concurrent_streams_per_connection)
+            .initial_window_size(config.stream_window_bytes)
+            .initial_connection_window_size(config.connection_window_bytes)
+            .max_frame_size(config.max_frame_bytes)
+            .max_header_list_size(config.max_header_list_bytes)
+            .max_send_buffer_size(config.max_send_buffer_bytes_per_stream)
+            .handshake::<_, bytes::Bytes>(stream.compat());
+        let mut connection = match within(config.handshake_timeout, connection).await {
+            Some(connection) => connection?,
+            None => return Err(NetError::Timeout("the HTTP/2 handshake")),
+        };
+        let mut shutdown = pin!(self.shutdown.raised());
+        let mut draining = false;
+        // Polling accept() is also what drives the connection's I/O for every call on it:
+        // call tasks only queue frames, this loop reads and writes them.
+        loop {
+            let next = if draining {
+                connection.accept().await
+            } else {
+                let next =
+                    futures_lite::future::or(async { Some(connection.accept().await) }, async {
+                        shutdown.as_mut().await;
+                        None
+                    })
+                    .await;
+                match next {
+                    Some(next) => next,
+                    None => {
+                        // GOAWAY: no new calls; the ones in flight finish, then accept() ends.
+                        connection.graceful_shutdown();
+                        draining = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(next) = next else { break };
+            let (request, respond) = next?;
+            let server = self.clone();
+            glommio::spawn_local(async move {
+                serve_call(
+                    &server.router,
+                    &*server.http1_handler,
+                    request,
+                    respond,
+                    server.config.max_receive_message_bytes,
+                )
+                .await;
+            })
+            .detach();
+        }
+        Ok(())
+    }
+}
+
+/// Reads until the first bytes tell the protocol: (protocol, bytes read), or no protocol if
+/// the client closed first.
+async fn sniff_protocol(stream: &mut TcpStream) -> Result<(Option<Protocol>, Vec<u8>), NetError> {
+    let mut first_bytes = Vec::with_capacity(HTTP2_PREFACE.len());
+    loop {
+        if let Some(protocol) = sniff(&first_bytes) {
+            return Ok((Some(protocol), first_bytes));
+        }
+        let mut chunk = [0u8; HTTP2_PREFACE.len()];
+        let wanted_bytes = HTTP2_PREFACE.len() - first_bytes.len();
+        let read_bytes = stream.read(&mut chunk[..wanted_bytes]).await?;
+        if read_bytes == 0 {
+            return Ok((None, first_bytes));
+        }
+        first_bytes.extend_from_slice(&chunk[..read_bytes]);
+    }
+}
+
+/// `future`'s output, or `None` if it takes longer than `limit`.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        glommio::timer::sleep(limit).await;
+        None
+    })
+    .await
+}
