@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use (real clients, a real etcd to compare against). Installed only
-# when missing, so a developer's second run costs nothing.
-apt_packages=()
+# Debian packages the tests use, installed only when missing so a second run costs nothing:
+# - etcd-client: Debian's etcdctl 3.4, the real client the end-to-end tests drive;
+# - protobuf-compiler: protoc, which the etcd-client crate (a test dependency) runs at build time.
+apt_packages=(etcd-client protobuf-compiler)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
