@@ -103,10 +103,9 @@ impl SegmentHeader {
         block[0..8].copy_from_slice(&FREE_MAGIC);
     }
 
-    /// Whether block 0 says "spare": the free marker, or zeros (pre-written and never used).
-    pub fn is_free(block: &[u8]) -> bool {
-        let head = &block[..block.len().min(SEGMENT_HEADER_BYTES)];
-        head.starts_with(&FREE_MAGIC) || head.iter().all(|&b| b == 0)
+    /// Whether block 0 carries the recycled marker.
+    pub fn is_free_marker(block: &[u8]) -> bool {
+        block.starts_with(&FREE_MAGIC)
     }
 
     /// Decodes a header; `None` when the block holds no valid header (a spare file, or a segment
@@ -122,11 +121,16 @@ impl SegmentHeader {
         if u32::from_le_bytes(block[8..12].try_into().ok()?) != SEGMENT_FORMAT_VERSION {
             return None;
         }
-        Some(SegmentHeader {
+        let header = SegmentHeader {
             seq: u64::from_le_bytes(block[16..24].try_into().ok()?),
             first_index: u64::from_le_bytes(block[24..32].try_into().ok()?),
             segment_bytes: u64::from_le_bytes(block[32..40].try_into().ok()?),
-        })
+        };
+        // A checksummed header the log could never have written is still not a header.
+        let sane_size = header.segment_bytes >= 4 * BLOCK_BYTES as u64
+            && header.segment_bytes.is_multiple_of(BLOCK_BYTES as u64)
+            && header.segment_bytes <= u32::MAX as u64;
+        (sane_size && header.first_index >= 1 && header.seq >= 1).then_some(header)
     }
 }
 
@@ -229,10 +233,11 @@ pub fn encode_metadata(checkpoint: u64, user_metadata: &[u8]) -> Vec<u8> {
     payload
 }
 
-/// Splits a metadata payload into (checkpoint, caller's metadata); `None` if it is too short.
+/// Splits a metadata payload into (checkpoint, caller's metadata); `None` if it is too short or
+/// names checkpoint 0 (indices start at 1).
 pub fn decode_metadata(payload: &[u8]) -> Option<(u64, &[u8])> {
     let checkpoint = u64::from_le_bytes(payload.get(0..8)?.try_into().ok()?);
-    Some((checkpoint, &payload[8..]))
+    (checkpoint >= 1).then_some((checkpoint, &payload[8..]))
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@
 //! that is never borrowed across an await.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use crate::layout::{
 use crate::options::WalOptions;
 use crate::recovery::{self, EntryLocation, SPARE_SUFFIX};
 use crate::segment::{segment_file_name, Segment};
-use crate::spare_pool::{open_segment_file, SparePool};
+use crate::spare_pool::{open_segment_file, sync_directory, SparePool};
 use crate::wait_list::WaitList;
 
 /// A handle on a queued record: await it with [`Wal::wait_durable`].
@@ -76,8 +75,9 @@ struct Shared {
     flusher_waiters: WaitList,
     /// Exclusive operations waiting for the flusher to go idle, and `close` waiting for it to end.
     idle_waiters: WaitList,
-    /// Appenders waiting for their generation to become durable, in generation order.
-    durable_waiters: RefCell<VecDeque<(u64, Waker)>>,
+    /// Appenders waiting for their generation to become durable. Bounded by the appenders'
+    /// polls between wake-ups; emptied of every ready entry at each wake-up.
+    durable_waiters: RefCell<Vec<(u64, Waker)>>,
 }
 
 struct State {
@@ -124,7 +124,15 @@ impl Wal {
     pub async fn open(dir: impl AsRef<Path>, options: WalOptions) -> WalResult<Wal> {
         options.validate()?;
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
+            // The directory's own entry must be durable before anything in it is acknowledged.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_directory(parent)
+                    .await
+                    .map_err(|e| WalError::io("sync directory", parent, e))?;
+            }
+        }
         let recovered = recovery::recover(&dir, options.segment_bytes)?;
         let existing = recovered
             .segments
@@ -145,10 +153,10 @@ impl Wal {
         };
 
         let mut segments = Vec::with_capacity(recovered.segments.len());
-        let mut next_seq = 1;
+        let next_seq = recovered.highest_seq + 1;
         for found in recovered.segments.iter() {
             let file = open_segment_file(&found.path).await?;
-            next_seq = found.header.seq + 1;
+
             segments.push(Segment {
                 seq: found.header.seq,
                 first_index: found.header.first_index,
@@ -201,7 +209,7 @@ impl Wal {
             space_waiters: WaitList::default(),
             flusher_waiters: WaitList::default(),
             idle_waiters: WaitList::default(),
-            durable_waiters: RefCell::new(VecDeque::new()),
+            durable_waiters: RefCell::new(Vec::new()),
         });
         glommio::spawn_local(spares.run_refill()).detach();
         if is_new {
@@ -263,26 +271,7 @@ impl Wal {
     /// Waits until a queued record is durable. Fails with the storage fault if the log stopped
     /// before that.
     pub async fn wait_durable(&self, queued: Queued) -> WalResult<()> {
-        let shared = &self.shared;
-        let mut registered = false;
-        poll_fn(|cx| {
-            let state = shared.state.borrow();
-            if state.durable_generation >= queued.generation {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(fault) = &state.stopped {
-                return Poll::Ready(Err((**fault).clone()));
-            }
-            if !registered {
-                registered = true;
-                shared
-                    .durable_waiters
-                    .borrow_mut()
-                    .push_back((queued.generation, cx.waker().clone()));
-            }
-            Poll::Pending
-        })
-        .await
+        wait_durable(&self.shared, queued).await
     }
 
     async fn queue(
@@ -291,58 +280,8 @@ impl Wal {
         checkpoint: Option<u64>,
         payload: &[u8],
     ) -> WalResult<Queued> {
-        let shared = &self.shared;
-        poll_fn(|cx| {
-            let mut state = shared.state.borrow_mut();
-            let stored = match (kind, checkpoint) {
-                (RecordKind::Entry, _) => record_bytes(payload.len()),
-                (RecordKind::Metadata, None) => record_bytes(8 + payload.len()),
-                (RecordKind::Metadata, Some(_)) => record_bytes(8 + state.queued_metadata.len()),
-            };
-            if let Some(fault) = &state.stopped {
-                return Poll::Ready(Err(WalError::Stopped(fault.clone())));
-            }
-            if state.closing {
-                return Poll::Ready(Err(WalError::Closed));
-            }
-            let fits = state.pending.is_empty()
-                || state.pending.len() + stored <= shared.options.pending_bytes_limit;
-            if state.exclusive || !fits {
-                shared.space_waiters.register(cx.waker());
-                return Poll::Pending;
-            }
-            let was_empty = state.pending.is_empty();
-            let state = &mut *state;
-            let index = match kind {
-                RecordKind::Entry => {
-                    let index = state.next_index;
-                    state.next_index += 1;
-                    append_unsealed_record(&mut state.pending, kind, index, payload);
-                    index
-                }
-                RecordKind::Metadata => {
-                    let index = state.next_index - 1;
-                    if let Some(checkpoint) = checkpoint {
-                        state.queued_checkpoint = checkpoint;
-                    } else {
-                        state.queued_metadata = payload.to_vec();
-                    }
-                    let encoded = encode_metadata(state.queued_checkpoint, &state.queued_metadata);
-                    append_unsealed_record(&mut state.pending, kind, index, &encoded);
-                    index
-                }
-            };
-            if was_empty {
-                shared.flusher_waiters.wake_all();
-            }
-            Poll::Ready(Ok(Queued {
-                index,
-                generation: state.pending_generation,
-            }))
-        })
-        .await
+        queue(&self.shared, kind, checkpoint, payload).await
     }
-
     /// Reads entries `[low, high)`. They must be durable and not released.
     pub async fn read(&self, low: u64, high: u64) -> WalResult<Vec<Vec<u8>>> {
         self.read_limited(low, high, u64::MAX).await
@@ -397,14 +336,20 @@ impl Wal {
                 .map_err(|e| WalError::glommio("read", &path, e))?;
             for location in &locations {
                 let offset = location.offset as u64;
-                let record =
-                    read_record(&bytes[(offset - start) as usize..], seq).map_err(|_| {
-                        WalError::Corrupt {
-                            path: path.clone(),
-                            offset,
-                            reason: format!("entry {index} failed its checksum when read back"),
-                        }
-                    })?;
+                let Ok(record) = read_record(&bytes[(offset - start) as usize..], seq) else {
+                    // The segment may have been released or overridden, and its file reused,
+                    // while the read was in flight: that is a range error, not damage.
+                    let state = self.shared.state.borrow();
+                    if !state.segments.iter().any(|s| s.seq == seq) {
+                        let (first, last) = (state.durable_checkpoint, state.durable_last_index);
+                        return Err(WalError::OutOfRange { index, first, last });
+                    }
+                    return Err(WalError::Corrupt {
+                        path: path.clone(),
+                        offset,
+                        reason: format!("entry {index} failed its checksum when read back"),
+                    });
+                };
                 if record.kind != RecordKind::Entry || record.index != index {
                     return Err(WalError::Corrupt {
                         path: path.clone(),
@@ -429,121 +374,45 @@ impl Wal {
     /// Discards every entry after `last_kept` (a new raft leader overwrote them). Waits for queued
     /// records first; durable when it returns. The next entry appended gets index `last_kept + 1`.
     pub async fn truncate_after(&self, last_kept: u64) -> WalResult<()> {
-        self.begin_exclusive().await?;
-        let result = self.truncate_after_exclusive(last_kept).await;
-        self.end_exclusive(&result);
-        result
-    }
-
-    async fn truncate_after_exclusive(&self, last_kept: u64) -> WalResult<()> {
-        let shared = &self.shared;
-        let (next_index, checkpoint) = {
-            let state = shared.state.borrow();
-            (state.next_index, state.durable_checkpoint)
-        };
-        if last_kept + 1 >= next_index {
-            return Ok(());
-        }
-        if last_kept + 1 < checkpoint {
-            return Err(WalError::OutOfRange {
-                index: last_kept + 1,
-                first: checkpoint,
-                last: next_index - 1,
-            });
-        }
-        // Never rewrite old bytes: roll to a new segment that starts at the cut. Recovery lets a
-        // later segment override the entries from its first index on.
-        roll(shared, last_kept + 1, None).await?;
-        sync_tail(shared).await?;
-        let overridden = {
-            let mut state = shared.state.borrow_mut();
-            let fresh = state.segments.pop().expect("roll pushed a segment");
-            let mut overridden = Vec::new();
-            while state
-                .segments
-                .last()
-                .is_some_and(|s| s.first_index > last_kept)
-            {
-                overridden.push(state.segments.pop().expect("checked non-empty"));
-            }
-            if let Some(trimmed) = state.segments.last_mut() {
-                let keep = (last_kept + 1 - trimmed.first_index) as usize;
-                trimmed.entries.truncate(keep);
-            }
-            state.segments.push(fresh);
-            state.next_index = last_kept + 1;
-            state.placed_last_index = last_kept;
-            state.durable_last_index = last_kept;
-            overridden
-        };
-        for segment in overridden {
-            recycle(shared, segment).await?;
-        }
-        Ok(())
+        let shared = self.shared.clone();
+        run_to_completion(async move {
+            begin_exclusive(&shared).await?;
+            let result = truncate_after_exclusive(&shared, last_kept).await;
+            end_exclusive(&shared, &result);
+            result
+        })
+        .await
     }
 
     /// Drops the whole log and restarts it at `next_index` (a raft snapshot at `next_index - 1`
     /// replaced it). Durable when it returns.
     pub async fn reset(&self, next_index: u64) -> WalResult<()> {
         assert!(next_index >= 1, "indices start at 1");
-        self.begin_exclusive().await?;
-        let result = self.reset_exclusive(next_index).await;
-        self.end_exclusive(&result);
-        result
-    }
-
-    async fn reset_exclusive(&self, next_index: u64) -> WalResult<()> {
-        let shared = &self.shared;
-        roll(shared, next_index, Some(next_index)).await?;
-        sync_tail(shared).await?;
-        let released = {
-            let mut state = shared.state.borrow_mut();
-            let fresh = state.segments.pop().expect("roll pushed a segment");
-            let released = std::mem::take(&mut state.segments);
-            state.segments.push(fresh);
-            state.next_index = next_index;
-            state.placed_last_index = next_index - 1;
-            state.durable_last_index = next_index - 1;
-            state.queued_checkpoint = next_index;
-            state.durable_checkpoint = next_index;
-            released
-        };
-        for segment in released {
-            recycle(shared, segment).await?;
-        }
-        Ok(())
+        let shared = self.shared.clone();
+        run_to_completion(async move {
+            begin_exclusive(&shared).await?;
+            let result = reset_exclusive(&shared, next_index).await;
+            end_exclusive(&shared, &result);
+            result
+        })
+        .await
     }
 
     /// Releases entries below `index` (a checkpoint covers them): records the new first index
     /// durably, then recycles every segment that holds only released entries.
     pub async fn release_before(&self, index: u64) -> WalResult<()> {
-        let shared = &self.shared;
-        {
-            let state = shared.state.borrow();
-            if index <= state.queued_checkpoint {
-                return Ok(());
-            }
-            if index > state.durable_last_index + 1 {
-                let (first, last) = (state.durable_checkpoint, state.durable_last_index);
-                return Err(WalError::OutOfRange { index, first, last });
-            }
+        if index <= self.shared.state.borrow().durable_checkpoint {
+            return Ok(());
         }
-        let queued = self.queue(RecordKind::Metadata, Some(index), &[]).await?;
-        self.wait_durable(queued).await?;
-        loop {
-            let released = {
-                let mut state = shared.state.borrow_mut();
-                if state.segments.len() > 1 && state.segments[0].next_index() <= index {
-                    Some(state.segments.remove(0))
-                } else {
-                    None
-                }
-            };
-            match released {
-                Some(segment) => recycle(shared, segment).await?,
-                None => return Ok(()),
-            }
-        }
+        let shared = self.shared.clone();
+        run_to_completion(async move {
+            let queued = queue(&shared, RecordKind::Metadata, Some(index), &[]).await?;
+            wait_durable(&shared, queued).await?;
+            let result = recycle_released(&shared, index).await;
+            stop_on_storage_fault(&shared, &result);
+            result
+        })
+        .await
     }
 
     /// Waits for every queued record to become durable, then stops the log's tasks. Appends after
@@ -618,59 +487,6 @@ impl Wal {
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
-
-    /// Holds the log for a truncation or reset: new appends wait, queued ones drain first.
-    async fn begin_exclusive(&self) -> WalResult<()> {
-        let shared = &self.shared;
-        poll_fn(|cx| {
-            let mut state = shared.state.borrow_mut();
-            if let Some(fault) = &state.stopped {
-                return Poll::Ready(Err(WalError::Stopped(fault.clone())));
-            }
-            if state.closing {
-                return Poll::Ready(Err(WalError::Closed));
-            }
-            if state.exclusive {
-                shared.idle_waiters.register(cx.waker());
-                return Poll::Pending;
-            }
-            state.exclusive = true;
-            Poll::Ready(Ok(()))
-        })
-        .await?;
-        let drained = poll_fn(|cx| {
-            let state = shared.state.borrow();
-            if let Some(fault) = &state.stopped {
-                return Poll::Ready(Err(WalError::Stopped(fault.clone())));
-            }
-            if state.pending.is_empty() && !state.flushing {
-                return Poll::Ready(Ok(()));
-            }
-            shared.idle_waiters.register(cx.waker());
-            Poll::Pending
-        })
-        .await;
-        if drained.is_err() {
-            self.end_exclusive(&Ok(()));
-        }
-        drained
-    }
-
-    fn end_exclusive(&self, result: &WalResult<()>) {
-        let shared = &self.shared;
-        {
-            let mut state = shared.state.borrow_mut();
-            state.exclusive = false;
-            if let Err(error) = result {
-                if error.is_storage_fault() && state.stopped.is_none() {
-                    state.stopped = Some(Arc::new(error.clone()));
-                }
-            }
-        }
-        shared.space_waiters.wake_all();
-        shared.idle_waiters.wake_all();
-        wake_durable_waiters(shared);
-    }
 }
 
 impl Drop for Wal {
@@ -744,15 +560,16 @@ fn wake_durable_waiters(shared: &Shared) {
         (state.durable_generation, state.stopped.is_some())
     };
     let mut woken = Vec::new();
-    {
-        let mut waiters = shared.durable_waiters.borrow_mut();
-        while let Some((generation, _)) = waiters.front() {
-            if *generation > durable && !stopped {
-                break;
+    shared
+        .durable_waiters
+        .borrow_mut()
+        .retain(|(generation, waker)| {
+            let ready = *generation <= durable || stopped;
+            if ready {
+                woken.push(waker.clone());
             }
-            woken.push(waiters.pop_front().expect("checked non-empty").1);
-        }
-    }
+            !ready
+        });
     for waker in woken {
         waker.wake();
     }
@@ -952,6 +769,13 @@ async fn roll(shared: &Shared, first_index: u64, checkpoint: Option<u64>) -> Wal
     };
     std::fs::rename(&spare, &path)
         .map_err(|e| WalError::io("rename spare to segment", &spare, e))?;
+    // Make the new name durable before any record in the file is: a later fdatasync of a
+    // pre-written file commits no metadata, so it would not carry the rename. Recovery also
+    // reads a spare's header, but the name keeps the file's seq known even if its header write
+    // is lost, so a discarded segment's seq is never handed out again.
+    sync_directory(&shared.dir)
+        .await
+        .map_err(|e| WalError::io("sync directory", &shared.dir, e))?;
     let file = open_segment_file(&path).await?;
     let segment_bytes = shared.options.segment_bytes;
     let end = FIRST_RECORD_OFFSET + opening.len() as u64;
@@ -1031,5 +855,248 @@ async fn recycle(shared: &Shared, segment: Segment) -> WalResult<()> {
         shared.spares.give_back(spare)
     } else {
         std::fs::remove_file(&spare).map_err(|e| WalError::io("remove spare", &spare, e))
+    }
+}
+
+/// Queues one record (waiting while the pending buffer is full) and says which generation will
+/// carry it. A metadata record with `checkpoint` advances the checkpoint (never backwards).
+async fn queue(
+    shared: &Shared,
+    kind: RecordKind,
+    checkpoint: Option<u64>,
+    payload: &[u8],
+) -> WalResult<Queued> {
+    poll_fn(|cx| {
+        let mut state = shared.state.borrow_mut();
+        let stored = match (kind, checkpoint) {
+            (RecordKind::Entry, _) => record_bytes(payload.len()),
+            (RecordKind::Metadata, None) => record_bytes(8 + payload.len()),
+            (RecordKind::Metadata, Some(_)) => record_bytes(8 + state.queued_metadata.len()),
+        };
+        if let Some(fault) = &state.stopped {
+            return Poll::Ready(Err(WalError::Stopped(fault.clone())));
+        }
+        if state.closing {
+            return Poll::Ready(Err(WalError::Closed));
+        }
+        if let Some(checkpoint) = checkpoint {
+            // Checked here, atomically with queueing: a truncation may have run meanwhile.
+            if checkpoint > state.next_index {
+                let (first, last) = (state.durable_checkpoint, state.next_index - 1);
+                return Poll::Ready(Err(WalError::OutOfRange {
+                    index: checkpoint,
+                    first,
+                    last,
+                }));
+            }
+        }
+        let fits = state.pending.is_empty()
+            || state.pending.len() + stored <= shared.options.pending_bytes_limit;
+        if state.exclusive || !fits {
+            shared.space_waiters.register(cx.waker());
+            return Poll::Pending;
+        }
+        let was_empty = state.pending.is_empty();
+        let state = &mut *state;
+        let index = match kind {
+            RecordKind::Entry => {
+                let index = state.next_index;
+                state.next_index += 1;
+                append_unsealed_record(&mut state.pending, kind, index, payload);
+                index
+            }
+            RecordKind::Metadata => {
+                let index = state.next_index - 1;
+                if let Some(checkpoint) = checkpoint {
+                    state.queued_checkpoint = state.queued_checkpoint.max(checkpoint);
+                } else {
+                    state.queued_metadata = payload.to_vec();
+                }
+                let encoded = encode_metadata(state.queued_checkpoint, &state.queued_metadata);
+                append_unsealed_record(&mut state.pending, kind, index, &encoded);
+                index
+            }
+        };
+        if was_empty {
+            shared.flusher_waiters.wake_all();
+        }
+        Poll::Ready(Ok(Queued {
+            index,
+            generation: state.pending_generation,
+        }))
+    })
+    .await
+}
+
+/// Waits until the generation of `queued` is durable, or the log stopped.
+async fn wait_durable(shared: &Shared, queued: Queued) -> WalResult<()> {
+    poll_fn(|cx| {
+        let state = shared.state.borrow();
+        if state.durable_generation >= queued.generation {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(fault) = &state.stopped {
+            return Poll::Ready(Err((**fault).clone()));
+        }
+        // Registered on every pending poll, so a changed waker is honoured; stale entries are
+        // dropped by the next wake-up.
+        shared
+            .durable_waiters
+            .borrow_mut()
+            .push((queued.generation, cx.waker().clone()));
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs a multi-step operation as its own task, so that dropping the caller's future (a timeout,
+/// a select) cannot stop it halfway and leave the log held or half-changed.
+async fn run_to_completion<T: 'static>(
+    operation: impl Future<Output = WalResult<T>> + 'static,
+) -> WalResult<T> {
+    glommio::spawn_local(operation)
+        .detach()
+        .await
+        .unwrap_or(Err(WalError::Closed))
+}
+
+/// Marks the log stopped if `result` is a storage fault (fail-stop).
+fn stop_on_storage_fault<T>(shared: &Shared, result: &WalResult<T>) {
+    if let Err(error) = result {
+        let mut state = shared.state.borrow_mut();
+        if error.is_storage_fault() && state.stopped.is_none() {
+            tracing::error!(%error, "wal storage fault: the log stops accepting appends");
+            state.stopped = Some(Arc::new(error.clone()));
+        }
+    }
+}
+
+/// Holds the log for a truncation or reset: new appends wait, queued ones drain first.
+async fn begin_exclusive(shared: &Shared) -> WalResult<()> {
+    poll_fn(|cx| {
+        let mut state = shared.state.borrow_mut();
+        if let Some(fault) = &state.stopped {
+            return Poll::Ready(Err(WalError::Stopped(fault.clone())));
+        }
+        if state.closing {
+            return Poll::Ready(Err(WalError::Closed));
+        }
+        if state.exclusive {
+            shared.idle_waiters.register(cx.waker());
+            return Poll::Pending;
+        }
+        state.exclusive = true;
+        Poll::Ready(Ok(()))
+    })
+    .await?;
+    let drained = poll_fn(|cx| {
+        let state = shared.state.borrow();
+        if let Some(fault) = &state.stopped {
+            return Poll::Ready(Err(WalError::Stopped(fault.clone())));
+        }
+        if state.pending.is_empty() && !state.flushing {
+            return Poll::Ready(Ok(()));
+        }
+        shared.idle_waiters.register(cx.waker());
+        Poll::Pending
+    })
+    .await;
+    if drained.is_err() {
+        end_exclusive(shared, &Ok(()));
+    }
+    drained
+}
+
+/// Releases the log held by `begin_exclusive`; a storage fault in the operation stops it.
+fn end_exclusive(shared: &Shared, result: &WalResult<()>) {
+    shared.state.borrow_mut().exclusive = false;
+    stop_on_storage_fault(shared, result);
+    shared.space_waiters.wake_all();
+    shared.idle_waiters.wake_all();
+    wake_durable_waiters(shared);
+}
+
+async fn truncate_after_exclusive(shared: &Shared, last_kept: u64) -> WalResult<()> {
+    let (next_index, checkpoint) = {
+        let state = shared.state.borrow();
+        (state.next_index, state.durable_checkpoint)
+    };
+    if last_kept + 1 >= next_index {
+        return Ok(());
+    }
+    if last_kept + 1 < checkpoint {
+        return Err(WalError::OutOfRange {
+            index: last_kept + 1,
+            first: checkpoint,
+            last: next_index - 1,
+        });
+    }
+    // Never rewrite old bytes: roll to a new segment that starts at the cut. Recovery lets a
+    // later segment override the entries from its first index on.
+    roll(shared, last_kept + 1, None).await?;
+    sync_tail(shared).await?;
+    let overridden = {
+        let mut state = shared.state.borrow_mut();
+        let fresh = state.segments.pop().expect("roll pushed a segment");
+        let mut overridden = Vec::new();
+        while state
+            .segments
+            .last()
+            .is_some_and(|s| s.first_index > last_kept)
+        {
+            overridden.push(state.segments.pop().expect("checked non-empty"));
+        }
+        if let Some(trimmed) = state.segments.last_mut() {
+            let keep = (last_kept + 1 - trimmed.first_index) as usize;
+            trimmed.entries.truncate(keep);
+        }
+        state.segments.push(fresh);
+        state.next_index = last_kept + 1;
+        state.placed_last_index = last_kept;
+        state.durable_last_index = last_kept;
+        overridden
+    };
+    for segment in overridden {
+        recycle(shared, segment).await?;
+    }
+    Ok(())
+}
+
+async fn reset_exclusive(shared: &Shared, next_index: u64) -> WalResult<()> {
+    roll(shared, next_index, Some(next_index)).await?;
+    sync_tail(shared).await?;
+    let released = {
+        let mut state = shared.state.borrow_mut();
+        let fresh = state.segments.pop().expect("roll pushed a segment");
+        let released = std::mem::take(&mut state.segments);
+        state.segments.push(fresh);
+        state.next_index = next_index;
+        state.placed_last_index = next_index - 1;
+        state.durable_last_index = next_index - 1;
+        state.queued_checkpoint = next_index;
+        state.durable_checkpoint = next_index;
+        released
+    };
+    for segment in released {
+        recycle(shared, segment).await?;
+    }
+    Ok(())
+}
+
+/// Recycles, oldest first, every segment (but the tail) whose entries all lie below `index`.
+async fn recycle_released(shared: &Shared, index: u64) -> WalResult<()> {
+    loop {
+        let released = {
+            let mut state = shared.state.borrow_mut();
+            if state.segments.len() > 1 && state.segments[0].next_index() <= index {
+                Some(state.segments.remove(0))
+            } else {
+                None
+            }
+        };
+        match released {
+            Some(segment) => recycle(shared, segment).await?,
+            None => return Ok(()),
+        }
     }
 }

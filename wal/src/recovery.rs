@@ -63,6 +63,10 @@ pub struct RecoveredLog {
     pub tail_block: Vec<u8>,
     /// Bytes of a torn final batch that recovery discarded.
     pub discarded_tail_bytes: u64,
+    /// The highest segment sequence number any file carries (in its header or its name),
+    /// discarded ones included: new segments go above it, so records left in a discarded
+    /// segment can never validate in a file's next life.
+    pub highest_seq: u64,
 }
 
 impl RecoveredLog {
@@ -99,6 +103,7 @@ struct ScannedSegment {
 /// final batch, recycles released and half-made segments into spares, deletes half-made spares.
 pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
     let mut found = Vec::new();
+    let mut highest_seq = 0;
     let mut headerless = Vec::new();
     let mut spares = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| WalError::io("read directory", dir, e))?;
@@ -111,20 +116,30 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
+        if let Some(seq) = seq_from_name(&path) {
+            highest_seq = highest_seq.max(seq);
+        }
         if name.ends_with(PARTIAL_SUFFIX) {
             fs::remove_file(&path).map_err(|e| WalError::io("remove partial spare", &path, e))?;
         } else if name.ends_with(SPARE_SUFFIX) {
-            spares.push(path);
+            match read_header(&path)? {
+                // A roll renames a spare before writing its header and syncs the directory
+                // before acknowledging anything in it; should a rename still be lost, the header
+                // says what the file is.
+                BlockZero::Header(header) => found.push((header, path)),
+                _ => spares.push(path),
+            }
         } else if name.ends_with(SEGMENT_SUFFIX) {
             match read_header(&path)? {
                 BlockZero::Header(header) => found.push((header, path)),
-                BlockZero::Free => spares.push(recycle_to_spare(&path, false)?),
-                BlockZero::Damaged => headerless.push(path),
+                BlockZero::FreeMarker => spares.push(recycle_to_spare(&path, false)?),
+                BlockZero::Zeros | BlockZero::Damaged => headerless.push(path),
             }
         }
     }
     found.sort_by_key(|(header, _)| header.seq);
     let newest_seq = found.last().map_or(0, |(header, _)| header.seq);
+    highest_seq = highest_seq.max(newest_seq);
     for path in headerless {
         check_headerless_segment(&path, newest_seq)?;
         spares.push(recycle_to_spare(&path, false)?);
@@ -260,11 +275,12 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
         user_metadata,
         tail_block,
         discarded_tail_bytes,
+        highest_seq,
     })
 }
 
-/// A segment file whose block 0 is neither a header nor free is a roll whose opening write was
-/// torn (nothing in it was acknowledged: it becomes a spare). It is corruption instead when the file, read with the sequence number its name
+/// A segment file whose block 0 is zeros or damaged is a roll whose opening write was torn
+/// (nothing in it was acknowledged: it becomes a spare). It is corruption instead when the file, read with the sequence number its name
 /// carries, holds a record that proves it was synced: one written after its first fdatasync
 /// (batch_start past the first record), or any record while a newer segment exists (a segment is
 /// synced before the log rolls past it).
@@ -303,14 +319,25 @@ fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
     }
 }
 
-/// What block 0 of a `.wal` file holds.
+/// What block 0 of a segment file holds.
 enum BlockZero {
     Header(SegmentHeader),
-    /// Zeros or the recycled marker: a spare (a roll's opening write did not reach the disk, or
-    /// recycling was cut short before the rename).
-    Free,
-    /// Neither: a header damaged after it was written, or a torn opening write.
+    /// The recycled marker: recycling was cut short before the rename.
+    FreeMarker,
+    /// Zeros: a roll whose header write did not reach the disk — or a header wiped out.
+    Zeros,
+    /// A header damaged after it was written, or a torn opening write.
     Damaged,
+}
+
+/// The sequence number a segment's file name carries (`{seq:016x}.wal`, and `.spare` once
+/// recycled), if it has one.
+fn seq_from_name(path: &Path) -> Option<u64> {
+    let stem = path.file_stem()?.to_str()?;
+    if stem.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(stem, 16).ok()
 }
 
 fn read_header(path: &Path) -> WalResult<BlockZero> {
@@ -321,7 +348,8 @@ fn read_header(path: &Path) -> WalResult<BlockZero> {
     let block = &block[..read];
     Ok(match SegmentHeader::decode(block) {
         Some(header) => BlockZero::Header(header),
-        None if SegmentHeader::is_free(block) => BlockZero::Free,
+        None if SegmentHeader::is_free_marker(block) => BlockZero::FreeMarker,
+        None if block.iter().all(|&b| b == 0) => BlockZero::Zeros,
         None => BlockZero::Damaged,
     })
 }
