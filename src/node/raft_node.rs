@@ -1,0 +1,296 @@
+//! One member's raft state machine (raft-rs's `RawNode`) behind a sans-IO interface.
+//!
+//! Every write goes through raft, even on a single member: a one-voter group commits an entry as
+//! soon as the member's own log holds it durably, and clustering later adds voters without a
+//! second write path. Persistence is asynchronous: `advance` hands out a [`Persist`] (entries to
+//! append, a suffix to truncate, a new hard state) and the shell reports its completion with
+//! `on_persisted`, in order. The leader sends its messages before persisting (raft thesis
+//! 10.2.1); a follower's replies wait for the persist that covers them.
+//!
+//! raft-rs reads entries through its `Storage` trait, and requires them readable there before
+//! `advance_append_async`; the in-memory `MemStorage` mirrors the log (from the last snapshot on)
+//! and the WAL is its durable copy, as etcd's MemoryStorage mirrors its WAL.
+
+use raft::prelude::{ConfState, Entry, HardState, Message, ReadState, Snapshot, SnapshotMetadata};
+use raft::storage::MemStorage;
+use raft::{Config, RawNode, StateRole};
+
+/// Raft's timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms election).
+#[derive(Clone, Copy, Debug)]
+pub struct RaftTiming {
+    pub heartbeat_ticks: usize,
+    pub election_ticks: usize,
+}
+
+impl RaftTiming {
+    /// Ticks for etcd's `--heartbeat-interval` and `--election-timeout` (ms), one tick per
+    /// heartbeat interval as etcd does.
+    pub fn from_etcd_flags(heartbeat_ms: u64, election_ms: u64) -> RaftTiming {
+        assert!(
+            heartbeat_ms > 0 && election_ms >= 5 * heartbeat_ms,
+            "validated by the config layer"
+        );
+        RaftTiming {
+            heartbeat_ticks: 1,
+            election_ticks: (election_ms / heartbeat_ms) as usize,
+        }
+    }
+}
+
+/// What the durable log held at start: the snapshot it continues from, its entries, and the hard
+/// state.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    pub snapshot: SnapshotMetadata,
+    pub entries: Vec<Entry>,
+    pub hard_state: HardState,
+}
+
+/// A write the shell must make durable, then report with `on_persisted(ready_number)`.
+#[derive(Debug, Default)]
+pub struct Persist {
+    pub ready_number: u64,
+    /// Drop every log entry after this index before appending (a new leader overwrote them).
+    pub truncate_after: Option<u64>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader: the log restarts after it.
+    pub snapshot: Option<Snapshot>,
+    /// Messages to send only once this write is durable (a follower's acks and votes).
+    pub messages_after: Vec<Message>,
+}
+
+/// Everything one `advance` asks of the shell.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Messages to send now.
+    pub messages: Vec<Message>,
+    pub persist: Option<Persist>,
+    /// Committed entries to apply, in order. Entries with empty data (a new leader's first
+    /// entry) carry nothing to apply but still advance the applied index.
+    pub committed: Vec<Entry>,
+    /// Answers to `read_index` requests: the context and the index a read must wait for.
+    pub read_states: Vec<ReadState>,
+    /// The leader as this member now knows it (0: none), when that changed.
+    pub leader_changed: Option<u64>,
+}
+
+/// Why a request could not enter raft.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// This member is not the leader and knows of none (etcd's `etcdserver: no leader`).
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// This member is not the leader; the leader is known (clients retry there).
+    #[error("etcdserver: not leader (leader is {leader})")]
+    NotLeader { leader: u64 },
+    /// raft refused the request.
+    #[error("etcdserver: raft: {0}")]
+    Raft(String),
+}
+
+/// One member's raft state machine.
+pub struct RaftNode {
+    raw: RawNode<MemStorage>,
+    /// Last log index handed to persistence, to spot overwrites (truncations).
+    last_handed_index: u64,
+    leader: u64,
+}
+
+impl RaftNode {
+    /// A member with id `id` of a group whose voters are `voters` (used only when the log is new),
+    /// restarted from `recovered`.
+    pub fn new(
+        id: u64,
+        voters: &[u64],
+        timing: RaftTiming,
+        recovered: Recovered,
+    ) -> Result<RaftNode, NodeError> {
+        assert!(id != 0, "raft member ids are never 0");
+        let storage = MemStorage::new();
+        let mut snapshot_metadata = recovered.snapshot;
+        if snapshot_metadata.get_conf_state() == &ConfState::default() {
+            snapshot_metadata.mut_conf_state().voters = voters.to_vec();
+        }
+        let applied = snapshot_metadata.index;
+        {
+            let mut core = storage.wl();
+            if snapshot_metadata.index > 0 {
+                let mut snapshot = Snapshot::default();
+                snapshot.set_metadata(snapshot_metadata);
+                core.apply_snapshot(snapshot)
+                    .map_err(|e| NodeError::Raft(e.to_string()))?;
+            } else {
+                // A log that starts at index 1 has no snapshot, only its membership.
+                core.set_conf_state(snapshot_metadata.take_conf_state());
+            }
+            core.append(&recovered.entries)
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            core.set_hardstate(recovered.hard_state);
+        }
+        let last_handed_index =
+            raft::Storage::last_index(&storage).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let config = Config {
+            id,
+            heartbeat_tick: timing.heartbeat_ticks,
+            election_tick: timing.election_ticks,
+            applied,
+            // Large batches per message and per ready: the write path batches everything.
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Config::default()
+        };
+        config
+            .validate()
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw =
+            RawNode::new(&config, storage, &logger).map_err(|e| NodeError::Raft(e.to_string()))?;
+        Ok(RaftNode {
+            raw,
+            last_handed_index,
+            leader: 0,
+        })
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> u64 {
+        self.raw.raft.id
+    }
+
+    /// Whether this member leads its group.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The leader this member knows (0: none).
+    pub fn leader(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    /// The highest index known committed.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// Starts an election now (a single voter need not wait out an election timeout).
+    pub fn campaign(&mut self) -> Result<(), NodeError> {
+        self.raw
+            .campaign()
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// One tick of the logical clock (one heartbeat interval).
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    /// Proposes `data` as a new entry. Only the leader accepts proposals: forwarding to a remote
+    /// leader is the shell's job.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(), NodeError> {
+        if !self.is_leader() {
+            return Err(match self.leader() {
+                0 => NodeError::NoLeader,
+                leader => NodeError::NotLeader { leader },
+            });
+        }
+        self.raw
+            .propose(Vec::new(), data)
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Asks for a linearizable read point; the answer arrives as a `ReadState` with `context`.
+    pub fn read_index(&mut self, context: Vec<u8>) {
+        self.raw.read_index(context);
+    }
+
+    /// Feeds a message from another member.
+    pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
+        self.raw
+            .step(message)
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Collects the work raft has for the shell, if any. Call after every input and after every
+    /// `on_persisted`, until it returns `None`.
+    pub fn advance(&mut self) -> Option<Effects> {
+        if !self.raw.has_ready() {
+            return None;
+        }
+        let mut ready = self.raw.ready();
+        let mut effects = Effects {
+            messages: ready.take_messages(),
+            committed: ready.take_committed_entries(),
+            read_states: ready.take_read_states(),
+            ..Effects::default()
+        };
+        if let Some(soft_state) = ready.ss() {
+            if soft_state.leader_id != self.leader {
+                self.leader = soft_state.leader_id;
+                effects.leader_changed = Some(soft_state.leader_id);
+            }
+        }
+        let mut persist = Persist {
+            ready_number: ready.number(),
+            ..Persist::default()
+        };
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            let index = snapshot.get_metadata().index;
+            self.raw
+                .mut_store()
+                .wl()
+                .apply_snapshot(snapshot.clone())
+                .expect("raft hands out newer snapshots only");
+            self.last_handed_index = index;
+            persist.snapshot = Some(snapshot);
+        }
+        let entries = ready.take_entries();
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            if first.index <= self.last_handed_index {
+                persist.truncate_after = Some(first.index - 1);
+            }
+            assert!(
+                first.index <= self.last_handed_index + 1,
+                "raft appends without a gap"
+            );
+            self.raw
+                .mut_store()
+                .wl()
+                .append(&entries)
+                .expect("raft appends after its snapshot");
+            self.last_handed_index = last.index;
+        }
+        persist.entries = entries;
+        if let Some(hard_state) = ready.hs() {
+            self.raw.mut_store().wl().set_hardstate(hard_state.clone());
+            persist.hard_state = Some(hard_state.clone());
+        }
+        persist.messages_after = ready.take_persisted_messages();
+        let has_write = !persist.entries.is_empty()
+            || persist.hard_state.is_some()
+            || persist.snapshot.is_some();
+        if has_write || !persist.messages_after.is_empty() {
+            effects.persist = Some(persist);
+        }
+        self.raw.advance_append_async(ready);
+        Some(effects)
+    }
+
+    /// Reports that the persist of `ready_number` (and every earlier one) is durable.
+    pub fn on_persisted(&mut self, ready_number: u64) {
+        self.raw.on_persist_ready(ready_number);
+    }
+
+    /// Reports that committed entries up to `index` are applied.
+    pub fn on_applied(&mut self, index: u64) {
+        self.raw.advance_apply_to(index);
+    }
+}
