@@ -1,0 +1,236 @@
+//! The write transaction and its commit.
+//!
+//! Commit protocol (crash-safe at every byte):
+//! 1. encode every owned node and fresh large value into pages that are free in the committed
+//!    snapshot (so neither the published meta nor any reader can see them), plus a new free-list
+//!    run;
+//! 2. write them and fdatasync;
+//! 3. write the new meta into the slot the previous commit did not use, and fdatasync.
+//!
+//! A crash before 3 completes leaves the previous meta as the newest valid one, and every page
+//! it references untouched; a torn meta fails its checksum and is ignored the same way.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+
+use super::{Shared, Table, Tables};
+use crate::btree::flush::{flush, PageWrites};
+use crate::btree::node::Child;
+use crate::btree::read::NodeRef;
+use crate::btree::write::{insert, remove, Cow};
+use crate::error::{Error, Result};
+use crate::pager::freelist::{encode_runs, FreeList};
+use crate::pager::mapping::Mapping;
+use crate::pager::meta::{Meta, TABLE_SLOTS};
+use crate::pager::{build_run, run_pages, PageKind, View, PAGE_SIZE};
+
+/// Minimum growth step of the file: growing in big steps keeps fdatasync from also having to
+/// commit a file-size change on most commits.
+const GROW_BYTES_MIN: u64 = 8 << 20;
+
+/// The single write transaction: owned copies of the touched nodes, on top of the snapshot it
+/// started from.
+pub(crate) struct WriteTxn<'a> {
+    shared: &'a Shared,
+    freelist: MutexGuard<'a, FreeList>,
+    view: View,
+    base: Meta,
+    roots: [Option<Child>; TABLE_SLOTS],
+    /// Pages of the base snapshot this transaction no longer references.
+    freed: Vec<u64>,
+}
+
+impl<'a> WriteTxn<'a> {
+    pub(crate) fn begin(shared: &'a Shared) -> Result<WriteTxn<'a>> {
+        let freelist = shared.writer.lock().expect("writer lock");
+        if shared.failed.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let (meta, mapping) = {
+            let published = shared.published.lock().expect("published state lock");
+            (published.meta, published.mapping.clone())
+        };
+        let roots = meta
+            .roots
+            .map(|page| (page != 0).then_some(Child::Clean(page)));
+        Ok(WriteTxn {
+            shared,
+            freelist,
+            view: View {
+                mapping,
+                page_count: meta.page_count,
+                path: shared.file.path.clone(),
+            },
+            base: meta,
+            roots,
+            freed: Vec::new(),
+        })
+    }
+
+    /// Inserts or replaces `key` in `table`; returns whether it replaced a value.
+    pub(crate) fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<bool> {
+        let mut cx = Cow {
+            view: &self.view,
+            freed: &mut self.freed,
+        };
+        insert(&mut cx, &mut self.roots[table as usize], key, value)
+    }
+
+    /// Removes `key` from `table`; returns whether it was present.
+    pub(crate) fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        let mut cx = Cow {
+            view: &self.view,
+            freed: &mut self.freed,
+        };
+        remove(&mut cx, &mut self.roots[table as usize], key)
+    }
+
+    /// Makes everything written durable and visible to new readers.
+    pub(crate) fn commit(self) -> Result<()> {
+        let shared = self.shared;
+        let result = self.commit_inner();
+        if result.is_err() {
+            // The allocator may have handed out pages of a commit that never happened: stop
+            // writing until restart (fail-stop), which rebuilds it from the durable free list.
+            shared.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn commit_inner(mut self) -> Result<()> {
+        let shared = self.shared;
+        let txn_id = self.base.txn_id + 1;
+        let oldest_reader = {
+            let published = shared.published.lock().expect("published state lock");
+            published.readers.keys().next().copied()
+        };
+        self.freelist
+            .release(oldest_reader.unwrap_or(self.base.txn_id));
+
+        let mut page_count = self.base.page_count;
+        let mut writes: PageWrites = Vec::new();
+        let mut roots = [0u64; TABLE_SLOTS];
+        {
+            let freelist = &mut *self.freelist;
+            let mut alloc = |n: u64| {
+                freelist.take_run(n).unwrap_or_else(|| {
+                    page_count += n;
+                    page_count - n
+                })
+            };
+            for (slot, root) in std::mem::take(&mut self.roots).into_iter().enumerate() {
+                roots[slot] = root.map_or(0, |child| flush(child, &mut alloc, &mut writes));
+            }
+        }
+
+        // The previous free-list run belongs to the base snapshot: freed by this commit.
+        let mut freed = std::mem::take(&mut self.freed);
+        if self.base.freelist_page != 0 {
+            let old = self.view.run(self.base.freelist_page, PageKind::FreeList)?;
+            let first = self.base.freelist_page;
+            freed.extend(first..first + run_pages(old.len()));
+        }
+        self.freelist.add_pending(txn_id, freed);
+        page_count = self.freelist.trim_tail(page_count);
+
+        // The free-list run is allocated from the free list it describes; taking pages can split
+        // runs, so retry until the run is large enough for the list without its own pages.
+        let mut run_len = 1;
+        let (freelist_page, freelist_bytes) = loop {
+            let page = self.freelist.take_run(run_len).unwrap_or_else(|| {
+                page_count += run_len;
+                page_count - run_len
+            });
+            let bytes = encode_runs(&self.freelist.durable_runs(&[]));
+            if run_pages(bytes.len()) <= run_len {
+                break (page, bytes);
+            }
+            self.freelist.give_back(page..page + run_len);
+            run_len = run_pages(bytes.len()) + 1;
+        };
+        writes.push((
+            freelist_page,
+            build_run(freelist_page, PageKind::FreeList, &freelist_bytes),
+        ));
+
+        let meta = Meta {
+            txn_id,
+            page_count,
+            freelist_page,
+            roots,
+        };
+        let mapping = self.write_pages(writes, page_count)?;
+        shared.file.write_pages(meta.slot(), &meta.encode())?;
+        shared.file.sync()?;
+
+        let mut published = shared.published.lock().expect("published state lock");
+        published.meta = meta;
+        published.mapping = mapping;
+        Ok(())
+    }
+
+    /// Writes the pages (coalescing neighbours), grows the file and mapping as needed, syncs.
+    fn write_pages(&self, mut writes: PageWrites, page_count: u64) -> Result<Arc<Mapping>> {
+        let file = &self.shared.file;
+        let needed = page_count * PAGE_SIZE as u64;
+        let file_len = file.len()?;
+        if file_len < needed {
+            let grown = needed.max(file_len + (file_len / 4).max(GROW_BYTES_MIN));
+            file.set_len(grown.next_multiple_of(PAGE_SIZE as u64))?;
+        }
+        let mut mapping = self.view.mapping.clone();
+        if page_count > mapping.pages_capacity() {
+            let reserve = super::open::reserve_for(file.len()?);
+            mapping = Arc::new(
+                Mapping::new(&file.file, reserve).map_err(|source| Error::Io {
+                    path: file.path.to_path_buf(),
+                    source,
+                })?,
+            );
+        }
+        writes.sort_unstable_by_key(|(page, _)| *page);
+        let mut batch: Vec<u8> = Vec::new();
+        let mut batch_start = 0;
+        for (page, bytes) in writes {
+            let pages = (bytes.len() / PAGE_SIZE) as u64;
+            assert!(
+                page >= 2 && page + pages <= page_count,
+                "write outside the new snapshot"
+            );
+            for p in page..page + pages {
+                // Readers of the old mapping never reach these pages; the current one must
+                // re-verify them after the rewrite.
+                self.view.mapping.clear_verified(p);
+                mapping.clear_verified(p);
+            }
+            if !batch.is_empty() && batch_start + (batch.len() / PAGE_SIZE) as u64 != page {
+                file.write_pages(batch_start, &batch)?;
+                batch.clear();
+            }
+            if batch.is_empty() {
+                batch_start = page;
+            }
+            batch.extend_from_slice(&bytes);
+        }
+        if !batch.is_empty() {
+            file.write_pages(batch_start, &batch)?;
+        }
+        file.sync()?;
+        Ok(mapping)
+    }
+
+    /// Free and pending page counts (diagnostics and tests).
+    pub(crate) fn free_pages(&self) -> (usize, usize) {
+        (self.freelist.free_count(), self.freelist.pending_count())
+    }
+}
+
+impl Tables for WriteTxn<'_> {
+    fn view(&self) -> &View {
+        &self.view
+    }
+
+    fn root(&self, table: Table) -> Option<NodeRef<'_>> {
+        self.roots[table as usize].as_ref().map(NodeRef::of)
+    }
+}
