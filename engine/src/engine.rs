@@ -9,6 +9,7 @@
 use std::ops::Bound;
 use std::path::Path;
 
+use crate::db::check::CheckReport;
 use crate::db::{Db, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
 use crate::mvcc::state::MvccState;
@@ -42,6 +43,12 @@ impl Engine {
         let txn = self.db.begin_read();
         let state = MvccState::load(&txn)?;
         Ok(ReadView { txn, state })
+    }
+
+    /// Walks the whole newest commit: every page reachable exactly once or free, keys in
+    /// order, checksums valid. Waits for an open write batch to finish.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.db.check()
     }
 
     /// Starts the single write batch (blocks while another is open).

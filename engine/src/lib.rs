@@ -19,6 +19,7 @@ mod mvcc;
 pub mod pager;
 
 pub use btree::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+pub use db::check::CheckReport;
 pub use engine::{AuthTable, Engine, ReadView, WriteBatch, COMPACT_STEP_BUDGET};
 pub use error::{Error, Result};
 pub use mvcc::keys::Revision;

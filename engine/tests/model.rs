@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use basalt_engine::*;
 use proptest::prelude::*;
 
-const KEYS: &[&[u8]] = &[b"a", b"ab", b"abc", b"b", b"b\0", b"b\0x", b"ba", b"c", b"d\xff", b"e"];
+const KEYS: &[&[u8]] = &[
+    b"a", b"ab", b"abc", b"b", b"b\0", b"b\0x", b"ba", b"c", b"d\xff", b"e",
+];
 
 // ---------------------------------------------------------------- the model
 
@@ -65,7 +67,10 @@ impl Model {
         let mut kvs = if r.count_only { vec![] } else { all };
         // etcd fetches limit + 1 keys (in key order) unless the request sorts (by its original
         // sort_order) or filters; a target-only sort then sorts just those.
-        let filtered = r.min_mod_revision != 0 || r.max_mod_revision != 0 || r.min_create_revision != 0 || r.max_create_revision != 0;
+        let filtered = r.min_mod_revision != 0
+            || r.max_mod_revision != 0
+            || r.min_create_revision != 0
+            || r.max_create_revision != 0;
         if r.sort_order == SortOrder::None && !filtered && r.limit > 0 {
             kvs.truncate(r.limit as usize + 1);
         }
@@ -102,11 +107,19 @@ impl Model {
         if r.keys_only {
             kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
-        Ok(RangeResponse { header_revision: current, kvs, more, count })
+        Ok(RangeResponse {
+            header_revision: current,
+            kvs,
+            more,
+            count,
+        })
     }
 
     fn record(&mut self, key: &[u8], main: i64, kv: Option<KeyValue>) {
-        self.history.entry(key.to_vec()).or_default().push((main, kv));
+        self.history
+            .entry(key.to_vec())
+            .or_default()
+            .push((main, kv));
     }
 }
 
@@ -133,13 +146,28 @@ impl ModelTxn<'_> {
             create_revision: prev.as_ref().map_or(main, |k| k.create_revision),
             mod_revision: main,
             version: prev.as_ref().map_or(1, |k| k.version + 1),
-            value: if p.ignore_value { prev.as_ref().unwrap().value.clone() } else { p.value.clone() },
-            lease: if p.ignore_lease { prev.as_ref().unwrap().lease } else { p.lease },
+            value: if p.ignore_value {
+                prev.as_ref().unwrap().value.clone()
+            } else {
+                p.value.clone()
+            },
+            lease: if p.ignore_lease {
+                prev.as_ref().unwrap().lease
+            } else {
+                p.lease
+            },
         };
         self.m.record(&p.key, main, Some(kv.clone()));
         self.changed = true;
-        self.events.push(Event { kind: EventKind::Put, kv, prev_kv: prev.clone() });
-        Ok(PutResponse { header_revision: main, prev_kv: if p.prev_kv { prev } else { None } })
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
+        Ok(PutResponse {
+            header_revision: main,
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
     }
 
     fn delete(&mut self, d: &DeleteRangeRequest) -> DeleteRangeResponse {
@@ -150,7 +178,11 @@ impl ModelTxn<'_> {
             self.changed = true;
             self.events.push(Event {
                 kind: EventKind::Delete,
-                kv: KeyValue { key: prev.key.clone(), mod_revision: main, ..Default::default() },
+                kv: KeyValue {
+                    key: prev.key.clone(),
+                    mod_revision: main,
+                    ..Default::default()
+                },
                 prev_kv: Some(prev.clone()),
             });
         }
@@ -191,11 +223,18 @@ impl ModelTxn<'_> {
         for op in if ok { &t.success } else { &t.failure } {
             match op {
                 RequestOp::Txn(n) => self.plan(n, path)?,
-                RequestOp::Put(p) if (p.ignore_value || p.ignore_lease) && self.m.live_at(&p.key, self.m.current).is_none() => {
+                RequestOp::Put(p)
+                    if (p.ignore_value || p.ignore_lease)
+                        && self.m.live_at(&p.key, self.m.current).is_none() =>
+                {
                     return Err(Error::KeyNotFound)
                 }
-                RequestOp::Range(r) if r.revision > self.m.current => return Err(Error::FutureRevision),
-                RequestOp::Range(r) if r.revision > 0 && r.revision < self.m.compacted => return Err(Error::Compacted),
+                RequestOp::Range(r) if r.revision > self.m.current => {
+                    return Err(Error::FutureRevision)
+                }
+                RequestOp::Range(r) if r.revision > 0 && r.revision < self.m.compacted => {
+                    return Err(Error::Compacted)
+                }
                 _ => {}
             }
         }
@@ -214,7 +253,11 @@ impl ModelTxn<'_> {
                 RequestOp::Txn(n) => ResponseOp::Txn(self.run(n, path, at)),
             });
         }
-        TxnResponse { header_revision: 0, succeeded: ok, responses }
+        TxnResponse {
+            header_revision: 0,
+            succeeded: ok,
+            responses,
+        }
     }
 }
 
@@ -307,43 +350,95 @@ fn range_end() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn put_req() -> impl Strategy<Value = PutRequest> {
-    (key(), proptest::collection::vec(any::<u8>(), 0..4), 0i64..3, any::<bool>(), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
+    (
+        key(),
+        proptest::collection::vec(any::<u8>(), 0..4),
+        0i64..3,
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+    )
         .prop_map(|(key, value, lease, prev_kv, ignore_value, ignore_lease)| {
-            let value = if value.len() == 3 { vec![value[0]; 5000] } else { value }; // some overflow values
-            PutRequest { key, value, lease, prev_kv, ignore_value, ignore_lease }
+            let value = if value.len() == 3 {
+                vec![value[0]; 5000]
+            } else {
+                value
+            }; // some overflow values
+            PutRequest {
+                key,
+                value,
+                lease,
+                prev_kv,
+                ignore_value,
+                ignore_lease,
+            }
         })
 }
 
 fn delete_req() -> impl Strategy<Value = DeleteRangeRequest> {
-    (key(), range_end(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| DeleteRangeRequest { key, range_end, prev_kv })
+    (key(), range_end(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| DeleteRangeRequest {
+        key,
+        range_end,
+        prev_kv,
+    })
 }
 
 fn range_req() -> impl Strategy<Value = (RangeRequest, i64)> {
     let sort = (
-        prop_oneof![Just(SortOrder::None), Just(SortOrder::Ascend), Just(SortOrder::Descend)],
-        prop_oneof![Just(SortTarget::Key), Just(SortTarget::Version), Just(SortTarget::Create), Just(SortTarget::Mod), Just(SortTarget::Value)],
+        prop_oneof![
+            Just(SortOrder::None),
+            Just(SortOrder::Ascend),
+            Just(SortOrder::Descend)
+        ],
+        prop_oneof![
+            Just(SortTarget::Key),
+            Just(SortTarget::Version),
+            Just(SortTarget::Create),
+            Just(SortTarget::Mod),
+            Just(SortTarget::Value)
+        ],
     );
-    let filters = prop_oneof![4 => Just((0i64, 0i64, 0i64, 0i64)), 1 => (0i64..6, 0i64..6, 0i64..6, 0i64..6)];
-    (key(), range_end(), 0i64..4, -2i64..3, sort, prop::bool::weighted(0.2), prop::bool::weighted(0.2), filters).prop_map(
-        |(key, range_end, limit, rev_back, (sort_order, sort_target), keys_only, count_only, (a, b, c, d))| {
-            // rev_back: -2 future, -1 current (0), n ≥ 0: current - n (resolved at run time)
-            let r = RangeRequest {
+    let filters =
+        prop_oneof![4 => Just((0i64, 0i64, 0i64, 0i64)), 1 => (0i64..6, 0i64..6, 0i64..6, 0i64..6)];
+    (
+        key(),
+        range_end(),
+        0i64..4,
+        -2i64..3,
+        sort,
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.2),
+        filters,
+    )
+        .prop_map(
+            |(
                 key,
                 range_end,
                 limit,
-                revision: 0,
-                sort_order,
-                sort_target,
+                rev_back,
+                (sort_order, sort_target),
                 keys_only,
                 count_only,
-                min_mod_revision: a,
-                max_mod_revision: if b == 0 { 0 } else { a + b },
-                min_create_revision: c,
-                max_create_revision: if d == 0 { 0 } else { c + d },
-            };
-            (r, rev_back)
-        },
-    )
+                (a, b, c, d),
+            )| {
+                // rev_back: -2 future, -1 current (0), n ≥ 0: current - n (resolved at run time)
+                let r = RangeRequest {
+                    key,
+                    range_end,
+                    limit,
+                    revision: 0,
+                    sort_order,
+                    sort_target,
+                    keys_only,
+                    count_only,
+                    min_mod_revision: a,
+                    max_mod_revision: if b == 0 { 0 } else { a + b },
+                    min_create_revision: c,
+                    max_create_revision: if d == 0 { 0 } else { c + d },
+                };
+                (r, rev_back)
+            },
+        )
 }
 
 fn compare() -> impl Strategy<Value = Compare> {
@@ -354,9 +449,24 @@ fn compare() -> impl Strategy<Value = Compare> {
         proptest::collection::vec(any::<u8>(), 0..2).prop_map(CompareTarget::Value),
         (0i64..3).prop_map(CompareTarget::Lease),
     ];
-    let result = prop_oneof![Just(CompareResult::Equal), Just(CompareResult::Greater), Just(CompareResult::Less), Just(CompareResult::NotEqual)];
-    (result, target, key(), prop_oneof![3 => Just(vec![]), 1 => range_end()])
-        .prop_map(|(result, target, key, range_end)| Compare { result, target, key, range_end })
+    let result = prop_oneof![
+        Just(CompareResult::Equal),
+        Just(CompareResult::Greater),
+        Just(CompareResult::Less),
+        Just(CompareResult::NotEqual)
+    ];
+    (
+        result,
+        target,
+        key(),
+        prop_oneof![3 => Just(vec![]), 1 => range_end()],
+    )
+        .prop_map(|(result, target, key, range_end)| Compare {
+            result,
+            target,
+            key,
+            range_end,
+        })
 }
 
 fn flat_op() -> impl Strategy<Value = RequestOp> {
@@ -368,11 +478,29 @@ fn flat_op() -> impl Strategy<Value = RequestOp> {
 }
 
 fn txn_req() -> impl Strategy<Value = TxnRequest> {
-    let nested = (proptest::collection::vec(compare(), 0..2), proptest::collection::vec(flat_op(), 0..2), proptest::collection::vec(flat_op(), 0..2))
-        .prop_map(|(compare, success, failure)| RequestOp::Txn(TxnRequest { compare, success, failure }));
+    let nested = (
+        proptest::collection::vec(compare(), 0..2),
+        proptest::collection::vec(flat_op(), 0..2),
+        proptest::collection::vec(flat_op(), 0..2),
+    )
+        .prop_map(|(compare, success, failure)| {
+            RequestOp::Txn(TxnRequest {
+                compare,
+                success,
+                failure,
+            })
+        });
     let op = prop_oneof![4 => flat_op(), 1 => nested];
-    (proptest::collection::vec(compare(), 0..3), proptest::collection::vec(op.clone(), 0..4), proptest::collection::vec(op, 0..3))
-        .prop_map(|(compare, success, failure)| TxnRequest { compare, success, failure })
+    (
+        proptest::collection::vec(compare(), 0..3),
+        proptest::collection::vec(op.clone(), 0..4),
+        proptest::collection::vec(op, 0..3),
+    )
+        .prop_map(|(compare, success, failure)| TxnRequest {
+            compare,
+            success,
+            failure,
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -393,7 +521,10 @@ fn op() -> impl Strategy<Value = Op> {
 
 // ---------------------------------------------------------------- the harness
 
-fn same<T: PartialEq + std::fmt::Debug>(engine: Result<T>, model: Result<T>) -> std::result::Result<(), TestCaseError> {
+fn same<T: PartialEq + std::fmt::Debug>(
+    engine: Result<T>,
+    model: Result<T>,
+) -> std::result::Result<(), TestCaseError> {
     match (engine, model) {
         (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
         (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
@@ -403,7 +534,11 @@ fn same<T: PartialEq + std::fmt::Debug>(engine: Result<T>, model: Result<T>) -> 
 }
 
 fn everything() -> RangeRequest {
-    RangeRequest { key: vec![0], range_end: vec![0], ..Default::default() }
+    RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        ..Default::default()
+    }
 }
 
 fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
@@ -417,7 +552,10 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
         // One engine instance per iteration: `Reopen` ends it.
         let engine = Engine::open(&path).unwrap();
         let view = engine.read().unwrap();
-        same(view.range(&everything()), committed.range(&everything(), committed.current))?;
+        same(
+            view.range(&everything()),
+            committed.range(&everything(), committed.current),
+        )?;
         prop_assert_eq!(view.applied_index(), committed.applied_index);
         drop(view);
         let mut pinned: Option<(ReadView, Model)> = None;
@@ -456,7 +594,10 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
     model = committed.clone();
     let engine = Engine::open(&path).unwrap();
     let view = engine.read().unwrap();
-    same(view.range(&everything()), model.range(&everything(), model.current))?;
+    same(
+        view.range(&everything()),
+        model.range(&everything(), model.current),
+    )?;
     Ok(())
 }
 
@@ -470,7 +611,11 @@ fn step(
 ) -> std::result::Result<(), TestCaseError> {
     match op {
         Op::Put(p) => {
-            let mut t = ModelTxn { m: model, changed: false, events: vec![] };
+            let mut t = ModelTxn {
+                m: model,
+                changed: false,
+                events: vec![],
+            };
             let expected = t.put(&p).map(|r| (r, std::mem::take(&mut t.events)));
             if t.changed {
                 model.current += 1;
@@ -478,7 +623,11 @@ fn step(
             same(b.put(&p), expected)?;
         }
         Op::Delete(d) => {
-            let mut t = ModelTxn { m: model, changed: false, events: vec![] };
+            let mut t = ModelTxn {
+                m: model,
+                changed: false,
+                events: vec![],
+            };
             let mut r = t.delete(&d);
             let events = std::mem::take(&mut t.events);
             if t.changed {
@@ -491,7 +640,11 @@ fn step(
             let expected = if has_duplicate(&req.success) || has_duplicate(&req.failure) {
                 Err(Error::DuplicateKey)
             } else {
-                let mut t = ModelTxn { m: model, changed: false, events: vec![] };
+                let mut t = ModelTxn {
+                    m: model,
+                    changed: false,
+                    events: vec![],
+                };
                 let mut path = vec![];
                 match t.plan(&req, &mut path) {
                     Err(e) => Err(e),
@@ -553,12 +706,18 @@ fn step(
                 }
                 prop_assert_eq!(got.len(), revs.len());
                 for e in &got {
-                    let (_, kv) = committed.history[&e.kv.key].iter().find(|(m, _)| *m == e.kv.mod_revision).unwrap();
+                    let (_, kv) = committed.history[&e.kv.key]
+                        .iter()
+                        .find(|(m, _)| *m == e.kv.mod_revision)
+                        .unwrap();
                     match kv {
                         Some(v) => prop_assert_eq!(&e.kv, v),
                         None => prop_assert_eq!(e.kind, EventKind::Delete),
                     }
-                    prop_assert_eq!(&e.prev_kv, &committed.live_at(&e.kv.key, e.kv.mod_revision - 1));
+                    prop_assert_eq!(
+                        &e.prev_kv,
+                        &committed.live_at(&e.kv.key, e.kv.mod_revision - 1)
+                    );
                 }
             }
         }
@@ -575,7 +734,10 @@ fn step(
 }
 
 fn cases() -> u32 {
-    std::env::var("BASALT_MODEL_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48)
+    std::env::var("BASALT_MODEL_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(48)
 }
 
 proptest! {

@@ -1,9 +1,13 @@
 //! Transactions over the B+tree tables: many concurrent readers pinning committed snapshots,
 //! one writer building the next commit.
 
+pub(crate) mod check;
 pub(crate) mod open;
 pub(crate) mod read;
 pub(crate) mod write;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -94,6 +98,11 @@ impl Db {
     /// Pins the newest committed snapshot for reading.
     pub(crate) fn begin_read(&self) -> ReadTxn {
         ReadTxn::begin(self.shared.clone())
+    }
+
+    /// Checks page accounting of the newest commit (waits for the writer).
+    pub(crate) fn check(&self) -> Result<check::CheckReport> {
+        check::check(&self.shared)
     }
 
     /// Starts the (single) write transaction; blocks while another is open.

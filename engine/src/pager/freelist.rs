@@ -122,6 +122,13 @@ impl FreeList {
         runs
     }
 
+    /// Every free page and every pending page (for the consistency check).
+    pub(crate) fn pages(&self) -> (Vec<u64>, Vec<u64>) {
+        let free = self.free.iter().copied().collect();
+        let pending = self.pending.values().flatten().copied().collect();
+        (free, pending)
+    }
+
     /// Number of pages free now (for tests and stats).
     pub(crate) fn free_count(&self) -> usize {
         self.free.len()
