@@ -12,7 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod btree;
-mod db;
+pub(crate) mod db;
 mod engine;
 mod error;
 mod mvcc;
@@ -20,6 +20,8 @@ pub mod pager;
 
 pub use btree::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use db::check::CheckReport;
+#[doc(hidden)]
+pub use db::write::crash_point;
 pub use engine::{AuthTable, Engine, ReadView, WriteBatch, COMPACT_STEP_BUDGET};
 pub use error::{Error, Result};
 pub use mvcc::keys::Revision;

@@ -55,7 +55,8 @@ impl<'a> PageNode<'a> {
     fn entry(&self, view: &View, i: usize) -> Result<&'a [u8]> {
         let at = HEADER_SIZE + i * 2;
         let offset = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-        if offset < HEADER_SIZE + self.count * 2 || offset >= PAGE_SIZE {
+        let entry_header = if self.kind == PageKind::Leaf { 7 } else { 10 };
+        if offset < HEADER_SIZE + self.count * 2 || offset + entry_header > PAGE_SIZE {
             return Err(view.corrupt(self.page, format!("slot {i} offset {offset} out of bounds")));
         }
         Ok(&self.bytes[offset..])

@@ -4,7 +4,7 @@
 pub(crate) mod check;
 pub(crate) mod open;
 pub(crate) mod read;
-pub(crate) mod write;
+pub mod write;
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,39 @@ use crate::pager::mapping::Mapping;
 use crate::pager::meta::{Meta, TABLE_SLOTS};
 use crate::pager::{build_run, run_pages, PageKind, View, PAGE_SIZE};
 
+/// Test hook: a crash point makes the next commit kill the process at that step, so crash tests
+/// can stop a writer between (and inside) the writes of the commit protocol.
+#[doc(hidden)]
+pub mod crash_point {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// No crash.
+    pub const NONE: u8 = 0;
+    /// After the data pages are written, before their fdatasync.
+    pub const AFTER_PAGES: u8 = 1;
+    /// After the data pages are synced, before the meta is written.
+    pub const AFTER_PAGES_SYNCED: u8 = 2;
+    /// Half of the meta page written (a torn meta), then crash.
+    pub const TORN_META: u8 = 3;
+    /// Meta written but not synced.
+    pub const AFTER_META: u8 = 4;
+
+    static POINT: AtomicU8 = AtomicU8::new(NONE);
+
+    /// Arms a crash point for the following commits of this process.
+    pub fn set(point: u8) {
+        POINT.store(point, Ordering::SeqCst);
+    }
+
+    pub(crate) fn reached(point: u8) -> bool {
+        POINT.load(Ordering::Relaxed) == point
+    }
+
+    pub(crate) fn crash() -> ! {
+        std::process::abort()
+    }
+}
+
 /// Minimum growth step of the file: growing in big steps keeps fdatasync from also having to
 /// commit a file-size change on most commits.
 const GROW_BYTES_MIN: u64 = 8 << 20;
@@ -160,7 +193,20 @@ impl<'a> WriteTxn<'a> {
             roots,
         };
         let mapping = self.write_pages(writes, page_count)?;
-        shared.file.write_pages(meta.slot(), &meta.encode())?;
+        let meta_page = meta.encode();
+        if crash_point::reached(crash_point::TORN_META) {
+            let offset = meta.slot() * PAGE_SIZE as u64;
+            let _ = std::os::unix::fs::FileExt::write_all_at(
+                &shared.file.file,
+                &meta_page[..PAGE_SIZE / 2],
+                offset,
+            );
+            crash_point::crash();
+        }
+        shared.file.write_pages(meta.slot(), &meta_page)?;
+        if crash_point::reached(crash_point::AFTER_META) {
+            crash_point::crash();
+        }
         shared.file.sync()?;
 
         let mut published = shared.published.lock().expect("published state lock");
@@ -215,7 +261,13 @@ impl<'a> WriteTxn<'a> {
         if !batch.is_empty() {
             file.write_pages(batch_start, &batch)?;
         }
+        if crash_point::reached(crash_point::AFTER_PAGES) {
+            crash_point::crash();
+        }
         file.sync()?;
+        if crash_point::reached(crash_point::AFTER_PAGES_SYNCED) {
+            crash_point::crash();
+        }
         Ok(mapping)
     }
 
