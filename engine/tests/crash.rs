@@ -167,6 +167,21 @@ fn verify(dir: &Path, at_least: u64) -> u64 {
     applied
 }
 
+/// A disk that lost a page write the engine believed synced: open must refuse with an error
+/// naming a page, not serve the commit and not silently fall back to an older one.
+#[test]
+fn lost_page_write_is_reported_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = verify(dir.path(), 0);
+    let last = run_child(dir.path(), crash_point::LOST_PAGE, 3, None).unwrap();
+    assert_eq!(last, before + 3);
+    match Engine::open(dir.path().join("db")) {
+        Err(Error::Corrupt { page, reason, .. }) => assert!(page >= 2, "page {page}: {reason}"),
+        Err(other) => panic!("expected a corruption error, got {other}"),
+        Ok(_) => panic!("a commit with a lost page write was accepted"),
+    }
+}
+
 fn rounds() -> u64 {
     std::env::var("BASALT_CRASH_ROUNDS")
         .ok()

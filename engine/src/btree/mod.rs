@@ -32,8 +32,10 @@ pub(crate) const BRANCH_ENTRY_OVERHEAD: usize = 2 + 2 + 8;
 pub const KEY_BYTES_MAX: usize = ENTRY_BYTES_MAX - LEAF_ENTRY_OVERHEAD - 8;
 /// Largest value the tree accepts (etcd's default request limit is 1.5 MiB).
 pub const VALUE_BYTES_MAX: usize = 32 << 20;
-/// Nodes below this many entry bytes try to merge with a sibling after a delete.
-pub(crate) const MERGE_BELOW_BYTES: usize = NODE_CAPACITY / 4;
+/// Nodes below this many entry bytes try to merge with a sibling after a delete. Half a page:
+/// compaction deletes every other entry of a leaf under churn, and leaves left half empty
+/// would double the file.
+pub(crate) const MERGE_BELOW_BYTES: usize = NODE_CAPACITY / 2;
 
 /// Whether a value of `value_len` with a key of `key_len` is stored inside the leaf.
 pub(crate) fn is_inline(key_len: usize, value_len: usize) -> bool {

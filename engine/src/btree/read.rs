@@ -100,6 +100,60 @@ pub(crate) fn get<'a>(
     }
 }
 
+/// The entry with the greatest key ≤ `key`, if any: one descent, no callbacks (the MVCC point
+/// read "newest revision of k at or below R" is exactly this).
+pub(crate) fn seek_le<'a>(
+    view: &'a View,
+    root: Option<NodeRef<'a>>,
+    key: &[u8],
+) -> Result<Option<(&'a [u8], &'a [u8])>> {
+    let Some(mut node) = root else {
+        return Ok(None);
+    };
+    for _ in 0..64 {
+        match node {
+            NodeRef::Page(page) => {
+                let p = PageNode::open(view, page)?;
+                if p.kind == PageKind::Branch {
+                    node = NodeRef::Page(p.child(view, p.child_index(view, key)?)?);
+                    continue;
+                }
+                let i = p.upper_bound(view, key)?;
+                if i == 0 {
+                    break; // the answer may sit in the previous leaf: take the slow path
+                }
+                return Ok(Some((
+                    p.key(view, i - 1)?,
+                    resolve(view, p.value(view, i - 1)?)?,
+                )));
+            }
+            NodeRef::Mem(Node::Branch(b)) => node = NodeRef::of(&b.children[b.child_index(key)]),
+            NodeRef::Mem(Node::Leaf(l)) => {
+                let i = l.keys.partition_point(|k| k.as_slice() <= key);
+                if i == 0 {
+                    break;
+                }
+                return Ok(Some((&l.keys[i - 1], resolve_mem(view, &l.vals[i - 1])?)));
+            }
+        }
+    }
+    let mut found = None;
+    if let Some(root) = root {
+        scan(
+            view,
+            root,
+            Bound::Unbounded,
+            Bound::Included(key),
+            true,
+            &mut |k, v| {
+                found = Some((k, v));
+                Ok(false)
+            },
+        )?;
+    }
+    Ok(found)
+}
+
 /// Visits every entry with `lower ≤ key < upper` (per the bounds) in key order, or in reverse.
 /// Returns `false` if the visitor stopped the scan.
 pub(crate) fn scan<'a>(
@@ -210,10 +264,14 @@ fn scan_node<'a>(
     }
 }
 
-fn ordered(start: usize, end: usize, reverse: bool) -> Box<dyn Iterator<Item = usize>> {
-    if reverse {
-        Box::new((start..end).rev())
-    } else {
-        Box::new(start..end)
-    }
+/// Indices `start..end`, forwards or backwards (no allocation: scans run per read).
+fn ordered(start: usize, end: usize, reverse: bool) -> impl Iterator<Item = usize> {
+    let n = end.saturating_sub(start);
+    (0..n).map(move |step| {
+        if reverse {
+            end - 1 - step
+        } else {
+            start + step
+        }
+    })
 }

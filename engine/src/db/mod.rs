@@ -14,7 +14,7 @@ use std::ops::Bound;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use crate::btree::read::{get, scan, NodeRef, Visit};
+use crate::btree::read::{get, scan, seek_le, NodeRef, Visit};
 use crate::error::Result;
 use crate::pager::file::DataFile;
 use crate::pager::freelist::FreeList;
@@ -76,6 +76,11 @@ pub(crate) trait Tables {
     /// The value under `key` in `table`.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
         get(self.view(), self.root(table), key)
+    }
+
+    /// The entry of `table` with the greatest key ≤ `key`.
+    fn seek_le(&self, table: Table, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
+        seek_le(self.view(), self.root(table), key)
     }
 
     /// Visits entries of `table` within the bounds, in key order or reversed.

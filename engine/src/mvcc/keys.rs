@@ -44,6 +44,11 @@ impl Revision {
 /// The order-preserving, prefix-free encoding of a user key (no revision).
 pub(crate) fn encode_user_key(key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 2 + REVISION_BYTES);
+    if !key.contains(&0) {
+        out.extend_from_slice(key);
+        out.extend_from_slice(&[0x00, 0x01]);
+        return out;
+    }
     for &byte in key {
         out.push(byte);
         if byte == 0 {
@@ -91,6 +96,9 @@ pub(crate) fn split_index_key(index_key: &[u8]) -> Option<(&[u8], Revision)> {
 /// Decodes an encoded user key back to the user's bytes; `None` if malformed.
 pub(crate) fn decode_user_key(encoded: &[u8]) -> Option<Vec<u8>> {
     let body = encoded.strip_suffix(&[0x00, 0x01])?;
+    if !body.contains(&0) {
+        return Some(body.to_vec());
+    }
     let mut out = Vec::with_capacity(body.len());
     let mut bytes = body.iter();
     while let Some(&byte) = bytes.next() {

@@ -107,18 +107,13 @@ pub(crate) fn newest_at<'a, T: Tables>(
     at: Revision,
 ) -> Result<Option<Found<'a>>> {
     let upper = index_key(encoded_key, at);
-    let mut found = None;
-    tables.scan(
-        Table::Index,
-        Bound::Included(encoded_key),
-        Bound::Included(&upper),
-        true,
-        &mut |k, v| {
-            found = Some((k, v));
-            Ok(false)
-        },
-    )?;
-    found.map(|(k, v)| parse(tables, k, v)).transpose()
+    match tables.seek_le(Table::Index, &upper)? {
+        // Index keys are prefix-free: an entry of this key is exactly encoded key ++ revision.
+        Some((k, v)) if k.len() == upper.len() && k.starts_with(encoded_key) => {
+            Ok(Some(parse(tables, k, v)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The live (non-tombstone) state of a user key at main revision `rev`.

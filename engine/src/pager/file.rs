@@ -49,6 +49,22 @@ impl DataFile {
         Ok(self.file.metadata().map_err(|e| self.io(e))?.len())
     }
 
+    /// Writes zeros to bytes `from..to` (extending the file), so later page writes there are
+    /// plain overwrites of allocated blocks.
+    pub(crate) fn zero_fill(&self, from: u64, to: u64) -> Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(CHUNK);
+            self.file
+                .write_all_at(&zeros[..n as usize], at)
+                .map_err(|e| self.io(e))?;
+            at += n;
+        }
+        Ok(())
+    }
+
     /// Sets the file length in bytes.
     pub(crate) fn set_len(&self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(|e| self.io(e))

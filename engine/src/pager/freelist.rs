@@ -140,39 +140,64 @@ impl FreeList {
     }
 }
 
-/// Serialises runs as `count u64` then `(start u64, len u32)` each.
-pub(crate) fn encode_runs(runs: &[(u64, u32)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + runs.len() * 12);
+/// One page (or run) written by a commit, with the checksum it must have on disk.
+pub(crate) type Written = (u64, u32);
+
+/// Serialises a commit record: the free runs, then the pages this commit wrote:
+/// `runs u64, (start u64, len u32)*, written u64, (page u64, crc u32)*`.
+pub(crate) fn encode_commit_record(runs: &[(u64, u32)], written: &[Written]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + (runs.len() + written.len()) * 12);
     out.extend_from_slice(&(runs.len() as u64).to_le_bytes());
     for (start, len) in runs {
         out.extend_from_slice(&start.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
     }
+    out.extend_from_slice(&(written.len() as u64).to_le_bytes());
+    for (page, crc) in written {
+        out.extend_from_slice(&page.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
     out
 }
 
-/// Parses what `encode_runs` wrote; `Err` says what is wrong.
-pub(crate) fn decode_runs(bytes: &[u8], page_count: u64) -> Result<Vec<u64>, String> {
-    let count = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-        .ok_or("free list shorter than its header")?;
-    let body = &bytes[8..];
-    if (body.len() as u64) < count.saturating_mul(12) {
-        return Err(format!(
-            "free list holds {count} runs but only {} bytes",
-            body.len()
-        ));
-    }
-    let mut pages = Vec::new();
-    for i in 0..count as usize {
-        let entry = &body[i * 12..i * 12 + 12];
-        let start = u64::from_le_bytes(entry[..8].try_into().unwrap());
-        let len = u32::from_le_bytes(entry[8..].try_into().unwrap()) as u64;
+/// Parses what `encode_commit_record` wrote into (free pages, written pages).
+pub(crate) fn decode_commit_record(
+    bytes: &[u8],
+    page_count: u64,
+) -> Result<(Vec<u64>, Vec<Written>), String> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        let slice = bytes.get(at..at + n).ok_or_else(|| {
+            format!(
+                "commit record ends at byte {} (needs {})",
+                bytes.len(),
+                at + n
+            )
+        })?;
+        at += n;
+        Ok(slice)
+    };
+    let u64_of = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+    let u32_of = |b: &[u8]| u32::from_le_bytes(b[8..12].try_into().unwrap());
+    let runs = u64_of(take(8)?);
+    let mut free = Vec::new();
+    for _ in 0..runs {
+        let entry = take(12)?;
+        let (start, len) = (u64_of(entry), u32_of(entry) as u64);
         if start < 2 || start.saturating_add(len) > page_count {
             return Err(format!("free run {start}+{len} outside 2..{page_count}"));
         }
-        pages.extend(start..start + len);
+        free.extend(start..start + len);
     }
-    Ok(pages)
+    let count = u64_of(take(8)?);
+    let mut written = Vec::new();
+    for _ in 0..count {
+        let entry = take(12)?;
+        let page = u64_of(entry);
+        if page < 2 || page >= page_count {
+            return Err(format!("written page {page} outside 2..{page_count}"));
+        }
+        written.push((page, u32_of(entry)));
+    }
+    Ok((free, written))
 }

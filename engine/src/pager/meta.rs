@@ -1,9 +1,11 @@
 //! The two meta pages (page 0 and page 1): the root of everything a commit publishes.
 //!
 //! Commit `t` writes its meta into slot `t % 2`, so the previous commit's meta is never
-//! overwritten by the commit that follows it. At open both are read and the valid one with the
-//! highest transaction id wins; a torn or corrupt meta write therefore falls back to the previous
-//! commit, whose pages the torn commit never touched.
+//! overwritten by the commit that follows it. At open both are read; the valid one with the
+//! highest transaction id wins if every page its commit wrote is on disk with the checksum its
+//! commit record lists (see `db::open`). Otherwise — a torn meta, or a crash that persisted the
+//! meta but not all pages (one fdatasync covers both) — the previous commit is used, whose
+//! pages the failed commit never touched.
 
 use super::PAGE_SIZE;
 
@@ -21,8 +23,10 @@ pub(crate) struct Meta {
     pub(crate) txn_id: u64,
     /// Pages in use (the high-water mark); the file is at least this long.
     pub(crate) page_count: u64,
-    /// First page of the free-list run (0 = no free list).
+    /// First page of the commit record run: free list + pages this commit wrote (0 = none).
     pub(crate) freelist_page: u64,
+    /// Checksum the commit record run must have (catches a stale run with a valid checksum).
+    pub(crate) freelist_crc: u32,
     /// Root page of each table (0 = empty table).
     pub(crate) roots: [u64; TABLE_SLOTS],
 }
@@ -34,6 +38,7 @@ impl Meta {
             txn_id: 0,
             page_count: 2,
             freelist_page: 0,
+            freelist_crc: 0,
             roots: [0; TABLE_SLOTS],
         }
     }
@@ -50,6 +55,7 @@ impl Meta {
         for (i, root) in self.roots.iter().enumerate() {
             page[40 + i * 8..48 + i * 8].copy_from_slice(&root.to_le_bytes());
         }
+        page[104..108].copy_from_slice(&self.freelist_crc.to_le_bytes());
         let crc = crc32fast::hash(&page[..CRC_OFFSET]);
         page[CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         page
@@ -82,6 +88,7 @@ impl Meta {
             txn_id: u64_at(16),
             page_count: u64_at(24),
             freelist_page: u64_at(32),
+            freelist_crc: u32_at(104),
             roots,
         };
         if meta.page_count < 2 {
