@@ -21,7 +21,9 @@ fn all() -> RangeRequest {
 
 /// Builds a database with a multi-level tree, overflow values and history; returns the
 /// expected contents after each of its two commits.
-fn build(path: &Path) -> (BTreeMap<Vec<u8>, Vec<u8>>, BTreeMap<Vec<u8>, Vec<u8>>) {
+type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn build(path: &Path) -> (Contents, Contents) {
     let engine = Engine::open(path).unwrap();
     let mut states = vec![];
     let mut expected = BTreeMap::new();

@@ -20,17 +20,20 @@ fn key(n: u64) -> Vec<u8> {
 }
 
 /// The writes of commit `i` (a pure function of `i`), applied to the engine or the model.
-fn workload(i: u64) -> (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>) {
+/// Puts and an optional delete.
+type Writes = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
+
+fn workload(i: u64) -> Writes {
     let puts = (0..20u64)
         .map(|j| {
             let mut value = format!("{i}:{j}").into_bytes();
-            if (i + j) % 17 == 0 {
+            if (i + j).is_multiple_of(17) {
                 value.resize(3000 + (i as usize % 5) * 2000, b'x');
             }
             (key(i * 7 + j * 13), value)
         })
         .collect();
-    let delete = (i % 5 == 0).then(|| key(i * 3));
+    let delete = i.is_multiple_of(5).then(|| key(i * 3));
     (puts, delete)
 }
 

@@ -146,7 +146,7 @@ impl<'a> PageNode<'a> {
     }
 
     /// Copies the page into an owned node (the copy in copy-on-write).
-    pub(crate) fn to_node(&self, view: &View) -> Result<Node> {
+    pub(crate) fn to_node(self, view: &View) -> Result<Node> {
         let mut keys = Vec::with_capacity(self.count);
         match self.kind {
             PageKind::Leaf => {

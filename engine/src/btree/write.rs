@@ -191,10 +191,7 @@ pub(crate) fn remove(cx: &mut Cow, root: &mut Option<Child>, key: &[u8]) -> Resu
     let node = cx.own(child)?;
     let removed = remove_from(cx, node, key)?;
     // Shrink the root: an empty tree has no root, a branch with one child is replaced by it.
-    loop {
-        let Some(Child::Dirty(node)) = root.as_mut() else {
-            break;
-        };
+    while let Some(Child::Dirty(node)) = root.as_mut() {
         match node.as_mut() {
             n if n.is_empty() => *root = None,
             Node::Branch(b) if b.children.len() == 1 => *root = b.children.pop(),

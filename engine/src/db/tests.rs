@@ -49,6 +49,9 @@ fn value(k: u16, size: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A table's entries.
+type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
+
 fn contents<T: Tables>(t: &T, table: Table) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut out = BTreeMap::new();
     t.scan(
@@ -70,7 +73,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let path = dir.path().join("db");
     let mut db = Db::open(&path).unwrap();
     let mut committed: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut pinned: Vec<(ReadTxn, BTreeMap<Vec<u8>, Vec<u8>>)> = vec![];
+    let mut pinned: Vec<(ReadTxn, Contents)> = vec![];
     let mut ops = ops.into_iter().peekable();
     let mut salt = 0u64;
     while ops.peek().is_some() {

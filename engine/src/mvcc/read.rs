@@ -72,7 +72,7 @@ pub(crate) struct Found<'a> {
 
 impl Found<'_> {
     /// The etcd `KeyValue` of this revision.
-    pub(crate) fn to_kv(&self, with_value: bool) -> KeyValue {
+    pub(crate) fn to_kv(self, with_value: bool) -> KeyValue {
         KeyValue {
             key: decode_user_key(self.encoded_key).unwrap_or_default(),
             create_revision: self.record.create_revision,

@@ -33,7 +33,7 @@ impl DataFile {
 
     /// Writes whole pages starting at `page`.
     pub(crate) fn write_pages(&self, page: u64, bytes: &[u8]) -> Result<()> {
-        assert!(bytes.len() % PAGE_SIZE == 0, "partial page write");
+        assert!(bytes.len().is_multiple_of(PAGE_SIZE), "partial page write");
         self.file
             .write_all_at(bytes, page * PAGE_SIZE as u64)
             .map_err(|e| self.io(e))

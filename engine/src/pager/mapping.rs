@@ -25,7 +25,7 @@ pub(crate) struct Mapping {
 impl Mapping {
     /// Maps `reserve_bytes` of `file` read-only (may exceed the file length).
     pub(crate) fn new(file: &File, reserve_bytes: u64) -> std::io::Result<Mapping> {
-        assert!(reserve_bytes % PAGE_SIZE as u64 == 0);
+        assert!(reserve_bytes.is_multiple_of(PAGE_SIZE as u64));
         let len = usize::try_from(reserve_bytes).map_err(std::io::Error::other)?;
         // SAFETY: memmap2 is unsafe because another process (or this one) could modify or
         // truncate the file while it is mapped. The engine holds an exclusive lock on the file
