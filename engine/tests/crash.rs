@@ -77,7 +77,18 @@ fn crash_child() {
     };
     let point: u8 = std::env::var("BASALT_CRASH_POINT").map_or(0, |p| p.parse().unwrap());
     let arm_after: u64 = std::env::var("BASALT_CRASH_AFTER").map_or(0, |p| p.parse().unwrap());
-    let engine = Engine::open(Path::new(&dir).join("db")).unwrap();
+    // A sibling test's fork may briefly hold an inherited descriptor of the parent's (already
+    // closed) file, and with it the lock, until that fork execs: retry for a moment.
+    let mut attempts = 0;
+    let engine = loop {
+        match Engine::open(Path::new(&dir).join("db")) {
+            Err(Error::BadFile { reason, .. }) if reason.contains("locked") && attempts < 200 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let start = engine.read().unwrap().applied_index() + 1;
     for i in start.. {
         if point != 0 && i == start + arm_after {
@@ -131,7 +142,7 @@ fn run_child(dir: &Path, point: u8, arm_after: u64, kill_after: Option<Duration>
         .env("BASALT_CRASH_POINT", point.to_string())
         .env("BASALT_CRASH_AFTER", arm_after.to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     if let Some(after) = kill_after {
