@@ -1,1 +1,28 @@
-//! basalt-engine: placeholder until its issue lands.
+//! basalt-engine: Basalt's storage engine — a copy-on-write B+tree on a memory-mapped file,
+//! with etcd's MVCC model on top. A pure library: no sockets, no raft, no async runtime.
+//!
+//! Layers, bottom up:
+//! - [`pager`]: the file as 4 KiB pages, two checksummed meta pages, the page allocator and
+//!   the memory map (the only `unsafe` code);
+//! - `btree`: copy-on-write B+tree nodes in slotted pages, overflow runs for large values;
+//! - `db`: tables, read snapshots (`Send`, lock-free), the single writer and its commit;
+//! - `mvcc`: revisions, the key index, Range/Put/DeleteRange/Txn, compaction, events, hash;
+//! - [`Engine`]: the API the server calls.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod btree;
+pub(crate) mod db;
+mod engine;
+mod error;
+mod mvcc;
+pub mod pager;
+
+pub use btree::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+pub use db::check::CheckReport;
+#[doc(hidden)]
+pub use db::write::crash_point;
+pub use engine::{AuthTable, Engine, ReadView, WriteBatch, COMPACT_STEP_BUDGET};
+pub use error::{Error, Result};
+pub use mvcc::keys::Revision;
+pub use mvcc::types::*;

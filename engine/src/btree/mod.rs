@@ -1,0 +1,43 @@
+//! The copy-on-write B+tree over the pager.
+//!
+//! Record layout: hand-rolled slotted pages, not rkyv. A node page is a slot array of u16
+//! offsets after the header, with entries packed from the end of the page; a lookup binary
+//! searches the slots and compares key bytes straight out of the mmap, so reads are zero-copy
+//! with no decoding step. rkyv would buy nothing here: its archived types need aligned,
+//! whole-object buffers, while a B+tree node needs in-place binary search over variable-size
+//! entries and cheap splitting; the layout is small enough to validate by hand (every offset and
+//! length is bounds-checked, and the page checksum covers content).
+//!
+//! Writes copy the path they touch into owned in-memory nodes ([`node::Node`]) and free the old
+//! pages; many writes can land in one transaction, and each touched node is encoded to a new
+//! page only once, at commit ([`flush`]).
+
+pub(crate) mod flush;
+pub(crate) mod node;
+pub(crate) mod page;
+pub(crate) mod read;
+pub(crate) mod write;
+
+use crate::pager::{HEADER_SIZE, PAGE_SIZE};
+
+/// Bytes of entries (slots included) a node page can hold.
+pub(crate) const NODE_CAPACITY: usize = PAGE_SIZE - HEADER_SIZE;
+/// Largest entry (slot included): a quarter page, so any overfull node splits into two that fit.
+pub(crate) const ENTRY_BYTES_MAX: usize = NODE_CAPACITY / 4;
+/// Bytes of a leaf entry besides key and stored value: slot u16, key len u16, flags u8, len u32.
+pub(crate) const LEAF_ENTRY_OVERHEAD: usize = 2 + 2 + 1 + 4;
+/// Bytes of a branch entry besides the key: slot u16, key len u16, child page u64.
+pub(crate) const BRANCH_ENTRY_OVERHEAD: usize = 2 + 2 + 8;
+/// Longest key the tree accepts (a leaf entry with an overflow value must stay ≤ a quarter page).
+pub const KEY_BYTES_MAX: usize = ENTRY_BYTES_MAX - LEAF_ENTRY_OVERHEAD - 8;
+/// Largest value the tree accepts (etcd's default request limit is 1.5 MiB).
+pub const VALUE_BYTES_MAX: usize = 32 << 20;
+/// Nodes below this many entry bytes try to merge with a sibling after a delete. Half a page:
+/// compaction deletes every other entry of a leaf under churn, and leaves left half empty
+/// would double the file.
+pub(crate) const MERGE_BELOW_BYTES: usize = NODE_CAPACITY / 2;
+
+/// Whether a value of `value_len` with a key of `key_len` is stored inside the leaf.
+pub(crate) fn is_inline(key_len: usize, value_len: usize) -> bool {
+    LEAF_ENTRY_OVERHEAD + key_len + value_len <= ENTRY_BYTES_MAX
+}

@@ -1,0 +1,117 @@
+//! Transactions over the B+tree tables: many concurrent readers pinning committed snapshots,
+//! one writer building the next commit.
+
+pub(crate) mod check;
+pub(crate) mod open;
+pub(crate) mod read;
+pub mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use crate::btree::read::{get, scan, seek_le, NodeRef, Visit};
+use crate::error::Result;
+use crate::pager::file::DataFile;
+use crate::pager::freelist::FreeList;
+use crate::pager::mapping::Mapping;
+use crate::pager::meta::Meta;
+use crate::pager::View;
+
+pub(crate) use read::ReadTxn;
+pub(crate) use write::WriteTxn;
+
+/// The B+trees a database holds; each has a root slot in the meta page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// MVCC records: encoded user key ++ revision → record (see `mvcc::keys`).
+    Index = 0,
+    /// Revision → user key: the change log in revision order (replay, compaction, hash).
+    Revisions = 1,
+    /// Small named values: current revision, compaction state, applied raft index.
+    Meta = 2,
+    /// Seam for the lease store: lease id → lease record.
+    Leases = 3,
+    /// Seam for auth: user name → user record.
+    AuthUsers = 4,
+    /// Seam for auth: role name → role record.
+    AuthRoles = 5,
+}
+
+/// What every commit publishes and readers pin.
+pub(crate) struct Published {
+    pub(crate) meta: Meta,
+    pub(crate) mapping: Arc<Mapping>,
+    /// Live readers per snapshot txn id: pages they can see are not reused.
+    pub(crate) readers: BTreeMap<u64, usize>,
+}
+
+/// State shared by the database handle, its readers and its writer.
+pub(crate) struct Shared {
+    pub(crate) file: DataFile,
+    pub(crate) published: Mutex<Published>,
+    /// The writer lock; it owns the page allocator.
+    pub(crate) writer: Mutex<FreeList>,
+    /// Set when a commit failed half-way: the process must stop writing (fail-stop).
+    pub(crate) failed: AtomicBool,
+}
+
+/// A B+tree database: one file, tables, snapshots.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Read access to the tables of a snapshot (committed, or a writer's own view).
+pub(crate) trait Tables {
+    /// The snapshot's page view.
+    fn view(&self) -> &View;
+    /// The root of `table`, if the table is not empty.
+    fn root(&self, table: Table) -> Option<NodeRef<'_>>;
+
+    /// The value under `key` in `table`.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        get(self.view(), self.root(table), key)
+    }
+
+    /// The entry of `table` with the greatest key ≤ `key`.
+    fn seek_le(&self, table: Table, key: &[u8]) -> Result<Option<(&[u8], &[u8])>> {
+        seek_le(self.view(), self.root(table), key)
+    }
+
+    /// Visits entries of `table` within the bounds, in key order or reversed.
+    fn scan<'a>(
+        &'a self,
+        table: Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        visit: Visit<'a, '_>,
+    ) -> Result<()> {
+        if let Some(root) = self.root(table) {
+            scan(self.view(), root, lower, upper, reverse, visit)?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Pins the newest committed snapshot for reading.
+    pub(crate) fn begin_read(&self) -> ReadTxn {
+        ReadTxn::begin(self.shared.clone())
+    }
+
+    /// Checks page accounting of the newest commit (waits for the writer).
+    pub(crate) fn check(&self) -> Result<check::CheckReport> {
+        check::check(&self.shared)
+    }
+
+    /// Starts the (single) write transaction; blocks while another is open.
+    pub(crate) fn begin_write(&self) -> Result<WriteTxn<'_>> {
+        WriteTxn::begin(&self.shared)
+    }
+}

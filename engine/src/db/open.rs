@@ -1,0 +1,183 @@
+//! Opening (or creating) a database file: pick the newest valid meta, check the file against
+//! it, map it, load the free list. Cost is independent of the number of keys.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use super::{Db, Published, Shared};
+use crate::error::{Error, Result};
+use crate::pager::file::DataFile;
+use crate::pager::freelist::{decode_commit_record, FreeList};
+use crate::pager::mapping::Mapping;
+use crate::pager::meta::Meta;
+use crate::pager::{PageKind, View, PAGE_SIZE};
+
+/// Address space reserved up front; the file can grow this far without a new mapping.
+const RESERVE_BYTES_MIN: u64 = 16 << 30;
+
+/// Address space to reserve for a file of `file_bytes`.
+pub(crate) fn reserve_for(file_bytes: u64) -> u64 {
+    RESERVE_BYTES_MIN.max((file_bytes * 2).next_power_of_two())
+}
+
+impl Db {
+    /// Opens the database file at `path`, creating an empty one if it does not exist.
+    pub(crate) fn open(path: &Path) -> Result<Db> {
+        let path_buf = Arc::new(path.to_path_buf());
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        file.try_lock().map_err(|e| Error::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("locked by another process ({e})"),
+        })?;
+        let file = DataFile {
+            file,
+            path: path_buf.clone(),
+        };
+        if file.len()? == 0 {
+            create(&file, path)?;
+        }
+        let file_len = file.len()?;
+        if file_len < 2 * PAGE_SIZE as u64 {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                reason: format!("file is {file_len} bytes, shorter than its two meta pages"),
+            });
+        }
+        let mapping = Arc::new(Mapping::new(&file.file, reserve_for(file_len)).map_err(io)?);
+        // Only an invalid meta page falls back to the other slot: pages were synced before the
+        // meta was written, so a page of the newest commit that fails its check is corruption,
+        // and the engine stops (it must not silently drop an acknowledged commit).
+        let meta = metas_newest_first(&file)?[0];
+        let freelist = load_commit(&mapping, &path_buf, meta, file_len)?;
+        Ok(Db {
+            shared: Arc::new(Shared {
+                file,
+                published: Mutex::new(Published {
+                    meta,
+                    mapping,
+                    readers: BTreeMap::new(),
+                }),
+                writer: Mutex::new(freelist),
+                failed: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+/// Writes an empty database: both meta slots hold commit 0.
+fn create(file: &DataFile, path: &Path) -> Result<()> {
+    let meta = Meta::empty().encode();
+    file.write_pages(0, &meta)?;
+    file.write_pages(1, &meta)?;
+    file.sync()?;
+    // The new directory entry must be durable too, or a crash could lose the whole file.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The valid metas, newest first; an error naming both pages if neither is valid.
+fn metas_newest_first(file: &DataFile) -> Result<Vec<Meta>> {
+    let metas: Vec<std::result::Result<Meta, String>> = (0..2)
+        .map(|page| file.read_page(page).map(|bytes| Meta::decode(&bytes)))
+        .collect::<Result<_>>()?;
+    let mut valid: Vec<Meta> = metas
+        .iter()
+        .filter_map(|m| m.as_ref().ok().copied())
+        .collect();
+    if valid.is_empty() {
+        let reason =
+            |m: &std::result::Result<Meta, String>| m.as_ref().err().cloned().unwrap_or_default();
+        return Err(Error::Corrupt {
+            path: file.path.to_path_buf(),
+            page: 0,
+            reason: format!(
+                "both meta pages are invalid: page 0: {}; page 1: {}",
+                reason(&metas[0]),
+                reason(&metas[1])
+            ),
+        });
+    }
+    valid.sort_by_key(|m| std::cmp::Reverse(m.txn_id));
+    valid.dedup_by_key(|m| m.txn_id);
+    Ok(valid)
+}
+
+/// Checks that every page the commit of `meta` wrote is on disk as written (catching a lost or
+/// misdirected write early, at open, rather than at first read) and returns its free list.
+fn load_commit(
+    mapping: &Arc<Mapping>,
+    path: &Arc<std::path::PathBuf>,
+    meta: Meta,
+    file_len: u64,
+) -> Result<FreeList> {
+    if file_len < meta.page_count * PAGE_SIZE as u64 {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "file is {file_len} bytes but meta {} says {} pages",
+                meta.slot(),
+                meta.page_count
+            ),
+        });
+    }
+    let view = View {
+        mapping: mapping.clone(),
+        page_count: meta.page_count,
+        path: path.clone(),
+    };
+    if meta.freelist_page == 0 {
+        return Ok(FreeList::default());
+    }
+    let bytes = view.run(meta.freelist_page, PageKind::FreeList)?;
+    let stored_crc = view
+        .mapping
+        .bytes(meta.freelist_page, 1)
+        .map(|page| u32::from_le_bytes(page[0..4].try_into().unwrap()));
+    if stored_crc != Some(meta.freelist_crc) {
+        return Err(view.corrupt(
+            meta.freelist_page,
+            "commit record is not the one the meta names",
+        ));
+    }
+    let (free, written) = decode_commit_record(bytes, meta.page_count)
+        .map_err(|reason| view.corrupt(meta.freelist_page, reason))?;
+    for (page, crc) in written {
+        let first = view
+            .mapping
+            .bytes(page, 1)
+            .map(|p| (p[4], u32::from_le_bytes(p[0..4].try_into().unwrap())));
+        let Some((kind, stored)) = first else {
+            return Err(view.corrupt(page, "written page outside the mapping"));
+        };
+        // Verify content against its own checksum, then the checksum against the record.
+        if kind == PageKind::Overflow as u8 {
+            view.run(page, PageKind::Overflow)?;
+        } else {
+            view.node(page)?;
+        }
+        if stored != crc {
+            return Err(view.corrupt(
+                page,
+                "page is not the version its commit wrote (write lost)",
+            ));
+        }
+    }
+    Ok(FreeList::from_free(free))
+}

@@ -1,0 +1,342 @@
+//! The engine's public face: open a file, take read views, run write batches.
+//!
+//! Write path, built for batching: the server applies many raft entries into one
+//! [`WriteBatch`] (each `put`/`delete_range`/`txn` is its own MVCC transaction with its own main
+//! revision), records the raft index with [`WriteBatch::set_applied_index`], then commits the
+//! B+tree once. The WAL is the durability point; a commit is a checkpoint that lets it be
+//! truncated up to the applied index stored in the same commit.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use crate::db::check::CheckReport;
+use crate::db::{Db, ReadTxn, Table, Tables, WriteTxn};
+use crate::error::{Error, Result};
+use crate::mvcc::state::MvccState;
+use crate::mvcc::types::{
+    DeleteRangeRequest, DeleteRangeResponse, Event, HashKv, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, TxnRequest, TxnResponse,
+};
+use crate::mvcc::write::Writer;
+use crate::mvcc::{compact, events, hash, read};
+
+/// Revisions a [`WriteBatch::compact`] call processes before returning; the rest is left to
+/// [`WriteBatch::compact_step`] in later batches.
+pub const COMPACT_STEP_BUDGET: usize = 10_000;
+
+/// An open database: an etcd-model key-value store in one file.
+#[derive(Clone)]
+pub struct Engine {
+    db: Db,
+}
+
+impl Engine {
+    /// Opens (or creates) the database at `path`. Time does not depend on the number of keys.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Ok(Engine {
+            db: Db::open(path.as_ref())?,
+        })
+    }
+
+    /// A read view of the newest commit; `Send`, lock-free reads, pins its pages while alive.
+    pub fn read(&self) -> Result<ReadView> {
+        let txn = self.db.begin_read();
+        let state = MvccState::load(&txn)?;
+        Ok(ReadView { txn, state })
+    }
+
+    /// Walks the whole newest commit: every page reachable exactly once or free, keys in
+    /// order, checksums valid. Waits for an open write batch to finish.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.db.check()
+    }
+
+    /// Starts the single write batch (blocks while another is open).
+    pub fn write(&self) -> Result<WriteBatch<'_>> {
+        let txn = self.db.begin_write()?;
+        let state = MvccState::load(&txn)?;
+        Ok(WriteBatch {
+            txn,
+            loaded: state,
+            state,
+            poisoned: false,
+        })
+    }
+}
+
+/// A consistent, pinned snapshot of the store.
+pub struct ReadView {
+    txn: ReadTxn,
+    state: MvccState,
+}
+
+impl ReadView {
+    /// Newest main revision in this snapshot.
+    pub fn current_revision(&self) -> i64 {
+        self.state.current_revision
+    }
+
+    /// Reads below this revision fail with [`Error::Compacted`].
+    pub fn compact_revision(&self) -> i64 {
+        self.state.compact_revision
+    }
+
+    /// The raft index whose effects this snapshot holds.
+    pub fn applied_index(&self) -> u64 {
+        self.state.applied_index
+    }
+
+    /// The B+tree commit this view shows.
+    pub fn commit_id(&self) -> u64 {
+        self.txn.txn_id()
+    }
+
+    /// etcd's Range.
+    pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse> {
+        read::range(
+            &self.txn,
+            request,
+            self.state.current_revision,
+            self.state.compact_revision,
+        )
+    }
+
+    /// Events of main revisions ≥ `from` (up to about `limit`, whole revisions only).
+    pub fn events_since(&self, from: i64, limit: usize) -> Result<Vec<Event>> {
+        events::events_since(
+            &self.txn,
+            from,
+            limit,
+            self.state.current_revision,
+            self.state.compact_revision,
+        )
+    }
+
+    /// etcd's HashKV at `revision` (0 = current).
+    pub fn hash_kv(&self, revision: i64) -> Result<HashKv> {
+        hash::hash_kv(
+            &self.txn,
+            revision,
+            self.state.current_revision,
+            self.state.compact_revision,
+        )
+    }
+
+    /// Whether a compaction still has revisions to remove.
+    pub fn compaction_pending(&self) -> bool {
+        self.state.compact_cursor.is_some()
+    }
+
+    /// Seam for the lease store: the record stored for `lease_id`.
+    pub fn lease(&self, lease_id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .txn
+            .get(Table::Leases, &lease_id.to_be_bytes())?
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Seam for the lease store: every (lease id, record), in id order.
+    pub fn leases(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.txn.scan(
+            Table::Leases,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                out.push((
+                    i64::from_be_bytes(k.try_into().unwrap_or([0; 8])),
+                    v.to_vec(),
+                ));
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Seam for auth: the record of a user or role.
+    pub fn auth_record(&self, kind: AuthTable, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.txn.get(kind.table(), name)?.map(<[u8]>::to_vec))
+    }
+}
+
+/// Which auth table a record lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthTable {
+    Users,
+    Roles,
+}
+
+impl AuthTable {
+    fn table(self) -> Table {
+        match self {
+            AuthTable::Users => Table::AuthUsers,
+            AuthTable::Roles => Table::AuthRoles,
+        }
+    }
+}
+
+/// The single writer: any number of MVCC write transactions, then one B+tree commit.
+pub struct WriteBatch<'e> {
+    txn: WriteTxn<'e>,
+    loaded: MvccState,
+    state: MvccState,
+    poisoned: bool,
+}
+
+impl WriteBatch<'_> {
+    /// Runs one MVCC write transaction; request errors (which happen before any change) leave
+    /// the batch usable, storage errors poison it.
+    fn mvcc<T>(&mut self, op: impl FnOnce(&mut Writer) -> Result<T>) -> Result<(T, Vec<Event>)> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let mut writer = Writer::new(
+            &mut self.txn,
+            self.state.current_revision,
+            self.state.compact_revision,
+        );
+        match op(&mut writer) {
+            Ok(out) => {
+                let end = writer.end_revision();
+                let events = std::mem::take(&mut writer.events);
+                self.state.current_revision = end;
+                Ok((out, events))
+            }
+            Err(error) => {
+                if !writer.events.is_empty() || is_storage_error(&error) {
+                    self.poisoned = true;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Current revision including this batch's writes.
+    pub fn current_revision(&self) -> i64 {
+        self.state.current_revision
+    }
+
+    /// Compaction revision including this batch's changes.
+    pub fn compact_revision(&self) -> i64 {
+        self.state.compact_revision
+    }
+
+    /// etcd's Range over this batch's state (its own writes included).
+    pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        read::range(
+            &self.txn,
+            request,
+            self.state.current_revision,
+            self.state.compact_revision,
+        )
+    }
+
+    /// etcd's Put; returns the response and its event.
+    pub fn put(&mut self, request: &PutRequest) -> Result<(PutResponse, Vec<Event>)> {
+        self.mvcc(|w| w.put(request))
+    }
+
+    /// etcd's DeleteRange; returns the response and one event per deleted key.
+    pub fn delete_range(
+        &mut self,
+        request: &DeleteRangeRequest,
+    ) -> Result<(DeleteRangeResponse, Vec<Event>)> {
+        self.mvcc(|w| w.delete_range(request))
+    }
+
+    /// etcd's Txn (one main revision for all its writes); returns the response and events.
+    pub fn txn(&mut self, request: &TxnRequest) -> Result<(TxnResponse, Vec<Event>)> {
+        self.mvcc(|w| w.txn(request))
+    }
+
+    /// etcd's Compact(rev): reads below `rev` fail from now on; removes up to
+    /// [`COMPACT_STEP_BUDGET`] revisions now. Returns whether the physical work is finished;
+    /// if not, call [`WriteBatch::compact_step`] in later batches.
+    pub fn compact(&mut self, revision: i64) -> Result<bool> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        compact::schedule(&mut self.state, revision)?;
+        self.compact_step(COMPACT_STEP_BUDGET)
+    }
+
+    /// Continues a pending compaction by up to `budget` revisions; returns whether it is done.
+    pub fn compact_step(&mut self, budget: usize) -> Result<bool> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let result = compact::step(&mut self.txn, &mut self.state, budget);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    /// Records the raft index whose effects this batch completes (stored in the same commit).
+    pub fn set_applied_index(&mut self, index: u64) {
+        assert!(
+            index >= self.state.applied_index,
+            "applied index went backwards"
+        );
+        self.state.applied_index = index;
+    }
+
+    /// Seam for the lease store: stores the record of `lease_id`.
+    pub fn put_lease(&mut self, lease_id: i64, record: &[u8]) -> Result<()> {
+        self.raw(|txn| {
+            txn.put(Table::Leases, &lease_id.to_be_bytes(), record)
+                .map(drop)
+        })
+    }
+
+    /// Seam for the lease store: removes the record of `lease_id`.
+    pub fn delete_lease(&mut self, lease_id: i64) -> Result<()> {
+        self.raw(|txn| txn.delete(Table::Leases, &lease_id.to_be_bytes()).map(drop))
+    }
+
+    /// Seam for auth: stores a user or role record.
+    pub fn put_auth_record(&mut self, kind: AuthTable, name: &[u8], record: &[u8]) -> Result<()> {
+        self.raw(|txn| txn.put(kind.table(), name, record).map(drop))
+    }
+
+    /// Seam for auth: removes a user or role record.
+    pub fn delete_auth_record(&mut self, kind: AuthTable, name: &[u8]) -> Result<()> {
+        self.raw(|txn| txn.delete(kind.table(), name).map(drop))
+    }
+
+    fn raw(&mut self, op: impl FnOnce(&mut WriteTxn) -> Result<()>) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let result = op(&mut self.txn);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    /// Writes everything durably (fdatasync twice) and publishes it to new readers.
+    pub fn commit(mut self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        self.state.store(&self.loaded, &mut self.txn)?;
+        self.txn.commit()
+    }
+
+    /// (free, pending) page counts of the allocator — diagnostics.
+    pub fn free_pages(&self) -> (usize, usize) {
+        self.txn.free_pages()
+    }
+}
+
+fn is_storage_error(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Io { .. } | Error::Corrupt { .. } | Error::BadFile { .. } | Error::Poisoned
+    )
+}

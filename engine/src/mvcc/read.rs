@@ -1,0 +1,316 @@
+//! Reads of the MVCC store at a revision: point lookups, ranges (with etcd's post-processing),
+//! and txn compares. Generic over the snapshot so a write batch reads its own writes.
+
+use std::ops::Bound;
+
+use super::keys::{decode_user_key, encode_user_key, index_key, split_index_key, Revision};
+use super::record::Record;
+use super::types::{
+    Compare, CompareResult, CompareTarget, KeyValue, RangeRequest, RangeResponse, SortOrder,
+    SortTarget,
+};
+use crate::db::{Table, Tables};
+use crate::error::{Error, Result};
+
+/// The key range of a request, in etcd's conventions, as index-key bounds.
+pub(crate) struct KeyRange {
+    /// Encoded first user key.
+    pub(crate) lower: Vec<u8>,
+    /// Encoded exclusive end, `None` for "every key ≥ lower", or the same key for a point.
+    pub(crate) upper: Upper,
+}
+
+/// Where a key range ends.
+pub(crate) enum Upper {
+    /// Just the one key.
+    Point,
+    /// Up to (excluding) this encoded user key.
+    Before(Vec<u8>),
+    /// No end (range_end "\0").
+    Unbounded,
+    /// range_end ≤ key: nothing.
+    Empty,
+}
+
+impl KeyRange {
+    /// `key`/`range_end` as etcd reads them.
+    pub(crate) fn new(key: &[u8], range_end: &[u8]) -> KeyRange {
+        let upper = if range_end.is_empty() {
+            Upper::Point
+        } else if range_end == [0] {
+            Upper::Unbounded
+        } else if range_end <= key {
+            Upper::Empty
+        } else {
+            Upper::Before(encode_user_key(range_end))
+        };
+        KeyRange {
+            lower: encode_user_key(key),
+            upper,
+        }
+    }
+
+    /// Whether the user key `key` lies in the range.
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        let encoded = encode_user_key(key);
+        match &self.upper {
+            Upper::Point => encoded == self.lower,
+            Upper::Before(end) => encoded >= self.lower && encoded < *end,
+            Upper::Unbounded => encoded >= self.lower,
+            Upper::Empty => false,
+        }
+    }
+}
+
+/// A key's newest revision at or below some revision, borrowed from the snapshot.
+#[derive(Clone, Copy)]
+pub(crate) struct Found<'a> {
+    pub(crate) encoded_key: &'a [u8],
+    pub(crate) revision: Revision,
+    pub(crate) record: Record<'a>,
+}
+
+impl Found<'_> {
+    /// The etcd `KeyValue` of this revision.
+    pub(crate) fn to_kv(self, with_value: bool) -> KeyValue {
+        KeyValue {
+            key: decode_user_key(self.encoded_key).unwrap_or_default(),
+            create_revision: self.record.create_revision,
+            mod_revision: self.revision.main,
+            version: self.record.version,
+            value: if with_value {
+                self.record.value.to_vec()
+            } else {
+                Vec::new()
+            },
+            lease: self.record.lease,
+        }
+    }
+}
+
+fn parse<'a, T: Tables>(tables: &T, key: &'a [u8], value: &'a [u8]) -> Result<Found<'a>> {
+    let (encoded_key, revision) =
+        split_index_key(key).ok_or_else(|| tables.view().corrupt(0, "malformed index key"))?;
+    let record =
+        Record::decode(value).ok_or_else(|| tables.view().corrupt(0, "malformed record"))?;
+    Ok(Found {
+        encoded_key,
+        revision,
+        record,
+    })
+}
+
+/// The newest revision ≤ `at` (main, any sub) of the encoded user key, tombstones included.
+pub(crate) fn newest_at<'a, T: Tables>(
+    tables: &'a T,
+    encoded_key: &[u8],
+    at: Revision,
+) -> Result<Option<Found<'a>>> {
+    let upper = index_key(encoded_key, at);
+    match tables.seek_le(Table::Index, &upper)? {
+        // Index keys are prefix-free: an entry of this key is exactly encoded key ++ revision.
+        Some((k, v)) if k.len() == upper.len() && k.starts_with(encoded_key) => {
+            Ok(Some(parse(tables, k, v)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The live (non-tombstone) state of a user key at main revision `rev`.
+pub(crate) fn get_at<'a, T: Tables>(
+    tables: &'a T,
+    key: &[u8],
+    rev: i64,
+) -> Result<Option<Found<'a>>> {
+    let at = Revision {
+        main: rev,
+        sub: i64::MAX,
+    };
+    Ok(newest_at(tables, &encode_user_key(key), at)?.filter(|f| !f.record.tombstone))
+}
+
+/// Visits, in key order, every key of the range live at main revision `rev`.
+pub(crate) fn visit_live<'a, T: Tables>(
+    tables: &'a T,
+    range: &KeyRange,
+    rev: i64,
+    visit: &mut dyn FnMut(Found<'a>) -> Result<bool>,
+) -> Result<()> {
+    let upper_bound: Vec<u8>;
+    let upper = match &range.upper {
+        Upper::Empty => return Ok(()),
+        Upper::Point => {
+            if let Some(found) = get_at(
+                tables,
+                &decode_user_key(&range.lower).unwrap_or_default(),
+                rev,
+            )? {
+                visit(found)?;
+            }
+            return Ok(());
+        }
+        Upper::Before(end) => {
+            upper_bound = end.clone();
+            Bound::Excluded(upper_bound.as_slice())
+        }
+        Upper::Unbounded => Bound::Unbounded,
+    };
+    // Entries of one key are adjacent and ascending: remember the newest ≤ rev, emit it when
+    // the next key starts.
+    let mut pending: Option<Found<'a>> = None;
+    let mut stopped = false;
+    tables.scan(
+        Table::Index,
+        Bound::Included(&range.lower),
+        upper,
+        false,
+        &mut |k, v| {
+            let found = parse(tables, k, v)?;
+            if let Some(prev) = pending {
+                if prev.encoded_key != found.encoded_key {
+                    pending = None;
+                    if !prev.record.tombstone && !visit(prev)? {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                }
+            }
+            if found.revision.main <= rev {
+                pending = Some(found);
+            }
+            Ok(true)
+        },
+    )?;
+    if let (Some(prev), false) = (pending, stopped) {
+        if !prev.record.tombstone {
+            visit(prev)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a read revision against the store: 0 means `current`.
+pub(crate) fn resolve_revision(requested: i64, current: i64, compacted: i64) -> Result<i64> {
+    if requested > current {
+        return Err(Error::FutureRevision);
+    }
+    let rev = if requested <= 0 { current } else { requested };
+    if rev < compacted {
+        return Err(Error::Compacted);
+    }
+    Ok(rev)
+}
+
+/// etcd's Range: the mvcc range plus the server's filters, sorting, limit and `more`.
+pub(crate) fn range<T: Tables>(
+    tables: &T,
+    request: &RangeRequest,
+    current: i64,
+    compacted: i64,
+) -> Result<RangeResponse> {
+    let rev = resolve_revision(request.revision, current, compacted)?;
+    let filtered = request.min_mod_revision != 0
+        || request.max_mod_revision != 0
+        || request.min_create_revision != 0
+        || request.max_create_revision != 0;
+    // Like etcd: sorting or filtering needs every key; otherwise one past the limit tells `more`.
+    let fetch = if request.sort_order != SortOrder::None || filtered || request.limit <= 0 {
+        usize::MAX
+    } else {
+        request.limit as usize + 1
+    };
+    let range = KeyRange::new(&request.key, &request.range_end);
+    let mut count = 0i64;
+    let mut kvs = Vec::new();
+    visit_live(tables, &range, rev, &mut |found| {
+        count += 1;
+        if !request.count_only && kvs.len() < fetch {
+            kvs.push(found.to_kv(true));
+        }
+        Ok(true)
+    })?;
+    let keep = |kv: &KeyValue| {
+        (request.max_mod_revision == 0 || kv.mod_revision <= request.max_mod_revision)
+            && (request.min_mod_revision == 0 || kv.mod_revision >= request.min_mod_revision)
+            && (request.max_create_revision == 0
+                || kv.create_revision <= request.max_create_revision)
+            && (request.min_create_revision == 0
+                || kv.create_revision >= request.min_create_revision)
+    };
+    kvs.retain(keep);
+    let mut order = request.sort_order;
+    if request.sort_target != SortTarget::Key && order == SortOrder::None {
+        order = SortOrder::Ascend;
+    }
+    if order != SortOrder::None {
+        // Stable sort: ties keep key order (etcd's unstable sort leaves tie order unspecified).
+        let target = request.sort_target;
+        let cmp = |a: &KeyValue, b: &KeyValue| match target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        };
+        match order {
+            SortOrder::Ascend => kvs.sort_by(cmp),
+            SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
+            SortOrder::None => {}
+        }
+    }
+    let mut more = false;
+    if request.limit > 0 && kvs.len() > request.limit as usize {
+        kvs.truncate(request.limit as usize);
+        more = true;
+    }
+    if request.keys_only {
+        for kv in &mut kvs {
+            kv.value = Vec::new();
+        }
+    }
+    Ok(RangeResponse {
+        header_revision: current,
+        kvs,
+        more,
+        count,
+    })
+}
+
+/// etcd's compare over a key or range at main revision `rev`.
+pub(crate) fn compare<T: Tables>(tables: &T, compare: &Compare, rev: i64) -> Result<bool> {
+    let range = KeyRange::new(&compare.key, &compare.range_end);
+    let mut any = false;
+    let mut all = true;
+    visit_live(tables, &range, rev, &mut |found| {
+        any = true;
+        if !compare_one(compare, &found.to_kv(true)) {
+            all = false;
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    if !any {
+        // A missing key compares as a zero KeyValue, except VALUE, which always fails.
+        if matches!(compare.target, CompareTarget::Value(_)) {
+            return Ok(false);
+        }
+        return Ok(compare_one(compare, &KeyValue::default()));
+    }
+    Ok(all)
+}
+
+fn compare_one(compare: &Compare, kv: &KeyValue) -> bool {
+    let ordering = match &compare.target {
+        CompareTarget::Value(v) => kv.value.as_slice().cmp(v.as_slice()),
+        CompareTarget::Create(r) => kv.create_revision.cmp(r),
+        CompareTarget::Mod(r) => kv.mod_revision.cmp(r),
+        CompareTarget::Version(v) => kv.version.cmp(v),
+        CompareTarget::Lease(l) => kv.lease.cmp(l),
+    };
+    match compare.result {
+        CompareResult::Equal => ordering.is_eq(),
+        CompareResult::NotEqual => ordering.is_ne(),
+        CompareResult::Greater => ordering.is_gt(),
+        CompareResult::Less => ordering.is_lt(),
+    }
+}

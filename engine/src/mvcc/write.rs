@@ -1,0 +1,274 @@
+//! Put, DeleteRange and Txn: one MVCC write transaction = one main revision, possibly many
+//! changes (sub revisions); every change is returned as an event.
+
+use super::keys::{checked_user_key, encode_user_key, index_key, Revision};
+use super::read::{compare, get_at, range, resolve_revision, visit_live, KeyRange};
+use super::record::Record;
+use super::txn_check::check_duplicates;
+use super::types::{
+    DeleteRangeRequest, DeleteRangeResponse, Event, EventKind, KeyValue, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+};
+use crate::btree::VALUE_BYTES_MAX;
+use crate::db::{Table, WriteTxn};
+use crate::error::{Error, Result};
+
+/// One MVCC write transaction in progress inside a B+tree write transaction.
+pub(crate) struct Writer<'t, 'a> {
+    pub(crate) txn: &'t mut WriteTxn<'a>,
+    /// Current revision before this MVCC transaction.
+    pub(crate) current: i64,
+    pub(crate) compacted: i64,
+    /// Next sub revision; > 0 once something changed.
+    sub: i64,
+    pub(crate) events: Vec<Event>,
+}
+
+impl<'t, 'a> Writer<'t, 'a> {
+    pub(crate) fn new(txn: &'t mut WriteTxn<'a>, current: i64, compacted: i64) -> Self {
+        Writer {
+            txn,
+            current,
+            compacted,
+            sub: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn main(&self) -> i64 {
+        self.current + 1
+    }
+
+    /// The revision reads see: this transaction's own changes once it has made any.
+    fn read_revision(&self) -> i64 {
+        if self.sub > 0 {
+            self.main()
+        } else {
+            self.current
+        }
+    }
+
+    /// The revision after this transaction (what response headers carry).
+    pub(crate) fn end_revision(&self) -> i64 {
+        self.read_revision()
+    }
+
+    pub(crate) fn range(&self, request: &RangeRequest) -> Result<RangeResponse> {
+        range(&*self.txn, request, self.read_revision(), self.compacted)
+    }
+
+    pub(crate) fn put(&mut self, request: &PutRequest) -> Result<PutResponse> {
+        let encoded = checked_user_key(&request.key)?;
+        if request.value.len() > VALUE_BYTES_MAX {
+            return Err(Error::ValueTooLarge {
+                len: request.value.len(),
+                limit: VALUE_BYTES_MAX,
+            });
+        }
+        let prev = get_at(&*self.txn, &request.key, self.read_revision())?.map(|f| f.to_kv(true));
+        if (request.ignore_value || request.ignore_lease) && prev.is_none() {
+            return Err(Error::KeyNotFound);
+        }
+        let value = match (&prev, request.ignore_value) {
+            (Some(prev), true) => prev.value.clone(),
+            _ => request.value.clone(),
+        };
+        let lease = match (&prev, request.ignore_lease) {
+            (Some(prev), true) => prev.lease,
+            _ => request.lease,
+        };
+        let revision = Revision {
+            main: self.main(),
+            sub: self.sub,
+        };
+        let record = Record {
+            tombstone: false,
+            create_revision: prev.as_ref().map_or(revision.main, |p| p.create_revision),
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            lease,
+            value: &value,
+        };
+        self.txn.put(
+            Table::Index,
+            &index_key(&encoded, revision),
+            &record.encode(),
+        )?;
+        self.txn
+            .put(Table::Revisions, &revision.to_bytes(), &request.key)?;
+        self.sub += 1;
+        let kv = KeyValue {
+            key: request.key.clone(),
+            create_revision: record.create_revision,
+            mod_revision: revision.main,
+            version: record.version,
+            value,
+            lease,
+        };
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
+        Ok(PutResponse {
+            header_revision: revision.main,
+            prev_kv: if request.prev_kv { prev } else { None },
+        })
+    }
+
+    pub(crate) fn delete_range(
+        &mut self,
+        request: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse> {
+        if request.key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        let key_range = KeyRange::new(&request.key, &request.range_end);
+        let mut doomed = Vec::new();
+        visit_live(&*self.txn, &key_range, self.read_revision(), &mut |found| {
+            doomed.push(found.to_kv(true));
+            Ok(true)
+        })?;
+        for prev in &doomed {
+            let revision = Revision {
+                main: self.main(),
+                sub: self.sub,
+            };
+            let tombstone = Record {
+                tombstone: true,
+                create_revision: 0,
+                version: 0,
+                lease: 0,
+                value: &[],
+            };
+            let encoded = encode_user_key(&prev.key);
+            self.txn.put(
+                Table::Index,
+                &index_key(&encoded, revision),
+                &tombstone.encode(),
+            )?;
+            self.txn
+                .put(Table::Revisions, &revision.to_bytes(), &prev.key)?;
+            self.sub += 1;
+            self.events.push(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: prev.key.clone(),
+                    mod_revision: revision.main,
+                    ..KeyValue::default()
+                },
+                prev_kv: Some(prev.clone()),
+            });
+        }
+        Ok(DeleteRangeResponse {
+            header_revision: self.end_revision(),
+            deleted: doomed.len() as i64,
+            prev_kvs: if request.prev_kv { doomed } else { Vec::new() },
+        })
+    }
+
+    /// etcd's Txn: duplicate-key check, every compare of the chosen path evaluated against the
+    /// state before the txn, request checks, then the ops — so an error changes nothing.
+    pub(crate) fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse> {
+        check_duplicates(request)?;
+        let mut path = Vec::new();
+        self.compare_path(request, &mut path)?;
+        self.check_path(request, &path, &mut 0)?;
+        let mut response = self.execute(request, &path, &mut 0)?;
+        set_headers(&mut response, self.end_revision());
+        Ok(response)
+    }
+
+    fn compare_path(&self, request: &TxnRequest, path: &mut Vec<bool>) -> Result<()> {
+        let mut succeeded = true;
+        for c in &request.compare {
+            if !compare(&*self.txn, c, self.current)? {
+                succeeded = false;
+                break;
+            }
+        }
+        path.push(succeeded);
+        let ops = if succeeded {
+            &request.success
+        } else {
+            &request.failure
+        };
+        for op in ops {
+            if let RequestOp::Txn(nested) = op {
+                self.compare_path(nested, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks etcd runs before applying a txn (ignore_* puts need the key; ranges need a
+    /// readable revision), against the state before the txn.
+    fn check_path(&self, request: &TxnRequest, path: &[bool], at: &mut usize) -> Result<()> {
+        let ops = if path[*at] {
+            &request.success
+        } else {
+            &request.failure
+        };
+        *at += 1;
+        for op in ops {
+            match op {
+                RequestOp::Range(r) => {
+                    resolve_revision(r.revision, self.current, self.compacted)?;
+                }
+                RequestOp::Put(p) if p.ignore_value || p.ignore_lease => {
+                    if get_at(&*self.txn, &p.key, self.current)?.is_none() {
+                        return Err(Error::KeyNotFound);
+                    }
+                }
+                RequestOp::Put(p) => {
+                    checked_user_key(&p.key)?;
+                }
+                RequestOp::DeleteRange(d) if d.key.is_empty() => return Err(Error::EmptyKey),
+                RequestOp::DeleteRange(_) => {}
+                RequestOp::Txn(nested) => self.check_path(nested, path, at)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &mut self,
+        request: &TxnRequest,
+        path: &[bool],
+        at: &mut usize,
+    ) -> Result<TxnResponse> {
+        let succeeded = path[*at];
+        *at += 1;
+        let ops = if succeeded {
+            &request.success
+        } else {
+            &request.failure
+        };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            responses.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(self.range(r)?),
+                RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(d)?),
+                RequestOp::Txn(nested) => ResponseOp::Txn(self.execute(nested, path, at)?),
+            });
+        }
+        Ok(TxnResponse {
+            header_revision: 0,
+            succeeded,
+            responses,
+        })
+    }
+}
+
+/// Stamps the txn's final revision on every write response header, like etcd's single header.
+fn set_headers(response: &mut TxnResponse, revision: i64) {
+    response.header_revision = revision;
+    for op in &mut response.responses {
+        match op {
+            ResponseOp::Put(p) => p.header_revision = revision,
+            ResponseOp::DeleteRange(d) => d.header_revision = revision,
+            ResponseOp::Txn(t) => set_headers(t, revision),
+            ResponseOp::Range(_) => {}
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Positioned reads, writes and syncs on the data file (no mapping involved).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::PAGE_SIZE;
+use crate::error::{Error, Result};
+
+/// The data file, opened read-write and locked exclusively by this process.
+pub(crate) struct DataFile {
+    pub(crate) file: File,
+    pub(crate) path: Arc<PathBuf>,
+}
+
+impl DataFile {
+    fn io(&self, source: std::io::Error) -> Error {
+        Error::Io {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Reads one page with pread (used for the meta pages at open).
+    pub(crate) fn read_page(&self, page: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; PAGE_SIZE];
+        self.file
+            .read_exact_at(&mut buf, page * PAGE_SIZE as u64)
+            .map_err(|e| self.io(e))?;
+        Ok(buf)
+    }
+
+    /// Writes whole pages starting at `page`.
+    pub(crate) fn write_pages(&self, page: u64, bytes: &[u8]) -> Result<()> {
+        assert!(bytes.len().is_multiple_of(PAGE_SIZE), "partial page write");
+        self.file
+            .write_all_at(bytes, page * PAGE_SIZE as u64)
+            .map_err(|e| self.io(e))
+    }
+
+    /// fdatasync: everything written so far is durable when this returns.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| self.io(e))
+    }
+
+    /// File length in bytes.
+    pub(crate) fn len(&self) -> Result<u64> {
+        Ok(self.file.metadata().map_err(|e| self.io(e))?.len())
+    }
+
+    /// Writes zeros to bytes `from..to` (extending the file), so later page writes there are
+    /// plain overwrites of allocated blocks.
+    pub(crate) fn zero_fill(&self, from: u64, to: u64) -> Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(CHUNK);
+            self.file
+                .write_all_at(&zeros[..n as usize], at)
+                .map_err(|e| self.io(e))?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Sets the file length in bytes.
+    pub(crate) fn set_len(&self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(|e| self.io(e))
+    }
+}

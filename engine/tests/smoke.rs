@@ -1,0 +1,121 @@
+//! Basic behaviour of the public API, one etcd rule per test.
+
+use basalt_engine::*;
+
+fn put(key: &str, value: &str) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
+fn get(key: &str) -> RangeRequest {
+    RangeRequest {
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn put_get_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let engine = Engine::open(&path).unwrap();
+        let mut batch = engine.write().unwrap();
+        let (response, events) = batch.put(&put("a", "1")).unwrap();
+        assert_eq!(response.header_revision, 1);
+        assert_eq!(events.len(), 1);
+        batch.put(&put("a", "2")).unwrap();
+        batch.put(&put("b", "3")).unwrap();
+        batch.set_applied_index(7);
+        batch.commit().unwrap();
+    }
+    let engine = Engine::open(&path).unwrap();
+    let view = engine.read().unwrap();
+    assert_eq!(view.current_revision(), 3);
+    assert_eq!(view.applied_index(), 7);
+    let response = view.range(&get("a")).unwrap();
+    assert_eq!(response.count, 1);
+    let kv = &response.kvs[0];
+    assert_eq!(
+        (
+            kv.value.as_slice(),
+            kv.create_revision,
+            kv.mod_revision,
+            kv.version
+        ),
+        (&b"2"[..], 1, 2, 2)
+    );
+    let old = view
+        .range(&RangeRequest {
+            revision: 1,
+            ..get("a")
+        })
+        .unwrap();
+    assert_eq!(old.kvs[0].value, b"1");
+    let all = view
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.count, 2);
+}
+
+#[test]
+fn many_keys_large_values_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("db")).unwrap();
+    let big = vec![7u8; 1_600_000];
+    for round in 0..3 {
+        let mut batch = engine.write().unwrap();
+        for i in 0..3000 {
+            batch
+                .put(&put(&format!("key/{i:05}"), &format!("v{round}-{i}")))
+                .unwrap();
+        }
+        batch
+            .put(&PutRequest {
+                key: b"big".to_vec(),
+                value: big.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        batch.commit().unwrap();
+    }
+    let view = engine.read().unwrap();
+    let r = view
+        .range(&RangeRequest {
+            key: b"key/".to_vec(),
+            range_end: b"key0".to_vec(),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.count, 3000);
+    assert!(r.more);
+    assert_eq!(r.kvs.len(), 10);
+    assert_eq!(r.kvs[0].value, b"v2-0");
+    assert_eq!(view.range(&get("big")).unwrap().kvs[0].value, big);
+    let current = view.current_revision();
+    drop(view);
+    let mut batch = engine.write().unwrap();
+    let mut done = batch.compact(current).unwrap();
+    while !done {
+        done = batch.compact_step(1000).unwrap();
+    }
+    batch.commit().unwrap();
+    let view = engine.read().unwrap();
+    assert!(matches!(
+        view.range(&RangeRequest {
+            revision: 1,
+            ..get("key/00000")
+        }),
+        Err(Error::Compacted)
+    ));
+    assert_eq!(view.range(&get("key/00001")).unwrap().kvs[0].value, b"v2-1");
+    assert_eq!(view.events_since(current, 100).unwrap().len(), 1);
+}
