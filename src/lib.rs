@@ -1,0 +1,4 @@
+//! The `basalt` server: an etcd v3 compatible member. The binary (`src/main.rs`) is a thin
+//! shell over this library so that tests and other crates can use its parts.
+
+pub mod config;
