@@ -206,7 +206,7 @@ fn bad_files_are_refused() {
     );
     check(
         "enable-v2: true\n",
-        "\"enable-v2\" in config file FILE=true: basalt serves only the v3 API",
+        "\"enable-v2\" in config file FILE set to \"true\": basalt serves only the v3 API",
     );
     check(
         "grpc-keepalive-interval: -1\n",

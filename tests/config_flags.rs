@@ -345,15 +345,15 @@ fn verification_errors_use_etcds_wording() {
         ),
         (
             &["--enable-v2"],
-            "flag --enable-v2=true: basalt serves only the v3 API",
+            "flag --enable-v2 set to \"true\": basalt serves only the v3 API",
         ),
         (
             &["--unsafe-no-fsync"],
-            "flag --unsafe-no-fsync=true: basalt never acknowledges a write before it is on disk",
+            "flag --unsafe-no-fsync set to \"true\": basalt never acknowledges a write before it is on disk",
         ),
         (
             &["--discovery-srv=example.com"],
-            "flag --discovery-srv=example.com: basalt bootstraps only from --initial-cluster; \
+            "flag --discovery-srv set to \"example.com\": basalt bootstraps only from --initial-cluster; \
              discovery services are not supported",
         ),
         (
@@ -432,8 +432,8 @@ fn flags_without_effect_are_reported() {
     assert_eq!(
         config.warnings,
         [
-            "flag --auth-token=jwt has no effect in basalt",
-            "flag --enable-pprof=true has no effect in basalt",
+            "flag --auth-token set to \"jwt\" has no effect in basalt",
+            "flag --enable-pprof set to \"true\" has no effect in basalt",
             "flag --v is ignored (as etcd ignores it)",
         ]
     );

@@ -86,7 +86,7 @@ pub enum ConfigError {
     UnknownConfigKey { path: PathBuf, key: String },
 
     /// A setting etcd accepts that basalt cannot honour with this value.
-    #[error("{origin}={value}: {why}")]
+    #[error("{origin} set to {value:?}: {why}")]
     Unsupported {
         origin: Origin,
         value: String,

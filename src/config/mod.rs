@@ -270,11 +270,17 @@ pub enum Logger {
 /// Log severity threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
+    /// Everything.
     Debug,
+    /// Milestones and notable events (etcd's default).
     Info,
+    /// Problems that do not stop the member.
     Warn,
+    /// Failures.
     Error,
+    /// Only what ends a request in a panic.
     Panic,
+    /// Only what ends the process.
     Fatal,
 }
 
@@ -333,19 +339,33 @@ pub struct BasaltConfig {
 /// The validated configuration of one `basalt` member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// Name, data and WAL directories, snapshot and file retention.
     pub member: MemberConfig,
+    /// Listen and advertise URLs for clients, peers and metrics.
     pub urls: UrlConfig,
+    /// Initial cluster, its state and token.
     pub cluster: ClusterConfig,
+    /// Heartbeat and election timeout.
     pub raft: RaftTiming,
+    /// Quota, request size, txn ops, streams.
     pub limits: Limits,
+    /// Automatic compaction.
     pub compaction: CompactionConfig,
+    /// gRPC keepalive.
     pub keepalive: GrpcKeepalive,
+    /// TLS towards clients.
     pub client_tls: TlsConfig,
+    /// TLS towards peers.
     pub peer_tls: TlsConfig,
+    /// TLS settings shared by both sides.
     pub tls: TlsCommon,
+    /// Logging.
     pub log: LogConfig,
+    /// Metrics and the JSON gateway.
     pub observability: ObservabilityConfig,
+    /// The honoured `--experimental-*` settings.
     pub experimental: Experimental,
+    /// basalt's own settings.
     pub basalt: BasaltConfig,
     /// Where the settings came from.
     pub source: Source,

@@ -195,7 +195,7 @@ fn check_support(settings: &Settings, warnings: &mut Vec<String>) -> Result<(), 
             Support::Ignored => warnings.push(format!("{origin} is ignored (as etcd ignores it)")),
             Support::NoEffect => {
                 if !equals_default(spec, text, origin)? {
-                    warnings.push(format!("{origin}={text} has no effect in basalt"));
+                    warnings.push(format!("{origin} set to {text:?} has no effect in basalt"));
                 }
             }
             Support::DefaultOnly(why) => {

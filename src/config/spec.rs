@@ -40,15 +40,25 @@ pub enum Support {
 /// The section of `--help` a flag is listed under (etcd's sections).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
+    /// This member's identity, storage and limits.
     Member,
+    /// Cluster formation and compaction.
     Clustering,
+    /// TLS.
     Security,
+    /// Authentication tokens.
     Auth,
+    /// Profiling, metrics, the gateway.
     Monitoring,
+    /// Logging.
     Logging,
+    /// etcd's v2 proxy.
     V2Proxy,
+    /// `--experimental-*`.
     Experimental,
+    /// Flags that can lose data, and etcd's ignored relics.
     Unsafe,
+    /// basalt's own flags (`BASALT_*` variables).
     Basalt,
 }
 
