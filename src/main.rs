@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                 bootstrap.members.len()
             ),
             Err(error) => {
-                eprintln!("basalt: error validating peerURLs, {error}");
+                eprintln!("basalt: {error}");
                 return ExitCode::from(error.exit_code() as u8);
             }
         }

@@ -126,12 +126,17 @@ fn check_advertise_matches_cluster(
     )))
 }
 
-/// The URLs with host names replaced by their first address (IPv4 first, as Go resolves for
-/// "tcp"); `None` if a name does not resolve.
+/// The URLs with DNS names replaced by their first address (IPv4 first, as Go resolves for
+/// "tcp"); `None` if a name does not resolve. Like etcd's `netutil.resolveURL`, `localhost`
+/// and IP literals are left as written, so `localhost` never matches `127.0.0.1`.
 fn resolved(list: &[Url]) -> Option<BTreeSet<(bool, Option<SocketAddr>, String)>> {
     list.iter()
         .map(|url| {
-            if url.port().is_none() {
+            let literal = match url.host() {
+                None => true,
+                Some(host) => host == "localhost" || host.parse::<std::net::IpAddr>().is_ok(),
+            };
+            if literal {
                 return Some((url.is_tls(), None, url.text.clone()));
             }
             let mut addresses: Vec<SocketAddr> = url.address.to_socket_addrs().ok()?.collect();
