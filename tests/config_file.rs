@@ -155,6 +155,15 @@ fn a_file_overrides_flags_and_environment() {
     )
     .unwrap();
     assert_eq!(config.member.name, "from-file");
+    assert_eq!(
+        config.warnings,
+        ["environment variables are ignored with a config file (ignored: ETCD_NAME)"]
+    );
+    // An empty --config-file is no file, as in etcd.
+    assert_eq!(
+        load(&["--config-file="], &[]).unwrap().member.name,
+        "default"
+    );
     // A variable that would conflict with a flag is not even looked at in file mode.
     assert!(load(
         &["--config-file", path_text, "--name=x"],

@@ -7,6 +7,19 @@
 //!
 //! Reading is pure: [`load`] takes the arguments and the environment as values, so tests need
 //! neither a process nor a mutated environment.
+//!
+//! Where basalt deliberately differs from etcd 3.5:
+//! - defaults: data in `${name}.basalt`; listen on `127.0.0.1` (the socket etcd's `localhost`
+//!   binds) while advertising etcd's `localhost` URLs, so the default member ID is etcd's;
+//! - `--logger=capnslog` (etcd 3.4's default, an error in 3.5) is accepted and means plain-text
+//!   logs, so 3.4-era unit files keep working;
+//! - a config file may give a duration as text ("10m") besides etcd's nanoseconds, and a scalar
+//!   where etcd wants a string; an unknown key is an error (etcd ignores it);
+//! - negative durations are refused (Go accepts them and etcd misbehaves on them);
+//! - flags basalt cannot honour are accepted at their default only (`--enable-v2=false`,
+//!   `--unsafe-no-fsync=false`, no discovery) and flags without effect draw a warning;
+//! - no default-host detection for `0.0.0.0` listen URLs; `basalt`'s own flags (`--cores`,
+//!   `--reported-version`) read `BASALT_*` variables.
 
 mod args;
 mod bootstrap;
@@ -65,9 +78,14 @@ pub fn load(args: &[String], env: &[(String, String)]) -> Result<Invocation, Con
             });
         return Ok(Invocation::Version(version_text(&reported_version)));
     }
-    let config_file = line.config_file.clone().or_else(|| env::config_file(env));
+    // An empty --config-file means none, as in etcd.
+    let config_file = line
+        .config_file
+        .clone()
+        .filter(|path| !path.is_empty())
+        .or_else(|| env::config_file(env));
     let settings = match config_file {
-        Some(path) => settings::Settings::from_file(PathBuf::from(path), &line)?,
+        Some(path) => settings::Settings::from_file(PathBuf::from(path), &line, env)?,
         None => settings::Settings::from_command_line_and_env(&line, env)?,
     };
     let config = resolve::resolve(&settings)?;

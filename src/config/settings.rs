@@ -45,7 +45,11 @@ impl Settings {
     }
 
     /// etcd with a config file: the file alone; flags and variables are ignored.
-    pub fn from_file(path: PathBuf, line: &CommandLine) -> Result<Settings, ConfigError> {
+    pub fn from_file(
+        path: PathBuf,
+        line: &CommandLine,
+        env_vars: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
         let from_file = file::read(&path)?;
         let mut settings = Settings {
             explicit: BTreeMap::new(),
@@ -64,6 +68,17 @@ impl Settings {
                  and environment variables are ignored (ignored: {})",
                 path.display(),
                 ignored.join(" ")
+            ));
+        }
+        let ignored_vars: Vec<String> = spec::FLAGS
+            .iter()
+            .map(|spec| spec.env_var())
+            .filter(|var| env_vars.iter().any(|(name, _)| name == var))
+            .collect();
+        if !ignored_vars.is_empty() {
+            settings.warnings.push(format!(
+                "environment variables are ignored with a config file (ignored: {})",
+                ignored_vars.join(" ")
             ));
         }
         for setting in from_file.settings {
