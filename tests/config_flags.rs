@@ -109,6 +109,14 @@ fn a_lone_name_renames_the_default_member() {
         "x=http://localhost:2380"
     );
     assert!(config.bootstrap().is_ok());
+
+    // etcd 3.4.23 started with `--name x --initial-cluster-token t` (and no cluster flags)
+    // logs "starting member e6c5799f611578d1 in cluster a6884dc789e7efcf".
+    let bootstrap = flags(&["-name", "x", "-initial-cluster-token", "t"])
+        .bootstrap()
+        .unwrap();
+    assert_eq!(bootstrap.local_member_id.to_string(), "e6c5799f611578d1");
+    assert_eq!(bootstrap.cluster_id.to_string(), "a6884dc789e7efcf");
 }
 
 /// Goal: the static pod manifest kubeadm writes for etcd 3.5 starts basalt unchanged.
