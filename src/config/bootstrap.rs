@@ -67,11 +67,7 @@ pub fn plan(config: &Config) -> Result<Bootstrap, ConfigError> {
         }
     }
     if let Some(zero) = members.iter().find(|member| member.id == Id(0)) {
-        // raft reserves ID 0 for "no node"; etcd refuses it too.
-        return Err(ConfigError::DuplicateMemberId(format!(
-            "0 (member {:?} hashes to raft's reserved ID)",
-            zero.name
-        )));
+        return Err(ConfigError::ReservedMemberId(zero.name.clone()));
     }
     let member_ids: Vec<Id> = members.iter().map(|member| member.id).collect();
     let local_member_id = members

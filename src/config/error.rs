@@ -168,6 +168,10 @@ pub enum ConfigError {
     /// Two members hash to the same ID (same URLs and token).
     #[error("member exists with identical ID {0}")]
     DuplicateMemberId(String),
+
+    /// A member hashes to 0, which raft reserves for "no node" (etcd refuses it too).
+    #[error("cannot use 0 as member id (member {0:?})")]
+    ReservedMemberId(String),
 }
 
 impl ConfigError {
