@@ -1,4 +1,5 @@
-//! The `basalt` server's library half: the pieces of the server binary that tests drive
-//! directly. The binary (`src/main.rs`) wires them to the network and the disk.
+//! The `basalt` server: an etcd v3 compatible member. The binary (`src/main.rs`) is a thin
+//! shell over this library so that tests and other crates can use its parts.
 
+pub mod config;
 pub mod node;

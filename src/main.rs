@@ -1,7 +1,63 @@
-//! `basalt`: the etcd-compatible server binary. The server lands with its own issue; until then
-//! this binary says so instead of pretending to serve.
+//! `basalt`: the etcd-compatible server binary. It reads etcd's flags, `ETCD_*` variables or
+//! config file; the server itself lands with its own issue, and until then the binary says so
+//! instead of pretending to serve.
 
-fn main() {
+use std::process::ExitCode;
+
+use basalt::config::{self, Invocation};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Variables whose name or value is not UTF-8 cannot be etcd settings; skip them.
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect();
+    let config = match config::load(&args, &env) {
+        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::Help) => {
+            print!("{}", config::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            if error.is_usage_error() {
+                eprintln!("basalt: {error}\nRun 'basalt --help' for the flags basalt accepts.");
+            } else {
+                eprintln!("basalt: error verifying flags, {error}. See 'basalt --help'.");
+            }
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    for warning in &config.warnings {
+        eprintln!("basalt: warning: {warning}");
+    }
+    // A fresh data directory bootstraps from --initial-cluster; check it now as etcd does.
+    if is_fresh(&config.wal_dir()) {
+        match config.bootstrap() {
+            Ok(bootstrap) => println!(
+                "member {} in cluster {} ({} initial members)",
+                bootstrap.local_member_id,
+                bootstrap.cluster_id,
+                bootstrap.members.len()
+            ),
+            Err(error) => {
+                eprintln!("basalt: {error}");
+                return ExitCode::from(error.exit_code() as u8);
+            }
+        }
+    }
+    print!("{config}");
     eprintln!("basalt: the server is not built yet (see the single-member server issue)");
-    std::process::exit(2);
+    ExitCode::from(2)
+}
+
+/// Whether a WAL directory holds nothing yet (so this start bootstraps).
+fn is_fresh(wal_dir: &std::path::Path) -> bool {
+    match std::fs::read_dir(wal_dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => true,
+    }
 }
