@@ -1,6 +1,5 @@
 //! `basalt`: the etcd-compatible server binary. It reads etcd's flags, `ETCD_*` variables or
-//! config file; the server itself lands with its own issue, and until then the binary says so
-//! instead of pretending to serve.
+//! config file, then runs the member.
 
 use std::process::ExitCode;
 
@@ -37,21 +36,20 @@ fn main() -> ExitCode {
     // A fresh data directory bootstraps from --initial-cluster; check it now as etcd does.
     if is_fresh(&config.wal_dir()) {
         match config.bootstrap() {
-            Ok(bootstrap) => println!(
-                "member {} in cluster {} ({} initial members)",
-                bootstrap.local_member_id,
-                bootstrap.cluster_id,
-                bootstrap.members.len()
-            ),
+            Ok(_) => {}
             Err(error) => {
                 eprintln!("basalt: {error}");
                 return ExitCode::from(error.exit_code() as u8);
             }
         }
     }
-    print!("{config}");
-    eprintln!("basalt: the server is not built yet (see the single-member server issue)");
-    ExitCode::from(2)
+    match basalt::server::run(*config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("basalt: {error}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Whether a WAL directory holds nothing yet (so this start bootstraps).

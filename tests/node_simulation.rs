@@ -82,6 +82,7 @@ impl Member {
             snapshot: SnapshotMetadata::default(),
             entries: disk.entries.clone(),
             hard_state: disk.hard_state.clone(),
+            applied_index: 0,
         };
         let node = RaftNode::new(id, voters, timing(), recovered).expect("node starts");
         Member {

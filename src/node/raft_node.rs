@@ -44,6 +44,9 @@ pub struct Recovered {
     pub snapshot: SnapshotMetadata,
     pub entries: Vec<Entry>,
     pub hard_state: HardState,
+    /// The last index the state machine (the engine) has applied durably; raft hands out
+    /// committed entries after it.
+    pub applied_index: u64,
 }
 
 /// A write the shell must make durable, then report with `on_persisted(ready_number)`.
@@ -112,7 +115,7 @@ impl RaftNode {
         if snapshot_metadata.get_conf_state() == &ConfState::default() {
             snapshot_metadata.mut_conf_state().voters = voters.to_vec();
         }
-        let applied = snapshot_metadata.index;
+        let applied = snapshot_metadata.index.max(recovered.applied_index);
         {
             let mut core = storage.wl();
             if snapshot_metadata.index > 0 {

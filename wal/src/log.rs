@@ -124,10 +124,18 @@ impl Wal {
     pub async fn open(dir: impl AsRef<Path>, options: WalOptions) -> WalResult<Wal> {
         options.validate()?;
         let dir = dir.as_ref().to_owned();
-        if !dir.is_dir() {
+        let created = !dir.is_dir();
+        if created {
             std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
+        }
+        // Absolute from here on: glommio resolves relative paths of its directory handles
+        // against no particular directory, so a relative one fails with EBADF.
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| WalError::io("resolve directory", &dir, e))?;
+        if created {
             // The directory's own entry must be durable before anything in it is acknowledged.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(parent) = dir.parent() {
                 sync_directory(parent)
                     .await
                     .map_err(|e| WalError::io("sync directory", parent, e))?;

@@ -326,3 +326,19 @@ fn invalid_options_are_refused_with_a_reason() {
         }
     });
 }
+
+#[test]
+fn a_log_opens_at_a_relative_path_that_does_not_exist_yet() {
+    // Operators pass relative data directories (etcd's default is `./default.etcd`).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        std::env::set_current_dir(&path).unwrap();
+        let wal = Wal::open("member/wal", small_options()).await.unwrap();
+        wal.append(b"entry").await.unwrap();
+        assert!(wal.dir().is_absolute());
+        drop(wal);
+        let wal = Wal::open("member/wal", small_options()).await.unwrap();
+        assert_eq!(wal.read(1, 2).await.unwrap(), vec![b"entry".to_vec()]);
+    });
+}

@@ -1,0 +1,166 @@
+//! etcd's KV service: Range, Put, DeleteRange, Txn, Compact. Writes go through raft (the
+//! member); serializable reads are served from the engine at once, linearizable ones after a
+//! ReadIndex round.
+
+use std::rc::Rc;
+
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{EtcdStatus, Router, Status};
+
+use super::apply::{status_of, Applied};
+use super::convert;
+use super::member::Member;
+use super::proposal::Proposal;
+
+/// Request limits the KV service enforces before proposing.
+#[derive(Clone, Copy, Debug)]
+pub struct KvLimits {
+    /// `--max-txn-ops`.
+    pub max_txn_ops: usize,
+}
+
+/// Registers the KV methods on `router`.
+pub fn register(router: &mut Router, member: Rc<Member>, limits: KvLimits) {
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.KV/Range",
+        move |_metadata, request: pb::RangeRequest| {
+            let member = m.clone();
+            async move { range(&member, request).await }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.KV/Put",
+        move |_metadata, request: pb::PutRequest| {
+            let member = m.clone();
+            async move {
+                if request.key.is_empty() {
+                    return Err(EtcdStatus::EmptyKey.into());
+                }
+                match member.propose(Proposal::Put(request)).await? {
+                    Applied::Put(response) => Ok(response),
+                    other => Err(unexpected(other)),
+                }
+            }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.KV/DeleteRange",
+        move |_metadata, request: pb::DeleteRangeRequest| {
+            let member = m.clone();
+            async move {
+                if request.key.is_empty() {
+                    return Err(EtcdStatus::EmptyKey.into());
+                }
+                match member.propose(Proposal::DeleteRange(request)).await? {
+                    Applied::DeleteRange(response) => Ok(response),
+                    other => Err(unexpected(other)),
+                }
+            }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.KV/Txn",
+        move |_metadata, request: pb::TxnRequest| {
+            let member = m.clone();
+            async move {
+                check_txn(&request, limits.max_txn_ops)?;
+                if is_read_only(&request) {
+                    // etcd serves a read-only txn without raft, after a ReadIndex round.
+                    member.wait_linearizable().await?;
+                    let txn = convert::txn_request(&request).ok_or_else(empty_op)?;
+                    let mut batch = member.engine().write().map_err(|e| status_of(&e))?;
+                    let (response, _) = batch.txn(&txn).map_err(|e| status_of(&e))?;
+                    drop(batch); // read-only: nothing to commit
+                    return Ok(convert::txn_response(response, member.header(0)));
+                }
+                match member.propose(Proposal::Txn(request)).await? {
+                    Applied::Txn(response) => Ok(response),
+                    other => Err(unexpected(other)),
+                }
+            }
+        },
+    );
+    let m = member;
+    router.unary(
+        "/etcdserverpb.KV/Compact",
+        move |_metadata, request: pb::CompactionRequest| {
+            let member = m.clone();
+            async move {
+                match member.propose(Proposal::Compaction(request)).await? {
+                    Applied::Compaction(response) => Ok(response),
+                    other => Err(unexpected(other)),
+                }
+            }
+        },
+    );
+}
+
+async fn range(
+    member: &Rc<Member>,
+    request: pb::RangeRequest,
+) -> Result<pb::RangeResponse, Status> {
+    if request.key.is_empty() {
+        return Err(EtcdStatus::EmptyKey.into());
+    }
+    if !request.serializable {
+        member.wait_linearizable().await?;
+    }
+    let view = member.engine().read().map_err(|e| status_of(&e))?;
+    let response = view
+        .range(&convert::range_request(&request))
+        .map_err(|e| status_of(&e))?;
+    Ok(convert::range_response(response, member.header(0)))
+}
+
+/// etcd's checks of a txn before it is proposed: the op limit, at every nesting level, and
+/// that every op carries a request.
+fn check_txn(request: &pb::TxnRequest, max_txn_ops: usize) -> Result<(), Status> {
+    use pb::request_op::Request;
+    if convert::txn_ops(request) > max_txn_ops {
+        return Err(EtcdStatus::TooManyOps.into());
+    }
+    for op in request.success.iter().chain(&request.failure) {
+        match &op.request {
+            None => return Err(empty_op()),
+            Some(Request::RequestRange(r)) if r.key.is_empty() => {
+                return Err(EtcdStatus::EmptyKey.into())
+            }
+            Some(Request::RequestPut(r)) if r.key.is_empty() => {
+                return Err(EtcdStatus::EmptyKey.into())
+            }
+            Some(Request::RequestDeleteRange(r)) if r.key.is_empty() => {
+                return Err(EtcdStatus::EmptyKey.into())
+            }
+            Some(Request::RequestTxn(nested)) => check_txn(nested, max_txn_ops)?,
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn is_read_only(request: &pb::TxnRequest) -> bool {
+    use pb::request_op::Request;
+    request
+        .success
+        .iter()
+        .chain(&request.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(_)) => true,
+            Some(Request::RequestTxn(nested)) => is_read_only(nested),
+            _ => false,
+        })
+}
+
+fn empty_op() -> Status {
+    Status::invalid_argument("etcdserver: request op is empty")
+}
+
+fn unexpected(applied: Applied) -> Status {
+    Status::internal(format!(
+        "etcdserver: unexpected answer to a proposal: {applied:?}"
+    ))
+}

@@ -1,0 +1,421 @@
+//! The glommio shell around the sans-IO raft node: it feeds proposals, ticks and completed writes
+//! in, and carries effects out — writes to the WAL (queued at once so one fdatasync covers many
+//! raft steps), committed entries to the engine, answers to the clients waiting on them.
+//!
+//! Everything here runs on the member's raft executor. State lives in a `RefCell` that is never
+//! borrowed across an await; the persister and the durability waiter are tasks of their own so
+//! that raft keeps stepping while the disk works.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use basalt_engine::Engine;
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{EtcdStatus, Status};
+use basalt_wal::{Queued, Wal};
+use futures_channel::oneshot;
+use prost::Message as _;
+use raft::prelude::{Entry, SnapshotMetadata};
+
+use super::apply::{apply_entries, Applied};
+use super::proposal::Proposal;
+use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
+
+/// Limit on client writes waiting for their entry to apply; past it, new writes are refused
+/// with etcd's "too many requests".
+const WAITING_PROPOSALS_LIMIT: usize = 64 * 1024;
+
+/// Who this member is, for response headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Identity {
+    pub cluster_id: u64,
+    pub member_id: u64,
+}
+
+/// The member's raft owner: node, log, engine, and the clients waiting on them.
+pub struct Member {
+    identity: Identity,
+    state: RefCell<MemberState>,
+    wal: Rc<Wal>,
+    engine: Rc<Engine>,
+    /// Writes handed out by raft, in order, for the persister task.
+    persist_queue: RefCell<VecDeque<Persist>>,
+    persist_wake: RefCell<Option<std::task::Waker>>,
+    /// Queued writes waiting to become durable, in order, for the durability waiter task.
+    durable_queue: RefCell<VecDeque<(u64, Option<Queued>)>>,
+    durable_wake: RefCell<Option<std::task::Waker>>,
+    /// The storage fault that stopped the member, if one did.
+    stopped: RefCell<Option<String>>,
+    next_proposal_id: Cell<u64>,
+}
+
+struct MemberState {
+    node: RaftNode,
+    waiting: HashMap<u64, oneshot::Sender<Result<Applied, Status>>>,
+    read_waiters: HashMap<u64, oneshot::Sender<u64>>,
+    applied_waiters: Vec<(u64, oneshot::Sender<()>)>,
+    applied_index: u64,
+    snapshot: SnapshotMetadata,
+}
+
+impl Member {
+    /// Starts the member from what its log and engine hold.
+    pub async fn start(
+        identity: Identity,
+        wal: Rc<Wal>,
+        engine: Rc<Engine>,
+        timing: RaftTiming,
+        tick_interval: Duration,
+    ) -> Result<Rc<Member>, String> {
+        let metadata = LogMetadata::decode(&wal.metadata())?;
+        let mut entries = Vec::new();
+        if wal.last_index() >= wal.first_index() {
+            for data in wal
+                .read(wal.first_index(), wal.last_index() + 1)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                entries.push(
+                    Entry::decode(data.as_slice())
+                        .map_err(|e| format!("wal entry does not decode: {e}"))?,
+                );
+            }
+        }
+        let applied_index = engine.read().map_err(|e| e.to_string())?.applied_index();
+        let last_index = entries
+            .last()
+            .map_or(metadata.snapshot.index, |e: &Entry| e.index);
+        if applied_index > last_index {
+            return Err(format!(
+                "the database has applied raft index {applied_index} but the wal ends at {last_index}: \
+                 the wal directory does not belong to this database"
+            ));
+        }
+        let mut hard_state = metadata.hard_state.clone();
+        // Entries the engine applied were committed, even if the commit index persisted with
+        // the hard state lags behind.
+        hard_state.commit = hard_state.commit.max(applied_index);
+        let recovered = Recovered {
+            snapshot: metadata.snapshot.clone(),
+            entries,
+            hard_state,
+            applied_index,
+        };
+        let mut node = RaftNode::new(identity.member_id, &[identity.member_id], timing, recovered)
+            .map_err(|e| e.to_string())?;
+        node.campaign().map_err(|e| e.to_string())?;
+        let member = Rc::new(Member {
+            identity,
+            state: RefCell::new(MemberState {
+                node,
+                waiting: HashMap::new(),
+                read_waiters: HashMap::new(),
+                applied_waiters: Vec::new(),
+                applied_index,
+                snapshot: metadata.snapshot,
+            }),
+            wal,
+            engine,
+            persist_queue: RefCell::new(VecDeque::new()),
+            persist_wake: RefCell::new(None),
+            durable_queue: RefCell::new(VecDeque::new()),
+            durable_wake: RefCell::new(None),
+            stopped: RefCell::new(None),
+            next_proposal_id: Cell::new(proposal_id_base()),
+        });
+        glommio::spawn_local(member.clone().run_persister()).detach();
+        glommio::spawn_local(member.clone().run_durability_waiter()).detach();
+        glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
+        member.pump();
+        Ok(member)
+    }
+
+    /// The header every response carries (its revision is set by the caller).
+    pub fn header(&self, revision: i64) -> pb::ResponseHeader {
+        pb::ResponseHeader {
+            cluster_id: self.identity.cluster_id,
+            member_id: self.identity.member_id,
+            revision,
+            raft_term: self.state.borrow().node.term(),
+        }
+    }
+
+    /// This member's identity.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// The engine, for reads.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// (raft term, leader id, commit index, applied index) for Status.
+    pub fn raft_status(&self) -> (u64, u64, u64, u64) {
+        let state = self.state.borrow();
+        (
+            state.node.term(),
+            state.node.leader(),
+            state.node.commit_index(),
+            state.applied_index,
+        )
+    }
+
+    /// The WAL, for Status.
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    /// Proposes a write and waits until it is applied; returns its answer.
+    pub async fn propose(self: &Rc<Self>, proposal: Proposal) -> Result<Applied, Status> {
+        self.check_running()?;
+        let id = self.next_proposal_id.get();
+        self.next_proposal_id.set(id + 1);
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut state = self.state.borrow_mut();
+            if state.waiting.len() >= WAITING_PROPOSALS_LIMIT {
+                return Err(EtcdStatus::TooManyRequests.into());
+            }
+            state
+                .node
+                .propose(proposal.encode(id))
+                .map_err(|_| Status::from(EtcdStatus::NoLeader))?;
+            state.waiting.insert(id, sender);
+        }
+        self.pump();
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(self.stopped_status()))
+    }
+
+    /// Waits until this member has applied everything committed when the call was made
+    /// (raft's ReadIndex), so a read after it is linearizable.
+    pub async fn wait_linearizable(self: &Rc<Self>) -> Result<(), Status> {
+        self.check_running()?;
+        let context = self.next_proposal_id.get();
+        self.next_proposal_id.set(context + 1);
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut state = self.state.borrow_mut();
+            state.read_waiters.insert(context, sender);
+            state.node.read_index(context.to_le_bytes().to_vec());
+        }
+        self.pump();
+        let index = receiver.await.map_err(|_| self.stopped_status())?;
+        let receiver = {
+            let mut state = self.state.borrow_mut();
+            if state.applied_index >= index {
+                return Ok(());
+            }
+            let (sender, receiver) = oneshot::channel();
+            state.applied_waiters.push((index, sender));
+            receiver
+        };
+        receiver.await.map_err(|_| self.stopped_status())
+    }
+
+    fn check_running(&self) -> Result<(), Status> {
+        match self.stopped.borrow().as_ref() {
+            Some(_) => Err(self.stopped_status()),
+            None => Ok(()),
+        }
+    }
+
+    fn stopped_status(&self) -> Status {
+        EtcdStatus::Stopped.into()
+    }
+
+    /// Carries out every effect raft has, until it has none.
+    fn pump(&self) {
+        loop {
+            let effects = self.state.borrow_mut().node.advance();
+            let Some(effects) = effects else { return };
+            assert!(
+                effects.messages.is_empty(),
+                "a single-voter group sends no messages"
+            );
+            if let Some(persist) = effects.persist {
+                self.persist_queue.borrow_mut().push_back(persist);
+                if let Some(waker) = self.persist_wake.borrow_mut().take() {
+                    waker.wake();
+                }
+            }
+            if !effects.committed.is_empty() {
+                self.apply(&effects.committed);
+            }
+            let mut state = self.state.borrow_mut();
+            for read_state in effects.read_states {
+                let context = u64::from_le_bytes(
+                    read_state
+                        .request_ctx
+                        .as_slice()
+                        .try_into()
+                        .unwrap_or_default(),
+                );
+                if let Some(sender) = state.read_waiters.remove(&context) {
+                    let _ = sender.send(read_state.index);
+                }
+            }
+        }
+    }
+
+    fn apply(&self, committed: &[Entry]) {
+        let applied_before = self.state.borrow().applied_index;
+        let fresh: Vec<Entry> = committed
+            .iter()
+            .filter(|e| e.index > applied_before)
+            .cloned()
+            .collect();
+        let Some(last) = fresh.last().map(|e| e.index) else {
+            return;
+        };
+        let header = self.header(0);
+        match apply_entries(&self.engine, &fresh, header) {
+            Ok(answers) => {
+                let mut state = self.state.borrow_mut();
+                for (id, answer) in answers {
+                    if let Some(sender) = state.waiting.remove(&id) {
+                        let _ = sender.send(answer);
+                    }
+                }
+                state.applied_index = last;
+                state.node.on_applied(last);
+                let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.applied_waiters)
+                    .into_iter()
+                    .partition(|(index, _)| *index <= last);
+                state.applied_waiters = waiting;
+                for (_, sender) in ready {
+                    let _ = sender.send(());
+                }
+            }
+            Err(error) => self.stop(format!(
+                "applying raft entries to the database failed: {error}"
+            )),
+        }
+    }
+
+    /// Fail-stop: a storage fault ends the member. Everyone waiting gets an error; the process
+    /// exits so a supervisor restarts it from what is durable.
+    fn stop(&self, reason: String) {
+        tracing::error!(%reason, "member stopping on a storage fault");
+        eprintln!("basalt: fatal: {reason}");
+        *self.stopped.borrow_mut() = Some(reason);
+        let mut state = self.state.borrow_mut();
+        state.waiting.clear();
+        state.read_waiters.clear();
+        state.applied_waiters.clear();
+        std::process::exit(1);
+    }
+
+    /// Queues raft's writes into the WAL in order, without waiting for them to be durable.
+    async fn run_persister(self: Rc<Self>) {
+        loop {
+            let persist = poll_fn(|cx| match self.persist_queue.borrow_mut().pop_front() {
+                Some(persist) => Poll::Ready(persist),
+                None => {
+                    *self.persist_wake.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            match self.queue_persist(persist).await {
+                Ok(item) => {
+                    self.durable_queue.borrow_mut().push_back(item);
+                    if let Some(waker) = self.durable_wake.borrow_mut().take() {
+                        waker.wake();
+                    }
+                }
+                Err(reason) => return self.stop(reason),
+            }
+        }
+    }
+
+    async fn queue_persist(&self, persist: Persist) -> Result<(u64, Option<Queued>), String> {
+        assert!(
+            persist.snapshot.is_none(),
+            "a single voter never receives a snapshot"
+        );
+        if let Some(last_kept) = persist.truncate_after {
+            self.wal
+                .truncate_after(last_kept)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mut last = None;
+        for entry in &persist.entries {
+            assert_eq!(
+                self.wal.next_index(),
+                entry.index,
+                "the wal and raft agree on indices"
+            );
+            last = Some(
+                self.wal
+                    .queue_entry(&entry.encode_to_vec())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        if let Some(hard_state) = persist.hard_state {
+            let snapshot = self.state.borrow().snapshot.clone();
+            let metadata = LogMetadata {
+                hard_state,
+                snapshot,
+            };
+            last = Some(
+                self.wal
+                    .queue_metadata(&metadata.encode())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        Ok((persist.ready_number, last))
+    }
+
+    /// Reports raft's writes durable, in order, as the WAL's fdatasyncs complete.
+    async fn run_durability_waiter(self: Rc<Self>) {
+        loop {
+            let (ready_number, queued) =
+                poll_fn(|cx| match self.durable_queue.borrow_mut().pop_front() {
+                    Some(item) => Poll::Ready(item),
+                    None => {
+                        *self.durable_wake.borrow_mut() = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+            if let Some(queued) = queued {
+                if let Err(error) = self.wal.wait_durable(queued).await {
+                    return self.stop(format!("the write-ahead log failed: {error}"));
+                }
+            }
+            self.state.borrow_mut().node.on_persisted(ready_number);
+            self.pump();
+        }
+    }
+
+    /// Drives raft's logical clock.
+    async fn run_ticker(self: Rc<Self>, interval: Duration) {
+        loop {
+            glommio::timer::sleep(interval).await;
+            if self.stopped.borrow().is_some() {
+                return;
+            }
+            self.state.borrow_mut().node.tick();
+            self.pump();
+        }
+    }
+}
+
+/// Proposal ids start at a value unique to this run, so an id still in the log from before a
+/// restart never matches a waiter of this run.
+fn proposal_id_base() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |elapsed| elapsed.as_nanos() as u64);
+    nanos.max(1)
+}
