@@ -1,0 +1,139 @@
+//! Starting the real `basalt` binary and driving it with Debian's real `etcdctl`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a member may take to print "ready to serve client requests".
+const START_LIMIT: Duration = Duration::from_secs(20);
+
+/// A running `basalt` process on a free loopback port; killed when dropped.
+pub struct Basalt {
+    child: Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl Basalt {
+    /// Starts a member with a fresh data directory inside `dir`.
+    pub fn start(dir: &Path) -> Basalt {
+        Basalt::start_with(dir.join("data"), free_port())
+    }
+
+    /// Starts (or restarts) a member on `data_dir` and `port`, and waits until it is ready.
+    pub fn start_with(data_dir: PathBuf, port: u16) -> Basalt {
+        let url = format!("http://127.0.0.1:{port}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args(["--listen-peer-urls", "http://127.0.0.1:0"])
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start basalt");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (ready_sender, ready_receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("ready to serve client requests") {
+                    let _ = ready_sender.send(Ok(()));
+                }
+                lines.push(line);
+            }
+            let _ = ready_sender.send(Err(lines.join("\n")));
+        });
+        match ready_receiver.recv_timeout(START_LIMIT) {
+            Ok(Ok(())) => Basalt { child, port, data_dir },
+            Ok(Err(output)) => panic!("basalt exited before it was ready:\n{output}"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("basalt was not ready within {START_LIMIT:?}")
+            }
+        }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process with SIGKILL and waits for it to be gone.
+    pub fn kill_9(mut self) -> (PathBuf, u16) {
+        self.child.kill().expect("SIGKILL basalt");
+        self.child.wait().expect("reap basalt");
+        (std::mem::take(&mut self.data_dir), self.port)
+    }
+
+    /// Runs etcdctl (v3 API) against this member with `args`, feeding `stdin`.
+    pub fn etcdctl(&self, args: &[&str], stdin: &str) -> Output {
+        let etcdctl = find_etcdctl();
+        let mut child = Command::new(etcdctl)
+            .env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(self.endpoint())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start etcdctl");
+        use std::io::Write;
+        child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes()).expect("feed etcdctl");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait().expect("poll etcdctl").is_some() {
+                return child.wait_with_output().expect("etcdctl output");
+            }
+            assert!(Instant::now() < deadline, "etcdctl {args:?} did not finish within 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs etcdctl and returns its stdout, failing the test if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.etcdctl(args, "");
+        assert!(
+            output.status.success(),
+            "etcdctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Runs etcdctl expecting failure and returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.etcdctl(args, "");
+        assert!(!output.status.success(), "etcdctl {args:?} should fail");
+        String::from_utf8(output.stderr).expect("utf-8 output")
+    }
+}
+
+impl Drop for Basalt {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+}
+
+/// Debian's etcdctl; the test script installs it (package `etcd-client`).
+fn find_etcdctl() -> PathBuf {
+    for candidate in ["/usr/bin/etcdctl", "/usr/local/bin/etcdctl"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("etcdctl not found: install Debian's `etcd-client` package (tools/test-all.sh does)");
+}
