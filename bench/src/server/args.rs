@@ -212,8 +212,15 @@ mod tests {
         let split = parse(&["--user", "root", "--password", "pw"])
             .common
             .connection;
-        assert_eq!(split.credentials().unwrap(), Some(("root".into(), "pw".into())));
-        assert!(parse(&["--user", "root"]).common.connection.credentials().is_err());
+        assert_eq!(
+            split.credentials().unwrap(),
+            Some(("root".into(), "pw".into()))
+        );
+        assert!(parse(&["--user", "root"])
+            .common
+            .connection
+            .credentials()
+            .is_err());
         assert!(parse(&["--user", "a:b", "--password", "c"])
             .common
             .connection

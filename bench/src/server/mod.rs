@@ -32,37 +32,38 @@ use connection::ClientPool;
 use report::Report;
 
 /// Server workload subcommands (etcd `benchmark`-compatible names and flags where they exist).
+/// Boxed: the flag structs are large and the top-level command enum holds one of them.
 #[derive(clap::Subcommand)]
 pub enum ServerCommand {
     /// Puts: N clients writing keys of --key-size bytes with --val-size byte values.
-    Put(put::PutArgs),
+    Put(Box<put::PutArgs>),
     /// Ranges over one key (or a key range / prefix), linearizable or serializable.
-    Range(range::RangeArgs),
+    Range(Box<range::RangeArgs>),
     /// Transactions of --txn-ops puts each.
-    TxnPut(txn_put::TxnPutArgs),
+    TxnPut(Box<txn_put::TxnPutArgs>),
     /// A mix of read transactions and write transactions (--rw-ratio reads per write).
-    TxnMixed(txn_mixed::TxnMixedArgs),
+    TxnMixed(Box<txn_mixed::TxnMixedArgs>),
     /// Watch fan-out: creates many watchers, then measures event delivery under puts.
-    Watch(watch::WatchArgs),
+    Watch(Box<watch::WatchArgs>),
     /// Put → event delivery latency, measured at every watcher.
-    WatchLatency(watch_latency::WatchLatencyArgs),
+    WatchLatency(Box<watch_latency::WatchLatencyArgs>),
     /// Lease keep-alive round trips over keep-alive streams.
-    LeaseKeepalive(lease_keepalive::LeaseKeepaliveArgs),
+    LeaseKeepalive(Box<lease_keepalive::LeaseKeepaliveArgs>),
     /// What kube-apiserver does to a dedicated events cluster, with a consistency verifier.
-    K8sEvents(k8s_events::K8sEventsArgs),
+    K8sEvents(Box<k8s_events::K8sEventsArgs>),
 }
 
 /// Runs one server workload (twice per endpoint set, alternating, with `--vs`).
 pub fn run(command: ServerCommand) -> Result<(), String> {
     let workload: Box<dyn Workload> = match command {
-        ServerCommand::Put(args) => Box::new(args),
-        ServerCommand::Range(args) => Box::new(args),
-        ServerCommand::TxnPut(args) => Box::new(args),
-        ServerCommand::TxnMixed(args) => Box::new(args),
-        ServerCommand::Watch(args) => Box::new(args),
-        ServerCommand::WatchLatency(args) => Box::new(args),
-        ServerCommand::LeaseKeepalive(args) => Box::new(args),
-        ServerCommand::K8sEvents(args) => Box::new(args),
+        ServerCommand::Put(args) => args,
+        ServerCommand::Range(args) => args,
+        ServerCommand::TxnPut(args) => args,
+        ServerCommand::TxnMixed(args) => args,
+        ServerCommand::Watch(args) => args,
+        ServerCommand::WatchLatency(args) => args,
+        ServerCommand::LeaseKeepalive(args) => args,
+        ServerCommand::K8sEvents(args) => args,
     };
     let common = workload.common().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -68,14 +68,15 @@ fn draw(path: &Path, reports: &[&Report]) -> Result<(), Box<dyn std::error::Erro
         .enumerate()
         .map(|(side, report)| (side, timeline_lines(report)))
         .collect();
-    let points = || timelines.iter().flat_map(|(_, lines)| lines.iter().flat_map(|l| &l.1));
+    let points = || {
+        timelines
+            .iter()
+            .flat_map(|(_, lines)| lines.iter().flat_map(|l| &l.1))
+    };
     let t_max = points().map(|p| p.0).fold(1.0, f64::max);
     let y_max = points().map(|p| p.1).fold(0.001, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(&upper)
-        .caption(
-            format!("{workload}: latency over time"),
-            ("sans-serif", 20),
-        )
+        .caption(format!("{workload}: latency over time"), ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(60)
@@ -103,14 +104,12 @@ fn draw(path: &Path, reports: &[&Report]) -> Result<(), Box<dyn std::error::Erro
         .draw()?;
 
     let curves: Vec<Vec<(f64, f64)>> = reports.iter().map(|r| percentile_curve(r)).collect();
-    let y_max = curves
-        .iter()
-        .flatten()
-        .map(|p| p.1)
-        .fold(0.001, f64::max)
-        * 1.1;
+    let y_max = curves.iter().flatten().map(|p| p.1).fold(0.001, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(&lower)
-        .caption(format!("{workload}: latency by percentile"), ("sans-serif", 20))
+        .caption(
+            format!("{workload}: latency by percentile"),
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(60)
@@ -125,7 +124,10 @@ fn draw(path: &Path, reports: &[&Report]) -> Result<(), Box<dyn std::error::Erro
     for (side, curve) in curves.iter().enumerate() {
         let color = SIDE_COLORS[side % SIDE_COLORS.len()];
         chart
-            .draw_series(LineSeries::new(curve.iter().copied(), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                curve.iter().copied(),
+                color.stroke_width(2),
+            ))?
             .label(side_label(reports, side))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }

@@ -105,7 +105,11 @@ pub fn ratio_table(a: &Report, b: &Report) -> String {
         a.endpoints.join(","),
         b.endpoints.join(",")
     );
-    let _ = writeln!(out, "  {:<28} {:>14} {:>14} {:>8}", "figure", "A", "B", "A/B");
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>14} {:>14} {:>8}",
+        "figure", "A", "B", "A/B"
+    );
     for ((name, value_a), (_, value_b)) in a.figures().into_iter().zip(b.figures()) {
         let ratio = ratio(value_a, value_b).map_or("-".to_string(), |r| format!("{r:.2}"));
         let _ = writeln!(
@@ -173,6 +177,8 @@ mod tests {
         assert!(json["ratio"].get("errors").is_none(), "0/0 has no ratio");
         let table = ratio_table(&a, &b);
         assert!(table.contains("qps"));
-        assert!(table.lines().any(|l| l.contains("qps") && l.ends_with("3.00")));
+        assert!(table
+            .lines()
+            .any(|l| l.contains("qps") && l.ends_with("3.00")));
     }
 }

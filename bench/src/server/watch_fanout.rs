@@ -87,7 +87,9 @@ pub async fn run(label: &str, pool: &ClientPool, fanout: &Fanout) -> Result<Outc
         ));
     }
     if fanout.watched_keys == 0 || fanout.watched_keys > WATCHED_KEYS_LIMIT {
-        return Err(format!("--watched-key-total must be 1..={WATCHED_KEYS_LIMIT}"));
+        return Err(format!(
+            "--watched-key-total must be 1..={WATCHED_KEYS_LIMIT}"
+        ));
     }
     let events = Arc::new(Recorder::start());
     let origin = events.started();
@@ -107,7 +109,10 @@ pub async fn run(label: &str, pool: &ClientPool, fanout: &Fanout) -> Result<Outc
         };
         let created_at = Instant::now();
         let mut stream = client
-            .watch(watched_key(watcher_index % fanout.watched_keys), Some(options()))
+            .watch(
+                watched_key(watcher_index % fanout.watched_keys),
+                Some(options()),
+            )
             .await
             .map_err(|error| format!("cannot open a watch stream: {error}"))?;
         watcher_index += 1;
@@ -155,7 +160,9 @@ pub async fn run(label: &str, pool: &ClientPool, fanout: &Fanout) -> Result<Outc
     let put = Arc::new(StampedPut {
         origin,
         fanout: fanout.clone(),
-        puts_per_key: (0..fanout.watched_keys).map(|_| AtomicU64::new(0)).collect(),
+        puts_per_key: (0..fanout.watched_keys)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
     });
     let length = LengthArgs {
         total: fanout.put_total,
@@ -190,7 +197,10 @@ pub async fn run(label: &str, pool: &ClientPool, fanout: &Fanout) -> Result<Outc
         .with_extra("create_p50_ms", creation.p50_ms)
         .with_extra("create_p99_ms", creation.p99_ms)
         .with_extra("puts", puts.ops as f64)
-        .with_extra("put_qps", puts.ops as f64 / puts.elapsed.as_secs_f64().max(1e-9))
+        .with_extra(
+            "put_qps",
+            puts.ops as f64 / puts.elapsed.as_secs_f64().max(1e-9),
+        )
         .with_extra("put_p99_ms", put_summary.p99_ms)
         .with_extra("events_expected", expected as f64)
         .with_extra("events_missing", expected.saturating_sub(delivered) as f64))

@@ -40,7 +40,11 @@ pub enum Violation {
     /// LIST keys out of order or repeated.
     ListOrder { revision: i64, key: String },
     /// A LIST item newer than the LIST's revision.
-    ListFromFuture { revision: i64, key: String, mod_revision: i64 },
+    ListFromFuture {
+        revision: i64,
+        key: String,
+        mod_revision: i64,
+    },
     /// A LIST item at another version than the latest write at or before the LIST's revision.
     ListStale {
         revision: i64,
@@ -71,7 +75,10 @@ impl fmt::Display for Violation {
                 write!(f, "watch delivered revision {next} after {previous}")
             }
             Violation::WatchPhantom { key, revision } => {
-                write!(f, "watch delivered {key} at revision {revision}, which no write made")
+                write!(
+                    f,
+                    "watch delivered {key} at revision {revision}, which no write made"
+                )
             }
             Violation::WatchPrevKv {
                 key,
@@ -90,7 +97,10 @@ impl fmt::Display for Violation {
                 revision,
                 key,
                 mod_revision,
-            } => write!(f, "LIST@{revision} has {key} at later revision {mod_revision}"),
+            } => write!(
+                f,
+                "LIST@{revision} has {key} at later revision {mod_revision}"
+            ),
             Violation::ListStale {
                 revision,
                 key,
@@ -104,7 +114,10 @@ impl fmt::Display for Violation {
                 write!(f, "LIST@{revision} misses {key}")
             }
             Violation::ListPhantom { revision, key } => {
-                write!(f, "LIST@{revision} has {key}, which no write before it created")
+                write!(
+                    f,
+                    "LIST@{revision} has {key}, which no write before it created"
+                )
             }
             Violation::CountDecreased { previous, next } => {
                 write!(f, "count went down from {previous} to {next}")
@@ -344,7 +357,11 @@ mod tests {
                 applied("b", WriteKind::Create, 11),
                 applied("a", WriteKind::Update, 12),
             ],
-            events: vec![event("a", 10, None), event("b", 11, None), event("a", 12, Some(10))],
+            events: vec![
+                event("a", 10, None),
+                event("b", 11, None),
+                event("a", 12, Some(10)),
+            ],
             watch_complete_through: 12,
             watch_failure: None,
             lists: vec![
