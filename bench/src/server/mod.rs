@@ -10,6 +10,8 @@
 mod args;
 mod connection;
 mod driver;
+#[cfg(test)]
+mod etcd_e2e_tests;
 mod k8s_events;
 mod keys;
 mod lease_keepalive;

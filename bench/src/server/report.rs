@@ -104,7 +104,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  requests    {} ok, {} errors in {:.2} s",
+            "  ops         {} ok, {} errors in {:.2} s",
             self.ops, self.errors, self.elapsed_s
         );
         let _ = writeln!(out, "  throughput  {:.1} ops/s", self.qps);
