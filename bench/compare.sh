@@ -243,6 +243,12 @@ if ratios:
         def ratio(key):
             return "-" if not e.get(key) else f"{b.get(key, 0) / e[key]:.2f}"
         lines.append(f"| {r['label']} | {ratio('qps')} | {ratio('p99_ms')} | {ratio('rss_kib')} |")
+lines.append("")
+lines.append("ops/s is requests per second, except watch-latency: events delivered per second "
+             "(1000 watchers × 100 puts/s), with latency from a put's send to each watcher's "
+             "event. k8s-events counts its guarded create/update Txns; violations are the "
+             "verifier's. Peak RSS is VmHWM of a fresh server over that one workload; data dir "
+             "is `du -sk` right after it (etcd preallocates 64 MB WAL segments).")
 failed = [r["label"] for r in records if r["exit"] != 0]
 if failed:
     lines.append("")
