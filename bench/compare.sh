@@ -14,7 +14,8 @@
 #   ROUNDS (runs per server with basalt present, default 2), ETCD_CLIENT_PORT (23791),
 #   ETCD_PEER_PORT (23801), BASALT_CLIENT_PORT (23792), BASALT_PEER_PORT (23802),
 #   BASALT_BIN (target/release/basalt), ETCD_BIN (etcd), OUT (docs/benchmarks.md),
-#   WORKDIR (a fresh temporary directory), ONLY (space-separated workload names to run).
+#   WORKDIR (a fresh temporary directory), ONLY (space-separated workload names to run),
+#   MEMBERS (members per server, default 1; member i uses the ports + 100*i).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -31,6 +32,8 @@ ETCD_BIN=${ETCD_BIN:-etcd}
 OUT=${OUT:-$repo/docs/benchmarks.md}
 WORKDIR=${WORKDIR:-$(mktemp -d /tmp/basalt-compare.XXXXXX)}
 ONLY=${ONLY:-}
+# Members per server: 1 (the issue's suite), or 3 / 5 once basalt has clustering.
+MEMBERS=${MEMBERS:-1}
 # Heartbeat and election timeout of both servers (the design's dedicated-host settings).
 HEARTBEAT_MS=100
 ELECTION_MS=1000
@@ -63,47 +66,63 @@ BENCH=$repo/target/release/basalt-bench
 mkdir -p "$WORKDIR"
 results=$WORKDIR/results.jsonl
 : >"$results"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORKDIR; etcd $("$ETCD_BIN" --version | head -1)"
 
 # --- servers ---------------------------------------------------------------------------------
+# A "server" is MEMBERS processes: member i listens on CLIENT_PORT + 100*i and PEER_PORT + 100*i,
+# with its data in $WORKDIR/NAME-data/member-i. Peak RSS and data size are reported per member
+# (the largest member), which is what an operator sizes one host by.
 
-declare -A server_pid=()
-declare -A server_dir=()
+declare -A server_pids=()
+declare -A server_endpoints=()
+
+member_port() { echo $(($1 + 100 * $2)); }
 
 stop_server() {
-  local name=$1 pid=${server_pid[$1]:-}
-  [ -z "$pid" ] && return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  unset "server_pid[$name]"
+  local name=$1 pid
+  for pid in ${server_pids[$name]:-}; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in ${server_pids[$name]:-}; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  unset "server_pids[$name]"
 }
 
-stop_all() { for name in "${!server_pid[@]}"; do stop_server "$name"; done; }
+stop_all() { for name in "${!server_pids[@]}"; do stop_server "$name"; done; }
 trap stop_all EXIT
 
-# start_server NAME BINARY CLIENT_PORT PEER_PORT: starts a fresh single member with etcd's
-# flags; returns non-zero when it exits or does not answer within START_TIMEOUT_S.
+# start_server NAME BINARY CLIENT_PORT PEER_PORT: starts a fresh cluster of MEMBERS members with
+# etcd's flags; returns non-zero when a member exits or the cluster does not answer within
+# START_TIMEOUT_S.
 start_server() {
-  local name=$1 binary=$2 client_port=$3 peer_port=$4
-  local dir=$WORKDIR/$name-data
-  rm -rf "$dir"
-  server_dir[$name]=$dir
-  "$binary" --name "$name" --data-dir "$dir" \
-    --listen-client-urls "http://127.0.0.1:$client_port" \
-    --advertise-client-urls "http://127.0.0.1:$client_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "$name=http://127.0.0.1:$peer_port" \
-    --heartbeat-interval "$HEARTBEAT_MS" --election-timeout "$ELECTION_MS" \
-    >>"$WORKDIR/$name.log" 2>&1 &
-  server_pid[$name]=$!
-  local deadline=$((SECONDS + START_TIMEOUT_S))
+  local name=$1 binary=$2 client_base=$3 peer_base=$4 i cluster="" endpoints=""
+  rm -rf "$WORKDIR/$name-data"
+  for ((i = 0; i < MEMBERS; i++)); do
+    cluster+="${cluster:+,}$name-$i=http://127.0.0.1:$(member_port "$peer_base" $i)"
+    endpoints+="${endpoints:+,}127.0.0.1:$(member_port "$client_base" $i)"
+  done
+  server_endpoints[$name]=$endpoints
+  server_pids[$name]=""
+  for ((i = 0; i < MEMBERS; i++)); do
+    local client="http://127.0.0.1:$(member_port "$client_base" $i)"
+    local peer="http://127.0.0.1:$(member_port "$peer_base" $i)"
+    "$binary" --name "$name-$i" --data-dir "$WORKDIR/$name-data/member-$i" \
+      --listen-client-urls "$client" --advertise-client-urls "$client" \
+      --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+      --initial-cluster "$cluster" \
+      --heartbeat-interval "$HEARTBEAT_MS" --election-timeout "$ELECTION_MS" \
+      >>"$WORKDIR/$name-$i.log" 2>&1 &
+    server_pids[$name]+=" $!"
+  done
+  local deadline=$((SECONDS + START_TIMEOUT_S)) pid
   while [ $SECONDS -lt $deadline ]; do
-    kill -0 "${server_pid[$name]}" 2>/dev/null || { unset "server_pid[$name]"; return 1; }
-    if "$BENCH" range compare-probe --endpoints "127.0.0.1:$client_port" --total 1 \
-      --dial-timeout 1 >/dev/null 2>&1; then
+    for pid in ${server_pids[$name]}; do
+      kill -0 "$pid" 2>/dev/null || { stop_server "$name"; return 1; }
+    done
+    # A put goes through raft: the cluster has a leader and a quorum.
+    if "$BENCH" put --endpoints "$endpoints" --total 1 --dial-timeout 1 >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.2
@@ -112,8 +131,25 @@ start_server() {
   return 1
 }
 
-peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-data_dir_kib() { du -sk "$1" 2>/dev/null | cut -f1 || echo 0; }
+# The largest VmHWM (KiB) among a server's members.
+peak_rss_kib() {
+  local pid max=0 kib
+  for pid in ${server_pids[$1]}; do
+    kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${kib:-0}" -gt "$max" ] && max=$kib
+  done
+  echo "$max"
+}
+
+# The largest member data directory (KiB) of a server.
+data_dir_kib() {
+  local dir max=0 kib
+  for dir in "$WORKDIR/$1-data"/member-*; do
+    kib=$(du -sk "$dir" 2>/dev/null | cut -f1)
+    [ "${kib:-0}" -gt "$max" ] && max=$kib
+  done
+  echo "$max"
+}
 
 # --- the suite -------------------------------------------------------------------------------
 
@@ -143,18 +179,18 @@ run_workload() {
 
   local output=$WORKDIR/$label.out line status=0
   if [ "$with_basalt" = 1 ]; then
-    "$BENCH" "$@" --endpoints "127.0.0.1:$BASALT_CLIENT_PORT" \
-      --vs "127.0.0.1:$ETCD_CLIENT_PORT" --vs-rounds "$ROUNDS" --json >"$output" || status=$?
+    "$BENCH" "$@" --endpoints "${server_endpoints[basalt]}" \
+      --vs "${server_endpoints[etcd]}" --vs-rounds "$ROUNDS" --json >"$output" || status=$?
   else
-    "$BENCH" "$@" --endpoints "127.0.0.1:$ETCD_CLIENT_PORT" --json >"$output" || status=$?
+    "$BENCH" "$@" --endpoints "${server_endpoints[etcd]}" --json >"$output" || status=$?
   fi
   line=$(tail -n 1 "$output")
   local etcd_rss basalt_rss=0 etcd_disk basalt_disk=0
-  etcd_rss=$(peak_rss_kib "${server_pid[etcd]}")
-  etcd_disk=$(data_dir_kib "${server_dir[etcd]}")
+  etcd_rss=$(peak_rss_kib etcd)
+  etcd_disk=$(data_dir_kib etcd)
   if [ "$with_basalt" = 1 ]; then
-    basalt_rss=$(peak_rss_kib "${server_pid[basalt]}")
-    basalt_disk=$(data_dir_kib "${server_dir[basalt]}")
+    basalt_rss=$(peak_rss_kib basalt)
+    basalt_disk=$(data_dir_kib basalt)
   fi
   stop_all
   python3 - "$label" "$shape" "$with_basalt" "$status" "$etcd_rss" "$etcd_disk" \
@@ -197,11 +233,15 @@ run_workload k8s-events "${K8S_SECONDS}s, 10 conns, 100 writers" k8s-events --co
 
 # --- the table -------------------------------------------------------------------------------
 
-command_line="DURATION=$DURATION K8S_SECONDS=$K8S_SECONDS ROUNDS=$ROUNDS bench/compare.sh"
+command_line="DURATION=$DURATION K8S_SECONDS=$K8S_SECONDS ROUNDS=$ROUNDS"
+[ "$MEMBERS" != 1 ] && command_line+=" MEMBERS=$MEMBERS"
+command_line+=" bench/compare.sh"
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$results" "$OUT" "$command_line" "$basalt_available" "$basalt_reason" \
-  "$("$ETCD_BIN" --version | head -1)" <<'PY'
+  "$("$ETCD_BIN" --version | head -1)" "$MEMBERS" "$load_start" "$load_end" <<'PY'
 import datetime, json, os, sys
-results_path, out_path, command, basalt_available, basalt_reason, etcd_version = sys.argv[1:]
+(results_path, out_path, command, basalt_available, basalt_reason, etcd_version, members,
+ load_start, load_end) = sys.argv[1:]
 records = [json.loads(line) for line in open(results_path) if line.strip()]
 MIB = 1024.0
 
@@ -219,8 +259,9 @@ def row(name, record, server):
 
 lines = []
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-lines.append(f"Produced by `{command}` on {now}; {etcd_version}; "
-             f"{os.cpu_count()} cores shared by servers and load generator.")
+lines.append(f"Produced by `{command}` on {now}; {etcd_version}; {members} member(s) per "
+             f"server; {os.cpu_count()} cores shared by servers and load generator; load "
+             f"average {load_start} before the suite, {load_end} after.")
 lines.append("")
 if basalt_available != "yes":
     lines.append(f"**basalt: not available** ({basalt_reason or 'not started'}); etcd alone.")
@@ -247,8 +288,9 @@ lines.append("")
 lines.append("ops/s is requests per second, except watch-latency: events delivered per second "
              "(1000 watchers × 100 puts/s), with latency from a put's send to each watcher's "
              "event. k8s-events counts its guarded create/update Txns; violations are the "
-             "verifier's. Peak RSS is VmHWM of a fresh server over that one workload; data dir "
-             "is `du -sk` right after it (etcd preallocates 64 MB WAL segments).")
+             "verifier's. Peak RSS is VmHWM of a fresh server over that one workload (the largest "
+             "member's); data dir is `du -sk` of the largest member's right after it (etcd "
+             "preallocates 64 MB WAL segments).")
 failed = [r["label"] for r in records if r["exit"] != 0]
 if failed:
     lines.append("")

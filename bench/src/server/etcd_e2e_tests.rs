@@ -2,7 +2,7 @@
 //!
 //! Ignored by default: it needs the `etcd` binary and takes a few seconds. Run it with
 //! `apt-get install -y etcd-server && cargo test --release -p basalt-bench -- --ignored`.
-//! It starts its own etcd on loopback ports 23891/23991 with a fresh data dir, runs every
+//! It starts its own etcd on loopback ports 24891/24991 with a fresh data dir, runs every
 //! workload briefly, and checks that requests succeed and k8s-events finds no violation.
 
 use std::process::{Child, Command, Stdio};
@@ -14,8 +14,8 @@ use super::args::Workload;
 use super::connection::ClientPool;
 use super::ServerCommand;
 
-const CLIENT_PORT: u16 = 23891;
-const PEER_PORT: u16 = 23991;
+const CLIENT_PORT: u16 = 24891;
+const PEER_PORT: u16 = 24991;
 
 /// An etcd process killed (and its data dir removed) on drop.
 struct Etcd {

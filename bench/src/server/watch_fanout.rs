@@ -124,7 +124,8 @@ pub async fn run(label: &str, pool: &ClientPool, fanout: &Fanout) -> Result<Outc
                 .map_err(|error| format!("cannot add a watcher: {error}"))?;
             watcher_index += 1;
         }
-        // Creation is acknowledged in order on a stream; time each until its `created`.
+        // A watcher's creation latency runs from the stream's first create request to its own
+        // `created` answer: creates are pipelined on the stream and acknowledged in order.
         let mut created = 0;
         while created < fanout.watchers_per_stream {
             let response = stream
