@@ -80,8 +80,8 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub vs_rounds: u32,
     /// Tokio worker threads of the load generator (default: one per core).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 /// How long a closed-loop workload runs and how fast.

@@ -55,7 +55,7 @@ pub enum ServerCommand {
     K8sEvents(Box<k8s_events::K8sEventsArgs>),
 }
 
-/// Runs one server workload (twice per endpoint set, alternating, with `--vs`).
+/// Runs one server workload (`--vs-rounds` times per endpoint set, alternating, with `--vs`).
 pub fn run(command: ServerCommand) -> Result<(), String> {
     let workload: Box<dyn Workload> = match command {
         ServerCommand::Put(args) => args,
@@ -69,7 +69,7 @@ pub fn run(command: ServerCommand) -> Result<(), String> {
     };
     let common = workload.common().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(common.threads.unwrap_or_else(default_threads))
+        .worker_threads(common.threads.map_or_else(default_threads, usize::from))
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the tokio runtime: {error}"))?;
