@@ -242,8 +242,10 @@ async fn run(args: &K8sEventsArgs, pool: &ClientPool) -> Result<Outcome, String>
     let violations = verifier::verify(&history);
     let history_full = shared.history_full.load(Ordering::Relaxed);
 
-    let list_summary = summary_ms(&list_pages.finish(elapsed).latency);
-    let count_summary = summary_ms(&counts.finish(elapsed).latency);
+    let list_outcome = list_pages.finish(elapsed);
+    let count_outcome = counts.finish(elapsed);
+    let list_summary = summary_ms(&list_outcome.latency);
+    let count_summary = summary_ms(&count_outcome.latency);
     let mut outcome = recorder.finish(elapsed);
     outcome.violations = violations.len() as u64;
     outcome.violation_samples = violations
@@ -265,9 +267,11 @@ async fn run(args: &K8sEventsArgs, pool: &ClientPool) -> Result<Outcome, String>
         .with_extra("watch_catch_up_ms", watch_lag.as_secs_f64() * 1000.0)
         .with_extra("lists", history.lists.len() as f64)
         .with_extra("lists_expired", lists.lists_expired as f64)
+        .with_extra("list_errors", list_outcome.errors as f64)
         .with_extra("list_page_p50_ms", list_summary.p50_ms)
         .with_extra("list_page_p99_ms", list_summary.p99_ms)
         .with_extra("counts", history.counts.len() as f64)
+        .with_extra("count_errors", count_outcome.errors as f64)
         .with_extra("count_p99_ms", count_summary.p99_ms)
         .with_extra("compactions", compactions as f64))
 }
