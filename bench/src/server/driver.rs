@@ -1,0 +1,79 @@
+//! The closed-loop driver: `--clients` workers, each issuing one request at a time, until
+//! `--total` requests or `--seconds` have passed, optionally paced by `--rate`.
+//!
+//! This is the shape of etcd's `benchmark` tool, so the figures compare: a worker sends its
+//! next request as soon as the previous one answered, and latency is measured from send to
+//! answer (time spent waiting for a `--rate` slot is not latency).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use etcd_client::Client;
+
+use super::args::{LengthArgs, Stop};
+use super::connection::ClientPool;
+use super::progress::Progress;
+use super::rate_limit::RateLimiter;
+use super::recorder::{Outcome, Recorder};
+
+/// One kind of request a closed-loop workload issues.
+pub trait Request: Send + Sync + 'static {
+    /// Issues request number `sequence` (0-based over the whole run) on `client`.
+    fn issue(
+        &self,
+        client: &mut Client,
+        sequence: u64,
+    ) -> impl Future<Output = Result<(), etcd_client::Error>> + Send;
+}
+
+/// Runs `request` closed-loop over the pool and returns what was measured.
+pub async fn run_closed_loop<R: Request>(
+    label: &str,
+    pool: &ClientPool,
+    length: &LengthArgs,
+    request: Arc<R>,
+) -> Result<Outcome, String> {
+    let stop = length.stop()?;
+    let recorder = Arc::new(Recorder::start());
+    let limiter = Arc::new(RateLimiter::new(length.rate));
+    let sequence_next = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(label, stop, recorder.clone());
+    let started = recorder.started();
+
+    let mut workers = tokio::task::JoinSet::new();
+    for index in 0..pool.clients as usize {
+        let mut client = pool.client(index);
+        let request = request.clone();
+        let recorder = recorder.clone();
+        let limiter = limiter.clone();
+        let sequence_next = sequence_next.clone();
+        workers.spawn(async move {
+            loop {
+                let sequence = sequence_next.fetch_add(1, Ordering::Relaxed);
+                let more = match stop {
+                    Stop::AfterRequests(total) => sequence < total,
+                    Stop::AfterTime(duration) => started.elapsed() < duration,
+                };
+                if !more {
+                    break;
+                }
+                if let Some(limiter) = limiter.as_ref() {
+                    limiter.wait().await;
+                }
+                let sent = Instant::now();
+                match request.issue(&mut client, sequence).await {
+                    Ok(()) => recorder.success(sent.elapsed()),
+                    Err(error) => recorder.error(error),
+                }
+            }
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined.map_err(|error| format!("a worker panicked: {error}"))?;
+    }
+    let elapsed = started.elapsed();
+    progress.finish();
+    Ok(recorder.finish(elapsed))
+}
