@@ -15,24 +15,50 @@ fn put_get_and_its_variants_behave_as_on_etcd() {
     basalt.ok(&["put", "b", "22"]);
 
     assert_eq!(basalt.ok(&["get", "b"]), "b\n22\n");
-    assert_eq!(basalt.ok(&["get", "", "--prefix", "--keys-only"]), "a\n\nb\n\nc\n\n");
-    assert_eq!(basalt.ok(&["get", "b", "--from-key", "--keys-only"]), "b\n\nc\n\n");
-    assert_eq!(basalt.ok(&["get", "", "--prefix", "--limit", "2", "--keys-only"]), "a\n\nb\n\n");
+    assert_eq!(
+        basalt.ok(&["get", "", "--prefix", "--keys-only"]),
+        "a\n\nb\n\nc\n\n"
+    );
+    assert_eq!(
+        basalt.ok(&["get", "b", "--from-key", "--keys-only"]),
+        "b\n\nc\n\n"
+    );
+    assert_eq!(
+        basalt.ok(&["get", "", "--prefix", "--limit", "2", "--keys-only"]),
+        "a\n\nb\n\n"
+    );
     assert_eq!(basalt.ok(&["get", "b", "--rev", "2"]), "b\n2\n");
     assert_eq!(
-        basalt.ok(&["get", "", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND", "--keys-only"]),
+        basalt.ok(&[
+            "get",
+            "",
+            "--prefix",
+            "--sort-by",
+            "MODIFY",
+            "--order",
+            "DESCEND",
+            "--keys-only"
+        ]),
         "b\n\nc\n\na\n\n"
     );
     let fields = basalt.ok(&["get", "", "--prefix", "-w", "fields"]);
     assert!(fields.contains("\"Count\" : 3"), "{fields}");
 
-    let json: serde_json::Value = serde_json::from_str(&basalt.ok(&["get", "b", "-w", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&basalt.ok(&["get", "b", "-w", "json"])).unwrap();
     assert_eq!(json["header"]["revision"], 4);
     assert_eq!(json["header"]["member_id"].as_u64().is_some(), true);
     let kv = &json["kvs"][0];
     assert_eq!(kv["key"], "Yg=="); // base64("b")
     assert_eq!(kv["value"], "MjI="); // base64("22")
-    assert_eq!((kv["create_revision"].as_i64(), kv["mod_revision"].as_i64(), kv["version"].as_i64()), (Some(2), Some(4), Some(2)));
+    assert_eq!(
+        (
+            kv["create_revision"].as_i64(),
+            kv["mod_revision"].as_i64(),
+            kv["version"].as_i64()
+        ),
+        (Some(2), Some(4), Some(2))
+    );
 }
 
 #[test]
@@ -43,27 +69,50 @@ fn delete_txn_and_compaction_behave_as_on_etcd() {
         basalt.ok(&["put", key, "v"]);
     }
     assert_eq!(basalt.ok(&["del", "k2"]).trim(), "1");
-    assert_eq!(basalt.ok(&["del", "k", "--prefix", "--prev-kv"]), "2\nk1\nv\nk3\nv\n");
+    assert_eq!(
+        basalt.ok(&["del", "k", "--prefix", "--prev-kv"]),
+        "2\nk1\nv\nk3\nv\n"
+    );
 
     basalt.ok(&["put", "flag", "on"]);
     // The interactive txn form: compares, blank line, success ops, blank line, failure ops.
-    let output = basalt.etcdctl(&["txn"], "value(\"flag\") = \"on\"\n\nput result yes\n\nput result no\n\n");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = basalt.etcdctl(
+        &["txn"],
+        "value(\"flag\") = \"on\"\n\nput result yes\n\nput result no\n\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "SUCCESS\n\nOK\n");
     assert_eq!(basalt.ok(&["get", "result", "--print-value-only"]), "yes\n");
-    let output = basalt.etcdctl(&["txn"], "value(\"flag\") = \"off\"\n\nput result yes\n\nput result no\n\n");
+    let output = basalt.etcdctl(
+        &["txn"],
+        "value(\"flag\") = \"off\"\n\nput result yes\n\nput result no\n\n",
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "FAILURE\n\nOK\n");
     assert_eq!(basalt.ok(&["get", "result", "--print-value-only"]), "no\n");
 
     let revision: i64 = {
-        let json: serde_json::Value = serde_json::from_str(&basalt.ok(&["get", "flag", "-w", "json"])).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&basalt.ok(&["get", "flag", "-w", "json"])).unwrap();
         json["header"]["revision"].as_i64().unwrap()
     };
-    assert_eq!(basalt.ok(&["compaction", &revision.to_string()]).trim(), format!("compacted revision {revision}"));
+    assert_eq!(
+        basalt.ok(&["compaction", &revision.to_string()]).trim(),
+        format!("compacted revision {revision}")
+    );
     let error = basalt.fails(&["get", "flag", "--rev", "2"]);
-    assert!(error.contains("etcdserver: mvcc: required revision has been compacted"), "{error}");
+    assert!(
+        error.contains("etcdserver: mvcc: required revision has been compacted"),
+        "{error}"
+    );
     let error = basalt.fails(&["get", "flag", "--rev", "1000"]);
-    assert!(error.contains("etcdserver: mvcc: required revision is a future revision"), "{error}");
+    assert!(
+        error.contains("etcdserver: mvcc: required revision is a future revision"),
+        "{error}"
+    );
     let error = basalt.fails(&["put", "", "x"]);
     assert!(error.contains("etcdserver: key is not provided"), "{error}");
 }
@@ -77,13 +126,23 @@ fn status_health_and_member_list_describe_the_member() {
     let health = basalt.etcdctl(&["endpoint", "health"], "");
     assert!(health.status.success());
     let verdict = String::from_utf8_lossy(&health.stderr);
-    assert!(verdict.contains("is healthy: successfully committed proposal"), "{verdict}");
-    let status: serde_json::Value = serde_json::from_str(&basalt.ok(&["endpoint", "status", "-w", "json"])).unwrap();
+    assert!(
+        verdict.contains("is healthy: successfully committed proposal"),
+        "{verdict}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&basalt.ok(&["endpoint", "status", "-w", "json"])).unwrap();
     let status = &status[0]["Status"];
     assert!(status["version"].as_str().unwrap().starts_with("3.5."));
-    assert_eq!(status["leader"], status["header"]["member_id"], "a single member leads itself");
+    assert_eq!(
+        status["leader"], status["header"]["member_id"],
+        "a single member leads itself"
+    );
     assert!(status["raftIndex"].as_u64().unwrap() >= 2, "{status}");
     let members = basalt.ok(&["member", "list"]);
-    assert!(members.contains(&format!("http://127.0.0.1:{}", basalt.port)), "{members}");
+    assert!(
+        members.contains(&format!("http://127.0.0.1:{}", basalt.port)),
+        "{members}"
+    );
     assert!(members.contains("started, default,"), "{members}");
 }

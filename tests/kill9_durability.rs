@@ -23,7 +23,11 @@ fn every_acknowledged_write_survives_kill_9_mid_load() {
         runtime.block_on(async move {
             let mut clients = Vec::new();
             for _ in 0..CONNECTIONS {
-                clients.push(Client::connect([endpoint.as_str()], None).await.expect("connect"));
+                clients.push(
+                    Client::connect([endpoint.as_str()], None)
+                        .await
+                        .expect("connect"),
+                );
             }
             let mut tasks = Vec::new();
             for writer in 0..WRITERS {
@@ -32,7 +36,10 @@ fn every_acknowledged_write_survives_kill_9_mid_load() {
                     let mut acknowledged = Vec::new();
                     let deadline = Instant::now() + Duration::from_secs(30);
                     for n in 0u64.. {
-                        let (key, value) = (format!("w{writer:02}/{n:06}"), format!("value {writer} {n}"));
+                        let (key, value) = (
+                            format!("w{writer:02}/{n:06}"),
+                            format!("value {writer} {n}"),
+                        );
                         // A killed member never answers in-flight calls; the client would wait to
                         // reconnect forever, so an unanswered put ends the writer (unacknowledged).
                         let put = client.put(key.as_str(), value.as_str(), None);
@@ -59,25 +66,51 @@ fn every_acknowledged_write_survives_kill_9_mid_load() {
     std::thread::sleep(Duration::from_millis(1500));
     let (data_dir, port) = basalt.kill_9();
     let acknowledged = load.join().expect("load thread");
-    assert!(acknowledged.len() > 200, "too few writes before the kill ({})", acknowledged.len());
-    let mut revisions: Vec<i64> = acknowledged.iter().map(|(_, _, revision)| *revision).collect();
+    assert!(
+        acknowledged.len() > 200,
+        "too few writes before the kill ({})",
+        acknowledged.len()
+    );
+    let mut revisions: Vec<i64> = acknowledged
+        .iter()
+        .map(|(_, _, revision)| *revision)
+        .collect();
     revisions.sort_unstable();
     revisions.dedup();
-    assert_eq!(revisions.len(), acknowledged.len(), "every acknowledged put got its own revision");
+    assert_eq!(
+        revisions.len(),
+        acknowledged.len(),
+        "every acknowledged put got its own revision"
+    );
 
     let basalt = Basalt::start_with(data_dir, port);
     let endpoint = basalt.endpoint();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
-        let mut client = Client::connect([endpoint.as_str()], None).await.expect("connect after restart");
+        let mut client = Client::connect([endpoint.as_str()], None)
+            .await
+            .expect("connect after restart");
         for (key, value, revision) in &acknowledged {
-            let response = client.get(key.as_str(), None).await.expect("get after restart");
-            let kv = response.kvs().first().unwrap_or_else(|| panic!("acknowledged key {key} is gone"));
+            let response = client
+                .get(key.as_str(), None)
+                .await
+                .expect("get after restart");
+            let kv = response
+                .kvs()
+                .first()
+                .unwrap_or_else(|| panic!("acknowledged key {key} is gone"));
             assert_eq!(kv.value(), value.as_bytes(), "{key}");
-            assert_eq!(kv.mod_revision(), *revision, "{key} has another revision than acknowledged");
+            assert_eq!(
+                kv.mod_revision(),
+                *revision,
+                "{key} has another revision than acknowledged"
+            );
         }
         // The member keeps serving writes after the restart, above every earlier revision.
-        let response = client.put("after-restart", "ok", None).await.expect("put after restart");
+        let response = client
+            .put("after-restart", "ok", None)
+            .await
+            .expect("put after restart");
         assert!(response.header().unwrap().revision() > *revisions.last().unwrap());
     });
 }

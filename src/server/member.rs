@@ -376,10 +376,12 @@ impl Member {
         Ok((persist.ready_number, last))
     }
 
-    /// Reports raft's writes durable, in order, as the WAL's fdatasyncs complete.
+    /// Reports raft's writes durable, in order, as the WAL's fdatasyncs complete. Everything one
+    /// fdatasync made durable is reported at once, so raft commits and the engine applies it as
+    /// one batch.
     async fn run_durability_waiter(self: Rc<Self>) {
         loop {
-            let (ready_number, queued) =
+            let (mut ready_number, queued) =
                 poll_fn(|cx| match self.durable_queue.borrow_mut().pop_front() {
                     Some(item) => Poll::Ready(item),
                     None => {
@@ -391,6 +393,16 @@ impl Member {
             if let Some(queued) = queued {
                 if let Err(error) = self.wal.wait_durable(queued).await {
                     return self.stop(format!("the write-ahead log failed: {error}"));
+                }
+            }
+            loop {
+                let mut pending = self.durable_queue.borrow_mut();
+                match pending.front() {
+                    Some((number, queued)) if queued.is_none_or(|q| self.wal.is_durable(q)) => {
+                        ready_number = *number;
+                        pending.pop_front();
+                    }
+                    _ => break,
                 }
             }
             self.state.borrow_mut().node.on_persisted(ready_number);

@@ -30,7 +30,12 @@ impl Basalt {
         let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
             .args(["--listen-peer-urls", "http://127.0.0.1:0"])
             .env_clear()
             .stdout(Stdio::null())
@@ -50,7 +55,11 @@ impl Basalt {
             let _ = ready_sender.send(Err(lines.join("\n")));
         });
         match ready_receiver.recv_timeout(START_LIMIT) {
-            Ok(Ok(())) => Basalt { child, port, data_dir },
+            Ok(Ok(())) => Basalt {
+                child,
+                port,
+                data_dir,
+            },
             Ok(Err(output)) => panic!("basalt exited before it was ready:\n{output}"),
             Err(_) => {
                 let _ = child.kill();
@@ -85,13 +94,21 @@ impl Basalt {
             .spawn()
             .expect("start etcdctl");
         use std::io::Write;
-        child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes()).expect("feed etcdctl");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(stdin.as_bytes())
+            .expect("feed etcdctl");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if child.try_wait().expect("poll etcdctl").is_some() {
                 return child.wait_with_output().expect("etcdctl output");
             }
-            assert!(Instant::now() < deadline, "etcdctl {args:?} did not finish within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "etcdctl {args:?} did not finish within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -125,7 +142,11 @@ impl Drop for Basalt {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// Debian's etcdctl; the test script installs it (package `etcd-client`).

@@ -276,6 +276,11 @@ impl Wal {
         self.queue(RecordKind::Metadata, None, metadata).await
     }
 
+    /// Whether a queued record is durable already (without waiting).
+    pub fn is_durable(&self, queued: Queued) -> bool {
+        self.shared.state.borrow().durable_generation >= queued.generation
+    }
+
     /// Waits until a queued record is durable. Fails with the storage fault if the log stopped
     /// before that.
     pub async fn wait_durable(&self, queued: Queued) -> WalResult<()> {
