@@ -65,7 +65,9 @@ fn every_acknowledged_write_survives_kill_9_mid_load() {
     // Let the load run, then kill the member in the middle of it.
     std::thread::sleep(Duration::from_millis(1500));
     let (data_dir, port) = basalt.kill_9();
+    eprintln!("killed");
     let acknowledged = load.join().expect("load thread");
+    eprintln!("load ended with {} acknowledged", acknowledged.len());
     assert!(
         acknowledged.len() > 200,
         "too few writes before the kill ({})",
@@ -84,6 +86,7 @@ fn every_acknowledged_write_survives_kill_9_mid_load() {
     );
 
     let basalt = Basalt::start_with(data_dir, port);
+    eprintln!("restarted");
     let endpoint = basalt.endpoint();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
