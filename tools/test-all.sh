@@ -18,4 +18,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Release mode: the property and crash tests run many iterations and are CPU-bound.
-cargo test --workspace --release
+cargo test --workspace --release --no-fail-fast
