@@ -47,7 +47,7 @@ fn put_get_and_its_variants_behave_as_on_etcd() {
     let json: serde_json::Value =
         serde_json::from_str(&basalt.ok(&["get", "b", "-w", "json"])).unwrap();
     assert_eq!(json["header"]["revision"], 4);
-    assert_eq!(json["header"]["member_id"].as_u64().is_some(), true);
+    assert!(json["header"]["member_id"].as_u64().is_some());
     let kv = &json["kvs"][0];
     assert_eq!(kv["key"], "Yg=="); // base64("b")
     assert_eq!(kv["value"], "MjI="); // base64("22")

@@ -222,6 +222,51 @@ fn a_single_voter_commits_only_durable_entries_and_loses_nothing_across_crashes(
 }
 
 #[test]
+fn a_read_index_asked_right_after_a_restart_is_answered() {
+    // raft-rs drops a ReadIndex while the leader has not committed an entry of its term, which
+    // is exactly the moment after a restart; the node must hold it, not lose it.
+    let mut member = Member::start(1, &[1], DurableLog::default());
+    member.node.campaign().unwrap();
+    let mut network = VecDeque::new();
+    let mut history = History::default();
+    drain(&mut member, &mut network, &mut history, 0);
+    while !member.in_flight.is_empty() {
+        complete_one_write(&mut member, &mut network);
+        drain(&mut member, &mut network, &mut history, 0);
+    }
+    member.node.propose(b"x".to_vec()).unwrap();
+    drain(&mut member, &mut network, &mut history, 0);
+    complete_one_write(&mut member, &mut network);
+    drain(&mut member, &mut network, &mut history, 0);
+
+    let disk = member.disk.clone();
+    let mut member = Member::start(1, &[1], disk);
+    member.node.campaign().unwrap();
+    member.node.read_index(b"ctx".to_vec());
+    let mut answered = None;
+    for _ in 0..10 {
+        while let Some(effects) = member.node.advance() {
+            if let Some(persist) = effects.persist {
+                member.in_flight.push_back(persist);
+            }
+            if let Some(state) = effects.read_states.first() {
+                answered = Some(state.index);
+            }
+            if let Some(last) = effects.committed.last() {
+                member.applied = last.index;
+                member.node.on_applied(last.index);
+            }
+        }
+        complete_one_write(&mut member, &mut network);
+    }
+    let index = answered.expect("the read asked right after the restart was answered");
+    assert!(
+        index >= 2,
+        "the read index covers the entry committed before the restart ({index})"
+    );
+}
+
+#[test]
 fn three_voters_agree_on_every_applied_entry_despite_loss_reordering_and_crashes() {
     let voters = [1u64, 2, 3];
     for seed in 1..=10u64 {

@@ -98,6 +98,9 @@ pub struct RaftNode {
     /// Last log index handed to persistence, to spot overwrites (truncations).
     last_handed_index: u64,
     leader: u64,
+    /// Read requests waiting for this leader to commit an entry of its term: raft-rs drops a
+    /// ReadIndex until then (etcd's raft queues it), so they are held here and re-issued.
+    pending_reads: Vec<Vec<u8>>,
 }
 
 impl RaftNode {
@@ -155,6 +158,7 @@ impl RaftNode {
             raw,
             last_handed_index,
             leader: 0,
+            pending_reads: Vec::new(),
         })
     }
 
@@ -210,8 +214,24 @@ impl RaftNode {
     }
 
     /// Asks for a linearizable read point; the answer arrives as a `ReadState` with `context`.
+    /// A leader that has not yet committed an entry of its own term holds the request until it
+    /// has (raft-rs would drop it silently and the reader would wait forever).
     pub fn read_index(&mut self, context: Vec<u8>) {
-        self.raw.read_index(context);
+        if self.is_leader() && !self.raw.raft.commit_to_current_term() {
+            self.pending_reads.push(context);
+        } else {
+            self.raw.read_index(context);
+        }
+    }
+
+    /// Re-issues held read requests once this leader has committed an entry of its term.
+    fn release_pending_reads(&mut self) {
+        if self.pending_reads.is_empty() || !self.raw.raft.commit_to_current_term() {
+            return;
+        }
+        for context in std::mem::take(&mut self.pending_reads) {
+            self.raw.read_index(context);
+        }
     }
 
     /// Feeds a message from another member.
@@ -224,6 +244,7 @@ impl RaftNode {
     /// Collects the work raft has for the shell, if any. Call after every input and after every
     /// `on_persisted`, until it returns `None`.
     pub fn advance(&mut self) -> Option<Effects> {
+        self.release_pending_reads();
         if !self.raw.has_ready() {
             return None;
         }

@@ -22,16 +22,25 @@ pub enum Applied {
 /// One proposal's id and the answer for the client waiting on it.
 pub type Answer = (u64, Result<Applied, Status>);
 
+/// What one apply batch produced: the clients' answers and the watch feed's events.
+#[derive(Default)]
+pub struct AppliedBatch {
+    pub answers: Vec<Answer>,
+    /// Every change, in revision order.
+    pub events: Vec<engine::Event>,
+}
+
 /// Applies `entries` (in index order) in one engine commit; returns each proposal's id and
-/// answer. A storage error is returned as `Err`: the member must stop (fail-stop).
+/// answer, and the events. A storage error is returned as `Err`: the member must stop.
 pub fn apply_entries(
     engine: &Engine,
     entries: &[Entry],
     header: pb::ResponseHeader,
-) -> Result<Vec<Answer>, engine::Error> {
+) -> Result<AppliedBatch, engine::Error> {
     let mut answers = Vec::with_capacity(entries.len());
+    let mut all_events = Vec::new();
     let Some(last) = entries.last() else {
-        return Ok(answers);
+        return Ok(AppliedBatch::default());
     };
     let mut batch = engine.write()?;
     for entry in entries {
@@ -46,16 +55,23 @@ pub fn apply_entries(
             ),
         };
         let answer = match proposal {
-            Proposal::Put(request) => batch
-                .put(&convert::put_request(&request))
-                .map(|(response, _events)| Applied::Put(convert::put_response(response, header))),
+            Proposal::Put(request) => {
+                batch
+                    .put(&convert::put_request(&request))
+                    .map(|(response, events)| {
+                        all_events.extend(events);
+                        Applied::Put(convert::put_response(response, header))
+                    })
+            }
             Proposal::DeleteRange(request) => batch
                 .delete_range(&convert::delete_range_request(&request))
-                .map(|(response, _events)| {
+                .map(|(response, events)| {
+                    all_events.extend(events);
                     Applied::DeleteRange(convert::delete_range_response(response, header))
                 }),
             Proposal::Txn(request) => match convert::txn_request(&request) {
-                Some(txn) => batch.txn(&txn).map(|(response, _events)| {
+                Some(txn) => batch.txn(&txn).map(|(response, events)| {
+                    all_events.extend(events);
                     Applied::Txn(convert::txn_response(response, header))
                 }),
                 None => Err(engine::Error::EmptyKey),
@@ -78,7 +94,10 @@ pub fn apply_entries(
     }
     batch.set_applied_index(last.index);
     batch.commit()?;
-    Ok(answers)
+    Ok(AppliedBatch {
+        answers,
+        events: all_events,
+    })
 }
 
 /// Whether an engine error is the request's fault (answered to the client, nothing changed)

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use raft::prelude::{Entry, SnapshotMetadata};
 
 use super::apply::{apply_entries, Applied};
 use super::proposal::Proposal;
+use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
 
 /// Limit on client writes waiting for their entry to apply; past it, new writes are refused
@@ -51,6 +52,12 @@ pub struct Member {
     /// The storage fault that stopped the member, if one did.
     stopped: RefCell<Option<String>>,
     next_proposal_id: Cell<u64>,
+    /// The raft term, for response headers (shared with the watch hub's).
+    term: Rc<Cell<u64>>,
+    watch_hub: Rc<WatchHub>,
+    /// How long a client waits for its write to apply or its read point, as etcd's request
+    /// timeout: 5 s plus two election timeouts.
+    request_timeout: Duration,
 }
 
 struct MemberState {
@@ -108,6 +115,17 @@ impl Member {
         let mut node = RaftNode::new(identity.member_id, &[identity.member_id], timing, recovered)
             .map_err(|e| e.to_string())?;
         node.campaign().map_err(|e| e.to_string())?;
+        let term = Rc::new(Cell::new(node.term()));
+        let header_term = term.clone();
+        let watch_hub = WatchHub::new(
+            engine.clone(),
+            Box::new(move |revision| pb::ResponseHeader {
+                cluster_id: identity.cluster_id,
+                member_id: identity.member_id,
+                revision,
+                raft_term: header_term.get(),
+            }),
+        );
         let member = Rc::new(Member {
             identity,
             state: RefCell::new(MemberState {
@@ -126,6 +144,10 @@ impl Member {
             durable_wake: RefCell::new(None),
             stopped: RefCell::new(None),
             next_proposal_id: Cell::new(proposal_id_base()),
+            term,
+            watch_hub,
+            request_timeout: Duration::from_secs(5)
+                + 2 * tick_interval * timing.election_ticks as u32,
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -140,8 +162,13 @@ impl Member {
             cluster_id: self.identity.cluster_id,
             member_id: self.identity.member_id,
             revision,
-            raft_term: self.state.borrow().node.term(),
+            raft_term: self.term.get(),
         }
+    }
+
+    /// The watchers of this member.
+    pub fn watch_hub(&self) -> Rc<WatchHub> {
+        self.watch_hub.clone()
     }
 
     /// This member's identity.
@@ -206,7 +233,14 @@ impl Member {
             state.node.read_index(context.to_le_bytes().to_vec());
         }
         self.pump();
-        let index = receiver.await.map_err(|_| self.stopped_status())?;
+        let index = match within(self.request_timeout, receiver).await {
+            Some(Ok(index)) => index,
+            Some(Err(_)) => return Err(self.stopped_status()),
+            None => {
+                self.state.borrow_mut().read_waiters.remove(&context);
+                return Err(EtcdStatus::Timeout.into());
+            }
+        };
         let receiver = {
             let mut state = self.state.borrow_mut();
             if state.applied_index >= index {
@@ -216,7 +250,11 @@ impl Member {
             state.applied_waiters.push((index, sender));
             receiver
         };
-        receiver.await.map_err(|_| self.stopped_status())
+        match within(self.request_timeout, receiver).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(_)) => Err(self.stopped_status()),
+            None => Err(EtcdStatus::Timeout.into()),
+        }
     }
 
     fn check_running(&self) -> Result<(), Status> {
@@ -233,7 +271,12 @@ impl Member {
     /// Carries out every effect raft has, until it has none.
     fn pump(&self) {
         loop {
-            let effects = self.state.borrow_mut().node.advance();
+            let effects = {
+                let mut state = self.state.borrow_mut();
+                let effects = state.node.advance();
+                self.term.set(state.node.term());
+                effects
+            };
             let Some(effects) = effects else { return };
             assert!(
                 effects.messages.is_empty(),
@@ -276,9 +319,11 @@ impl Member {
         };
         let header = self.header(0);
         match apply_entries(&self.engine, &fresh, header) {
-            Ok(answers) => {
+            Ok(batch) => {
+                self.watch_hub.publish(&batch.events);
+                self.watch_hub.catch_up_all();
                 let mut state = self.state.borrow_mut();
-                for (id, answer) in answers {
+                for (id, answer) in batch.answers {
                     if let Some(sender) = state.waiting.remove(&id) {
                         let _ = sender.send(answer);
                     }
@@ -421,6 +466,22 @@ impl Member {
             self.pump();
         }
     }
+}
+
+/// Runs `future` for at most `limit`; `None` if it did not finish in time.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(glommio::timer::sleep(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Proposal ids start at a value unique to this run, so an id still in the log from before a

@@ -12,6 +12,8 @@ mod logging;
 mod member;
 mod proposal;
 mod status_service;
+mod watch_hub;
+mod watch_service;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -122,6 +124,7 @@ async fn serve(
         },
     );
     status_service::register(&mut router, member.clone(), info.clone());
+    watch_service::register(&mut router, member.watch_hub());
     let version = config.basalt.reported_version.clone();
     let server_config =
         ServerConfig::for_max_request_bytes(config.limits.max_request_bytes as usize);

@@ -50,6 +50,8 @@ impl Basalt {
                 if line.contains("ready to serve client requests") {
                     let _ = ready_sender.send(Ok(()));
                 }
+                // Shown by the test harness when a test fails: what the member said.
+                eprintln!("basalt: {line}");
                 lines.push(line);
             }
             let _ = ready_sender.send(Err(lines.join("\n")));

@@ -1,0 +1,424 @@
+//! Watchers and the feed that reaches them.
+//!
+//! A watcher is either *synced* (it has seen everything up to the current revision and gets new
+//! events as they are applied) or *unsynced* (it catches up from the engine's history, from its
+//! `next_revision`). A watcher that starts in the past begins unsynced; so does a live watcher
+//! whose stream's bounded queue is full (a slow client): it falls behind and catches up from
+//! history later, instead of growing memory or blocking anyone. Everything runs on the member's
+//! executor, so reading history up to the current revision and marking a watcher synced happen
+//! with no apply in between: no gap, no duplicate.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use basalt_engine::{self as engine, Engine, EventKind};
+use basalt_net::proto::{etcdserverpb as pb, mvccpb};
+
+use super::convert;
+
+/// Responses a stream may have waiting to be sent; past it, its watchers fall behind.
+pub const STREAM_QUEUE_LIMIT: usize = 256;
+/// Watchers one stream may hold.
+pub const WATCHERS_PER_STREAM_LIMIT: usize = 10_000;
+/// Events read from history per catch-up step of one watcher.
+const CATCH_UP_EVENTS: usize = 1000;
+
+/// The response queue of one Watch stream: filled by the hub, drained by the stream's sender.
+#[derive(Default)]
+pub struct StreamQueue {
+    responses: RefCell<VecDeque<pb::WatchResponse>>,
+    waker: RefCell<Option<Waker>>,
+    closed: Cell<bool>,
+}
+
+impl StreamQueue {
+    fn has_room(&self) -> bool {
+        self.responses.borrow().len() < STREAM_QUEUE_LIMIT
+    }
+
+    /// Queues a response the client must get (created, canceled): control responses are few
+    /// (one per request the client sent) so they are not held to the limit.
+    fn push(&self, response: pb::WatchResponse) {
+        self.responses.borrow_mut().push_back(response);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// The next response to send; `None` once the stream is closed.
+    pub async fn next(&self) -> Option<pb::WatchResponse> {
+        poll_fn(|cx| {
+            if let Some(response) = self.responses.borrow_mut().pop_front() {
+                return Poll::Ready(Some(response));
+            }
+            if self.closed.get() {
+                return Poll::Ready(None);
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
+struct Watcher {
+    stream: u64,
+    watch_id: i64,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+    no_put: bool,
+    no_delete: bool,
+    prev_kv: bool,
+    /// The first revision this watcher has not seen yet.
+    next_revision: i64,
+    synced: bool,
+}
+
+impl Watcher {
+    fn matches(&self, event: &engine::Event) -> bool {
+        // A watcher that starts in the future skips the revisions before its start.
+        if event.kv.mod_revision < self.next_revision {
+            return false;
+        }
+        let wanted = match event.kind {
+            EventKind::Put => !self.no_put,
+            EventKind::Delete => !self.no_delete,
+        };
+        wanted && key_in_range(&event.kv.key, &self.key, &self.range_end)
+    }
+
+    fn to_wire(&self, event: &engine::Event) -> mvccpb::Event {
+        mvccpb::Event {
+            r#type: match event.kind {
+                EventKind::Put => mvccpb::event::EventType::Put as i32,
+                EventKind::Delete => mvccpb::event::EventType::Delete as i32,
+            },
+            kv: Some(convert::key_value(event.kv.clone())),
+            prev_kv: if self.prev_kv {
+                event.prev_kv.clone().map(convert::key_value)
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// etcd's range convention: empty end = the key alone; "\0" = every key from `key` on.
+fn key_in_range(candidate: &[u8], key: &[u8], range_end: &[u8]) -> bool {
+    if range_end.is_empty() {
+        candidate == key
+    } else if range_end == [0] {
+        candidate >= key
+    } else {
+        candidate >= key && candidate < range_end
+    }
+}
+
+/// Every watcher of the member, by (stream, watch id).
+pub struct WatchHub {
+    engine: Rc<Engine>,
+    header: Box<dyn Fn(i64) -> pb::ResponseHeader>,
+    watchers: RefCell<BTreeMap<(u64, i64), Watcher>>,
+    streams: RefCell<HashMap<u64, Rc<StreamQueue>>>,
+    next_stream: Cell<u64>,
+}
+
+/// Why a watch could not be created.
+pub enum CreateError {
+    DuplicateId,
+    TooManyWatchers,
+}
+
+impl WatchHub {
+    /// A hub reading history from `engine`; `header` builds response headers.
+    pub fn new(engine: Rc<Engine>, header: Box<dyn Fn(i64) -> pb::ResponseHeader>) -> Rc<WatchHub> {
+        Rc::new(WatchHub {
+            engine,
+            header,
+            watchers: RefCell::new(BTreeMap::new()),
+            streams: RefCell::new(HashMap::new()),
+            next_stream: Cell::new(1),
+        })
+    }
+
+    fn current_revision(&self) -> i64 {
+        self.engine
+            .read()
+            .map(|view| view.current_revision())
+            .unwrap_or(0)
+    }
+
+    /// Opens a stream; returns its id and response queue.
+    pub fn open_stream(&self) -> (u64, Rc<StreamQueue>) {
+        let id = self.next_stream.get();
+        self.next_stream.set(id + 1);
+        let queue = Rc::new(StreamQueue::default());
+        self.streams.borrow_mut().insert(id, queue.clone());
+        (id, queue)
+    }
+
+    /// Closes a stream and drops its watchers.
+    pub fn close_stream(&self, stream: u64) {
+        if let Some(queue) = self.streams.borrow_mut().remove(&stream) {
+            queue.close();
+        }
+        self.watchers.borrow_mut().retain(|(s, _), _| *s != stream);
+    }
+
+    /// Creates a watcher on `stream` and answers with `created`; a watcher starting in the past
+    /// catches up from history first.
+    pub fn create(&self, stream: u64, request: &pb::WatchCreateRequest) {
+        let queue = self.streams.borrow().get(&stream).cloned();
+        let Some(queue) = queue else { return };
+        let current = self.current_revision();
+        let watch_id = match self.add_watcher(stream, request, current) {
+            Ok(id) => id,
+            Err(error) => {
+                let reason = match error {
+                    CreateError::DuplicateId => "mvcc: duplicate watch ID",
+                    CreateError::TooManyWatchers => "etcdserver: too many watchers on this stream",
+                };
+                queue.push(pb::WatchResponse {
+                    header: Some((self.header)(current)),
+                    watch_id: request.watch_id,
+                    created: true,
+                    canceled: true,
+                    cancel_reason: reason.into(),
+                    ..Default::default()
+                });
+                return;
+            }
+        };
+        queue.push(pb::WatchResponse {
+            header: Some((self.header)(current)),
+            watch_id,
+            created: true,
+            ..Default::default()
+        });
+        self.catch_up(stream);
+    }
+
+    fn add_watcher(
+        &self,
+        stream: u64,
+        request: &pb::WatchCreateRequest,
+        current: i64,
+    ) -> Result<i64, CreateError> {
+        use pb::watch_create_request::FilterType;
+        let mut watchers = self.watchers.borrow_mut();
+        let on_stream = watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .count();
+        if on_stream >= WATCHERS_PER_STREAM_LIMIT {
+            return Err(CreateError::TooManyWatchers);
+        }
+        // etcd: watch_id 0 asks the server to choose; ids are chosen from 0 upwards.
+        let watch_id = if request.watch_id == 0 {
+            (0..)
+                .find(|id| !watchers.contains_key(&(stream, *id)))
+                .expect("a free id exists")
+        } else if watchers.contains_key(&(stream, request.watch_id)) {
+            return Err(CreateError::DuplicateId);
+        } else {
+            request.watch_id
+        };
+        let start = if request.start_revision <= 0 {
+            current + 1
+        } else {
+            request.start_revision
+        };
+        watchers.insert(
+            (stream, watch_id),
+            Watcher {
+                stream,
+                watch_id,
+                key: request.key.clone(),
+                range_end: request.range_end.clone(),
+                no_put: request.filters.contains(&(FilterType::Noput as i32)),
+                no_delete: request.filters.contains(&(FilterType::Nodelete as i32)),
+                prev_kv: request.prev_kv,
+                next_revision: start,
+                synced: start > current,
+            },
+        );
+        Ok(watch_id)
+    }
+
+    /// Cancels a watcher and answers with `canceled`.
+    pub fn cancel(&self, stream: u64, watch_id: i64) {
+        let removed = self
+            .watchers
+            .borrow_mut()
+            .remove(&(stream, watch_id))
+            .is_some();
+        let queue = self.streams.borrow().get(&stream).cloned();
+        if let (true, Some(queue)) = (removed, queue) {
+            queue.push(pb::WatchResponse {
+                header: Some((self.header)(self.current_revision())),
+                watch_id,
+                canceled: true,
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Answers a progress request: the current revision, for every watcher of the stream (etcd
+    /// answers with watch id -1).
+    pub fn progress(&self, stream: u64) {
+        let queue = self.streams.borrow().get(&stream).cloned();
+        if let Some(queue) = queue {
+            queue.push(pb::WatchResponse {
+                header: Some((self.header)(self.current_revision())),
+                watch_id: -1,
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Delivers the events of a just-committed apply batch (in revision order) to synced
+    /// watchers; a watcher whose stream has no room falls behind and catches up later.
+    pub fn publish(&self, events: &[engine::Event]) {
+        let Some(last) = events.last() else { return };
+        let revision = last.kv.mod_revision;
+        let streams = self.streams.borrow();
+        let mut watchers = self.watchers.borrow_mut();
+        for watcher in watchers.values_mut().filter(|w| w.synced) {
+            let matching: Vec<mvccpb::Event> = events
+                .iter()
+                .filter(|e| watcher.matches(e))
+                .map(|e| watcher.to_wire(e))
+                .collect();
+            let Some(queue) = streams.get(&watcher.stream) else {
+                continue;
+            };
+            if matching.is_empty() {
+                watcher.next_revision = revision + 1;
+                continue;
+            }
+            if !queue.has_room() {
+                watcher.synced = false; // next_revision still points at these events
+                continue;
+            }
+            queue.push(pb::WatchResponse {
+                header: Some((self.header)(revision)),
+                watch_id: watcher.watch_id,
+                events: matching,
+                ..Default::default()
+            });
+            watcher.next_revision = revision + 1;
+        }
+    }
+
+    /// Catches up the unsynced watchers of `stream` from history, while its queue has room.
+    pub fn catch_up(&self, stream: u64) {
+        let queue = self.streams.borrow().get(&stream).cloned();
+        let Some(queue) = queue else { return };
+        let keys: Vec<(u64, i64)> = self
+            .watchers
+            .borrow()
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .filter(|(_, w)| !w.synced)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            while queue.has_room() {
+                match self.catch_up_step(&queue, key) {
+                    Step::More => continue,
+                    Step::Done => break,
+                }
+            }
+        }
+    }
+
+    /// Unsynced streams with room: called after each apply batch.
+    pub fn catch_up_all(&self) {
+        let streams: Vec<u64> = {
+            let watchers = self.watchers.borrow();
+            let mut streams: Vec<u64> = watchers
+                .values()
+                .filter(|w| !w.synced)
+                .map(|w| w.stream)
+                .collect();
+            streams.dedup();
+            streams
+        };
+        for stream in streams {
+            self.catch_up(stream);
+        }
+    }
+
+    fn catch_up_step(&self, queue: &StreamQueue, key: (u64, i64)) -> Step {
+        let view = match self.engine.read() {
+            Ok(view) => view,
+            Err(_) => return Step::Done,
+        };
+        let current = view.current_revision();
+        let mut watchers = self.watchers.borrow_mut();
+        let Some(watcher) = watchers.get_mut(&key) else {
+            return Step::Done;
+        };
+        if watcher.next_revision > current {
+            watcher.synced = true;
+            return Step::Done;
+        }
+        match view.events_since(watcher.next_revision, CATCH_UP_EVENTS) {
+            Ok(events) => {
+                let Some(last) = events.last() else {
+                    watcher.next_revision = current + 1;
+                    watcher.synced = true;
+                    return Step::Done;
+                };
+                let revision = last.kv.mod_revision;
+                let matching: Vec<mvccpb::Event> = events
+                    .iter()
+                    .filter(|e| watcher.matches(e))
+                    .map(|e| watcher.to_wire(e))
+                    .collect();
+                if !matching.is_empty() {
+                    queue.push(pb::WatchResponse {
+                        header: Some((self.header)(revision)),
+                        watch_id: watcher.watch_id,
+                        events: matching,
+                        ..Default::default()
+                    });
+                }
+                watcher.next_revision = revision + 1;
+                if watcher.next_revision > current {
+                    watcher.synced = true;
+                    return Step::Done;
+                }
+                Step::More
+            }
+            Err(engine::Error::Compacted) => {
+                // etcd cancels a watcher whose next revision was compacted away, telling it
+                // the compaction revision so it can start over.
+                let watcher = watchers.remove(&key).expect("present");
+                queue.push(pb::WatchResponse {
+                    header: Some((self.header)(current)),
+                    watch_id: watcher.watch_id,
+                    canceled: true,
+                    compact_revision: view.compact_revision(),
+                    cancel_reason: "mvcc: required revision has been compacted".into(),
+                    ..Default::default()
+                });
+                Step::Done
+            }
+            Err(_) => Step::Done,
+        }
+    }
+}
+
+enum Step {
+    More,
+    Done,
+}

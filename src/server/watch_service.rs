@@ -1,0 +1,56 @@
+//! etcd's Watch service: one bidirectional stream carries any number of watchers. Requests
+//! (create, cancel, progress) are read on the handler's task; a sender task drains the stream's
+//! bounded response queue into the HTTP/2 stream (which itself waits for the client's window),
+//! and after each send lets the stream's lagging watchers catch up.
+
+use std::rc::Rc;
+
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{RequestStream, ResponseSink, Router};
+
+use super::watch_hub::WatchHub;
+
+/// Registers Watch on `router`.
+pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
+    router.streaming(
+        "/etcdserverpb.Watch/Watch",
+        move |_metadata,
+              mut requests: RequestStream<pb::WatchRequest>,
+              mut responses: ResponseSink<pb::WatchResponse>| {
+            let hub = hub.clone();
+            async move {
+                let (stream, queue) = hub.open_stream();
+                let sender_hub = hub.clone();
+                let sender = glommio::spawn_local(async move {
+                    while let Some(response) = queue.next().await {
+                        if responses.send(&response).await.is_err() {
+                            break; // the client went away
+                        }
+                        sender_hub.catch_up(stream);
+                    }
+                });
+                let result = read_requests(&hub, stream, &mut requests).await;
+                hub.close_stream(stream);
+                sender.await;
+                result
+            }
+        },
+    );
+}
+
+async fn read_requests(
+    hub: &WatchHub,
+    stream: u64,
+    requests: &mut RequestStream<pb::WatchRequest>,
+) -> Result<(), basalt_net::Status> {
+    use pb::watch_request::RequestUnion;
+    while let Some(request) = requests.message().await? {
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => hub.create(stream, &create),
+            Some(RequestUnion::CancelRequest(cancel)) => hub.cancel(stream, cancel.watch_id),
+            Some(RequestUnion::ProgressRequest(_)) => hub.progress(stream),
+            None => {}
+        }
+    }
+    Ok(())
+}
