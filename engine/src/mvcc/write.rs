@@ -215,12 +215,19 @@ impl<'t, 'a> Writer<'t, 'a> {
                     resolve_revision(r.revision, self.current, self.compacted)?;
                 }
                 RequestOp::Put(p) if p.ignore_value || p.ignore_lease => {
+                    checked_user_key(&p.key)?;
                     if get_at(&*self.txn, &p.key, self.current)?.is_none() {
                         return Err(Error::KeyNotFound);
                     }
                 }
                 RequestOp::Put(p) => {
                     checked_user_key(&p.key)?;
+                    if p.value.len() > VALUE_BYTES_MAX {
+                        return Err(Error::ValueTooLarge {
+                            len: p.value.len(),
+                            limit: VALUE_BYTES_MAX,
+                        });
+                    }
                 }
                 RequestOp::DeleteRange(d) if d.key.is_empty() => return Err(Error::EmptyKey),
                 RequestOp::DeleteRange(_) => {}
