@@ -44,13 +44,16 @@ impl Cow<'_> {
     }
 }
 
+/// Computes a value from the entry before the key (key, value), if there is one.
+pub(crate) type FromPredecessor<'f> = &'f mut dyn FnMut(Option<(&[u8], &[u8])>) -> Result<Vec<u8>>;
+
 /// What to store under a key being inserted.
 pub(crate) enum NewValue<'f> {
     /// These bytes.
     Bytes(&'f [u8]),
     /// Bytes computed from the entry just before the key (the greatest smaller key, if any),
     /// found during the insert's own descent. Only for keys not yet present.
-    AfterPredecessor(&'f mut dyn FnMut(Option<(&[u8], &[u8])>) -> Result<Vec<u8>>),
+    AfterPredecessor(FromPredecessor<'f>),
 }
 
 fn to_val(key: &[u8], bytes: Vec<u8>) -> Val {
@@ -100,7 +103,7 @@ pub(crate) fn insert(
 /// A value on its way down to its leaf.
 enum Pending<'f> {
     Ready(Val),
-    FromPredecessor(&'f mut dyn FnMut(Option<(&[u8], &[u8])>) -> Result<Vec<u8>>),
+    FromPredecessor(FromPredecessor<'f>),
 }
 
 type Split = Option<(Vec<u8>, Node)>;

@@ -25,7 +25,7 @@ use super::{Shared, Table, Tables};
 use crate::btree::flush::{flush, PageWrites};
 use crate::btree::node::Child;
 use crate::btree::read::NodeRef;
-use crate::btree::write::{insert, remove, Cow, NewValue};
+use crate::btree::write::{insert, remove, Cow, FromPredecessor, NewValue};
 use crate::error::{Error, Result};
 use crate::pager::freelist::{encode_commit_record, FreeList, Written};
 use crate::pager::mapping::Mapping;
@@ -132,7 +132,7 @@ impl<'a> WriteTxn<'a> {
         &mut self,
         table: Table,
         key: &[u8],
-        make: &mut dyn FnMut(Option<(&[u8], &[u8])>) -> Result<Vec<u8>>,
+        make: FromPredecessor,
     ) -> Result<bool> {
         let mut cx = Cow {
             view: &self.view,
