@@ -119,3 +119,87 @@ fn many_keys_large_values_and_compaction() {
     assert_eq!(view.range(&get("key/00001")).unwrap().kvs[0].value, b"v2-1");
     assert_eq!(view.events_since(current, 100).unwrap().len(), 1);
 }
+
+/// Versions, create revisions and prev_kv over a tree of many leaves (the put path finds the
+/// previous version inside its insert descent, or falls back to a lookup at a leaf's start):
+/// every put must see exactly the previous version, across commits and within one batch.
+#[test]
+fn versions_and_prev_kv_in_a_large_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("db")).unwrap();
+    let mut created = std::collections::HashMap::new();
+    let mut last: std::collections::HashMap<String, (i64, Vec<u8>)> =
+        std::collections::HashMap::new();
+    for round in 0..4i64 {
+        let mut batch = engine.write().unwrap();
+        for i in 0..2500u32 {
+            // Scattered order, two writes of some keys per batch.
+            let k = format!("key/{:05}", (i * 7919) % 2500);
+            let value = format!("{round}-{i}")
+                .repeat(1 + (i as usize % 40))
+                .into_bytes();
+            let request = PutRequest {
+                key: k.clone().into(),
+                value: value.clone(),
+                prev_kv: true,
+                ..Default::default()
+            };
+            let (response, events) = batch.put(&request).unwrap();
+            let kv = &events[0].kv;
+            let previous = last.get(&k);
+            assert_eq!(
+                response
+                    .prev_kv
+                    .as_ref()
+                    .map(|p| (p.version, p.value.clone())),
+                previous.cloned(),
+                "{k}"
+            );
+            assert_eq!(kv.version, previous.map_or(1, |p| p.0 + 1), "{k}");
+            let create = *created.entry(k.clone()).or_insert(kv.mod_revision);
+            assert_eq!(kv.create_revision, create, "{k}");
+            last.insert(k.clone(), (kv.version, value));
+            if i % 500 == 0 {
+                let again = PutRequest {
+                    ignore_value: true,
+                    ..request
+                };
+                let (_, events) = batch.put(&again).unwrap();
+                last.insert(
+                    k.clone(),
+                    (events[0].kv.version, events[0].kv.value.clone()),
+                );
+            }
+        }
+        if round == 2 {
+            batch
+                .delete_range(&DeleteRangeRequest {
+                    key: b"key/00100".to_vec(),
+                    range_end: b"key/00200".to_vec(),
+                    ..Default::default()
+                })
+                .unwrap();
+            for i in 100..200 {
+                let k = format!("key/{i:05}");
+                last.remove(&k);
+                created.remove(&k);
+            }
+        }
+        batch.commit().unwrap();
+    }
+    let view = engine.read().unwrap();
+    let all = view
+        .range(&RangeRequest {
+            key: b"key/".to_vec(),
+            range_end: b"key0".to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.count, 2500);
+    for kv in all.kvs {
+        let k = String::from_utf8(kv.key.clone()).unwrap();
+        assert_eq!((kv.version, kv.value), last[&k].clone(), "{k}");
+        assert_eq!(kv.create_revision, created[&k], "{k}");
+    }
+    engine.check().unwrap();
+}

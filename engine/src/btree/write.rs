@@ -44,25 +44,50 @@ impl Cow<'_> {
     }
 }
 
-/// Inserts or replaces `key`; returns whether a value was replaced.
+/// Computes a value from the entry before the key (key, value), if there is one.
+pub(crate) type FromPredecessor<'f> = &'f mut dyn FnMut(Option<(&[u8], &[u8])>) -> Result<Vec<u8>>;
+
+/// What to store under a key being inserted.
+pub(crate) enum NewValue<'f> {
+    /// These bytes.
+    Bytes(&'f [u8]),
+    /// Bytes computed from the entry just before the key (the greatest smaller key, if any),
+    /// found during the insert's own descent. Only for keys not yet present.
+    AfterPredecessor(FromPredecessor<'f>),
+}
+
+fn to_val(key: &[u8], bytes: Vec<u8>) -> Val {
+    if is_inline(key.len(), bytes.len()) {
+        Val::Inline(bytes)
+    } else {
+        Val::Fresh(bytes)
+    }
+}
+
+/// Inserts or replaces `key`; returns whether a value was replaced, or `None` if a
+/// predecessor-computed value could not be computed in one descent (the key would be first in
+/// its leaf, so its predecessor lives in another leaf): then nothing changed and the caller looks
+/// the predecessor up and inserts with plain bytes.
 pub(crate) fn insert(
     cx: &mut Cow,
     root: &mut Option<Child>,
     key: &[u8],
-    value: &[u8],
-) -> Result<bool> {
+    value: NewValue,
+) -> Result<Option<bool>> {
     assert!(
         key.len() <= super::KEY_BYTES_MAX,
         "key over the tree's limit"
     );
-    let val = if is_inline(key.len(), value.len()) {
-        Val::Inline(value.to_vec())
-    } else {
-        Val::Fresh(value.to_vec())
+    let value = match (root.is_none(), value) {
+        (true, NewValue::AfterPredecessor(make)) => Pending::Ready(to_val(key, make(None)?)),
+        (_, NewValue::Bytes(bytes)) => Pending::Ready(to_val(key, bytes.to_vec())),
+        (false, NewValue::AfterPredecessor(make)) => Pending::FromPredecessor(make),
     };
     let child = root.get_or_insert_with(|| Child::Dirty(Box::new(Node::Leaf(Leaf::default()))));
     let node = cx.own(child)?;
-    let (replaced, split) = insert_into(cx, node, key.to_vec(), val)?;
+    let Some((replaced, split)) = insert_into(cx, node, key.to_vec(), value)? else {
+        return Ok(None);
+    };
     if let Some((separator, right)) = split {
         let left = root.take().expect("root exists");
         let bytes = branch_entry_bytes(&[]) + branch_entry_bytes(&separator);
@@ -72,14 +97,47 @@ pub(crate) fn insert(
             bytes,
         }))));
     }
-    Ok(replaced)
+    Ok(Some(replaced))
+}
+
+/// A value on its way down to its leaf.
+enum Pending<'f> {
+    Ready(Val),
+    FromPredecessor(FromPredecessor<'f>),
 }
 
 type Split = Option<(Vec<u8>, Node)>;
 
-fn insert_into(cx: &mut Cow, node: &mut Node, key: Vec<u8>, val: Val) -> Result<(bool, Split)> {
+fn insert_into(
+    cx: &mut Cow,
+    node: &mut Node,
+    key: Vec<u8>,
+    pending: Pending,
+) -> Result<Option<(bool, Split)>> {
     match node {
         Node::Leaf(leaf) => {
+            let val = match pending {
+                Pending::Ready(val) => val,
+                Pending::FromPredecessor(make) => {
+                    let i = match leaf.keys.binary_search(&key) {
+                        Ok(_) => panic!("insert after predecessor of a key that exists"),
+                        Err(0) => return Ok(None),
+                        Err(i) => i,
+                    };
+                    let predecessor = match &leaf.vals[i - 1] {
+                        Val::Inline(bytes) | Val::Fresh(bytes) => bytes.as_slice(),
+                        Val::Overflow { page, len } => super::read::resolve(
+                            cx.view,
+                            super::page::ValRef::Overflow {
+                                page: *page,
+                                len: *len,
+                            },
+                        )?,
+                    };
+                    let bytes = make(Some((&leaf.keys[i - 1], predecessor)))?;
+                    to_val(&key, bytes)
+                }
+            };
             let replaced;
             let position = match leaf.keys.binary_search(&key) {
                 Ok(i) => {
@@ -99,16 +157,18 @@ fn insert_into(cx: &mut Cow, node: &mut Node, key: Vec<u8>, val: Val) -> Result<
                 }
             };
             if leaf.bytes <= NODE_CAPACITY {
-                return Ok((replaced, None));
+                return Ok(Some((replaced, None)));
             }
             let appending = position + 1 == leaf.keys.len();
             let (separator, right) = split_leaf(leaf, appending);
-            Ok((replaced, Some((separator, Node::Leaf(right)))))
+            Ok(Some((replaced, Some((separator, Node::Leaf(right))))))
         }
         Node::Branch(branch) => {
             let i = branch.child_index(&key);
             let child = cx.own(&mut branch.children[i])?;
-            let (replaced, split) = insert_into(cx, child, key, val)?;
+            let Some((replaced, split)) = insert_into(cx, child, key, pending)? else {
+                return Ok(None);
+            };
             if let Some((separator, right)) = split {
                 branch.bytes += branch_entry_bytes(&separator);
                 branch.keys.insert(i + 1, separator);
@@ -116,10 +176,10 @@ fn insert_into(cx: &mut Cow, node: &mut Node, key: Vec<u8>, val: Val) -> Result<
                 if branch.bytes > NODE_CAPACITY {
                     let appending = i + 2 == branch.children.len();
                     let (separator, right) = split_branch(branch, appending);
-                    return Ok((replaced, Some((separator, Node::Branch(right)))));
+                    return Ok(Some((replaced, Some((separator, Node::Branch(right))))));
                 }
             }
-            Ok((replaced, None))
+            Ok(Some((replaced, None)))
         }
     }
 }

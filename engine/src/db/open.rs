@@ -13,7 +13,7 @@ use crate::pager::file::DataFile;
 use crate::pager::freelist::{decode_commit_record, FreeList};
 use crate::pager::mapping::Mapping;
 use crate::pager::meta::Meta;
-use crate::pager::{PageKind, View, PAGE_SIZE};
+use crate::pager::{checksum, run_pages, PageKind, View, PAGE_SIZE, RUN_BYTES_MAX};
 
 /// Address space reserved up front; the file can grow this far without a new mapping.
 const RESERVE_BYTES_MIN: u64 = 16 << 30;
@@ -61,7 +61,7 @@ impl Db {
         // meta was written, so a page of the newest commit that fails its check is corruption,
         // and the engine stops (it must not silently drop an acknowledged commit).
         let meta = metas_newest_first(&file)?[0];
-        let freelist = load_commit(&mapping, &path_buf, meta, file_len)?;
+        let freelist = load_commit(&file, &mapping, &path_buf, meta, file_len)?;
         Ok(Db {
             shared: Arc::new(Shared {
                 file,
@@ -122,6 +122,7 @@ fn metas_newest_first(file: &DataFile) -> Result<Vec<Meta>> {
 /// Checks that every page the commit of `meta` wrote is on disk as written (catching a lost or
 /// misdirected write early, at open, rather than at first read) and returns its free list.
 fn load_commit(
+    file: &DataFile,
     mapping: &Arc<Mapping>,
     path: &Arc<std::path::PathBuf>,
     meta: Meta,
@@ -159,25 +160,39 @@ fn load_commit(
     let (free, written) = decode_commit_record(bytes, meta.page_count)
         .map_err(|reason| view.corrupt(meta.freelist_page, reason))?;
     for (page, crc) in written {
-        let first = view
-            .mapping
-            .bytes(page, 1)
-            .map(|p| (p[4], u32::from_le_bytes(p[0..4].try_into().unwrap())));
-        let Some((kind, stored)) = first else {
-            return Err(view.corrupt(page, "written page outside the mapping"));
-        };
-        // Verify content against its own checksum, then the checksum against the record.
-        if kind == PageKind::Overflow as u8 {
-            view.run(page, PageKind::Overflow)?;
-        } else {
-            view.node(page)?;
-        }
-        if stored != crc {
-            return Err(view.corrupt(
-                page,
-                "page is not the version its commit wrote (write lost)",
-            ));
-        }
+        verify_written(file, &view, page, crc)?;
     }
     Ok(FreeList::from_free(free))
+}
+
+/// Checks one page (or run) the newest commit wrote: content against its own checksum, and
+/// that checksum against the commit record (a stale older version has a valid checksum of its
+/// own, so only the record can tell a lost write). Read with pread, not through the mapping:
+/// faulting pages in would map their neighbours too and inflate RSS at open.
+fn verify_written(file: &DataFile, view: &View, page: u64, crc: u32) -> Result<()> {
+    let first = file.read_pages(page, 1)?;
+    let bytes = if first[4] == PageKind::Overflow as u8 {
+        let data_len = u64::from_le_bytes(first[8..16].try_into().unwrap());
+        let pages = run_pages(data_len.min(RUN_BYTES_MAX) as usize);
+        if data_len > RUN_BYTES_MAX || page + pages > view.page_count {
+            return Err(view.corrupt(
+                page,
+                format!("overflow run of {data_len} bytes does not fit"),
+            ));
+        }
+        file.read_pages(page, pages)?
+    } else {
+        first
+    };
+    let stored = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+    if checksum(page, &bytes) != stored {
+        return Err(view.corrupt(page, "checksum mismatch"));
+    }
+    if stored != crc {
+        return Err(view.corrupt(
+            page,
+            "page is not the version its commit wrote (write lost)",
+        ));
+    }
+    Ok(())
 }

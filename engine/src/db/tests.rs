@@ -146,8 +146,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Cases per run; soak with `BASALT_BTREE_CASES=500 cargo test --release -p basalt-engine --lib`.
+fn cases() -> u32 {
+    std::env::var("BASALT_BTREE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn btree_matches_model(ops in proptest::collection::vec(op(), 1..1500)) {

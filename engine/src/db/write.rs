@@ -25,7 +25,7 @@ use super::{Shared, Table, Tables};
 use crate::btree::flush::{flush, PageWrites};
 use crate::btree::node::Child;
 use crate::btree::read::NodeRef;
-use crate::btree::write::{insert, remove, Cow};
+use crate::btree::write::{insert, remove, Cow, FromPredecessor, NewValue};
 use crate::error::{Error, Result};
 use crate::pager::freelist::{encode_commit_record, FreeList, Written};
 use crate::pager::mapping::Mapping;
@@ -116,7 +116,35 @@ impl<'a> WriteTxn<'a> {
             view: &self.view,
             freed: &mut self.freed,
         };
-        insert(&mut cx, &mut self.roots[table as usize], key, value)
+        let replaced = insert(
+            &mut cx,
+            &mut self.roots[table as usize],
+            key,
+            NewValue::Bytes(value),
+        )?;
+        Ok(replaced.expect("plain inserts always complete"))
+    }
+
+    /// Inserts `key` (not yet present) with a value computed from the entry just before it,
+    /// in one descent; `Ok(false)` if that entry lives in another leaf (nothing changed: look it
+    /// up and use `put`).
+    pub(crate) fn put_after_predecessor(
+        &mut self,
+        table: Table,
+        key: &[u8],
+        make: FromPredecessor,
+    ) -> Result<bool> {
+        let mut cx = Cow {
+            view: &self.view,
+            freed: &mut self.freed,
+        };
+        let done = insert(
+            &mut cx,
+            &mut self.roots[table as usize],
+            key,
+            NewValue::AfterPredecessor(make),
+        )?;
+        Ok(done.is_some())
     }
 
     /// Removes `key` from `table`; returns whether it was present.

@@ -88,6 +88,16 @@ impl Found<'_> {
     }
 }
 
+/// Parses an index entry; `None` if malformed.
+pub(crate) fn entry<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Found<'a>> {
+    let (encoded_key, revision) = split_index_key(key)?;
+    Some(Found {
+        encoded_key,
+        revision,
+        record: Record::decode(value)?,
+    })
+}
+
 fn parse<'a, T: Tables>(tables: &T, key: &'a [u8], value: &'a [u8]) -> Result<Found<'a>> {
     let (encoded_key, revision) =
         split_index_key(key).ok_or_else(|| tables.view().corrupt(0, "malformed index key"))?;

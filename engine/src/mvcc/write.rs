@@ -2,7 +2,7 @@
 //! changes (sub revisions); every change is returned as an event.
 
 use super::keys::{checked_user_key, encode_user_key, index_key, Revision};
-use super::read::{compare, get_at, range, resolve_revision, visit_live, KeyRange};
+use super::read::{compare, entry, get_at, range, resolve_revision, visit_live, KeyRange};
 use super::record::Record;
 use super::txn_check::check_duplicates;
 use super::types::{
@@ -65,45 +65,48 @@ impl<'t, 'a> Writer<'t, 'a> {
                 limit: VALUE_BYTES_MAX,
             });
         }
-        let prev = get_at(&*self.txn, &request.key, self.read_revision())?.map(|f| f.to_kv(true));
-        if (request.ignore_value || request.ignore_lease) && prev.is_none() {
-            return Err(Error::KeyNotFound);
-        }
-        let value = match (&prev, request.ignore_value) {
-            (Some(prev), true) => prev.value.clone(),
-            _ => request.value.clone(),
-        };
-        let lease = match (&prev, request.ignore_lease) {
-            (Some(prev), true) => prev.lease,
-            _ => request.lease,
-        };
         let revision = Revision {
             main: self.main(),
             sub: self.sub,
         };
-        let record = Record {
-            tombstone: false,
-            create_revision: prev.as_ref().map_or(revision.main, |p| p.create_revision),
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
-            lease,
-            value: &value,
+        let key = index_key(&encoded, revision);
+        // The new index key sorts right after the key's newest existing revision (nothing newer
+        // than this revision exists), so the insert's own descent finds the previous version:
+        // one tree descent per put instead of a lookup plus an insert.
+        let mut outcome: Option<(Option<KeyValue>, KeyValue)> = None;
+        let view_error = |what: &str| Error::Corrupt {
+            path: Default::default(),
+            page: 0,
+            reason: format!(
+                "index entry before {:?}: {what}",
+                String::from_utf8_lossy(&request.key)
+            ),
         };
-        self.txn.put(
-            Table::Index,
-            &index_key(&encoded, revision),
-            &record.encode(),
-        )?;
+        let inserted = self
+            .txn
+            .put_after_predecessor(Table::Index, &key, &mut |predecessor| {
+                let prev = match predecessor {
+                    Some((k, v)) if k.len() == key.len() && k.starts_with(&encoded) => {
+                        let found = entry(k, v).ok_or_else(|| view_error("malformed"))?;
+                        (!found.record.tombstone).then(|| found.to_kv(true))
+                    }
+                    _ => None,
+                };
+                let (record, kv) = new_version(request, &prev, revision.main)?;
+                outcome = Some((prev, kv));
+                Ok(record)
+            })?;
+        if !inserted {
+            let prev =
+                get_at(&*self.txn, &request.key, self.read_revision())?.map(|f| f.to_kv(true));
+            let (record, kv) = new_version(request, &prev, revision.main)?;
+            self.txn.put(Table::Index, &key, &record)?;
+            outcome = Some((prev, kv));
+        }
+        let (prev, kv) = outcome.expect("the new version was built");
         self.txn
             .put(Table::Revisions, &revision.to_bytes(), &request.key)?;
         self.sub += 1;
-        let kv = KeyValue {
-            key: request.key.clone(),
-            create_revision: record.create_revision,
-            mod_revision: revision.main,
-            version: record.version,
-            value,
-            lease,
-        };
         self.events.push(Event {
             kind: EventKind::Put,
             kv,
@@ -215,12 +218,19 @@ impl<'t, 'a> Writer<'t, 'a> {
                     resolve_revision(r.revision, self.current, self.compacted)?;
                 }
                 RequestOp::Put(p) if p.ignore_value || p.ignore_lease => {
+                    checked_user_key(&p.key)?;
                     if get_at(&*self.txn, &p.key, self.current)?.is_none() {
                         return Err(Error::KeyNotFound);
                     }
                 }
                 RequestOp::Put(p) => {
                     checked_user_key(&p.key)?;
+                    if p.value.len() > VALUE_BYTES_MAX {
+                        return Err(Error::ValueTooLarge {
+                            len: p.value.len(),
+                            limit: VALUE_BYTES_MAX,
+                        });
+                    }
                 }
                 RequestOp::DeleteRange(d) if d.key.is_empty() => return Err(Error::EmptyKey),
                 RequestOp::DeleteRange(_) => {}
@@ -258,6 +268,42 @@ impl<'t, 'a> Writer<'t, 'a> {
             responses,
         })
     }
+}
+
+/// The stored record and the `KeyValue` of a put over the key's previous live version.
+fn new_version(
+    request: &PutRequest,
+    prev: &Option<KeyValue>,
+    main: i64,
+) -> Result<(Vec<u8>, KeyValue)> {
+    if (request.ignore_value || request.ignore_lease) && prev.is_none() {
+        return Err(Error::KeyNotFound);
+    }
+    let value = match (prev, request.ignore_value) {
+        (Some(prev), true) => prev.value.clone(),
+        _ => request.value.clone(),
+    };
+    let lease = match (prev, request.ignore_lease) {
+        (Some(prev), true) => prev.lease,
+        _ => request.lease,
+    };
+    let record = Record {
+        tombstone: false,
+        create_revision: prev.as_ref().map_or(main, |p| p.create_revision),
+        version: prev.as_ref().map_or(1, |p| p.version + 1),
+        lease,
+        value: &value,
+    };
+    let encoded = record.encode();
+    let kv = KeyValue {
+        key: request.key.clone(),
+        create_revision: record.create_revision,
+        mod_revision: main,
+        version: record.version,
+        value,
+        lease,
+    };
+    Ok((encoded, kv))
 }
 
 /// Stamps the txn's final revision on every write response header, like etcd's single header.

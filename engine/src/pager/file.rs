@@ -24,7 +24,12 @@ impl DataFile {
 
     /// Reads one page with pread (used for the meta pages at open).
     pub(crate) fn read_page(&self, page: u64) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; PAGE_SIZE];
+        self.read_pages(page, 1)
+    }
+
+    /// Reads `n` pages with pread (checks at open that should not map pages into memory).
+    pub(crate) fn read_pages(&self, page: u64, n: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; n as usize * PAGE_SIZE];
         self.file
             .read_exact_at(&mut buf, page * PAGE_SIZE as u64)
             .map_err(|e| self.io(e))?;

@@ -30,8 +30,8 @@ impl FreeList {
         }
     }
 
-    /// Moves to `free` every page freed by a commit ≤ `oldest_visible_txn`... precisely: pages
-    /// freed by commit `t` are released when `t <= oldest_snapshot` (no reader sees `t - 1`).
+    /// Makes reusable the pages freed by every commit `t <= oldest_snapshot`: they were last
+    /// visible in snapshot `t - 1`, and no live reader holds a snapshot that old.
     pub(crate) fn release(&mut self, oldest_snapshot: u64) {
         let keep = self.pending.split_off(&(oldest_snapshot + 1));
         for pages in std::mem::replace(&mut self.pending, keep).into_values() {

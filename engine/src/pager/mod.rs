@@ -30,7 +30,7 @@ use mapping::Mapping;
 /// Size of every page in the data file.
 pub const PAGE_SIZE: usize = 4096;
 /// Largest run (overflow value or free list) a page header may claim; beyond it is corruption.
-const RUN_BYTES_MAX: u64 = 1 << 30;
+pub(crate) const RUN_BYTES_MAX: u64 = 1 << 30;
 /// Size of the header at the start of every non-meta page.
 pub(crate) const HEADER_SIZE: usize = 16;
 
