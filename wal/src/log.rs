@@ -388,11 +388,8 @@ impl Wal {
     /// records first; durable when it returns. The next entry appended gets index `last_kept + 1`.
     pub async fn truncate_after(&self, last_kept: u64) -> WalResult<()> {
         let shared = self.shared.clone();
-        run_to_completion(async move {
-            begin_exclusive(&shared).await?;
-            let result = truncate_after_exclusive(&shared, last_kept).await;
-            end_exclusive(&shared, &result);
-            result
+        exclusively(shared, move |shared| async move {
+            truncate_after_exclusive(&shared, last_kept).await
         })
         .await
     }
@@ -402,11 +399,8 @@ impl Wal {
     pub async fn reset(&self, next_index: u64) -> WalResult<()> {
         assert!(next_index >= 1, "indices start at 1");
         let shared = self.shared.clone();
-        run_to_completion(async move {
-            begin_exclusive(&shared).await?;
-            let result = reset_exclusive(&shared, next_index).await;
-            end_exclusive(&shared, &result);
-            result
+        exclusively(shared, move |shared| async move {
+            reset_exclusive(&shared, next_index).await
         })
         .await
     }
@@ -971,6 +965,21 @@ async fn run_to_completion<T: 'static>(
         .detach()
         .await
         .unwrap_or(Err(WalError::Closed))
+}
+
+/// Runs `operation` holding the log (appends wait, queued records drain first), to completion.
+async fn exclusively<F, Fut>(shared: Rc<Shared>, operation: F) -> WalResult<()>
+where
+    F: FnOnce(Rc<Shared>) -> Fut + 'static,
+    Fut: Future<Output = WalResult<()>> + 'static,
+{
+    run_to_completion(async move {
+        begin_exclusive(&shared).await?;
+        let result = operation(shared.clone()).await;
+        end_exclusive(&shared, &result);
+        result
+    })
+    .await
 }
 
 /// Marks the log stopped if `result` is a storage fault (fail-stop).
