@@ -141,3 +141,44 @@ fn a_watch_below_the_compacted_revision_is_cancelled_with_it() {
         assert_eq!(cancelled, Some(10));
     });
 }
+
+#[test]
+fn a_watch_that_starts_in_the_future_sees_nothing_before_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let endpoint = basalt.endpoint();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let mut client = Client::connect([endpoint.as_str()], None).await.unwrap();
+        let current = client
+            .put("setup", "x", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let start = current + 5;
+        let options = WatchOptions::new().with_start_revision(start);
+        let mut stream = client.watch("foo", Some(options)).await.unwrap();
+        client.put("other", "1", None).await.unwrap(); // current + 1
+        client.put("foo", "too early 1", None).await.unwrap(); // + 2
+        client.put("foo", "too early 2", None).await.unwrap(); // + 3
+        client.put("other", "2", None).await.unwrap(); // + 4
+        client.put("foo", "on time", None).await.unwrap(); // + 5 = start
+        let event = loop {
+            let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                .await
+                .expect("an event")
+                .unwrap()
+                .expect("stream open");
+            if let Some(event) = response.events().first() {
+                break event.clone();
+            }
+        };
+        let kv = event.kv().unwrap();
+        assert_eq!(
+            (kv.mod_revision(), kv.value()),
+            (start, b"on time".as_slice())
+        );
+    });
+}

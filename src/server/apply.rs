@@ -28,6 +28,8 @@ pub struct AppliedBatch {
     pub answers: Vec<Answer>,
     /// Every change, in revision order.
     pub events: Vec<engine::Event>,
+    /// Whether a compaction still has revisions to remove physically.
+    pub compaction_pending: bool,
 }
 
 /// Applies `entries` (in index order) in one engine commit; returns each proposal's id and
@@ -36,7 +38,9 @@ pub fn apply_entries(
     engine: &Engine,
     entries: &[Entry],
     header: pb::ResponseHeader,
+    compaction_pending: bool,
 ) -> Result<AppliedBatch, engine::Error> {
+    let mut compaction_pending = compaction_pending;
     let mut answers = Vec::with_capacity(entries.len());
     let mut all_events = Vec::new();
     let Some(last) = entries.last() else {
@@ -76,7 +80,8 @@ pub fn apply_entries(
                 }),
                 None => Err(engine::Error::EmptyKey),
             },
-            Proposal::Compaction(request) => batch.compact(request.revision).map(|_done| {
+            Proposal::Compaction(request) => batch.compact(request.revision).map(|done| {
+                compaction_pending = !done;
                 let header = pb::ResponseHeader {
                     revision: batch.current_revision(),
                     ..header
@@ -92,11 +97,17 @@ pub fn apply_entries(
             Err(error) => return Err(error),
         }
     }
+    // A compaction removes revisions in bounded steps, one step per apply batch, so it never
+    // stalls writes for long.
+    if compaction_pending {
+        compaction_pending = !batch.compact_step(engine::COMPACT_STEP_BUDGET)?;
+    }
     batch.set_applied_index(last.index);
     batch.commit()?;
     Ok(AppliedBatch {
         answers,
         events: all_events,
+        compaction_pending,
     })
 }
 

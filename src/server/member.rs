@@ -30,6 +30,10 @@ use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
 /// with etcd's "too many requests".
 const WAITING_PROPOSALS_LIMIT: usize = 64 * 1024;
 
+/// Largest proposal data: the WAL's default record limit (16 MiB) less room for the raft
+/// entry's own fields (index, term, type).
+const ENTRY_BYTES_LIMIT: usize = (16 << 20) - 1024;
+
 /// Who this member is, for response headers.
 #[derive(Clone, Copy, Debug)]
 pub struct Identity {
@@ -58,6 +62,10 @@ pub struct Member {
     /// How long a client waits for its write to apply or its read point, as etcd's request
     /// timeout: 5 s plus two election timeouts.
     request_timeout: Duration,
+    /// Largest raft entry the WAL accepts (its record limit, less the raft entry's framing).
+    entry_bytes_limit: usize,
+    /// A compaction has revisions left to remove; each apply batch removes some.
+    compaction_pending: Cell<bool>,
 }
 
 struct MemberState {
@@ -92,7 +100,9 @@ impl Member {
                 );
             }
         }
-        let applied_index = engine.read().map_err(|e| e.to_string())?.applied_index();
+        let view = engine.read().map_err(|e| e.to_string())?;
+        let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
+        drop(view);
         let last_index = entries
             .last()
             .map_or(metadata.snapshot.index, |e: &Entry| e.index);
@@ -148,6 +158,8 @@ impl Member {
             watch_hub,
             request_timeout: Duration::from_secs(5)
                 + 2 * tick_interval * timing.election_ticks as u32,
+            entry_bytes_limit: ENTRY_BYTES_LIMIT,
+            compaction_pending: Cell::new(compaction_pending),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -202,6 +214,12 @@ impl Member {
         self.check_running()?;
         let id = self.next_proposal_id.get();
         self.next_proposal_id.set(id + 1);
+        let data = proposal.encode(id);
+        // An entry the log cannot hold must be refused here, not discovered by the persister
+        // (which would have to stop the member).
+        if data.len() > self.entry_bytes_limit {
+            return Err(EtcdStatus::RequestTooLarge.into());
+        }
         let (sender, receiver) = oneshot::channel();
         {
             let mut state = self.state.borrow_mut();
@@ -210,14 +228,19 @@ impl Member {
             }
             state
                 .node
-                .propose(proposal.encode(id))
+                .propose(data)
                 .map_err(|_| Status::from(EtcdStatus::NoLeader))?;
             state.waiting.insert(id, sender);
         }
         self.pump();
-        receiver
-            .await
-            .unwrap_or_else(|_| Err(self.stopped_status()))
+        match within(self.request_timeout, receiver).await {
+            Some(Ok(answer)) => answer,
+            Some(Err(_)) => Err(self.stopped_status()),
+            None => {
+                self.state.borrow_mut().waiting.remove(&id);
+                Err(EtcdStatus::Timeout.into())
+            }
+        }
     }
 
     /// Waits until this member has applied everything committed when the call was made
@@ -318,8 +341,9 @@ impl Member {
             return;
         };
         let header = self.header(0);
-        match apply_entries(&self.engine, &fresh, header) {
+        match apply_entries(&self.engine, &fresh, header, self.compaction_pending.get()) {
             Ok(batch) => {
+                self.compaction_pending.set(batch.compaction_pending);
                 self.watch_hub.publish(&batch.events);
                 self.watch_hub.catch_up_all();
                 let mut state = self.state.borrow_mut();
@@ -464,6 +488,8 @@ impl Member {
             }
             self.state.borrow_mut().node.tick();
             self.pump();
+            // Lagging watchers whose catch-up was cut short make progress even when idle.
+            self.watch_hub.catch_up_all();
         }
     }
 }

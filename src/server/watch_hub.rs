@@ -25,12 +25,18 @@ pub const STREAM_QUEUE_LIMIT: usize = 256;
 pub const WATCHERS_PER_STREAM_LIMIT: usize = 10_000;
 /// Events read from history per catch-up step of one watcher.
 const CATCH_UP_EVENTS: usize = 1000;
+/// Catch-up steps one call may take (all watchers together): a watcher whose filter matches
+/// nothing never fills its queue, so without a bound one call could scan the whole history
+/// and stall the executor. The member's ticker and later sends continue where it stopped.
+const CATCH_UP_STEPS_PER_CALL: usize = 32;
 
 /// The response queue of one Watch stream: filled by the hub, drained by the stream's sender.
 #[derive(Default)]
 pub struct StreamQueue {
     responses: RefCell<VecDeque<pb::WatchResponse>>,
     waker: RefCell<Option<Waker>>,
+    /// The request reader waiting for the queue to drain below its limit.
+    room_waker: RefCell<Option<Waker>>,
     closed: Cell<bool>,
 }
 
@@ -52,12 +58,28 @@ impl StreamQueue {
     pub async fn next(&self) -> Option<pb::WatchResponse> {
         poll_fn(|cx| {
             if let Some(response) = self.responses.borrow_mut().pop_front() {
+                if let Some(waker) = self.room_waker.borrow_mut().take() {
+                    waker.wake();
+                }
                 return Poll::Ready(Some(response));
             }
             if self.closed.get() {
                 return Poll::Ready(None);
             }
             *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Waits while the queue is over its limit: the stream stops reading a client's requests
+    /// while that client does not read its responses.
+    pub async fn room(&self) {
+        poll_fn(|cx| {
+            if self.has_room() || self.closed.get() {
+                return Poll::Ready(());
+            }
+            self.room_waker.borrow_mut().replace(cx.waker().clone());
             Poll::Pending
         })
         .await
@@ -302,7 +324,8 @@ impl WatchHub {
                 continue;
             };
             if matching.is_empty() {
-                watcher.next_revision = revision + 1;
+                // A watcher that starts in the future keeps its start.
+                watcher.next_revision = watcher.next_revision.max(revision + 1);
                 continue;
             }
             if !queue.has_room() {
@@ -315,7 +338,7 @@ impl WatchHub {
                 events: matching,
                 ..Default::default()
             });
-            watcher.next_revision = revision + 1;
+            watcher.next_revision = watcher.next_revision.max(revision + 1);
         }
     }
 
@@ -330,8 +353,10 @@ impl WatchHub {
             .filter(|(_, w)| !w.synced)
             .map(|(key, _)| *key)
             .collect();
+        let mut steps = 0;
         for key in keys {
-            while queue.has_room() {
+            while queue.has_room() && steps < CATCH_UP_STEPS_PER_CALL {
+                steps += 1;
                 match self.catch_up_step(&queue, key) {
                     Step::More => continue,
                     Step::Done => break,

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{RequestStream, ResponseSink, Router};
 
-use super::watch_hub::WatchHub;
+use super::watch_hub::{StreamQueue, WatchHub};
 
 /// Registers Watch on `router`.
 pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
@@ -21,7 +21,9 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
             async move {
                 let (stream, queue) = hub.open_stream();
                 let sender_hub = hub.clone();
+                let sender_queue = queue.clone();
                 let sender = glommio::spawn_local(async move {
+                    let queue = sender_queue;
                     while let Some(response) = queue.next().await {
                         if responses.send(&response).await.is_err() {
                             break; // the client went away
@@ -29,7 +31,7 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
                         sender_hub.catch_up(stream);
                     }
                 });
-                let result = read_requests(&hub, stream, &mut requests).await;
+                let result = read_requests(&hub, stream, &queue, &mut requests).await;
                 hub.close_stream(stream);
                 sender.await;
                 result
@@ -41,10 +43,17 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
 async fn read_requests(
     hub: &WatchHub,
     stream: u64,
+    queue: &StreamQueue,
     requests: &mut RequestStream<pb::WatchRequest>,
 ) -> Result<(), basalt_net::Status> {
     use pb::watch_request::RequestUnion;
-    while let Some(request) = requests.message().await? {
+    loop {
+        // A client that does not read its responses gets no more requests read either, so
+        // the answers to its requests cannot pile up.
+        queue.room().await;
+        let Some(request) = requests.message().await? else {
+            break;
+        };
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => hub.create(stream, &create),
             Some(RequestUnion::CancelRequest(cancel)) => hub.cancel(stream, cancel.watch_id),
