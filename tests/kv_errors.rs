@@ -8,8 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, Error, GetOptions, PutOptions, SortOrder,
-    SortTarget, Txn, TxnOp, TxnOpResponse,
+    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, Error, GetOptions, PutOptions,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 use support::Basalt;
 
@@ -341,6 +341,22 @@ fn range_options() {
             .await
             .unwrap();
         assert_eq!(keys(min_mod.kvs()), ["k2", "k4", "k5"]);
+        // etcd counts the keys in the range before the revision filters prune them.
+        assert_eq!(min_mod.count(), 5);
+        let filtered_page = client
+            .get(
+                "k",
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_min_mod_revision(start + 4)
+                        .with_limit(2),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(keys(filtered_page.kvs()), ["k2", "k4"]);
+        assert!(filtered_page.more());
         let max_mod = client
             .get(
                 "k",
@@ -925,8 +941,21 @@ fn compact_twice_or_in_the_future() {
             FUTURE,
         );
 
-        client.compact(current, None).await.unwrap();
+        // A physical compaction answers once the work is done; the same rules hold after it.
+        client
+            .compact(current, Some(CompactionOptions::new().with_physical()))
+            .await
+            .unwrap();
         assert_status(client.compact(current, None).await, "OutOfRange", COMPACTED);
+        assert_status(
+            client
+                .get("c", Some(GetOptions::new().with_revision(current - 1)))
+                .await,
+            "OutOfRange",
+            COMPACTED,
+        );
+        let latest = client.get("c", None).await.unwrap();
+        assert_eq!(latest.kvs()[0].value(), b"3");
         assert_eq!(
             revision(&mut client).await,
             current,
