@@ -204,8 +204,12 @@ pub fn txn_response(response: engine::TxnResponse, header: pb::ResponseHeader) -
     }
 }
 
-/// Counts the operations of a txn the way etcd limits them (`--max-txn-ops`): the larger of the
-/// two branches, at each level.
+/// Counts the operations of a txn the way etcd limits them (`--max-txn-ops`): the most of its
+/// compares, success ops and failure ops, at each level.
 pub fn txn_ops(request: &pb::TxnRequest) -> usize {
-    request.success.len().max(request.failure.len())
+    request
+        .compare
+        .len()
+        .max(request.success.len())
+        .max(request.failure.len())
 }

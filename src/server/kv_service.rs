@@ -35,9 +35,7 @@ pub fn register(router: &mut Router, member: Rc<Member>, limits: KvLimits) {
         move |_metadata, request: pb::PutRequest| {
             let member = m.clone();
             async move {
-                if request.key.is_empty() {
-                    return Err(EtcdStatus::EmptyKey.into());
-                }
+                check_put(&request)?;
                 match member.propose(Proposal::Put(request)).await? {
                     Applied::Put(response) => Ok(response),
                     other => Err(unexpected(other)),
@@ -116,26 +114,44 @@ async fn range(
     Ok(convert::range_response(response, member.header(0)))
 }
 
-/// etcd's checks of a txn before it is proposed: the op limit, at every nesting level, and
-/// that every op carries a request.
+/// etcd's checks of a put before it is proposed (`checkPutRequest`).
+fn check_put(request: &pb::PutRequest) -> Result<(), Status> {
+    if request.key.is_empty() {
+        return Err(EtcdStatus::EmptyKey.into());
+    }
+    if request.ignore_value && !request.value.is_empty() {
+        return Err(EtcdStatus::ValueProvided.into());
+    }
+    if request.ignore_lease && request.lease != 0 {
+        return Err(EtcdStatus::LeaseProvided.into());
+    }
+    Ok(())
+}
+
+/// etcd's checks of a txn before it is proposed (`checkTxnRequest`): the op limit (the most of
+/// compares, success ops and failure ops; a nested txn gets what its parent leaves), compares
+/// with a key, and every op checked as its own RPC would be.
 fn check_txn(request: &pb::TxnRequest, max_txn_ops: usize) -> Result<(), Status> {
     use pb::request_op::Request;
-    if convert::txn_ops(request) > max_txn_ops {
+    let ops = convert::txn_ops(request);
+    if ops > max_txn_ops {
         return Err(EtcdStatus::TooManyOps.into());
+    }
+    if request.compare.iter().any(|c| c.key.is_empty()) {
+        return Err(EtcdStatus::EmptyKey.into());
     }
     for op in request.success.iter().chain(&request.failure) {
         match &op.request {
-            None => return Err(empty_op()),
+            // etcd answers an op with no request as "key not found".
+            None => return Err(EtcdStatus::KeyNotFound.into()),
             Some(Request::RequestRange(r)) if r.key.is_empty() => {
                 return Err(EtcdStatus::EmptyKey.into())
             }
-            Some(Request::RequestPut(r)) if r.key.is_empty() => {
-                return Err(EtcdStatus::EmptyKey.into())
-            }
+            Some(Request::RequestPut(r)) => check_put(r)?,
             Some(Request::RequestDeleteRange(r)) if r.key.is_empty() => {
                 return Err(EtcdStatus::EmptyKey.into())
             }
-            Some(Request::RequestTxn(nested)) => check_txn(nested, max_txn_ops)?,
+            Some(Request::RequestTxn(nested)) => check_txn(nested, max_txn_ops - ops)?,
             Some(_) => {}
         }
     }
