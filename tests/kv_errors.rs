@@ -980,3 +980,24 @@ fn request_above_the_grpc_limit_is_resource_exhausted() {
         assert_eq!(revision(&mut client).await, before);
     });
 }
+
+/// Goal: a request over --max-request-bytes (1.5 MiB) but under the gRPC limit is refused as
+/// etcd refuses it, before it is proposed: InvalidArgument "etcdserver: request is too large".
+#[test]
+fn request_over_max_request_bytes_is_too_large() {
+    with_client(|mut client| async move {
+        let before = revision(&mut client).await;
+        let value = vec![b'x'; 1536 * 1024 + 1];
+        assert_status(
+            client.put("k", value, None).await,
+            "InvalidArgument",
+            "etcdserver: request is too large",
+        );
+        assert_eq!(revision(&mut client).await, before);
+        // Just under the limit is served.
+        client
+            .put("k", vec![b'y'; 1536 * 1024 - 64], None)
+            .await
+            .expect("a request under the limit is served");
+    });
+}

@@ -22,7 +22,7 @@ use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
 use super::apply::{apply_entries, Applied};
-use super::proposal::Proposal;
+use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
 
@@ -62,7 +62,8 @@ pub struct Member {
     /// How long a client waits for its write to apply or its read point, as etcd's request
     /// timeout: 5 s plus two election timeouts.
     request_timeout: Duration,
-    /// Largest raft entry the WAL accepts (its record limit, less the raft entry's framing).
+    /// Largest proposal: `--max-request-bytes` of request plus the proposal header, and never
+    /// more than the WAL's record limit allows.
     entry_bytes_limit: usize,
     /// A compaction has revisions left to remove; each apply batch removes some.
     compaction_pending: Cell<bool>,
@@ -85,6 +86,7 @@ impl Member {
         engine: Rc<Engine>,
         timing: RaftTiming,
         tick_interval: Duration,
+        max_request_bytes: usize,
     ) -> Result<Rc<Member>, String> {
         let metadata = LogMetadata::decode(&wal.metadata())?;
         let mut entries = Vec::new();
@@ -158,7 +160,8 @@ impl Member {
             watch_hub,
             request_timeout: Duration::from_secs(5)
                 + 2 * tick_interval * timing.election_ticks as u32,
-            entry_bytes_limit: ENTRY_BYTES_LIMIT,
+            // etcd refuses a request whose encoding exceeds --max-request-bytes before proposing.
+            entry_bytes_limit: ENTRY_BYTES_LIMIT.min(max_request_bytes + PROPOSAL_HEADER_BYTES),
             compaction_pending: Cell::new(compaction_pending),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();

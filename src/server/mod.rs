@@ -84,6 +84,7 @@ async fn serve(
         engine,
         timing,
         config.raft.heartbeat_interval,
+        config.limits.max_request_bytes as usize,
     )
     .await?;
     milestones.info(

@@ -16,6 +16,9 @@ pub enum Proposal {
     Compaction(pb::CompactionRequest),
 }
 
+/// Bytes in front of the request message: proposal id and kind.
+pub const PROPOSAL_HEADER_BYTES: usize = 9;
+
 const KIND_PUT: u8 = 1;
 const KIND_DELETE_RANGE: u8 = 2;
 const KIND_TXN: u8 = 3;
@@ -39,14 +42,14 @@ impl Proposal {
 
     /// Reads entry data back: (proposal id, proposal).
     pub fn decode(data: &[u8]) -> Result<(u64, Proposal), String> {
-        if data.len() < 9 {
+        if data.len() < PROPOSAL_HEADER_BYTES {
             return Err(format!(
                 "raft entry of {} bytes is too short for a proposal",
                 data.len()
             ));
         }
         let id = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
-        let body = &data[9..];
+        let body = &data[PROPOSAL_HEADER_BYTES..];
         let bad = |e: prost014::DecodeError| format!("raft entry does not decode: {e}");
         let proposal = match data[8] {
             KIND_PUT => Proposal::Put(pb::PutRequest::decode(body).map_err(bad)?),
