@@ -313,6 +313,45 @@ impl RaftNode {
         self.raw.on_persist_ready(ready_number);
     }
 
+    /// The hard state raft holds now (term, vote, commit).
+    pub fn hard_state(&self) -> HardState {
+        self.raw.raft.hard_state()
+    }
+
+    /// Drops the in-memory log up to `index` (applied and checkpointed by the state machine) and
+    /// returns the snapshot metadata the log now continues from: its index, term and membership.
+    /// The entries after `index` stay.
+    pub fn compact_log_to(&mut self, index: u64) -> Result<SnapshotMetadata, NodeError> {
+        use raft::{GetEntriesContext, Storage as _};
+        let raft_error = |e: raft::Error| NodeError::Raft(e.to_string());
+        let store = self.raw.mut_store();
+        let term = store.term(index).map_err(raft_error)?;
+        let last = store.last_index().map_err(raft_error)?;
+        let kept = if last > index {
+            store
+                .entries(index + 1, last + 1, None, GetEntriesContext::empty(false))
+                .map_err(raft_error)?
+        } else {
+            Vec::new()
+        };
+        let conf_state = store.initial_state().map_err(raft_error)?.conf_state;
+        let mut metadata = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
+        metadata.set_conf_state(conf_state);
+        let mut snapshot = Snapshot::default();
+        snapshot.set_metadata(metadata.clone());
+        let mut core = store.wl();
+        // Applying the snapshot to the in-memory log rewrites its commit index; keep raft's.
+        let hard_state = core.hard_state().clone();
+        core.apply_snapshot(snapshot).map_err(raft_error)?;
+        core.append(&kept).map_err(raft_error)?;
+        core.set_hardstate(hard_state);
+        Ok(metadata)
+    }
+
     /// Reports that committed entries up to `index` are applied.
     pub fn on_applied(&mut self, index: u64) {
         self.raw.advance_apply_to(index);

@@ -48,7 +48,7 @@ pub struct Member {
     wal: Rc<Wal>,
     engine: Rc<Engine>,
     /// Writes handed out by raft, in order, for the persister task.
-    persist_queue: RefCell<VecDeque<Persist>>,
+    persist_queue: RefCell<VecDeque<LogWork>>,
     persist_wake: RefCell<Option<std::task::Waker>>,
     /// Queued writes waiting to become durable, in order, for the durability waiter task.
     durable_queue: RefCell<VecDeque<(u64, Option<Queued>)>>,
@@ -67,6 +67,18 @@ pub struct Member {
     entry_bytes_limit: usize,
     /// A compaction has revisions left to remove; each apply batch removes some.
     compaction_pending: Cell<bool>,
+    /// The hard state most recently queued into the WAL (a checkpoint stores it again).
+    persisted_hard_state: RefCell<raft::prelude::HardState>,
+    /// Applied entries between checkpoints (etcd's --snapshot-count).
+    checkpoint_entries: u64,
+    /// The index of the last checkpoint handed to the persister.
+    last_checkpoint: Cell<u64>,
+}
+
+/// What the persister writes into the log, in order.
+enum LogWork {
+    Raft(Box<Persist>),
+    Checkpoint(u64),
 }
 
 struct MemberState {
@@ -87,6 +99,7 @@ impl Member {
         timing: RaftTiming,
         tick_interval: Duration,
         max_request_bytes: usize,
+        checkpoint_entries: u64,
     ) -> Result<Rc<Member>, String> {
         let metadata = LogMetadata::decode(&wal.metadata())?;
         let mut entries = Vec::new();
@@ -114,6 +127,11 @@ impl Member {
                  the wal directory does not belong to this database"
             ));
         }
+        // A crash between storing a checkpoint and releasing the segments below it leaves
+        // entries the snapshot already covers; raft's log starts after the snapshot.
+        let snapshot_index = metadata.snapshot.index;
+        entries.retain(|entry| entry.index > snapshot_index);
+        let persisted_hard_state = metadata.hard_state.clone();
         let mut hard_state = metadata.hard_state.clone();
         // Entries the engine applied were committed, even if the commit index persisted with
         // the hard state lags behind.
@@ -163,6 +181,9 @@ impl Member {
             // etcd refuses a request whose encoding exceeds --max-request-bytes before proposing.
             entry_bytes_limit: ENTRY_BYTES_LIMIT.min(max_request_bytes + PROPOSAL_HEADER_BYTES),
             compaction_pending: Cell::new(compaction_pending),
+            persisted_hard_state: RefCell::new(persisted_hard_state),
+            checkpoint_entries: checkpoint_entries.max(1),
+            last_checkpoint: Cell::new(snapshot_index),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -309,7 +330,9 @@ impl Member {
                 "a single-voter group sends no messages"
             );
             if let Some(persist) = effects.persist {
-                self.persist_queue.borrow_mut().push_back(persist);
+                self.persist_queue
+                    .borrow_mut()
+                    .push_back(LogWork::Raft(Box::new(persist)));
                 if let Some(waker) = self.persist_wake.borrow_mut().take() {
                     waker.wake();
                 }
@@ -357,6 +380,16 @@ impl Member {
                 }
                 state.applied_index = last;
                 state.node.on_applied(last);
+                if last >= self.last_checkpoint.get() + self.checkpoint_entries {
+                    // The engine committed (durably) through `last`: the log may forget it.
+                    self.last_checkpoint.set(last);
+                    self.persist_queue
+                        .borrow_mut()
+                        .push_back(LogWork::Checkpoint(last));
+                    if let Some(waker) = self.persist_wake.borrow_mut().take() {
+                        waker.wake();
+                    }
+                }
                 let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.applied_waiters)
                     .into_iter()
                     .partition(|(index, _)| *index <= last);
@@ -384,27 +417,69 @@ impl Member {
         std::process::exit(1);
     }
 
-    /// Queues raft's writes into the WAL in order, without waiting for them to be durable.
+    /// Queues raft's writes into the WAL in order, without waiting for them to be durable, and
+    /// carries out checkpoints in the same order (the one writer of the log's metadata).
     async fn run_persister(self: Rc<Self>) {
         loop {
-            let persist = poll_fn(|cx| match self.persist_queue.borrow_mut().pop_front() {
-                Some(persist) => Poll::Ready(persist),
+            let work = poll_fn(|cx| match self.persist_queue.borrow_mut().pop_front() {
+                Some(work) => Poll::Ready(work),
                 None => {
                     *self.persist_wake.borrow_mut() = Some(cx.waker().clone());
                     Poll::Pending
                 }
             })
             .await;
-            match self.queue_persist(persist).await {
-                Ok(item) => {
+            let result = match work {
+                LogWork::Raft(persist) => self.queue_persist(*persist).await.map(Some),
+                LogWork::Checkpoint(index) => self.checkpoint(index).await.map(|()| None),
+            };
+            match result {
+                Ok(Some(item)) => {
                     self.durable_queue.borrow_mut().push_back(item);
                     if let Some(waker) = self.durable_wake.borrow_mut().take() {
                         waker.wake();
                     }
                 }
+                Ok(None) => {}
                 Err(reason) => return self.stop(reason),
             }
         }
+    }
+
+    /// Lets the log forget entries up to `index`, which the engine holds durably: the in-memory
+    /// raft log is trimmed, the snapshot metadata (index, term, membership) is stored with the
+    /// hard state, and the WAL releases the segments below. A restart then replays only what
+    /// follows `index`.
+    async fn checkpoint(&self, index: u64) -> Result<(), String> {
+        let snapshot = {
+            let mut state = self.state.borrow_mut();
+            let snapshot = state
+                .node
+                .compact_log_to(index)
+                .map_err(|e| e.to_string())?;
+            state.snapshot = snapshot.clone();
+            snapshot
+        };
+        let hard_state = self.persisted_hard_state.borrow().clone();
+        let metadata = LogMetadata {
+            hard_state,
+            snapshot,
+        };
+        let queued = self
+            .wal
+            .queue_metadata(&metadata.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wal
+            .wait_durable(queued)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wal
+            .release_before(index + 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(index, "checkpointed the raft log");
+        Ok(())
     }
 
     async fn queue_persist(&self, persist: Persist) -> Result<(u64, Option<Queued>), String> {
@@ -433,6 +508,7 @@ impl Member {
             );
         }
         if let Some(hard_state) = persist.hard_state {
+            *self.persisted_hard_state.borrow_mut() = hard_state.clone();
             let snapshot = self.state.borrow().snapshot.clone();
             let metadata = LogMetadata {
                 hard_state,

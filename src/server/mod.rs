@@ -85,6 +85,7 @@ async fn serve(
         timing,
         config.raft.heartbeat_interval,
         config.limits.max_request_bytes as usize,
+        config.member.snapshot_count,
     )
     .await?;
     milestones.info(

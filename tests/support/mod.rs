@@ -26,6 +26,11 @@ impl Basalt {
 
     /// Starts (or restarts) a member on `data_dir` and `port`, and waits until it is ready.
     pub fn start_with(data_dir: PathBuf, port: u16) -> Basalt {
+        Basalt::start_with_flags(data_dir, port, &[])
+    }
+
+    /// Like `start_with`, with extra etcd flags.
+    pub fn start_with_flags(data_dir: PathBuf, port: u16, flags: &[&str]) -> Basalt {
         let url = format!("http://127.0.0.1:{port}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
             .arg("--data-dir")
@@ -37,6 +42,7 @@ impl Basalt {
                 &url,
             ])
             .args(["--listen-peer-urls", "http://127.0.0.1:0"])
+            .args(flags)
             .env_clear()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
