@@ -33,6 +33,11 @@ const CATCH_UP_STEPS_PER_CALL: usize = 32;
 /// The response queue of one Watch stream: filled by the hub, drained by the stream's sender.
 #[derive(Default)]
 pub struct StreamQueue {
+    /// The next id the server chooses for this stream's watchers (etcd counts up from 0 and
+    /// never reuses one within a stream).
+    next_watch_id: Cell<i64>,
+    /// A progress request waits for every watcher of the stream to be synced.
+    progress_wanted: Cell<bool>,
     responses: RefCell<VecDeque<pb::WatchResponse>>,
     waker: RefCell<Option<Waker>>,
     /// The request reader waiting for the queue to drain below its limit.
@@ -203,7 +208,7 @@ impl WatchHub {
         let queue = self.streams.borrow().get(&stream).cloned();
         let Some(queue) = queue else { return };
         let current = self.current_revision();
-        let watch_id = match self.add_watcher(stream, request, current) {
+        let watch_id = match self.add_watcher(stream, &queue, request, current) {
             Ok(id) => id,
             Err(error) => {
                 let reason = match error {
@@ -233,6 +238,7 @@ impl WatchHub {
     fn add_watcher(
         &self,
         stream: u64,
+        queue: &StreamQueue,
         request: &pb::WatchCreateRequest,
         current: i64,
     ) -> Result<i64, CreateError> {
@@ -244,11 +250,15 @@ impl WatchHub {
         if on_stream >= WATCHERS_PER_STREAM_LIMIT {
             return Err(CreateError::TooManyWatchers);
         }
-        // etcd: watch_id 0 asks the server to choose; ids are chosen from 0 upwards.
+        // etcd: watch_id 0 asks the server to choose; it counts up, skipping ids in use, and
+        // never reuses an id within a stream.
         let watch_id = if request.watch_id == 0 {
-            (0..)
-                .find(|id| !watchers.contains_key(&(stream, *id)))
-                .expect("a free id exists")
+            let mut id = queue.next_watch_id.get();
+            while watchers.contains_key(&(stream, id)) {
+                id += 1;
+            }
+            queue.next_watch_id.set(id + 1);
+            id
         } else if watchers.contains_key(&(stream, request.watch_id)) {
             return Err(CreateError::DuplicateId);
         } else {
@@ -294,11 +304,28 @@ impl WatchHub {
         }
     }
 
-    /// Answers a progress request: the current revision, for every watcher of the stream (etcd
-    /// answers with watch id -1).
+    /// Answers a progress request with the current revision (watch id -1, as etcd) — but only
+    /// once every watcher of the stream is synced: a watcher still catching up has not seen
+    /// everything up to the current revision, and the answer would tell the client it has.
     pub fn progress(&self, stream: u64) {
         let queue = self.streams.borrow().get(&stream).cloned();
         if let Some(queue) = queue {
+            queue.progress_wanted.set(true);
+            self.answer_progress_if_synced(stream, &queue);
+        }
+    }
+
+    fn answer_progress_if_synced(&self, stream: u64, queue: &StreamQueue) {
+        if !queue.progress_wanted.get() {
+            return;
+        }
+        let all_synced = self
+            .watchers
+            .borrow()
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .all(|(_, w)| w.synced);
+        if all_synced {
+            queue.progress_wanted.set(false);
             queue.push(pb::WatchResponse {
                 header: Some((self.header)(self.current_revision())),
                 watch_id: -1,
@@ -363,6 +390,7 @@ impl WatchHub {
                 }
             }
         }
+        self.answer_progress_if_synced(stream, &queue);
     }
 
     /// Unsynced streams with room: called after each apply batch.
