@@ -544,7 +544,11 @@ fn everything() -> RangeRequest {
 fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let mut model = Model::default();
+    // A fresh store is at revision 1, as etcd's.
+    let mut model = Model {
+        current: 1,
+        ..Model::default()
+    };
     let mut committed = model.clone();
     let mut ops = ops.into_iter();
     let mut finished = false;

@@ -24,8 +24,10 @@ fn put_get_reopen() {
     {
         let engine = Engine::open(&path).unwrap();
         let mut batch = engine.write().unwrap();
+        // A fresh store is at revision 1, as etcd's: the first write gets revision 2.
+        assert_eq!(batch.current_revision(), 1);
         let (response, events) = batch.put(&put("a", "1")).unwrap();
-        assert_eq!(response.header_revision, 1);
+        assert_eq!(response.header_revision, 2);
         assert_eq!(events.len(), 1);
         batch.put(&put("a", "2")).unwrap();
         batch.put(&put("b", "3")).unwrap();
@@ -34,7 +36,7 @@ fn put_get_reopen() {
     }
     let engine = Engine::open(&path).unwrap();
     let view = engine.read().unwrap();
-    assert_eq!(view.current_revision(), 3);
+    assert_eq!(view.current_revision(), 4);
     assert_eq!(view.applied_index(), 7);
     let response = view.range(&get("a")).unwrap();
     assert_eq!(response.count, 1);
@@ -46,11 +48,11 @@ fn put_get_reopen() {
             kv.mod_revision,
             kv.version
         ),
-        (&b"2"[..], 1, 2, 2)
+        (&b"2"[..], 2, 3, 2)
     );
     let old = view
         .range(&RangeRequest {
-            revision: 1,
+            revision: 2,
             ..get("a")
         })
         .unwrap();

@@ -5,6 +5,8 @@ use crate::db::{Table, Tables};
 use crate::error::Result;
 
 const CURRENT_REVISION: &[u8] = b"current_revision";
+/// The revision of an empty store, as etcd's.
+pub(crate) const INITIAL_REVISION: i64 = 1;
 const COMPACT_REVISION: &[u8] = b"compact_revision";
 const COMPACT_CURSOR: &[u8] = b"compact_cursor";
 const APPLIED_INDEX: &[u8] = b"applied_index";
@@ -52,7 +54,10 @@ impl MvccState {
             None => None,
         };
         Ok(MvccState {
-            current_revision: read_u64(tables, CURRENT_REVISION)?.unwrap_or(0) as i64,
+            // etcd's store starts at revision 1 (its first write gets 2); clients see absolute
+            // revisions, so a fresh basalt starts where a fresh etcd does.
+            current_revision: read_u64(tables, CURRENT_REVISION)?.unwrap_or(INITIAL_REVISION as u64)
+                as i64,
             compact_revision: read_u64(tables, COMPACT_REVISION)?.unwrap_or(0) as i64,
             compact_cursor: cursor,
             applied_index: read_u64(tables, APPLIED_INDEX)?.unwrap_or(0),
