@@ -9,8 +9,17 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, WatchOptions};
+use etcd_client::{Client, EventType, WatchOptions, WatchResponse, WatchStream};
 use support::Basalt;
+
+/// The next response on a watch stream, waiting at most 10 s.
+async fn next_response(stream: &mut WatchStream) -> WatchResponse {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a watch response within 10 s")
+        .expect("the watch stream has no error")
+        .expect("the watch stream is open")
+}
 
 #[test]
 fn etcdctl_watch_prints_history_then_live_events_with_prev_kv() {
@@ -89,11 +98,7 @@ fn a_watch_from_the_past_joins_the_live_feed_without_gap_or_duplicate() {
         });
         let mut revisions = Vec::new();
         while revisions.len() < 600 {
-            let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
-                .await
-                .expect("events keep coming")
-                .unwrap()
-                .expect("stream open");
+            let response = next_response(&mut stream).await;
             assert!(
                 !response.canceled(),
                 "watch canceled: {}",
@@ -129,11 +134,7 @@ fn a_watch_below_the_compacted_revision_is_cancelled_with_it() {
         let mut stream = client.watch("key", Some(options)).await.unwrap();
         let mut cancelled = None;
         while cancelled.is_none() {
-            let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
-                .await
-                .expect("an answer")
-                .unwrap()
-                .expect("stream open");
+            let response = next_response(&mut stream).await;
             if response.canceled() {
                 cancelled = Some(response.compact_revision());
             }
@@ -166,11 +167,7 @@ fn a_watch_that_starts_in_the_future_sees_nothing_before_its_start() {
         client.put("other", "2", None).await.unwrap(); // + 4
         client.put("foo", "on time", None).await.unwrap(); // + 5 = start
         let event = loop {
-            let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
-                .await
-                .expect("an event")
-                .unwrap()
-                .expect("stream open");
+            let response = next_response(&mut stream).await;
             if let Some(event) = response.events().first() {
                 break event.clone();
             }
