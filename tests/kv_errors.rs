@@ -4,41 +4,11 @@
 
 mod support;
 
-use std::future::Future;
-use std::time::Duration;
-
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, DeleteOptions, Error, GetOptions, PutOptions,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-use support::Basalt;
-
-/// Bound on connecting and on each test's whole conversation with the member.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// Starts a fresh member, connects a client and runs `test` with it, within [`LIMIT`].
-fn with_client<F, Fut>(test: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start(dir.path());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = tokio::time::timeout(LIMIT, Client::connect([basalt.endpoint()], None))
-            .await
-            .expect("connect within the limit")
-            .expect("connect");
-        tokio::time::timeout(LIMIT, test(client))
-            .await
-            .expect("the test finished within the limit");
-    });
-    drop(basalt);
-}
+use support::with_client;
 
 /// Asserts that `result` is the gRPC status `code` (tonic's name, e.g. "InvalidArgument")
 /// with exactly `message`.

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, WatchOptions, WatchResponse, WatchStream};
-use support::Basalt;
+use etcd_client::{EventType, WatchOptions, WatchResponse, WatchStream};
+use support::{with_client, Basalt};
 
 /// The next response on a watch stream, waiting at most 10 s.
 async fn next_response(stream: &mut WatchStream) -> WatchResponse {
@@ -75,12 +75,7 @@ fn etcdctl_watch_prints_history_then_live_events_with_prev_kv() {
 
 #[test]
 fn a_watch_from_the_past_joins_the_live_feed_without_gap_or_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start(dir.path());
-    let endpoint = basalt.endpoint();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async move {
-        let mut client = Client::connect([endpoint.as_str()], None).await.unwrap();
+    with_client(|mut client| async move {
         for n in 0..300 {
             client
                 .put(format!("k/{n:04}"), "history", None)
@@ -120,12 +115,7 @@ fn a_watch_from_the_past_joins_the_live_feed_without_gap_or_duplicate() {
 
 #[test]
 fn a_watch_below_the_compacted_revision_is_cancelled_with_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start(dir.path());
-    let endpoint = basalt.endpoint();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async move {
-        let mut client = Client::connect([endpoint.as_str()], None).await.unwrap();
+    with_client(|mut client| async move {
         for n in 0..20 {
             client.put("key", format!("v{n}"), None).await.unwrap();
         }
@@ -145,12 +135,7 @@ fn a_watch_below_the_compacted_revision_is_cancelled_with_it() {
 
 #[test]
 fn a_watch_that_starts_in_the_future_sees_nothing_before_its_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start(dir.path());
-    let endpoint = basalt.endpoint();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async move {
-        let mut client = Client::connect([endpoint.as_str()], None).await.unwrap();
+    with_client(|mut client| async move {
         let current = client
             .put("setup", "x", None)
             .await

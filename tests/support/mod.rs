@@ -1,6 +1,7 @@
 //! Starting the real `basalt` binary and driving it with Debian's real `etcdctl`.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -165,4 +166,34 @@ fn find_etcdctl() -> PathBuf {
         }
     }
     panic!("etcdctl not found: install Debian's `etcd-client` package (tools/test-all.sh does)");
+}
+
+/// Bound on connecting and on each test's whole conversation with the member.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Starts a fresh member, connects a client and runs `test` with it, within [`LIMIT`].
+pub fn with_client<F, Fut>(test: F)
+where
+    F: FnOnce(etcd_client::Client) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = tokio::time::timeout(
+            LIMIT,
+            etcd_client::Client::connect([basalt.endpoint()], None),
+        )
+        .await
+        .expect("connect within the limit")
+        .expect("connect");
+        tokio::time::timeout(LIMIT, test(client))
+            .await
+            .expect("the test finished within the limit");
+    });
+    drop(basalt);
 }
