@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -56,11 +57,26 @@ impl Drop for ConnectionCount {
     }
 }
 
-/// Binds a listener for this executor (glommio sets SO_REUSEPORT, so every executor may bind
-/// the same address). Port 0 picks a free port; read it back with `local_addr`.
+/// Binds a listener for this executor. SO_REUSEPORT lets every executor bind the same address;
+/// SO_REUSEADDR lets a restarted member (or basalt replacing etcd in place) bind the port while
+/// the previous process's connections linger in TIME_WAIT — Go, hence etcd, sets it too, and
+/// without it a restart right after a kill fails with "address already in use" for a minute.
+/// Port 0 picks a free port; read it back with `local_addr`.
 pub fn bind(address: SocketAddr) -> Result<TcpListener, NetError> {
-    Ok(TcpListener::bind(address)?)
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that `into_raw_fd` gave up, so the
+    // listener becomes its only owner (what glommio's own `bind` does with its socket).
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
+
+/// Pending connections the kernel queues per listener (glommio's and Go's default is the
+/// kernel's limit; 1024 matches glommio's own `bind`).
+const LISTEN_BACKLOG: i32 = 1024;
 
 impl Server {
     /// A server for `router`; HTTP/1.1 requests get 404 until `with_http1` is called.

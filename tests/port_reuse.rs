@@ -1,0 +1,45 @@
+//! A member binds its client port while an earlier server's connections on that port linger in
+//! TIME_WAIT — the state etcd (or a killed basalt) leaves behind when it goes away first. An
+//! operator replacing etcd in place, or a supervisor restarting a member, must not have to wait
+//! a minute for "address already in use" to clear.
+
+mod support;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+
+use support::{free_port, Basalt};
+
+/// Kernel TCP state number of TIME_WAIT in /proc/net/tcp.
+const TCP_TIME_WAIT: &str = "06";
+
+/// Whether a socket with local port `port` is in TIME_WAIT.
+fn time_wait_on(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields[1].rsplit(':').next().unwrap();
+        u16::from_str_radix(local_port, 16) == Ok(port) && fields[3] == TCP_TIME_WAIT
+    })
+}
+
+#[test]
+fn starts_on_a_port_with_connections_in_time_wait() {
+    let port = free_port();
+    // An earlier server (std sets SO_REUSEADDR, as Go does) that closes its side first.
+    {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the earlier server");
+        let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        drop(accepted);
+        let mut buffer = [0u8; 1];
+        assert_eq!(client.read(&mut buffer).expect("read the close"), 0);
+    }
+    assert!(
+        time_wait_on(port),
+        "the test needs a TIME_WAIT socket on port {port} to mean anything"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with(dir.path().join("data"), port);
+    assert_eq!(basalt.ok(&["put", "k", "v"]).trim(), "OK");
+}
