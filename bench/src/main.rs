@@ -1,9 +1,11 @@
 //! `basalt-bench`: every performance figure the project claims comes from this one tool.
 //!
 //! Subcommands: `wal` (write-ahead log micro-benchmark), `engine` (storage engine
-//! micro-benchmark), and the server workloads that speak the etcd v3 API to any endpoint.
+//! micro-benchmark), `first-read` (time from a server's start to its first answered read),
+//! and the server workloads that speak the etcd v3 API to any endpoint.
 
 mod engine_bench;
+mod first_read;
 mod latency;
 mod server;
 mod wal_bench;
@@ -30,6 +32,8 @@ enum Command {
     WalRecovery(wal_bench::WalRecoveryArgs),
     /// Storage engine micro-benchmark (basalt-engine side by side with redb).
     Engine(engine_bench::EngineArgs),
+    /// Starts a server and measures the time until it first answers a linearizable read.
+    FirstRead(first_read::FirstReadArgs),
     #[command(flatten)]
     Server(server::ServerCommand),
 }
@@ -40,6 +44,7 @@ fn main() {
         Command::Wal(args) => wal_bench::run(args),
         Command::WalRecovery(args) => wal_bench::run_recovery(args),
         Command::Engine(args) => engine_bench::run(args),
+        Command::FirstRead(args) => first_read::run(args),
         Command::Server(command) => server::run(command),
     };
     if let Err(error) = result {
