@@ -101,6 +101,17 @@ impl ReadView {
         )
     }
 
+    /// etcd's Txn when every op is a Range (see [`crate::is_read_only_txn`]): evaluated on this
+    /// snapshot, without the writer. A txn that writes is refused with [`Error::NotReadOnly`].
+    pub fn read_only_txn(&self, request: &TxnRequest) -> Result<TxnResponse> {
+        crate::mvcc::read_txn::read_only_txn(
+            &self.txn,
+            request,
+            self.state.current_revision,
+            self.state.compact_revision,
+        )
+    }
+
     /// Events of main revisions ≥ `from` (up to about `limit`, whole revisions only).
     pub fn events_since(&self, from: i64, limit: usize) -> Result<Vec<Event>> {
         events::events_since(

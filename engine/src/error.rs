@@ -46,6 +46,9 @@ pub enum Error {
     /// The value is larger than the engine's limit.
     #[error("etcdserver: request is too large ({len} bytes, limit {limit})")]
     ValueTooLarge { len: usize, limit: usize },
+    /// A write was given where only reads are allowed (a txn evaluated on a read snapshot).
+    #[error("the request writes; it must go through the writer")]
+    NotReadOnly,
     /// A previous error left this write batch half-applied; it can only be dropped.
     #[error("write batch is poisoned by an earlier error and cannot be used or committed")]
     Poisoned,

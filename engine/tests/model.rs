@@ -641,6 +641,26 @@ fn step(
             same(b.delete_range(&d), Ok((r, events)))?;
         }
         Op::Txn(req) => {
+            if is_read_only_txn(&req) {
+                // A read-only txn evaluated on the committed snapshot, as a reader on another
+                // core does, answers what the committed model answers.
+                let mut snapshot = committed.clone();
+                let mut t = ModelTxn {
+                    m: &mut snapshot,
+                    changed: false,
+                    events: vec![],
+                };
+                let mut path = vec![];
+                let expected = t.plan(&req, &mut path).map(|()| {
+                    let mut r = t.run(&req, &path, &mut 0);
+                    stamp(&mut r, committed.current);
+                    r
+                });
+                same(engine.read().unwrap().read_only_txn(&req), expected)?;
+            } else {
+                let refused = engine.read().unwrap().read_only_txn(&req);
+                prop_assert!(matches!(refused, Err(Error::NotReadOnly)));
+            }
             let expected = if has_duplicate(&req.success) || has_duplicate(&req.failure) {
                 Err(Error::DuplicateKey)
             } else {

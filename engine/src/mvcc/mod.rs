@@ -6,6 +6,7 @@ pub(crate) mod events;
 pub(crate) mod hash;
 pub(crate) mod keys;
 pub(crate) mod read;
+pub(crate) mod read_txn;
 pub(crate) mod record;
 pub(crate) mod state;
 pub(crate) mod txn_check;
