@@ -9,7 +9,7 @@ use basalt_net::{EtcdStatus, Router, Status};
 
 use super::apply::{status_of, Applied};
 use super::convert;
-use super::member::Member;
+use super::gateway::Gateway;
 use super::proposal::Proposal;
 
 /// Request limits the KV service enforces before proposing.
@@ -20,7 +20,7 @@ pub struct KvLimits {
 }
 
 /// Registers the KV methods on `router`.
-pub fn register(router: &mut Router, member: Rc<Member>, limits: KvLimits) {
+pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.KV/Range",
@@ -70,9 +70,8 @@ pub fn register(router: &mut Router, member: Rc<Member>, limits: KvLimits) {
                     // etcd serves a read-only txn without raft, after a ReadIndex round.
                     member.wait_linearizable().await?;
                     let txn = convert::txn_request(&request).ok_or_else(empty_op)?;
-                    let mut batch = member.engine().write().map_err(|e| status_of(&e))?;
-                    let (response, _) = batch.txn(&txn).map_err(|e| status_of(&e))?;
-                    drop(batch); // read-only: nothing to commit
+                    let view = member.engine().read().map_err(|e| status_of(&e))?;
+                    let response = view.read_only_txn(&txn).map_err(|e| status_of(&e))?;
                     return Ok(convert::txn_response(response, member.header(0)));
                 }
                 match member.propose(Proposal::Txn(request)).await? {
@@ -97,10 +96,7 @@ pub fn register(router: &mut Router, member: Rc<Member>, limits: KvLimits) {
     );
 }
 
-async fn range(
-    member: &Rc<Member>,
-    request: pb::RangeRequest,
-) -> Result<pb::RangeResponse, Status> {
+async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
     if request.key.is_empty() {
         return Err(EtcdStatus::EmptyKey.into());
     }

@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
 use super::apply::{apply_entries, Applied};
+use super::header::HeaderSource;
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
@@ -41,12 +43,21 @@ pub struct Identity {
     pub member_id: u64,
 }
 
+/// Raft's numbers as Status reports them.
+#[derive(Clone, Copy, Debug)]
+pub struct RaftStatus {
+    pub term: u64,
+    pub leader: u64,
+    pub applied_index: u64,
+    /// The last index in the log.
+    pub last_index: u64,
+}
+
 /// The member's raft owner: node, log, engine, and the clients waiting on them.
 pub struct Member {
-    identity: Identity,
     state: RefCell<MemberState>,
     wal: Rc<Wal>,
-    engine: Rc<Engine>,
+    engine: Arc<Engine>,
     /// Writes handed out by raft, in order, for the persister task.
     persist_queue: RefCell<VecDeque<LogWork>>,
     persist_wake: RefCell<Option<std::task::Waker>>,
@@ -56,8 +67,11 @@ pub struct Member {
     /// The storage fault that stopped the member, if one did.
     stopped: RefCell<Option<String>>,
     next_proposal_id: Cell<u64>,
-    /// The raft term, for response headers (shared with the watch hub's).
-    term: Rc<Cell<u64>>,
+    /// Response headers; the member keeps their raft term current for every core.
+    headers: HeaderSource,
+    /// One doorbell per other core: rung after each apply batch so that core's watchers read
+    /// the new events from the engine (a full doorbell already has a ring pending).
+    doorbells: RefCell<Vec<glommio::channels::shared_channel::ConnectedSender<()>>>,
     watch_hub: Rc<WatchHub>,
     /// How long a client waits for its write to apply or its read point, as etcd's request
     /// timeout: 5 s plus two election timeouts.
@@ -95,7 +109,7 @@ impl Member {
     pub async fn start(
         identity: Identity,
         wal: Rc<Wal>,
-        engine: Rc<Engine>,
+        engine: Arc<Engine>,
         timing: RaftTiming,
         tick_interval: Duration,
         max_request_bytes: usize,
@@ -145,19 +159,10 @@ impl Member {
         let mut node = RaftNode::new(identity.member_id, &[identity.member_id], timing, recovered)
             .map_err(|e| e.to_string())?;
         node.campaign().map_err(|e| e.to_string())?;
-        let term = Rc::new(Cell::new(node.term()));
-        let header_term = term.clone();
-        let watch_hub = WatchHub::new(
-            engine.clone(),
-            Box::new(move |revision| pb::ResponseHeader {
-                cluster_id: identity.cluster_id,
-                member_id: identity.member_id,
-                revision,
-                raft_term: header_term.get(),
-            }),
-        );
+        let headers = HeaderSource::new(identity);
+        headers.set_term(node.term());
+        let watch_hub = WatchHub::new(engine.clone(), headers.clone());
         let member = Rc::new(Member {
-            identity,
             state: RefCell::new(MemberState {
                 node,
                 waiting: HashMap::new(),
@@ -174,7 +179,8 @@ impl Member {
             durable_wake: RefCell::new(None),
             stopped: RefCell::new(None),
             next_proposal_id: Cell::new(proposal_id_base()),
-            term,
+            headers,
+            doorbells: RefCell::new(Vec::new()),
             watch_hub,
             request_timeout: Duration::from_secs(5)
                 + 2 * tick_interval * timing.election_ticks as u32,
@@ -194,12 +200,17 @@ impl Member {
 
     /// The header every response carries (its revision is set by the caller).
     pub fn header(&self, revision: i64) -> pb::ResponseHeader {
-        pb::ResponseHeader {
-            cluster_id: self.identity.cluster_id,
-            member_id: self.identity.member_id,
-            revision,
-            raft_term: self.term.get(),
-        }
+        self.headers.header(revision)
+    }
+
+    /// The header source, for other cores.
+    pub fn headers(&self) -> HeaderSource {
+        self.headers.clone()
+    }
+
+    /// Adds another core's doorbell, rung after every apply batch.
+    pub fn add_doorbell(&self, doorbell: glommio::channels::shared_channel::ConnectedSender<()>) {
+        self.doorbells.borrow_mut().push(doorbell);
     }
 
     /// The watchers of this member.
@@ -207,30 +218,20 @@ impl Member {
         self.watch_hub.clone()
     }
 
-    /// This member's identity.
-    pub fn identity(&self) -> Identity {
-        self.identity
+    /// The engine, to share with readers on other cores.
+    pub fn shared_engine(&self) -> Arc<Engine> {
+        self.engine.clone()
     }
 
-    /// The engine, for reads.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// (raft term, leader id, commit index, applied index) for Status.
-    pub fn raft_status(&self) -> (u64, u64, u64, u64) {
+    /// Raft's numbers for Status.
+    pub fn raft_status(&self) -> RaftStatus {
         let state = self.state.borrow();
-        (
-            state.node.term(),
-            state.node.leader(),
-            state.node.commit_index(),
-            state.applied_index,
-        )
-    }
-
-    /// The WAL, for Status.
-    pub fn wal(&self) -> &Wal {
-        &self.wal
+        RaftStatus {
+            term: state.node.term(),
+            leader: state.node.leader(),
+            applied_index: state.applied_index,
+            last_index: self.wal.last_index(),
+        }
     }
 
     /// Proposes a write and waits until it is applied; returns its answer.
@@ -321,7 +322,7 @@ impl Member {
             let effects = {
                 let mut state = self.state.borrow_mut();
                 let effects = state.node.advance();
-                self.term.set(state.node.term());
+                self.headers.set_term(state.node.term());
                 effects
             };
             let Some(effects) = effects else { return };
@@ -372,6 +373,10 @@ impl Member {
                 self.compaction_pending.set(batch.compaction_pending);
                 self.watch_hub.publish(&batch.events);
                 self.watch_hub.catch_up_all();
+                for doorbell in self.doorbells.borrow().iter() {
+                    // Full means a ring is pending: that core reads everything new anyway.
+                    let _ = doorbell.try_send(());
+                }
                 let mut state = self.state.borrow_mut();
                 for (id, answer) in batch.answers {
                     if let Some(sender) = state.waiting.remove(&id) {

@@ -1,36 +1,45 @@
-//! The `basalt` server: opens the member's log and database, starts its raft owner, and serves
-//! etcd's gRPC API plus `/health` and `/version` on the client URLs.
+//! The `basalt` server: opens the member's database and log, starts one glommio executor per
+//! core, and serves etcd's gRPC API plus `/health` and `/version` on the client URLs.
 //!
-//! This first shape runs on one glommio executor: connections, raft, the WAL and the engine
-//! share a core. The design's thread-per-core shape (one executor per core accepting on the same
-//! port, writes forwarded to the raft owner) builds on the same pieces.
+//! Thread per core: every executor accepts its own connections on the client port
+//! (SO_REUSEPORT) and serves their reads from the shared engine and their watchers from its
+//! own hub. Executor 0 owns the raft group (WAL, apply, the engine's writer); the others send it
+//! their writes and read points over bounded cross-core links, and it rings their doorbells
+//! after each apply so their watchers read the new events from the engine.
 
 mod apply;
+mod client_api;
+mod client_core;
 mod convert;
+mod gateway;
+mod header;
 mod kv_service;
 mod logging;
 mod member;
+mod owner_core;
+mod owner_link;
 mod proposal;
 mod status_service;
 mod watch_hub;
 mod watch_service;
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::rc::Rc;
+use std::num::NonZeroUsize;
+use std::sync::mpsc;
+use std::sync::Arc;
 
 use basalt_engine::Engine;
-use basalt_net::{etcd_http, Http1Response, Router, Server, ServerConfig};
-use basalt_wal::{Wal, WalOptions};
-use glommio::LocalExecutorBuilder;
+use futures_channel::oneshot;
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, Scheme};
-use crate::node::RaftTiming;
+use client_api::ClientApiSettings;
+use client_core::ClientCoreLinks;
 use logging::Milestones;
-use member::{Identity, Member};
+use member::Identity;
+use owner_core::OwnerLinks;
 use status_service::MemberInfo;
-
-/// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
-const CLUSTER_VERSION: &str = "3.5.0";
 
 /// Runs the member until the process is stopped; returns a message when it cannot start.
 pub fn run(config: Config) -> Result<(), String> {
@@ -39,68 +48,109 @@ pub fn run(config: Config) -> Result<(), String> {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
     };
-    let addresses = client_addresses(&config)?;
-    LocalExecutorBuilder::default()
-        .name("basalt")
-        .spawn(move || async move { serve(config, identity, addresses).await })
-        .map_err(|e| format!("cannot start the executor: {e}"))?
-        .join()
-        .map_err(|e| format!("the executor failed: {e}"))?
-}
-
-async fn serve(
-    config: Config,
-    identity: Identity,
-    addresses: Vec<SocketAddr>,
-) -> Result<(), String> {
-    let milestones = Milestones::new(&config);
+    let settings = ClientApiSettings {
+        addresses: client_addresses(&config)?,
+        kv_limits: kv_service::KvLimits {
+            max_txn_ops: config.limits.max_txn_ops as usize,
+        },
+        max_request_bytes: config.limits.max_request_bytes as usize,
+        info: member_info(&config),
+    };
+    // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");
     std::fs::create_dir_all(&db_dir)
         .map_err(|e| format!("cannot create {}: {e}", db_dir.display()))?;
     let db_path = db_dir.join("db");
     let engine =
-        Rc::new(Engine::open(&db_path).map_err(|e| format!("cannot open the database: {e}"))?);
-    milestones.info(
+        Arc::new(Engine::open(&db_path).map_err(|e| format!("cannot open the database: {e}"))?);
+    Milestones::new(&config).info(
         "opened backend db",
         &[("path", &db_path.display().to_string())],
     );
-    let wal_dir = config.wal_dir();
-    let wal = Rc::new(
-        Wal::open(&wal_dir, WalOptions::default())
-            .await
-            .map_err(|e| format!("cannot open the wal: {e}"))?,
-    );
-    milestones.info(
-        "opened write-ahead log",
-        &[("wal-dir", &wal_dir.display().to_string())],
-    );
 
-    let heartbeat_ms = config.raft.heartbeat_interval.as_millis() as u64;
-    let election_ms = config.raft.election_timeout.as_millis() as u64;
-    let timing = RaftTiming::from_etcd_flags(heartbeat_ms, election_ms);
-    let member = Member::start(
-        identity,
-        wal,
-        engine,
-        timing,
-        config.raft.heartbeat_interval,
-        config.limits.max_request_bytes as usize,
-        config.member.snapshot_count,
-    )
-    .await?;
-    milestones.info(
-        "published local member to cluster through raft",
-        &[
-            ("local-member-id", &format!("{:x}", identity.member_id)),
-            ("cluster-id", &format!("{:x}", identity.cluster_id)),
-        ],
-    );
-    milestones.info(
-        "enabled capabilities for version",
-        &[("cluster-version", "3.5")],
-    );
+    let cores = config
+        .basalt
+        .cores
+        .map_or_else(available_cores, NonZeroUsize::get);
+    let placements = placements(cores);
+    let (ended, first_end) = mpsc::channel::<Result<(), String>>();
+    let mut owner_links = Vec::with_capacity(cores - 1);
+    for (core, placement) in placements.iter().enumerate().skip(1) {
+        let (calls_sender, calls) = shared_channel::new_bounded(owner_link::CALL_QUEUE_LIMIT);
+        // Capacity 1: a ring pending is as good as many.
+        let (doorbell, doorbell_receiver) = shared_channel::new_bounded(1);
+        let (started, started_receiver) = oneshot::channel();
+        let (bound_sender, bound) = oneshot::channel();
+        owner_links.push(OwnerLinks {
+            calls,
+            doorbell,
+            started,
+            bound,
+        });
+        let links = ClientCoreLinks {
+            calls: calls_sender,
+            doorbell: doorbell_receiver,
+            started: started_receiver,
+            bound: bound_sender,
+        };
+        let (engine, settings, ended) = (engine.clone(), settings.clone(), ended.clone());
+        LocalExecutorBuilder::new(placement.clone())
+            .name(&format!("basalt-core-{core}"))
+            .spawn(move || async move {
+                let _ = ended.send(client_core::serve(links, engine, settings).await);
+            })
+            .map_err(|e| format!("cannot start executor {core}: {e}"))?;
+    }
+    let owner_ended = ended.clone();
+    LocalExecutorBuilder::new(placements[0].clone())
+        .name("basalt-raft")
+        .spawn(move || async move {
+            let result = owner_core::serve(config, identity, engine, owner_links, settings).await;
+            let _ = owner_ended.send(result);
+        })
+        .map_err(|e| format!("cannot start the raft executor: {e}"))?;
+    drop(ended);
+    // Servers run until the process is stopped: the first executor to end decides.
+    first_end
+        .recv()
+        .unwrap_or_else(|_| Err("every executor ended".to_string()))
+}
 
-    let info = Rc::new(MemberInfo {
+/// Cores this process may run on.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// Where each executor runs: pinned one per CPU the process may use, while there are enough
+/// CPUs; left to the kernel when `--cores` asks for more executors than that.
+fn placements(cores: usize) -> Vec<Placement> {
+    let allowed = allowed_cpus();
+    (0..cores)
+        .map(|core| match allowed.get(core) {
+            Some(&cpu) if cores <= allowed.len() => Placement::Fixed(cpu),
+            _ => Placement::Unbound,
+        })
+        .collect()
+}
+
+/// The CPUs in this process's affinity mask (empty when it cannot be read).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `set` is a valid, writable cpu_set_t of `size` bytes; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the bit count of `set`.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// What MemberList and Status report about this member.
+fn member_info(config: &Config) -> MemberInfo {
+    MemberInfo {
         name: config.member.name.clone(),
         peer_urls: config
             .urls
@@ -115,49 +165,13 @@ async fn serve(
             .map(|u| u.text.clone())
             .collect(),
         version: config.basalt.reported_version.clone(),
-        db_path,
-    });
-    let mut router = Router::new();
-    kv_service::register(
-        &mut router,
-        member.clone(),
-        kv_service::KvLimits {
-            max_txn_ops: config.limits.max_txn_ops as usize,
-        },
-    );
-    status_service::register(&mut router, member.clone(), info.clone());
-    watch_service::register(&mut router, member.watch_hub());
-    let version = config.basalt.reported_version.clone();
-    let server_config =
-        ServerConfig::for_max_request_bytes(config.limits.max_request_bytes as usize);
-    let server = Rc::new(
-        Server::new(router, server_config).with_http1(move |request| match request.path() {
-            "/health" => Http1Response::json(etcd_http::health_body(true, "")),
-            "/version" => Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION)),
-            _ => Http1Response::not_found(),
-        }),
-    );
-
-    let mut serving = Vec::new();
-    for address in addresses {
-        let listener =
-            basalt_net::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
-        let server = server.clone();
-        serving.push(glommio::spawn_local(
-            async move { server.serve(listener).await },
-        ));
-        milestones.warn(
-            "serving insecure client requests; this is strongly discouraged!",
-            &[("address", &address.to_string())],
-        );
+        db_path: config
+            .member
+            .data_dir
+            .join("member")
+            .join("snap")
+            .join("db"),
     }
-    milestones.info("ready to serve client requests", &[]);
-    notify_systemd_ready();
-    for task in serving {
-        task.await
-            .map_err(|e| format!("serving clients failed: {e}"))?;
-    }
-    Ok(())
 }
 
 /// The socket addresses of `--listen-client-urls` (http only for now).

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Router;
 
-use super::member::Member;
+use super::gateway::Gateway;
 
 /// What MemberList reports about this member.
 #[derive(Clone, Debug)]
@@ -22,14 +22,14 @@ pub struct MemberInfo {
 }
 
 /// Registers Status and MemberList on `router`.
-pub fn register(router: &mut Router, member: Rc<Member>, info: Rc<MemberInfo>) {
+pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) {
     let (m, i) = (member.clone(), info.clone());
     router.unary(
         "/etcdserverpb.Maintenance/Status",
         move |_metadata, _request: pb::StatusRequest| {
             let (member, info) = (m.clone(), i.clone());
             async move {
-                let (term, leader, _commit, applied) = member.raft_status();
+                let raft = member.raft_status().await?;
                 let revision = member
                     .engine()
                     .read()
@@ -40,10 +40,10 @@ pub fn register(router: &mut Router, member: Rc<Member>, info: Rc<MemberInfo>) {
                     header: Some(member.header(revision)),
                     version: info.version.clone(),
                     db_size,
-                    leader,
-                    raft_index: member.wal().last_index(),
-                    raft_term: term,
-                    raft_applied_index: applied,
+                    leader: raft.leader,
+                    raft_index: raft.last_index,
+                    raft_term: raft.term,
+                    raft_applied_index: raft.applied_index,
                     errors: Vec::new(),
                     db_size_in_use: db_size,
                     is_learner: false,

@@ -12,12 +12,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use basalt_engine::{self as engine, Engine, EventKind};
 use basalt_net::proto::{etcdserverpb as pb, mvccpb};
 
 use super::convert;
+use super::header::HeaderSource;
 
 /// Responses a stream may have waiting to be sent; past it, its watchers fall behind.
 pub const STREAM_QUEUE_LIMIT: usize = 256;
@@ -29,6 +31,9 @@ const CATCH_UP_EVENTS: usize = 1000;
 /// nothing never fills its queue, so without a bound one call could scan the whole history
 /// and stall the executor. The member's ticker and later sends continue where it stopped.
 const CATCH_UP_STEPS_PER_CALL: usize = 32;
+
+/// Batches of up to CATCH_UP_EVENTS one `publish_from_engine` call reads before yielding.
+const PULL_BATCHES_PER_CALL: usize = 8;
 
 /// The response queue of one Watch stream: filled by the hub, drained by the stream's sender.
 #[derive(Default)]
@@ -153,8 +158,10 @@ fn key_in_range(candidate: &[u8], key: &[u8], range_end: &[u8]) -> bool {
 
 /// Every watcher of the member, by (stream, watch id).
 pub struct WatchHub {
-    engine: Rc<Engine>,
-    header: Box<dyn Fn(i64) -> pb::ResponseHeader>,
+    engine: Arc<Engine>,
+    headers: HeaderSource,
+    /// The newest revision handed to `publish` (on a core that pulls events from the engine).
+    published_through: Cell<i64>,
     watchers: RefCell<BTreeMap<(u64, i64), Watcher>>,
     streams: RefCell<HashMap<u64, Rc<StreamQueue>>>,
     next_stream: Cell<u64>,
@@ -168,10 +175,12 @@ pub enum CreateError {
 
 impl WatchHub {
     /// A hub reading history from `engine`; `header` builds response headers.
-    pub fn new(engine: Rc<Engine>, header: Box<dyn Fn(i64) -> pb::ResponseHeader>) -> Rc<WatchHub> {
+    pub fn new(engine: Arc<Engine>, headers: HeaderSource) -> Rc<WatchHub> {
+        let current = engine.read().map_or(0, |view| view.current_revision());
         Rc::new(WatchHub {
             engine,
-            header,
+            headers,
+            published_through: Cell::new(current),
             watchers: RefCell::new(BTreeMap::new()),
             streams: RefCell::new(HashMap::new()),
             next_stream: Cell::new(1),
@@ -216,7 +225,7 @@ impl WatchHub {
                     CreateError::TooManyWatchers => "etcdserver: too many watchers on this stream",
                 };
                 queue.push(pb::WatchResponse {
-                    header: Some((self.header)(current)),
+                    header: Some(self.headers.header(current)),
                     watch_id: request.watch_id,
                     created: true,
                     canceled: true,
@@ -227,7 +236,7 @@ impl WatchHub {
             }
         };
         queue.push(pb::WatchResponse {
-            header: Some((self.header)(current)),
+            header: Some(self.headers.header(current)),
             watch_id,
             created: true,
             ..Default::default()
@@ -296,7 +305,7 @@ impl WatchHub {
         let queue = self.streams.borrow().get(&stream).cloned();
         if let (true, Some(queue)) = (removed, queue) {
             queue.push(pb::WatchResponse {
-                header: Some((self.header)(self.current_revision())),
+                header: Some(self.headers.header(self.current_revision())),
                 watch_id,
                 canceled: true,
                 ..Default::default()
@@ -327,7 +336,7 @@ impl WatchHub {
         if all_synced {
             queue.progress_wanted.set(false);
             queue.push(pb::WatchResponse {
-                header: Some((self.header)(self.current_revision())),
+                header: Some(self.headers.header(self.current_revision())),
                 watch_id: -1,
                 ..Default::default()
             });
@@ -360,13 +369,51 @@ impl WatchHub {
                 continue;
             }
             queue.push(pb::WatchResponse {
-                header: Some((self.header)(revision)),
+                header: Some(self.headers.header(revision)),
                 watch_id: watcher.watch_id,
                 events: matching,
                 ..Default::default()
             });
             watcher.next_revision = watcher.next_revision.max(revision + 1);
         }
+    }
+
+    /// On a core that is not the raft owner: reads the revisions committed since the last call
+    /// from the engine and publishes them (the owner rang this core's doorbell after applying
+    /// them). Bounded per call; the caller calls again while there is more.
+    ///
+    /// Returns whether revisions remain unpublished.
+    pub fn publish_from_engine(&self) -> bool {
+        for _ in 0..PULL_BATCHES_PER_CALL {
+            let Ok(view) = self.engine.read() else {
+                return false;
+            };
+            let current = view.current_revision();
+            let from = self.published_through.get() + 1;
+            if from > current {
+                return false;
+            }
+            match view.events_since(from, CATCH_UP_EVENTS) {
+                Ok(events) => {
+                    // A revision without events (none is expected) must not stall the feed.
+                    let through = events.last().map_or(current, |e| e.kv.mod_revision);
+                    drop(view);
+                    self.publish(&events);
+                    self.published_through.set(through);
+                }
+                Err(engine::Error::Compacted) => {
+                    // This core fell behind a compaction: its synced watchers missed revisions
+                    // that are gone. They catch up from history like lagging watchers, which
+                    // cancels the ones whose next revision was compacted, as etcd does.
+                    for watcher in self.watchers.borrow_mut().values_mut() {
+                        watcher.synced = false;
+                    }
+                    self.published_through.set(current);
+                }
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Catches up the unsynced watchers of `stream` from history, while its queue has room.
@@ -439,7 +486,7 @@ impl WatchHub {
                     .collect();
                 if !matching.is_empty() {
                     queue.push(pb::WatchResponse {
-                        header: Some((self.header)(revision)),
+                        header: Some(self.headers.header(revision)),
                         watch_id: watcher.watch_id,
                         events: matching,
                         ..Default::default()
@@ -457,7 +504,7 @@ impl WatchHub {
                 // the compaction revision so it can start over.
                 let watcher = watchers.remove(&key).expect("present");
                 queue.push(pb::WatchResponse {
-                    header: Some((self.header)(current)),
+                    header: Some(self.headers.header(current)),
                     watch_id: watcher.watch_id,
                     canceled: true,
                     compact_revision: view.compact_revision(),

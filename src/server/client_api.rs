@@ -1,0 +1,75 @@
+//! The client-facing server of one core: etcd's gRPC services plus `/health` and `/version`,
+//! on one SO_REUSEPORT listener per client URL. Every core builds the same one over its own
+//! `Gateway`, so a connection is served wholly on the core that accepted it.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use basalt_net::{etcd_http, Http1Response, Router, Server, ServerConfig};
+use glommio::net::TcpListener;
+
+use super::gateway::Gateway;
+use super::kv_service::{self, KvLimits};
+use super::status_service::{self, MemberInfo};
+use super::watch_service;
+
+/// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
+pub const CLUSTER_VERSION: &str = "3.5.0";
+
+/// What every core's server is configured with (plain data: one copy per core).
+#[derive(Clone, Debug)]
+pub struct ClientApiSettings {
+    pub addresses: Vec<SocketAddr>,
+    pub kv_limits: KvLimits,
+    pub max_request_bytes: usize,
+    pub info: MemberInfo,
+}
+
+/// The server of one core, bound to every client address.
+pub struct BoundClientApi {
+    server: Rc<Server>,
+    listeners: Vec<TcpListener>,
+}
+
+/// Builds this core's server over `gateway` and binds its listeners.
+pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundClientApi, String> {
+    let mut router = Router::new();
+    kv_service::register(&mut router, gateway.clone(), settings.kv_limits);
+    status_service::register(&mut router, gateway.clone(), Rc::new(settings.info.clone()));
+    watch_service::register(&mut router, gateway.watch_hub());
+    let version = settings.info.version.clone();
+    let server_config = ServerConfig::for_max_request_bytes(settings.max_request_bytes);
+    let server = Rc::new(
+        Server::new(router, server_config).with_http1(move |request| match request.path() {
+            "/health" => Http1Response::json(etcd_http::health_body(true, "")),
+            "/version" => Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION)),
+            _ => Http1Response::not_found(),
+        }),
+    );
+    let mut listeners = Vec::new();
+    for &address in &settings.addresses {
+        listeners.push(
+            basalt_net::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?,
+        );
+    }
+    Ok(BoundClientApi { server, listeners })
+}
+
+impl BoundClientApi {
+    /// Serves every listener until one fails.
+    pub async fn serve(self) -> Result<(), String> {
+        let serving: Vec<_> = self
+            .listeners
+            .into_iter()
+            .map(|listener| {
+                let server = self.server.clone();
+                glommio::spawn_local(async move { server.serve(listener).await })
+            })
+            .collect();
+        for task in serving {
+            task.await
+                .map_err(|e| format!("serving clients failed: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! What the client-facing services of one core use to reach the member, the same on every
+//! core: on the raft owner's core the calls go straight to the member; on the others they go
+//! over the core's link to the owner. Reads are served from the shared engine on the caller's
+//! core either way, and each core has its own watch hub.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use basalt_engine::Engine;
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Status;
+
+use super::apply::Applied;
+use super::header::HeaderSource;
+use super::member::{Identity, Member, RaftStatus};
+use super::owner_link::{OwnerCall, RemoteOwner};
+use super::proposal::Proposal;
+use super::watch_hub::WatchHub;
+
+/// One core's way to the member.
+pub struct Gateway {
+    route: Route,
+    engine: Arc<Engine>,
+    headers: HeaderSource,
+    watch_hub: Rc<WatchHub>,
+}
+
+enum Route {
+    /// This core runs the member.
+    Owner(Rc<Member>),
+    /// The member runs on another core.
+    Remote(RemoteOwner),
+}
+
+impl Gateway {
+    /// The gateway of the raft owner's core.
+    pub fn on_owner(member: Rc<Member>) -> Rc<Gateway> {
+        Rc::new(Gateway {
+            engine: member.shared_engine(),
+            headers: member.headers(),
+            watch_hub: member.watch_hub(),
+            route: Route::Owner(member),
+        })
+    }
+
+    /// The gateway of another core: calls go over `link`, watchers live in a hub of this core
+    /// (fed by `WatchHub::publish_from_engine` when the owner rings).
+    pub fn remote(link: RemoteOwner, engine: Arc<Engine>, headers: HeaderSource) -> Rc<Gateway> {
+        Rc::new(Gateway {
+            watch_hub: WatchHub::new(engine.clone(), headers.clone()),
+            engine,
+            headers,
+            route: Route::Remote(link),
+        })
+    }
+
+    /// Proposes a write and waits until it is applied; returns its answer.
+    pub async fn propose(&self, proposal: Proposal) -> Result<Applied, Status> {
+        match &self.route {
+            Route::Owner(member) => member.propose(proposal).await,
+            Route::Remote(link) => link
+                .call(|reply| OwnerCall::Propose(proposal, reply))
+                .await
+                .and_then(|answer| answer),
+        }
+    }
+
+    /// Waits until a read of the engine on this core is linearizable: the owner's ReadIndex
+    /// round, then its apply reaching the read index. The engine is shared, so what the owner
+    /// applied is what this core reads.
+    pub async fn wait_linearizable(&self) -> Result<(), Status> {
+        match &self.route {
+            Route::Owner(member) => member.wait_linearizable().await,
+            Route::Remote(link) => link
+                .call(OwnerCall::WaitLinearizable)
+                .await
+                .and_then(|answer| answer),
+        }
+    }
+
+    /// Raft's numbers, for Status.
+    pub async fn raft_status(&self) -> Result<RaftStatus, Status> {
+        match &self.route {
+            Route::Owner(member) => Ok(member.raft_status()),
+            Route::Remote(link) => link.call(OwnerCall::RaftStatus).await,
+        }
+    }
+
+    /// The engine, for reads on this core.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The header every response carries (its revision is set by the caller).
+    pub fn header(&self, revision: i64) -> pb::ResponseHeader {
+        self.headers.header(revision)
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.headers.identity()
+    }
+
+    /// This core's watchers.
+    pub fn watch_hub(&self) -> Rc<WatchHub> {
+        self.watch_hub.clone()
+    }
+}

@@ -1,0 +1,103 @@
+//! The executor that owns the raft group: it opens the write-ahead log, starts the member,
+//! serves the other cores' links, and serves its own share of client connections.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use basalt_engine::Engine;
+use basalt_wal::{Wal, WalOptions};
+use futures_channel::oneshot;
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+
+use super::client_api::{self, ClientApiSettings};
+use super::gateway::Gateway;
+use super::header::HeaderSource;
+use super::logging::Milestones;
+use super::member::{Identity, Member};
+use super::owner_link::{serve_link, OwnerCall};
+use crate::config::Config;
+use crate::node::RaftTiming;
+
+/// The owner's ends of one client core's link.
+pub struct OwnerLinks {
+    pub calls: SharedReceiver<OwnerCall>,
+    pub doorbell: SharedSender<()>,
+    pub started: oneshot::Sender<HeaderSource>,
+    pub bound: oneshot::Receiver<()>,
+}
+
+/// Runs the raft owner until its server fails or the process ends.
+pub async fn serve(
+    config: Config,
+    identity: Identity,
+    engine: Arc<Engine>,
+    links: Vec<OwnerLinks>,
+    settings: ClientApiSettings,
+) -> Result<(), String> {
+    let milestones = Milestones::new(&config);
+    let wal_dir = config.wal_dir();
+    let wal = Rc::new(
+        Wal::open(&wal_dir, WalOptions::default())
+            .await
+            .map_err(|e| format!("cannot open the wal: {e}"))?,
+    );
+    milestones.info(
+        "opened write-ahead log",
+        &[("wal-dir", &wal_dir.display().to_string())],
+    );
+    let heartbeat_ms = config.raft.heartbeat_interval.as_millis() as u64;
+    let election_ms = config.raft.election_timeout.as_millis() as u64;
+    let member = Member::start(
+        identity,
+        wal,
+        engine,
+        RaftTiming::from_etcd_flags(heartbeat_ms, election_ms),
+        config.raft.heartbeat_interval,
+        config.limits.max_request_bytes as usize,
+        config.member.snapshot_count,
+    )
+    .await?;
+    milestones.info(
+        "published local member to cluster through raft",
+        &[
+            ("local-member-id", &format!("{:x}", identity.member_id)),
+            ("cluster-id", &format!("{:x}", identity.cluster_id)),
+        ],
+    );
+    milestones.info(
+        "enabled capabilities for version",
+        &[("cluster-version", "3.5")],
+    );
+
+    let mut bound = Vec::with_capacity(links.len());
+    for link in links {
+        let serving = member.clone();
+        glommio::spawn_local(async move {
+            let calls = link.calls.connect().await;
+            serve_link(serving, calls).await;
+        })
+        .detach();
+        let ringing = member.clone();
+        glommio::spawn_local(async move {
+            ringing.add_doorbell(link.doorbell.connect().await);
+        })
+        .detach();
+        // A client core that already failed dropped its receiver; its error ends the process.
+        let _ = link.started.send(member.headers());
+        bound.push(link.bound);
+    }
+    let api = client_api::bind(Gateway::on_owner(member), &settings)?;
+    for core in bound {
+        core.await
+            .map_err(|_| "a client core failed to start".to_string())?;
+    }
+    for address in &settings.addresses {
+        milestones.warn(
+            "serving insecure client requests; this is strongly discouraged!",
+            &[("address", &address.to_string())],
+        );
+    }
+    milestones.info("ready to serve client requests", &[]);
+    super::notify_systemd_ready();
+    api.serve().await
+}
