@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use crate::db::check::CheckReport;
+use crate::db::snapshot::Snapshot;
 use crate::db::{Db, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
 use crate::mvcc::state::MvccState;
@@ -148,6 +149,37 @@ impl ReadView {
                     i64::from_be_bytes(k.try_into().unwrap_or([0; 8])),
                     v.to_vec(),
                 ));
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// A consistent copy of the database file at this view's commit (for backups and etcd's
+    /// Snapshot RPC); it keeps the commit pinned while it lives.
+    pub fn into_snapshot(self) -> Result<Snapshot> {
+        Snapshot::new(self.txn)
+    }
+
+    /// etcd's Hash: a crc32 over every table's entries at this commit (see `mvcc::hash`).
+    pub fn hash_store(&self) -> Result<u32> {
+        hash::hash_store(&self.txn)
+    }
+
+    /// Seam for cluster state (alarms, members): every (key, record) whose key starts with
+    /// `prefix`, in key order.
+    pub fn cluster_records(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.txn.scan(
+            Table::Cluster,
+            Bound::Included(prefix),
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                if !k.starts_with(prefix) {
+                    return Ok(false);
+                }
+                out.push((k.to_vec(), v.to_vec()));
                 Ok(true)
             },
         )?;
@@ -296,6 +328,16 @@ impl WriteBatch<'_> {
     /// Seam for the lease store: removes the record of `lease_id`.
     pub fn delete_lease(&mut self, lease_id: i64) -> Result<()> {
         self.raw(|txn| txn.delete(Table::Leases, &lease_id.to_be_bytes()).map(drop))
+    }
+
+    /// Seam for cluster state (alarms, members): stores `record` under `key`.
+    pub fn put_cluster_record(&mut self, key: &[u8], record: &[u8]) -> Result<()> {
+        self.raw(|txn| txn.put(Table::Cluster, key, record).map(drop))
+    }
+
+    /// Seam for cluster state (alarms, members): removes the record under `key`.
+    pub fn delete_cluster_record(&mut self, key: &[u8]) -> Result<()> {
+        self.raw(|txn| txn.delete(Table::Cluster, key).map(drop))
     }
 
     /// Seam for auth: stores a user or role record.
