@@ -155,6 +155,19 @@ impl ReadView {
         Ok(out)
     }
 
+    /// Bytes of the database at this commit: its page count times the page size, free pages
+    /// included (bbolt's size, which etcd's quota and Status `db_size` report).
+    pub fn size_bytes(&self) -> u64 {
+        self.txn.meta().page_count * crate::pager::PAGE_SIZE as u64
+    }
+
+    /// Bytes of the database at this commit that hold live pages (size less the pages its
+    /// commit record lists as free): etcd's Status `db_size_in_use`.
+    pub fn size_in_use_bytes(&self) -> Result<u64> {
+        let free = crate::db::snapshot::free_pages(&self.txn, self.txn.meta())?;
+        Ok(self.size_bytes() - free.len() as u64 * crate::pager::PAGE_SIZE as u64)
+    }
+
     /// A consistent copy of the database file at this view's commit (for backups and etcd's
     /// Snapshot RPC); it keeps the commit pinned while it lives.
     pub fn into_snapshot(self) -> Result<Snapshot> {

@@ -22,6 +22,7 @@ use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
 use super::apply::{apply_entries, Applied};
+use super::cluster_state::ClusterState;
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
@@ -73,6 +74,8 @@ pub struct Member {
     checkpoint_entries: u64,
     /// The index of the last checkpoint handed to the persister.
     last_checkpoint: Cell<u64>,
+    /// Alarms and member attributes, changed only by applied entries.
+    cluster: RefCell<ClusterState>,
 }
 
 /// What the persister writes into the log, in order.
@@ -100,7 +103,9 @@ impl Member {
         tick_interval: Duration,
         max_request_bytes: usize,
         checkpoint_entries: u64,
+        peer_urls: Vec<String>,
     ) -> Result<Rc<Member>, String> {
+        let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
         let metadata = LogMetadata::decode(&wal.metadata())?;
         let mut entries = Vec::new();
         if wal.last_index() >= wal.first_index() {
@@ -184,6 +189,7 @@ impl Member {
             persisted_hard_state: RefCell::new(persisted_hard_state),
             checkpoint_entries: checkpoint_entries.max(1),
             last_checkpoint: Cell::new(snapshot_index),
+            cluster: RefCell::new(cluster),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -228,9 +234,9 @@ impl Member {
         )
     }
 
-    /// The WAL, for Status.
-    pub fn wal(&self) -> &Wal {
-        &self.wal
+    /// Alarms and member attributes as of the last applied entry.
+    pub fn cluster(&self) -> std::cell::Ref<'_, ClusterState> {
+        self.cluster.borrow()
     }
 
     /// Proposes a write and waits until it is applied; returns its answer.
@@ -367,7 +373,14 @@ impl Member {
             return;
         };
         let header = self.header(0);
-        match apply_entries(&self.engine, &fresh, header, self.compaction_pending.get()) {
+        let applied = apply_entries(
+            &self.engine,
+            &fresh,
+            header,
+            self.compaction_pending.get(),
+            &mut self.cluster.borrow_mut(),
+        );
+        match applied {
             Ok(batch) => {
                 self.compaction_pending.set(batch.compaction_pending);
                 self.watch_hub.publish(&batch.events);

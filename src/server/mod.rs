@@ -5,12 +5,18 @@
 //! share a core. The design's thread-per-core shape (one executor per core accepting on the same
 //! port, writes forwarded to the raft owner) builds on the same pieces.
 
+mod alarm;
 mod apply;
+mod cluster_service;
+mod cluster_state;
 mod convert;
 mod kv_service;
 mod logging;
+mod maintenance_service;
 mod member;
 mod proposal;
+mod quota;
+mod snapshot_service;
 mod status_service;
 mod watch_hub;
 mod watch_service;
@@ -86,6 +92,12 @@ async fn serve(
         config.raft.heartbeat_interval,
         config.limits.max_request_bytes as usize,
         config.member.snapshot_count,
+        config
+            .urls
+            .advertise_peer
+            .iter()
+            .map(|u| u.text.clone())
+            .collect(),
     )
     .await?;
     milestones.info(
@@ -102,12 +114,6 @@ async fn serve(
 
     let info = Rc::new(MemberInfo {
         name: config.member.name.clone(),
-        peer_urls: config
-            .urls
-            .advertise_peer
-            .iter()
-            .map(|u| u.text.clone())
-            .collect(),
         client_urls: config
             .urls
             .advertise_client
@@ -115,7 +121,6 @@ async fn serve(
             .map(|u| u.text.clone())
             .collect(),
         version: config.basalt.reported_version.clone(),
-        db_path,
     });
     let mut router = Router::new();
     kv_service::register(
@@ -123,9 +128,18 @@ async fn serve(
         member.clone(),
         kv_service::KvLimits {
             max_txn_ops: config.limits.max_txn_ops as usize,
+            quota: quota::Quota {
+                limit_bytes: match config.limits.quota_backend {
+                    crate::config::BackendQuota::Bytes(bytes) => Some(bytes),
+                    crate::config::BackendQuota::Disabled => None,
+                },
+            },
         },
     );
     status_service::register(&mut router, member.clone(), info.clone());
+    maintenance_service::register(&mut router, member.clone());
+    snapshot_service::register(&mut router, member.clone());
+    cluster_service::register(&mut router, member.clone(), info.clone());
     watch_service::register(&mut router, member.watch_hub());
     let version = config.basalt.reported_version.clone();
     let server_config =

@@ -75,7 +75,7 @@ impl Snapshot {
 }
 
 /// The pages the commit record of `meta` lists as free (sorted).
-fn free_pages(txn: &ReadTxn, meta: Meta) -> Result<Vec<u64>> {
+pub(crate) fn free_pages(txn: &ReadTxn, meta: Meta) -> Result<Vec<u64>> {
     if meta.freelist_page == 0 {
         return Ok(Vec::new());
     }
