@@ -256,6 +256,11 @@ fn hash_and_hash_kv_follow_the_data() {
         let at_a = client.hash_kv(0).await.unwrap();
         let revision_a = at_a.header().unwrap().revision();
         assert_eq!(at_a.hash_revision(), revision_a);
+        assert_eq!(
+            at_a.compact_version(),
+            -1,
+            "etcd's value before any compaction"
+        );
 
         client.put("b", "2", None).await.unwrap();
         let second = client.hash().await.unwrap();
@@ -486,5 +491,35 @@ fn member_update_changes_peer_urls_durably() {
     with_member(&basalt, |mut client| async move {
         let list = client.member_list().await.unwrap();
         assert_eq!(list.members()[0].peer_urls(), expected.as_slice());
+    });
+}
+
+/// Goal: a raised CORRUPT alarm refuses every write (etcd's corrupt applier) with DATA_LOSS
+/// `etcdserver: corrupt cluster`, while reads work; disarming it lets writes through again.
+#[test]
+fn corrupt_alarm_refuses_every_write_until_disarmed() {
+    with_client(|mut client| async move {
+        let id = member_id(&mut client).await;
+        client.put("k", "v", None).await.unwrap();
+        let mut options = AlarmOptions::new();
+        options.with_member(id);
+        let raised = client
+            .alarm(
+                AlarmAction::Activate,
+                AlarmType::Corrupt,
+                Some(options.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(raised.alarms()[0].alarm(), AlarmType::Corrupt);
+        let corrupt = "etcdserver: corrupt cluster";
+        assert_status(client.put("k", "w", None).await, "DataLoss", corrupt);
+        assert_status(client.delete("k", None).await, "DataLoss", corrupt);
+        assert_eq!(client.get("k", None).await.unwrap().kvs()[0].value(), b"v");
+        client
+            .alarm(AlarmAction::Deactivate, AlarmType::Corrupt, Some(options))
+            .await
+            .unwrap();
+        client.put("k", "w", None).await.unwrap();
     });
 }

@@ -64,7 +64,12 @@ pub fn register(router: &mut Router, member: Rc<Member>) {
                 Ok(pb::HashKvResponse {
                     header: Some(member.header(hashed.header_revision)),
                     hash: hashed.hash,
-                    compact_revision: hashed.compact_revision,
+                    // etcd's store starts with compaction revision -1 and reports it as is
+                    // until the first compaction.
+                    compact_revision: match hashed.compact_revision {
+                        0 => -1,
+                        revision => revision,
+                    },
                     hash_revision,
                 })
             }

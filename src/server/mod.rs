@@ -122,6 +122,19 @@ async fn serve(
             .collect(),
         version: config.basalt.reported_version.clone(),
     });
+    // etcd logs the quota it enforces at start; operators grep for it.
+    match config.limits.quota_backend {
+        crate::config::BackendQuota::Bytes(bytes) => milestones.info(
+            "enabled backend quota",
+            &[
+                ("quota-name", "v3-applier"),
+                ("quota-size-bytes", &bytes.to_string()),
+            ],
+        ),
+        crate::config::BackendQuota::Disabled => {
+            milestones.info("disabled backend quota", &[("quota-name", "v3-applier")])
+        }
+    }
     let mut router = Router::new();
     kv_service::register(
         &mut router,
