@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use crate::db::check::CheckReport;
+use crate::db::snapshot::Snapshot;
 use crate::db::{Db, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
 use crate::mvcc::state::MvccState;
@@ -165,6 +166,50 @@ impl ReadView {
         Ok(out)
     }
 
+    /// Bytes of the database at this commit: its page count times the page size, free pages
+    /// included (bbolt's size, which etcd's quota and Status `db_size` report).
+    pub fn size_bytes(&self) -> u64 {
+        self.txn.meta().page_count * crate::pager::PAGE_SIZE as u64
+    }
+
+    /// Bytes of the database at this commit that hold live pages (size less the pages its
+    /// commit record lists as free): etcd's Status `db_size_in_use`.
+    pub fn size_in_use_bytes(&self) -> Result<u64> {
+        let free = crate::db::snapshot::free_pages(&self.txn, self.txn.meta())?;
+        Ok(self.size_bytes() - free.len() as u64 * crate::pager::PAGE_SIZE as u64)
+    }
+
+    /// A consistent copy of the database file at this view's commit (for backups and etcd's
+    /// Snapshot RPC); it keeps the commit pinned while it lives.
+    pub fn into_snapshot(self) -> Result<Snapshot> {
+        Snapshot::new(self.txn)
+    }
+
+    /// etcd's Hash: a crc32 over every table's entries at this commit (see `mvcc::hash`).
+    pub fn hash_store(&self) -> Result<u32> {
+        hash::hash_store(&self.txn)
+    }
+
+    /// Seam for cluster state (alarms, members): every (key, record) whose key starts with
+    /// `prefix`, in key order.
+    pub fn cluster_records(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.txn.scan(
+            Table::Cluster,
+            Bound::Included(prefix),
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                if !k.starts_with(prefix) {
+                    return Ok(false);
+                }
+                out.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
     /// Seam for auth: the record of a user or role.
     pub fn auth_record(&self, kind: AuthTable, name: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.txn.get(kind.table(), name)?.map(<[u8]>::to_vec))
@@ -307,6 +352,16 @@ impl WriteBatch<'_> {
     /// Seam for the lease store: removes the record of `lease_id`.
     pub fn delete_lease(&mut self, lease_id: i64) -> Result<()> {
         self.raw(|txn| txn.delete(Table::Leases, &lease_id.to_be_bytes()).map(drop))
+    }
+
+    /// Seam for cluster state (alarms, members): stores `record` under `key`.
+    pub fn put_cluster_record(&mut self, key: &[u8], record: &[u8]) -> Result<()> {
+        self.raw(|txn| txn.put(Table::Cluster, key, record).map(drop))
+    }
+
+    /// Seam for cluster state (alarms, members): removes the record under `key`.
+    pub fn delete_cluster_record(&mut self, key: &[u8]) -> Result<()> {
+        self.raw(|txn| txn.delete(Table::Cluster, key).map(drop))
     }
 
     /// Seam for auth: stores a user or role record.

@@ -7,8 +7,10 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 use raft::prelude::Entry;
 
+use super::cluster_state::ClusterState;
 use super::convert;
 use super::proposal::Proposal;
+use super::quota;
 
 /// The answer to one applied proposal, for the client that proposed it.
 #[derive(Debug)]
@@ -17,6 +19,9 @@ pub enum Applied {
     DeleteRange(pb::DeleteRangeResponse),
     Txn(pb::TxnResponse),
     Compaction(pb::CompactionResponse),
+    /// Its header is filled by the service.
+    Alarm(pb::AlarmResponse),
+    MemberUpdate,
 }
 
 /// One proposal's id and the answer for the client waiting on it.
@@ -39,6 +44,7 @@ pub fn apply_entries(
     entries: &[Entry],
     header: pb::ResponseHeader,
     compaction_pending: bool,
+    cluster: &mut ClusterState,
 ) -> Result<AppliedBatch, engine::Error> {
     let mut compaction_pending = compaction_pending;
     let mut answers = Vec::with_capacity(entries.len());
@@ -58,7 +64,21 @@ pub fn apply_entries(
                 entry.index
             ),
         };
+        if let Some(refused) = refused_by_alarm(cluster, &proposal) {
+            answers.push((id, Err(refused)));
+            continue;
+        }
         let answer = match proposal {
+            Proposal::Alarm(request) => {
+                let response = cluster.alarms.apply(&mut batch, &request)?;
+                answers.push((id, Ok(Applied::Alarm(response))));
+                continue;
+            }
+            Proposal::MemberUpdate(request) => {
+                let outcome = cluster.apply_member_update(&mut batch, &request)?;
+                answers.push((id, outcome.map(|()| Applied::MemberUpdate)));
+                continue;
+            }
             Proposal::Put(request) => {
                 batch
                     .put(&convert::put_request(&request))
@@ -109,6 +129,31 @@ pub fn apply_entries(
         events: all_events,
         compaction_pending,
     })
+}
+
+/// What a raised alarm refuses at apply, as etcd's appliers do: with NOSPACE ("capped"), a Put
+/// and a Txn that puts; with CORRUPT, every write. Entries proposed before the alarm was
+/// raised are refused too, so every member answers them alike.
+fn refused_by_alarm(cluster: &ClusterState, proposal: &Proposal) -> Option<Status> {
+    use pb::AlarmType;
+    let writes = matches!(
+        proposal,
+        Proposal::Put(_) | Proposal::DeleteRange(_) | Proposal::Txn(_) | Proposal::Compaction(_)
+    );
+    if writes && cluster.alarms.is_raised(AlarmType::Corrupt) {
+        return Some(EtcdStatus::Corrupt.into());
+    }
+    if cluster.alarms.is_raised(AlarmType::Nospace) {
+        let grows = match proposal {
+            Proposal::Put(_) => true,
+            Proposal::Txn(request) => quota::txn_cost(request) > 0,
+            _ => false,
+        };
+        if grows {
+            return Some(EtcdStatus::NoSpace.into());
+        }
+    }
+    None
 }
 
 /// Whether an engine error is the request's fault (answered to the client, nothing changed)

@@ -11,6 +11,7 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Status;
 
 use super::apply::Applied;
+use super::cluster_state::ClusterState;
 use super::header::HeaderSource;
 use super::member::{Identity, Member, RaftStatus};
 use super::owner_link::{OwnerCall, RemoteOwner};
@@ -83,6 +84,15 @@ impl Gateway {
         match &self.route {
             Route::Owner(member) => Ok(member.raft_status()),
             Route::Remote(link) => link.call(OwnerCall::RaftStatus).await,
+        }
+    }
+
+    /// Alarms and member attributes as of the owner's last applied entry (a copy: they are
+    /// small, and change only through raft).
+    pub async fn cluster(&self) -> Result<ClusterState, Status> {
+        match &self.route {
+            Route::Owner(member) => Ok(member.cluster().clone()),
+            Route::Remote(link) => link.call(OwnerCall::ClusterState).await,
         }
     }
 

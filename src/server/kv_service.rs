@@ -11,12 +11,15 @@ use super::apply::{status_of, Applied};
 use super::convert;
 use super::gateway::Gateway;
 use super::proposal::Proposal;
+use super::quota::{self, Quota};
 
 /// Request limits the KV service enforces before proposing.
 #[derive(Clone, Copy, Debug)]
 pub struct KvLimits {
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
+    /// `--quota-backend-bytes`.
+    pub quota: Quota,
 }
 
 /// Registers the KV methods on `router`.
@@ -36,6 +39,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
             let member = m.clone();
             async move {
                 check_put(&request)?;
+                limits
+                    .quota
+                    .check(&member, quota::put_cost(&request))
+                    .await?;
                 match member.propose(Proposal::Put(request)).await? {
                     Applied::Put(response) => Ok(response),
                     other => Err(unexpected(other)),
@@ -74,6 +81,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                     let response = view.read_only_txn(&txn).map_err(|e| status_of(&e))?;
                     return Ok(convert::txn_response(response, member.header(0)));
                 }
+                limits
+                    .quota
+                    .check(&member, quota::txn_cost(&request))
+                    .await?;
                 match member.propose(Proposal::Txn(request)).await? {
                     Applied::Txn(response) => Ok(response),
                     other => Err(unexpected(other)),

@@ -23,6 +23,7 @@ use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
 use super::apply::{apply_entries, Applied};
+use super::cluster_state::ClusterState;
 use super::header::HeaderSource;
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
@@ -48,9 +49,8 @@ pub struct Identity {
 pub struct RaftStatus {
     pub term: u64,
     pub leader: u64,
+    pub commit_index: u64,
     pub applied_index: u64,
-    /// The last index in the log.
-    pub last_index: u64,
 }
 
 /// The member's raft owner: node, log, engine, and the clients waiting on them.
@@ -87,6 +87,8 @@ pub struct Member {
     checkpoint_entries: u64,
     /// The index of the last checkpoint handed to the persister.
     last_checkpoint: Cell<u64>,
+    /// Alarms and member attributes, changed only by applied entries.
+    cluster: RefCell<ClusterState>,
 }
 
 /// What the persister writes into the log, in order.
@@ -106,6 +108,9 @@ struct MemberState {
 
 impl Member {
     /// Starts the member from what its log and engine hold.
+    // The member's wiring, each argument from a different flag or file; a struct would only
+    // move the list.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         identity: Identity,
         wal: Rc<Wal>,
@@ -114,7 +119,9 @@ impl Member {
         tick_interval: Duration,
         max_request_bytes: usize,
         checkpoint_entries: u64,
+        peer_urls: Vec<String>,
     ) -> Result<Rc<Member>, String> {
+        let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
         let metadata = LogMetadata::decode(&wal.metadata())?;
         let mut entries = Vec::new();
         if wal.last_index() >= wal.first_index() {
@@ -190,6 +197,7 @@ impl Member {
             persisted_hard_state: RefCell::new(persisted_hard_state),
             checkpoint_entries: checkpoint_entries.max(1),
             last_checkpoint: Cell::new(snapshot_index),
+            cluster: RefCell::new(cluster),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -229,9 +237,14 @@ impl Member {
         RaftStatus {
             term: state.node.term(),
             leader: state.node.leader(),
+            commit_index: state.node.commit_index(),
             applied_index: state.applied_index,
-            last_index: self.wal.last_index(),
         }
+    }
+
+    /// Alarms and member attributes as of the last applied entry.
+    pub fn cluster(&self) -> std::cell::Ref<'_, ClusterState> {
+        self.cluster.borrow()
     }
 
     /// Proposes a write and waits until it is applied; returns its answer.
@@ -368,7 +381,14 @@ impl Member {
             return;
         };
         let header = self.header(0);
-        match apply_entries(&self.engine, &fresh, header, self.compaction_pending.get()) {
+        let applied = apply_entries(
+            &self.engine,
+            &fresh,
+            header,
+            self.compaction_pending.get(),
+            &mut self.cluster.borrow_mut(),
+        );
+        match applied {
             Ok(batch) => {
                 self.compaction_pending.set(batch.compaction_pending);
                 self.watch_hub.publish(&batch.events);

@@ -7,18 +7,24 @@
 //! their writes and read points over bounded cross-core links, and it rings their doorbells
 //! after each apply so their watchers read the new events from the engine.
 
+mod alarm;
 mod apply;
 mod client_api;
 mod client_core;
+mod cluster_service;
+mod cluster_state;
 mod convert;
 mod gateway;
 mod header;
 mod kv_service;
 mod logging;
+mod maintenance_service;
 mod member;
 mod owner_core;
 mod owner_link;
 mod proposal;
+mod quota;
+mod snapshot_service;
 mod status_service;
 mod watch_hub;
 mod watch_service;
@@ -52,6 +58,7 @@ pub fn run(config: Config) -> Result<(), String> {
         addresses: client_addresses(&config)?,
         kv_limits: kv_service::KvLimits {
             max_txn_ops: config.limits.max_txn_ops as usize,
+            quota: backend_quota(&config),
         },
         max_request_bytes: config.limits.max_request_bytes as usize,
         info: member_info(&config),
@@ -63,10 +70,12 @@ pub fn run(config: Config) -> Result<(), String> {
     let db_path = db_dir.join("db");
     let engine =
         Arc::new(Engine::open(&db_path).map_err(|e| format!("cannot open the database: {e}"))?);
-    Milestones::new(&config).info(
+    let milestones = Milestones::new(&config);
+    milestones.info(
         "opened backend db",
         &[("path", &db_path.display().to_string())],
     );
+    log_backend_quota(&milestones, &config);
 
     let cores = config
         .basalt
@@ -152,12 +161,6 @@ fn allowed_cpus() -> Vec<usize> {
 fn member_info(config: &Config) -> MemberInfo {
     MemberInfo {
         name: config.member.name.clone(),
-        peer_urls: config
-            .urls
-            .advertise_peer
-            .iter()
-            .map(|u| u.text.clone())
-            .collect(),
         client_urls: config
             .urls
             .advertise_client
@@ -165,12 +168,32 @@ fn member_info(config: &Config) -> MemberInfo {
             .map(|u| u.text.clone())
             .collect(),
         version: config.basalt.reported_version.clone(),
-        db_path: config
-            .member
-            .data_dir
-            .join("member")
-            .join("snap")
-            .join("db"),
+    }
+}
+
+/// `--quota-backend-bytes` as the KV service enforces it.
+fn backend_quota(config: &Config) -> quota::Quota {
+    quota::Quota {
+        limit_bytes: match config.limits.quota_backend {
+            crate::config::BackendQuota::Bytes(bytes) => Some(bytes),
+            crate::config::BackendQuota::Disabled => None,
+        },
+    }
+}
+
+/// etcd logs the quota it enforces at start; operators grep for it.
+fn log_backend_quota(milestones: &Milestones, config: &Config) {
+    match config.limits.quota_backend {
+        crate::config::BackendQuota::Bytes(bytes) => milestones.info(
+            "enabled backend quota",
+            &[
+                ("quota-name", "v3-applier"),
+                ("quota-size-bytes", &bytes.to_string()),
+            ],
+        ),
+        crate::config::BackendQuota::Disabled => {
+            milestones.info("disabled backend quota", &[("quota-name", "v3-applier")])
+        }
     }
 }
 

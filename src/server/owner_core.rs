@@ -55,6 +55,12 @@ pub async fn serve(
         config.raft.heartbeat_interval,
         config.limits.max_request_bytes as usize,
         config.member.snapshot_count,
+        config
+            .urls
+            .advertise_peer
+            .iter()
+            .map(|u| u.text.clone())
+            .collect(),
     )
     .await?;
     milestones.info(

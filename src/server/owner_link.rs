@@ -11,6 +11,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
 
 use super::apply::Applied;
+use super::cluster_state::ClusterState;
 use super::member::{Member, RaftStatus};
 use super::proposal::Proposal;
 
@@ -25,6 +26,8 @@ pub enum OwnerCall {
     Propose(Proposal, oneshot::Sender<Result<Applied, Status>>),
     WaitLinearizable(oneshot::Sender<Result<(), Status>>),
     RaftStatus(oneshot::Sender<RaftStatus>),
+    /// A copy of the alarms and member attributes as of the last applied entry.
+    ClusterState(oneshot::Sender<ClusterState>),
 }
 
 /// The sending end of a link, on a core that is not the raft owner.
@@ -79,6 +82,9 @@ async fn answer(member: &Rc<Member>, call: OwnerCall) {
         }
         OwnerCall::RaftStatus(reply) => {
             let _ = reply.send(member.raft_status());
+        }
+        OwnerCall::ClusterState(reply) => {
+            let _ = reply.send(member.cluster().clone());
         }
     }
 }

@@ -14,6 +14,8 @@ pub enum Proposal {
     DeleteRange(pb::DeleteRangeRequest),
     Txn(pb::TxnRequest),
     Compaction(pb::CompactionRequest),
+    Alarm(pb::AlarmRequest),
+    MemberUpdate(pb::MemberUpdateRequest),
 }
 
 /// Bytes in front of the request message: proposal id and kind.
@@ -23,6 +25,9 @@ const KIND_PUT: u8 = 1;
 const KIND_DELETE_RANGE: u8 = 2;
 const KIND_TXN: u8 = 3;
 const KIND_COMPACTION: u8 = 4;
+// Cluster-state kinds are numbered from 20 so kinds added elsewhere (leases) do not collide.
+const KIND_ALARM: u8 = 20;
+const KIND_MEMBER_UPDATE: u8 = 21;
 
 impl Proposal {
     /// The entry data for this proposal.
@@ -32,6 +37,8 @@ impl Proposal {
             Proposal::DeleteRange(r) => (KIND_DELETE_RANGE, r.encode_to_vec()),
             Proposal::Txn(r) => (KIND_TXN, r.encode_to_vec()),
             Proposal::Compaction(r) => (KIND_COMPACTION, r.encode_to_vec()),
+            Proposal::Alarm(r) => (KIND_ALARM, r.encode_to_vec()),
+            Proposal::MemberUpdate(r) => (KIND_MEMBER_UPDATE, r.encode_to_vec()),
         };
         let mut data = Vec::with_capacity(9 + body.len());
         data.extend_from_slice(&id.to_le_bytes());
@@ -59,6 +66,10 @@ impl Proposal {
             KIND_TXN => Proposal::Txn(pb::TxnRequest::decode(body).map_err(bad)?),
             KIND_COMPACTION => {
                 Proposal::Compaction(pb::CompactionRequest::decode(body).map_err(bad)?)
+            }
+            KIND_ALARM => Proposal::Alarm(pb::AlarmRequest::decode(body).map_err(bad)?),
+            KIND_MEMBER_UPDATE => {
+                Proposal::MemberUpdate(pb::MemberUpdateRequest::decode(body).map_err(bad)?)
             }
             other => return Err(format!("raft entry has unknown proposal kind {other}")),
         };

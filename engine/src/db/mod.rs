@@ -4,6 +4,7 @@
 pub(crate) mod check;
 pub(crate) mod open;
 pub(crate) mod read;
+pub mod snapshot;
 pub mod write;
 
 #[cfg(test)]
@@ -40,6 +41,8 @@ pub(crate) enum Table {
     AuthUsers = 4,
     /// Seam for auth: role name → role record.
     AuthRoles = 5,
+    /// Cluster state replicated through raft: alarms and member attributes.
+    Cluster = 6,
 }
 
 /// What every commit publishes and readers pin.

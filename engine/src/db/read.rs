@@ -35,6 +35,16 @@ impl ReadTxn {
     pub(crate) fn txn_id(&self) -> u64 {
         self.meta.txn_id
     }
+
+    /// The meta page of the commit this snapshot shows.
+    pub(crate) fn meta(&self) -> Meta {
+        self.meta
+    }
+
+    /// The snapshot's page view.
+    pub(crate) fn view_ref(&self) -> &View {
+        &self.view
+    }
 }
 
 impl Tables for ReadTxn {

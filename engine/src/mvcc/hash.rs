@@ -57,3 +57,44 @@ pub(crate) fn hash_kv<T: Tables>(
         header_revision: current,
     })
 }
+
+/// Every table, in slot order; a table added to the file must be added here to be hashed.
+const HASHED_TABLES: [Table; 7] = [
+    Table::Index,
+    Table::Revisions,
+    Table::Meta,
+    Table::Leases,
+    Table::AuthUsers,
+    Table::AuthRoles,
+    Table::Cluster,
+];
+
+/// etcd's Hash (of the whole backend): crc32 over (table number, key length, key, value length,
+/// value) of every entry of every table, in table then key order. It hashes logical content,
+/// not pages, so two members with the same data agree whatever their page layout; like etcd
+/// (which skips its consistent index), it skips what is local progress rather than data: the
+/// applied raft index and the cursor of a compaction still running.
+pub(crate) fn hash_store<T: Tables>(tables: &T) -> Result<u32> {
+    use super::state::{APPLIED_INDEX, COMPACT_CURSOR};
+    let mut hasher = crc32fast::Hasher::new();
+    for table in HASHED_TABLES {
+        tables.scan(
+            table,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                if table == Table::Meta && (k == APPLIED_INDEX || k == COMPACT_CURSOR) {
+                    return Ok(true);
+                }
+                hasher.update(&[table as u8]);
+                hasher.update(&(k.len() as u32).to_le_bytes());
+                hasher.update(k);
+                hasher.update(&(v.len() as u32).to_le_bytes());
+                hasher.update(v);
+                Ok(true)
+            },
+        )?;
+    }
+    Ok(hasher.finalize())
+}

@@ -8,8 +8,8 @@ const CURRENT_REVISION: &[u8] = b"current_revision";
 /// The revision of an empty store, as etcd's.
 pub(crate) const INITIAL_REVISION: i64 = 1;
 const COMPACT_REVISION: &[u8] = b"compact_revision";
-const COMPACT_CURSOR: &[u8] = b"compact_cursor";
-const APPLIED_INDEX: &[u8] = b"applied_index";
+pub(crate) const COMPACT_CURSOR: &[u8] = b"compact_cursor";
+pub(crate) const APPLIED_INDEX: &[u8] = b"applied_index";
 
 /// Revisions and progress markers of the store at one snapshot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,114 @@
+//! etcd's Maintenance service, except Status (`status_service`) and Snapshot
+//! (`snapshot_service`): Alarm, Hash, HashKV, MoveLeader.
+//!
+//! Defragment is registered by the engine's defragmentation work (it needs
+//! `Engine::defragment`); until then it answers UNIMPLEMENTED like every unknown method.
+
+use std::rc::Rc;
+
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{EtcdStatus, Router, Status};
+
+use super::apply::{status_of, Applied};
+use super::gateway::Gateway;
+use super::proposal::Proposal;
+
+/// Registers Alarm, Hash, HashKV and MoveLeader on `router`.
+pub fn register(router: &mut Router, member: Rc<Gateway>) {
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Maintenance/Alarm",
+        move |_metadata, request: pb::AlarmRequest| {
+            let member = m.clone();
+            // Every action, GET included, goes through raft as in etcd: the answer reflects
+            // everything committed before it.
+            async move {
+                match member.propose(Proposal::Alarm(request)).await? {
+                    Applied::Alarm(mut response) => {
+                        response.header = Some(header(&member)?);
+                        Ok(response)
+                    }
+                    other => Err(Status::internal(format!(
+                        "etcdserver: unexpected answer to an alarm: {other:?}"
+                    ))),
+                }
+            }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Maintenance/Hash",
+        move |_metadata, _request: pb::HashRequest| {
+            let member = m.clone();
+            async move {
+                let view = member.engine().read().map_err(|e| status_of(&e))?;
+                Ok(pb::HashResponse {
+                    header: Some(member.header(view.current_revision())),
+                    hash: view.hash_store().map_err(|e| status_of(&e))?,
+                })
+            }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Maintenance/HashKV",
+        move |_metadata, request: pb::HashKvRequest| {
+            let member = m.clone();
+            async move {
+                let view = member.engine().read().map_err(|e| status_of(&e))?;
+                let hashed = view.hash_kv(request.revision).map_err(|e| status_of(&e))?;
+                let hash_revision = match request.revision {
+                    0 => hashed.header_revision,
+                    revision => revision,
+                };
+                Ok(pb::HashKvResponse {
+                    header: Some(member.header(hashed.header_revision)),
+                    hash: hashed.hash,
+                    // etcd's store starts with compaction revision -1 and reports it as is
+                    // until the first compaction.
+                    compact_revision: match hashed.compact_revision {
+                        0 => -1,
+                        revision => revision,
+                    },
+                    hash_revision,
+                })
+            }
+        },
+    );
+    router.unary(
+        "/etcdserverpb.Maintenance/MoveLeader",
+        move |_metadata, request: pb::MoveLeaderRequest| {
+            let member = member.clone();
+            async move { move_leader(&member, request).await }
+        },
+    );
+}
+
+/// etcd's MoveLeader on a single member: only the leader may move leadership; a target that is
+/// not a voting member is a "bad leader transferee"; moving it to itself succeeds at once
+/// (raft ignores the transfer and the leader already is the target). The response carries no
+/// header, as etcd's.
+async fn move_leader(
+    member: &Gateway,
+    request: pb::MoveLeaderRequest,
+) -> Result<pb::MoveLeaderResponse, Status> {
+    let self_id = member.identity().member_id;
+    if member.raft_status().await?.leader != self_id {
+        return Err(EtcdStatus::NotLeader.into());
+    }
+    if member
+        .cluster()
+        .await?
+        .peer_urls(request.target_id)
+        .is_none()
+    {
+        return Err(EtcdStatus::BadLeaderTransferee.into());
+    }
+    Ok(pb::MoveLeaderResponse { header: None })
+}
+
+/// etcd's response header at the current revision.
+fn header(member: &Gateway) -> Result<pb::ResponseHeader, Status> {
+    let view = member.engine().read().map_err(|e| status_of(&e))?;
+    Ok(member.header(view.current_revision()))
+}
