@@ -46,6 +46,12 @@ pub enum Error {
     /// The value is larger than the engine's limit.
     #[error("etcdserver: request is too large ({len} bytes, limit {limit})")]
     ValueTooLarge { len: usize, limit: usize },
+    /// A put names a lease that does not exist, or a revoke names an unknown lease.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// A grant names a lease id that exists.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
     /// A previous error left this write batch half-applied; it can only be dropped.
     #[error("write batch is poisoned by an earlier error and cannot be used or committed")]
     Poisoned,

@@ -25,4 +25,5 @@ pub use db::write::crash_point;
 pub use engine::{AuthTable, Engine, ReadView, WriteBatch, COMPACT_STEP_BUDGET};
 pub use error::{Error, Result};
 pub use mvcc::keys::Revision;
+pub use mvcc::lease::Lease;
 pub use mvcc::types::*;
