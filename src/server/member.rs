@@ -21,7 +21,8 @@ use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
-use super::apply::{apply_entries, Applied};
+use super::apply::{apply_entries, Applied, LeaseApplied};
+use super::lease_lessor::{Lessor, LessorConfig, Millis};
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
@@ -73,6 +74,10 @@ pub struct Member {
     checkpoint_entries: u64,
     /// The index of the last checkpoint handed to the persister.
     last_checkpoint: Cell<u64>,
+    /// The leases and their timers; told about every applied lease change.
+    lessor: RefCell<Lessor>,
+    /// The origin of the lessor's clock.
+    clock_origin: std::time::Instant,
 }
 
 /// What the persister writes into the log, in order.
@@ -100,6 +105,7 @@ impl Member {
         tick_interval: Duration,
         max_request_bytes: usize,
         checkpoint_entries: u64,
+        lessor_config: LessorConfig,
     ) -> Result<Rc<Member>, String> {
         let metadata = LogMetadata::decode(&wal.metadata())?;
         let mut entries = Vec::new();
@@ -117,6 +123,7 @@ impl Member {
         }
         let view = engine.read().map_err(|e| e.to_string())?;
         let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
+        let stored_leases = view.leases().map_err(|e| e.to_string())?;
         drop(view);
         let last_index = entries
             .last()
@@ -184,12 +191,36 @@ impl Member {
             persisted_hard_state: RefCell::new(persisted_hard_state),
             checkpoint_entries: checkpoint_entries.max(1),
             last_checkpoint: Cell::new(snapshot_index),
+            lessor: RefCell::new(Lessor::new(lessor_config, &stored_leases)),
+            clock_origin: std::time::Instant::now(),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
         glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
         member.pump();
+        // The one voter leads from here on: etcd's Promote extends every lease by the election
+        // timeout, so no lease expires before its holder could have renewed it.
+        let election_ms = tick_interval.as_millis() as Millis * timing.election_ticks as Millis;
+        member
+            .lessor
+            .borrow_mut()
+            .promote(member.now_ms(), election_ms);
         Ok(member)
+    }
+
+    /// The lessor (never borrow it across an await).
+    pub fn lessor(&self) -> std::cell::RefMut<'_, Lessor> {
+        self.lessor.borrow_mut()
+    }
+
+    /// The lessor's clock: milliseconds since this member started.
+    pub fn now_ms(&self) -> Millis {
+        self.clock_origin.elapsed().as_millis() as Millis
+    }
+
+    /// Whether the member stopped on a storage fault.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.borrow().is_some()
     }
 
     /// The header every response carries (its revision is set by the caller).
@@ -370,6 +401,7 @@ impl Member {
         match apply_entries(&self.engine, &fresh, header, self.compaction_pending.get()) {
             Ok(batch) => {
                 self.compaction_pending.set(batch.compaction_pending);
+                self.lessor_applied(&batch.leases);
                 self.watch_hub.publish(&batch.events);
                 self.watch_hub.catch_up_all();
                 let mut state = self.state.borrow_mut();
@@ -401,6 +433,25 @@ impl Member {
             Err(error) => self.stop(format!(
                 "applying raft entries to the database failed: {error}"
             )),
+        }
+    }
+
+    /// Tells the lessor about applied lease changes (before clients hear their answers, so a
+    /// TimeToLive after a Grant sees the lease).
+    fn lessor_applied(&self, changes: &[LeaseApplied]) {
+        if changes.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let mut lessor = self.lessor.borrow_mut();
+        for change in changes {
+            match *change {
+                LeaseApplied::Granted { id, ttl } => lessor.on_granted(id, ttl, now),
+                LeaseApplied::Revoked { id } => lessor.on_revoked(id),
+                LeaseApplied::Checkpointed { id, remaining_ttl } => {
+                    lessor.on_checkpointed(id, remaining_ttl, now)
+                }
+            }
         }
     }
 

@@ -8,6 +8,9 @@
 mod apply;
 mod convert;
 mod kv_service;
+mod lease_driver;
+mod lease_lessor;
+mod lease_service;
 mod logging;
 mod member;
 mod proposal;
@@ -78,6 +81,15 @@ async fn serve(
     let heartbeat_ms = config.raft.heartbeat_interval.as_millis() as u64;
     let election_ms = config.raft.election_timeout.as_millis() as u64;
     let timing = RaftTiming::from_etcd_flags(heartbeat_ms, election_ms);
+    let lessor_config = lease_lessor::LessorConfig {
+        ttl_min_s: lease_lessor::LessorConfig::ttl_min_s(
+            timing.election_ticks as u64,
+            heartbeat_ms,
+        ),
+        checkpoint_interval_ms: lease_checkpoint_interval_ms()?,
+        // etcd retries an expired lease's revoke after its request timeout.
+        expired_retry_ms: 5_000 + 2 * election_ms,
+    };
     let member = Member::start(
         identity,
         wal,
@@ -86,8 +98,10 @@ async fn serve(
         config.raft.heartbeat_interval,
         config.limits.max_request_bytes as usize,
         config.member.snapshot_count,
+        lessor_config,
     )
     .await?;
+    lease_driver::start(member.clone());
     milestones.info(
         "published local member to cluster through raft",
         &[
@@ -126,6 +140,7 @@ async fn serve(
         },
     );
     status_service::register(&mut router, member.clone(), info.clone());
+    lease_service::register(&mut router, member.clone());
     watch_service::register(&mut router, member.watch_hub());
     let version = config.basalt.reported_version.clone();
     let server_config =
@@ -158,6 +173,22 @@ async fn serve(
             .map_err(|e| format!("serving clients failed: {e}"))?;
     }
     Ok(())
+}
+
+/// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or
+/// `BASALT_LEASE_CHECKPOINT_INTERVAL_MS` (tests and operators who want a restart to lose less
+/// of a lease's elapsed time).
+fn lease_checkpoint_interval_ms() -> Result<u64, String> {
+    const DEFAULT_MS: u64 = 5 * 60 * 1000;
+    match std::env::var("BASALT_LEASE_CHECKPOINT_INTERVAL_MS") {
+        Err(_) => Ok(DEFAULT_MS),
+        Ok(text) => match text.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(ms),
+            _ => Err(format!(
+                "BASALT_LEASE_CHECKPOINT_INTERVAL_MS must be a positive number of milliseconds, got {text:?}"
+            )),
+        },
+    }
 }
 
 /// The socket addresses of `--listen-client-urls` (http only for now).
