@@ -171,7 +171,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Debian's etcdctl; the test script installs it (package `etcd-client`).
-fn find_etcdctl() -> PathBuf {
+pub fn find_etcdctl() -> PathBuf {
     for candidate in ["/usr/bin/etcdctl", "/usr/local/bin/etcdctl"] {
         if Path::new(candidate).exists() {
             return PathBuf::from(candidate);
