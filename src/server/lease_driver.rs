@@ -20,7 +20,7 @@ const ROUND: Duration = Duration::from_millis(500);
 /// Leases revoked per round at most.
 const EXPIRE_PER_ROUND: usize = 500;
 /// Leases revoked per proposal at most.
-pub const EXPIRE_PER_PROPOSAL: usize = 64;
+pub const EXPIRE_PER_PROPOSAL: usize = 16;
 /// Checkpoints per proposal at most.
 const CHECKPOINTS_PER_PROPOSAL: usize = 1000;
 /// Checkpoint proposals per round at most.

@@ -97,6 +97,9 @@ struct MemberState {
 
 impl Member {
     /// Starts the member from what its log and engine hold.
+    // Each argument is one independent setting from the command line; a settings struct would
+    // only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         identity: Identity,
         wal: Rc<Wal>,

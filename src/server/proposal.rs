@@ -88,7 +88,7 @@ impl Proposal {
                 Proposal::LeaseCheckpoint(pb::LeaseCheckpointRequest::decode(body).map_err(bad)?)
             }
             KIND_LEASE_EXPIRE => {
-                if body.len() % 8 != 0 {
+                if !body.len().is_multiple_of(8) {
                     return Err(format!(
                         "lease expiry entry of {} bytes is not a list of ids",
                         body.len()
