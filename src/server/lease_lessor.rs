@@ -26,6 +26,9 @@ pub const LEASE_TTL_MAX_S: i64 = 9_000_000_000;
 /// A point on the lessor's clock, in milliseconds.
 pub type Millis = u64;
 
+/// Leases revoked per second at most (etcd's `leaseRevokeRate`).
+pub const REVOKE_PER_SECOND: usize = 1000;
+
 /// "Never": the expiry of a lease on a member that is not the primary.
 const FOREVER: Millis = Millis::MAX;
 
@@ -126,15 +129,44 @@ impl Lessor {
     }
 
     /// Becomes the primary at `now`: every lease expires after its remaining TTL plus `extend`
-    /// (etcd passes the election timeout).
+    /// (etcd passes the election timeout). As etcd, when many leases would then expire in the
+    /// same second, the later ones are pushed back so no second holds more than 3/4 of the
+    /// revoke rate: a restart after a long outage does not revoke everything at once.
     pub fn promote(&mut self, now: Millis, extend_ms: Millis) {
         self.primary = true;
         self.expiry_heap.clear();
         self.checkpoint_heap.clear();
         let ids: Vec<i64> = self.leases.keys().copied().collect();
-        for id in ids {
+        for &id in &ids {
             self.refresh(id, now, extend_ms);
             self.schedule_checkpoint(id, now);
+        }
+        if ids.len() < REVOKE_PER_SECOND {
+            return; // no pile-up possible
+        }
+        let mut by_expiry: Vec<(Millis, i64)> =
+            ids.iter().map(|id| (self.leases[id].expiry, *id)).collect();
+        by_expiry.sort_unstable();
+        let target = (3 * REVOKE_PER_SECOND / 4) as u64;
+        let mut window_start = by_expiry[0].0;
+        let mut window_end = window_start + 1000;
+        let mut expires: u64 = 0;
+        for (expiry, id) in by_expiry {
+            if expiry > window_end {
+                window_start = expiry;
+                window_end = expiry + 1000;
+                expires = 1;
+                continue;
+            }
+            expires += 1;
+            if expires <= target {
+                continue;
+            }
+            // etcd's rule: delay by the window's overflow, less how far into the window this
+            // lease already expires.
+            let delay_ms = (1000 * expires / target).saturating_sub(expiry - window_start);
+            window_end = window_start + delay_ms;
+            self.refresh(id, now, delay_ms + extend_ms);
         }
     }
 
@@ -407,6 +439,33 @@ mod tests {
         assert_eq!(lessor.time_to_live(2, 1_000), Some((31, 30)));
         assert!(lessor.expired(21_999, 10).is_empty());
         assert_eq!(lessor.expired(22_000, 10), [1]);
+    }
+
+    #[test]
+    fn promotion_spreads_a_pile_up_of_expiries() {
+        let stored: Vec<Lease> = (1..=2_000)
+            .map(|id| Lease {
+                id,
+                ttl: 10,
+                remaining_ttl: 0,
+            })
+            .collect();
+        let mut lessor = Lessor::new(config(), &stored);
+        lessor.promote(0, 1_000);
+        let mut per_second = std::collections::BTreeMap::<Millis, usize>::new();
+        for lease in lessor.leases.values() {
+            assert!(lease.expiry >= 11_000, "promotion never shortens a lease");
+            *per_second.entry(lease.expiry / 1000).or_default() += 1;
+        }
+        assert!(per_second.len() > 1, "expiries were spread");
+        assert!(
+            per_second.values().all(|&n| n <= 3 * REVOKE_PER_SECOND / 4),
+            "{per_second:?}"
+        );
+        // Few leases: no spreading.
+        let mut lessor = Lessor::new(config(), &stored[..10]);
+        lessor.promote(0, 1_000);
+        assert!(lessor.leases.values().all(|l| l.expiry == 11_000));
     }
 
     #[test]
