@@ -240,34 +240,71 @@ fn revoke_deletes_keys_in_one_revision_and_watchers_see_it() {
     });
 }
 
-/// Goal: a lease nobody keeps alive expires on its own: its keys are deleted within a bounded
-/// wait after its TTL (2 s here; the lessor looks every 0.5 s), and the lease is gone.
+/// Goal: leases nobody keeps alive expire on their own: their keys are deleted within a
+/// bounded wait after their TTL (2 s here; the lessor looks every 0.5 s), each lease's deletes
+/// in a revision of its own (as etcd, one revoke per lease), seen by a watcher, and the leases
+/// are gone.
 #[test]
-fn an_unrenewed_lease_expires_and_its_keys_go() {
+fn unrenewed_leases_expire_and_their_keys_go() {
     with_client(|mut client| async move {
-        let lease = client.lease_grant(2, None).await.unwrap().id();
-        client
-            .put("ephemeral", "v", Some(PutOptions::new().with_lease(lease)))
+        let start = client.put("marker", "", None).await.unwrap();
+        let from = start.header().unwrap().revision() + 1;
+        let mut stream = client
+            .watch(
+                "e/",
+                Some(WatchOptions::new().with_prefix().with_start_revision(from)),
+            )
             .await
             .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !client
-            .get("ephemeral", None)
-            .await
-            .unwrap()
-            .kvs()
-            .is_empty()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the key outlived its 2 s lease by 8 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut leases = Vec::new();
+        for n in 0..3 {
+            let lease = client.lease_grant(2, None).await.unwrap().id();
+            for key in ["a", "b"] {
+                client
+                    .put(
+                        format!("e/{n}/{key}"),
+                        "v",
+                        Some(PutOptions::new().with_lease(lease)),
+                    )
+                    .await
+                    .unwrap();
+            }
+            leases.push(lease);
         }
-        assert_eq!(
-            client.lease_time_to_live(lease, None).await.unwrap().ttl(),
-            -1
-        );
+        let mut deletes = Vec::new();
+        while deletes.len() < 6 {
+            let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                .await
+                .expect("the expiry's deletes within 10 s of the 2 s TTL")
+                .unwrap()
+                .expect("the watch stays open");
+            for event in response.events() {
+                if event.event_type() == EventType::Delete {
+                    let kv = event.kv().unwrap();
+                    deletes.push((kv.mod_revision(), kv.key_str().unwrap().to_string()));
+                }
+            }
+        }
+        let left = client
+            .get("e/", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        assert!(left.kvs().is_empty());
+        // Both keys of a lease share a revision; no two leases share one.
+        for pair in deletes.chunks(2) {
+            assert_eq!(pair[0].0, pair[1].0, "{deletes:?}");
+            let prefix = |key: &str| key[..3].to_string();
+            assert_eq!(prefix(&pair[0].1), prefix(&pair[1].1), "{deletes:?}");
+        }
+        let mut revisions: Vec<i64> = deletes.iter().map(|d| d.0).collect();
+        revisions.dedup();
+        assert_eq!(revisions.len(), 3, "{deletes:?}");
+        for lease in leases {
+            assert_eq!(
+                client.lease_time_to_live(lease, None).await.unwrap().ttl(),
+                -1
+            );
+        }
     });
 }
 
