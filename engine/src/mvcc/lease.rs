@@ -46,6 +46,8 @@ fn keys_prefix(id: i64) -> [u8; 9] {
     out
 }
 
+/// Always fits the B+tree's key limit when the key's index entry does: 9 + len(key) is at most
+/// the index key's escaped key + 2 + 16 bytes.
 fn attach_key(id: i64, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + key.len());
     out.extend_from_slice(&keys_prefix(id));
