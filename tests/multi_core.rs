@@ -130,6 +130,38 @@ fn every_connection_sees_one_member_on_many_cores() {
             assert_eq!(seen, expected);
         }
 
+        // Leases granted on every core get distinct ids (one generator, on the owner), and every
+        // core renews and reads any of them.
+        let mut lease_ids = Vec::new();
+        for client in &mut clients {
+            lease_ids.push(client.lease_grant(60, None).await.expect("grant").id());
+        }
+        let mut distinct = lease_ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            CONNECTIONS,
+            "lease ids collide: {lease_ids:?}"
+        );
+        for (n, client) in clients.iter_mut().enumerate() {
+            let id = lease_ids[(n + 1) % CONNECTIONS];
+            let (mut keeper, mut answers) = client.lease_keep_alive(id).await.expect("keep-alive");
+            keeper.keep_alive().await.expect("send keep-alive");
+            let answer = tokio::time::timeout(LIMIT, answers.message())
+                .await
+                .expect("a keep-alive answer within the limit")
+                .expect("keep-alive ok")
+                .expect("keep-alive open");
+            assert_eq!((answer.id(), answer.ttl()), (id, 60));
+            let ttl = client.lease_time_to_live(id, None).await.expect("ttl");
+            assert_eq!(ttl.granted_ttl(), 60);
+            assert_eq!(
+                client.leases().await.expect("leases").leases().len(),
+                CONNECTIONS
+            );
+        }
+
         // Status answers the same raft numbers on every core.
         let mut terms = Vec::new();
         for client in &mut clients {

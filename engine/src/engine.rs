@@ -13,6 +13,7 @@ use crate::db::check::CheckReport;
 use crate::db::snapshot::Snapshot;
 use crate::db::{Db, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
+use crate::mvcc::lease::{self, Lease};
 use crate::mvcc::state::MvccState;
 use crate::mvcc::types::{
     DeleteRangeRequest, DeleteRangeResponse, Event, HashKv, PutRequest, PutResponse, RangeRequest,
@@ -139,31 +140,19 @@ impl ReadView {
         self.state.compact_cursor.is_some()
     }
 
-    /// Seam for the lease store: the record stored for `lease_id`.
-    pub fn lease(&self, lease_id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .txn
-            .get(Table::Leases, &lease_id.to_be_bytes())?
-            .map(<[u8]>::to_vec))
+    /// The lease `id`, if it exists.
+    pub fn lease(&self, id: i64) -> Result<Option<Lease>> {
+        lease::get(&self.txn, id)
     }
 
-    /// Seam for the lease store: every (lease id, record), in id order.
-    pub fn leases(&self) -> Result<Vec<(i64, Vec<u8>)>> {
-        let mut out = Vec::new();
-        self.txn.scan(
-            Table::Leases,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-            &mut |k, v| {
-                out.push((
-                    i64::from_be_bytes(k.try_into().unwrap_or([0; 8])),
-                    v.to_vec(),
-                ));
-                Ok(true)
-            },
-        )?;
-        Ok(out)
+    /// Every lease, in id order.
+    pub fn leases(&self) -> Result<Vec<Lease>> {
+        lease::all(&self.txn)
+    }
+
+    /// The keys attached to lease `id` (live keys whose newest version names it), in key order.
+    pub fn lease_keys(&self, id: i64) -> Result<Vec<Vec<u8>>> {
+        lease::keys(&self.txn, id)
     }
 
     /// Bytes of the database at this commit: its page count times the page size, free pages
@@ -341,17 +330,40 @@ impl WriteBatch<'_> {
         self.state.applied_index = index;
     }
 
-    /// Seam for the lease store: stores the record of `lease_id`.
-    pub fn put_lease(&mut self, lease_id: i64, record: &[u8]) -> Result<()> {
-        self.raw(|txn| {
-            txn.put(Table::Leases, &lease_id.to_be_bytes(), record)
-                .map(drop)
-        })
+    /// etcd's lease grant: stores lease `id` with `ttl` seconds. Fails with
+    /// [`Error::LeaseExists`] (nothing changed) if the id is taken.
+    pub fn grant_lease(&mut self, id: i64, ttl: i64) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if lease::get(&self.txn, id)?.is_some() {
+            return Err(Error::LeaseExists);
+        }
+        let record = Lease {
+            id,
+            ttl,
+            remaining_ttl: 0,
+        };
+        self.raw(|txn| lease::put(txn, &record))
     }
 
-    /// Seam for the lease store: removes the record of `lease_id`.
-    pub fn delete_lease(&mut self, lease_id: i64) -> Result<()> {
-        self.raw(|txn| txn.delete(Table::Leases, &lease_id.to_be_bytes()).map(drop))
+    /// etcd's lease revoke: deletes every key attached to lease `id` in one revision, then the
+    /// lease; returns the delete events. Fails with [`Error::LeaseNotFound`] (nothing changed).
+    pub fn revoke_lease(&mut self, id: i64) -> Result<Vec<Event>> {
+        self.mvcc(|w| w.revoke_lease(id)).map(|((), events)| events)
+    }
+
+    /// etcd's lease checkpoint: records lease `id`'s remaining TTL (0 clears it) so a restart
+    /// resumes from it. An unknown lease is ignored, as etcd does.
+    pub fn checkpoint_lease(&mut self, id: i64, remaining_ttl: i64) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let Some(mut record) = lease::get(&self.txn, id)? else {
+            return Ok(());
+        };
+        record.remaining_ttl = remaining_ttl;
+        self.raw(|txn| lease::put(txn, &record))
     }
 
     /// Seam for cluster state (alarms, members): stores `record` under `key`.

@@ -49,6 +49,12 @@ pub enum Error {
     /// A write was given where only reads are allowed (a txn evaluated on a read snapshot).
     #[error("the request writes; it must go through the writer")]
     NotReadOnly,
+    /// A put names a lease that does not exist, or a revoke names an unknown lease.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// A grant names a lease id that exists.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
     /// A previous error left this write batch half-applied; it can only be dropped.
     #[error("write batch is poisoned by an earlier error and cannot be used or committed")]
     Poisoned,

@@ -26,5 +26,6 @@ pub use db::write::crash_point;
 pub use engine::{AuthTable, Engine, ReadView, WriteBatch, COMPACT_STEP_BUDGET};
 pub use error::{Error, Result};
 pub use mvcc::keys::Revision;
+pub use mvcc::lease::Lease;
 pub use mvcc::read_txn::is_read_only as is_read_only_txn;
 pub use mvcc::types::*;

@@ -22,6 +22,18 @@ pub enum Applied {
     /// Its header is filled by the service.
     Alarm(pb::AlarmResponse),
     MemberUpdate,
+    LeaseGrant(pb::LeaseGrantResponse),
+    LeaseRevoke(pb::LeaseRevokeResponse),
+    /// Internal lease proposals (checkpoints, expiries): nothing to report.
+    LeaseInternal,
+}
+
+/// A change to the set of leases, for the lessor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseApplied {
+    Granted { id: i64, ttl: i64 },
+    Revoked { id: i64 },
+    Checkpointed { id: i64, remaining_ttl: i64 },
 }
 
 /// One proposal's id and the answer for the client waiting on it.
@@ -35,6 +47,8 @@ pub struct AppliedBatch {
     pub events: Vec<engine::Event>,
     /// Whether a compaction still has revisions to remove physically.
     pub compaction_pending: bool,
+    /// Lease changes, in order.
+    pub leases: Vec<LeaseApplied>,
 }
 
 /// Applies `entries` (in index order) in one engine commit; returns each proposal's id and
@@ -49,6 +63,7 @@ pub fn apply_entries(
     let mut compaction_pending = compaction_pending;
     let mut answers = Vec::with_capacity(entries.len());
     let mut all_events = Vec::new();
+    let mut leases = Vec::new();
     let Some(last) = entries.last() else {
         return Ok(AppliedBatch::default());
     };
@@ -110,6 +125,65 @@ pub fn apply_entries(
                     header: Some(header),
                 })
             }),
+            Proposal::LeaseGrant(request) => batch.grant_lease(request.id, request.ttl).map(|()| {
+                leases.push(LeaseApplied::Granted {
+                    id: request.id,
+                    ttl: request.ttl,
+                });
+                Applied::LeaseGrant(pb::LeaseGrantResponse {
+                    header: Some(pb::ResponseHeader {
+                        revision: batch.current_revision(),
+                        ..header
+                    }),
+                    id: request.id,
+                    ttl: request.ttl,
+                    error: String::new(),
+                })
+            }),
+            Proposal::LeaseRevoke(request) => batch.revoke_lease(request.id).map(|events| {
+                all_events.extend(events);
+                leases.push(LeaseApplied::Revoked { id: request.id });
+                Applied::LeaseRevoke(pb::LeaseRevokeResponse {
+                    header: Some(pb::ResponseHeader {
+                        revision: batch.current_revision(),
+                        ..header
+                    }),
+                })
+            }),
+            Proposal::LeaseExpire(ids) => {
+                let mut result = Ok(Applied::LeaseInternal);
+                for id in ids {
+                    match batch.revoke_lease(id) {
+                        Ok(events) => {
+                            all_events.extend(events);
+                            leases.push(LeaseApplied::Revoked { id });
+                        }
+                        // Revoked by a client (or an earlier expiry) since it was proposed.
+                        Err(engine::Error::LeaseNotFound) => {}
+                        Err(error) => {
+                            result = Err(error);
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            Proposal::LeaseCheckpoint(request) => {
+                let mut result = Ok(Applied::LeaseInternal);
+                for checkpoint in &request.checkpoints {
+                    if let Err(error) =
+                        batch.checkpoint_lease(checkpoint.id, checkpoint.remaining_ttl)
+                    {
+                        result = Err(error);
+                        break;
+                    }
+                    leases.push(LeaseApplied::Checkpointed {
+                        id: checkpoint.id,
+                        remaining_ttl: checkpoint.remaining_ttl,
+                    });
+                }
+                result
+            }
         };
         match answer {
             Ok(applied) => answers.push((id, Ok(applied))),
@@ -128,6 +202,7 @@ pub fn apply_entries(
         answers,
         events: all_events,
         compaction_pending,
+        leases,
     })
 }
 
@@ -138,14 +213,19 @@ fn refused_by_alarm(cluster: &ClusterState, proposal: &Proposal) -> Option<Statu
     use pb::AlarmType;
     let writes = matches!(
         proposal,
-        Proposal::Put(_) | Proposal::DeleteRange(_) | Proposal::Txn(_) | Proposal::Compaction(_)
+        Proposal::Put(_)
+            | Proposal::DeleteRange(_)
+            | Proposal::Txn(_)
+            | Proposal::Compaction(_)
+            | Proposal::LeaseGrant(_)
+            | Proposal::LeaseRevoke(_)
     );
     if writes && cluster.alarms.is_raised(AlarmType::Corrupt) {
         return Some(EtcdStatus::Corrupt.into());
     }
     if cluster.alarms.is_raised(AlarmType::Nospace) {
         let grows = match proposal {
-            Proposal::Put(_) => true,
+            Proposal::Put(_) | Proposal::LeaseGrant(_) => true,
             Proposal::Txn(request) => quota::txn_cost(request) > 0,
             _ => false,
         };
@@ -176,6 +256,8 @@ pub fn status_of(error: &engine::Error) -> Status {
         engine::Error::KeyNotFound => EtcdStatus::KeyNotFound.into(),
         engine::Error::DuplicateKey => EtcdStatus::DuplicateKey.into(),
         engine::Error::EmptyKey => EtcdStatus::EmptyKey.into(),
+        engine::Error::LeaseNotFound => EtcdStatus::LeaseNotFound.into(),
+        engine::Error::LeaseExists => EtcdStatus::LeaseExists.into(),
         engine::Error::KeyTooLarge { .. } | engine::Error::ValueTooLarge { .. } => {
             EtcdStatus::RequestTooLarge.into()
         }

@@ -13,6 +13,7 @@ use basalt_net::Status;
 use super::apply::Applied;
 use super::cluster_state::ClusterState;
 use super::header::HeaderSource;
+use super::lease_owner;
 use super::member::{Identity, Member, RaftStatus};
 use super::owner_link::{OwnerCall, RemoteOwner};
 use super::proposal::Proposal;
@@ -93,6 +94,50 @@ impl Gateway {
         match &self.route {
             Route::Owner(member) => Ok(member.cluster().clone()),
             Route::Remote(link) => link.call(OwnerCall::ClusterState).await,
+        }
+    }
+
+    /// LeaseGrant, on the owner (its id generator and minimum TTL live there).
+    pub async fn lease_grant(
+        &self,
+        request: pb::LeaseGrantRequest,
+    ) -> Result<pb::LeaseGrantResponse, Status> {
+        match &self.route {
+            Route::Owner(member) => lease_owner::grant(member, request).await,
+            Route::Remote(link) => link
+                .call(|reply| OwnerCall::LeaseGrant(request, reply))
+                .await
+                .and_then(|answer| answer),
+        }
+    }
+
+    /// A keep-alive of lease `id`: the TTL to answer (0: unknown or expired).
+    pub async fn lease_renew(&self, id: i64) -> Result<i64, Status> {
+        match &self.route {
+            Route::Owner(member) => lease_owner::renew(member, id).await,
+            Route::Remote(link) => link
+                .call(|reply| OwnerCall::LeaseRenew(id, reply))
+                .await
+                .and_then(|answer| answer),
+        }
+    }
+
+    /// (remaining, granted) TTL of lease `id` in seconds, if it exists.
+    pub async fn lease_time_to_live(&self, id: i64) -> Result<Option<(i64, i64)>, Status> {
+        match &self.route {
+            Route::Owner(member) => Ok(lease_owner::time_to_live(member, id)),
+            Route::Remote(link) => {
+                link.call(|reply| OwnerCall::LeaseTimeToLive(id, reply))
+                    .await
+            }
+        }
+    }
+
+    /// Every lease id.
+    pub async fn lease_ids(&self) -> Result<Vec<i64>, Status> {
+        match &self.route {
+            Route::Owner(member) => Ok(lease_owner::ids(member)),
+            Route::Remote(link) => link.call(OwnerCall::LeaseIds).await,
         }
     }
 

@@ -22,9 +22,11 @@ use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
-use super::apply::{apply_entries, Applied};
+use super::apply::{apply_entries, Applied, LeaseApplied};
 use super::cluster_state::ClusterState;
 use super::header::HeaderSource;
+use super::lease_lessor::{Lessor, LessorConfig, Millis};
+use super::lease_owner::LeaseIds;
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
@@ -89,6 +91,12 @@ pub struct Member {
     last_checkpoint: Cell<u64>,
     /// Alarms and member attributes, changed only by applied entries.
     cluster: RefCell<ClusterState>,
+    /// The leases and their timers; told about every applied lease change.
+    lessor: RefCell<Lessor>,
+    /// The origin of the lessor's clock.
+    clock_origin: std::time::Instant,
+    /// Names the leases granted with ID 0 (one generator, so cores never collide).
+    lease_ids: LeaseIds,
 }
 
 /// What the persister writes into the log, in order.
@@ -120,6 +128,7 @@ impl Member {
         max_request_bytes: usize,
         checkpoint_entries: u64,
         peer_urls: Vec<String>,
+        lessor_config: LessorConfig,
     ) -> Result<Rc<Member>, String> {
         let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
         let metadata = LogMetadata::decode(&wal.metadata())?;
@@ -138,6 +147,7 @@ impl Member {
         }
         let view = engine.read().map_err(|e| e.to_string())?;
         let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
+        let stored_leases = view.leases().map_err(|e| e.to_string())?;
         drop(view);
         let last_index = entries
             .last()
@@ -198,12 +208,42 @@ impl Member {
             checkpoint_entries: checkpoint_entries.max(1),
             last_checkpoint: Cell::new(snapshot_index),
             cluster: RefCell::new(cluster),
+            lessor: RefCell::new(Lessor::new(lessor_config, &stored_leases)),
+            clock_origin: std::time::Instant::now(),
+            lease_ids: LeaseIds::new(identity.member_id),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
         glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
         member.pump();
+        // The one voter leads from here on: etcd's Promote extends every lease by the election
+        // timeout, so no lease expires before its holder could have renewed it.
+        let election_ms = tick_interval.as_millis() as Millis * timing.election_ticks as Millis;
+        member
+            .lessor
+            .borrow_mut()
+            .promote(member.now_ms(), election_ms);
         Ok(member)
+    }
+
+    /// The lessor (never borrow it across an await).
+    pub fn lessor(&self) -> std::cell::RefMut<'_, Lessor> {
+        self.lessor.borrow_mut()
+    }
+
+    /// The id generator of leases granted with ID 0.
+    pub fn lease_ids(&self) -> &LeaseIds {
+        &self.lease_ids
+    }
+
+    /// The lessor's clock: milliseconds since this member started.
+    pub fn now_ms(&self) -> Millis {
+        self.clock_origin.elapsed().as_millis() as Millis
+    }
+
+    /// Whether the member stopped on a storage fault.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.borrow().is_some()
     }
 
     /// The header every response carries (its revision is set by the caller).
@@ -391,6 +431,7 @@ impl Member {
         match applied {
             Ok(batch) => {
                 self.compaction_pending.set(batch.compaction_pending);
+                self.lessor_applied(&batch.leases);
                 self.watch_hub.publish(&batch.events);
                 self.watch_hub.catch_up_all();
                 for doorbell in self.doorbells.borrow().iter() {
@@ -426,6 +467,25 @@ impl Member {
             Err(error) => self.stop(format!(
                 "applying raft entries to the database failed: {error}"
             )),
+        }
+    }
+
+    /// Tells the lessor about applied lease changes (before clients hear their answers, so a
+    /// TimeToLive after a Grant sees the lease).
+    fn lessor_applied(&self, changes: &[LeaseApplied]) {
+        if changes.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let mut lessor = self.lessor.borrow_mut();
+        for change in changes {
+            match *change {
+                LeaseApplied::Granted { id, ttl } => lessor.on_granted(id, ttl, now),
+                LeaseApplied::Revoked { id } => lessor.on_revoked(id),
+                LeaseApplied::Checkpointed { id, remaining_ttl } => {
+                    lessor.on_checkpointed(id, remaining_ttl, now)
+                }
+            }
         }
     }
 

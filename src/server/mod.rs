@@ -17,6 +17,10 @@ mod convert;
 mod gateway;
 mod header;
 mod kv_service;
+mod lease_driver;
+mod lease_lessor;
+mod lease_owner;
+mod lease_service;
 mod logging;
 mod maintenance_service;
 mod member;
@@ -194,6 +198,22 @@ fn log_backend_quota(milestones: &Milestones, config: &Config) {
         crate::config::BackendQuota::Disabled => {
             milestones.info("disabled backend quota", &[("quota-name", "v3-applier")])
         }
+    }
+}
+
+/// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or
+/// `BASALT_LEASE_CHECKPOINT_INTERVAL_MS` (tests and operators who want a restart to lose less
+/// of a lease's elapsed time).
+fn lease_checkpoint_interval_ms() -> Result<u64, String> {
+    const DEFAULT_MS: u64 = 5 * 60 * 1000;
+    match std::env::var("BASALT_LEASE_CHECKPOINT_INTERVAL_MS") {
+        Err(_) => Ok(DEFAULT_MS),
+        Ok(text) => match text.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(ms),
+            _ => Err(format!(
+                "BASALT_LEASE_CHECKPOINT_INTERVAL_MS must be a positive number of milliseconds, got {text:?}"
+            )),
+        },
     }
 }
 

@@ -12,6 +12,8 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use super::client_api::{self, ClientApiSettings};
 use super::gateway::Gateway;
 use super::header::HeaderSource;
+use super::lease_driver;
+use super::lease_lessor::LessorConfig;
 use super::logging::Milestones;
 use super::member::{Identity, Member};
 use super::owner_link::{serve_link, OwnerCall};
@@ -47,11 +49,18 @@ pub async fn serve(
     );
     let heartbeat_ms = config.raft.heartbeat_interval.as_millis() as u64;
     let election_ms = config.raft.election_timeout.as_millis() as u64;
+    let timing = RaftTiming::from_etcd_flags(heartbeat_ms, election_ms);
+    let lessor_config = LessorConfig {
+        ttl_min_s: LessorConfig::ttl_min_s(timing.election_ticks as u64, heartbeat_ms),
+        checkpoint_interval_ms: super::lease_checkpoint_interval_ms()?,
+        // etcd retries an expired lease's revoke after its request timeout.
+        expired_retry_ms: 5_000 + 2 * election_ms,
+    };
     let member = Member::start(
         identity,
         wal,
         engine,
-        RaftTiming::from_etcd_flags(heartbeat_ms, election_ms),
+        timing,
         config.raft.heartbeat_interval,
         config.limits.max_request_bytes as usize,
         config.member.snapshot_count,
@@ -61,8 +70,10 @@ pub async fn serve(
             .iter()
             .map(|u| u.text.clone())
             .collect(),
+        lessor_config,
     )
     .await?;
+    lease_driver::start(member.clone());
     milestones.info(
         "published local member to cluster through raft",
         &[

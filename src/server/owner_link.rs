@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 use futures_channel::oneshot;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
@@ -12,6 +13,7 @@ use glommio::sync::Semaphore;
 
 use super::apply::Applied;
 use super::cluster_state::ClusterState;
+use super::lease_owner;
 use super::member::{Member, RaftStatus};
 use super::proposal::Proposal;
 
@@ -28,6 +30,15 @@ pub enum OwnerCall {
     RaftStatus(oneshot::Sender<RaftStatus>),
     /// A copy of the alarms and member attributes as of the last applied entry.
     ClusterState(oneshot::Sender<ClusterState>),
+    LeaseGrant(
+        pb::LeaseGrantRequest,
+        oneshot::Sender<Result<pb::LeaseGrantResponse, Status>>,
+    ),
+    /// A keep-alive: the TTL to answer.
+    LeaseRenew(i64, oneshot::Sender<Result<i64, Status>>),
+    /// (remaining, granted) TTL of a lease, if it exists.
+    LeaseTimeToLive(i64, oneshot::Sender<Option<(i64, i64)>>),
+    LeaseIds(oneshot::Sender<Vec<i64>>),
 }
 
 /// The sending end of a link, on a core that is not the raft owner.
@@ -85,6 +96,18 @@ async fn answer(member: &Rc<Member>, call: OwnerCall) {
         }
         OwnerCall::ClusterState(reply) => {
             let _ = reply.send(member.cluster().clone());
+        }
+        OwnerCall::LeaseGrant(request, reply) => {
+            let _ = reply.send(lease_owner::grant(member, request).await);
+        }
+        OwnerCall::LeaseRenew(id, reply) => {
+            let _ = reply.send(lease_owner::renew(member, id).await);
+        }
+        OwnerCall::LeaseTimeToLive(id, reply) => {
+            let _ = reply.send(lease_owner::time_to_live(member, id));
+        }
+        OwnerCall::LeaseIds(reply) => {
+            let _ = reply.send(lease_owner::ids(member));
         }
     }
 }

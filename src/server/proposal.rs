@@ -16,6 +16,13 @@ pub enum Proposal {
     Compaction(pb::CompactionRequest),
     Alarm(pb::AlarmRequest),
     MemberUpdate(pb::MemberUpdateRequest),
+    LeaseGrant(pb::LeaseGrantRequest),
+    LeaseRevoke(pb::LeaseRevokeRequest),
+    /// Remaining TTLs recorded by the primary (etcd's LeaseCheckpoint).
+    LeaseCheckpoint(pb::LeaseCheckpointRequest),
+    /// Leases the primary found expired, revoked one after another (each its own revision);
+    /// already-revoked ones are skipped. Body: the ids, 8 bytes little-endian each.
+    LeaseExpire(Vec<i64>),
 }
 
 /// Bytes in front of the request message: proposal id and kind.
@@ -28,6 +35,10 @@ const KIND_COMPACTION: u8 = 4;
 // Cluster-state kinds are numbered from 20 so kinds added elsewhere (leases) do not collide.
 const KIND_ALARM: u8 = 20;
 const KIND_MEMBER_UPDATE: u8 = 21;
+const KIND_LEASE_GRANT: u8 = 5;
+const KIND_LEASE_REVOKE: u8 = 6;
+const KIND_LEASE_CHECKPOINT: u8 = 7;
+const KIND_LEASE_EXPIRE: u8 = 8;
 
 impl Proposal {
     /// The entry data for this proposal.
@@ -39,6 +50,13 @@ impl Proposal {
             Proposal::Compaction(r) => (KIND_COMPACTION, r.encode_to_vec()),
             Proposal::Alarm(r) => (KIND_ALARM, r.encode_to_vec()),
             Proposal::MemberUpdate(r) => (KIND_MEMBER_UPDATE, r.encode_to_vec()),
+            Proposal::LeaseGrant(r) => (KIND_LEASE_GRANT, r.encode_to_vec()),
+            Proposal::LeaseRevoke(r) => (KIND_LEASE_REVOKE, r.encode_to_vec()),
+            Proposal::LeaseCheckpoint(r) => (KIND_LEASE_CHECKPOINT, r.encode_to_vec()),
+            Proposal::LeaseExpire(ids) => (
+                KIND_LEASE_EXPIRE,
+                ids.iter().flat_map(|id| id.to_le_bytes()).collect(),
+            ),
         };
         let mut data = Vec::with_capacity(9 + body.len());
         data.extend_from_slice(&id.to_le_bytes());
@@ -71,6 +89,28 @@ impl Proposal {
             KIND_MEMBER_UPDATE => {
                 Proposal::MemberUpdate(pb::MemberUpdateRequest::decode(body).map_err(bad)?)
             }
+            KIND_LEASE_GRANT => {
+                Proposal::LeaseGrant(pb::LeaseGrantRequest::decode(body).map_err(bad)?)
+            }
+            KIND_LEASE_REVOKE => {
+                Proposal::LeaseRevoke(pb::LeaseRevokeRequest::decode(body).map_err(bad)?)
+            }
+            KIND_LEASE_CHECKPOINT => {
+                Proposal::LeaseCheckpoint(pb::LeaseCheckpointRequest::decode(body).map_err(bad)?)
+            }
+            KIND_LEASE_EXPIRE => {
+                if !body.len().is_multiple_of(8) {
+                    return Err(format!(
+                        "lease expiry entry of {} bytes is not a list of ids",
+                        body.len()
+                    ));
+                }
+                Proposal::LeaseExpire(
+                    body.chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                        .collect(),
+                )
+            }
             other => return Err(format!("raft entry has unknown proposal kind {other}")),
         };
         Ok((id, proposal))
@@ -89,6 +129,11 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(Proposal::decode(&put.encode(42)), Ok((42, put)));
+        let expire = Proposal::LeaseExpire(vec![1, -2, i64::MAX]);
+        assert_eq!(Proposal::decode(&expire.encode(0)), Ok((0, expire)));
+        let mut torn = Proposal::LeaseExpire(vec![1]).encode(0);
+        torn.pop();
+        assert!(Proposal::decode(&torn).is_err());
         assert!(Proposal::decode(&[1, 2, 3]).is_err());
         let mut unknown = vec![0u8; 9];
         unknown[8] = 99;

@@ -32,6 +32,17 @@ impl Basalt {
 
     /// Like `start_with`, with extra etcd flags.
     pub fn start_with_flags(data_dir: PathBuf, port: u16, flags: &[&str]) -> Basalt {
+        Basalt::start_with_env(data_dir, port, flags, &[])
+    }
+
+    /// Like `start_with_flags`, with environment variables (the rest of the environment is
+    /// cleared).
+    pub fn start_with_env(
+        data_dir: PathBuf,
+        port: u16,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Basalt {
         let url = format!("http://127.0.0.1:{port}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
             .arg("--data-dir")
@@ -45,6 +56,7 @@ impl Basalt {
             .args(["--listen-peer-urls", "http://127.0.0.1:0"])
             .args(flags)
             .env_clear()
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -159,7 +171,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Debian's etcdctl; the test script installs it (package `etcd-client`).
-fn find_etcdctl() -> PathBuf {
+pub fn find_etcdctl() -> PathBuf {
     for candidate in ["/usr/bin/etcdctl", "/usr/local/bin/etcdctl"] {
         if Path::new(candidate).exists() {
             return PathBuf::from(candidate);

@@ -5,6 +5,7 @@ pub(crate) mod compact;
 pub(crate) mod events;
 pub(crate) mod hash;
 pub(crate) mod keys;
+pub(crate) mod lease;
 pub(crate) mod read;
 pub(crate) mod read_txn;
 pub(crate) mod record;

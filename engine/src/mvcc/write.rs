@@ -2,6 +2,7 @@
 //! changes (sub revisions); every change is returned as an event.
 
 use super::keys::{checked_user_key, encode_user_key, index_key, Revision};
+use super::lease;
 use super::read::{compare, entry, get_at, range, resolve_revision, visit_live, KeyRange};
 use super::record::Record;
 use super::txn_check::check_duplicates;
@@ -65,6 +66,10 @@ impl<'t, 'a> Writer<'t, 'a> {
                 limit: VALUE_BYTES_MAX,
             });
         }
+        if !request.ignore_lease {
+            // Before any change, so the error leaves the batch clean (etcd checks its lessor).
+            lease::check_exists(&*self.txn, request.lease)?;
+        }
         let revision = Revision {
             main: self.main(),
             sub: self.sub,
@@ -106,6 +111,15 @@ impl<'t, 'a> Writer<'t, 'a> {
         let (prev, kv) = outcome.expect("the new version was built");
         self.txn
             .put(Table::Revisions, &revision.to_bytes(), &request.key)?;
+        let prev_lease = prev.as_ref().map_or(0, |p| p.lease);
+        if prev_lease != kv.lease {
+            if prev_lease != 0 {
+                lease::detach(self.txn, prev_lease, &request.key)?;
+            }
+            if kv.lease != 0 {
+                lease::attach(self.txn, kv.lease, &request.key)?;
+            }
+        }
         self.sub += 1;
         self.events.push(Event {
             kind: EventKind::Put,
@@ -151,6 +165,9 @@ impl<'t, 'a> Writer<'t, 'a> {
             )?;
             self.txn
                 .put(Table::Revisions, &revision.to_bytes(), &prev.key)?;
+            if prev.lease != 0 {
+                lease::detach(self.txn, prev.lease, &prev.key)?;
+            }
             self.sub += 1;
             self.events.push(Event {
                 kind: EventKind::Delete,
@@ -167,6 +184,23 @@ impl<'t, 'a> Writer<'t, 'a> {
             deleted: doomed.len() as i64,
             prev_kvs: if request.prev_kv { doomed } else { Vec::new() },
         })
+    }
+
+    /// etcd's lease revoke: deletes every key attached to lease `id` (in key order, so the
+    /// deletes have the same sub revisions on every member), then the lease, in this one
+    /// transaction — one revision for all its deletes, none if it had no keys.
+    pub(crate) fn revoke_lease(&mut self, id: i64) -> Result<()> {
+        if id == 0 || lease::get(&*self.txn, id)?.is_none() {
+            return Err(Error::LeaseNotFound);
+        }
+        for key in lease::keys(&*self.txn, id)? {
+            self.delete_range(&DeleteRangeRequest {
+                key,
+                range_end: Vec::new(),
+                prev_kv: false,
+            })?;
+        }
+        lease::remove(self.txn, id)
     }
 
     /// etcd's Txn: duplicate-key check, every compare of the chosen path evaluated against the
@@ -222,6 +256,9 @@ impl<'t, 'a> Writer<'t, 'a> {
                     if get_at(&*self.txn, &p.key, self.current)?.is_none() {
                         return Err(Error::KeyNotFound);
                     }
+                    if !p.ignore_lease {
+                        lease::check_exists(&*self.txn, p.lease)?;
+                    }
                 }
                 RequestOp::Put(p) => {
                     checked_user_key(&p.key)?;
@@ -231,6 +268,7 @@ impl<'t, 'a> Writer<'t, 'a> {
                             limit: VALUE_BYTES_MAX,
                         });
                     }
+                    lease::check_exists(&*self.txn, p.lease)?;
                 }
                 RequestOp::DeleteRange(d) if d.key.is_empty() => return Err(Error::EmptyKey),
                 RequestOp::DeleteRange(_) => {}

@@ -1,0 +1,99 @@
+//! The lease operations that need the lessor, which lives with the raft owner (as etcd's lessor
+//! lives with its leader): grant (its id and minimum TTL are decided here), renew, time to live
+//! and the list of leases. Services on any core reach them through their `Gateway`.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{EtcdStatus, Status};
+
+use super::apply::Applied;
+use super::lease_driver;
+use super::lease_lessor::{Renewed, LEASE_TTL_MAX_S};
+use super::member::Member;
+use super::proposal::Proposal;
+
+/// LeaseGrant: etcd's TTL bounds, an id when the client gave 0, then raft.
+pub async fn grant(
+    member: &Rc<Member>,
+    request: pb::LeaseGrantRequest,
+) -> Result<pb::LeaseGrantResponse, Status> {
+    if request.ttl > LEASE_TTL_MAX_S {
+        return Err(EtcdStatus::LeaseTtlTooLarge.into());
+    }
+    // etcd raises a TTL below its minimum (as its lessor's Grant does); raised here, before
+    // proposing, so the log holds the TTL the lease really has.
+    let ttl_min_s = member.lessor().config().ttl_min_s;
+    let mut proposal = pb::LeaseGrantRequest {
+        ttl: request.ttl.max(ttl_min_s),
+        id: request.id,
+    };
+    // etcd picks the id of a lease asked for with ID 0: positive, never 0. One generator, on
+    // the owner, so ids from different cores never collide.
+    while proposal.id == 0 {
+        proposal.id = member.lease_ids().next();
+    }
+    match member.propose(Proposal::LeaseGrant(proposal)).await? {
+        Applied::LeaseGrant(response) => Ok(response),
+        other => Err(Status::internal(format!(
+            "etcdserver: unexpected answer to a lease grant: {other:?}"
+        ))),
+    }
+}
+
+/// A keep-alive: the TTL to answer (0 for an unknown or expired lease, as etcd answers).
+pub async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
+    let renewed = member.lessor().renew(id, member.now_ms());
+    match renewed {
+        Renewed::Ttl {
+            ttl_s,
+            clear_checkpoint,
+        } => {
+            if clear_checkpoint {
+                // As etcd: the checkpointed remaining TTL would outlive this renew across a
+                // restart; clear it through raft before answering.
+                member.propose(lease_driver::checkpoint(&[(id, 0)])).await?;
+            }
+            Ok(ttl_s)
+        }
+        Renewed::NotFound => Ok(0),
+    }
+}
+
+/// (remaining TTL, granted TTL) in seconds, if the lease exists.
+pub fn time_to_live(member: &Member, id: i64) -> Option<(i64, i64)> {
+    member.lessor().time_to_live(id, member.now_ms())
+}
+
+/// Every lease id.
+pub fn ids(member: &Member) -> Vec<i64> {
+    member.lessor().ids()
+}
+
+/// etcd's request-id generator, which also names leases: the member id's low 16 bits, then
+/// the start time in milliseconds (40 bits) and a counter (8 bits) that count up together —
+/// unique across restarts as long as the clock does not step back.
+pub struct LeaseIds {
+    prefix: u64,
+    suffix: Cell<u64>,
+}
+
+impl LeaseIds {
+    pub fn new(member_id: u64) -> LeaseIds {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        LeaseIds {
+            prefix: member_id << 48,
+            suffix: Cell::new((millis & ((1 << 40) - 1)) << 8),
+        }
+    }
+
+    /// The next id: positive, possibly 0 (the caller skips it).
+    pub fn next(&self) -> i64 {
+        let suffix = self.suffix.get().wrapping_add(1);
+        self.suffix.set(suffix);
+        ((self.prefix | (suffix & ((1 << 48) - 1))) & (i64::MAX as u64)) as i64
+    }
+}

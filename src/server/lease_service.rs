@@ -1,0 +1,137 @@
+//! etcd's Lease service: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive,
+//! LeaseLeases, on every core. Grants and revokes go through raft; keep-alives renew in the
+//! lessor, which lives with the raft owner (as etcd renews on its leader); TimeToLive and
+//! Leases read the lessor there (`lease_owner.rs`), the keys of a lease from this core's engine.
+
+use std::rc::Rc;
+
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{RequestStream, ResponseSink, Router, Status};
+
+use super::apply::{status_of, Applied};
+use super::gateway::Gateway;
+use super::proposal::Proposal;
+
+/// Registers the Lease methods on `router`.
+pub fn register(router: &mut Router, member: Rc<Gateway>) {
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Lease/LeaseGrant",
+        move |_metadata, request: pb::LeaseGrantRequest| {
+            let member = m.clone();
+            async move { member.lease_grant(request).await }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Lease/LeaseRevoke",
+        move |_metadata, request: pb::LeaseRevokeRequest| {
+            let member = m.clone();
+            async move {
+                match member.propose(Proposal::LeaseRevoke(request)).await? {
+                    Applied::LeaseRevoke(response) => Ok(response),
+                    other => Err(unexpected(other)),
+                }
+            }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Lease/LeaseTimeToLive",
+        move |_metadata, request: pb::LeaseTimeToLiveRequest| {
+            let member = m.clone();
+            async move { time_to_live(&member, request).await }
+        },
+    );
+    let m = member.clone();
+    router.unary(
+        "/etcdserverpb.Lease/LeaseLeases",
+        move |_metadata, _request: pb::LeaseLeasesRequest| {
+            let member = m.clone();
+            async move {
+                let leases = member
+                    .lease_ids()
+                    .await?
+                    .into_iter()
+                    .map(|id| pb::LeaseStatus { id })
+                    .collect();
+                Ok(pb::LeaseLeasesResponse {
+                    header: Some(header(&member)?),
+                    leases,
+                })
+            }
+        },
+    );
+    let m = member;
+    router.streaming(
+        "/etcdserverpb.Lease/LeaseKeepAlive",
+        move |_metadata,
+              requests: RequestStream<pb::LeaseKeepAliveRequest>,
+              responses: ResponseSink<pb::LeaseKeepAliveResponse>| {
+            let member = m.clone();
+            async move { keep_alive(&member, requests, responses).await }
+        },
+    );
+}
+
+async fn time_to_live(
+    member: &Gateway,
+    request: pb::LeaseTimeToLiveRequest,
+) -> Result<pb::LeaseTimeToLiveResponse, Status> {
+    let found = member.lease_time_to_live(request.id).await?;
+    let header = header(member)?;
+    let Some((remaining_s, granted_s)) = found else {
+        // etcd answers an unknown lease with TTL -1, not an error.
+        return Ok(pb::LeaseTimeToLiveResponse {
+            header: Some(header),
+            id: request.id,
+            ttl: -1,
+            ..Default::default()
+        });
+    };
+    let keys = if request.keys {
+        let view = member.engine().read().map_err(|e| status_of(&e))?;
+        view.lease_keys(request.id).map_err(|e| status_of(&e))?
+    } else {
+        Vec::new()
+    };
+    Ok(pb::LeaseTimeToLiveResponse {
+        header: Some(header),
+        id: request.id,
+        ttl: remaining_s,
+        granted_ttl: granted_s,
+        keys,
+    })
+}
+
+/// etcd's keep-alive loop: one answer per request, in order. The header is taken before the
+/// renew, so a client never sees a keep-alive succeed at a revision after the lease's revoke.
+async fn keep_alive(
+    member: &Gateway,
+    mut requests: RequestStream<pb::LeaseKeepAliveRequest>,
+    mut responses: ResponseSink<pb::LeaseKeepAliveResponse>,
+) -> Result<(), Status> {
+    while let Some(request) = requests.message().await? {
+        let header = header(member)?;
+        let ttl = member.lease_renew(request.id).await?;
+        responses
+            .send(&pb::LeaseKeepAliveResponse {
+                header: Some(header),
+                id: request.id,
+                ttl,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+fn header(member: &Gateway) -> Result<pb::ResponseHeader, Status> {
+    let view = member.engine().read().map_err(|e| status_of(&e))?;
+    Ok(member.header(view.current_revision()))
+}
+
+fn unexpected(applied: Applied) -> Status {
+    Status::internal(format!(
+        "etcdserver: unexpected answer to a proposal: {applied:?}"
+    ))
+}
