@@ -5,27 +5,10 @@
 mod support;
 
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, Error, GetOptions, PutOptions,
+    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-use support::with_client;
-
-/// Asserts that `result` is the gRPC status `code` (tonic's name, e.g. "InvalidArgument")
-/// with exactly `message`.
-#[track_caller]
-fn assert_status<T: std::fmt::Debug>(result: Result<T, Error>, code: &str, message: &str) {
-    match result {
-        Err(Error::GRpcStatus(status)) => {
-            assert_eq!(format!("{:?}", status.code()), code, "{status:?}");
-            assert_eq!(status.message(), message, "{status:?}");
-        }
-        other => {
-            let mut shown = format!("{other:?}");
-            shown.truncate(400);
-            panic!("expected {code} {message:?}, got {shown}")
-        }
-    }
-}
+use support::{assert_status, with_client};
 
 /// The store's current revision, read with a linearizable Range.
 async fn revision(client: &mut Client) -> i64 {

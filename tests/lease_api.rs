@@ -11,18 +11,7 @@ use etcd_client::{
     Client, Compare, CompareOp, Error, EventType, GetOptions, LeaseGrantOptions,
     LeaseTimeToLiveOptions, PutOptions, Txn, TxnOp, WatchOptions,
 };
-use support::with_client;
-
-#[track_caller]
-fn assert_status<T: std::fmt::Debug>(result: Result<T, Error>, code: &str, message: &str) {
-    match result {
-        Err(Error::GRpcStatus(status)) => {
-            assert_eq!(format!("{:?}", status.code()), code, "{status:?}");
-            assert_eq!(status.message(), message, "{status:?}");
-        }
-        other => panic!("expected {code} {message:?}, got {other:?}"),
-    }
-}
+use support::{assert_status, with_client};
 
 async fn lease_keys(client: &mut Client, id: i64) -> Vec<String> {
     let response = client

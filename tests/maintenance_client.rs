@@ -12,27 +12,11 @@ use etcd_client::{
     TxnOp,
 };
 use sha2::{Digest, Sha256};
-use support::{with_client, Basalt};
+use support::{assert_status, with_client, Basalt};
 
 const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
 /// Bound on each test's whole conversation with the member.
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Asserts that `result` is the gRPC status `code` (tonic's name) with exactly `message`.
-#[track_caller]
-fn assert_status<T: std::fmt::Debug>(result: Result<T, Error>, code: &str, message: &str) {
-    match result {
-        Err(Error::GRpcStatus(status)) => {
-            assert_eq!(format!("{:?}", status.code()), code, "{status:?}");
-            assert_eq!(status.message(), message, "{status:?}");
-        }
-        other => {
-            let mut shown = format!("{other:?}");
-            shown.truncate(400);
-            panic!("expected {code} {message:?}, got {shown}")
-        }
-    }
-}
 
 /// Runs `test` on a tokio runtime within [`LIMIT`], with a client of `basalt`.
 fn with_member<F, Fut, T>(basalt: &Basalt, test: F) -> T

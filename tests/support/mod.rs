@@ -209,3 +209,24 @@ where
     });
     drop(basalt);
 }
+
+/// Asserts that `result` is the gRPC status `code` (tonic's name, e.g. "InvalidArgument")
+/// with exactly `message`.
+#[track_caller]
+pub fn assert_status<T: std::fmt::Debug>(
+    result: Result<T, etcd_client::Error>,
+    code: &str,
+    message: &str,
+) {
+    match result {
+        Err(etcd_client::Error::GRpcStatus(status)) => {
+            assert_eq!(format!("{:?}", status.code()), code, "{status:?}");
+            assert_eq!(status.message(), message, "{status:?}");
+        }
+        other => {
+            let mut shown = format!("{other:?}");
+            shown.truncate(400);
+            panic!("expected {code} {message:?}, got {shown}")
+        }
+    }
+}
