@@ -23,7 +23,7 @@ use crate::pager::meta::Meta;
 use crate::pager::View;
 
 pub(crate) use read::ReadTxn;
-pub(crate) use write::WriteTxn;
+pub(crate) use write::{Durability, WriteTxn};
 
 /// The B+trees a database holds; each has a root slot in the meta page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,14 +50,27 @@ pub(crate) struct Published {
     pub(crate) readers: BTreeMap<u64, usize>,
 }
 
+/// What the single writer owns: the page allocator and what is on disk.
+pub(crate) struct WriterState {
+    pub(crate) freelist: FreeList,
+    /// The newest meta known durable: what open returns after a crash now.
+    pub(crate) durable: Meta,
+    /// The meta page (0 or 1) holding `durable`; the next durable meta goes to the other one,
+    /// so a torn meta write can only ever destroy a meta that is not the durable one.
+    pub(crate) durable_slot: u64,
+}
+
 /// State shared by the database handle, its readers and its writer.
 pub(crate) struct Shared {
     pub(crate) file: DataFile,
     pub(crate) published: Mutex<Published>,
-    /// The writer lock; it owns the page allocator.
-    pub(crate) writer: Mutex<FreeList>,
+    /// The writer lock; it owns the page allocator and the durable meta.
+    pub(crate) writer: Mutex<WriterState>,
     /// Set when a commit failed half-way: the process must stop writing (fail-stop).
     pub(crate) failed: AtomicBool,
+    /// The commit id whose meta was on disk but whose pages were not (a crash inside its
+    /// fdatasync), if open fell back to the commit before it.
+    pub(crate) torn_commit_discarded: Option<u64>,
 }
 
 /// A B+tree database: one file, tables, snapshots.
