@@ -362,13 +362,16 @@ impl<'a> WriteTxn<'a> {
             );
         }
         writes.sort_unstable_by_key(|(page, _)| *page);
-        let mut batch: Vec<u8> = Vec::new();
-        let mut batch_start = 0;
-        for (i, (page, bytes)) in writes.into_iter().enumerate() {
+        // Pages that follow each other in the file go out in one pwritev, straight from their
+        // buffers.
+        let mut run: Vec<&[u8]> = Vec::new();
+        let mut run_start = 0;
+        let mut run_end = 0;
+        for (i, (page, bytes)) in writes.iter().enumerate() {
             if lose_one && i == 0 {
                 continue; // simulate a page the disk never persisted
             }
-            let pages = (bytes.len() / PAGE_SIZE) as u64;
+            let (page, pages) = (*page, (bytes.len() / PAGE_SIZE) as u64);
             assert!(
                 page >= 2 && page + pages <= page_count,
                 "write outside the new snapshot"
@@ -379,17 +382,18 @@ impl<'a> WriteTxn<'a> {
                 self.view.mapping.clear_verified(p);
                 mapping.clear_verified(p);
             }
-            if !batch.is_empty() && batch_start + (batch.len() / PAGE_SIZE) as u64 != page {
-                file.write_pages(batch_start, &batch)?;
-                batch.clear();
+            if !run.is_empty() && run_end != page {
+                file.write_pages_vectored(run_start, &run)?;
+                run.clear();
             }
-            if batch.is_empty() {
-                batch_start = page;
+            if run.is_empty() {
+                run_start = page;
             }
-            batch.extend_from_slice(&bytes);
+            run.push(bytes);
+            run_end = page + pages;
         }
-        if !batch.is_empty() {
-            file.write_pages(batch_start, &batch)?;
+        if !run.is_empty() {
+            file.write_pages_vectored(run_start, &run)?;
         }
         if crash_point::reached(crash_point::AFTER_PAGES) {
             crash_point::crash();
