@@ -58,6 +58,8 @@ pub(crate) struct WriterState {
     /// The meta page (0 or 1) holding `durable`; the next durable meta goes to the other one,
     /// so a torn meta write can only ever destroy a meta that is not the durable one.
     pub(crate) durable_slot: u64,
+    /// The data file's length in bytes (only the writer changes it): saves a stat per commit.
+    pub(crate) file_len: u64,
 }
 
 /// State shared by the database handle, its readers and its writer.

@@ -98,6 +98,7 @@ impl Db {
                     freelist,
                     durable: meta,
                     durable_slot,
+                    file_len,
                 }),
                 failed: AtomicBool::new(false),
                 torn_commit_discarded: discarded,

@@ -326,23 +326,25 @@ impl<'a> WriteTxn<'a> {
         // were free), so cutting them is invisible to readers.
         let used = page_count.max(self.writer.durable.page_count.max(durable_page_count))
             * PAGE_SIZE as u64;
-        let file_len = shared.file.len()?;
+        let file_len = self.writer.file_len;
         if file_len > used + (2 * GROW_BYTES_MIN).max(file_len / 4) {
             shared.file.set_len(used + GROW_BYTES_MIN)?;
+            self.writer.file_len = used + GROW_BYTES_MIN;
         }
         Ok(())
     }
 
     /// Writes the pages (coalescing neighbours), grows the file and mapping as needed; no sync.
     fn write_pages(
-        &self,
+        &mut self,
         mut writes: PageWrites,
         page_count: u64,
         lose_one: bool,
     ) -> Result<Arc<Mapping>> {
         let file = &self.shared.file;
         let needed = page_count * PAGE_SIZE as u64;
-        let file_len = file.len()?;
+        let file_len = self.writer.file_len;
+        debug_assert_eq!(file_len, file.len()?, "cached file length");
         if file_len < needed {
             // Zero-fill rather than set_len: an fdatasync after writing into a hole or an
             // unwritten extent must also commit allocation metadata (measured ~20x slower).
@@ -350,10 +352,11 @@ impl<'a> WriteTxn<'a> {
                 .max(file_len + (file_len / 8).max(GROW_BYTES_MIN))
                 .next_multiple_of(PAGE_SIZE as u64);
             file.zero_fill(file_len, grown)?;
+            self.writer.file_len = grown;
         }
         let mut mapping = self.view.mapping.clone();
         if page_count > mapping.pages_capacity() {
-            let reserve = super::open::reserve_for(file.len()?);
+            let reserve = super::open::reserve_for(self.writer.file_len);
             mapping = Arc::new(
                 Mapping::new(&file.file, reserve).map_err(|source| Error::Io {
                     path: file.path.to_path_buf(),
