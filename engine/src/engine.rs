@@ -13,6 +13,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use crate::db::check::CheckReport;
+use crate::db::defrag::DefragReport;
 use crate::db::{Db, Durability, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
 use crate::mvcc::state::MvccState;
@@ -66,6 +67,15 @@ impl Engine {
             txn.commit(Durability::PagesFirst)?;
         }
         Ok(applied_index)
+    }
+
+    /// Online defragmentation: moves the tree's pages toward the start of the file and cuts
+    /// the file to about what the data needs (etcd's `defrag`, without stopping the world).
+    /// Readers never wait; the writer waits for one short step at a time (a copy of at most
+    /// `keys_per_step` root-to-leaf paths, committed and synced). Everything is durable when
+    /// it returns. Pages a reader still pins stay until that reader ends: call it again then.
+    pub fn defragment(&self, keys_per_step: usize) -> Result<DefragReport> {
+        self.db.defragment(keys_per_step.max(1))
     }
 
     /// The commit open discarded because its meta reached the disk but not all of its pages

@@ -20,6 +20,7 @@ pub mod pager;
 
 pub use btree::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use db::check::CheckReport;
+pub use db::defrag::DefragReport;
 #[doc(hidden)]
 pub use db::write::crash_point;
 pub use engine::{AuthTable, Engine, ReadView, WriteBatch, COMPACT_STEP_BUDGET};

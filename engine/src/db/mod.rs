@@ -2,6 +2,7 @@
 //! one writer building the next commit.
 
 pub(crate) mod check;
+pub(crate) mod defrag;
 pub(crate) mod open;
 pub(crate) mod read;
 pub mod write;
@@ -40,6 +41,18 @@ pub(crate) enum Table {
     AuthUsers = 4,
     /// Seam for auth: role name → role record.
     AuthRoles = 5,
+}
+
+impl Table {
+    /// Every table, in slot order.
+    pub(crate) const ALL: [Table; 6] = [
+        Table::Index,
+        Table::Revisions,
+        Table::Meta,
+        Table::Leases,
+        Table::AuthUsers,
+        Table::AuthRoles,
+    ];
 }
 
 /// What every commit publishes and readers pin.

@@ -35,6 +35,7 @@ use super::{Shared, Table, Tables, WriterState};
 use crate::btree::flush::{flush, PageWrites};
 use crate::btree::node::Child;
 use crate::btree::read::NodeRef;
+use crate::btree::relocate::relocate_path;
 use crate::btree::write::{insert, remove, Cow, FromPredecessor, NewValue};
 use crate::error::{Error, Result};
 use crate::pager::freelist::encode_commit_record;
@@ -169,6 +170,16 @@ impl<'a> WriteTxn<'a> {
             NewValue::AfterPredecessor(make),
         )?;
         Ok(done.is_some())
+    }
+
+    /// Copies the path to `key` in `table` (and its leaf's large values reaching `threshold`)
+    /// so they move to the lowest free pages at commit: a defragmentation step.
+    pub(crate) fn relocate(&mut self, table: Table, key: &[u8], threshold: u64) -> Result<()> {
+        let mut cx = Cow {
+            view: &self.view,
+            freed: &mut self.freed,
+        };
+        relocate_path(&mut cx, &mut self.roots[table as usize], key, threshold)
     }
 
     /// Removes `key` from `table`; returns whether it was present.
@@ -402,6 +413,11 @@ impl<'a> WriteTxn<'a> {
             crash_point::crash();
         }
         Ok(mapping)
+    }
+
+    /// Pages of the published snapshot (its high-water mark).
+    pub(crate) fn page_count(&self) -> u64 {
+        self.base.page_count
     }
 
     /// Free and pending page counts (diagnostics and tests).
