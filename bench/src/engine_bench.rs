@@ -4,7 +4,8 @@
 //! - put throughput at 1, 100 and 10,000 puts per commit (fresh databases);
 //! - load of `--keys` keys (10,000 per commit), then open time and RSS after reopening;
 //! - point-get latency and 1000-key range latency on that database;
-//! - file size after `--churn-rounds` rounds of overwrite-everything + compact.
+//! - file size after `--churn-rounds` rounds of overwrite-everything + compact, and after a
+//!   defragmentation (basalt's online one; redb's `compact`, which needs exclusive access).
 //!
 //! Basalt does etcd's full MVCC put (revision record + key index + change log, events
 //! returned), redb a plain key → value insert: the comparison is deliberately the harder one.
@@ -115,6 +116,9 @@ trait Store {
     ) -> Result<(), String>;
     /// Drops history (basalt: compact at the current revision; redb keeps none).
     fn compact(&mut self) -> Result<(), String>;
+    /// Shrinks the file to what the data needs (basalt: online `defragment`; redb: its
+    /// `Database::compact`, which needs exclusive access).
+    fn defragment(&mut self) -> Result<(), String>;
 }
 
 /// Basalt's engine; `unsynced` commits publish without fdatasync.
@@ -211,6 +215,10 @@ impl Store for Basalt {
         }
         Ok(())
     }
+
+    fn defragment(&mut self) -> Result<(), String> {
+        self.0.defragment(1000).map(drop).map_err(err)
+    }
 }
 
 /// redb; `unsynced` commits use `Durability::None`.
@@ -294,6 +302,11 @@ impl Store for Redb {
     }
 
     fn compact(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn defragment(&mut self) -> Result<(), String> {
+        while self.0.compact().map_err(err)? {}
         Ok(())
     }
 }
@@ -422,9 +435,8 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
     // 1. Put throughput at 1, 100 and 10,000 puts per commit.
     println!("put throughput (fresh databases, new keys):");
     let runs = [(1, args.single_commits), (100, 100), (10_000, 10)];
-    for (unsynced, (per_commit, commits)) in [false, true]
-        .into_iter()
-        .flat_map(|u| runs.map(|r| (u, r)))
+    for (unsynced, (per_commit, commits)) in
+        [false, true].into_iter().flat_map(|u| runs.map(|r| (u, r)))
     {
         let (mut b_runs, mut r_runs) = (Vec::new(), Vec::new());
         for _ in 0..args.repeats.max(1) {
@@ -546,6 +558,7 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
         args.churn_rounds
     );
     let mut sizes = Vec::new();
+    let mut defrag = Vec::new();
     for (name, mut store) in [
         (
             "churn.basalt",
@@ -566,7 +579,11 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
             )?;
             store.compact()?;
         }
-        sizes.push((initial, file_bytes(&path(name))));
+        let after_rounds = file_bytes(&path(name));
+        let started = Instant::now();
+        store.defragment()?;
+        defrag.push((started.elapsed(), file_bytes(&path(name))));
+        sizes.push((initial, after_rounds));
     }
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     report.add(
@@ -581,6 +598,21 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
         "MiB",
         mib(sizes[0].1),
         mib(sizes[1].1),
+        false,
+    );
+
+    report.add(
+        "churn: file size after defragment",
+        "MiB",
+        mib(defrag[0].1),
+        mib(defrag[1].1),
+        false,
+    );
+    report.add(
+        "churn: defragment time",
+        "ms",
+        defrag[0].0.as_secs_f64() * 1e3,
+        defrag[1].0.as_secs_f64() * 1e3,
         false,
     );
 
