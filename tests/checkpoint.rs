@@ -1,5 +1,5 @@
 //! The raft log does not grow without bound: every `--snapshot-count` applied entries the member
-//! checkpoints (the engine holds them durably), the WAL releases its segments below, and a
+//! checkpoints (syncs the engine through them), the WAL releases its segments below, and a
 //! restart replays only what follows — and still serves every acknowledged write.
 
 mod support;

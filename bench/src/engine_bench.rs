@@ -4,12 +4,15 @@
 //! - put throughput at 1, 100 and 10,000 puts per commit (fresh databases);
 //! - load of `--keys` keys (10,000 per commit), then open time and RSS after reopening;
 //! - point-get latency and 1000-key range latency on that database;
-//! - file size after `--churn-rounds` rounds of overwrite-everything + compact.
+//! - file size after `--churn-rounds` rounds of overwrite-everything + compact, and after a
+//!   defragmentation (basalt's online one; redb's `compact`, which needs exclusive access).
 //!
 //! Basalt does etcd's full MVCC put (revision record + key index + change log, events
 //! returned), redb a plain key → value insert: the comparison is deliberately the harder one.
-//! Both commit durably: basalt with two fdatasyncs (pages, then meta), redb with its default
-//! `Durability::Immediate`.
+//! Durable rows: basalt's `WriteBatch::commit` (one fdatasync, torn commits detected by the
+//! commit record) against redb's default `Durability::Immediate` (one fdatasync, checksums).
+//! Unsynced rows (what the server does per apply batch): basalt's `commit_unsynced` against
+//! redb's `Durability::None`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,6 +40,10 @@ pub struct EngineArgs {
     /// Commits in the one-put-per-commit run (each costs fsyncs).
     #[arg(long, default_value_t = 200)]
     single_commits: u64,
+    /// Runs of each put workload per engine, alternating basalt and redb; the median is
+    /// reported (a shared machine's noise hits both sides alike).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
     /// Point gets to time.
     #[arg(long, default_value_t = 200_000)]
     gets: u64,
@@ -109,9 +116,13 @@ trait Store {
     ) -> Result<(), String>;
     /// Drops history (basalt: compact at the current revision; redb keeps none).
     fn compact(&mut self) -> Result<(), String>;
+    /// Shrinks the file to what the data needs (basalt: online `defragment`; redb: its
+    /// `Database::compact`, which needs exclusive access).
+    fn defragment(&mut self) -> Result<(), String>;
 }
 
-struct Basalt(Engine);
+/// Basalt's engine; `unsynced` commits publish without fdatasync.
+struct Basalt(Engine, bool);
 
 impl Store for Basalt {
     fn commit_puts(
@@ -128,7 +139,11 @@ impl Store for Basalt {
             };
             batch.put(&request).map_err(err)?;
         }
-        batch.commit().map_err(err)
+        if self.1 {
+            batch.commit_unsynced().map_err(err)
+        } else {
+            batch.commit().map_err(err)
+        }
     }
 
     fn gets(&self, keys: &[Vec<u8>], histogram: &mut Histogram<u64>) -> Result<(), String> {
@@ -200,9 +215,14 @@ impl Store for Basalt {
         }
         Ok(())
     }
+
+    fn defragment(&mut self) -> Result<(), String> {
+        self.0.defragment(1000).map(drop).map_err(err)
+    }
 }
 
-struct Redb(redb::Database);
+/// redb; `unsynced` commits use `Durability::None`.
+struct Redb(redb::Database, bool);
 
 impl Store for Redb {
     fn commit_puts(
@@ -210,7 +230,10 @@ impl Store for Redb {
         keys: &mut dyn Iterator<Item = Vec<u8>>,
         value: &[u8],
     ) -> Result<(), String> {
-        let txn = self.0.begin_write().map_err(err)?;
+        let mut txn = self.0.begin_write().map_err(err)?;
+        if self.1 {
+            txn.set_durability(redb::Durability::None).map_err(err)?;
+        }
         {
             let mut table = txn.open_table(TABLE).map_err(err)?;
             for key in keys {
@@ -281,14 +304,19 @@ impl Store for Redb {
     fn compact(&mut self) -> Result<(), String> {
         Ok(())
     }
+
+    fn defragment(&mut self) -> Result<(), String> {
+        while self.0.compact().map_err(err)? {}
+        Ok(())
+    }
 }
 
 fn open_basalt(path: &Path) -> Result<Basalt, String> {
-    Ok(Basalt(Engine::open(path).map_err(err)?))
+    Ok(Basalt(Engine::open(path).map_err(err)?, false))
 }
 
 fn open_redb(path: &Path) -> Result<Redb, String> {
-    Ok(Redb(redb::Database::create(path).map_err(err)?))
+    Ok(Redb(redb::Database::create(path).map_err(err)?, false))
 }
 
 /// Resident set size of this process, in bytes.
@@ -362,6 +390,12 @@ fn put_run(
     Ok((ops, LatencySummary::of(&histogram)))
 }
 
+/// The run with the median throughput.
+fn median_run(mut runs: Vec<(f64, LatencySummary)>) -> (f64, LatencySummary) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs[runs.len() / 2]
+}
+
 fn load(store: &mut dyn Store, keys: u64, value: &[u8]) -> Result<Duration, String> {
     let started = Instant::now();
     let per_commit = 10_000;
@@ -400,21 +434,29 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
 
     // 1. Put throughput at 1, 100 and 10,000 puts per commit.
     println!("put throughput (fresh databases, new keys):");
-    for (per_commit, commits) in [(1, args.single_commits), (100, 100), (10_000, 10)] {
-        let _ = std::fs::remove_file(path("put.basalt"));
-        let _ = std::fs::remove_file(path("put.redb"));
-        let (b_ops, b_lat) = put_run(
-            &mut open_basalt(&path("put.basalt"))?,
-            per_commit,
-            commits,
-            &value,
-        )?;
-        let (r_ops, r_lat) = put_run(
-            &mut open_redb(&path("put.redb"))?,
-            per_commit,
-            commits,
-            &value,
-        )?;
+    let runs = [(1, args.single_commits), (100, 100), (10_000, 10)];
+    for (unsynced, (per_commit, commits)) in
+        [false, true].into_iter().flat_map(|u| runs.map(|r| (u, r)))
+    {
+        let (mut b_runs, mut r_runs) = (Vec::new(), Vec::new());
+        for _ in 0..args.repeats.max(1) {
+            let _ = std::fs::remove_file(path("put.basalt"));
+            let _ = std::fs::remove_file(path("put.redb"));
+            let mut basalt = open_basalt(&path("put.basalt"))?;
+            basalt.1 = unsynced;
+            b_runs.push(put_run(&mut basalt, per_commit, commits, &value)?);
+            drop(basalt);
+            let mut redb = open_redb(&path("put.redb"))?;
+            redb.1 = unsynced;
+            r_runs.push(put_run(&mut redb, per_commit, commits, &value)?);
+        }
+        let (b_ops, b_lat) = median_run(b_runs);
+        let (r_ops, r_lat) = median_run(r_runs);
+        let per_commit = if unsynced {
+            format!("{per_commit} (unsynced)")
+        } else {
+            per_commit.to_string()
+        };
         report.add(
             &format!("put, {per_commit} per commit: throughput"),
             "ops/s",
@@ -516,6 +558,7 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
         args.churn_rounds
     );
     let mut sizes = Vec::new();
+    let mut defrag = Vec::new();
     for (name, mut store) in [
         (
             "churn.basalt",
@@ -536,7 +579,11 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
             )?;
             store.compact()?;
         }
-        sizes.push((initial, file_bytes(&path(name))));
+        let after_rounds = file_bytes(&path(name));
+        let started = Instant::now();
+        store.defragment()?;
+        defrag.push((started.elapsed(), file_bytes(&path(name))));
+        sizes.push((initial, after_rounds));
     }
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     report.add(
@@ -551,6 +598,21 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
         "MiB",
         mib(sizes[0].1),
         mib(sizes[1].1),
+        false,
+    );
+
+    report.add(
+        "churn: file size after defragment",
+        "MiB",
+        mib(defrag[0].1),
+        mib(defrag[1].1),
+        false,
+    );
+    report.add(
+        "churn: defragment time",
+        "ms",
+        defrag[0].0.as_secs_f64() * 1e3,
+        defrag[1].0.as_secs_f64() * 1e3,
         false,
     );
 

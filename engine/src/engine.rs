@@ -3,15 +3,19 @@
 //! Write path, built for batching: the server applies many raft entries into one
 //! [`WriteBatch`] (each `put`/`delete_range`/`txn` is its own MVCC transaction with its own main
 //! revision), records the raft index with [`WriteBatch::set_applied_index`], then commits the
-//! B+tree once. The WAL is the durability point; a commit is a checkpoint that lets it be
-//! truncated up to the applied index stored in the same commit.
+//! B+tree once with [`WriteBatch::commit_unsynced`]: published to readers, no fdatasync. The WAL
+//! is the durability point; [`Engine::sync`] is the checkpoint that makes every published commit
+//! durable (one fdatasync), after which the WAL may be truncated up to the applied index stored
+//! in it. After a crash, open returns the last durable commit; replaying the WAL from its
+//! applied index restores the rest.
 
 use std::ops::Bound;
 use std::path::Path;
 
 use crate::db::check::CheckReport;
+use crate::db::defrag::DefragReport;
 use crate::db::snapshot::Snapshot;
-use crate::db::{Db, ReadTxn, Table, Tables, WriteTxn};
+use crate::db::{Db, Durability, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
 use crate::mvcc::lease::{self, Lease};
 use crate::mvcc::state::MvccState;
@@ -51,6 +55,37 @@ impl Engine {
     /// order, checksums valid. Waits for an open write batch to finish.
     pub fn check(&self) -> Result<CheckReport> {
         self.db.check()
+    }
+
+    /// Makes every published commit durable: fdatasync of the pages, then of the meta (so open
+    /// reports a page lost after the fact as damage instead of taking it for a torn commit);
+    /// nothing if already durable. Returns the applied index now durable: after a crash, open
+    /// returns at least this.
+    /// Waits for an open write batch to finish.
+    pub fn sync(&self) -> Result<u64> {
+        let txn = self.db.begin_write()?;
+        let applied_index = MvccState::load(&txn)?.applied_index;
+        if !txn.is_durable() {
+            txn.commit(Durability::PagesFirst)?;
+        }
+        Ok(applied_index)
+    }
+
+    /// Online defragmentation: moves the tree's pages toward the start of the file and cuts
+    /// the file to about what the data needs (etcd's `defrag`, without stopping the world).
+    /// Readers never wait; the writer waits for one short step at a time (a copy of at most
+    /// `keys_per_step` root-to-leaf paths, committed and synced). Everything is durable when
+    /// it returns. Pages a reader still pins stay until that reader ends: call it again then.
+    pub fn defragment(&self, keys_per_step: usize) -> Result<DefragReport> {
+        self.db.defragment(keys_per_step.max(1))
+    }
+
+    /// The commit open discarded because its meta reached the disk but not all of its pages
+    /// (a crash inside its fdatasync), if any. A torn commit was never acknowledged — unless
+    /// the disk lost a write after a successful fdatasync; callers with a log of their own
+    /// (the server's WAL) should check that what open returned is not behind it.
+    pub fn torn_commit_discarded(&self) -> Option<u64> {
+        self.db.shared.torn_commit_discarded
     }
 
     /// Starts the single write batch (blocks while another is open).
@@ -397,13 +432,24 @@ impl WriteBatch<'_> {
         result
     }
 
-    /// Writes everything durably (fdatasync twice) and publishes it to new readers.
-    pub fn commit(mut self) -> Result<()> {
+    /// Writes everything (and every unsynced commit before it) durably, with one fdatasync,
+    /// and publishes it to new readers.
+    pub fn commit(self) -> Result<()> {
+        self.finish(Durability::OneSync)
+    }
+
+    /// Publishes everything to new readers without fdatasync: a crash before the next
+    /// [`Engine::sync`] (or durable [`WriteBatch::commit`]) returns to the last durable commit.
+    pub fn commit_unsynced(self) -> Result<()> {
+        self.finish(Durability::Unsynced)
+    }
+
+    fn finish(mut self, durability: Durability) -> Result<()> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
         self.state.store(&self.loaded, &mut self.txn)?;
-        self.txn.commit()
+        self.txn.commit(durability)
     }
 
     /// (free, pending) page counts of the allocator — diagnostics.

@@ -3,7 +3,7 @@
 //!
 //! Layers, bottom up:
 //! - [`pager`]: the file as 4 KiB pages, two checksummed meta pages, the page allocator and
-//!   the memory map (the only `unsafe` code);
+//!   the memory map and pwritev (the only `unsafe` code);
 //! - `btree`: copy-on-write B+tree nodes in slotted pages, overflow runs for large values;
 //! - `db`: tables, read snapshots (`Send`, lock-free), the single writer and its commit;
 //! - `mvcc`: revisions, the key index, Range/Put/DeleteRange/Txn, compaction, events, hash;
@@ -20,6 +20,7 @@ pub mod pager;
 
 pub use btree::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use db::check::CheckReport;
+pub use db::defrag::DefragReport;
 pub use db::snapshot::Snapshot;
 #[doc(hidden)]
 pub use db::write::crash_point;

@@ -5,6 +5,13 @@
 //! must hold exactly the state of some commit at or after the last acknowledged one, pass the
 //! whole-file page check, and accept further writes.
 //!
+//! The child runs in one of two modes: every commit durable (`WriteBatch::commit`), or every
+//! commit unsynced with an `Engine::sync` after every `SYNC_EVERY`th (the server's way). In the
+//! second mode the recovered state must be exactly a synced one, at or after the last sync
+//! acknowledged: an unsynced commit never shows after a crash, and never damages the synced
+//! state (which a rewrite of a page the durable meta reaches would, as the killed process's
+//! page-cache writes survive SIGKILL).
+//!
 //! Soak: `BASALT_CRASH_ROUNDS=200 cargo test --release -p basalt-engine --test crash`.
 
 use std::collections::BTreeMap;
@@ -14,6 +21,18 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use basalt_engine::*;
+
+/// In unsynced mode, the child syncs after every commit whose index is a multiple of this.
+const SYNC_EVERY: u64 = 4;
+
+/// How the child commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// `WriteBatch::commit` every time (one fdatasync each).
+    Durable,
+    /// `commit_unsynced` every time, `Engine::sync` after every `SYNC_EVERY`th.
+    Unsynced,
+}
 
 fn key(n: u64) -> Vec<u8> {
     format!("k{:03}", n % 500).into_bytes()
@@ -76,6 +95,7 @@ fn crash_child() {
         return;
     };
     let point: u8 = std::env::var("BASALT_CRASH_POINT").map_or(0, |p| p.parse().unwrap());
+    let unsynced = std::env::var("BASALT_CRASH_MODE").is_ok_and(|m| m == "unsynced");
     let arm_after: u64 = std::env::var("BASALT_CRASH_AFTER").map_or(0, |p| p.parse().unwrap());
     // A sibling test's fork may briefly hold an inherited descriptor of the parent's (already
     // closed) file, and with it the lock, until that fork execs: retry for a moment.
@@ -123,13 +143,28 @@ fn crash_child() {
             // Leave the rest of a compaction to later commits, like the server would.
         }
         batch.set_applied_index(i);
-        batch.commit().unwrap();
-        println!("acked {i}");
+        if !unsynced {
+            batch.commit().unwrap();
+            println!("acked {i}");
+        } else {
+            batch.commit_unsynced().unwrap();
+            if i.is_multiple_of(SYNC_EVERY) {
+                assert_eq!(engine.sync().unwrap(), i);
+                println!("acked {i}");
+            }
+        }
     }
 }
 
-/// Runs a child; kills it after `kill_after` (if given); returns the last acknowledged commit.
-fn run_child(dir: &Path, point: u8, arm_after: u64, kill_after: Option<Duration>) -> Option<u64> {
+/// Runs a child; kills it after `kill_after` (if given); returns the last acknowledged commit
+/// (in unsynced mode: the last acknowledged sync).
+fn run_child(
+    dir: &Path,
+    mode: Mode,
+    point: u8,
+    arm_after: u64,
+    kill_after: Option<Duration>,
+) -> Option<u64> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -141,6 +176,14 @@ fn run_child(dir: &Path, point: u8, arm_after: u64, kill_after: Option<Duration>
         .env("BASALT_CRASH_DIR", dir)
         .env("BASALT_CRASH_POINT", point.to_string())
         .env("BASALT_CRASH_AFTER", arm_after.to_string())
+        .env(
+            "BASALT_CRASH_MODE",
+            if mode == Mode::Unsynced {
+                "unsynced"
+            } else {
+                "durable"
+            },
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -159,13 +202,14 @@ fn run_child(dir: &Path, point: u8, arm_after: u64, kill_after: Option<Duration>
         .read_to_string(&mut out)
         .unwrap();
     out.lines()
-        .filter_map(|l| l.strip_prefix("acked "))
+        // The first line also carries libtest's "test crash_child ... " prefix.
+        .filter_map(|l| l.split_once("acked ").map(|(_, n)| n))
         .filter_map(|n| n.parse().ok())
         .max()
 }
 
 /// Reopens and checks the state against the model; returns the recovered commit.
-fn verify(dir: &Path, at_least: u64) -> u64 {
+fn verify(dir: &Path, mode: Mode, at_least: u64) -> u64 {
     let engine = Engine::open(dir.join("db")).unwrap();
     engine.check().unwrap();
     let applied = engine.read().unwrap().applied_index();
@@ -173,6 +217,12 @@ fn verify(dir: &Path, at_least: u64) -> u64 {
         applied >= at_least,
         "recovered commit {applied} is older than acknowledged {at_least}"
     );
+    if mode == Mode::Unsynced {
+        assert!(
+            applied.is_multiple_of(SYNC_EVERY),
+            "recovered commit {applied} was never synced"
+        );
+    }
     assert_eq!(
         contents(&engine),
         model(applied),
@@ -181,19 +231,44 @@ fn verify(dir: &Path, at_least: u64) -> u64 {
     applied
 }
 
-/// A disk that lost a page write the engine believed synced: open must refuse with an error
-/// naming a page, not serve the commit and not silently fall back to an older one.
+/// A disk that lost a page write of a checkpoint (`Engine::sync`, pages synced before the
+/// meta) the engine believed durable: open must refuse with an error naming a page, not serve
+/// the commit and not silently fall back to an older one.
 #[test]
-fn lost_page_write_is_reported_at_open() {
+fn lost_page_write_of_a_sync_is_reported_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let before = verify(dir.path(), 0);
-    let last = run_child(dir.path(), crash_point::LOST_PAGE, 3, None).unwrap();
-    assert_eq!(last, before + 3);
+    verify(dir.path(), Mode::Unsynced, 0);
+    // Armed at commit 4: the sync right after it loses a page, and nothing was acknowledged.
+    let last = run_child(dir.path(), Mode::Unsynced, crash_point::LOST_PAGE, 3, None);
+    assert_eq!(last, None);
     match Engine::open(dir.path().join("db")) {
         Err(Error::Corrupt { page, reason, .. }) => assert!(page >= 2, "page {page}: {reason}"),
         Err(other) => panic!("expected a corruption error, got {other}"),
         Ok(_) => panic!("a commit with a lost page write was accepted"),
     }
+}
+
+/// A one-fdatasync commit whose meta reached the disk but one of whose pages did not (a crash
+/// inside the fdatasync) was never acknowledged: open falls back to the commit before it and
+/// says so.
+#[test]
+fn torn_one_sync_commit_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = verify(dir.path(), Mode::Durable, 0);
+    let last = run_child(dir.path(), Mode::Durable, crash_point::LOST_PAGE, 3, None).unwrap();
+    assert_eq!(last, before + 3);
+    let engine = Engine::open(dir.path().join("db")).unwrap();
+    assert!(engine.torn_commit_discarded().is_some());
+    drop(engine);
+    assert_eq!(verify(dir.path(), Mode::Durable, last), last);
+    // The next commit overwrites the torn meta's slot, never the one open fell back to: tear
+    // that write, and a valid state at or after the fallback commit must open. (The workload
+    // is deterministic, so the rewritten pages may complete the torn commit: both are valid.)
+    assert_eq!(
+        run_child(dir.path(), Mode::Durable, crash_point::TORN_META, 0, None),
+        None
+    );
+    verify(dir.path(), Mode::Durable, last);
 }
 
 fn rounds() -> u64 {
@@ -205,6 +280,15 @@ fn rounds() -> u64 {
 
 #[test]
 fn sigkill_at_random_moments() {
+    sigkill_rounds(Mode::Durable);
+}
+
+#[test]
+fn sigkill_at_random_moments_unsynced() {
+    sigkill_rounds(Mode::Unsynced);
+}
+
+fn sigkill_rounds(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     let mut acked = 0;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -213,37 +297,67 @@ fn sigkill_at_random_moments() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let wait = Duration::from_millis(30 + (seed >> 33) % 150);
-        if let Some(last) = run_child(dir.path(), crash_point::NONE, 0, Some(wait)) {
+        if let Some(last) = run_child(dir.path(), mode, crash_point::NONE, 0, Some(wait)) {
             acked = acked.max(last);
         }
-        acked = verify(dir.path(), acked);
+        acked = verify(dir.path(), mode, acked);
     }
     assert!(acked > 0, "no commit was ever acknowledged");
 }
 
 #[test]
 fn crash_points_inside_commit() {
-    for (point, survives) in [
-        (crash_point::AFTER_PAGES, false),
-        (crash_point::AFTER_PAGES_SYNCED, false),
-        (crash_point::TORN_META, false),
-        (crash_point::AFTER_META, true),
-    ] {
+    crash_points(
+        Mode::Durable,
+        &[
+            (crash_point::AFTER_PAGES, false),
+            (crash_point::TORN_META, false),
+            (crash_point::AFTER_META, true),
+            (crash_point::AFTER_SYNC, true),
+            (crash_point::LOST_PAGE, false),
+        ],
+    );
+}
+
+/// In unsynced mode the crash points fire in the first commit (AFTER_PAGES) or sync (the
+/// others) after arming; whether the sync it hits survives is the same question as above.
+#[test]
+fn crash_points_inside_unsynced_commit_and_sync() {
+    crash_points(
+        Mode::Unsynced,
+        &[
+            (crash_point::AFTER_PAGES, false),
+            (crash_point::AFTER_PAGES_SYNCED, false),
+            (crash_point::TORN_META, false),
+            (crash_point::AFTER_META, true),
+            (crash_point::AFTER_SYNC, true),
+        ],
+    );
+}
+
+fn crash_points(mode: Mode, points: &[(u8, bool)]) {
+    let step = match mode {
+        Mode::Durable => 1,
+        Mode::Unsynced => SYNC_EVERY,
+    };
+    for &(point, survives) in points {
         let dir = tempfile::tempdir().unwrap();
         for round in 0..3u64 {
-            let before = verify(dir.path(), 0);
+            let before = verify(dir.path(), mode, 0);
             let arm_after = 5 + round * 7;
-            let last = run_child(dir.path(), point, arm_after, None).unwrap_or(before);
+            let last = run_child(dir.path(), mode, point, arm_after, None).unwrap_or(before);
+            // Every commit (sync) before the one the armed point hits was acknowledged.
+            let armed = before + arm_after + 1;
             assert_eq!(
                 last,
-                before + arm_after,
+                (armed.div_ceil(step) - 1) * step,
                 "point {point}: commits before the crash"
             );
-            let recovered = verify(dir.path(), last);
+            let recovered = verify(dir.path(), mode, last);
             // Only a meta that was fully written can make the crashed commit visible.
             assert_eq!(
                 recovered,
-                last + survives as u64,
+                last + survives as u64 * step,
                 "point {point} round {round}"
             );
         }

@@ -1,7 +1,9 @@
 //! Model-based test: random sequences of put / delete / txn / range / compact / commit /
-//! abort / reopen / pinned snapshots run against the engine and against a plain in-memory
-//! model of etcd's MVCC semantics (a BTreeMap of per-key histories); every response, every
-//! event and every error must be identical.
+//! unsynced commit / sync / abort / reopen / pinned snapshots run against the engine and against
+//! a plain in-memory model of etcd's MVCC semantics (a BTreeMap of per-key histories); every
+//! response, every event and every error must be identical. A reopen (without sync) must
+//! return exactly the last durable commit, and the page check after every sync must find no
+//! reusable page the durable meta still reaches.
 //!
 //! Default: 48 cases of up to 80 operations. Soak: `BASALT_MODEL_CASES=2000 cargo test --release
 //! -p basalt-engine --test model`.
@@ -330,6 +332,8 @@ enum Op {
     Compact(i64, usize),
     Events(i64),
     Commit(u64),
+    CommitUnsynced(u64),
+    Sync,
     Abort,
     Reopen,
     Pin,
@@ -511,7 +515,9 @@ fn op() -> impl Strategy<Value = Op> {
         6 => range_req().prop_map(|(r, b)| Op::Range(r, b)),
         1 => (0i64..4, 1usize..4).prop_map(|(back, budget)| Op::Compact(back, budget)),
         1 => (0i64..6).prop_map(Op::Events),
-        3 => (0u64..3).prop_map(Op::Commit),
+        2 => (0u64..3).prop_map(Op::Commit),
+        3 => (0u64..3).prop_map(Op::CommitUnsynced),
+        1 => Just(Op::Sync),
         1 => Just(Op::Abort),
         1 => Just(Op::Reopen),
         1 => Just(Op::Pin),
@@ -560,6 +566,8 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
         ..Model::default()
     };
     let mut committed = model.clone();
+    // What a reopen returns: the last durable commit.
+    let mut synced = model.clone();
     let mut ops = ops.into_iter();
     let mut finished = false;
     while !finished {
@@ -581,11 +589,18 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
                     break 'batches;
                 };
                 match op {
-                    Op::Commit(index) => {
+                    Op::Commit(index) | Op::CommitUnsynced(index) => {
                         model.applied_index += index;
                         b.set_applied_index(model.applied_index);
-                        b.commit().unwrap();
+                        if matches!(op, Op::Commit(_)) {
+                            b.commit().unwrap();
+                            synced = model.clone();
+                        } else {
+                            b.commit_unsynced().unwrap();
+                        }
                         committed = model.clone();
+                        // Page accounting, and nothing reusable that a crash would return to.
+                        engine.check().unwrap();
                         let view = engine.read().unwrap();
                         prop_assert_eq!(view.applied_index(), model.applied_index);
                         prop_assert_eq!(view.current_revision(), model.current);
@@ -595,7 +610,18 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
                         model = committed.clone();
                         continue 'batches;
                     }
+                    Op::Sync => {
+                        // The open batch is abandoned: sync waits for the writer.
+                        drop(b);
+                        model = committed.clone();
+                        prop_assert_eq!(engine.sync().unwrap(), committed.applied_index);
+                        synced = committed.clone();
+                        engine.check().unwrap();
+                        continue 'batches;
+                    }
                     Op::Reopen => {
+                        // A reopen without sync is a crash: the last durable commit returns.
+                        committed = synced.clone();
                         model = committed.clone();
                         break 'batches;
                     }
@@ -605,7 +631,8 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
         }
         // Dropping the engine (and any pinned view) releases the file lock.
     }
-    model = committed.clone();
+    // The last engine was dropped without a sync: the last durable commit returns.
+    model = synced.clone();
     let engine = Engine::open(&path).unwrap();
     let view = engine.read().unwrap();
     same(
@@ -762,7 +789,9 @@ fn step(
                 same(view.hash_kv(0).map(|h| h.header_revision), Ok(m.current))?;
             }
         }
-        Op::Commit(_) | Op::Abort | Op::Reopen => unreachable!("handled by the caller"),
+        Op::Commit(_) | Op::CommitUnsynced(_) | Op::Sync | Op::Abort | Op::Reopen => {
+            unreachable!("handled by the caller")
+        }
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! Applies committed raft entries to the engine: each proposal runs as one MVCC write
 //! transaction; the batch of entries of one raft step is committed to the B+tree once, with the
-//! raft index it reaches, so a restart replays exactly the entries after it.
+//! raft index it reaches, so a restart replays exactly the entries after the last *durable*
+//! one. That commit is unsynced (published to readers, no fdatasync): the WAL already holds the
+//! entries durably, and the checkpoint (`Engine::sync`, see `member`) makes the engine durable
+//! before the WAL forgets them.
 
 use basalt_engine::{self as engine, Engine};
 use basalt_net::proto::etcdserverpb as pb;
@@ -197,7 +200,7 @@ pub fn apply_entries(
         compaction_pending = !batch.compact_step(engine::COMPACT_STEP_BUDGET)?;
     }
     batch.set_applied_index(last.index);
-    batch.commit()?;
+    batch.commit_unsynced()?;
     Ok(AppliedBatch {
         answers,
         events: all_events,

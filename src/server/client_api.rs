@@ -11,7 +11,10 @@ use glommio::net::TcpListener;
 use super::gateway::Gateway;
 use super::kv_service::{self, KvLimits};
 use super::status_service::{self, MemberInfo};
-use super::{cluster_service, lease_service, maintenance_service, snapshot_service, watch_service};
+use super::{
+    cluster_service, defragment_service, lease_service, maintenance_service, snapshot_service,
+    watch_service,
+};
 
 /// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
 pub const CLUSTER_VERSION: &str = "3.5.0";
@@ -38,6 +41,7 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     let info = Rc::new(settings.info.clone());
     status_service::register(&mut router, gateway.clone(), info.clone());
     maintenance_service::register(&mut router, gateway.clone());
+    defragment_service::register(&mut router, gateway.clone());
     lease_service::register(&mut router, gateway.clone());
     snapshot_service::register(&mut router, gateway.clone());
     cluster_service::register(&mut router, gateway.clone(), info);

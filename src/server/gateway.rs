@@ -141,6 +141,11 @@ impl Gateway {
         }
     }
 
+    /// The engine, for work on a thread of its own (defragmentation).
+    pub fn shared_engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
     /// The engine, for reads on this core.
     pub fn engine(&self) -> &Engine {
         &self.engine

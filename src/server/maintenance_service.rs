@@ -1,8 +1,5 @@
-//! etcd's Maintenance service, except Status (`status_service`) and Snapshot
-//! (`snapshot_service`): Alarm, Hash, HashKV, MoveLeader.
-//!
-//! Defragment is registered by the engine's defragmentation work (it needs
-//! `Engine::defragment`); until then it answers UNIMPLEMENTED like every unknown method.
+//! etcd's Maintenance service, except Status (`status_service`), Snapshot
+//! (`snapshot_service`) and Defragment (`defragment_service`): Alarm, Hash, HashKV, MoveLeader.
 
 use std::rc::Rc;
 

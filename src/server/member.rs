@@ -145,10 +145,27 @@ impl Member {
                 );
             }
         }
+        // Right after open, the engine shows its last durable commit: replay starts after it.
         let view = engine.read().map_err(|e| e.to_string())?;
         let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
         let stored_leases = view.leases().map_err(|e| e.to_string())?;
         drop(view);
+        if let Some(commit) = engine.torn_commit_discarded() {
+            tracing::warn!(
+                commit,
+                applied_index,
+                "the database's newest commit was torn by a crash; using the one before it"
+            );
+        }
+        if applied_index < metadata.snapshot.index {
+            // The WAL forgot entries up to its checkpoint only after the engine synced them;
+            // an engine behind it lost a durable commit, and the gap cannot be replayed.
+            return Err(format!(
+                "the database has applied raft index {applied_index} but the wal was checkpointed \
+                 at {}: the database lost writes it had made durable",
+                metadata.snapshot.index
+            ));
+        }
         let last_index = entries
             .last()
             .map_or(metadata.snapshot.index, |e: &Entry| e.index);
@@ -447,7 +464,8 @@ impl Member {
                 state.applied_index = last;
                 state.node.on_applied(last);
                 if last >= self.last_checkpoint.get() + self.checkpoint_entries {
-                    // The engine committed (durably) through `last`: the log may forget it.
+                    // The checkpoint syncs the engine through at least `last`, then lets the
+                    // log forget it.
                     self.last_checkpoint.set(last);
                     self.persist_queue
                         .borrow_mut()
@@ -531,11 +549,22 @@ impl Member {
         }
     }
 
-    /// Lets the log forget entries up to `index`, which the engine holds durably: the in-memory
-    /// raft log is trimmed, the snapshot metadata (index, term, membership) is stored with the
+    /// Syncs the engine through (at least) `index`, then lets the log forget the entries up to
+    /// it: the in-memory raft log is trimmed, the snapshot metadata (index, term, membership) is stored with the
     /// hard state, and the WAL releases the segments below. A restart then replays only what
     /// follows `index`.
     async fn checkpoint(&self, index: u64) -> Result<(), String> {
+        // First make the engine durable through `index` (applies since are included): only
+        // then may the log forget the entries. Blocks this core for the engine's fdatasyncs,
+        // once per --snapshot-count entries.
+        let durable = self
+            .engine
+            .sync()
+            .map_err(|e| format!("syncing the database for a checkpoint failed: {e}"))?;
+        assert!(
+            durable >= index,
+            "engine durable through {durable}, checkpoint at {index}"
+        );
         let snapshot = {
             let mut state = self.state.borrow_mut();
             let snapshot = state

@@ -14,6 +14,7 @@ mod client_core;
 mod cluster_service;
 mod cluster_state;
 mod convert;
+mod defragment_service;
 mod gateway;
 mod header;
 mod kv_service;

@@ -16,6 +16,7 @@ pub(crate) mod flush;
 pub(crate) mod node;
 pub(crate) mod page;
 pub(crate) mod read;
+pub(crate) mod relocate;
 pub(crate) mod write;
 
 use crate::pager::{HEADER_SIZE, PAGE_SIZE};

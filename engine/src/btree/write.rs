@@ -17,7 +17,7 @@ pub(crate) struct Cow<'a> {
 
 impl Cow<'_> {
     /// Turns a clean child into an owned node (copying its page) and returns it.
-    fn own<'n>(&mut self, child: &'n mut Child) -> Result<&'n mut Node> {
+    pub(crate) fn own<'n>(&mut self, child: &'n mut Child) -> Result<&'n mut Node> {
         if let Child::Clean(page) = *child {
             let node = PageNode::open(self.view, page)?.to_node(self.view)?;
             self.freed.push(page);

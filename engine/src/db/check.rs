@@ -1,9 +1,12 @@
 //! Whole-file consistency check: every page is reachable exactly once, or free, or pending —
-//! nothing leaked, nothing shared. What `etcdutl check`-style tools and the tests call.
+//! nothing leaked, nothing shared — and no page the allocator may hand out is reachable from
+//! the durable meta (what a crash would return to). What `etcdutl check`-style tools and the
+//! tests call.
 
 use super::Shared;
 use crate::btree::page::{PageNode, ValRef};
 use crate::error::{Error, Result};
+use crate::pager::meta::Meta;
 use crate::pager::{run_pages, PageKind, View};
 
 /// Page accounting of the newest commit.
@@ -15,7 +18,7 @@ pub struct CheckReport {
     pub pages_reachable: u64,
     /// Pages free for reuse now.
     pub pages_free: u64,
-    /// Pages freed by recent commits, waiting for readers.
+    /// Pages freed by recent commits, waiting for readers or for a sync.
     pub pages_pending: u64,
     /// Key-value entries in all tables.
     pub entries: u64,
@@ -78,9 +81,27 @@ impl Walk<'_> {
     }
 }
 
-/// Walks the newest commit and the allocator; errors on any shared or leaked page.
+/// Walks the tree and record run of `meta`, claiming every page in `walk`.
+fn walk_commit(walk: &mut Walk, meta: &Meta) -> Result<()> {
+    walk.owner[0] = 1;
+    walk.owner[1] = 1;
+    for &root in &meta.roots {
+        if root != 0 {
+            walk.node(root, 0)?;
+        }
+    }
+    if meta.freelist_page != 0 {
+        let len = walk.view.run(meta.freelist_page, PageKind::FreeList)?.len();
+        walk.claim(meta.freelist_page, run_pages(len), "free-list")?;
+        walk.report.pages_reachable += run_pages(len);
+    }
+    Ok(())
+}
+
+/// Walks the newest commit and the allocator; errors on any shared or leaked page, or on a
+/// reusable page the durable meta can reach.
 pub(crate) fn check(shared: &Shared) -> Result<CheckReport> {
-    let freelist = shared.writer.lock().expect("writer lock");
+    let writer = shared.writer.lock().expect("writer lock");
     let (meta, mapping) = {
         let published = shared.published.lock().expect("published state lock");
         (published.meta, published.mapping.clone())
@@ -98,25 +119,15 @@ pub(crate) fn check(shared: &Shared) -> Result<CheckReport> {
             ..CheckReport::default()
         },
     };
-    walk.owner[0] = 1;
-    walk.owner[1] = 1;
-    for &root in &meta.roots {
-        if root != 0 {
-            walk.node(root, 0)?;
-        }
-    }
-    if meta.freelist_page != 0 {
-        let len = view.run(meta.freelist_page, PageKind::FreeList)?.len();
-        walk.claim(meta.freelist_page, run_pages(len), "free-list")?;
-        walk.report.pages_reachable += run_pages(len);
-    }
-    let (free, pending) = freelist.pages();
-    for page in free {
+    walk_commit(&mut walk, &meta)?;
+    let (free, pending, held) = writer.freelist.pages();
+    for &page in &free {
         walk.claim(page, 1, "free")?;
         walk.report.pages_free += 1;
     }
-    for page in pending {
-        // A pending page is still reachable from an older snapshot, never from this one.
+    for &page in pending.iter().chain(&held) {
+        // A pending or held page is still reachable from an older snapshot or from the
+        // durable meta, never from this one.
         walk.claim(page, 1, "pending")?;
         walk.report.pages_pending += 1;
     }
@@ -127,5 +138,29 @@ pub(crate) fn check(shared: &Shared) -> Result<CheckReport> {
             reason: "page is neither reachable nor free (leaked)".into(),
         });
     }
-    Ok(walk.report)
+    let report = walk.report;
+    if writer.durable.txn_id != meta.txn_id {
+        // The crash-safety invariant: whatever the allocator may hand out (free now, or after
+        // readers finish) must not be part of the state a crash returns to.
+        let durable = writer.durable;
+        let view = View {
+            page_count: durable.page_count,
+            ..view
+        };
+        let mut walk = Walk {
+            view: &view,
+            owner: vec![0; durable.page_count as usize],
+            report: CheckReport::default(),
+        };
+        walk_commit(&mut walk, &durable)?;
+        for page in free.into_iter().chain(pending) {
+            if walk.owner.get(page as usize) == Some(&1) {
+                return Err(view.corrupt(
+                    page,
+                    "page is reusable but the durable meta still reaches it",
+                ));
+            }
+        }
+    }
+    Ok(report)
 }

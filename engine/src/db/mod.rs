@@ -2,6 +2,7 @@
 //! one writer building the next commit.
 
 pub(crate) mod check;
+pub(crate) mod defrag;
 pub(crate) mod open;
 pub(crate) mod read;
 pub mod snapshot;
@@ -24,7 +25,7 @@ use crate::pager::meta::Meta;
 use crate::pager::View;
 
 pub(crate) use read::ReadTxn;
-pub(crate) use write::WriteTxn;
+pub(crate) use write::{Durability, WriteTxn};
 
 /// The B+trees a database holds; each has a root slot in the meta page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,18 @@ pub(crate) enum Table {
     Cluster = 6,
 }
 
+impl Table {
+    /// Every table, in slot order.
+    pub(crate) const ALL: [Table; 6] = [
+        Table::Index,
+        Table::Revisions,
+        Table::Meta,
+        Table::Leases,
+        Table::AuthUsers,
+        Table::AuthRoles,
+    ];
+}
+
 /// What every commit publishes and readers pin.
 pub(crate) struct Published {
     pub(crate) meta: Meta,
@@ -53,14 +66,29 @@ pub(crate) struct Published {
     pub(crate) readers: BTreeMap<u64, usize>,
 }
 
+/// What the single writer owns: the page allocator and what is on disk.
+pub(crate) struct WriterState {
+    pub(crate) freelist: FreeList,
+    /// The newest meta known durable: what open returns after a crash now.
+    pub(crate) durable: Meta,
+    /// The meta page (0 or 1) holding `durable`; the next durable meta goes to the other one,
+    /// so a torn meta write can only ever destroy a meta that is not the durable one.
+    pub(crate) durable_slot: u64,
+    /// The data file's length in bytes (only the writer changes it): saves a stat per commit.
+    pub(crate) file_len: u64,
+}
+
 /// State shared by the database handle, its readers and its writer.
 pub(crate) struct Shared {
     pub(crate) file: DataFile,
     pub(crate) published: Mutex<Published>,
-    /// The writer lock; it owns the page allocator.
-    pub(crate) writer: Mutex<FreeList>,
+    /// The writer lock; it owns the page allocator and the durable meta.
+    pub(crate) writer: Mutex<WriterState>,
     /// Set when a commit failed half-way: the process must stop writing (fail-stop).
     pub(crate) failed: AtomicBool,
+    /// The commit id whose meta was on disk but whose pages were not (a crash inside its
+    /// fdatasync), if open fell back to the commit before it.
+    pub(crate) torn_commit_discarded: Option<u64>,
 }
 
 /// A B+tree database: one file, tables, snapshots.

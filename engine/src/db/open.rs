@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use super::{Db, Published, Shared};
+use super::{Db, Published, Shared, WriterState};
 use crate::error::{Error, Result};
 use crate::pager::file::DataFile;
 use crate::pager::freelist::{decode_commit_record, FreeList};
@@ -57,11 +57,35 @@ impl Db {
             });
         }
         let mapping = Arc::new(Mapping::new(&file.file, reserve_for(file_len)).map_err(io)?);
-        // Only an invalid meta page falls back to the other slot: pages were synced before the
-        // meta was written, so a page of the newest commit that fails its check is corruption,
-        // and the engine stops (it must not silently drop an acknowledged commit).
-        let meta = metas_newest_first(&file)?[0];
-        let freelist = load_commit(&file, &mapping, &path_buf, meta, file_len)?;
+        // A durable commit may write its pages and its meta under one fdatasync, so a crash can
+        // leave the newest meta on disk without some of its pages. The commit record tells:
+        // every page the commit wrote must carry the checksum the record lists. If not, the
+        // commit never completed its fdatasync — it was never acknowledged — and the previous
+        // meta (in the other slot, whose pages that commit never touched) is the durable state.
+        // The one case this cannot tell apart is a disk that lost a write *after* a successful
+        // fdatasync; the server catches that loss against its WAL (the engine would be behind
+        // the WAL's checkpoint), see `torn_commit_discarded`. A commit whose pages were synced
+        // before its meta (`Engine::sync`, the checkpoint) cannot be torn that way: a mismatch
+        // there is damage, and open refuses.
+        let metas = metas_newest_first(&file)?;
+        let (slot, meta) = metas[0];
+        let (chosen, discarded) = match load_commit(&file, &mapping, &path_buf, meta, file_len) {
+            Ok(freelist) => ((slot, meta, freelist), None),
+            Err(error @ (Error::Corrupt { .. } | Error::BadFile { .. }))
+                if !meta.pages_synced_first =>
+            {
+                let Some(&(older_slot, older)) = metas.get(1) else {
+                    return Err(error);
+                };
+                match load_commit(&file, &mapping, &path_buf, older, file_len) {
+                    Ok(freelist) => ((older_slot, older, freelist), Some(meta.txn_id)),
+                    // Both broken: report the newest commit's problem.
+                    Err(_) => return Err(error),
+                }
+            }
+            Err(other) => return Err(other),
+        };
+        let (durable_slot, meta, freelist) = chosen;
         Ok(Db {
             shared: Arc::new(Shared {
                 file,
@@ -70,8 +94,14 @@ impl Db {
                     mapping,
                     readers: BTreeMap::new(),
                 }),
-                writer: Mutex::new(freelist),
+                writer: Mutex::new(WriterState {
+                    freelist,
+                    durable: meta,
+                    durable_slot,
+                    file_len,
+                }),
                 failed: AtomicBool::new(false),
+                torn_commit_discarded: discarded,
             }),
         })
     }
@@ -92,14 +122,16 @@ fn create(file: &DataFile, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The valid metas, newest first; an error naming both pages if neither is valid.
-fn metas_newest_first(file: &DataFile) -> Result<Vec<Meta>> {
+/// The valid metas with their slots, newest first; an error naming both pages if neither is
+/// valid.
+fn metas_newest_first(file: &DataFile) -> Result<Vec<(u64, Meta)>> {
     let metas: Vec<std::result::Result<Meta, String>> = (0..2)
         .map(|page| file.read_page(page).map(|bytes| Meta::decode(&bytes)))
         .collect::<Result<_>>()?;
-    let mut valid: Vec<Meta> = metas
+    let mut valid: Vec<(u64, Meta)> = metas
         .iter()
-        .filter_map(|m| m.as_ref().ok().copied())
+        .enumerate()
+        .filter_map(|(slot, m)| m.as_ref().ok().map(|m| (slot as u64, *m)))
         .collect();
     if valid.is_empty() {
         let reason =
@@ -114,8 +146,8 @@ fn metas_newest_first(file: &DataFile) -> Result<Vec<Meta>> {
             ),
         });
     }
-    valid.sort_by_key(|m| std::cmp::Reverse(m.txn_id));
-    valid.dedup_by_key(|m| m.txn_id);
+    valid.sort_by_key(|(slot, m)| (std::cmp::Reverse(m.txn_id), *slot));
+    valid.dedup_by_key(|(_, m)| m.txn_id);
     Ok(valid)
 }
 
@@ -132,9 +164,8 @@ fn load_commit(
         return Err(Error::BadFile {
             path: path.to_path_buf(),
             reason: format!(
-                "file is {file_len} bytes but meta {} says {} pages",
-                meta.slot(),
-                meta.page_count
+                "file is {file_len} bytes but meta of commit {} says {} pages",
+                meta.txn_id, meta.page_count
             ),
         });
     }

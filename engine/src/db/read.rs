@@ -31,6 +31,11 @@ impl ReadTxn {
         ReadTxn { shared, view, meta }
     }
 
+    /// The root page of `table` in this snapshot, if the table is not empty.
+    pub(crate) fn root_page(&self, table: Table) -> Option<u64> {
+        Some(self.meta.roots[table as usize]).filter(|&page| page != 0)
+    }
+
     /// The commit this snapshot shows.
     pub(crate) fn txn_id(&self) -> u64 {
         self.meta.txn_id

@@ -106,7 +106,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 Op::Commit => {
                     prop_assert_eq!(contents(&*txn, Table::Index), model.clone());
-                    slot.take().unwrap().commit().unwrap();
+                    slot.take()
+                        .unwrap()
+                        .commit(crate::db::Durability::OneSync)
+                        .unwrap();
                     committed = model.clone();
                     db.check().unwrap();
                     break;
@@ -180,7 +183,7 @@ fn churn_reuses_pages() {
             )
             .unwrap();
         }
-        txn.commit().unwrap();
+        txn.commit(crate::db::Durability::OneSync).unwrap();
         sizes.push(db.check().unwrap().pages_total);
     }
     assert!(
@@ -191,7 +194,7 @@ fn churn_reuses_pages() {
     for k in 0..5000u16 {
         assert!(txn.delete(Table::Index, &key(k)).unwrap());
     }
-    txn.commit().unwrap();
+    txn.commit(crate::db::Durability::OneSync).unwrap();
     let report = db.check().unwrap();
     assert_eq!(report.entries, 0);
     assert!(report.pages_reachable <= 2, "{report:?}");

@@ -1,33 +1,44 @@
 //! The write transaction and its commit.
 //!
-//! Commit protocol (crash-safe at every byte):
-//! 1. encode every owned node and fresh large value into pages that are free in the committed
-//!    snapshot (so neither the published meta nor any reader can see them), plus a commit record
-//!    run: the free list and the (page, checksum) of every page this commit wrote;
-//! 2. write them and fdatasync;
-//! 3. write the new meta (naming the record and its checksum) into the slot the previous commit
-//!    did not use, and fdatasync.
+//! A commit is either *unsynced* (published to readers, not yet durable) or *durable*. The
+//! meta page on disk always names the newest durable commit `D`; a crash (of the process or of
+//! the machine) returns to `D`, never to a mix. Invariant that makes this hold: no commit writes
+//! a page `D` can reach — the allocator holds pages freed since `D` that `D` reaches until a
+//! newer meta is durable (`pager::freelist`), on top of gating pages by live readers.
 //!
-//! A crash before 3 completes leaves the previous meta as the newest valid one, and every page
-//! it references untouched; a torn meta fails its checksum and is ignored the same way. Open
-//! checks every page the record lists, so a write the disk lost is reported, not served.
+//! Unsynced commit `t`:
+//! 1. encode every owned node and fresh large value into pages free in both the published
+//!    snapshot and `D` (so no reader and no meta on disk can see them);
+//! 2. pwrite them (no fdatasync) and publish the new roots in memory; no meta is written.
 //!
-//! Why not one fdatasync (pages and meta together, verify at open, fall back if a page is
-//! missing)? Then a damaged page of the newest, acknowledged commit would be indistinguishable
-//! from a torn one and open would silently fall back, losing an acknowledged commit — which the
-//! server may already have truncated from its WAL. The server commits the B+tree rarely (the
-//! WAL is the durability point), so the second sync is cheap where it matters.
+//! Durable commit `N` (also what `sync` does, with no changes of its own):
+//! 1. as above, plus a commit record run: the free list of `N`, and the (page, checksum) of
+//!    every page written since `D` that `N` still uses — its own and its unsynced predecessors';
+//! 2. pwrite them and the new meta (naming the record and its checksum) into the meta slot that
+//!    does *not* hold `D`; one fdatasync covers all of it;
+//! 3. only then is `N` the durable meta: pages held for `D` become reusable (after readers).
+//!
+//! A crash before the fdatasync returns can leave any subset of those writes on disk. If the
+//! meta is torn, its checksum fails and `D` (other slot, pages untouched) is used. If the meta
+//! is whole but a page is not, the record's checksum list says so at open and `D` is used. If
+//! everything landed, `N` is used — it is complete. The price of one fdatasync instead of two
+//! (pages, then meta): a page the disk *lost after* a successful fdatasync looks like a torn
+//! commit, and open falls back to `D`; the engine reports that (`torn_commit_discarded`) and
+//! the server refuses to start when the result is behind the checkpoint its WAL was cut at.
+//! `Engine::sync` — the checkpoint the WAL is cut at — pays a second fdatasync instead (pages,
+//! then meta, flagged in the meta), so there a page that does not match is reported as damage.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
-use super::{Shared, Table, Tables};
+use super::{Shared, Table, Tables, WriterState};
 use crate::btree::flush::{flush, PageWrites};
 use crate::btree::node::Child;
 use crate::btree::read::NodeRef;
+use crate::btree::relocate::relocate_path;
 use crate::btree::write::{insert, remove, Cow, FromPredecessor, NewValue};
 use crate::error::{Error, Result};
-use crate::pager::freelist::{encode_commit_record, FreeList, Written};
+use crate::pager::freelist::encode_commit_record;
 use crate::pager::mapping::Mapping;
 use crate::pager::meta::{Meta, TABLE_SLOTS};
 use crate::pager::{build_run, run_pages, PageKind, View, HEADER_SIZE, PAGE_SIZE};
@@ -40,7 +51,7 @@ pub mod crash_point {
 
     /// No crash.
     pub const NONE: u8 = 0;
-    /// After the data pages are written, before their fdatasync.
+    /// After the data pages are written (durable or unsynced commit), before the meta.
     pub const AFTER_PAGES: u8 = 1;
     /// One data page is never written, the meta is, then crash (a disk that lost a write).
     pub const LOST_PAGE: u8 = 2;
@@ -48,8 +59,10 @@ pub mod crash_point {
     pub const TORN_META: u8 = 3;
     /// Meta written but not synced.
     pub const AFTER_META: u8 = 4;
-    /// After the data pages are synced, before the meta is written.
-    pub const AFTER_PAGES_SYNCED: u8 = 5;
+    /// After the fdatasync of a durable commit returned, before it is published.
+    pub const AFTER_SYNC: u8 = 5;
+    /// A pages-first commit: after the pages' fdatasync, before the meta is written.
+    pub const AFTER_PAGES_SYNCED: u8 = 6;
 
     static POINT: AtomicU8 = AtomicU8::new(NONE);
 
@@ -67,6 +80,18 @@ pub mod crash_point {
     }
 }
 
+/// How a commit reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Published to readers only; a crash returns to the last durable commit.
+    Unsynced,
+    /// Pages and meta under one fdatasync; open tells a torn commit by the commit record.
+    OneSync,
+    /// Pages fdatasync'ed, then the meta: a page not matching the record is reported as
+    /// damage at open, never taken for a torn commit (what a checkpoint needs).
+    PagesFirst,
+}
+
 /// Minimum growth step of the file: growing in big steps keeps fdatasync from also having to
 /// commit a file-size change on most commits.
 const GROW_BYTES_MIN: u64 = 4 << 20;
@@ -75,7 +100,7 @@ const GROW_BYTES_MIN: u64 = 4 << 20;
 /// started from.
 pub(crate) struct WriteTxn<'a> {
     shared: &'a Shared,
-    freelist: MutexGuard<'a, FreeList>,
+    writer: MutexGuard<'a, WriterState>,
     view: View,
     base: Meta,
     roots: [Option<Child>; TABLE_SLOTS],
@@ -85,7 +110,7 @@ pub(crate) struct WriteTxn<'a> {
 
 impl<'a> WriteTxn<'a> {
     pub(crate) fn begin(shared: &'a Shared) -> Result<WriteTxn<'a>> {
-        let freelist = shared.writer.lock().expect("writer lock");
+        let writer = shared.writer.lock().expect("writer lock");
         if shared.failed.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -98,7 +123,7 @@ impl<'a> WriteTxn<'a> {
             .map(|page| (page != 0).then_some(Child::Clean(page)));
         Ok(WriteTxn {
             shared,
-            freelist,
+            writer,
             view: View {
                 mapping,
                 page_count: meta.page_count,
@@ -147,6 +172,16 @@ impl<'a> WriteTxn<'a> {
         Ok(done.is_some())
     }
 
+    /// Copies the path to `key` in `table` (and its leaf's large values reaching `threshold`)
+    /// so they move to the lowest free pages at commit: a defragmentation step.
+    pub(crate) fn relocate(&mut self, table: Table, key: &[u8], threshold: u64) -> Result<()> {
+        let mut cx = Cow {
+            view: &self.view,
+            freed: &mut self.freed,
+        };
+        relocate_path(&mut cx, &mut self.roots[table as usize], key, threshold)
+    }
+
     /// Removes `key` from `table`; returns whether it was present.
     pub(crate) fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let mut cx = Cow {
@@ -156,10 +191,10 @@ impl<'a> WriteTxn<'a> {
         remove(&mut cx, &mut self.roots[table as usize], key)
     }
 
-    /// Makes everything written durable and visible to new readers.
-    pub(crate) fn commit(self) -> Result<()> {
+    /// Publishes everything written to new readers, durably or not as `durability` says.
+    pub(crate) fn commit(self, durability: Durability) -> Result<()> {
         let shared = self.shared;
-        let result = self.commit_inner();
+        let result = self.commit_inner(durability);
         if result.is_err() {
             // The allocator may have handed out pages of a commit that never happened: stop
             // writing until restart (fail-stop), which rebuilds it from the durable free list.
@@ -168,21 +203,29 @@ impl<'a> WriteTxn<'a> {
         result
     }
 
-    fn commit_inner(mut self) -> Result<()> {
+    /// Whether the published snapshot is already the durable one (a sync has nothing to do).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.writer.durable.txn_id == self.base.txn_id
+    }
+
+    fn commit_inner(mut self, durability: Durability) -> Result<()> {
+        let durable = durability != Durability::Unsynced;
         let shared = self.shared;
         let txn_id = self.base.txn_id + 1;
         let oldest_reader = {
             let published = shared.published.lock().expect("published state lock");
             published.readers.keys().next().copied()
         };
-        self.freelist
+        let writer = &mut *self.writer;
+        writer
+            .freelist
             .release(oldest_reader.unwrap_or(self.base.txn_id));
 
         let mut page_count = self.base.page_count;
         let mut writes: PageWrites = Vec::new();
         let mut roots = [0u64; TABLE_SLOTS];
         {
-            let freelist = &mut *self.freelist;
+            let freelist = &mut writer.freelist;
             let mut alloc = |n: u64| {
                 freelist.take_run(n).unwrap_or_else(|| {
                     page_count += n;
@@ -193,41 +236,51 @@ impl<'a> WriteTxn<'a> {
                 roots[slot] = root.map_or(0, |child| flush(child, &mut alloc, &mut writes));
             }
         }
+        for (page, bytes) in &writes {
+            let crc = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+            writer
+                .freelist
+                .add_written(*page, (bytes.len() / PAGE_SIZE) as u64, crc);
+        }
 
-        // The previous free-list run belongs to the base snapshot: freed by this commit.
         let mut freed = std::mem::take(&mut self.freed);
-        if self.base.freelist_page != 0 {
+        // The record run of the durable meta stays in use until a newer meta is durable.
+        if durable && self.base.freelist_page != 0 {
             let old = self.view.run(self.base.freelist_page, PageKind::FreeList)?;
             let first = self.base.freelist_page;
             freed.extend(first..first + run_pages(old.len()));
         }
-        self.freelist.add_pending(txn_id, freed);
-        page_count = self.freelist.trim_tail(page_count);
+        writer.freelist.add_freed(txn_id, freed);
+        page_count = writer.freelist.trim_tail(page_count);
 
-        let written: Vec<Written> = writes
-            .iter()
-            .map(|(page, bytes)| (*page, u32::from_le_bytes(bytes[0..4].try_into().unwrap())))
-            .collect();
-        // The record run is allocated from the free list it describes; taking pages can split
-        // runs, so retry until the run is large enough for the list without its own pages.
-        let mut run_len = 1;
-        let (freelist_page, freelist_bytes) = loop {
-            let page = self.freelist.take_run(run_len).unwrap_or_else(|| {
-                page_count += run_len;
-                page_count - run_len
-            });
-            let mut bytes = encode_commit_record(&self.freelist.durable_runs(&[]), &written);
-            if run_pages(bytes.len()) <= run_len {
-                // Pad to the pages taken, so none of them is left neither used nor free.
-                bytes.resize(run_len as usize * PAGE_SIZE - HEADER_SIZE, 0);
-                break (page, bytes);
-            }
-            self.freelist.give_back(page..page + run_len);
-            run_len = run_pages(bytes.len()) + 1;
+        let (freelist_page, freelist_crc) = if durable {
+            let written = writer.freelist.written_since_durable();
+            // The record run is allocated from the free list it describes; taking pages can
+            // split runs, so retry until the run is large enough for the list without its own
+            // pages. Its pages are not in `written`: the meta carries the record's checksum.
+            let mut run_len = 1;
+            let (page, bytes) = loop {
+                let page = writer.freelist.take_run(run_len).unwrap_or_else(|| {
+                    page_count += run_len;
+                    page_count - run_len
+                });
+                let mut bytes = encode_commit_record(&writer.freelist.durable_runs(), &written);
+                if run_pages(bytes.len()) <= run_len {
+                    // Pad to the pages taken, so none of them is left neither used nor free.
+                    bytes.resize(run_len as usize * PAGE_SIZE - HEADER_SIZE, 0);
+                    break (page, bytes);
+                }
+                writer.freelist.give_back(page..page + run_len);
+                run_len = run_pages(bytes.len()) + 1;
+            };
+            let record = build_run(page, PageKind::FreeList, &bytes);
+            let crc = u32::from_le_bytes(record[0..4].try_into().unwrap());
+            writes.push((page, record));
+            (page, crc)
+        } else {
+            // Readers ignore the record; naming the durable one keeps its pages accounted for.
+            (self.base.freelist_page, self.base.freelist_crc)
         };
-        let record = build_run(freelist_page, PageKind::FreeList, &freelist_bytes);
-        let freelist_crc = u32::from_le_bytes(record[0..4].try_into().unwrap());
-        writes.push((freelist_page, record));
 
         let meta = Meta {
             txn_id,
@@ -235,25 +288,43 @@ impl<'a> WriteTxn<'a> {
             freelist_page,
             freelist_crc,
             roots,
+            pages_synced_first: durability == Durability::PagesFirst,
         };
-        let mapping = self.write_pages(writes, page_count)?;
-        let meta_page = meta.encode();
-        if crash_point::reached(crash_point::TORN_META) {
-            let offset = meta.slot() * PAGE_SIZE as u64;
-            let _ = std::os::unix::fs::FileExt::write_all_at(
-                &shared.file.file,
-                &meta_page[..PAGE_SIZE / 2],
-                offset,
-            );
-            crash_point::crash();
+        let durable_page_count = writer.durable.page_count;
+        let lose_one = durable && crash_point::reached(crash_point::LOST_PAGE);
+        let mapping = self.write_pages(writes, page_count, lose_one)?;
+        if durable {
+            if durability == Durability::PagesFirst {
+                shared.file.sync()?;
+                if crash_point::reached(crash_point::AFTER_PAGES_SYNCED) {
+                    crash_point::crash();
+                }
+            }
+            let writer = &mut *self.writer;
+            let slot = 1 - writer.durable_slot;
+            let meta_page = meta.encode();
+            if crash_point::reached(crash_point::TORN_META) {
+                let _ = std::os::unix::fs::FileExt::write_all_at(
+                    &shared.file.file,
+                    &meta_page[..PAGE_SIZE / 2],
+                    slot * PAGE_SIZE as u64,
+                );
+                crash_point::crash();
+            }
+            shared.file.write_pages(slot, &meta_page)?;
+            if crash_point::reached(crash_point::AFTER_META)
+                || crash_point::reached(crash_point::LOST_PAGE)
+            {
+                crash_point::crash();
+            }
+            shared.file.sync()?;
+            if crash_point::reached(crash_point::AFTER_SYNC) {
+                crash_point::crash();
+            }
+            writer.durable = meta;
+            writer.durable_slot = slot;
+            writer.freelist.made_durable();
         }
-        shared.file.write_pages(meta.slot(), &meta_page)?;
-        if crash_point::reached(crash_point::AFTER_META)
-            || crash_point::reached(crash_point::LOST_PAGE)
-        {
-            crash_point::crash();
-        }
-        shared.file.sync()?;
 
         {
             let mut published = shared.published.lock().expect("published state lock");
@@ -261,21 +332,30 @@ impl<'a> WriteTxn<'a> {
             published.mapping = mapping;
         }
         // Give back a large free tail. Only now: a shorter file must never be paired with a
-        // durable meta that still counts the cut pages. No snapshot can see pages past the new
-        // page count (they were free), so cutting them is invisible to readers.
-        let used = page_count * PAGE_SIZE as u64;
-        let file_len = shared.file.len()?;
+        // meta on disk that still counts the cut pages — the durable one may count more pages
+        // than this unsynced one. No snapshot can see pages past the new page count (they
+        // were free), so cutting them is invisible to readers.
+        let used = page_count.max(self.writer.durable.page_count.max(durable_page_count))
+            * PAGE_SIZE as u64;
+        let file_len = self.writer.file_len;
         if file_len > used + (2 * GROW_BYTES_MIN).max(file_len / 4) {
             shared.file.set_len(used + GROW_BYTES_MIN)?;
+            self.writer.file_len = used + GROW_BYTES_MIN;
         }
         Ok(())
     }
 
-    /// Writes the pages (coalescing neighbours), grows the file and mapping as needed, syncs.
-    fn write_pages(&self, mut writes: PageWrites, page_count: u64) -> Result<Arc<Mapping>> {
+    /// Writes the pages (coalescing neighbours), grows the file and mapping as needed; no sync.
+    fn write_pages(
+        &mut self,
+        mut writes: PageWrites,
+        page_count: u64,
+        lose_one: bool,
+    ) -> Result<Arc<Mapping>> {
         let file = &self.shared.file;
         let needed = page_count * PAGE_SIZE as u64;
-        let file_len = file.len()?;
+        let file_len = self.writer.file_len;
+        debug_assert_eq!(file_len, file.len()?, "cached file length");
         if file_len < needed {
             // Zero-fill rather than set_len: an fdatasync after writing into a hole or an
             // unwritten extent must also commit allocation metadata (measured ~20x slower).
@@ -283,10 +363,11 @@ impl<'a> WriteTxn<'a> {
                 .max(file_len + (file_len / 8).max(GROW_BYTES_MIN))
                 .next_multiple_of(PAGE_SIZE as u64);
             file.zero_fill(file_len, grown)?;
+            self.writer.file_len = grown;
         }
         let mut mapping = self.view.mapping.clone();
         if page_count > mapping.pages_capacity() {
-            let reserve = super::open::reserve_for(file.len()?);
+            let reserve = super::open::reserve_for(self.writer.file_len);
             mapping = Arc::new(
                 Mapping::new(&file.file, reserve).map_err(|source| Error::Io {
                     path: file.path.to_path_buf(),
@@ -295,14 +376,16 @@ impl<'a> WriteTxn<'a> {
             );
         }
         writes.sort_unstable_by_key(|(page, _)| *page);
-        let mut batch: Vec<u8> = Vec::new();
-        let mut batch_start = 0;
-        let lose_one = crash_point::reached(crash_point::LOST_PAGE);
-        for (i, (page, bytes)) in writes.into_iter().enumerate() {
+        // Pages that follow each other in the file go out in one pwritev, straight from their
+        // buffers.
+        let mut run: Vec<&[u8]> = Vec::new();
+        let mut run_start = 0;
+        let mut run_end = 0;
+        for (i, (page, bytes)) in writes.iter().enumerate() {
             if lose_one && i == 0 {
                 continue; // simulate a page the disk never persisted
             }
-            let pages = (bytes.len() / PAGE_SIZE) as u64;
+            let (page, pages) = (*page, (bytes.len() / PAGE_SIZE) as u64);
             assert!(
                 page >= 2 && page + pages <= page_count,
                 "write outside the new snapshot"
@@ -313,31 +396,36 @@ impl<'a> WriteTxn<'a> {
                 self.view.mapping.clear_verified(p);
                 mapping.clear_verified(p);
             }
-            if !batch.is_empty() && batch_start + (batch.len() / PAGE_SIZE) as u64 != page {
-                file.write_pages(batch_start, &batch)?;
-                batch.clear();
+            if !run.is_empty() && run_end != page {
+                file.write_pages_vectored(run_start, &run)?;
+                run.clear();
             }
-            if batch.is_empty() {
-                batch_start = page;
+            if run.is_empty() {
+                run_start = page;
             }
-            batch.extend_from_slice(&bytes);
+            run.push(bytes);
+            run_end = page + pages;
         }
-        if !batch.is_empty() {
-            file.write_pages(batch_start, &batch)?;
+        if !run.is_empty() {
+            file.write_pages_vectored(run_start, &run)?;
         }
         if crash_point::reached(crash_point::AFTER_PAGES) {
-            crash_point::crash();
-        }
-        file.sync()?;
-        if crash_point::reached(crash_point::AFTER_PAGES_SYNCED) {
             crash_point::crash();
         }
         Ok(mapping)
     }
 
+    /// Pages of the published snapshot (its high-water mark).
+    pub(crate) fn page_count(&self) -> u64 {
+        self.base.page_count
+    }
+
     /// Free and pending page counts (diagnostics and tests).
     pub(crate) fn free_pages(&self) -> (usize, usize) {
-        (self.freelist.free_count(), self.freelist.pending_count())
+        (
+            self.writer.freelist.free_count(),
+            self.writer.freelist.pending_count(),
+        )
     }
 }
 

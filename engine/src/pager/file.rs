@@ -44,6 +44,64 @@ impl DataFile {
             .map_err(|e| self.io(e))
     }
 
+    /// Writes whole pages, given as buffers that follow each other in the file from `page`,
+    /// with pwritev: no copy into one contiguous buffer first.
+    pub(crate) fn write_pages_vectored(&self, page: u64, buffers: &[&[u8]]) -> Result<()> {
+        /// Linux's IOV_MAX: iovecs one pwritev accepts.
+        const IOVECS_MAX: usize = 1024;
+        let mut offset = page * PAGE_SIZE as u64;
+        for chunk in buffers.chunks(IOVECS_MAX) {
+            let mut iovecs: Vec<libc::iovec> = chunk
+                .iter()
+                .map(|b| {
+                    assert!(b.len().is_multiple_of(PAGE_SIZE), "partial page write");
+                    libc::iovec {
+                        iov_base: b.as_ptr() as *mut libc::c_void,
+                        iov_len: b.len(),
+                    }
+                })
+                .collect();
+            let mut first = 0;
+            while first < iovecs.len() {
+                // SAFETY: every iovec points into a live `&[u8]` of `buffers` with its exact
+                // length (or a suffix of one, after a short write); pwritev only reads them.
+                let written = unsafe {
+                    libc::pwritev(
+                        std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                        iovecs[first..].as_ptr(),
+                        (iovecs.len() - first) as libc::c_int,
+                        offset as libc::off_t,
+                    )
+                };
+                if written < 0 {
+                    let error = std::io::Error::last_os_error();
+                    if error.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(self.io(error));
+                }
+                if written == 0 {
+                    return Err(self.io(std::io::ErrorKind::WriteZero.into()));
+                }
+                // A short write: skip what was written, resume inside the iovec it ended in.
+                offset += written as u64;
+                let mut left = written as usize;
+                while left > 0 {
+                    let iovec = &mut iovecs[first];
+                    let n = left.min(iovec.iov_len);
+                    // SAFETY: `n` ≤ the iovec's length, so the pointer stays in its buffer.
+                    iovec.iov_base = unsafe { (iovec.iov_base as *mut u8).add(n) }.cast();
+                    iovec.iov_len -= n;
+                    left -= n;
+                    if iovec.iov_len == 0 {
+                        first += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// fdatasync: everything written so far is durable when this returns.
     pub(crate) fn sync(&self) -> Result<()> {
         self.file.sync_data().map_err(|e| self.io(e))

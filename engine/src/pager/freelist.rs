@@ -1,24 +1,39 @@
-//! The page allocator: pages free now, and pages freed by recent commits that a reader may
-//! still see.
+//! The page allocator: pages free now, and pages freed by recent commits that a reader — or
+//! the durable meta — may still see.
 //!
 //! A page freed by commit `t` was part of snapshot `t - 1`; it becomes reusable once no reader
-//! holds a snapshot older than `t`. The whole set (free now + pending) is written durably with
-//! every commit as a run-length list in its own page run, referenced from the meta page. After
-//! a restart no reader exists, so every pending page is free: nothing leaks across a crash.
+//! holds a snapshot older than `t`. Commits may also be published without fsync (unsynced); the
+//! meta on disk then still names an older commit `D`, and a crash returns to `D`. So a page `D`
+//! can reach must never be rewritten until a newer meta is durable: pages freed after `D` that
+//! were born at or before `D` are *held* until a sync, then gated by readers like any other.
+//! Pages born after `D` (*fresh*) are invisible to every meta on disk, so only readers gate them.
+//!
+//! The whole set (free + pending + held) is written with every durable commit as a run-length
+//! list in its own page run, referenced from the meta page, together with the (page, checksum)
+//! of every fresh page still in use. After a restart no reader exists, so every pending page is
+//! free: nothing leaks across a crash.
 //!
 //! Cost: the list is rewritten at each commit, so its size (number of free runs × 12 bytes) is
 //! paid per commit. Allocation prefers the lowest free page, which keeps runs few and the file
 //! dense; a free-list B+tree is the known next step if this shows up in profiles.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Free and pending-free pages, owned by the single writer.
 #[derive(Default, Debug)]
 pub(crate) struct FreeList {
-    /// Pages no snapshot can see: reusable now.
+    /// Pages no snapshot and no durable meta can see: reusable now.
     free: BTreeSet<u64>,
     /// Pages freed by commit `t` (key), reusable once every reader's snapshot is ≥ `t`.
     pending: BTreeMap<u64, Vec<u64>>,
+    /// Pages the durable meta reaches, freed by unsynced commit `t` (key): they move to
+    /// `pending` when a sync makes a meta ≥ `t` durable.
+    held: BTreeMap<u64, Vec<u64>>,
+    /// Every page allocated since the durable meta (all pages of a run).
+    fresh: HashSet<u64>,
+    /// First page → checksum of every page or run written since the durable meta and still in
+    /// use: what the next durable commit record lists for open to verify.
+    written: BTreeMap<u64, u32>,
 }
 
 impl FreeList {
@@ -26,7 +41,7 @@ impl FreeList {
     pub(crate) fn from_free(pages: impl IntoIterator<Item = u64>) -> FreeList {
         FreeList {
             free: pages.into_iter().collect(),
-            pending: BTreeMap::new(),
+            ..FreeList::default()
         }
     }
 
@@ -42,11 +57,42 @@ impl FreeList {
         }
     }
 
-    /// Records pages freed by commit `txn_id`.
-    pub(crate) fn add_pending(&mut self, txn_id: u64, pages: Vec<u64>) {
-        if !pages.is_empty() {
+    /// Records a page or run (`pages` long, checksum `crc`) written by the commit being built.
+    pub(crate) fn add_written(&mut self, page: u64, pages: u64, crc: u32) {
+        for p in page..page + pages {
+            let fresh = self.fresh.insert(p);
+            assert!(fresh, "page {p} written twice since the last sync");
+        }
+        self.written.insert(page, crc);
+    }
+
+    /// Records pages freed by commit `txn_id`: fresh ones wait only for readers, the others
+    /// also for a sync (the durable meta may reach them).
+    pub(crate) fn add_freed(&mut self, txn_id: u64, pages: Vec<u64>) {
+        for page in pages {
+            if self.fresh.remove(&page) {
+                // A no-op for the inner pages of a run; the first page carries the entry.
+                self.written.remove(&page);
+                self.pending.entry(txn_id).or_default().push(page);
+            } else {
+                self.held.entry(txn_id).or_default().push(page);
+            }
+        }
+    }
+
+    /// The newest commit just became durable: nothing is fresh any more, and every held page
+    /// is unreachable from the durable meta (only readers may still see it).
+    pub(crate) fn made_durable(&mut self) {
+        self.fresh.clear();
+        self.written.clear();
+        for (txn_id, pages) in std::mem::take(&mut self.held) {
             self.pending.entry(txn_id).or_default().extend(pages);
         }
+    }
+
+    /// (first page, checksum) of every page or run written since the durable meta and in use.
+    pub(crate) fn written_since_durable(&self) -> Vec<Written> {
+        self.written.iter().map(|(&p, &c)| (p, c)).collect()
     }
 
     /// Takes the lowest free page, if any.
@@ -99,11 +145,11 @@ impl FreeList {
     }
 
     /// Every page not reachable from the newest snapshot, as sorted (start, len) runs: what a
-    /// restarted process may reuse.
-    pub(crate) fn durable_runs(&self, extra: &[u64]) -> Vec<(u64, u32)> {
+    /// restarted process may reuse once this snapshot's meta is the durable one.
+    pub(crate) fn durable_runs(&self) -> Vec<(u64, u32)> {
         let mut all: Vec<u64> = self.free.iter().copied().collect();
         all.extend(self.pending.values().flatten().copied());
-        all.extend_from_slice(extra);
+        all.extend(self.held.values().flatten().copied());
         all.sort_unstable();
         let mut runs: Vec<(u64, u32)> = Vec::new();
         for page in all {
@@ -122,11 +168,12 @@ impl FreeList {
         runs
     }
 
-    /// Every free page and every pending page (for the consistency check).
-    pub(crate) fn pages(&self) -> (Vec<u64>, Vec<u64>) {
+    /// Every free, pending and held page (for the consistency check).
+    pub(crate) fn pages(&self) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
         let free = self.free.iter().copied().collect();
         let pending = self.pending.values().flatten().copied().collect();
-        (free, pending)
+        let held = self.held.values().flatten().copied().collect();
+        (free, pending, held)
     }
 
     /// Number of pages free now (for tests and stats).
@@ -134,9 +181,10 @@ impl FreeList {
         self.free.len()
     }
 
-    /// Number of pages waiting for readers to finish.
+    /// Number of pages waiting for readers to finish or for a sync.
     pub(crate) fn pending_count(&self) -> usize {
-        self.pending.values().map(Vec::len).sum()
+        self.pending.values().map(Vec::len).sum::<usize>()
+            + self.held.values().map(Vec::len).sum::<usize>()
     }
 }
 

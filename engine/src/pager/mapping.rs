@@ -1,6 +1,6 @@
 //! The read-only memory map of the data file, and the per-page "checksum verified" bits.
 //!
-//! This is the only module with `unsafe` code. A mapping reserves far more address space than
+//! With `file.rs` (pwritev), the only module with `unsafe` code. A mapping reserves far more address space than
 //! the file holds (`reserve_bytes`), so the file can grow under it without remapping; when the
 //! file outgrows the reservation a new, larger `Mapping` is made and the old one stays alive in
 //! the `Arc`s of the readers that pinned it.

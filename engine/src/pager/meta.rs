@@ -1,11 +1,12 @@
 //! The two meta pages (page 0 and page 1): the root of everything a commit publishes.
 //!
-//! Commit `t` writes its meta into slot `t % 2`, so the previous commit's meta is never
-//! overwritten by the commit that follows it. At open both are read; the valid one with the
-//! highest transaction id wins if every page its commit wrote is on disk with the checksum its
-//! commit record lists (see `db::open`). Otherwise — a torn meta, or a crash that persisted the
-//! meta but not all pages (one fdatasync covers both) — the previous commit is used, whose
-//! pages the failed commit never touched.
+//! A durable commit writes its meta into the slot that does not hold the durable meta before
+//! it, so that one is never overwritten by the commit that follows it (commit ids skip the
+//! unsynced commits in between, so the slot is not `txn_id % 2`). At open both are read; the
+//! valid one with the highest transaction id wins if every page its commit wrote is on disk with
+//! the checksum its commit record lists (see `db::open`). Otherwise — a torn meta, or a crash
+//! that persisted the meta but not all pages (one fdatasync covers both) — the previous commit
+//! is used, whose pages the failed commit never touched.
 
 use super::PAGE_SIZE;
 
@@ -29,6 +30,10 @@ pub(crate) struct Meta {
     pub(crate) freelist_crc: u32,
     /// Root page of each table (0 = empty table).
     pub(crate) roots: [u64; TABLE_SLOTS],
+    /// The commit's pages were fdatasync'ed before this meta was written: a page that does not
+    /// match the commit record is then damage after the fact, never a torn commit, and open
+    /// must refuse rather than fall back.
+    pub(crate) pages_synced_first: bool,
 }
 
 impl Meta {
@@ -40,6 +45,7 @@ impl Meta {
             freelist_page: 0,
             freelist_crc: 0,
             roots: [0; TABLE_SLOTS],
+            pages_synced_first: true,
         }
     }
 
@@ -56,6 +62,7 @@ impl Meta {
             page[40 + i * 8..48 + i * 8].copy_from_slice(&root.to_le_bytes());
         }
         page[104..108].copy_from_slice(&self.freelist_crc.to_le_bytes());
+        page[108] = self.pages_synced_first as u8;
         let crc = crc32fast::hash(&page[..CRC_OFFSET]);
         page[CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         page
@@ -90,6 +97,11 @@ impl Meta {
             freelist_page: u64_at(32),
             freelist_crc: u32_at(104),
             roots,
+            pages_synced_first: match page[108] {
+                0 => false,
+                1 => true,
+                other => return Err(format!("bad flag byte {other}")),
+            },
         };
         if meta.page_count < 2 {
             return Err(format!("page count {} below 2", meta.page_count));
@@ -100,10 +112,5 @@ impl Meta {
             return Err("meta points past its page count".into());
         }
         Ok(meta)
-    }
-
-    /// The meta slot (page 0 or 1) this commit is written to.
-    pub(crate) fn slot(&self) -> u64 {
-        self.txn_id % 2
     }
 }

@@ -1,0 +1,96 @@
+//! Relocation for online defragmentation: find keys whose root-to-leaf path touches a page at
+//! or past a threshold (read-only, on a snapshot), then copy those paths in a write
+//! transaction. Copy-on-write does the moving: every copied node, and every large value read
+//! back as fresh, gets a new page at commit, and the allocator hands out the lowest free pages.
+
+use super::node::{Child, Node, Val};
+use super::page::{PageNode, ValRef};
+use super::read::resolve;
+use super::write::Cow;
+use crate::error::Result;
+use crate::pager::{run_pages, PageKind, View};
+
+/// Appends to `out` (up to `limit` keys in all) one key per leaf whose path from `root`
+/// touches a page ≥ `threshold` (node or overflow run); returns whether this subtree had one.
+pub(crate) fn keys_above(
+    view: &View,
+    root: u64,
+    threshold: u64,
+    limit: usize,
+    out: &mut Vec<Vec<u8>>,
+) -> Result<bool> {
+    if out.len() >= limit {
+        return Ok(false);
+    }
+    let node = PageNode::open(view, root)?;
+    if node.count == 0 {
+        return Ok(false);
+    }
+    if node.kind == PageKind::Leaf {
+        let mut high = root >= threshold;
+        for i in 0..node.count {
+            if let ValRef::Overflow { page, len } = node.value(view, i)? {
+                high |= page + run_pages(len as usize) > threshold;
+            }
+        }
+        if high {
+            out.push(node.key(view, 0)?.to_vec());
+        }
+        return Ok(high);
+    }
+    let mut found = false;
+    for i in 0..node.count {
+        found |= keys_above(view, node.child(view, i)?, threshold, limit, out)?;
+    }
+    if root >= threshold && !found && out.len() < limit {
+        // Only this branch is high: any key under it moves it.
+        out.push(leftmost_key(view, node.child(view, 0)?)?);
+        found = true;
+    }
+    Ok(found)
+}
+
+fn leftmost_key(view: &View, mut page: u64) -> Result<Vec<u8>> {
+    for _ in 0..64 {
+        let node = PageNode::open(view, page)?;
+        if node.kind == PageKind::Leaf {
+            return Ok(node.key(view, 0)?.to_vec());
+        }
+        page = node.child(view, 0)?;
+    }
+    Err(view.corrupt(page, "tree deeper than 64 levels"))
+}
+
+/// Copies every node on the path to `key` (they get new pages at commit) and makes each large
+/// value of the leaf whose run reaches `threshold` fresh (rewritten at commit).
+pub(crate) fn relocate_path(
+    cx: &mut Cow,
+    root: &mut Option<Child>,
+    key: &[u8],
+    threshold: u64,
+) -> Result<()> {
+    let Some(mut child) = root.as_mut() else {
+        return Ok(());
+    };
+    loop {
+        match cx.own(child)? {
+            Node::Branch(branch) => {
+                let i = branch.child_index(key);
+                child = &mut branch.children[i];
+            }
+            Node::Leaf(leaf) => {
+                for val in &mut leaf.vals {
+                    if let Val::Overflow { page, len } = *val {
+                        if page + run_pages(len as usize) > threshold {
+                            let view: &View = cx.view;
+                            let bytes = resolve(view, ValRef::Overflow { page, len })?.to_vec();
+                            cx.freed.extend(page..page + run_pages(len as usize));
+                            *val = Val::Fresh(bytes);
+                        }
+                    }
+                }
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Maintenance.Defragment: the engine's online defragmentation (`Engine::defragment`), run on
+//! a thread of its own so no executor stalls while it works. The engine's writer lock
+//! interleaves its short steps with the raft owner's apply commits, and readers never wait,
+//! so the member keeps serving throughout — unlike etcd, whose defrag stops the world.
+
+use std::rc::Rc;
+
+use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::{Router, Status};
+use futures_channel::oneshot;
+use glommio::sync::Semaphore;
+
+use super::apply::status_of;
+use super::gateway::Gateway;
+
+/// Paths copied per defragmentation step: each step holds the writer for one short commit.
+const DEFRAG_KEYS_PER_STEP: usize = 256;
+
+/// Registers Defragment on `router`.
+pub fn register(router: &mut Router, member: Rc<Gateway>) {
+    // One defragmentation at a time per core (the engine serializes the cores' steps anyway):
+    // a flood of requests waits here instead of starting a thread each.
+    let running = Rc::new(Semaphore::new(1));
+    router.unary(
+        "/etcdserverpb.Maintenance/Defragment",
+        move |_metadata, _request: pb::DefragmentRequest| {
+            let (member, running) = (member.clone(), running.clone());
+            async move {
+                let _turn = running
+                    .acquire_permit(1)
+                    .await
+                    .map_err(|_| Status::internal("defragmentation queue closed"))?;
+                defragment(&member).await
+            }
+        },
+    );
+}
+
+async fn defragment(member: &Gateway) -> Result<pb::DefragmentResponse, Status> {
+    let engine = member.shared_engine();
+    let (done, report) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("basalt-defrag".into())
+        .spawn(move || {
+            let _ = done.send(engine.defragment(DEFRAG_KEYS_PER_STEP));
+        })
+        .map_err(|e| Status::internal(format!("cannot start the defragmentation: {e}")))?;
+    let report = report
+        .await
+        .map_err(|_| Status::internal("the defragmentation thread died"))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "defragmentation failed");
+            status_of(&e)
+        })?;
+    tracing::info!(
+        bytes_before = report.bytes_before,
+        bytes_after = report.bytes_after,
+        steps = report.steps,
+        "finished defragmenting the backend database"
+    );
+    let revision = member
+        .engine()
+        .read()
+        .map_err(|e| status_of(&e))?
+        .current_revision();
+    Ok(pb::DefragmentResponse {
+        header: Some(member.header(revision)),
+    })
+}
