@@ -30,6 +30,10 @@ use crate::mvcc::{compact, events, hash, read};
 /// [`WriteBatch::compact_step`] in later batches.
 pub const COMPACT_STEP_BUDGET: usize = 10_000;
 
+/// Sync-then-pin rounds `Engine::durable_view` tries before giving up on a writer that
+/// publishes between every sync and pin.
+const DURABLE_VIEW_ROUNDS: usize = 100;
+
 /// An open database: an etcd-model key-value store in one file.
 #[derive(Clone)]
 pub struct Engine {
@@ -69,6 +73,26 @@ impl Engine {
             txn.commit(Durability::PagesFirst)?;
         }
         Ok(applied_index)
+    }
+
+    /// A read view of a *durable* commit — the newest one, synced first if it was not — for
+    /// work that needs the commit's full record, such as [`ReadView::into_snapshot`] (an
+    /// unsynced commit does not carry its free-page list). Waits for an open write batch.
+    pub fn durable_view(&self) -> Result<ReadView> {
+        // Each round syncs what is published; a writer that publishes again between the sync
+        // and the pin sends us round once more.
+        for _ in 0..DURABLE_VIEW_ROUNDS {
+            let txn = self.db.begin_write()?;
+            if txn.is_durable() {
+                // Holding the writer: the newest published commit is the durable one.
+                let read = self.db.begin_read();
+                drop(txn);
+                let state = MvccState::load(&read)?;
+                return Ok(ReadView { txn: read, state });
+            }
+            txn.commit(Durability::PagesFirst)?;
+        }
+        Err(Error::Busy)
     }
 
     /// Online defragmentation: moves the tree's pages toward the start of the file and cuts
@@ -204,7 +228,9 @@ impl ReadView {
     }
 
     /// A consistent copy of the database file at this view's commit (for backups and etcd's
-    /// Snapshot RPC); it keeps the commit pinned while it lives.
+    /// Snapshot RPC); it keeps the commit pinned while it lives. The view must come from
+    /// [`Engine::durable_view`]: an unsynced commit does not carry its free-page list, and the
+    /// copy would hold pages that are neither reachable nor free.
     pub fn into_snapshot(self) -> Result<Snapshot> {
         Snapshot::new(self.txn)
     }

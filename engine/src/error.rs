@@ -55,6 +55,9 @@ pub enum Error {
     /// A grant names a lease id that exists.
     #[error("etcdserver: lease already exists")]
     LeaseExists,
+    /// Writers kept publishing faster than a durable view could be pinned.
+    #[error("the database is too busy to pin a durable commit; try again")]
+    Busy,
     /// A previous error left this write batch half-applied; it can only be dropped.
     #[error("write batch is poisoned by an earlier error and cannot be used or committed")]
     Poisoned,

@@ -1,5 +1,5 @@
-//! A snapshot is a consistent copy of one commit that `Engine::open` accepts, taken while
-//! writers go on: the test pins a commit, keeps writing (overwriting keys, so freed pages are
+//! A snapshot is a consistent copy of one (durable) commit that `Engine::open` accepts, taken
+//! while writers go on: the test pins a commit, keeps writing (overwriting keys, so freed pages are
 //! reused and both meta slots move on), then writes the copy to a file and opens it.
 
 use basalt_engine::*;
@@ -22,6 +22,7 @@ fn value_at(view: &ReadView, key: &str) -> Option<Vec<u8>> {
     response.kvs.first().map(|kv| kv.value.clone())
 }
 
+/// Overwrites every key; odd rounds publish without fsync, as the server's apply does.
 fn commit_puts(engine: &Engine, round: usize) {
     let mut batch = engine.write().unwrap();
     for i in 0..200 {
@@ -32,23 +33,28 @@ fn commit_puts(engine: &Engine, round: usize) {
             ))
             .unwrap();
     }
-    batch.commit().unwrap();
+    if round % 2 == 1 {
+        batch.commit_unsynced().unwrap();
+    } else {
+        batch.commit().unwrap();
+    }
 }
 
 #[test]
 fn snapshot_copies_one_commit_while_writes_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path().join("db")).unwrap();
-    for round in 0..3 {
+    for round in 0..4 {
         commit_puts(&engine, round);
     }
-    let view = engine.read().unwrap();
+    // Round 3 was published unsynced: the snapshot syncs and pins it.
+    let view = engine.durable_view().unwrap();
     let (revision, hash) = (view.current_revision(), view.hash_store().unwrap());
     let snapshot = view.into_snapshot().unwrap();
     assert_eq!(snapshot.size_bytes() % 4096, 0);
     assert!(snapshot.size_in_use_bytes() <= snapshot.size_bytes());
     // Writes after the snapshot was taken must not show in it.
-    for round in 3..8 {
+    for round in 4..8 {
         commit_puts(&engine, round);
     }
     let mut copy = vec![0u8; snapshot.size_bytes() as usize];
@@ -73,7 +79,7 @@ fn snapshot_copies_one_commit_while_writes_go_on() {
     let view = restored.read().unwrap();
     assert_eq!(view.current_revision(), revision);
     assert_eq!(view.hash_store().unwrap(), hash);
-    assert!(value_at(&view, "key0007").unwrap().starts_with(b"round2-"));
+    assert!(value_at(&view, "key0007").unwrap().starts_with(b"round3-"));
     // The live store moved on.
     let live = engine.read().unwrap();
     assert!(value_at(&live, "key0007").unwrap().starts_with(b"round7-"));

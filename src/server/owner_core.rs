@@ -74,6 +74,17 @@ pub async fn serve(
     )
     .await?;
     lease_driver::start(member.clone());
+    // As etcd serves only once it has applied what its log holds (it publishes itself through
+    // raft first): a read index round, then apply reaching it, replays every committed entry
+    // the engine had not made durable before a crash.
+    while let Err(status) = member.wait_linearizable().await {
+        if member.is_stopped() {
+            return Err(format!(
+                "the member stopped while replaying its log: {status:?}"
+            ));
+        }
+        tracing::warn!(?status, "still replaying the log before serving");
+    }
     milestones.info(
         "published local member to cluster through raft",
         &[

@@ -26,7 +26,8 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
         move |_metadata, _request: pb::SnapshotRequest, mut sink| {
             let member = member.clone();
             async move {
-                let view = member.engine().read().map_err(|e| status_of(&e))?;
+                // As etcd commits its backend before a snapshot: the copy is of a durable commit.
+                let view = member.engine().durable_view().map_err(|e| status_of(&e))?;
                 let revision = view.current_revision();
                 let snapshot = view.into_snapshot().map_err(|e| status_of(&e))?;
                 let total = snapshot.size_bytes();
