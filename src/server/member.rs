@@ -555,9 +555,9 @@ impl Member {
     }
 
     /// Syncs the engine through (at least) `index`, then lets the log forget the entries up to
-    /// it: the in-memory raft log is trimmed, the snapshot metadata (index, term, membership) is stored with the
-    /// hard state, and the WAL releases the segments below. A restart then replays only what
-    /// follows `index`.
+    /// it: the in-memory raft log is trimmed, the snapshot metadata (index, term, membership)
+    /// is stored with the hard state, and the WAL releases the segments below. A restart then
+    /// replays only what follows `index`.
     async fn checkpoint(&self, index: u64) -> Result<(), String> {
         // First make the engine durable through `index` (applies since are included): only
         // then may the log forget the entries. Blocks this core for the engine's fdatasyncs,

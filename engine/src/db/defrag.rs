@@ -2,10 +2,10 @@
 //! the writer carry on.
 //!
 //! The allocator always hands out the lowest free page, so moving the tail is only a matter of
-//! copying what lives there. Each step: walk a read snapshot (no lock held) for keys whose
-//! path touches a page past the live-page count; then, in one short write transaction, copy
-//! those paths (copy-on-write puts them in the lowest free pages) and commit; then sync, so the
-//! pages they left become reusable once readers move on. When nothing lives past the threshold
+//! copying what lives there. Each pass walks a read snapshot (no lock held) for one key per leaf
+//! whose path touches a page past the live-page count; then, step by step, one short write
+//! transaction copies a bounded number of those paths (copy-on-write puts them in the lowest
+//! free pages) and commits, and a sync makes the pages they left reusable once readers move on. When nothing lives past the threshold
 //! any more, an empty commit trims the free tail off the page count, a sync makes that durable,
 //! and the file is cut to it. Readers never wait; the writer waits for one step at a time.
 
@@ -25,9 +25,8 @@ pub struct DefragReport {
     pub steps: u64,
 }
 
-/// Steps without fewer paths to move before giving up (the free space below the threshold is
-/// then too fragmented for the copies; the file still shrank as far as it could).
-const STALLED_STEPS_MAX: u32 = 3;
+/// Passes without fewer paths to move before giving up.
+const STALLED_PASSES_MAX: u32 = 3;
 
 impl Db {
     /// Moves the tree's pages toward the start of the file and cuts the file, copying up to
@@ -45,14 +44,13 @@ impl Db {
                 // Slack for the copies in flight and the commit record.
                 live + (live / 64).max(16)
             };
+            // One key per leaf to move (bounded by the number of leaves), from a snapshot.
             let read = self.begin_read();
             let mut moves: Vec<(Table, Vec<u8>)> = Vec::new();
-            let mut found = 0;
             for table in Table::ALL {
                 if let Some(root) = read.root_page(table) {
                     let mut keys = Vec::new();
-                    keys_above(read.view(), root, threshold, keys_per_step, &mut keys)?;
-                    found += keys.len();
+                    keys_above(read.view(), root, threshold, usize::MAX, &mut keys)?;
                     moves.extend(keys.into_iter().map(|k| (table, k)));
                 }
             }
@@ -60,18 +58,27 @@ impl Db {
             if moves.is_empty() {
                 break;
             }
-            stalled = if found < previous { 0 } else { stalled + 1 };
-            previous = found;
-            if stalled >= STALLED_STEPS_MAX {
+            // Each pass must leave fewer paths to move; if the free space below the threshold
+            // is too fragmented for that, stop (the file still shrinks as far as it got).
+            stalled = if moves.len() < previous {
+                0
+            } else {
+                stalled + 1
+            };
+            previous = moves.len();
+            if stalled >= STALLED_PASSES_MAX {
                 break;
             }
-            let mut txn = self.begin_write()?;
-            for (table, key) in moves.iter().take(keys_per_step) {
-                txn.relocate(*table, key, threshold)?;
+            for step in moves.chunks(keys_per_step) {
+                let mut txn = self.begin_write()?;
+                for (table, key) in step {
+                    txn.relocate(*table, key, threshold)?;
+                }
+                txn.commit(Durability::Unsynced)?;
+                // The pages this step left become reusable for the next one (after readers).
+                self.sync()?;
+                steps += 2;
             }
-            txn.commit(Durability::Unsynced)?;
-            self.sync()?;
-            steps += 2;
         }
         // Pages left behind became free at the sync; an empty commit drops the free tail from
         // the page count, the sync makes that count durable, and then the file can be cut.
