@@ -117,6 +117,17 @@ impl Engine {
             })
     }
 
+    /// Bytes of the newest commit that hold live pages — its size less the pages the
+    /// allocator holds free or waiting to be reusable: etcd's Status `db_size_in_use`. Asked of
+    /// the writer's allocator (waits for an open write batch), because only durable commits
+    /// record their free pages in the file.
+    pub fn size_in_use_bytes(&self) -> Result<u64> {
+        let txn = self.db.begin_write()?;
+        let (free, pending) = txn.free_pages();
+        let live = txn.page_count().saturating_sub((free + pending) as u64);
+        Ok(live * crate::pager::PAGE_SIZE as u64)
+    }
+
     /// Online defragmentation: moves the tree's pages toward the start of the file and cuts
     /// the file to about what the data needs (etcd's `defrag`, without stopping the world).
     /// Readers never wait; the writer waits for one short step at a time (a copy of at most
@@ -240,13 +251,6 @@ impl ReadView {
     /// included (bbolt's size, which etcd's quota and Status `db_size` report).
     pub fn size_bytes(&self) -> u64 {
         self.txn.meta().page_count * crate::pager::PAGE_SIZE as u64
-    }
-
-    /// Bytes of the database at this commit that hold live pages (size less the pages its
-    /// commit record lists as free): etcd's Status `db_size_in_use`.
-    pub fn size_in_use_bytes(&self) -> Result<u64> {
-        let free = crate::db::snapshot::free_pages(&self.txn, self.txn.meta())?;
-        Ok(self.size_bytes() - free.len() as u64 * crate::pager::PAGE_SIZE as u64)
     }
 
     /// A consistent copy of the database file at this view's commit (for backups and etcd's

@@ -43,7 +43,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
                     raft_term: raft.term,
                     raft_applied_index: raft.applied_index,
                     errors,
-                    db_size_in_use: view.size_in_use_bytes().map_err(|e| status_of(&e))? as i64,
+                    db_size_in_use: member
+                        .engine()
+                        .size_in_use_bytes()
+                        .map_err(|e| status_of(&e))? as i64,
                     // A single member is always a voter.
                     is_learner: false,
                 })
