@@ -90,7 +90,7 @@ async fn campaign(
         },
     )
     .await?;
-    let header = joined.header.clone().unwrap_or_default();
+    let header = joined.header.unwrap_or_default();
     let mut leadership = epb::LeaderKey {
         name: request.name.clone(),
         key: key.clone(),
@@ -210,7 +210,7 @@ async fn observe(
                 }
                 responses
                     .send(&epb::LeaderResponse {
-                        header: Some(header.clone()),
+                        header: Some(header),
                         kv: event.kv,
                     })
                     .await?;

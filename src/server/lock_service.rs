@@ -60,7 +60,7 @@ async fn lock(
         },
     )
     .await?;
-    let header = joined.header.clone().unwrap_or_default();
+    let header = joined.header.unwrap_or_default();
     let own_revision = if joined.succeeded {
         header.revision
     } else {
