@@ -316,3 +316,36 @@ async fn next_seen(seen: &mut tokio::sync::mpsc::Receiver<String>) -> String {
         .expect("observe streams each leader value")
         .expect("the stream stays open")
 }
+
+/// Goal: a Lock whose client gives up takes its key back out of the line, as etcd unlocks
+/// when the call's context ends; otherwise it would acquire later, for nobody, and hold the
+/// lock until its lease ended. Method: a client with a short per-request timeout (tonic resets
+/// the stream when it fires) waits behind a holder; after its error, its key is gone while
+/// the holder still holds.
+#[test]
+fn abandoned_lock_leaves_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = support::Basalt::start(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = Client::connect([basalt.endpoint()], None).await.unwrap();
+        let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_millis(300));
+        let mut impatient = Client::connect([basalt.endpoint()], Some(options))
+            .await
+            .unwrap();
+        let (first, second) = (lease(&mut client).await, lease(&mut client).await);
+        client.lock("gate", lock_with(first)).await.unwrap();
+        assert!(
+            impatient.lock("gate", lock_with(second)).await.is_err(),
+            "the lock is held: the impatient client's call times out"
+        );
+        wait_for_keys(&mut client, "gate/", 1).await;
+        assert_eq!(
+            keys_under(&mut client, "gate/").await,
+            vec![format!("gate/{first:x}")]
+        );
+    });
+}
