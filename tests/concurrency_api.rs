@@ -175,6 +175,11 @@ fn campaign_leader_proclaim_resign() {
         assert_eq!(first_key.rev(), won.header().unwrap().revision());
         let leader = client.leader("vote").await.unwrap();
         assert_eq!(leader.kv().unwrap().value(), b"a1");
+        // Campaigning again with the same lease is the same leadership, with the new value.
+        let again = client.campaign("vote", "a1b", first).await.unwrap();
+        assert_eq!(again.leader().unwrap().rev(), first_key.rev());
+        let leader = client.leader("vote").await.unwrap();
+        assert_eq!(leader.kv().unwrap().value(), b"a1b");
 
         let proclaimed = client
             .proclaim(
