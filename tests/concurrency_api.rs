@@ -407,3 +407,47 @@ fn lock_excludes_across_cores() {
         assert!(keys_under(&mut client, "counter-lock/").await.is_empty());
     });
 }
+
+/// Goal: Lock and Campaign write keys, so a raised NOSPACE alarm refuses them as it refuses
+/// Put, while Unlock and Resign (deletes) still release. Method: lock and campaign, raise the
+/// alarm, try again with other leases, then release the first ones.
+#[test]
+fn nospace_alarm_refuses_new_lockers_and_campaigners() {
+    with_client(|mut client| async move {
+        const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
+        let (first, second) = (lease(&mut client).await, lease(&mut client).await);
+        let held = client.lock("cap", lock_with(first)).await.unwrap();
+        let won = client.campaign("capvote", "v", first).await.unwrap();
+        let member = client.status().await.unwrap().header().unwrap().member_id();
+        let mut options = etcd_client::AlarmOptions::new();
+        options.with_member(member);
+        client
+            .alarm(
+                etcd_client::AlarmAction::Activate,
+                etcd_client::AlarmType::Nospace,
+                Some(options),
+            )
+            .await
+            .unwrap();
+
+        assert_status(
+            client.lock("cap", lock_with(second)).await,
+            "ResourceExhausted",
+            NOSPACE,
+        );
+        assert_status(
+            client.campaign("capvote", "w", second).await,
+            "ResourceExhausted",
+            NOSPACE,
+        );
+        client.unlock(held.key()).await.unwrap();
+        client
+            .resign(Some(
+                ResignOptions::new().with_leader(won.leader().unwrap().clone()),
+            ))
+            .await
+            .unwrap();
+        assert!(keys_under(&mut client, "cap/").await.is_empty());
+        assert!(keys_under(&mut client, "capvote/").await.is_empty());
+    });
+}

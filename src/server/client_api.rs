@@ -43,8 +43,8 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     maintenance_service::register(&mut router, gateway.clone());
     defragment_service::register(&mut router, gateway.clone());
     lease_service::register(&mut router, gateway.clone());
-    lock_service::register(&mut router, gateway.clone());
-    election_service::register(&mut router, gateway.clone());
+    lock_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
+    election_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     snapshot_service::register(&mut router, gateway.clone());
     cluster_service::register(&mut router, gateway.clone(), info);
     watch_service::register(&mut router, gateway.watch_hub());

@@ -18,6 +18,7 @@ use super::apply::{status_of, Applied};
 use super::convert;
 use super::gateway::Gateway;
 use super::proposal::Proposal;
+use super::quota::{self, Quota};
 use super::watch_hub::{StreamQueue, WatchHub};
 
 /// TTL of the lease granted for a Lock or Campaign that names no lease (etcd's
@@ -127,8 +128,21 @@ fn first_created(prefix: &[u8]) -> pb::RangeRequest {
     }
 }
 
-/// Proposes a txn and waits for its answer.
-pub async fn txn(gateway: &Gateway, request: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
+/// Proposes a txn and waits for its answer, after the backend quota check the KV service
+/// makes (etcd's Lock and Election write through its quota-checked KV server too).
+pub async fn txn(
+    gateway: &Gateway,
+    quota: Quota,
+    request: pb::TxnRequest,
+) -> Result<pb::TxnResponse, Status> {
+    quota.check(gateway, quota::txn_cost(&request)).await?;
+    propose_txn(gateway, request).await
+}
+
+async fn propose_txn(
+    gateway: &Gateway,
+    request: pb::TxnRequest,
+) -> Result<pb::TxnResponse, Status> {
     match gateway.propose(Proposal::Txn(request)).await? {
         Applied::Txn(response) => Ok(response),
         other => Err(Status::internal(format!(
@@ -318,7 +332,8 @@ impl Drop for Cleanup {
             // A drop cannot await: the cleanup runs as its own task on this core. Its outcome
             // has nobody to go to; a failure leaves the key to its lease, as in etcd.
             glommio::spawn_local(async move {
-                let _ = txn(&gateway, request).await;
+                // Deletes only: they cost no quota.
+                let _ = propose_txn(&gateway, request).await;
             })
             .detach();
         }

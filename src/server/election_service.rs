@@ -13,15 +13,16 @@ use basalt_net::{EtcdStatus, ResponseSink, Router, Status};
 
 use super::concurrency::{self, Cleanup, Subscription, Waited};
 use super::gateway::Gateway;
+use super::quota::Quota;
 
 /// Registers the Election methods on `router`.
-pub fn register(router: &mut Router, gateway: Rc<Gateway>) {
+pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {
     let g = gateway.clone();
     router.unary(
         "/v3electionpb.Election/Campaign",
         move |_metadata, request: epb::CampaignRequest| {
             let gateway = g.clone();
-            async move { campaign(gateway, request).await }
+            async move { campaign(gateway, quota, request).await }
         },
     );
     let g = gateway.clone();
@@ -31,7 +32,7 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>) {
             let gateway = g.clone();
             async move {
                 let leader = request.leader.ok_or(EtcdStatus::ElectionMissingLeaderKey)?;
-                let header = proclaim(&gateway, &leader, &request.value).await?;
+                let header = proclaim(&gateway, quota, &leader, &request.value).await?;
                 Ok(epb::ProclaimResponse {
                     header: Some(header),
                 })
@@ -61,7 +62,7 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>) {
             let gateway = g.clone();
             async move {
                 let leader = request.leader.ok_or(EtcdStatus::ElectionMissingLeaderKey)?;
-                let resigned = concurrency::txn(&gateway, resign_txn(&leader)).await?;
+                let resigned = concurrency::txn(&gateway, quota, resign_txn(&leader)).await?;
                 // As etcd: resigning a leadership that already ended is no error.
                 Ok(epb::ResignResponse {
                     header: resigned.header,
@@ -76,6 +77,7 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>) {
 /// older campaigner to go.
 async fn campaign(
     gateway: Rc<Gateway>,
+    quota: Quota,
     request: epb::CampaignRequest,
 ) -> Result<epb::CampaignResponse, Status> {
     let lease = concurrency::session_lease(&gateway, request.lease).await?;
@@ -83,6 +85,7 @@ async fn campaign(
     let key = concurrency::waiter_key(&prefix, lease);
     let joined = concurrency::txn(
         &gateway,
+        quota,
         pb::TxnRequest {
             compare: vec![concurrency::created_at(&key, 0)],
             success: vec![concurrency::put_op(&key, &request.value, lease)],
@@ -110,7 +113,7 @@ async fn campaign(
         resign_on_exit = Cleanup::arm(gateway.clone(), resign_txn(&leadership));
         if existing.value != request.value {
             // A failed proclaim resigns (the armed cleanup), as etcd does.
-            proclaim(&gateway, &leadership, &request.value).await?;
+            proclaim(&gateway, quota, &leadership, &request.value).await?;
         }
     }
     match concurrency::wait_deletes(&gateway, &prefix, &key, leadership.rev - 1).await? {
@@ -133,11 +136,13 @@ async fn campaign(
 /// leadership's key.
 async fn proclaim(
     gateway: &Gateway,
+    quota: Quota,
     leader: &epb::LeaderKey,
     value: &[u8],
 ) -> Result<pb::ResponseHeader, Status> {
     let proclaimed = concurrency::txn(
         gateway,
+        quota,
         pb::TxnRequest {
             compare: vec![concurrency::created_at(&leader.key, leader.rev)],
             success: vec![concurrency::put_op(&leader.key, value, leader.lease)],

@@ -14,15 +14,16 @@ use super::apply::Applied;
 use super::concurrency::{self, Cleanup, Waited};
 use super::gateway::Gateway;
 use super::proposal::Proposal;
+use super::quota::Quota;
 
 /// Registers the Lock methods on `router`.
-pub fn register(router: &mut Router, gateway: Rc<Gateway>) {
+pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {
     let g = gateway.clone();
     router.unary(
         "/v3lockpb.Lock/Lock",
         move |_metadata, request: lockpb::LockRequest| {
             let gateway = g.clone();
-            async move { lock(gateway, request).await }
+            async move { lock(gateway, quota, request).await }
         },
     );
     let g = gateway;
@@ -39,6 +40,7 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>) {
 /// lease), then wait for every older waiter to go.
 async fn lock(
     gateway: Rc<Gateway>,
+    quota: Quota,
     request: lockpb::LockRequest,
 ) -> Result<lockpb::LockResponse, Status> {
     let lease = concurrency::session_lease(&gateway, request.lease).await?;
@@ -47,6 +49,7 @@ async fn lock(
     // One txn for the uncontended path: create our key if it is new, and read the holder.
     let joined = concurrency::txn(
         &gateway,
+        quota,
         pb::TxnRequest {
             compare: vec![concurrency::created_at(&key, 0)],
             success: vec![
