@@ -147,3 +147,24 @@ fn status_health_and_member_list_describe_the_member() {
     );
     assert!(members.contains("started, default,"), "{members}");
 }
+
+/// `etcdctl check perf --load=s`: 60 s of 50 clients writing; etcdctl itself judges throughput,
+/// the slowest request and the spread, and prints PASS or FAIL for each.
+#[test]
+fn check_perf_small_load_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let output = basalt.etcdctl_within(
+        &["check", "perf", "--load=s"],
+        "",
+        std::time::Duration::from_secs(120),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert_eq!(text.matches("PASS").count(), 4, "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+}

@@ -95,6 +95,28 @@ impl Engine {
         Err(Error::Busy)
     }
 
+    /// Releases this process's resident copies of the data file's pages (they stay in the
+    /// kernel's page cache): without it the resident set grows toward the file size, since
+    /// copy-on-write touches a fresh page for every page it writes. Readers are unaffected;
+    /// pages read again fault back in from the page cache.
+    pub fn release_cached_pages(&self) -> Result<()> {
+        let (mapping, page_count) = {
+            let published = self
+                .db
+                .shared
+                .published
+                .lock()
+                .expect("published state lock");
+            (published.mapping.clone(), published.meta.page_count)
+        };
+        mapping
+            .release_resident(page_count)
+            .map_err(|source| Error::Io {
+                path: self.db.shared.file.path.to_path_buf(),
+                source,
+            })
+    }
+
     /// Online defragmentation: moves the tree's pages toward the start of the file and cuts
     /// the file to about what the data needs (etcd's `defrag`, without stopping the world).
     /// Readers never wait; the writer waits for one short step at a time (a copy of at most

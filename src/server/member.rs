@@ -681,6 +681,7 @@ impl Member {
     /// Apply batches are published to the engine without fsync (the WAL is the durability
     /// point); syncing the engine every ENGINE_SYNC_INTERVAL bounds what a restart after a crash
     /// must replay from the WAL to about that much time's writes, whatever --snapshot-count is.
+    /// The same beat releases the engine's resident page copies.
     async fn run_engine_syncer(self: Rc<Self>) {
         loop {
             glommio::timer::sleep(ENGINE_SYNC_INTERVAL).await;
@@ -690,6 +691,11 @@ impl Member {
             if let Err(error) = self.engine.sync() {
                 self.stop(format!("syncing the database failed: {error}"));
                 return;
+            }
+            // Keeps the resident set near one interval's working set rather than growing toward
+            // the file size (copy-on-write touches a fresh page for every page it writes).
+            if let Err(error) = self.engine.release_cached_pages() {
+                tracing::warn!(%error, "could not release the database's resident pages");
             }
         }
     }

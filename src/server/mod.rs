@@ -9,6 +9,8 @@
 
 mod alarm;
 mod apply;
+mod auto_compaction_driver;
+mod auto_compactor;
 mod client_api;
 mod client_core;
 mod cluster_service;

@@ -9,6 +9,7 @@ use basalt_wal::{Wal, WalOptions};
 use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
+use super::auto_compaction_driver;
 use super::client_api::{self, ClientApiSettings};
 use super::gateway::Gateway;
 use super::header::HeaderSource;
@@ -74,6 +75,7 @@ pub async fn serve(
     )
     .await?;
     lease_driver::start(member.clone());
+    auto_compaction_driver::start(member.clone(), config.compaction.auto);
     // As etcd serves only once it has applied what its log holds (it publishes itself through
     // raft first): a read index round, then apply reaching it, replays every committed entry
     // the engine had not made durable before a crash.

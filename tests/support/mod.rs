@@ -103,6 +103,11 @@ impl Basalt {
 
     /// Runs etcdctl (v3 API) against this member with `args`, feeding `stdin`.
     pub fn etcdctl(&self, args: &[&str], stdin: &str) -> Output {
+        self.etcdctl_within(args, stdin, Duration::from_secs(30))
+    }
+
+    /// Runs etcdctl as `etcdctl`, allowing it `limit` to finish.
+    pub fn etcdctl_within(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
         let etcdctl = find_etcdctl();
         let mut child = Command::new(etcdctl)
             .env("ETCDCTL_API", "3")
@@ -121,14 +126,14 @@ impl Basalt {
             .expect("piped stdin")
             .write_all(stdin.as_bytes())
             .expect("feed etcdctl");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + limit;
         loop {
             if child.try_wait().expect("poll etcdctl").is_some() {
                 return child.wait_with_output().expect("etcdctl output");
             }
             assert!(
                 Instant::now() < deadline,
-                "etcdctl {args:?} did not finish within 30 s"
+                "etcdctl {args:?} did not finish within {limit:?}"
             );
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
 
 use super::PAGE_SIZE;
 
@@ -61,6 +61,25 @@ impl Mapping {
         }
         let start = page as usize * PAGE_SIZE;
         self.mmap.get(start..end as usize * PAGE_SIZE)
+    }
+
+    /// Drops this process's mapping of the first `n_pages` pages (MADV_DONTNEED), so the
+    /// resident set holds only what is read again; the kernel keeps the file's pages cached.
+    pub(crate) fn release_resident(&self, n_pages: u64) -> std::io::Result<()> {
+        let pages = n_pages.min(self.pages_capacity);
+        let len = usize::try_from(pages * PAGE_SIZE as u64).map_err(std::io::Error::other)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the mapping is a read-only MAP_SHARED mapping of a file: after DONTNEED the
+        // next access faults the page in again from the file, whose bytes for every page a
+        // live snapshot can reach never change (the writer only writes pages no snapshot
+        // references, see `new`). A reader holding a slice into the range therefore sees the
+        // same bytes before and after; nothing private (no copy-on-write data) is discarded.
+        unsafe {
+            self.mmap
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, 0, len)
+        }
     }
 
     /// Whether `page` passed its checksum since it was last written.
