@@ -1,8 +1,15 @@
-//! Generates Rust types for etcd's protobuf packages (etcdserverpb, mvccpb, authpb) from the
-//! .proto files under `proto/`, with protox (pure Rust) so no protoc is needed.
+//! Generates Rust types for etcd's protobuf packages (etcdserverpb, mvccpb, authpb, v3lockpb,
+//! v3electionpb) from the .proto files under `proto/`, with protox (pure Rust) so no protoc is
+//! needed.
 
 fn main() {
-    let files = ["proto/rpc.proto", "proto/kv.proto", "proto/auth.proto"];
+    let files = [
+        "proto/rpc.proto",
+        "proto/kv.proto",
+        "proto/auth.proto",
+        "proto/v3lock.proto",
+        "proto/v3election.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -109,6 +109,14 @@ pub enum EtcdStatus {
     NotSupportedForLearner,
     /// MoveLeader to a member that cannot become leader.
     BadLeaderTransferee,
+    /// Lock: the waiter's key (its lease) ended before the lock was acquired.
+    MutexSessionExpired,
+    /// Election: Proclaim with a leader key that no longer leads.
+    ElectionNotLeader,
+    /// Election: Leader of an election nobody leads.
+    ElectionNoLeader,
+    /// Election: Proclaim or Resign without a leader key.
+    ElectionMissingLeaderKey,
 }
 
 impl EtcdStatus {
@@ -162,6 +170,12 @@ impl EtcdStatus {
             | Unhealthy
             | NotSupportedForLearner => Code::Unavailable,
             Corrupt => Code::DataLoss,
+            // etcd's Lock and Election servers return these as plain Go errors, which gRPC
+            // sends as UNKNOWN.
+            MutexSessionExpired
+            | ElectionNotLeader
+            | ElectionNoLeader
+            | ElectionMissingLeaderKey => Code::Unknown,
         }
     }
 
@@ -227,6 +241,10 @@ impl EtcdStatus {
             Corrupt => "etcdserver: corrupt cluster",
             NotSupportedForLearner => "etcdserver: rpc not supported for learner",
             BadLeaderTransferee => "etcdserver: bad leader transferee",
+            MutexSessionExpired => "mutex: session is expired",
+            ElectionNotLeader => "election: not leader",
+            ElectionNoLeader => "election: no leader",
+            ElectionMissingLeaderKey => "\"leader\" field must be provided",
         }
     }
 }
@@ -255,5 +273,10 @@ mod tests {
         assert_eq!(EtcdStatus::LeaseNotFound.code(), Code::NotFound);
         assert_eq!(EtcdStatus::InvalidAuthToken.code(), Code::Unauthenticated);
         assert!(EtcdStatus::Corrupt.message().starts_with("etcdserver: "));
+        assert_eq!(EtcdStatus::ElectionNoLeader.code(), Code::Unknown);
+        assert_eq!(
+            EtcdStatus::ElectionMissingLeaderKey.message(),
+            r#""leader" field must be provided"#
+        );
     }
 }

@@ -19,3 +19,13 @@ pub mod authpb {
 pub mod etcdserverpb {
     include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
 }
+
+/// etcd's `v3lockpb` package: the Lock service's requests and responses.
+pub mod v3lockpb {
+    include!(concat!(env!("OUT_DIR"), "/v3lockpb.rs"));
+}
+
+/// etcd's `v3electionpb` package: the Election service's requests and responses.
+pub mod v3electionpb {
+    include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
+}

@@ -12,8 +12,8 @@ use super::gateway::Gateway;
 use super::kv_service::{self, KvLimits};
 use super::status_service::{self, MemberInfo};
 use super::{
-    cluster_service, defragment_service, lease_service, maintenance_service, snapshot_service,
-    watch_service,
+    cluster_service, defragment_service, election_service, lease_service, lock_service,
+    maintenance_service, snapshot_service, watch_service,
 };
 
 /// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
@@ -43,6 +43,8 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     maintenance_service::register(&mut router, gateway.clone());
     defragment_service::register(&mut router, gateway.clone());
     lease_service::register(&mut router, gateway.clone());
+    lock_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
+    election_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     snapshot_service::register(&mut router, gateway.clone());
     cluster_service::register(&mut router, gateway.clone(), info);
     watch_service::register(&mut router, gateway.watch_hub());

@@ -177,6 +177,20 @@ impl ResponseState {
         Poll::Ready(Ok(()))
     }
 
+    /// Ready once the client has reset the stream (or the connection failed) before any
+    /// response was sent: nobody waits for this call's answer any more. Pending for good once
+    /// a response is under way, so only unary calls (which send after their handler) use it;
+    /// it shares the stream's send waker, so it must run in the task that sends.
+    pub(crate) fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.body.is_some() || self.ended {
+            return Poll::Pending;
+        }
+        match self.respond.poll_reset(cx) {
+            Poll::Ready(_) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     /// Ends the call: trailers after a body, or a trailers-only response if nothing was sent.
     pub(crate) fn end(&mut self, outcome: Result<(), Status>) {
         if self.ended {

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 
@@ -55,7 +55,16 @@ impl Router {
                 let mut requests =
                     RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
                 let request = requests.single().await?;
-                let response = handler(call.metadata, request).await?;
+                // A client that resets the call gets no answer: drop the handler, as grpc-go
+                // cancels the handler's context, so a waiting call (Lock, Campaign) ends and
+                // cleans up instead of acting later for a client that gave up.
+                let state = call.response.clone();
+                let client_gone = async move {
+                    poll_fn(|cx| state.borrow_mut().poll_client_gone(cx)).await;
+                    Err(Status::cancelled("context canceled"))
+                };
+                let response =
+                    futures_lite::future::or(handler(call.metadata, request), client_gone).await?;
                 ResponseSink::<Resp>::new(call.response)
                     .send(&response)
                     .await
