@@ -164,3 +164,92 @@ fn a_watch_that_starts_in_the_future_sees_nothing_before_its_start() {
         );
     });
 }
+
+/// Values of 400 kB at five revisions: one catch-up response would be about 2 MB, above the
+/// 1.5 MiB `--max-request-bytes`. A watcher that asked for fragments gets them in several
+/// responses, every event once and in order; one that did not gets them whole.
+#[test]
+fn a_large_catch_up_is_fragmented_for_watchers_that_ask() {
+    with_client(|mut client| async move {
+        let value = vec![b'f'; 400_000];
+        let first = client.put("big/0", value.clone(), None).await.unwrap();
+        let start = first.header().unwrap().revision();
+        for n in 1..5 {
+            client
+                .put(format!("big/{n}"), value.clone(), None)
+                .await
+                .unwrap();
+        }
+        for fragment in [true, false] {
+            let mut options = WatchOptions::new().with_prefix().with_start_revision(start);
+            if fragment {
+                options = options.with_fragment();
+            }
+            let mut stream = client.watch("big/", Some(options)).await.unwrap();
+            let mut sizes = Vec::new();
+            let mut revisions = Vec::new();
+            while revisions.len() < 5 {
+                let response = next_response(&mut stream).await;
+                if response.created() {
+                    continue;
+                }
+                sizes.push(response.events().len());
+                revisions.extend(
+                    response
+                        .events()
+                        .iter()
+                        .map(|e| e.kv().unwrap().mod_revision()),
+                );
+            }
+            assert_eq!(revisions, (start..start + 5).collect::<Vec<_>>());
+            if fragment {
+                assert!(sizes.len() >= 2, "not fragmented: {sizes:?}");
+                assert!(
+                    sizes.iter().all(|&n| n <= 3),
+                    "a fragment above the limit: {sizes:?}"
+                );
+            } else {
+                assert_eq!(sizes, vec![5], "whole, as etcd sends it without fragment");
+            }
+        }
+    });
+}
+
+/// `--experimental-watch-progress-notify-interval`: a synced watcher that asked for progress
+/// notifications gets an empty response at the current revision each interval without events.
+#[test]
+fn progress_notify_sends_the_current_revision_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        support::free_port(),
+        &["--experimental-watch-progress-notify-interval", "200ms"],
+    );
+    let endpoint = basalt.endpoint();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+            .await
+            .unwrap();
+        let put = client.put("p", "1", None).await.unwrap();
+        let revision = put.header().unwrap().revision();
+        let mut notified = client
+            .watch("p", Some(WatchOptions::new().with_progress_notify()))
+            .await
+            .unwrap();
+        let mut silent = client.watch("p", None).await.unwrap();
+        let mut progress = next_response(&mut notified).await;
+        if progress.created() {
+            progress = next_response(&mut notified).await;
+        }
+        assert!(!progress.created() && progress.events().is_empty());
+        assert_eq!(progress.header().unwrap().revision(), revision);
+        // A watcher that did not ask gets nothing while idle: its next response is the event.
+        client.put("p", "2", None).await.unwrap();
+        let mut event = next_response(&mut silent).await;
+        if event.created() {
+            event = next_response(&mut silent).await;
+        }
+        assert_eq!(event.events().len(), 1);
+    });
+}

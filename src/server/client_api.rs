@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use basalt_net::{etcd_http, Http1Response, Router, Server, ServerConfig};
 use glommio::net::TcpListener;
@@ -26,6 +27,8 @@ pub struct ClientApiSettings {
     pub kv_limits: KvLimits,
     pub max_request_bytes: usize,
     pub info: MemberInfo,
+    /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
+    pub watch_progress_notify_interval: Duration,
 }
 
 /// The server of one core, bound to every client address.
@@ -47,7 +50,11 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     election_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     snapshot_service::register(&mut router, gateway.clone());
     cluster_service::register(&mut router, gateway.clone(), info);
-    watch_service::register(&mut router, gateway.watch_hub());
+    let hub = gateway.watch_hub();
+    // etcd fragments a watch response at --max-request-bytes for watchers that accept it.
+    hub.set_fragment_bytes(settings.max_request_bytes);
+    watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
+    watch_service::register(&mut router, hub);
     let version = settings.info.version.clone();
     let server_config = ServerConfig::for_max_request_bytes(settings.max_request_bytes);
     let server = Rc::new(

@@ -72,6 +72,7 @@ pub fn run(config: Config) -> Result<(), String> {
         },
         max_request_bytes: config.limits.max_request_bytes as usize,
         info: member_info(&config),
+        watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
     };
     // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");

@@ -18,6 +18,8 @@ use std::task::{Poll, Waker};
 use basalt_engine::{self as engine, Engine, EventKind};
 use basalt_net::proto::{etcdserverpb as pb, mvccpb};
 
+use prost014::Message as _;
+
 use super::convert;
 use super::header::HeaderSource;
 
@@ -31,6 +33,15 @@ const CATCH_UP_EVENTS: usize = 1000;
 /// nothing never fills its queue, so without a bound one call could scan the whole history
 /// and stall the executor. The member's ticker and later sends continue where it stopped.
 const CATCH_UP_STEPS_PER_CALL: usize = 32;
+
+/// etcd's default `--max-request-bytes`, the fragment size until the server sets its own.
+const DEFAULT_FRAGMENT_BYTES: usize = 1536 * 1024;
+
+/// Bytes one event adds to a response's encoding (field tag, length, body).
+fn event_len(event: &mvccpb::Event) -> usize {
+    let body = event.encoded_len();
+    1 + prost014::encoding::encoded_len_varint(body as u64) + body
+}
 
 /// Batches of up to CATCH_UP_EVENTS one `publish_from_engine` call reads before yielding.
 const PULL_BATCHES_PER_CALL: usize = 8;
@@ -111,6 +122,12 @@ struct Watcher {
     no_put: bool,
     no_delete: bool,
     prev_kv: bool,
+    /// The client accepts a large response split into fragments.
+    fragment: bool,
+    /// The client wants an empty response every progress interval without events.
+    progress_notify: bool,
+    /// Events went out since the last progress interval began.
+    sent_since_progress: bool,
     /// The first revision this watcher has not seen yet.
     next_revision: i64,
     synced: bool,
@@ -162,6 +179,8 @@ pub struct WatchHub {
     headers: HeaderSource,
     /// The newest revision handed to `publish` (on a core that pulls events from the engine).
     published_through: Cell<i64>,
+    /// Size from which a fragmenting watcher's response is split (`--max-request-bytes`).
+    fragment_bytes: Cell<usize>,
     watchers: RefCell<BTreeMap<(u64, i64), Watcher>>,
     streams: RefCell<HashMap<u64, Rc<StreamQueue>>>,
     next_stream: Cell<u64>,
@@ -181,6 +200,7 @@ impl WatchHub {
             engine,
             headers,
             published_through: Cell::new(current),
+            fragment_bytes: Cell::new(DEFAULT_FRAGMENT_BYTES),
             watchers: RefCell::new(BTreeMap::new()),
             streams: RefCell::new(HashMap::new()),
             next_stream: Cell::new(1),
@@ -288,6 +308,9 @@ impl WatchHub {
                 no_put: request.filters.contains(&(FilterType::Noput as i32)),
                 no_delete: request.filters.contains(&(FilterType::Nodelete as i32)),
                 prev_kv: request.prev_kv,
+                fragment: request.fragment,
+                progress_notify: request.progress_notify,
+                sent_since_progress: false,
                 next_revision: start,
                 synced: start > current,
             },
@@ -368,13 +391,83 @@ impl WatchHub {
                 watcher.synced = false; // next_revision still points at these events
                 continue;
             }
-            queue.push(pb::WatchResponse {
-                header: Some(self.headers.header(revision)),
-                watch_id: watcher.watch_id,
-                events: matching,
-                ..Default::default()
-            });
+            self.push_events(queue, watcher, revision, matching);
             watcher.next_revision = watcher.next_revision.max(revision + 1);
+        }
+    }
+
+    /// Sets the size from which the responses of watchers that asked for `fragment` are split
+    /// (etcd splits at `--max-request-bytes`).
+    pub fn set_fragment_bytes(&self, bytes: usize) {
+        self.fragment_bytes.set(bytes.max(1));
+    }
+
+    /// Queues `events` for `watcher` at `revision`: in one response, or — when the watcher
+    /// asked for fragments and the response would reach the fragment size — in several, each
+    /// with at least one event and below the size where possible, all but the last marked
+    /// `fragment`, as etcd's `sendFragments` does.
+    fn push_events(
+        &self,
+        queue: &StreamQueue,
+        watcher: &mut Watcher,
+        revision: i64,
+        events: Vec<mvccpb::Event>,
+    ) {
+        watcher.sent_since_progress = true;
+        let whole = pb::WatchResponse {
+            header: Some(self.headers.header(revision)),
+            watch_id: watcher.watch_id,
+            events,
+            ..Default::default()
+        };
+        let limit = self.fragment_bytes.get();
+        if !watcher.fragment || whole.events.len() < 2 || whole.encoded_len() < limit {
+            queue.push(whole);
+            return;
+        }
+        let mut remaining = whole.events.into_iter().peekable();
+        let template = pb::WatchResponse {
+            header: whole.header,
+            watch_id: whole.watch_id,
+            fragment: true,
+            ..Default::default()
+        };
+        while remaining.peek().is_some() {
+            let mut part = template.clone();
+            while let Some(event) = remaining.peek() {
+                let grown = part.encoded_len() + event_len(event);
+                if !part.events.is_empty() && grown >= limit {
+                    break;
+                }
+                part.events.push(remaining.next().expect("peeked"));
+            }
+            part.fragment = remaining.peek().is_some();
+            queue.push(part);
+        }
+    }
+
+    /// Every progress interval: an empty response at the current revision for each synced
+    /// watcher that asked for progress notifications and got no events during the interval
+    /// (etcd's progress notify), if its stream has room.
+    pub fn notify_progress(&self) {
+        let current = self.current_revision();
+        let streams = self.streams.borrow();
+        let mut watchers = self.watchers.borrow_mut();
+        for watcher in watchers.values_mut().filter(|w| w.progress_notify) {
+            let sent = std::mem::replace(&mut watcher.sent_since_progress, false);
+            if sent || !watcher.synced {
+                continue;
+            }
+            let Some(queue) = streams.get(&watcher.stream) else {
+                continue;
+            };
+            if queue.has_room() {
+                queue.push(pb::WatchResponse {
+                    header: Some(self.headers.header(current)),
+                    watch_id: watcher.watch_id,
+                    ..Default::default()
+                });
+            }
         }
     }
 
@@ -485,12 +578,7 @@ impl WatchHub {
                     .map(|e| watcher.to_wire(e))
                     .collect();
                 if !matching.is_empty() {
-                    queue.push(pb::WatchResponse {
-                        header: Some(self.headers.header(revision)),
-                        watch_id: watcher.watch_id,
-                        events: matching,
-                        ..Default::default()
-                    });
+                    self.push_events(queue, watcher, revision, matching);
                 }
                 watcher.next_revision = revision + 1;
                 if watcher.next_revision > current {

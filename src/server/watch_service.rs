@@ -4,6 +4,7 @@
 //! and after each send lets the stream's lagging watchers catch up.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{RequestStream, ResponseSink, Router};
@@ -38,6 +39,20 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
             }
         },
     );
+}
+
+/// Sends etcd's progress notifications every `interval` on this core (none when zero).
+pub fn start_progress_notifier(hub: Rc<WatchHub>, interval: Duration) {
+    if interval.is_zero() {
+        return;
+    }
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(interval).await;
+            hub.notify_progress();
+        }
+    })
+    .detach();
 }
 
 async fn read_requests(
