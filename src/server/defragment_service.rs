@@ -25,29 +25,42 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
         "/etcdserverpb.Maintenance/Defragment",
         move |_metadata, _request: pb::DefragmentRequest| {
             let (member, running) = (member.clone(), running.clone());
-            async move {
-                let _turn = running
-                    .acquire_permit(1)
-                    .await
-                    .map_err(|_| Status::internal("defragmentation queue closed"))?;
-                defragment(&member).await
-            }
+            async move { defragment(&member, running).await }
         },
     );
 }
 
-async fn defragment(member: &Gateway) -> Result<pb::DefragmentResponse, Status> {
+async fn defragment(
+    member: &Gateway,
+    running: Rc<Semaphore>,
+) -> Result<pb::DefragmentResponse, Status> {
     let engine = member.shared_engine();
     let (done, report) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("basalt-defrag".into())
-        .spawn(move || {
-            let _ = done.send(engine.defragment(DEFRAG_KEYS_PER_STEP));
-        })
-        .map_err(|e| Status::internal(format!("cannot start the defragmentation: {e}")))?;
+    // The turn belongs to a task of its own that lives as long as the thread: a client that
+    // gives up (its call is dropped) must not free the turn while its defragmentation runs.
+    glommio::spawn_local(async move {
+        let Ok(_turn) = running.acquire_permit(1).await else {
+            return; // the semaphore is never closed
+        };
+        let (finished, result) = oneshot::channel();
+        let started = std::thread::Builder::new()
+            .name("basalt-defrag".into())
+            .spawn(move || {
+                let _ = finished.send(engine.defragment(DEFRAG_KEYS_PER_STEP));
+            });
+        let outcome = match started {
+            Ok(_) => result
+                .await
+                .map_err(|_| "the defragmentation thread died".to_string()),
+            Err(e) => Err(format!("cannot start the defragmentation: {e}")),
+        };
+        let _ = done.send(outcome);
+    })
+    .detach();
     let report = report
         .await
-        .map_err(|_| Status::internal("the defragmentation thread died"))?
+        .map_err(|_| Status::internal("the defragmentation task ended"))?
+        .map_err(Status::internal)?
         .map_err(|e| {
             tracing::error!(error = %e, "defragmentation failed");
             status_of(&e)

@@ -48,8 +48,10 @@ impl Gateway {
     /// The gateway of another core: calls go over `link`, watchers live in a hub of this core
     /// (fed by `WatchHub::publish_from_engine` when the owner rings).
     pub fn remote(link: RemoteOwner, engine: Arc<Engine>, headers: HeaderSource) -> Rc<Gateway> {
+        let watch_hub = WatchHub::new(engine.clone(), headers.clone());
+        watch_hub.set_pulls_from_engine();
         Rc::new(Gateway {
-            watch_hub: WatchHub::new(engine.clone(), headers.clone()),
+            watch_hub,
             engine,
             headers,
             route: Route::Remote(link),

@@ -181,6 +181,9 @@ pub struct WatchHub {
     published_through: Cell<i64>,
     /// Size from which a fragmenting watcher's response is split (`--max-request-bytes`).
     fragment_bytes: Cell<usize>,
+    /// This hub is fed by `publish_from_engine` (a core that is not the raft owner): what it
+    /// has delivered may lag the engine, so progress answers use `published_through`.
+    pulls_from_engine: Cell<bool>,
     watchers: RefCell<BTreeMap<(u64, i64), Watcher>>,
     streams: RefCell<HashMap<u64, Rc<StreamQueue>>>,
     next_stream: Cell<u64>,
@@ -201,6 +204,7 @@ impl WatchHub {
             headers,
             published_through: Cell::new(current),
             fragment_bytes: Cell::new(DEFAULT_FRAGMENT_BYTES),
+            pulls_from_engine: Cell::new(false),
             watchers: RefCell::new(BTreeMap::new()),
             streams: RefCell::new(HashMap::new()),
             next_stream: Cell::new(1),
@@ -351,6 +355,7 @@ impl WatchHub {
         if !queue.progress_wanted.get() {
             return;
         }
+        let revision = self.progress_revision();
         let all_synced = self
             .watchers
             .borrow()
@@ -359,7 +364,7 @@ impl WatchHub {
         if all_synced {
             queue.progress_wanted.set(false);
             queue.push(pb::WatchResponse {
-                header: Some(self.headers.header(self.current_revision())),
+                header: Some(self.headers.header(revision)),
                 watch_id: -1,
                 ..Default::default()
             });
@@ -394,6 +399,23 @@ impl WatchHub {
             self.push_events(queue, watcher, revision, matching);
             watcher.next_revision = watcher.next_revision.max(revision + 1);
         }
+    }
+
+    /// Marks this hub as fed by `publish_from_engine` (a core that is not the raft owner).
+    pub fn set_pulls_from_engine(&self) {
+        self.pulls_from_engine.set(true);
+    }
+
+    /// The revision a progress answer may claim: every event up to it has been handed to the
+    /// watchers' queues (etcd's promise: a progress response at N follows every event ≤ N). On
+    /// the owner that is the engine's revision (apply publishes before anything else runs);
+    /// elsewhere this core first publishes what the engine has, then answers what it published.
+    fn progress_revision(&self) -> i64 {
+        if !self.pulls_from_engine.get() {
+            return self.current_revision();
+        }
+        while self.publish_from_engine() {}
+        self.published_through.get()
     }
 
     /// Sets the size from which the responses of watchers that asked for `fragment` are split
@@ -450,7 +472,7 @@ impl WatchHub {
     /// watcher that asked for progress notifications and got no events during the interval
     /// (etcd's progress notify), if its stream has room.
     pub fn notify_progress(&self) {
-        let current = self.current_revision();
+        let current = self.progress_revision();
         let streams = self.streams.borrow();
         let mut watchers = self.watchers.borrow_mut();
         for watcher in watchers.values_mut().filter(|w| w.progress_notify) {
@@ -609,4 +631,64 @@ impl WatchHub {
 enum Step {
     More,
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::member::Identity;
+
+    fn put(engine: &Engine, key: &str) -> i64 {
+        let mut batch = engine.write().unwrap();
+        batch
+            .put(&engine::PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        let revision = batch.current_revision();
+        batch.commit_unsynced().unwrap();
+        revision
+    }
+
+    // Goal: on a core fed from the engine, a progress answer at N comes after every event ≤ N
+    // (etcd's promise, which Kubernetes' consistent reads rely on), even when the owner's
+    // doorbell has not been served yet.
+    #[test]
+    fn progress_on_a_lagging_core_follows_the_events_it_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
+        let hub = WatchHub::new(
+            engine.clone(),
+            HeaderSource::new(Identity {
+                cluster_id: 1,
+                member_id: 2,
+            }),
+        );
+        hub.set_pulls_from_engine();
+        let (stream, queue) = hub.open_stream();
+        hub.create(
+            stream,
+            &pb::WatchCreateRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            },
+        );
+        // The owner applied a put; this core has not published it yet.
+        let revision = put(&engine, "k");
+        hub.progress(stream);
+        let responses: Vec<pb::WatchResponse> = queue.responses.borrow_mut().drain(..).collect();
+        let event_at = responses
+            .iter()
+            .position(|r| r.events.len() == 1)
+            .expect("the event was delivered");
+        let progress_at = responses
+            .iter()
+            .position(|r| r.watch_id == -1)
+            .expect("the progress answer");
+        assert!(event_at < progress_at, "{responses:?}");
+        let claimed = responses[progress_at].header.as_ref().unwrap().revision;
+        assert_eq!(claimed, revision);
+    }
 }
