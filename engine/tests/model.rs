@@ -766,11 +766,30 @@ fn step(
                     }
                 }
                 prop_assert_eq!(got.len(), revs.len());
+                // Each key's events in order, paired with the model's history entries: a key
+                // can change twice in one revision (etcd accepts a put in one nested txn and a
+                // delete range over it in a later one), and the second change's prev_kv is the
+                // first, inside the same revision.
+                let mut position: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
                 for e in &got {
-                    let (_, kv) = committed.history[&e.kv.key]
+                    let entries: Vec<&(i64, Option<KeyValue>)> = committed.history[&e.kv.key]
                         .iter()
-                        .find(|(m, _)| *m == e.kv.mod_revision)
-                        .unwrap();
+                        .filter(|(m, _)| *m >= from)
+                        .collect();
+                    let at = position.entry(e.kv.key.clone()).or_insert(0);
+                    let (main, kv) = entries[*at];
+                    let earlier_same_revision = (*at > 0 && entries[*at - 1].0 == *main)
+                        .then(|| entries[*at - 1].1.clone());
+                    *at += 1;
+                    prop_assert_eq!(*main, e.kv.mod_revision);
+                    if let Some(previous) = earlier_same_revision {
+                        match kv {
+                            Some(v) => prop_assert_eq!(&e.kv, v),
+                            None => prop_assert_eq!(e.kind, EventKind::Delete),
+                        }
+                        prop_assert_eq!(&e.prev_kv, &previous);
+                        continue;
+                    }
                     match kv {
                         Some(v) => prop_assert_eq!(&e.kv, v),
                         None => prop_assert_eq!(e.kind, EventKind::Delete),
