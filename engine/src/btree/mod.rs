@@ -8,9 +8,11 @@
 //! entries and cheap splitting; the layout is small enough to validate by hand (every offset and
 //! length is bounds-checked, and the page checksum covers content).
 //!
-//! Writes copy the path they touch into owned in-memory nodes ([`node::Node`]) and free the old
-//! pages; many writes can land in one transaction, and each touched node is encoded to a new
-//! page only once, at commit ([`flush`]).
+//! Writes copy the path they touch into owned page images ([`node::Node`]: one memcpy per
+//! page) and free the old pages; inserts and removes edit those images in place (the entry goes
+//! into the free gap, the slot array shifts). Many writes can land in one transaction, and each
+//! touched node gets a new page only once, at commit ([`flush`]), which seals the image as it
+//! is: nothing is decoded or re-encoded.
 
 pub(crate) mod flush;
 pub(crate) mod node;

@@ -1,25 +1,55 @@
-//! Encoded node pages: zero-copy readers over the mmap, and the encoder used at commit.
+//! Node pages: zero-copy readers over the mmap or over a write transaction's own images.
 //!
 //! ```text
 //! header (16 bytes, see pager)   count = entries, aux = entry bytes used (slots included)
 //! slots: count × u16             offset of each entry, in key order
 //! ... free space ...
-//! entries, packed from the end of the page:
-//!   leaf:   key_len u16 | flags u8 (0 inline, 1 overflow) | value_len u32 | key | value or page u64
+//! entries, packed at the end of the page (in any order):
+//!   leaf:   key_len u16 | flags u8 | value_len u32 | key | value, or page u64 (overflow)
 //!   branch: key_len u16 | child page u64 | key
 //! ```
+//!
+//! Leaf flags: 0 inline, 1 overflow run. 2 (fresh: a large value not written yet, the u64 is an
+//! index into the owning node's list) exists only in a write transaction's images; on disk it
+//! is corruption.
 
-use super::node::{Branch, Leaf, Node, Val};
 use crate::error::Result;
-use crate::pager::{seal, PageKind, View, HEADER_SIZE, PAGE_SIZE};
+use crate::pager::{PageKind, View, HEADER_SIZE, PAGE_SIZE};
 
-const FLAG_OVERFLOW: u8 = 1;
+/// Bytes of a leaf entry's header (key_len, flags, value_len).
+pub(crate) const LEAF_HEADER: usize = 7;
+/// Bytes of a branch entry's header (key_len, child page).
+pub(crate) const BRANCH_HEADER: usize = 10;
+pub(crate) const FLAG_OVERFLOW: u8 = 1;
+pub(crate) const FLAG_FRESH: u8 = 2;
+
+/// Length of the leaf entry starting at `entry[0]` (a well-formed one: owned images only).
+pub(crate) fn leaf_entry_len(entry: &[u8]) -> usize {
+    let key_len = u16::from_le_bytes([entry[0], entry[1]]) as usize;
+    let stored = match entry[2] {
+        0 => u32::from_le_bytes(entry[3..7].try_into().unwrap()) as usize,
+        _ => 8,
+    };
+    LEAF_HEADER + key_len + stored
+}
+
+/// Length of the branch entry starting at `entry[0]`.
+pub(crate) fn branch_entry_len(entry: &[u8]) -> usize {
+    BRANCH_HEADER + u16::from_le_bytes([entry[0], entry[1]]) as usize
+}
 
 /// A value as found in a leaf page.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum ValRef<'a> {
     Inline(&'a [u8]),
-    Overflow { page: u64, len: u32 },
+    Overflow {
+        page: u64,
+        len: u32,
+    },
+    /// A fresh value of an owned image: index into its node's list.
+    Fresh {
+        index: usize,
+    },
 }
 
 /// A checked, read-only view of a node page.
@@ -29,7 +59,12 @@ pub(crate) struct PageNode<'a> {
     pub(crate) kind: PageKind,
     bytes: &'a [u8],
     pub(crate) count: usize,
+    /// An owned image (may hold fresh values; no checksum yet).
+    owned: bool,
 }
+
+/// Page id reported for errors found in an owned image (it has no page yet).
+const OWNED_IMAGE: u64 = u64::MAX;
 
 impl<'a> PageNode<'a> {
     /// Reads and checks the header of node page `page`.
@@ -44,7 +79,33 @@ impl<'a> PageNode<'a> {
             kind,
             bytes,
             count,
+            owned: false,
         })
+    }
+
+    /// A view of a write transaction's own image of `kind`.
+    pub(crate) fn of_image(bytes: &'a [u8], kind: PageKind) -> PageNode<'a> {
+        let count = u16::from_le_bytes([bytes[6], bytes[7]]) as usize;
+        PageNode {
+            page: OWNED_IMAGE,
+            kind,
+            bytes,
+            count,
+            owned: true,
+        }
+    }
+
+    /// The whole page image.
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Child page of branch entry `i` of an owned image (well-formed by construction).
+    pub(crate) fn child_page_unchecked(&self, i: usize) -> u64 {
+        debug_assert!(self.owned && i < self.count);
+        let at = HEADER_SIZE + i * 2;
+        let offset = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        u64::from_le_bytes(self.bytes[offset + 2..offset + 10].try_into().unwrap())
     }
 
     /// Entry bytes used (from the header).
@@ -55,7 +116,11 @@ impl<'a> PageNode<'a> {
     fn entry(&self, view: &View, i: usize) -> Result<&'a [u8]> {
         let at = HEADER_SIZE + i * 2;
         let offset = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-        let entry_header = if self.kind == PageKind::Leaf { 7 } else { 10 };
+        let entry_header = if self.kind == PageKind::Leaf {
+            LEAF_HEADER
+        } else {
+            BRANCH_HEADER
+        };
         if offset < HEADER_SIZE + self.count * 2 || offset + entry_header > PAGE_SIZE {
             return Err(view.corrupt(self.page, format!("slot {i} offset {offset} out of bounds")));
         }
@@ -67,8 +132,8 @@ impl<'a> PageNode<'a> {
         let entry = self.entry(view, i)?;
         let key_len = u16::from_le_bytes([entry[0], entry[1]]) as usize;
         let start = match self.kind {
-            PageKind::Leaf => 7,
-            _ => 10,
+            PageKind::Leaf => LEAF_HEADER,
+            _ => BRANCH_HEADER,
         };
         entry
             .get(start..start + key_len)
@@ -98,8 +163,25 @@ impl<'a> PageNode<'a> {
                 let page = u64::from_le_bytes(raw.try_into().unwrap());
                 Ok(ValRef::Overflow { page, len })
             }
+            FLAG_FRESH if self.owned => {
+                let raw = entry.get(start..start + 8).ok_or_else(past_end)?;
+                let index = u64::from_le_bytes(raw.try_into().unwrap()) as usize;
+                Ok(ValRef::Fresh { index })
+            }
             other => Err(view.corrupt(self.page, format!("entry {i} has unknown flags {other}"))),
         }
+    }
+
+    /// Entry bytes of entry `i`, slot included (what the header's used bytes sum up).
+    pub(crate) fn entry_bytes(&self, view: &View, i: usize) -> Result<usize> {
+        let key_len = self.key(view, i)?.len();
+        Ok(match self.kind {
+            PageKind::Leaf => match self.value(view, i)? {
+                ValRef::Inline(bytes) => super::LEAF_ENTRY_OVERHEAD + key_len + bytes.len(),
+                _ => super::LEAF_ENTRY_OVERHEAD + key_len + 8,
+            },
+            _ => super::BRANCH_ENTRY_OVERHEAD + key_len,
+        })
     }
 
     /// Child page of branch entry `i`.
@@ -144,111 +226,4 @@ impl<'a> PageNode<'a> {
     pub(crate) fn child_index(&self, view: &View, key: &[u8]) -> Result<usize> {
         Ok(self.upper_bound(view, key)?.saturating_sub(1))
     }
-
-    /// Copies the page into an owned node (the copy in copy-on-write).
-    pub(crate) fn to_node(self, view: &View) -> Result<Node> {
-        let mut keys = Vec::with_capacity(self.count);
-        match self.kind {
-            PageKind::Leaf => {
-                let mut vals = Vec::with_capacity(self.count);
-                let mut bytes = 0;
-                for i in 0..self.count {
-                    let key = self.key(view, i)?.to_vec();
-                    let val = match self.value(view, i)? {
-                        ValRef::Inline(v) => Val::Inline(v.to_vec()),
-                        ValRef::Overflow { page, len } => Val::Overflow { page, len },
-                    };
-                    bytes += super::node::leaf_entry_bytes(&key, &val);
-                    keys.push(key);
-                    vals.push(val);
-                }
-                Ok(Node::Leaf(Leaf { keys, vals, bytes }))
-            }
-            _ => {
-                let mut children = Vec::with_capacity(self.count);
-                let mut bytes = 0;
-                for i in 0..self.count {
-                    let key = self.key(view, i)?.to_vec();
-                    bytes += super::node::branch_entry_bytes(&key);
-                    keys.push(key);
-                    children.push(super::node::Child::Clean(self.child(view, i)?));
-                }
-                Ok(Node::Branch(Branch {
-                    keys,
-                    children,
-                    bytes,
-                }))
-            }
-        }
-    }
-}
-
-/// Encodes a leaf whose values are all inline or already in overflow runs.
-pub(crate) fn encode_leaf(page: u64, leaf: &Leaf) -> Vec<u8> {
-    let mut out = vec![0u8; PAGE_SIZE];
-    assert!(leaf.bytes <= super::NODE_CAPACITY, "leaf over capacity");
-    write_header(&mut out, PageKind::Leaf, leaf.keys.len(), leaf.bytes);
-    let mut end = PAGE_SIZE;
-    for (i, (key, val)) in leaf.keys.iter().zip(&leaf.vals).enumerate() {
-        let size = 7 + key.len() + val.stored_len();
-        end -= size;
-        let entry = &mut out[end..end + size];
-        entry[0..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        entry[7..7 + key.len()].copy_from_slice(key);
-        match val {
-            Val::Inline(bytes) => {
-                entry[3..7].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-                entry[7 + key.len()..].copy_from_slice(bytes);
-            }
-            Val::Overflow { page, len } => {
-                entry[2] = FLAG_OVERFLOW;
-                entry[3..7].copy_from_slice(&len.to_le_bytes());
-                entry[7 + key.len()..].copy_from_slice(&page.to_le_bytes());
-            }
-            Val::Fresh(_) => unreachable!("fresh values are written before their leaf"),
-        }
-        out[HEADER_SIZE + i * 2..HEADER_SIZE + i * 2 + 2]
-            .copy_from_slice(&(end as u16).to_le_bytes());
-    }
-    assert!(
-        end >= HEADER_SIZE + leaf.keys.len() * 2,
-        "leaf entries overlap slots"
-    );
-    seal(page, &mut out);
-    out
-}
-
-/// Encodes a branch whose children have the given page ids.
-pub(crate) fn encode_branch(
-    page: u64,
-    keys: &[Vec<u8>],
-    children: &[u64],
-    bytes: usize,
-) -> Vec<u8> {
-    let mut out = vec![0u8; PAGE_SIZE];
-    assert!(bytes <= super::NODE_CAPACITY, "branch over capacity");
-    write_header(&mut out, PageKind::Branch, keys.len(), bytes);
-    let mut end = PAGE_SIZE;
-    for (i, (key, child)) in keys.iter().zip(children).enumerate() {
-        let size = 10 + key.len();
-        end -= size;
-        let entry = &mut out[end..end + size];
-        entry[0..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        entry[2..10].copy_from_slice(&child.to_le_bytes());
-        entry[10..].copy_from_slice(key);
-        out[HEADER_SIZE + i * 2..HEADER_SIZE + i * 2 + 2]
-            .copy_from_slice(&(end as u16).to_le_bytes());
-    }
-    assert!(
-        end >= HEADER_SIZE + keys.len() * 2,
-        "branch entries overlap slots"
-    );
-    seal(page, &mut out);
-    out
-}
-
-fn write_header(out: &mut [u8], kind: PageKind, count: usize, bytes: usize) {
-    out[4] = kind as u8;
-    out[6..8].copy_from_slice(&(count as u16).to_le_bytes());
-    out[8..16].copy_from_slice(&(bytes as u64).to_le_bytes());
 }

@@ -1,14 +1,15 @@
-//! Lookups and ordered scans over a tree whose nodes are committed pages, owned in-memory
-//! nodes, or a mix of both (a write transaction reading its own writes).
+//! Lookups and ordered scans over a tree whose nodes are committed pages, owned page images,
+//! or a mix of both (a write transaction reading its own writes). Both kinds are read through
+//! the same [`PageNode`] code; an owned node only adds its owned children and fresh values.
 
 use std::ops::Bound;
 
-use super::node::{Child, Node, Val};
+use super::node::{Child, Node};
 use super::page::{PageNode, ValRef};
 use crate::error::Result;
 use crate::pager::{PageKind, View};
 
-/// A node to read: a committed page or an in-memory node.
+/// A node to read: a committed page or an owned node.
 #[derive(Clone, Copy)]
 pub(crate) enum NodeRef<'a> {
     Page(u64),
@@ -16,7 +17,7 @@ pub(crate) enum NodeRef<'a> {
 }
 
 impl<'a> NodeRef<'a> {
-    /// The node a branch child points to.
+    /// The node a top-level child points to.
     pub(crate) fn of(child: &'a Child) -> NodeRef<'a> {
         match child {
             Child::Clean(page) => NodeRef::Page(*page),
@@ -25,10 +26,55 @@ impl<'a> NodeRef<'a> {
     }
 }
 
+/// A node opened for reading.
+struct Opened<'a> {
+    page: PageNode<'a>,
+    owned: Option<&'a Node>,
+}
+
+impl<'a> Opened<'a> {
+    fn open(view: &'a View, node: NodeRef<'a>) -> Result<Opened<'a>> {
+        Ok(match node {
+            NodeRef::Page(page) => Opened {
+                page: PageNode::open(view, page)?,
+                owned: None,
+            },
+            NodeRef::Mem(node) => Opened {
+                page: node.page(),
+                owned: Some(node),
+            },
+        })
+    }
+
+    fn is_branch(&self) -> bool {
+        self.page.kind == PageKind::Branch
+    }
+
+    /// Child `i` of a branch.
+    fn child(&self, view: &View, i: usize) -> Result<NodeRef<'a>> {
+        if let Some(Some(child)) = self.owned.map(|node| &node.children[i]) {
+            return Ok(NodeRef::Mem(child));
+        }
+        Ok(NodeRef::Page(self.page.child(view, i)?))
+    }
+
+    /// The value bytes of leaf entry `i`.
+    fn value(&self, view: &'a View, i: usize) -> Result<&'a [u8]> {
+        match self.page.value(view, i)? {
+            ValRef::Fresh { index } => {
+                let node = self.owned.expect("fresh values exist in owned nodes only");
+                Ok(&node.fresh[index])
+            }
+            other => resolve(view, other),
+        }
+    }
+}
+
 /// Called for every entry of a scan, in order; returns `false` to stop.
 pub(crate) type Visit<'a, 'f> = &'f mut dyn FnMut(&'a [u8], &'a [u8]) -> Result<bool>;
 
-/// Resolves a leaf value found in a page to its bytes (reading the overflow run if needed).
+/// Resolves a leaf value found in a committed page to its bytes (reading the overflow run if
+/// needed).
 pub(crate) fn resolve<'a>(view: &'a View, val: ValRef<'a>) -> Result<&'a [u8]> {
     match val {
         ValRef::Inline(bytes) => Ok(bytes),
@@ -42,19 +88,7 @@ pub(crate) fn resolve<'a>(view: &'a View, val: ValRef<'a>) -> Result<&'a [u8]> {
             }
             Ok(bytes)
         }
-    }
-}
-
-fn resolve_mem<'a>(view: &'a View, val: &'a Val) -> Result<&'a [u8]> {
-    match val {
-        Val::Inline(bytes) | Val::Fresh(bytes) => Ok(bytes),
-        Val::Overflow { page, len } => resolve(
-            view,
-            ValRef::Overflow {
-                page: *page,
-                len: *len,
-            },
-        ),
+        ValRef::Fresh { .. } => Err(view.corrupt(0, "fresh value outside an owned node")),
     }
 }
 
@@ -64,40 +98,23 @@ pub(crate) fn get<'a>(
     root: Option<NodeRef<'a>>,
     key: &[u8],
 ) -> Result<Option<&'a [u8]>> {
-    let mut node = match root {
-        Some(node) => node,
-        None => return Ok(None),
+    let Some(mut node) = root else {
+        return Ok(None);
     };
-    let mut depth = 0;
-    loop {
-        depth += 1;
-        if depth > 64 {
-            return Err(view.corrupt(0, "tree deeper than 64 levels (cycle?)"));
+    for _ in 0..64 {
+        let n = Opened::open(view, node)?;
+        let p = n.page;
+        if n.is_branch() {
+            node = n.child(view, p.child_index(view, key)?)?;
+            continue;
         }
-        match node {
-            NodeRef::Page(page) => {
-                let p = PageNode::open(view, page)?;
-                if p.kind == PageKind::Branch {
-                    node = NodeRef::Page(p.child(view, p.child_index(view, key)?)?);
-                    continue;
-                }
-                let i = p.lower_bound(view, key)?;
-                if i < p.count && p.key(view, i)? == key {
-                    return Ok(Some(resolve(view, p.value(view, i)?)?));
-                }
-                return Ok(None);
-            }
-            NodeRef::Mem(Node::Branch(b)) => {
-                node = NodeRef::of(&b.children[b.child_index(key)]);
-            }
-            NodeRef::Mem(Node::Leaf(l)) => {
-                return match l.keys.binary_search_by(|k| k.as_slice().cmp(key)) {
-                    Ok(i) => Ok(Some(resolve_mem(view, &l.vals[i])?)),
-                    Err(_) => Ok(None),
-                };
-            }
+        let i = p.lower_bound(view, key)?;
+        if i < p.count && p.key(view, i)? == key {
+            return Ok(Some(n.value(view, i)?));
         }
+        return Ok(None);
     }
+    Err(view.corrupt(0, "tree deeper than 64 levels (cycle?)"))
 }
 
 /// The entry with the greatest key ≤ `key`, if any: one descent, no callbacks (the MVCC point
@@ -111,31 +128,17 @@ pub(crate) fn seek_le<'a>(
         return Ok(None);
     };
     for _ in 0..64 {
-        match node {
-            NodeRef::Page(page) => {
-                let p = PageNode::open(view, page)?;
-                if p.kind == PageKind::Branch {
-                    node = NodeRef::Page(p.child(view, p.child_index(view, key)?)?);
-                    continue;
-                }
-                let i = p.upper_bound(view, key)?;
-                if i == 0 {
-                    break; // the answer may sit in the previous leaf: take the slow path
-                }
-                return Ok(Some((
-                    p.key(view, i - 1)?,
-                    resolve(view, p.value(view, i - 1)?)?,
-                )));
-            }
-            NodeRef::Mem(Node::Branch(b)) => node = NodeRef::of(&b.children[b.child_index(key)]),
-            NodeRef::Mem(Node::Leaf(l)) => {
-                let i = l.keys.partition_point(|k| k.as_slice() <= key);
-                if i == 0 {
-                    break;
-                }
-                return Ok(Some((&l.keys[i - 1], resolve_mem(view, &l.vals[i - 1])?)));
-            }
+        let n = Opened::open(view, node)?;
+        let p = n.page;
+        if n.is_branch() {
+            node = n.child(view, p.child_index(view, key)?)?;
+            continue;
         }
+        let i = p.upper_bound(view, key)?;
+        if i == 0 {
+            break; // the answer may sit in the previous leaf: take the slow path
+        }
+        return Ok(Some((p.key(view, i - 1)?, n.value(view, i - 1)?)));
     }
     let mut found = None;
     if let Some(root) = root {
@@ -179,89 +182,42 @@ fn scan_node<'a>(
     if depth > 64 {
         return Err(view.corrupt(0, "tree deeper than 64 levels (cycle?)"));
     }
-    match node {
-        NodeRef::Page(page) => {
-            let p = PageNode::open(view, page)?;
-            if p.kind == PageKind::Branch {
-                let first = match lower {
-                    Bound::Unbounded => 0,
-                    Bound::Included(k) | Bound::Excluded(k) => p.child_index(view, k)?,
-                };
-                let last = match upper {
-                    Bound::Unbounded => p.count - 1,
-                    Bound::Included(k) | Bound::Excluded(k) => p.child_index(view, k)?,
-                };
-                for i in ordered(first, last + 1, reverse) {
-                    let child = NodeRef::Page(p.child(view, i)?);
-                    if !scan_node(view, child, lower, upper, reverse, visit, depth + 1)? {
-                        return Ok(false);
-                    }
-                }
-                return Ok(true);
+    let n = Opened::open(view, node)?;
+    let p = n.page;
+    if n.is_branch() {
+        let first = match lower {
+            Bound::Unbounded => 0,
+            Bound::Included(k) | Bound::Excluded(k) => p.child_index(view, k)?,
+        };
+        let last = match upper {
+            Bound::Unbounded => p.count - 1,
+            Bound::Included(k) | Bound::Excluded(k) => p.child_index(view, k)?,
+        };
+        for i in ordered(first, last + 1, reverse) {
+            let child = n.child(view, i)?;
+            if !scan_node(view, child, lower, upper, reverse, visit, depth + 1)? {
+                return Ok(false);
             }
-            let start = match lower {
-                Bound::Unbounded => 0,
-                Bound::Included(k) => p.lower_bound(view, k)?,
-                Bound::Excluded(k) => p.upper_bound(view, k)?,
-            };
-            let end = match upper {
-                Bound::Unbounded => p.count,
-                Bound::Included(k) => p.upper_bound(view, k)?,
-                Bound::Excluded(k) => p.lower_bound(view, k)?,
-            };
-            for i in ordered(start, end.max(start), reverse) {
-                let value = resolve(view, p.value(view, i)?)?;
-                if !visit(p.key(view, i)?, value)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
         }
-        NodeRef::Mem(Node::Branch(b)) => {
-            let first = match lower {
-                Bound::Unbounded => 0,
-                Bound::Included(k) | Bound::Excluded(k) => b.child_index(k),
-            };
-            let last = match upper {
-                Bound::Unbounded => b.children.len() - 1,
-                Bound::Included(k) | Bound::Excluded(k) => b.child_index(k),
-            };
-            for i in ordered(first, last + 1, reverse) {
-                let child = NodeRef::of(&b.children[i]);
-                if !scan_node(view, child, lower, upper, reverse, visit, depth + 1)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        }
-        NodeRef::Mem(Node::Leaf(l)) => {
-            let position = |k: &[u8], after_equal: bool| {
-                l.keys.partition_point(|x| {
-                    if after_equal {
-                        x.as_slice() <= k
-                    } else {
-                        x.as_slice() < k
-                    }
-                })
-            };
-            let start = match lower {
-                Bound::Unbounded => 0,
-                Bound::Included(k) => position(k, false),
-                Bound::Excluded(k) => position(k, true),
-            };
-            let end = match upper {
-                Bound::Unbounded => l.keys.len(),
-                Bound::Included(k) => position(k, true),
-                Bound::Excluded(k) => position(k, false),
-            };
-            for i in ordered(start, end.max(start), reverse) {
-                if !visit(&l.keys[i], resolve_mem(view, &l.vals[i])?)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
+        return Ok(true);
+    }
+    let start = match lower {
+        Bound::Unbounded => 0,
+        Bound::Included(k) => p.lower_bound(view, k)?,
+        Bound::Excluded(k) => p.upper_bound(view, k)?,
+    };
+    let end = match upper {
+        Bound::Unbounded => p.count,
+        Bound::Included(k) => p.upper_bound(view, k)?,
+        Bound::Excluded(k) => p.lower_bound(view, k)?,
+    };
+    for i in ordered(start, end.max(start), reverse) {
+        let value = n.value(view, i)?;
+        if !visit(p.key(view, i)?, value)? {
+            return Ok(false);
         }
     }
+    Ok(true)
 }
 
 /// Indices `start..end`, forwards or backwards (no allocation: scans run per read).

@@ -3,7 +3,7 @@
 //! transaction. Copy-on-write does the moving: every copied node, and every large value read
 //! back as fresh, gets a new page at commit, and the allocator hands out the lowest free pages.
 
-use super::node::{Child, Node, Val};
+use super::node::Child;
 use super::page::{PageNode, ValRef};
 use super::read::resolve;
 use super::write::Cow;
@@ -69,28 +69,23 @@ pub(crate) fn relocate_path(
     key: &[u8],
     threshold: u64,
 ) -> Result<()> {
-    let Some(mut child) = root.as_mut() else {
+    let Some(child) = root.as_mut() else {
         return Ok(());
     };
-    loop {
-        match cx.own(child)? {
-            Node::Branch(branch) => {
-                let i = branch.child_index(key);
-                child = &mut branch.children[i];
-            }
-            Node::Leaf(leaf) => {
-                for val in &mut leaf.vals {
-                    if let Val::Overflow { page, len } = *val {
-                        if page + run_pages(len as usize) > threshold {
-                            let view: &View = cx.view;
-                            let bytes = resolve(view, ValRef::Overflow { page, len })?.to_vec();
-                            cx.freed.extend(page..page + run_pages(len as usize));
-                            *val = Val::Fresh(bytes);
-                        }
-                    }
-                }
-                return Ok(());
+    let mut node = cx.own(child)?;
+    while node.kind == PageKind::Branch {
+        let i = node.page().child_index(cx.view, key)?;
+        node = cx.own_child(node, i)?;
+    }
+    for i in 0..node.count() {
+        if let ValRef::Overflow { page, len } = node.page().value(cx.view, i)? {
+            if page + run_pages(len as usize) > threshold {
+                let view: &View = cx.view;
+                let bytes = resolve(view, ValRef::Overflow { page, len })?.to_vec();
+                cx.freed.extend(page..page + run_pages(len as usize));
+                node.make_fresh(i, bytes);
             }
         }
     }
+    Ok(())
 }

@@ -1,12 +1,13 @@
 //! Copy-on-write insert and remove: the path from the root to the touched leaf becomes owned
-//! in-memory nodes; each committed page copied this way is recorded as freed by this
-//! transaction.
+//! page images ([`Node`]), edited in place; each committed page copied this way is recorded as
+//! freed by this transaction.
 
-use super::node::{branch_entry_bytes, leaf_entry_bytes, Branch, Child, Leaf, Node, Val};
-use super::page::PageNode;
+use super::node::{branch_entry_bytes, leaf_entry_bytes, Child, NewVal, Node};
+use super::page::{PageNode, ValRef};
+use super::read::resolve;
 use super::{is_inline, MERGE_BELOW_BYTES, NODE_CAPACITY};
 use crate::error::Result;
-use crate::pager::{run_pages, View};
+use crate::pager::{run_pages, PageKind, View};
 
 /// What a write transaction's tree edits need: the committed snapshot to copy pages from, and
 /// the list of pages this transaction stops referencing.
@@ -16,12 +17,10 @@ pub(crate) struct Cow<'a> {
 }
 
 impl Cow<'_> {
-    /// Turns a clean child into an owned node (copying its page) and returns it.
+    /// Turns a clean top-level child into an owned node (copying its page) and returns it.
     pub(crate) fn own<'n>(&mut self, child: &'n mut Child) -> Result<&'n mut Node> {
         if let Child::Clean(page) = *child {
-            let node = PageNode::open(self.view, page)?.to_node(self.view)?;
-            self.freed.push(page);
-            *child = Child::Dirty(Box::new(node));
+            *child = Child::Dirty(Box::new(self.copy(page)?));
         }
         match child {
             Child::Dirty(node) => Ok(node),
@@ -29,17 +28,40 @@ impl Cow<'_> {
         }
     }
 
-    fn free_value(&mut self, val: &Val) {
-        if let Val::Overflow { page, len } = *val {
-            self.freed.extend(page..page + run_pages(len as usize));
+    /// Owns child `i` of `branch` (copying its page if it is still clean) and returns it.
+    pub(crate) fn own_child<'n>(&mut self, branch: &'n mut Node, i: usize) -> Result<&'n mut Node> {
+        if branch.children[i].is_none() {
+            let page = branch.page().child_page_unchecked(i);
+            branch.children[i] = Some(Box::new(self.copy(page)?));
         }
+        Ok(branch.children[i].as_mut().expect("child was just owned"))
     }
 
-    /// Entry bytes of a child without copying it.
-    fn child_bytes(&self, child: &Child) -> Result<usize> {
-        match child {
-            Child::Clean(page) => Ok(PageNode::open(self.view, *page)?.used_bytes()),
-            Child::Dirty(node) => Ok(node.bytes()),
+    fn copy(&mut self, page: u64) -> Result<Node> {
+        let node = Node::copy_of(&PageNode::open(self.view, page)?);
+        self.freed.push(page);
+        Ok(node)
+    }
+
+    /// Releases the value of leaf entry `i` (its overflow run, or its fresh bytes).
+    fn free_value(&mut self, leaf: &mut Node, i: usize) -> Result<()> {
+        match leaf.page().value(self.view, i)? {
+            ValRef::Overflow { page, len } => {
+                self.freed.extend(page..page + run_pages(len as usize));
+            }
+            ValRef::Fresh { index } => leaf.fresh[index] = Vec::new(),
+            ValRef::Inline(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Entry bytes of child `i` of `branch` without copying it.
+    fn child_bytes(&self, branch: &Node, i: usize) -> Result<usize> {
+        match &branch.children[i] {
+            Some(node) => Ok(node.used()),
+            None => {
+                Ok(PageNode::open(self.view, branch.page().child_page_unchecked(i))?.used_bytes())
+            }
         }
     }
 }
@@ -56,14 +78,6 @@ pub(crate) enum NewValue<'f> {
     AfterPredecessor(FromPredecessor<'f>),
 }
 
-fn to_val(key: &[u8], bytes: Vec<u8>) -> Val {
-    if is_inline(key.len(), bytes.len()) {
-        Val::Inline(bytes)
-    } else {
-        Val::Fresh(bytes)
-    }
-}
-
 /// Inserts or replaces `key`; returns whether a value was replaced, or `None` if a
 /// predecessor-computed value could not be computed in one descent (the key would be first in
 /// its leaf, so its predecessor lives in another leaf): then nothing changed and the caller looks
@@ -78,110 +92,150 @@ pub(crate) fn insert(
         key.len() <= super::KEY_BYTES_MAX,
         "key over the tree's limit"
     );
-    let value = match (root.is_none(), value) {
-        (true, NewValue::AfterPredecessor(make)) => Pending::Ready(to_val(key, make(None)?)),
-        (_, NewValue::Bytes(bytes)) => Pending::Ready(to_val(key, bytes.to_vec())),
-        (false, NewValue::AfterPredecessor(make)) => Pending::FromPredecessor(make),
-    };
-    let child = root.get_or_insert_with(|| Child::Dirty(Box::new(Node::Leaf(Leaf::default()))));
+    let child = root.get_or_insert_with(|| Child::Dirty(Box::new(Node::new(PageKind::Leaf))));
     let node = cx.own(child)?;
-    let Some((replaced, split)) = insert_into(cx, node, key.to_vec(), value)? else {
+    let Some((replaced, split)) = insert_into(cx, node, key, value)? else {
         return Ok(None);
     };
-    if let Some((separator, right)) = split {
-        let left = root.take().expect("root exists");
-        let bytes = branch_entry_bytes(&[]) + branch_entry_bytes(&separator);
-        *root = Some(Child::Dirty(Box::new(Node::Branch(Branch {
-            keys: vec![Vec::new(), separator],
-            children: vec![left, Child::Dirty(Box::new(right))],
-            bytes,
-        }))));
+    if let Some(right) = split {
+        let Some(Child::Dirty(left)) = root.take() else {
+            unreachable!("the root an insert went through is owned");
+        };
+        let separator = first_key(&right);
+        let mut branch = Node::new(PageKind::Branch);
+        branch.insert_branch(0, &[], 0, Some(left));
+        branch.insert_branch(1, &separator, 0, Some(Box::new(right)));
+        *root = Some(Child::Dirty(Box::new(branch)));
     }
     Ok(Some(replaced))
 }
 
-/// A value on its way down to its leaf.
-enum Pending<'f> {
-    Ready(Val),
-    FromPredecessor(FromPredecessor<'f>),
+/// The first key of an owned node (the separator in front of a split-off right half).
+fn first_key(node: &Node) -> Vec<u8> {
+    node.key(0).to_vec()
 }
 
-type Split = Option<(Vec<u8>, Node)>;
+/// Index of the first key ≥ `key` in an owned node, trying the end first: appends (the change
+/// log always, the key index for keys created in order) then cost one comparison a level.
+fn lower_bound(view: &View, node: &Node, key: &[u8]) -> Result<usize> {
+    let page = node.page();
+    if page.count > 0 && page.key(view, page.count - 1)? < key {
+        return Ok(page.count);
+    }
+    page.lower_bound(view, key)
+}
+
+/// Index of the child of an owned branch whose range holds `key`, trying the last one first.
+fn child_index(view: &View, node: &Node, key: &[u8]) -> Result<usize> {
+    let page = node.page();
+    let last = page.count - 1;
+    if last > 0 && page.key(view, last)? <= key {
+        return Ok(last);
+    }
+    page.child_index(view, key)
+}
 
 fn insert_into(
     cx: &mut Cow,
     node: &mut Node,
-    key: Vec<u8>,
-    pending: Pending,
-) -> Result<Option<(bool, Split)>> {
-    match node {
-        Node::Leaf(leaf) => {
-            let val = match pending {
-                Pending::Ready(val) => val,
-                Pending::FromPredecessor(make) => {
-                    let i = match leaf.keys.binary_search(&key) {
-                        Ok(_) => panic!("insert after predecessor of a key that exists"),
-                        Err(0) => return Ok(None),
-                        Err(i) => i,
-                    };
-                    let predecessor = match &leaf.vals[i - 1] {
-                        Val::Inline(bytes) | Val::Fresh(bytes) => bytes.as_slice(),
-                        Val::Overflow { page, len } => super::read::resolve(
-                            cx.view,
-                            super::page::ValRef::Overflow {
-                                page: *page,
-                                len: *len,
-                            },
-                        )?,
-                    };
-                    let bytes = make(Some((&leaf.keys[i - 1], predecessor)))?;
-                    to_val(&key, bytes)
-                }
-            };
-            let replaced;
-            let position = match leaf.keys.binary_search(&key) {
-                Ok(i) => {
-                    let old = std::mem::replace(&mut leaf.vals[i], val);
-                    leaf.bytes -= leaf_entry_bytes(&key, &old);
-                    leaf.bytes += leaf_entry_bytes(&key, &leaf.vals[i]);
-                    cx.free_value(&old);
-                    replaced = true;
-                    i
-                }
-                Err(i) => {
-                    leaf.bytes += leaf_entry_bytes(&key, &val);
-                    leaf.keys.insert(i, key);
-                    leaf.vals.insert(i, val);
-                    replaced = false;
-                    i
-                }
-            };
-            if leaf.bytes <= NODE_CAPACITY {
-                return Ok(Some((replaced, None)));
-            }
-            let appending = position + 1 == leaf.keys.len();
-            let (separator, right) = split_leaf(leaf, appending);
-            Ok(Some((replaced, Some((separator, Node::Leaf(right))))))
-        }
-        Node::Branch(branch) => {
-            let i = branch.child_index(&key);
-            let child = cx.own(&mut branch.children[i])?;
-            let Some((replaced, split)) = insert_into(cx, child, key, pending)? else {
-                return Ok(None);
-            };
-            if let Some((separator, right)) = split {
-                branch.bytes += branch_entry_bytes(&separator);
-                branch.keys.insert(i + 1, separator);
-                branch.children.insert(i + 1, Child::Dirty(Box::new(right)));
-                if branch.bytes > NODE_CAPACITY {
-                    let appending = i + 2 == branch.children.len();
-                    let (separator, right) = split_branch(branch, appending);
-                    return Ok(Some((replaced, Some((separator, Node::Branch(right))))));
-                }
-            }
-            Ok(Some((replaced, None)))
-        }
+    key: &[u8],
+    value: NewValue,
+) -> Result<Option<(bool, Option<Node>)>> {
+    if node.kind == PageKind::Branch {
+        let i = child_index(cx.view, node, key)?;
+        let child = cx.own_child(node, i)?;
+        let Some((replaced, split)) = insert_into(cx, child, key, value)? else {
+            return Ok(None);
+        };
+        let Some(right) = split else {
+            return Ok(Some((replaced, None)));
+        };
+        let separator = first_key(&right);
+        let split = insert_entry(node, i + 1, branch_entry_bytes(separator.len()), |n, at| {
+            n.insert_branch(at, &separator, 0, Some(Box::new(right)))
+        });
+        return Ok(Some((replaced, split)));
     }
+
+    let i = lower_bound(cx.view, node, key)?;
+    let present = i < node.count() && node.page().key(cx.view, i)? == key;
+    let bytes: Vec<u8>;
+    let value: &[u8] = match value {
+        NewValue::Bytes(bytes) => bytes,
+        NewValue::AfterPredecessor(make) => {
+            assert!(!present, "insert after predecessor of a key that exists");
+            if i == 0 {
+                return Ok(None);
+            }
+            let page = node.page();
+            let predecessor = match page.value(cx.view, i - 1)? {
+                ValRef::Fresh { index } => node.fresh[index].as_slice(),
+                other => resolve(cx.view, other)?,
+            };
+            bytes = make(Some((page.key(cx.view, i - 1)?, predecessor)))?;
+            &bytes
+        }
+    };
+    if present {
+        cx.free_value(node, i)?;
+        node.remove(i);
+    }
+    // A large value goes to the fresh list of whichever half of a split gets its entry.
+    let len = value.len() as u32;
+    let (fresh, entry_bytes) = if is_inline(key.len(), value.len()) {
+        (None, leaf_entry_bytes(key.len(), value.len()))
+    } else {
+        (Some(value.to_vec()), leaf_entry_bytes(key.len(), 8))
+    };
+    let split = insert_entry(node, i, entry_bytes, |n, at| {
+        let new_val = match fresh {
+            None => NewVal::Inline(value),
+            Some(bytes) => {
+                n.fresh.push(bytes);
+                NewVal::Fresh {
+                    index: n.fresh.len() as u64 - 1,
+                    len,
+                }
+            }
+        };
+        n.insert_leaf(at, key, new_val)
+    });
+    Ok(Some((present, split)))
+}
+
+/// Inserts an entry of `entry_bytes` at index `i` with `put(node, index)`, splitting the node
+/// first if it would not fit; returns the new right half of a split.
+fn insert_entry(
+    node: &mut Node,
+    i: usize,
+    entry_bytes: usize,
+    put: impl FnOnce(&mut Node, usize),
+) -> Option<Node> {
+    if node.fits(entry_bytes) {
+        put(node, i);
+        return None;
+    }
+    let count = node.count();
+    let mut sizes: Vec<usize> = (0..count).map(|j| node.entry_range(j).len() + 2).collect();
+    sizes.insert(i, entry_bytes);
+    let at = split_point(&sizes, i == count);
+    // `at` counts the new entry: entries before it in the combined order go left.
+    let mut right = if i < at {
+        node.split_off(at - 1)
+    } else {
+        node.split_off(at)
+    };
+    if i < at {
+        put(node, i);
+    } else {
+        put(&mut right, i - at);
+    }
+    assert!(node.used() <= NODE_CAPACITY && right.used() <= NODE_CAPACITY);
+    if cfg!(debug_assertions) {
+        node.check();
+        right.check();
+    }
+    Some(right)
 }
 
 /// Where to split entries of the given sizes: balanced halves, or (when appending in key
@@ -204,39 +258,6 @@ fn split_point(sizes: &[usize], appending: bool) -> usize {
     at.clamp(1, sizes.len() - 1)
 }
 
-fn split_leaf(leaf: &mut Leaf, appending: bool) -> (Vec<u8>, Leaf) {
-    let sizes: Vec<usize> = leaf
-        .keys
-        .iter()
-        .zip(&leaf.vals)
-        .map(|(k, v)| leaf_entry_bytes(k, v))
-        .collect();
-    let at = split_point(&sizes, appending);
-    let right_bytes: usize = sizes[at..].iter().sum();
-    let right = Leaf {
-        keys: leaf.keys.split_off(at),
-        vals: leaf.vals.split_off(at),
-        bytes: right_bytes,
-    };
-    leaf.bytes -= right_bytes;
-    assert!(leaf.bytes <= NODE_CAPACITY && right.bytes <= NODE_CAPACITY);
-    (right.keys[0].clone(), right)
-}
-
-fn split_branch(branch: &mut Branch, appending: bool) -> (Vec<u8>, Branch) {
-    let sizes: Vec<usize> = branch.keys.iter().map(|k| branch_entry_bytes(k)).collect();
-    let at = split_point(&sizes, appending);
-    let right_bytes: usize = sizes[at..].iter().sum();
-    let right = Branch {
-        keys: branch.keys.split_off(at),
-        children: branch.children.split_off(at),
-        bytes: right_bytes,
-    };
-    branch.bytes -= right_bytes;
-    assert!(branch.bytes <= NODE_CAPACITY && right.bytes <= NODE_CAPACITY);
-    (right.keys[0].clone(), right)
-}
-
 /// Removes `key`; returns whether it was present.
 pub(crate) fn remove(cx: &mut Cow, root: &mut Option<Child>, key: &[u8]) -> Result<bool> {
     let Some(child) = root.as_mut() else {
@@ -252,89 +273,75 @@ pub(crate) fn remove(cx: &mut Cow, root: &mut Option<Child>, key: &[u8]) -> Resu
     let removed = remove_from(cx, node, key)?;
     // Shrink the root: an empty tree has no root, a branch with one child is replaced by it.
     while let Some(Child::Dirty(node)) = root.as_mut() {
-        match node.as_mut() {
-            n if n.is_empty() => *root = None,
-            Node::Branch(b) if b.children.len() == 1 => *root = b.children.pop(),
-            _ => break,
+        if node.is_empty() {
+            *root = None;
+        } else if node.kind == PageKind::Branch && node.count() == 1 {
+            let page = node.page().child_page_unchecked(0);
+            *root = Some(match node.remove(0) {
+                Some(owned) => Child::Dirty(owned),
+                None => Child::Clean(page),
+            });
+        } else {
+            break;
         }
     }
     Ok(removed)
 }
 
 fn remove_from(cx: &mut Cow, node: &mut Node, key: &[u8]) -> Result<bool> {
-    match node {
-        Node::Leaf(leaf) => match leaf.keys.binary_search_by(|k| k.as_slice().cmp(key)) {
-            Ok(i) => {
-                let key = leaf.keys.remove(i);
-                let val = leaf.vals.remove(i);
-                leaf.bytes -= leaf_entry_bytes(&key, &val);
-                cx.free_value(&val);
-                Ok(true)
-            }
-            Err(_) => Ok(false),
-        },
-        Node::Branch(branch) => {
-            let i = branch.child_index(key);
-            let child = cx.own(&mut branch.children[i])?;
-            if !remove_from(cx, child, key)? {
-                return Ok(false);
-            }
-            rebalance(cx, branch, i)?;
-            Ok(true)
+    if node.kind == PageKind::Leaf {
+        let page = node.page();
+        let i = page.lower_bound(cx.view, key)?;
+        if i == page.count || page.key(cx.view, i)? != key {
+            return Ok(false);
         }
+        cx.free_value(node, i)?;
+        node.remove(i);
+        return Ok(true);
     }
+    let i = node.page().child_index(cx.view, key)?;
+    let child = cx.own_child(node, i)?;
+    if !remove_from(cx, child, key)? {
+        return Ok(false);
+    }
+    rebalance(cx, node, i)?;
+    Ok(true)
 }
 
-/// After a removal under `branch.children[i]`: drops the child if empty, or merges it with a
+/// After a removal under child `i` of `branch`: drops the child if empty, or merges it with a
 /// sibling when both fit in one page.
-fn rebalance(cx: &mut Cow, branch: &mut Branch, i: usize) -> Result<()> {
-    let Child::Dirty(child) = &branch.children[i] else {
-        unreachable!("the child a removal went through is owned");
-    };
+fn rebalance(cx: &mut Cow, branch: &mut Node, i: usize) -> Result<()> {
+    let child = branch.children[i]
+        .as_ref()
+        .expect("the child a removal went through is owned");
     if child.is_empty() {
-        let key = branch.keys.remove(i);
-        branch.bytes -= branch_entry_bytes(&key);
-        branch.children.remove(i);
+        branch.remove(i);
         return Ok(());
     }
-    if child.bytes() >= MERGE_BELOW_BYTES || branch.children.len() < 2 {
+    if child.used() >= MERGE_BELOW_BYTES || branch.count() < 2 {
         return Ok(());
     }
     let (left, right) = if i > 0 { (i - 1, i) } else { (i, i + 1) };
-    let left_bytes = cx.child_bytes(&branch.children[left])?;
-    let right_bytes = cx.child_bytes(&branch.children[right])?;
+    let left_bytes = cx.child_bytes(branch, left)?;
+    let right_bytes = cx.child_bytes(branch, right)?;
+    let separator = branch.page().key(cx.view, right)?.to_vec();
     // The separator may replace the right node's first key when branches merge: budget for it.
-    if left_bytes + right_bytes + branch_entry_bytes(&branch.keys[right]) > NODE_CAPACITY {
+    if left_bytes + right_bytes + branch_entry_bytes(separator.len()) > NODE_CAPACITY {
         return Ok(());
     }
-    let separator = branch.keys.remove(right);
-    branch.bytes -= branch_entry_bytes(&separator);
-    let mut right_child = branch.children.remove(right);
-    let right_node = take_node(cx.own(&mut right_child)?);
-    let left_node = cx.own(&mut branch.children[left])?;
-    match (left_node, right_node) {
-        (Node::Leaf(l), Node::Leaf(r)) => {
-            l.keys.extend(r.keys);
-            l.vals.extend(r.vals);
-            l.bytes += r.bytes;
-        }
-        (Node::Branch(l), Node::Branch(mut r)) => {
-            // The right node's first key was −∞ relative to it; in the merged node it needs the
-            // real separator.
-            r.bytes -= branch_entry_bytes(&r.keys[0]);
-            r.keys[0] = separator;
-            r.bytes += branch_entry_bytes(&r.keys[0]);
-            l.keys.extend(r.keys);
-            l.children.extend(r.children);
-            l.bytes += r.bytes;
-        }
-        _ => return Err(cx.view.corrupt(0, "siblings at different tree levels")),
+    cx.own_child(branch, right)?;
+    let right_node = *branch.remove(right).expect("right sibling was just owned");
+    let left_node = cx.own_child(branch, left)?;
+    if left_node.kind != right_node.kind {
+        return Err(cx.view.corrupt(0, "siblings at different tree levels"));
     }
-    assert!(!branch.children.is_empty());
+    // The right node's first key was −∞ relative to it; in a merged branch it needs the real
+    // separator.
+    let first = (right_node.kind == PageKind::Branch).then_some(separator.as_slice());
+    left_node.append(right_node, first);
+    if cfg!(debug_assertions) {
+        left_node.check();
+    }
+    assert!(branch.count() > 0);
     Ok(())
-}
-
-/// Moves a node out of its place, leaving an empty leaf.
-fn take_node(node: &mut Node) -> Node {
-    std::mem::replace(node, Node::Leaf(Leaf::default()))
 }

@@ -55,7 +55,9 @@ impl Walk<'_> {
         self.report.pages_reachable += 1;
         let node = PageNode::open(self.view, page)?;
         let mut previous: Option<&[u8]> = None;
+        let mut used = 0;
         for i in 0..node.count {
+            used += node.entry_bytes(self.view, i)?;
             let key = node.key(self.view, i)?;
             if previous.is_some_and(|p| p >= key) {
                 return Err(self
@@ -76,6 +78,13 @@ impl Walk<'_> {
                     self.report.pages_reachable += run_pages(len as usize);
                 }
             }
+        }
+        if used != node.used_bytes() {
+            let header = node.used_bytes();
+            return Err(self.view.corrupt(
+                page,
+                format!("entries use {used} bytes, the header says {header}"),
+            ));
         }
         Ok(())
     }
