@@ -25,8 +25,13 @@ use crate::pager::{HEADER_SIZE, PAGE_SIZE};
 
 /// Bytes of entries (slots included) a node page can hold.
 pub(crate) const NODE_CAPACITY: usize = PAGE_SIZE - HEADER_SIZE;
-/// Largest entry (slot included): a quarter page, so any overfull node splits into two that fit.
+/// Largest branch entry, and leaf entry without its value (slot included): a quarter page.
 pub(crate) const ENTRY_BYTES_MAX: usize = NODE_CAPACITY / 4;
+/// Largest leaf entry with its value inline (slot included): half a page, so an overfull node
+/// (at most a page and a half) always splits into two that fit (see `write::split_point`).
+/// Larger values go to overflow runs. Half a page keeps Kubernetes objects of 1–2 KB in the
+/// leaf: an overflow run costs a whole page per value and a second page read.
+pub(crate) const INLINE_ENTRY_BYTES_MAX: usize = NODE_CAPACITY / 2;
 /// Bytes of a leaf entry besides key and stored value: slot u16, key len u16, flags u8, len u32.
 pub(crate) const LEAF_ENTRY_OVERHEAD: usize = 2 + 2 + 1 + 4;
 /// Bytes of a branch entry besides the key: slot u16, key len u16, child page u64.
@@ -42,5 +47,5 @@ pub(crate) const MERGE_BELOW_BYTES: usize = NODE_CAPACITY / 2;
 
 /// Whether a value of `value_len` with a key of `key_len` is stored inside the leaf.
 pub(crate) fn is_inline(key_len: usize, value_len: usize) -> bool {
-    LEAF_ENTRY_OVERHEAD + key_len + value_len <= ENTRY_BYTES_MAX
+    LEAF_ENTRY_OVERHEAD + key_len + value_len <= INLINE_ENTRY_BYTES_MAX
 }

@@ -238,24 +238,31 @@ fn insert_entry(
     Some(right)
 }
 
-/// Where to split entries of the given sizes: balanced halves, or (when appending in key
-/// order) a full left node so sequential inserts leave pages full rather than half empty.
+/// Where to split entries of the given sizes (`[0, at)` stay, `[at, n)` move right) so that
+/// both halves fit: when appending in key order, as full a left node as fits (sequential
+/// inserts leave pages full rather than half empty), else the fitting split closest to
+/// balanced. One always exists while every entry is at most half a page and the total at most
+/// one and a half: the longest prefix that fits holds more than half a page (the next entry
+/// did not fit), so the rest holds less than a page.
 fn split_point(sizes: &[usize], appending: bool) -> usize {
     let total: usize = sizes.iter().sum();
-    let mut acc = 0;
-    let mut at = 0;
-    if appending {
-        while at < sizes.len() - 1 && acc + sizes[at] <= NODE_CAPACITY {
-            acc += sizes[at];
-            at += 1;
+    assert!(sizes.len() >= 2, "a split needs two entries");
+    let mut best: Option<(usize, usize)> = None;
+    let mut left = 0;
+    for at in 1..sizes.len() {
+        left += sizes[at - 1];
+        if left > NODE_CAPACITY {
+            break;
         }
-    } else {
-        while at < sizes.len() - 1 && acc < total / 2 {
-            acc += sizes[at];
-            at += 1;
+        if total - left > NODE_CAPACITY {
+            continue;
+        }
+        let imbalance = left.abs_diff(total / 2);
+        if appending || best.is_none_or(|(_, b)| imbalance < b) {
+            best = Some((at, imbalance));
         }
     }
-    at.clamp(1, sizes.len() - 1)
+    best.expect("a split where both halves fit").0
 }
 
 /// Removes `key`; returns whether it was present.

@@ -418,6 +418,13 @@ impl<'a> WriteTxn<'a> {
         if !run.is_empty() {
             file.write_pages_vectored(run_start, &run)?;
         }
+        // What was just written is what was sealed: readers of the new snapshot need not
+        // checksum it again (a reopened file starts with nothing verified).
+        for (i, (page, _)) in writes.iter().enumerate() {
+            if !(lose_one && i == 0) {
+                mapping.mark_verified(*page);
+            }
+        }
         if crash_point::reached(crash_point::AFTER_PAGES) {
             crash_point::crash();
         }
