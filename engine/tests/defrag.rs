@@ -54,6 +54,12 @@ fn defragment_shrinks_the_file_under_a_live_reader() {
         }
         batch.commit().unwrap();
     }
+    // A cluster record written last sits at the end of the file: defragment must move it too.
+    let mut batch = engine.write().unwrap();
+    batch
+        .put_cluster_record(b"member/1", b"attributes")
+        .unwrap();
+    batch.commit().unwrap();
     // Delete 9 keys in 10 and compact everything away: most pages become free, scattered.
     let mut batch = engine.write().unwrap();
     for i in (0..20_000u32).filter(|i| i % 10 != 0) {
@@ -113,6 +119,10 @@ fn defragment_shrinks_the_file_under_a_live_reader() {
     drop(engine);
     let engine = Engine::open(&path).unwrap();
     assert_eq!(contents(&engine.read().unwrap()), expected);
+    assert_eq!(
+        engine.read().unwrap().cluster_records(b"member/").unwrap(),
+        vec![(b"member/1".to_vec(), b"attributes".to_vec())]
+    );
     engine.check().unwrap();
     // Still writable.
     let mut batch = engine.write().unwrap();

@@ -67,9 +67,18 @@ pub(crate) struct PageNode<'a> {
 const OWNED_IMAGE: u64 = u64::MAX;
 
 impl<'a> PageNode<'a> {
-    /// Reads and checks the header of node page `page`.
+    /// Opens node page `page`. Its first read through the mapping also checks its layout
+    /// ([`PageNode::check_layout`]): write transactions copy pages and then edit the copies
+    /// with unchecked accessors, so a page that got past its checksum with a bad layout (a
+    /// buggy writer) must be reported as corrupt here, not crash or spread later.
     pub(crate) fn open(view: &'a View, page: u64) -> Result<PageNode<'a>> {
-        let (kind, bytes) = view.node(page)?;
+        let (kind, bytes) = view.node(page, |kind, bytes| {
+            PageNode::new(view, page, kind, bytes)?.check_layout(view)
+        })?;
+        PageNode::new(view, page, kind, bytes)
+    }
+
+    fn new(view: &View, page: u64, kind: PageKind, bytes: &'a [u8]) -> Result<PageNode<'a>> {
         let count = u16::from_le_bytes([bytes[6], bytes[7]]) as usize;
         if HEADER_SIZE + count * 2 > PAGE_SIZE || (count == 0 && kind == PageKind::Branch) {
             return Err(view.corrupt(page, format!("implausible entry count {count}")));
@@ -81,6 +90,49 @@ impl<'a> PageNode<'a> {
             count,
             owned: false,
         })
+    }
+
+    /// Checks what owned copies rely on: every entry inside the page with known flags, no two
+    /// entries overlapping, the used-bytes header equal to the entries, and the entries packed
+    /// without holes at the end of the page.
+    fn check_layout(&self, view: &View) -> Result<()> {
+        let mut covered = [0u64; PAGE_SIZE / 64];
+        let mut used = 0;
+        let mut lowest = PAGE_SIZE;
+        for i in 0..self.count {
+            let bytes = self.entry_bytes(view, i)?;
+            let at = HEADER_SIZE + i * 2;
+            let start = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+            let end = start + bytes - 2;
+            let first = start / 64;
+            for (n, bits) in covered[first..end.div_ceil(64)].iter_mut().enumerate() {
+                let base = (first + n) * 64;
+                let (from, to) = (base.max(start) - base, (base + 64).min(end) - base);
+                let mask = if to - from == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << (to - from)) - 1) << from
+                };
+                if *bits & mask != 0 {
+                    return Err(view.corrupt(self.page, format!("entry {i} overlaps another")));
+                }
+                *bits |= mask;
+            }
+            used += bytes;
+            lowest = lowest.min(start);
+        }
+        if used != self.used_bytes() {
+            let header = self.used_bytes();
+            return Err(view.corrupt(
+                self.page,
+                format!("entries use {used} bytes, the header says {header}"),
+            ));
+        }
+        // Disjoint entries inside [lowest, PAGE_SIZE) whose sizes add up to that span fill it.
+        if PAGE_SIZE - lowest != used - 2 * self.count {
+            return Err(view.corrupt(self.page, "entries are not packed at the page end"));
+        }
+        Ok(())
     }
 
     /// A view of a write transaction's own image of `kind`.

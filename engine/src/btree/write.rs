@@ -86,12 +86,17 @@ pub(crate) fn insert(
     cx: &mut Cow,
     root: &mut Option<Child>,
     key: &[u8],
-    value: NewValue,
+    mut value: NewValue,
 ) -> Result<Option<bool>> {
     assert!(
         key.len() <= super::KEY_BYTES_MAX,
         "key over the tree's limit"
     );
+    if let (None, NewValue::AfterPredecessor(make)) = (&root, &mut value) {
+        // An empty tree: there is no predecessor.
+        let computed = make(None)?;
+        return insert(cx, root, key, NewValue::Bytes(&computed));
+    }
     let child = root.get_or_insert_with(|| Child::Dirty(Box::new(Node::new(PageKind::Leaf))));
     let node = cx.own(child)?;
     let Some((replaced, split)) = insert_into(cx, node, key, value)? else {

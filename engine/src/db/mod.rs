@@ -9,6 +9,8 @@ pub mod snapshot;
 pub mod write;
 
 #[cfg(test)]
+mod layout_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -48,13 +50,14 @@ pub(crate) enum Table {
 
 impl Table {
     /// Every table, in slot order.
-    pub(crate) const ALL: [Table; 6] = [
+    pub(crate) const ALL: [Table; 7] = [
         Table::Index,
         Table::Revisions,
         Table::Meta,
         Table::Leases,
         Table::AuthUsers,
         Table::AuthRoles,
+        Table::Cluster,
     ];
 }
 

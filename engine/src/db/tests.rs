@@ -199,3 +199,143 @@ fn churn_reuses_pages() {
     assert_eq!(report.entries, 0);
     assert!(report.pages_reachable <= 2, "{report:?}");
 }
+
+/// Relocation (defragmentation's copy of a path, large values made fresh again) and the
+/// MVCC put's insert-after-predecessor, mixed with the plain edits, against a `BTreeMap`.
+mod relocate_model {
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+
+    use proptest::prelude::*;
+
+    use super::super::{Db, Durability, Table, Tables};
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(u16, usize),
+        PutAfter(u16, usize),
+        Delete(u16),
+        DeleteSpan(u16, u16),
+        Relocate(u16),
+        Commit,
+        Abort,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let size = prop_oneof![5 => 0usize..40, 2 => 40usize..900, 2 => 900usize..6000];
+        prop_oneof![
+            20 => (0u16..2000, size.clone()).prop_map(|(k, s)| Op::Put(k, s)),
+            5 => (0u16..2000, size).prop_map(|(k, s)| Op::PutAfter(k, s)),
+            6 => (0u16..2000).prop_map(Op::Delete),
+            1 => (0u16..2000, 0u16..400).prop_map(|(k, n)| Op::DeleteSpan(k, n)),
+            4 => (0u16..2000).prop_map(Op::Relocate),
+            2 => Just(Op::Commit),
+            1 => Just(Op::Abort),
+        ]
+    }
+
+    fn key(k: u16) -> Vec<u8> {
+        format!("k/{}/{k}", k % 7)
+            .repeat(1 + (k % 3) as usize)
+            .into_bytes()
+    }
+
+    fn contents<T: Tables>(t: &T) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        t.scan(
+            Table::Index,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                out.insert(k.to_vec(), v.to_vec());
+                Ok(true)
+            },
+        )
+        .unwrap();
+        out
+    }
+
+    fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db")).unwrap();
+        let mut committed = BTreeMap::new();
+        let mut ops = ops.into_iter().peekable();
+        let mut salt = 0u8;
+        while ops.peek().is_some() {
+            let mut model = committed.clone();
+            let mut txn = Some(db.begin_write().unwrap());
+            for op in ops.by_ref() {
+                salt = salt.wrapping_add(1);
+                let t = txn.as_mut().unwrap();
+                match op {
+                    Op::Put(k, s) => {
+                        let v = vec![salt; s];
+                        prop_assert_eq!(
+                            t.put(Table::Index, &key(k), &v).unwrap(),
+                            model.insert(key(k), v).is_some()
+                        );
+                    }
+                    Op::PutAfter(k, s) => {
+                        if model.contains_key(&key(k)) {
+                            continue;
+                        }
+                        let expected_pred: Option<(Vec<u8>, Vec<u8>)> = model
+                            .range(..key(k))
+                            .next_back()
+                            .map(|(a, b)| (a.clone(), b.clone()));
+                        let mut seen = None;
+                        let done = t
+                            .put_after_predecessor(Table::Index, &key(k), &mut |p| {
+                                seen = Some(p.map(|(a, b)| (a.to_vec(), b.to_vec())));
+                                Ok(vec![salt; s])
+                            })
+                            .unwrap();
+                        if done {
+                            prop_assert_eq!(seen.unwrap(), expected_pred);
+                        } else {
+                            t.put(Table::Index, &key(k), &vec![salt; s]).unwrap();
+                        }
+                        model.insert(key(k), vec![salt; s]);
+                    }
+                    Op::Delete(k) => {
+                        prop_assert_eq!(
+                            t.delete(Table::Index, &key(k)).unwrap(),
+                            model.remove(&key(k)).is_some()
+                        );
+                    }
+                    Op::DeleteSpan(k, n) => {
+                        let doomed: Vec<_> = model
+                            .range(key(k)..)
+                            .take(n as usize)
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for d in doomed {
+                            prop_assert!(t.delete(Table::Index, &d).unwrap());
+                            model.remove(&d);
+                        }
+                    }
+                    Op::Relocate(k) => t.relocate(Table::Index, &key(k), 0).unwrap(),
+                    Op::Commit => {
+                        prop_assert_eq!(contents(&*t), model.clone());
+                        txn.take().unwrap().commit(Durability::OneSync).unwrap();
+                        committed = model.clone();
+                        db.check().unwrap();
+                        prop_assert_eq!(contents(&db.begin_read()), committed.clone());
+                        break;
+                    }
+                    Op::Abort => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: super::cases() / 2, ..ProptestConfig::default() })]
+        #[test]
+        fn relocate_and_predecessor_match_model(ops in proptest::collection::vec(op(), 1..1500)) {
+            run(ops)?;
+        }
+    }
+}

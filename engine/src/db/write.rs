@@ -292,6 +292,7 @@ impl<'a> WriteTxn<'a> {
         };
         let durable_page_count = writer.durable.page_count;
         let lose_one = durable && crash_point::reached(crash_point::LOST_PAGE);
+        let len_before = self.writer.file_len;
         let mapping = self.write_pages(writes, page_count, lose_one)?;
         if durable {
             if durability == Durability::PagesFirst {
@@ -338,7 +339,9 @@ impl<'a> WriteTxn<'a> {
         let used = page_count.max(self.writer.durable.page_count.max(durable_page_count))
             * PAGE_SIZE as u64;
         let file_len = self.writer.file_len;
-        if file_len > used + (2 * GROW_BYTES_MIN).max(file_len / 4) {
+        // Not in a commit that grew the file: its slack is meant for the next commits.
+        let grew = file_len > len_before;
+        if !grew && file_len > used + (2 * GROW_BYTES_MIN).max(file_len / 4) {
             shared.file.set_len(used + GROW_BYTES_MIN)?;
             self.writer.file_len = used + GROW_BYTES_MIN;
         }

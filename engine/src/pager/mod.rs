@@ -120,14 +120,29 @@ impl View {
             .ok_or_else(|| self.corrupt(page, "page outside the mapping"))
     }
 
-    /// A whole B+tree node page, checksum verified, with its kind.
-    pub(crate) fn node(&self, page: u64) -> Result<(PageKind, &[u8])> {
+    /// A whole B+tree node page with its kind. The first read through this mapping checks
+    /// the checksum and then the node's layout with `check_layout`; later reads trust both.
+    pub(crate) fn node(
+        &self,
+        page: u64,
+        check_layout: impl FnOnce(PageKind, &[u8]) -> Result<()>,
+    ) -> Result<(PageKind, &[u8])> {
         let bytes = self.raw(page, 1)?;
-        self.verify(page, bytes)?;
-        match PageKind::from_byte(bytes[4]) {
-            Some(kind @ (PageKind::Leaf | PageKind::Branch)) => Ok((kind, bytes)),
-            other => Err(self.corrupt(page, format!("expected a node page, found {other:?}"))),
+        let verified = self.mapping.is_verified(page);
+        if !verified {
+            self.check_crc(page, bytes)?;
         }
+        let kind = match PageKind::from_byte(bytes[4]) {
+            Some(kind @ (PageKind::Leaf | PageKind::Branch)) => kind,
+            other => {
+                return Err(self.corrupt(page, format!("expected a node page, found {other:?}")))
+            }
+        };
+        if !verified {
+            check_layout(kind, bytes)?;
+            self.mapping.mark_verified(page);
+        }
+        Ok((kind, bytes))
     }
 
     /// The data bytes of the run (overflow value or free list) starting at `page`.
@@ -149,11 +164,16 @@ impl View {
         if self.mapping.is_verified(page) {
             return Ok(());
         }
+        self.check_crc(page, bytes)?;
+        self.mapping.mark_verified(page);
+        Ok(())
+    }
+
+    fn check_crc(&self, page: u64, bytes: &[u8]) -> Result<()> {
         let stored = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
         if stored != checksum(page, bytes) {
             return Err(self.corrupt(page, "checksum mismatch"));
         }
-        self.mapping.mark_verified(page);
         Ok(())
     }
 }
