@@ -65,8 +65,12 @@ impl Engine {
     /// reports a page lost after the fact as damage instead of taking it for a torn commit);
     /// nothing if already durable. Returns the applied index now durable: after a crash, open
     /// returns at least this.
-    /// Waits for an open write batch to finish.
+    ///
+    /// The bulk of the page I/O is flushed first without holding the writer, so write batches
+    /// wait only for the short locked part (what they wrote meanwhile, then the meta). Blocks
+    /// the calling thread for the fdatasyncs: an async caller runs it off its executor.
     pub fn sync(&self) -> Result<u64> {
+        self.db.flush_unlocked()?;
         let txn = self.db.begin_write()?;
         let applied_index = MvccState::load(&txn)?.applied_index;
         if !txn.is_durable() {
@@ -81,6 +85,7 @@ impl Engine {
     pub fn durable_view(&self) -> Result<ReadView> {
         // Each round syncs what is published; a writer that publishes again between the sync
         // and the pin sends us round once more.
+        self.db.flush_unlocked()?;
         for _ in 0..DURABLE_VIEW_ROUNDS {
             let txn = self.db.begin_write()?;
             if txn.is_durable() {
@@ -193,6 +198,13 @@ impl ReadView {
             self.state.current_revision,
             self.state.compact_revision,
         )
+    }
+
+    /// Whether a Range over `key`..`range_end` is cheap (spans a few leaves of the key index):
+    /// two tree descents, no scan. A large one costs a scan of the whole range (etcd's `count`
+    /// covers it all, whatever the limit), so a server runs it off its request loop.
+    pub fn is_small_range(&self, key: &[u8], range_end: &[u8]) -> Result<bool> {
+        read::range_is_small(&self.txn, key, range_end)
     }
 
     /// etcd's Txn when every op is a Range (see [`crate::is_read_only_txn`]): evaluated on this
@@ -389,11 +401,16 @@ impl WriteBatch<'_> {
     /// [`COMPACT_STEP_BUDGET`] revisions now. Returns whether the physical work is finished;
     /// if not, call [`WriteBatch::compact_step`] in later batches.
     pub fn compact(&mut self, revision: i64) -> Result<bool> {
+        self.compact_within(revision, COMPACT_STEP_BUDGET)
+    }
+
+    /// [`WriteBatch::compact`] removing up to `budget` revisions now.
+    pub fn compact_within(&mut self, revision: i64, budget: usize) -> Result<bool> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
         compact::schedule(&mut self.state, revision)?;
-        self.compact_step(COMPACT_STEP_BUDGET)
+        self.compact_step(budget)
     }
 
     /// Continues a pending compaction by up to `budget` revisions; returns whether it is done.

@@ -205,3 +205,26 @@ fn versions_and_prev_kv_in_a_large_tree() {
     }
     engine.check().unwrap();
 }
+
+#[test]
+fn small_ranges_are_told_from_large_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("db")).unwrap();
+    let mut batch = engine.write().unwrap();
+    for i in 0..20_000 {
+        batch.put(&put(&format!("k/{i:06}"), "some value")).unwrap();
+    }
+    batch.commit().unwrap();
+    let view = engine.read().unwrap();
+    let small = |key: &str, end: &str| view.is_small_range(key.as_bytes(), end.as_bytes()).unwrap();
+    assert!(small("k/000100", ""), "a point");
+    assert!(small("k/000100", "k/000110"), "ten keys");
+    assert!(
+        small("k/000200", "k/000100"),
+        "an empty range (end before key)"
+    );
+    assert!(!small("k/", "k0"), "every key, by prefix");
+    assert!(!small("k/000100", "\0"), "every key from one on");
+    assert!(!small("a", "z"), "every key, wider bounds");
+    assert!(!small("k/001000", "k/009000"), "8,000 keys");
+}

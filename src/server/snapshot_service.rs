@@ -27,7 +27,12 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
             let member = member.clone();
             async move {
                 // As etcd commits its backend before a snapshot: the copy is of a durable commit.
-                let view = member.engine().durable_view().map_err(|e| status_of(&e))?;
+                // Off this core: the sync's fdatasyncs would stop every connection on it.
+                let engine = member.shared_engine();
+                let view = glommio::executor()
+                    .spawn_blocking(move || engine.durable_view())
+                    .await
+                    .map_err(|e| status_of(&e))?;
                 let revision = view.current_revision();
                 let snapshot = view.into_snapshot().map_err(|e| status_of(&e))?;
                 let total = snapshot.size_bytes();

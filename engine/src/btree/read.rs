@@ -157,6 +157,53 @@ pub(crate) fn seek_le<'a>(
     Ok(found)
 }
 
+/// Where the keys from `lower` to `upper` (`None`: no end) part in the tree: descends while
+/// both go to the same child; returns how many children of the node where they part lie
+/// between them (1 if they never part) and how many branch levels are below those children
+/// (0: they are leaves). Two descents' worth of work: a cost estimate before a scan.
+pub(crate) fn span(
+    view: &View,
+    root: Option<NodeRef<'_>>,
+    lower: &[u8],
+    upper: Option<&[u8]>,
+) -> Result<(usize, usize)> {
+    let Some(mut node) = root else {
+        return Ok((0, 0));
+    };
+    for _ in 0..64 {
+        let n = Opened::open(view, node)?;
+        if !n.is_branch() {
+            return Ok((1, 0));
+        }
+        let p = n.page;
+        let first = p.child_index(view, lower)?;
+        let last = match upper {
+            Some(upper) => p.child_index(view, upper)?,
+            None => p.count - 1,
+        };
+        if first >= last {
+            node = n.child(view, first)?;
+            continue;
+        }
+        // The height below: follow the first child down to a leaf.
+        let mut below = 0;
+        let mut probe = n.child(view, first)?;
+        loop {
+            let c = Opened::open(view, probe)?;
+            if !c.is_branch() {
+                return Ok((last - first + 1, below));
+            }
+            below += 1;
+            if below > 64 {
+                break;
+            }
+            probe = c.child(view, 0)?;
+        }
+        break;
+    }
+    Err(view.corrupt(0, "tree deeper than 64 levels (cycle?)"))
+}
+
 /// Visits every entry with `lower ≤ key < upper` (per the bounds) in key order, or in reverse.
 /// Returns `false` if the visitor stopped the scan.
 pub(crate) fn scan<'a>(

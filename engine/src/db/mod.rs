@@ -149,3 +149,28 @@ impl Db {
         WriteTxn::begin(&self.shared)
     }
 }
+
+impl Db {
+    /// fdatasync of the data file without holding the writer. A sync calls this first, so the
+    /// bulk of its I/O (every page the unsynced commits since the last sync wrote) happens while
+    /// commits go on; its locked part then flushes only what they wrote meanwhile. Safe at any
+    /// time: it only makes pages durable earlier, and nothing on disk names them before a meta
+    /// does. A failure stops all writing (fail-stop: after a failed fdatasync the kernel may
+    /// have dropped the dirty pages, so no later sync could be trusted).
+    pub(crate) fn flush_unlocked(&self) -> Result<()> {
+        if self
+            .shared
+            .failed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(crate::error::Error::Poisoned);
+        }
+        let result = self.shared.file.sync();
+        if result.is_err() {
+            self.shared
+                .failed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        result
+    }
+}

@@ -212,6 +212,27 @@ pub(crate) fn resolve_revision(requested: i64, current: i64, compacted: i64) -> 
 }
 
 /// etcd's Range: the mvcc range plus the server's filters, sorting, limit and `more`.
+/// Leaves of the key index a range may cover and still count as small (a few hundred
+/// revisions at most: well under a millisecond to scan).
+const SMALL_RANGE_LEAVES: usize = 8;
+
+/// Whether a range over `key`..`range_end` (etcd's conventions) is cheap to serve, judged from
+/// where its bounds part in the key index (two descents, no scan). etcd computes `count` over
+/// the whole range whatever the limit, so a large range costs a scan of all of it: a server
+/// serves those off its request loop.
+pub(crate) fn range_is_small<T: Tables>(tables: &T, key: &[u8], range_end: &[u8]) -> Result<bool> {
+    let range = KeyRange::new(key, range_end);
+    let upper = match &range.upper {
+        Upper::Point | Upper::Empty => return Ok(true),
+        Upper::Before(end) => Some(end.as_slice()),
+        Upper::Unbounded => None,
+    };
+    let root = tables.root(Table::Index);
+    let (children, levels_below) =
+        crate::btree::read::span(tables.view(), root, &range.lower, upper)?;
+    Ok(levels_below == 0 && children <= SMALL_RANGE_LEAVES)
+}
+
 pub(crate) fn range<T: Tables>(
     tables: &T,
     request: &RangeRequest,
