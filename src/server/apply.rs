@@ -15,9 +15,9 @@ use super::convert;
 use super::proposal::Proposal;
 use super::quota;
 
-/// Revisions a compaction removes per apply batch: etcd's default
-/// `--experimental-compaction-batch-limit`. A step of 10,000 held a Kubernetes events load's
-/// applies for 40–65 ms (every write waiting on it); 1,000 keeps a step to a few ms.
+/// Revisions a compaction removes per step: etcd's default
+/// `--experimental-compaction-batch-limit`. Steps of 10,000 in apply batches held a Kubernetes
+/// events load's applies for 40–65 ms (every write waiting on them); 1,000 take a few ms.
 const COMPACTION_STEP_REVISIONS: usize = 1_000;
 
 /// The answer to one applied proposal, for the client that proposed it.
@@ -55,6 +55,9 @@ pub struct AppliedBatch {
     pub events: Vec<engine::Event>,
     /// Whether a compaction still has revisions to remove physically.
     pub compaction_pending: bool,
+    /// Compactions that asked to be answered once physically done (etcd's `physical`), and
+    /// are not yet: their answers wait for the member's compactor.
+    pub physical_compactions: Vec<u64>,
     /// Lease changes, in order.
     pub leases: Vec<LeaseApplied>,
 }
@@ -68,6 +71,7 @@ pub fn apply_entries(
     compaction_pending: bool,
     cluster: &mut ClusterState,
 ) -> Result<AppliedBatch, engine::Error> {
+    let mut physical_compactions = Vec::new();
     let mut compaction_pending = compaction_pending;
     let mut answers = Vec::with_capacity(entries.len());
     let mut all_events = Vec::new();
@@ -127,6 +131,9 @@ pub fn apply_entries(
                 .compact_within(request.revision, COMPACTION_STEP_REVISIONS)
                 .map(|done| {
                     compaction_pending = !done;
+                    if !done && request.physical {
+                        physical_compactions.push(id);
+                    }
                     let header = pb::ResponseHeader {
                         revision: batch.current_revision(),
                         ..header
@@ -201,19 +208,27 @@ pub fn apply_entries(
             Err(error) => return Err(error),
         }
     }
-    // A compaction removes revisions in bounded steps, one step per apply batch, so it never
-    // stalls writes for long.
-    if compaction_pending {
-        compaction_pending = !batch.compact_step(COMPACTION_STEP_REVISIONS)?;
-    }
+    // The rest of a compaction is the member's compactor's work (see `compaction_step`).
     batch.set_applied_index(last.index);
     batch.commit_unsynced()?;
     Ok(AppliedBatch {
         answers,
         events: all_events,
         compaction_pending,
+        physical_compactions,
         leases,
     })
+}
+
+/// One step of a pending compaction, in an engine commit of its own: up to
+/// [`COMPACTION_STEP_REVISIONS`] revisions. Returns whether the compaction is done. Like etcd's
+/// compactor, the member runs one step every few milliseconds, writes or not, so a compaction
+/// finishes (and a following defragment finds its space) on an idle cluster too.
+pub fn compaction_step(engine: &Engine) -> Result<bool, engine::Error> {
+    let mut batch = engine.write()?;
+    let done = batch.compact_step(COMPACTION_STEP_REVISIONS)?;
+    batch.commit_unsynced()?;
+    Ok(done)
 }
 
 /// What a raised alarm refuses at apply, as etcd's appliers do: with NOSPACE ("capped"), a Put

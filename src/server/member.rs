@@ -22,7 +22,7 @@ use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
-use super::apply::{apply_entries, Applied, LeaseApplied};
+use super::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
 use super::cluster_state::ClusterState;
 use super::header::HeaderSource;
 use super::lease_lessor::{Lessor, LessorConfig, Millis};
@@ -38,6 +38,9 @@ const WAITING_PROPOSALS_LIMIT: usize = 64 * 1024;
 /// How often the raft owner makes the engine's published commits durable (see
 /// `run_engine_syncer`).
 const ENGINE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Pause between two steps of a compaction: etcd's default
+/// `--experimental-compaction-sleep-interval`.
+const COMPACTION_STEP_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Largest proposal data: the WAL's default record limit (16 MiB) less room for the raft
 /// entry's own fields (index, term, type).
@@ -85,8 +88,10 @@ pub struct Member {
     /// Largest proposal: `--max-request-bytes` of request plus the proposal header, and never
     /// more than the WAL's record limit allows.
     entry_bytes_limit: usize,
-    /// A compaction has revisions left to remove; each apply batch removes some.
+    /// A compaction has revisions left to remove; the compactor task removes them in steps.
     compaction_pending: Cell<bool>,
+    /// Answers to physical compactions (etcd's `physical`), sent when the compaction is done.
+    compaction_waiters: RefCell<Vec<(oneshot::Sender<Result<Applied, Status>>, Applied)>>,
     /// The hard state most recently queued into the WAL (a checkpoint stores it again).
     persisted_hard_state: RefCell<raft::prelude::HardState>,
     /// Applied entries between checkpoints (etcd's --snapshot-count).
@@ -225,6 +230,7 @@ impl Member {
             // etcd refuses a request whose encoding exceeds --max-request-bytes before proposing.
             entry_bytes_limit: ENTRY_BYTES_LIMIT.min(max_request_bytes + PROPOSAL_HEADER_BYTES),
             compaction_pending: Cell::new(compaction_pending),
+            compaction_waiters: RefCell::new(Vec::new()),
             persisted_hard_state: RefCell::new(persisted_hard_state),
             checkpoint_entries: checkpoint_entries.max(1),
             last_checkpoint: Cell::new(snapshot_index),
@@ -237,6 +243,7 @@ impl Member {
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
         glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
         glommio::spawn_local(member.clone().run_engine_syncer()).detach();
+        glommio::spawn_local(member.clone().run_compactor()).detach();
         member.pump();
         // The one voter leads from here on: etcd's Promote extends every lease by the election
         // timeout, so no lease expires before its holder could have renewed it.
@@ -462,8 +469,19 @@ impl Member {
                 }
                 let mut state = self.state.borrow_mut();
                 for (id, answer) in batch.answers {
-                    if let Some(sender) = state.waiting.remove(&id) {
-                        let _ = sender.send(answer);
+                    let Some(sender) = state.waiting.remove(&id) else {
+                        continue;
+                    };
+                    match answer {
+                        Ok(applied)
+                            if batch.compaction_pending
+                                && batch.physical_compactions.contains(&id) =>
+                        {
+                            self.compaction_waiters.borrow_mut().push((sender, applied));
+                        }
+                        answer => {
+                            let _ = sender.send(answer);
+                        }
                     }
                 }
                 state.applied_index = last;
@@ -698,6 +716,35 @@ impl Member {
                 .await;
             if let Err(error) = released {
                 tracing::warn!(%error, "could not release the database's resident pages");
+            }
+        }
+    }
+
+    /// Removes a pending compaction's revisions, a bounded step every
+    /// COMPACTION_STEP_INTERVAL whether or not writes arrive, then answers the physical
+    /// compactions waiting for it.
+    async fn run_compactor(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(COMPACTION_STEP_INTERVAL).await;
+            if self.stopped.borrow().is_some() {
+                return;
+            }
+            if !self.compaction_pending.get() {
+                continue;
+            }
+            match compaction_step(&self.engine) {
+                Ok(done) => {
+                    self.compaction_pending.set(!done);
+                    if done {
+                        for (sender, applied) in self.compaction_waiters.take() {
+                            let _ = sender.send(Ok(applied));
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.stop(format!("compacting the database failed: {error}"));
+                    return;
+                }
             }
         }
     }
