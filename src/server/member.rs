@@ -91,7 +91,7 @@ pub struct Member {
     /// A compaction has revisions left to remove; the compactor task removes them in steps.
     compaction_pending: Cell<bool>,
     /// Answers to physical compactions (etcd's `physical`), sent when the compaction is done.
-    compaction_waiters: RefCell<Vec<(oneshot::Sender<Result<Applied, Status>>, Applied)>>,
+    compaction_waiters: RefCell<Vec<(AnswerSender, Applied)>>,
     /// The hard state most recently queued into the WAL (a checkpoint stores it again).
     persisted_hard_state: RefCell<raft::prelude::HardState>,
     /// Applied entries between checkpoints (etcd's --snapshot-count).
@@ -107,6 +107,9 @@ pub struct Member {
     /// Names the leases granted with ID 0 (one generator, so cores never collide).
     lease_ids: LeaseIds,
 }
+
+/// Where a proposal's answer goes.
+type AnswerSender = oneshot::Sender<Result<Applied, Status>>;
 
 /// What the persister writes into the log, in order.
 enum LogWork {
