@@ -83,8 +83,12 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                         view.read_only_txn(&txn)
                     } else {
                         // Off this core, as a large Range (see `range`).
+                        drop(view);
+                        let engine = member.shared_engine();
                         glommio::executor()
-                            .spawn_blocking(move || view.read_only_txn(&txn))
+                            .spawn_blocking(move || {
+                                engine.read().and_then(|view| view.read_only_txn(&txn))
+                            })
                             .await
                     }
                     .map_err(|e| status_of(&e))?;
@@ -133,9 +137,13 @@ async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeR
     } else {
         // etcd's count covers the whole range whatever the limit: a range over a large prefix
         // (a Kubernetes LIST page or count) scans all of it, for up to ~100 ms. Served here it
-        // would stop every request on this core meanwhile.
+        // would stop every request on this core meanwhile. The scan pins a snapshot of its own
+        // when it starts (still past the read index): one pinned while it waits in the queue
+        // would hold back page reuse for the whole wait.
+        drop(view);
+        let engine = member.shared_engine();
         glommio::executor()
-            .spawn_blocking(move || view.range(&range))
+            .spawn_blocking(move || engine.read().and_then(|view| view.range(&range)))
             .await
     }
     .map_err(|e| status_of(&e))?;

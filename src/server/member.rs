@@ -27,6 +27,7 @@ use super::cluster_state::ClusterState;
 use super::header::HeaderSource;
 use super::lease_lessor::{Lessor, LessorConfig, Millis};
 use super::lease_owner::LeaseIds;
+use super::offload::on_own_thread;
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
@@ -714,9 +715,8 @@ impl Member {
             // Keeps the resident set near one interval's working set rather than growing toward
             // the file size (copy-on-write touches a fresh page for every page it writes).
             let engine = self.engine.clone();
-            let released = glommio::executor()
-                .spawn_blocking(move || engine.release_cached_pages())
-                .await;
+            let released =
+                on_own_thread("basalt-release", move || engine.release_cached_pages()).await;
             if let Err(error) = released {
                 tracing::warn!(%error, "could not release the database's resident pages");
             }
@@ -766,18 +766,17 @@ impl Member {
     }
 }
 
-/// Runs `future` for at most `limit`; `None` if it did not finish in time.
-/// `Engine::sync` on the executor's blocking thread: its fdatasyncs (every page written since
-/// the last sync, up to a second of writes) would otherwise stop this core — raft, applies and
-/// every connection on it — for as long as the disk takes. Write batches keep going meanwhile
-/// (the engine flushes the bulk without holding its writer).
+/// `Engine::sync` on a thread of its own: its fdatasyncs (every page written since the last
+/// sync, up to a second of writes) would otherwise stop this core — raft, applies and every
+/// connection on it — for as long as the disk takes, and on the executor's shared blocking
+/// thread it would queue behind large range scans (see `offload`). Write batches keep going
+/// meanwhile (the engine flushes the bulk without holding its writer).
 pub async fn sync_engine(engine: &Arc<Engine>) -> basalt_engine::Result<u64> {
     let engine = engine.clone();
-    glommio::executor()
-        .spawn_blocking(move || engine.sync())
-        .await
+    on_own_thread("basalt-sync", move || engine.sync()).await
 }
 
+/// Runs `future` for at most `limit`; `None` if it did not finish in time.
 async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
     let mut future = std::pin::pin!(future);
     let mut timer = std::pin::pin!(glommio::timer::sleep(limit));

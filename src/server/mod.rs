@@ -30,6 +30,7 @@ mod lock_service;
 mod logging;
 mod maintenance_service;
 mod member;
+mod offload;
 mod owner_core;
 mod owner_link;
 mod proposal;

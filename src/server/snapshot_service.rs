@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::apply::status_of;
 use super::gateway::Gateway;
+use super::offload::on_own_thread;
 
 /// Bytes per chunk, as etcd's `snapshotSendBufferSize`.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
@@ -29,8 +30,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
                 // As etcd commits its backend before a snapshot: the copy is of a durable commit.
                 // Off this core: the sync's fdatasyncs would stop every connection on it.
                 let engine = member.shared_engine();
-                let view = glommio::executor()
-                    .spawn_blocking(move || engine.durable_view())
+                let view = on_own_thread("basalt-snapshot", move || engine.durable_view())
                     .await
                     .map_err(|e| status_of(&e))?;
                 let revision = view.current_revision();

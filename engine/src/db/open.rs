@@ -45,6 +45,7 @@ impl Db {
         let file = DataFile {
             file,
             path: path_buf.clone(),
+            sync_failed: std::sync::Mutex::new(false),
         };
         if file.len()? == 0 {
             create(&file, path)?;

@@ -12,6 +12,12 @@ use crate::error::{Error, Result};
 pub(crate) struct DataFile {
     pub(crate) file: File,
     pub(crate) path: Arc<PathBuf>,
+    /// Serializes fdatasyncs and remembers a failed one. Linux reports a writeback error to
+    /// one fdatasync only, and after it the failed pages may be gone from the page cache: a
+    /// sync running beside the one that got the error could return success for pages that
+    /// never reached the disk. Holding this around each fdatasync, and failing every later
+    /// one, means no sync ever claims durability after a lost write.
+    pub(crate) sync_failed: std::sync::Mutex<bool>,
 }
 
 impl DataFile {
@@ -102,9 +108,18 @@ impl DataFile {
         Ok(())
     }
 
-    /// fdatasync: everything written so far is durable when this returns.
+    /// fdatasync: everything written so far is durable when this returns. Once one has
+    /// failed, every later one fails too (see `sync_failed`).
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| self.io(e))
+        let mut failed = self.sync_failed.lock().expect("sync lock");
+        if *failed {
+            return Err(self.io(std::io::Error::other(
+                "an earlier fdatasync of this file failed: pages written before it may be lost",
+            )));
+        }
+        let result = self.file.sync_data();
+        *failed = result.is_err();
+        result.map_err(|e| self.io(e))
     }
 
     /// File length in bytes.
