@@ -11,6 +11,7 @@ use basalt_net::{EtcdStatus, Router, Status};
 use super::apply::{status_of, Applied};
 use super::convert;
 use super::gateway::Gateway;
+use super::offload::on_blocking_thread;
 use super::proposal::Proposal;
 use super::quota::{self, Quota};
 
@@ -85,11 +86,11 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                         // Off this core, as a large Range (see `range`).
                         drop(view);
                         let engine = member.shared_engine();
-                        glommio::executor()
-                            .spawn_blocking(move || {
-                                engine.read().and_then(|view| view.read_only_txn(&txn))
-                            })
-                            .await
+                        on_blocking_thread(move || {
+                            engine.read().and_then(|view| view.read_only_txn(&txn))
+                        })
+                        .await
+                        .unwrap_or(Err(basalt_engine::Error::Busy))
                     }
                     .map_err(|e| status_of(&e))?;
                     return Ok(convert::txn_response(response, member.header(0)));
@@ -142,9 +143,10 @@ async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeR
         // would hold back page reuse for the whole wait.
         drop(view);
         let engine = member.shared_engine();
-        glommio::executor()
-            .spawn_blocking(move || engine.read().and_then(|view| view.range(&range)))
+        // `None` only when nobody waits for the answer any more.
+        on_blocking_thread(move || engine.read().and_then(|view| view.range(&range)))
             .await
+            .unwrap_or(Err(basalt_engine::Error::Busy))
     }
     .map_err(|e| status_of(&e))?;
     Ok(convert::range_response(response, member.header(0)))

@@ -1,4 +1,5 @@
-//! Blocking engine work on a thread of its own, awaited from an executor without blocking it.
+//! Blocking engine work off the executor, awaited without blocking it: on a thread of its own
+//! ([`on_own_thread`]), or on the executor's blocking thread ([`on_blocking_thread`]).
 //!
 //! glommio gives each executor one blocking thread with a first-in-first-out queue, shared by
 //! everything `spawn_blocking` hands it (large range scans, up to ~1 s each under a Kubernetes
@@ -24,4 +25,85 @@ pub async fn on_own_thread<R: Send + 'static>(
     receiver
         .await
         .unwrap_or_else(|_| panic!("the {name} thread ended without a result"))
+}
+
+/// Runs `work` on this executor's blocking thread (see `glommio::executor().spawn_blocking`),
+/// unless the caller has stopped waiting by the time the thread gets to it: a large range whose
+/// client went away (its handler is dropped on RST_STREAM) is then skipped instead of scanned.
+/// Work that has started runs to its end; its result is dropped.
+pub async fn on_blocking_thread<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Marks the call abandoned when the waiting future is dropped (or has finished).
+    struct Waiting(Arc<AtomicBool>);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let waiting = Waiting(abandoned.clone());
+    let result = glommio::executor()
+        .spawn_blocking(move || (!abandoned.load(Ordering::Acquire)).then(work))
+        .await;
+    drop(waiting);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use glommio::LocalExecutorBuilder;
+
+    use super::on_blocking_thread;
+
+    #[test]
+    fn work_whose_caller_left_while_queued_is_skipped() {
+        LocalExecutorBuilder::default()
+            .spawn(|| async {
+                // Occupy the one blocking thread until told to go on.
+                let (go, wait) = mpsc::channel::<()>();
+                let (started, is_started) = mpsc::channel::<()>();
+                let blocker = glommio::spawn_local(on_blocking_thread(move || {
+                    started.send(()).unwrap();
+                    wait.recv_timeout(Duration::from_secs(10)).unwrap();
+                }));
+                is_started.recv_timeout(Duration::from_secs(10)).unwrap();
+                // Queue work behind it (one poll hands it to the thread), then stop waiting.
+                let ran = Arc::new(AtomicBool::new(false));
+                {
+                    let ran = ran.clone();
+                    let queued = on_blocking_thread(move || ran.store(true, Ordering::SeqCst));
+                    let mut queued = std::pin::pin!(queued);
+                    let mut context = Context::from_waker(Waker::noop());
+                    assert!(queued.as_mut().poll(&mut context).is_pending());
+                }
+                go.send(()).unwrap();
+                assert_eq!(blocker.await, Some(()));
+                // Work queued after the skipped one runs, so the thread has passed it.
+                assert_eq!(on_blocking_thread(|| 7).await, Some(7));
+                assert!(!ran.load(Ordering::SeqCst), "skipped work ran");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn work_whose_caller_waits_runs() {
+        LocalExecutorBuilder::default()
+            .spawn(|| async { assert_eq!(on_blocking_thread(|| 42).await, Some(42)) })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }
