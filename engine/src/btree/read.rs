@@ -92,29 +92,40 @@ pub(crate) fn resolve<'a>(view: &'a View, val: ValRef<'a>) -> Result<&'a [u8]> {
     }
 }
 
+/// The leaf whose key range holds `key` (`None` for an empty tree).
+fn leaf_for<'a>(
+    view: &'a View,
+    root: Option<NodeRef<'a>>,
+    key: &[u8],
+) -> Result<Option<Opened<'a>>> {
+    let Some(mut node) = root else {
+        return Ok(None);
+    };
+    for _ in 0..64 {
+        let n = Opened::open(view, node)?;
+        if !n.is_branch() {
+            return Ok(Some(n));
+        }
+        node = n.child(view, n.page.child_index(view, key)?)?;
+    }
+    Err(view.corrupt(0, "tree deeper than 64 levels (cycle?)"))
+}
+
 /// The value stored under `key`, if any.
 pub(crate) fn get<'a>(
     view: &'a View,
     root: Option<NodeRef<'a>>,
     key: &[u8],
 ) -> Result<Option<&'a [u8]>> {
-    let Some(mut node) = root else {
+    let Some(n) = leaf_for(view, root, key)? else {
         return Ok(None);
     };
-    for _ in 0..64 {
-        let n = Opened::open(view, node)?;
-        let p = n.page;
-        if n.is_branch() {
-            node = n.child(view, p.child_index(view, key)?)?;
-            continue;
-        }
-        let i = p.lower_bound(view, key)?;
-        if i < p.count && p.key(view, i)? == key {
-            return Ok(Some(n.value(view, i)?));
-        }
-        return Ok(None);
+    let p = n.page;
+    let i = p.lower_bound(view, key)?;
+    if i < p.count && p.key(view, i)? == key {
+        return Ok(Some(n.value(view, i)?));
     }
-    Err(view.corrupt(0, "tree deeper than 64 levels (cycle?)"))
+    Ok(None)
 }
 
 /// The entry with the greatest key ≤ `key`, if any: one descent, no callbacks (the MVCC point
@@ -124,21 +135,13 @@ pub(crate) fn seek_le<'a>(
     root: Option<NodeRef<'a>>,
     key: &[u8],
 ) -> Result<Option<(&'a [u8], &'a [u8])>> {
-    let Some(mut node) = root else {
-        return Ok(None);
-    };
-    for _ in 0..64 {
-        let n = Opened::open(view, node)?;
+    if let Some(n) = leaf_for(view, root, key)? {
         let p = n.page;
-        if n.is_branch() {
-            node = n.child(view, p.child_index(view, key)?)?;
-            continue;
-        }
         let i = p.upper_bound(view, key)?;
-        if i == 0 {
-            break; // the answer may sit in the previous leaf: take the slow path
+        if i > 0 {
+            return Ok(Some((p.key(view, i - 1)?, n.value(view, i - 1)?)));
         }
-        return Ok(Some((p.key(view, i - 1)?, n.value(view, i - 1)?)));
+        // The answer may sit in the previous leaf: take the slow path.
     }
     let mut found = None;
     if let Some(root) = root {

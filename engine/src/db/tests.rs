@@ -204,11 +204,11 @@ fn churn_reuses_pages() {
 /// MVCC put's insert-after-predecessor, mixed with the plain edits, against a `BTreeMap`.
 mod relocate_model {
     use std::collections::BTreeMap;
-    use std::ops::Bound;
 
     use proptest::prelude::*;
 
-    use super::super::{Db, Durability, Table, Tables};
+    use super::super::{Db, Durability, Table};
+    use super::{contents, key};
 
     #[derive(Clone, Debug)]
     enum Op {
@@ -232,28 +232,6 @@ mod relocate_model {
             2 => Just(Op::Commit),
             1 => Just(Op::Abort),
         ]
-    }
-
-    fn key(k: u16) -> Vec<u8> {
-        format!("k/{}/{k}", k % 7)
-            .repeat(1 + (k % 3) as usize)
-            .into_bytes()
-    }
-
-    fn contents<T: Tables>(t: &T) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        t.scan(
-            Table::Index,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-            &mut |k, v| {
-                out.insert(k.to_vec(), v.to_vec());
-                Ok(true)
-            },
-        )
-        .unwrap();
-        out
     }
 
     fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -317,11 +295,14 @@ mod relocate_model {
                     }
                     Op::Relocate(k) => t.relocate(Table::Index, &key(k), 0).unwrap(),
                     Op::Commit => {
-                        prop_assert_eq!(contents(&*t), model.clone());
+                        prop_assert_eq!(contents(&*t, Table::Index), model.clone());
                         txn.take().unwrap().commit(Durability::OneSync).unwrap();
                         committed = model.clone();
                         db.check().unwrap();
-                        prop_assert_eq!(contents(&db.begin_read()), committed.clone());
+                        prop_assert_eq!(
+                            contents(&db.begin_read(), Table::Index),
+                            committed.clone()
+                        );
                         break;
                     }
                     Op::Abort => break,
