@@ -229,6 +229,12 @@ impl Node {
         page: u64,
         dirty: Option<Box<Node>>,
     ) {
+        self.write_branch_entry(i, key, page);
+        self.children.insert(i, dirty);
+    }
+
+    /// Writes branch entry (`key`, `page`) at index `i`, leaving the child slots to the caller.
+    fn write_branch_entry(&mut self, i: usize, key: &[u8], page: u64) {
         debug_assert_eq!(self.kind, PageKind::Branch);
         let len = BRANCH_HEADER + key.len();
         let offset = self.reserve(i, len);
@@ -236,7 +242,6 @@ impl Node {
         write_u16(entry, 0, key.len());
         entry[2..10].copy_from_slice(&page.to_le_bytes());
         entry[BRANCH_HEADER..].copy_from_slice(key);
-        self.children.insert(i, dirty);
     }
 
     /// Removes entry `i`, closing its hole; returns the owned child it held (branch).
@@ -334,11 +339,9 @@ impl Node {
             let range = right.entry_range(i);
             match (i, first_key) {
                 (0, Some(key)) => {
+                    // Its owned child (if any) moves over with the others below.
                     let page = right.page().child_page_unchecked(0);
-                    let at = self.count();
-                    // The owned child (if any) is moved over below.
-                    self.insert_branch(at, key, page, None);
-                    self.children.pop();
+                    self.write_branch_entry(count, key, page);
                 }
                 _ => self.insert_raw(count + i, &right.image[range]),
             }

@@ -106,18 +106,13 @@ pub(crate) fn insert(
         let Some(Child::Dirty(left)) = root.take() else {
             unreachable!("the root an insert went through is owned");
         };
-        let separator = first_key(&right);
+        let separator = right.key(0).to_vec();
         let mut branch = Node::new(PageKind::Branch);
         branch.insert_branch(0, &[], 0, Some(left));
         branch.insert_branch(1, &separator, 0, Some(Box::new(right)));
         *root = Some(Child::Dirty(Box::new(branch)));
     }
     Ok(Some(replaced))
-}
-
-/// The first key of an owned node (the separator in front of a split-off right half).
-fn first_key(node: &Node) -> Vec<u8> {
-    node.key(0).to_vec()
 }
 
 /// Index of the first key ≥ `key` in an owned node, trying the end first: appends (the change
@@ -155,7 +150,7 @@ fn insert_into(
         let Some(right) = split else {
             return Ok(Some((replaced, None)));
         };
-        let separator = first_key(&right);
+        let separator = right.key(0).to_vec();
         let split = insert_entry(node, i + 1, branch_entry_bytes(separator.len()), |n, at| {
             n.insert_branch(at, &separator, 0, Some(Box::new(right)))
         });

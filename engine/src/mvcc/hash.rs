@@ -58,9 +58,6 @@ pub(crate) fn hash_kv<T: Tables>(
     })
 }
 
-/// Every table, in slot order.
-const HASHED_TABLES: [Table; 7] = Table::ALL;
-
 /// etcd's Hash (of the whole backend): crc32 over (table number, key length, key, value length,
 /// value) of every entry of every table, in table then key order. It hashes logical content,
 /// not pages, so two members with the same data agree whatever their page layout; like etcd
@@ -69,7 +66,8 @@ const HASHED_TABLES: [Table; 7] = Table::ALL;
 pub(crate) fn hash_store<T: Tables>(tables: &T) -> Result<u32> {
     use super::state::{APPLIED_INDEX, COMPACT_CURSOR};
     let mut hasher = crc32fast::Hasher::new();
-    for table in HASHED_TABLES {
+    // Every table, in slot order.
+    for table in Table::ALL {
         tables.scan(
             table,
             Bound::Unbounded,
