@@ -33,15 +33,12 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         eprintln!("basalt: warning: {warning}");
     }
-    // A fresh data directory bootstraps from --initial-cluster; check it now as etcd does.
-    if is_fresh(&config.wal_dir()) {
-        match config.bootstrap() {
-            Ok(_) => {}
-            Err(error) => {
-                eprintln!("basalt: {error}");
-                return ExitCode::from(error.exit_code() as u8);
-            }
-        }
+    // etcd checks --initial-cluster only when it bootstraps a fresh data directory; basalt
+    // does not store its member and cluster IDs yet, so every start derives them from the
+    // flags and checks them. More than one member is refused (see `one_member_bootstrap`).
+    if let Err(error) = config.one_member_bootstrap() {
+        eprintln!("basalt: {error}");
+        return ExitCode::from(error.exit_code() as u8);
     }
     match basalt::server::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,13 +46,5 @@ fn main() -> ExitCode {
             eprintln!("basalt: {error}");
             ExitCode::from(1)
         }
-    }
-}
-
-/// Whether a WAL directory holds nothing yet (so this start bootstraps).
-fn is_fresh(wal_dir: &std::path::Path) -> bool {
-    match std::fs::read_dir(wal_dir) {
-        Ok(mut entries) => entries.next().is_none(),
-        Err(_) => true,
     }
 }

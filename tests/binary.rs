@@ -64,6 +64,91 @@ fn failed_verification_exits_1() {
         .contains("couldn't find local name \"a\" in the initial cluster configuration"));
 }
 
+/// Goal: what basalt cannot serve yet stops it at start-up with a clear message, never a
+/// member that runs without it. Method: each case in an empty directory; none may leave a
+/// data directory behind (it never got as far as opening one).
+#[test]
+fn what_basalt_cannot_serve_yet_is_refused_at_start() {
+    let three_members = [
+        "--name=a",
+        "--initial-advertise-peer-urls=http://127.0.0.1:23801",
+        "--initial-cluster=a=http://127.0.0.1:23801,b=http://127.0.0.1:23802,c=http://127.0.0.1:23803",
+    ];
+    // (flags, ETCD_* variables, what stderr must say)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&three_members, &[], "lists more than one member"),
+        (
+            &[],
+            &[(
+                "ETCD_INITIAL_CLUSTER",
+                "default=http://localhost:2380,b=http://127.0.0.1:2390",
+            )],
+            "split brain",
+        ),
+        (
+            &["--initial-cluster-state=existing"],
+            &[],
+            "joining a running cluster needs clustering",
+        ),
+        (
+            &[
+                "--listen-client-urls=https://127.0.0.1:23790",
+                "--advertise-client-urls=https://127.0.0.1:23790",
+            ],
+            &[],
+            "listen URL https://127.0.0.1:23790 asks for TLS",
+        ),
+        (
+            &["--client-cert-auth", "--trusted-ca-file=/etc/ca.crt"],
+            &[],
+            "flag --client-cert-auth set to \"true\": basalt does not serve TLS yet",
+        ),
+        (
+            &[],
+            &[("ETCD_PEER_AUTO_TLS", "true")],
+            "ETCD_PEER_AUTO_TLS set to \"true\"",
+        ),
+        (
+            &["--listen-metrics-urls=http://127.0.0.1:23810"],
+            &[],
+            "basalt does not serve Prometheus metrics yet",
+        ),
+        (
+            &["--host-whitelist=etcd.example.com"],
+            &[],
+            "cannot narrow them as asked",
+        ),
+        (&["--max-wals=0"], &[], "cannot retain the number asked"),
+        (&["--log-outputs=systemd/journal"], &[], "systemd journal"),
+    ];
+    for (args, env, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(*args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?} {env:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?} {env:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "{args:?} {env:?} left files behind"
+        );
+    }
+}
+
 /// Goal: --version and --help answer on stdout with exit status 0.
 #[test]
 fn version_and_help_exit_0() {

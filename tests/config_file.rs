@@ -35,11 +35,11 @@ heartbeat-interval: 100
 election-timeout: 1000
 quota-backend-bytes: 8589934592
 max-request-bytes: 10485760
-listen-peer-urls: https://10.0.0.1:2382
-listen-client-urls: https://10.0.0.1:2381,https://127.0.0.1:2381
-initial-advertise-peer-urls: https://10.0.0.1:2382
-advertise-client-urls: https://10.0.0.1:2381
-initial-cluster: events-1=https://10.0.0.1:2382
+listen-peer-urls: http://10.0.0.1:2382
+listen-client-urls: http://10.0.0.1:2381,http://127.0.0.1:2381
+initial-advertise-peer-urls: http://10.0.0.1:2382
+advertise-client-urls: http://10.0.0.1:2381
+initial-cluster: events-1=http://10.0.0.1:2382
 initial-cluster-token: events
 initial-cluster-state: new
 auto-compaction-mode: periodic
@@ -47,6 +47,10 @@ auto-compaction-retention: "5m"
 experimental-watch-progress-notify-interval: 5000000000
 experimental-initial-corrupt-check: true
 log-level: warn
+"#;
+
+/// The TLS sections a Kubernetes member's file adds, which basalt refuses until it serves TLS.
+const KUBE_TLS_SECTIONS: &str = r#"
 client-transport-security:
   cert-file: /pki/server.crt
   key-file: /pki/server.key
@@ -84,8 +88,11 @@ fn a_complete_file_is_read() {
     );
     assert!(config.experimental.initial_corrupt_check);
     assert_eq!(config.log.level, LogLevel::Warn);
-    assert!(config.client_tls.client_cert_auth && config.client_tls.has_certificate());
-    assert_eq!(config.peer_tls.allowed_cn.as_deref(), Some("etcd-peer"));
+    // The corrupt check compares peers' hashes and the peer listener serves peers: a
+    // one-member basalt says it has none.
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(config.warnings[0].contains("experimental-initial-corrupt-check"));
+    assert!(config.warnings[1].contains("listen-peer-urls"));
     let bootstrap = config.bootstrap().unwrap();
     assert_eq!(bootstrap.members.len(), 1);
     // The same member from flags has the same configuration.
@@ -97,25 +104,16 @@ fn a_complete_file_is_read() {
             "--snapshot-count=10000",
             "--quota-backend-bytes=8589934592",
             "--max-request-bytes=10485760",
-            "--listen-peer-urls=https://10.0.0.1:2382",
-            "--listen-client-urls=https://10.0.0.1:2381,https://127.0.0.1:2381",
-            "--initial-advertise-peer-urls=https://10.0.0.1:2382",
-            "--advertise-client-urls=https://10.0.0.1:2381",
-            "--initial-cluster=events-1=https://10.0.0.1:2382",
+            "--listen-peer-urls=http://10.0.0.1:2382",
+            "--listen-client-urls=http://10.0.0.1:2381,http://127.0.0.1:2381",
+            "--initial-advertise-peer-urls=http://10.0.0.1:2382",
+            "--advertise-client-urls=http://10.0.0.1:2381",
+            "--initial-cluster=events-1=http://10.0.0.1:2382",
             "--initial-cluster-token=events",
             "--auto-compaction-retention=5m",
             "--experimental-watch-progress-notify-interval=5s",
             "--experimental-initial-corrupt-check",
             "--log-level=warn",
-            "--cert-file=/pki/server.crt",
-            "--key-file=/pki/server.key",
-            "--client-cert-auth",
-            "--trusted-ca-file=/pki/ca.crt",
-            "--peer-cert-file=/pki/peer.crt",
-            "--peer-key-file=/pki/peer.key",
-            "--peer-client-cert-auth",
-            "--peer-trusted-ca-file=/pki/ca.crt",
-            "--peer-cert-allowed-cn=etcd-peer",
         ],
         &[],
     )
@@ -123,10 +121,40 @@ fn a_complete_file_is_read() {
     assert_eq!(
         Config {
             source: config.source.clone(),
+            warnings: config.warnings.clone(),
             ..from_flags
         },
         config
     );
+}
+
+/// Goal: a file's TLS sections are refused, not read and ignored: a member started from a
+/// Kubernetes file would otherwise serve plaintext to anyone. Method: the complete file plus
+/// each TLS section alone, each refused with the key that asked for TLS.
+#[test]
+fn tls_sections_are_refused_until_basalt_serves_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        dir.path(),
+        &format!("{KUBE_EVENTS_MEMBER}{KUBE_TLS_SECTIONS}"),
+    );
+    let error = load(&["--config-file", path.to_str().unwrap()], &[]).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("client-transport-security.cert-file") && text.contains("TLS"),
+        "{text}"
+    );
+    for (yaml, key) in [
+        ("client-transport-security:\n  client-cert-auth: true\n", "client-cert-auth"),
+        ("peer-transport-security:\n  auto-tls: true\n", "peer-transport-security.auto-tls"),
+        ("listen-client-urls: https://127.0.0.1:2379\nadvertise-client-urls: https://127.0.0.1:2379\n", "https://127.0.0.1:2379"),
+    ] {
+        let path = write_file(dir.path(), yaml);
+        let text = load(&["--config-file", path.to_str().unwrap()], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains(key) && text.contains("TLS"), "{yaml}: {text}");
+    }
 }
 
 /// Goal: etcd's precedence with a file: the file alone counts; flags and ETCD_* variables

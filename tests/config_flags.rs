@@ -119,49 +119,78 @@ fn a_lone_name_renames_the_default_member() {
     assert_eq!(bootstrap.cluster_id.to_string(), "a6884dc789e7efcf");
 }
 
-/// Goal: the static pod manifest kubeadm writes for etcd 3.5 starts basalt unchanged.
+/// Goal: the static pod manifest kubeadm writes for etcd 3.5 is refused, naming TLS, rather
+/// than started in plaintext; the same member without its TLS flags starts, and says which of
+/// its flags do nothing on one member.
 #[test]
-fn kubeadm_manifest_flags_are_accepted() {
-    let config = flags(&[
-        "--advertise-client-urls=https://10.0.0.5:2379",
-        "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
-        "--client-cert-auth=true",
+fn kubeadm_manifest_is_refused_until_basalt_serves_tls() {
+    let plaintext = [
+        "--advertise-client-urls=http://10.0.0.5:2379",
         "--data-dir=/var/lib/etcd",
         "--experimental-initial-corrupt-check=true",
         "--experimental-watch-progress-notify-interval=5s",
-        "--initial-advertise-peer-urls=https://10.0.0.5:2380",
-        "--initial-cluster=cp1=https://10.0.0.5:2380",
-        "--key-file=/etc/kubernetes/pki/etcd/server.key",
-        "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.5:2379",
-        "--listen-metrics-urls=http://127.0.0.1:2381",
-        "--listen-peer-urls=https://10.0.0.5:2380",
+        "--initial-advertise-peer-urls=http://10.0.0.5:2380",
+        "--initial-cluster=cp1=http://10.0.0.5:2380",
+        "--listen-client-urls=http://127.0.0.1:2379,http://10.0.0.5:2379",
+        "--listen-peer-urls=http://10.0.0.5:2380",
         "--name=cp1",
+        "--snapshot-count=10000",
+    ];
+    let tls = [
+        "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+        "--client-cert-auth=true",
+        "--key-file=/etc/kubernetes/pki/etcd/server.key",
         "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
         "--peer-client-cert-auth=true",
         "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
         "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
-        "--snapshot-count=10000",
         "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
-    ]);
+    ];
+    for flag in tls {
+        let mut args = plaintext.to_vec();
+        args.push(flag);
+        let error = refused(&args);
+        let name = flag.split('=').next().unwrap();
+        assert!(
+            matches!(&error, ConfigError::Unsupported { .. })
+                && error
+                    .to_string()
+                    .starts_with(&format!("flag {name} set to"))
+                && error.to_string().contains("does not serve TLS yet"),
+            "{error}"
+        );
+    }
+    let https = plaintext.map(|arg| match arg {
+        "--listen-client-urls=http://127.0.0.1:2379,http://10.0.0.5:2379" => {
+            "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.5:2379"
+        }
+        other => other,
+    });
+    assert!(matches!(refused(&https), ConfigError::TlsUnsupported(_)));
+    let metrics = [
+        &plaintext[..],
+        &["--listen-metrics-urls=http://127.0.0.1:2381"],
+    ]
+    .concat();
+    assert!(refused(&metrics)
+        .to_string()
+        .contains("does not serve Prometheus metrics yet"));
+
+    let config = flags(&plaintext);
     assert_eq!(config.member.data_dir, PathBuf::from("/var/lib/etcd"));
     assert_eq!(config.member.snapshot_count, 10_000);
-    assert!(config.experimental.initial_corrupt_check);
     assert_eq!(
         config.experimental.watch_progress_notify_interval,
         Duration::from_secs(5)
     );
     assert_eq!(
         urls(&config.urls.listen_client),
-        ["https://10.0.0.5:2379", "https://127.0.0.1:2379"]
+        ["http://10.0.0.5:2379", "http://127.0.0.1:2379"]
     );
-    assert_eq!(urls(&config.urls.listen_metrics), ["http://127.0.0.1:2381"]);
-    assert!(config.client_tls.client_cert_auth && config.client_tls.has_certificate());
-    assert_eq!(
-        config.peer_tls.trusted_ca_file,
-        Some(PathBuf::from("/etc/kubernetes/pki/etcd/ca.crt"))
-    );
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    assert!(config.bootstrap().is_ok());
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(config.warnings[0].starts_with("flag --experimental-initial-corrupt-check"));
+    assert!(config.warnings[1].starts_with("flag --listen-peer-urls"));
+    assert!(config.one_member_bootstrap().is_ok());
 }
 
 /// Goal: every setting can come from its ETCD_* variable, with the same parsing as flags.
@@ -177,7 +206,7 @@ fn environment_variables_set_flags() {
             ("ETCD_HEARTBEAT_INTERVAL", "200"),
             ("ETCD_ELECTION_TIMEOUT", "2000"),
             ("ETCD_AUTO_COMPACTION_RETENTION", "1"),
-            ("ETCD_CLIENT_CERT_AUTH", "true"),
+            ("ETCD_MAX_TXN_OPS", "256"),
             ("BASALT_CORES", "2"),
         ],
     )
@@ -190,7 +219,7 @@ fn environment_variables_set_flags() {
         config.compaction.auto,
         AutoCompaction::Periodic(Duration::from_secs(3600))
     );
-    assert!(config.client_tls.client_cert_auth);
+    assert_eq!(config.limits.max_txn_ops, 256);
     assert_eq!(config.basalt.cores.map(|cores| cores.get()), Some(2));
 }
 
@@ -366,15 +395,17 @@ fn verification_errors_use_etcds_wording() {
         ),
         (
             &["--cert-file=/tls/server.crt"],
-            "--cert-file and --key-file must be given together",
+            "flag --cert-file set to \"/tls/server.crt\": basalt does not serve TLS yet, and \
+             accepting TLS settings it cannot honour would serve plaintext to anyone; run etcd \
+             for TLS until basalt has it",
         ),
         (
             &[
                 "--listen-client-urls=https://127.0.0.1:2379",
                 "--advertise-client-urls=https://127.0.0.1:2379",
             ],
-            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
-             https://127.0.0.1:2379 with HTTPS scheme",
+            "listen URL https://127.0.0.1:2379 asks for TLS, which basalt does not serve yet; \
+             it refuses to start rather than serve plaintext there",
         ),
         (
             &["--experimental-enable-lease-checkpoint-persist"],
@@ -440,8 +471,10 @@ fn flags_without_effect_are_reported() {
     assert_eq!(
         config.warnings,
         [
-            "flag --auth-token set to \"jwt\" has no effect in basalt",
-            "flag --enable-pprof set to \"true\" has no effect in basalt",
+            "flag --auth-token set to \"jwt\" has no effect in basalt: basalt does not \
+             implement auth yet (every Auth call answers Unimplemented)",
+            "flag --enable-pprof set to \"true\" has no effect in basalt: profiling endpoints \
+             are Go's; basalt has none",
             "flag --v is ignored (as etcd ignores it)",
         ]
     );
@@ -540,6 +573,12 @@ fn every_member_derives_the_same_cluster() {
         assert_eq!(bootstrap.local_member_id.to_string(), member_id);
         assert_eq!(bootstrap.cluster_id.to_string(), "623ddbba08d6d56c");
         assert_eq!(bootstrap.members.len(), 3);
+        // Until raft replicates between members, starting any of them is refused.
+        let error = config.one_member_bootstrap().unwrap_err();
+        assert!(
+            matches!(error, ConfigError::MultiMemberUnsupported(_)),
+            "{error}"
+        );
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use basalt::node::{Persist, RaftNode, RaftTiming, Recovered};
+use basalt::node::{Persist, RaftNode, RaftOptions, Recovered};
 use raft::prelude::{Entry, HardState, Message, SnapshotMetadata};
 
 /// xorshift64*: small, deterministic, good enough to pick actions.
@@ -69,22 +69,27 @@ struct Member {
     applied: u64,
 }
 
-fn timing() -> RaftTiming {
-    RaftTiming {
+fn options(pre_vote: bool) -> RaftOptions {
+    RaftOptions {
         heartbeat_ticks: 1,
         election_ticks: 10,
+        pre_vote,
     }
 }
 
 impl Member {
     fn start(id: u64, voters: &[u64], disk: DurableLog) -> Member {
+        Member::start_with(id, voters, disk, options(true))
+    }
+
+    fn start_with(id: u64, voters: &[u64], disk: DurableLog, options: RaftOptions) -> Member {
         let recovered = Recovered {
             snapshot: SnapshotMetadata::default(),
             entries: disk.entries.clone(),
             hard_state: disk.hard_state.clone(),
             applied_index: 0,
         };
-        let node = RaftNode::new(id, voters, timing(), recovered).expect("node starts");
+        let node = RaftNode::new(id, voters, options, recovered).expect("node starts");
         Member {
             id,
             node,
@@ -347,3 +352,84 @@ fn three_voters_agree_on_every_applied_entry_despite_loss_reordering_and_crashes
 /// Steps with crashes and message loss, then steps without.
 const CHAOS_STEPS: u64 = 4000;
 const CALM_STEPS: u64 = 2000;
+
+/// Delivers messages and completes writes until nothing is left to do; messages to or from
+/// `cut_off` are dropped.
+fn settle(
+    members: &mut [Member],
+    network: &mut VecDeque<Message>,
+    history: &mut History,
+    cut_off: Option<u64>,
+) {
+    for _ in 0..100_000 {
+        let mut durable: Vec<u64> = members.iter().map(|m| m.disk.last_index()).collect();
+        durable.sort_unstable();
+        let quorum_durable = durable[members.len() / 2];
+        for member in members.iter_mut() {
+            drain(member, network, history, quorum_durable);
+            complete_one_write(member, network);
+        }
+        let idle = members.iter().all(|m| m.in_flight.is_empty());
+        match network.pop_front() {
+            Some(message) if Some(message.to) == cut_off || Some(message.from) == cut_off => {}
+            Some(message) => {
+                let to = members
+                    .iter_mut()
+                    .find(|m| m.id == message.to)
+                    .expect("known member");
+                let _ = to.node.step(message);
+            }
+            None if idle => return,
+            None => {}
+        }
+    }
+    panic!("the simulated group did not settle");
+}
+
+/// Goal: `--pre-vote` changes elections as etcd's does. Method: three voters elect member 1;
+/// then member 3 is cut off and ticks through ten election timeouts. With pre-vote nobody
+/// answers its pre-vote, so its term stays and it cannot depose the leader when it returns;
+/// without, it raises its term at every timeout.
+#[test]
+fn pre_vote_keeps_a_cut_off_member_from_raising_its_term() {
+    for pre_vote in [true, false] {
+        let voters = [1u64, 2, 3];
+        let mut members: Vec<Member> = voters
+            .iter()
+            .map(|&id| Member::start_with(id, &voters, DurableLog::default(), options(pre_vote)))
+            .collect();
+        let (mut network, mut history) = (VecDeque::new(), History::default());
+        // Only member 1 ticks, so only it campaigns; a randomized timeout is below 2 elections.
+        for _ in 0..2 * options(pre_vote).election_ticks {
+            if members[0].node.is_leader() {
+                break;
+            }
+            members[0].node.tick();
+            settle(&mut members, &mut network, &mut history, None);
+        }
+        assert!(
+            members[0].node.is_leader(),
+            "pre_vote={pre_vote}: member 1 leads"
+        );
+        let leader_term = members[0].node.term();
+        assert_eq!(members[2].node.term(), leader_term);
+
+        for _ in 0..10 * options(pre_vote).election_ticks {
+            members[2].node.tick();
+            settle(&mut members, &mut network, &mut history, Some(3));
+        }
+        let cut_off_term = members[2].node.term();
+        if pre_vote {
+            assert_eq!(cut_off_term, leader_term, "pre-vote keeps the term");
+        } else {
+            assert!(
+                cut_off_term >= leader_term + 5,
+                "without pre-vote the term rises at each timeout: {cut_off_term} from {leader_term}"
+            );
+        }
+        assert!(
+            members[0].node.is_leader(),
+            "pre_vote={pre_vote}: member 1 still leads"
+        );
+    }
+}

@@ -50,8 +50,8 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             max_receive_message_bytes: ETCD_MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
-            // etcd leaves this unlimited; one watch stream per watcher group keeps k8s well
-            // under this, and it bounds a hostile client's tasks per connection.
+            // The basalt server sets this from --max-concurrent-streams (etcd's default is
+            // unlimited); this default bounds a hostile client's tasks for other embedders.
             max_concurrent_streams_per_connection: 1024,
             max_connections_per_executor: 16 * 1024,
             stream_window_bytes: 1024 * 1024,

@@ -138,9 +138,20 @@ pub enum ConfigError {
         reason: Reason,
     },
 
-    /// A TLS listener without its certificate, or half a certificate/key pair.
-    #[error("{0}")]
-    TlsIncomplete(String),
+    /// A listen URL asks for TLS (`https://`, `unixs://`), which basalt cannot serve yet.
+    #[error(
+        "listen URL {0} asks for TLS, which basalt does not serve yet; it refuses to start \
+         rather than serve plaintext there"
+    )]
+    TlsUnsupported(String),
+
+    /// `--initial-cluster` lists more than this member, which basalt cannot replicate to yet.
+    #[error(
+        "--initial-cluster={0} lists more than one member, but basalt runs one-member clusters \
+         only until clustering lands; starting anyway would give each member a store of its \
+         own (split brain)"
+    )]
+    MultiMemberUnsupported(String),
 
     /// `experimental-enable-lease-checkpoint-persist` without checkpoints.
     #[error(

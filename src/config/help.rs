@@ -49,8 +49,10 @@ together are an error.
             let note = match spec.support {
                 Support::Ignored => continue,
                 Support::Honored => String::new(),
-                Support::NoEffect => " [accepted; no effect in basalt]".to_string(),
-                Support::DefaultOnly(_) => format!(" [basalt: only '{}']", spec.default),
+                Support::NoEffect(why) => format!(" [accepted; no effect in basalt: {why}]"),
+                Support::DefaultOnly(why) => {
+                    format!(" [basalt: only '{}', as {why}]", spec.default)
+                }
             };
             let default = match spec.kind {
                 Kind::Duration => go_values::parse_duration(spec.default)

@@ -302,6 +302,17 @@ pub enum LogLevel {
     Fatal,
 }
 
+/// Where log lines go (`--log-outputs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogOutput {
+    /// Standard error: `stderr`, and etcd's `default` outside systemd's journal.
+    Stderr,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
+}
+
 /// Logging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -309,8 +320,8 @@ pub struct LogConfig {
     pub logger: Logger,
     /// `--log-level`.
     pub level: LogLevel,
-    /// `--log-outputs`: `default`, `stderr`, `stdout`, `systemd/journal` or file paths.
-    pub outputs: Vec<String>,
+    /// `--log-outputs`, each target once, in the order given.
+    pub outputs: Vec<LogOutput>,
 }
 
 /// Metrics and the HTTP side of the client port.
@@ -404,6 +415,19 @@ impl Config {
     /// a new data directory, and derives the member and cluster IDs.
     pub fn bootstrap(&self) -> Result<Bootstrap, ConfigError> {
         bootstrap::plan(self)
+    }
+
+    /// The bootstrap plan of a cluster basalt can serve today: one member. More would be
+    /// several independent stores under one cluster ID (split brain) until raft replicates
+    /// between members, so it is refused, never started.
+    pub fn one_member_bootstrap(&self) -> Result<Bootstrap, ConfigError> {
+        let bootstrap = self.bootstrap()?;
+        if bootstrap.members.len() > 1 {
+            return Err(ConfigError::MultiMemberUnsupported(
+                self.cluster.initial_cluster.to_string(),
+            ));
+        }
+        Ok(bootstrap)
     }
 
     /// The data directory of the WAL: `--wal-dir`, or `member/wal` inside the data directory

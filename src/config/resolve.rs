@@ -138,7 +138,7 @@ pub fn resolve(settings: &Settings) -> Result<Config, ConfigError> {
             "fatal" => LogLevel::Fatal,
             _ => LogLevel::Info,
         },
-        outputs: get.list("log-outputs")?,
+        outputs: log_outputs(&get)?,
     };
 
     let observability = ObservabilityConfig {
@@ -193,9 +193,11 @@ fn check_support(settings: &Settings, warnings: &mut Vec<String>) -> Result<(), 
         match spec.support {
             Support::Honored => {}
             Support::Ignored => warnings.push(format!("{origin} is ignored (as etcd ignores it)")),
-            Support::NoEffect => {
+            Support::NoEffect(why) => {
                 if !equals_default(spec, text, origin)? {
-                    warnings.push(format!("{origin} set to {text:?} has no effect in basalt"));
+                    warnings.push(format!(
+                        "{origin} set to {text:?} has no effect in basalt: {why}"
+                    ));
                 }
             }
             Support::DefaultOnly(why) => {
@@ -276,6 +278,48 @@ fn initial_cluster(
         value: text.to_string(),
         reason,
     })
+}
+
+/// etcd's `--log-outputs` rules: `default` and `systemd/journal` stand alone; anything but
+/// `stderr` and `stdout` is a file path. basalt's `default` is stderr (under systemd, the
+/// journal collects it); it does not speak the journal's own protocol yet, so
+/// `systemd/journal` is refused rather than dropped.
+fn log_outputs(get: &Getter<'_>) -> Result<Vec<LogOutput>, ConfigError> {
+    let names = get.list("log-outputs")?;
+    let (text, origin) = get.settings.get("log-outputs");
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        origin: origin.clone(),
+        value: text.to_string(),
+        reason,
+    };
+    let mut outputs = Vec::with_capacity(names.len());
+    for name in &names {
+        let output = match name.as_str() {
+            "default" | "systemd/journal" if names.len() > 1 => {
+                return Err(invalid(format!(
+                    "multi logoutput for {name:?} is not supported yet"
+                )))
+            }
+            "systemd/journal" => {
+                return Err(ConfigError::Unsupported {
+                    origin: origin.clone(),
+                    value: text.to_string(),
+                    why: "basalt does not write to the systemd journal yet; use stderr, which \
+                          the journal collects under systemd",
+                })
+            }
+            "default" | "stderr" => LogOutput::Stderr,
+            "stdout" => LogOutput::Stdout,
+            path => LogOutput::File(PathBuf::from(path)),
+        };
+        if !outputs.contains(&output) {
+            outputs.push(output);
+        }
+    }
+    if outputs.is_empty() {
+        return Err(invalid("names no log output".to_string()));
+    }
+    Ok(outputs)
 }
 
 /// etcd's `parseCompactionRetention`: an integer is hours (periodic) or revisions (revision);

@@ -7,4 +7,4 @@ mod log_metadata;
 mod raft_node;
 
 pub use log_metadata::LogMetadata;
-pub use raft_node::{Effects, NodeError, Persist, RaftNode, RaftTiming, Recovered};
+pub use raft_node::{Effects, NodeError, Persist, RaftNode, RaftOptions, Recovered};

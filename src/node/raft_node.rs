@@ -15,24 +15,29 @@ use raft::prelude::{ConfState, Entry, HardState, Message, ReadState, Snapshot, S
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 
-/// Raft's timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms election).
+/// How raft runs: its timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms
+/// election) and how it elects.
 #[derive(Clone, Copy, Debug)]
-pub struct RaftTiming {
+pub struct RaftOptions {
     pub heartbeat_ticks: usize,
     pub election_ticks: usize,
+    /// etcd's `--pre-vote`: a candidate first asks whether it could win, so a member cut off
+    /// from the others does not raise the term and depose a healthy leader when it returns.
+    pub pre_vote: bool,
 }
 
-impl RaftTiming {
-    /// Ticks for etcd's `--heartbeat-interval` and `--election-timeout` (ms), one tick per
-    /// heartbeat interval as etcd does.
-    pub fn from_etcd_flags(heartbeat_ms: u64, election_ms: u64) -> RaftTiming {
+impl RaftOptions {
+    /// Options for etcd's `--heartbeat-interval` and `--election-timeout` (ms), one tick per
+    /// heartbeat interval as etcd does, and `--pre-vote`.
+    pub fn from_etcd_flags(heartbeat_ms: u64, election_ms: u64, pre_vote: bool) -> RaftOptions {
         assert!(
             heartbeat_ms > 0 && election_ms >= 5 * heartbeat_ms,
             "validated by the config layer"
         );
-        RaftTiming {
+        RaftOptions {
             heartbeat_ticks: 1,
             election_ticks: (election_ms / heartbeat_ms) as usize,
+            pre_vote,
         }
     }
 }
@@ -109,7 +114,7 @@ impl RaftNode {
     pub fn new(
         id: u64,
         voters: &[u64],
-        timing: RaftTiming,
+        options: RaftOptions,
         recovered: Recovered,
     ) -> Result<RaftNode, NodeError> {
         assert!(id != 0, "raft member ids are never 0");
@@ -138,14 +143,14 @@ impl RaftNode {
             raft::Storage::last_index(&storage).map_err(|e| NodeError::Raft(e.to_string()))?;
         let config = Config {
             id,
-            heartbeat_tick: timing.heartbeat_ticks,
-            election_tick: timing.election_ticks,
+            heartbeat_tick: options.heartbeat_ticks,
+            election_tick: options.election_ticks,
             applied,
             // Large batches per message and per ready: the write path batches everything.
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
             check_quorum: true,
-            pre_vote: true,
+            pre_vote: options.pre_vote,
             ..Config::default()
         };
         config

@@ -15,11 +15,6 @@ use super::convert;
 use super::proposal::Proposal;
 use super::quota;
 
-/// Revisions a compaction removes per step: etcd's default
-/// `--experimental-compaction-batch-limit`. Steps of 10,000 in apply batches held a Kubernetes
-/// events load's applies for 40–65 ms (every write waiting on them); 1,000 take a few ms.
-const COMPACTION_STEP_REVISIONS: usize = 1_000;
-
 /// The answer to one applied proposal, for the client that proposed it.
 #[derive(Debug)]
 pub enum Applied {
@@ -64,11 +59,16 @@ pub struct AppliedBatch {
 
 /// Applies `entries` (in index order) in one engine commit; returns each proposal's id and
 /// answer, and the events. A storage error is returned as `Err`: the member must stop.
+///
+/// A Compaction removes at most `compaction_step_revisions` revisions here
+/// (`--experimental-compaction-batch-limit`, 1,000 by default): steps of 10,000 in apply
+/// batches held a Kubernetes events load's applies for 40–65 ms, every write waiting on them.
 pub fn apply_entries(
     engine: &Engine,
     entries: &[Entry],
     header: pb::ResponseHeader,
     compaction_pending: bool,
+    compaction_step_revisions: usize,
     cluster: &mut ClusterState,
 ) -> Result<AppliedBatch, engine::Error> {
     let mut physical_compactions = Vec::new();
@@ -128,7 +128,7 @@ pub fn apply_entries(
                 None => Err(engine::Error::EmptyKey),
             },
             Proposal::Compaction(request) => batch
-                .compact_within(request.revision, COMPACTION_STEP_REVISIONS)
+                .compact_within(request.revision, compaction_step_revisions)
                 .map(|done| {
                     compaction_pending = !done;
                     if !done && request.physical {
@@ -221,12 +221,12 @@ pub fn apply_entries(
 }
 
 /// One step of a pending compaction, in an engine commit of its own: up to
-/// [`COMPACTION_STEP_REVISIONS`] revisions. Returns whether the compaction is done. Like etcd's
+/// `step_revisions` revisions. Returns whether the compaction is done. Like etcd's
 /// compactor, the member runs one step every few milliseconds, writes or not, so a compaction
 /// finishes (and a following defragment finds its space) on an idle cluster too.
-pub fn compaction_step(engine: &Engine) -> Result<bool, engine::Error> {
+pub fn compaction_step(engine: &Engine, step_revisions: usize) -> Result<bool, engine::Error> {
     let mut batch = engine.write()?;
-    let done = batch.compact_step(COMPACTION_STEP_REVISIONS)?;
+    let done = batch.compact_step(step_revisions)?;
     batch.commit_unsynced()?;
     Ok(done)
 }

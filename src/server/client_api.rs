@@ -26,6 +26,8 @@ pub struct ClientApiSettings {
     pub addresses: Vec<SocketAddr>,
     pub kv_limits: KvLimits,
     pub max_request_bytes: usize,
+    /// `--max-concurrent-streams`: calls one connection may have open at once.
+    pub max_concurrent_streams: u32,
     pub info: MemberInfo,
     /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
     pub watch_progress_notify_interval: Duration,
@@ -56,7 +58,10 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
     watch_service::register(&mut router, hub);
     let version = settings.info.version.clone();
-    let server_config = ServerConfig::for_max_request_bytes(settings.max_request_bytes);
+    let server_config = ServerConfig {
+        max_concurrent_streams_per_connection: settings.max_concurrent_streams,
+        ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
+    };
     let server = Rc::new(
         Server::new(router, server_config).with_http1(move |request| match request.path() {
             "/health" => Http1Response::json(etcd_http::health_body(true, "")),

@@ -1,24 +1,50 @@
 //! The milestone lines etcd logs and that scripts and supervisors wait for (`ready to serve
-//! client requests`, ...), in etcd's zap JSON shape or as plain lines (`--logger`), on stderr
-//! as etcd writes them by default.
+//! client requests`, ...), in etcd's zap JSON shape or as plain lines (`--logger`), to each of
+//! `--log-outputs` (stderr by default, as etcd writes them outside systemd).
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{Config, LogLevel, Logger};
+use crate::config::{Config, LogLevel, LogOutput, Logger};
 
 /// Writes milestone lines in the configured shape.
 pub struct Milestones {
     json: bool,
     level: LogLevel,
+    outputs: Vec<Sink>,
+}
+
+/// One opened `--log-outputs` target.
+enum Sink {
+    Stderr,
+    Stdout,
+    File(File),
 }
 
 impl Milestones {
-    /// Milestone logging as `config` asks for.
-    pub fn new(config: &Config) -> Milestones {
-        Milestones {
+    /// Milestone logging as `config` asks for; fails when a log file cannot be opened, as
+    /// etcd refuses to start then.
+    pub fn new(config: &Config) -> Result<Milestones, String> {
+        let mut outputs = Vec::with_capacity(config.log.outputs.len());
+        for output in &config.log.outputs {
+            outputs.push(match output {
+                LogOutput::Stderr => Sink::Stderr,
+                LogOutput::Stdout => Sink::Stdout,
+                LogOutput::File(path) => Sink::File(
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| format!("cannot open log output {}: {e}", path.display()))?,
+                ),
+            });
+        }
+        Ok(Milestones {
             json: config.log.logger == Logger::Zap,
             level: config.log.level,
-        }
+            outputs,
+        })
     }
 
     /// An info line.
@@ -58,7 +84,16 @@ impl Milestones {
                 rest.join(" ")
             )
         };
-        eprintln!("{line}");
+        // One write per line and sink, so lines from two cores never interleave within a line;
+        // a log that cannot be written must not stop the member.
+        let line = format!("{line}\n");
+        for sink in &self.outputs {
+            let _ = match sink {
+                Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+                Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
+                Sink::File(file) => (&*file).write_all(line.as_bytes()),
+            };
+        }
     }
 }
 

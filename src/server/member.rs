@@ -30,7 +30,7 @@ use super::lease_owner::LeaseIds;
 use super::offload::on_own_thread;
 use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use super::watch_hub::WatchHub;
-use crate::node::{LogMetadata, Persist, RaftNode, RaftTiming, Recovered};
+use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
 
 /// Limit on client writes waiting for their entry to apply; past it, new writes are refused
 /// with etcd's "too many requests".
@@ -39,9 +39,36 @@ const WAITING_PROPOSALS_LIMIT: usize = 64 * 1024;
 /// How often the raft owner makes the engine's published commits durable (see
 /// `run_engine_syncer`).
 const ENGINE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// Pause between two steps of a compaction: etcd's default
-/// `--experimental-compaction-sleep-interval`.
-const COMPACTION_STEP_INTERVAL: Duration = Duration::from_millis(10);
+/// How a compaction's removal is paced once its first step has applied:
+/// `--experimental-compaction-batch-limit` revisions a step, `--experimental-compaction-sleep-interval`
+/// between steps (etcd's defaults: 1,000 and 10 ms).
+#[derive(Clone, Copy, Debug)]
+pub struct CompactionPacing {
+    pub step_revisions: usize,
+    pub step_interval: Duration,
+}
+
+impl CompactionPacing {
+    /// etcd's defaults, which it also uses for a flag set to 0.
+    const DEFAULT: CompactionPacing = CompactionPacing {
+        step_revisions: 1_000,
+        step_interval: Duration::from_millis(10),
+    };
+
+    /// The pacing the flags ask for, with etcd's rule that 0 means the default.
+    pub fn from_config(config: &crate::config::CompactionConfig) -> CompactionPacing {
+        CompactionPacing {
+            step_revisions: match config.batch_limit {
+                0 => Self::DEFAULT.step_revisions,
+                limit => usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            step_interval: match config.sleep_interval {
+                Duration::ZERO => Self::DEFAULT.step_interval,
+                interval => interval,
+            },
+        }
+    }
+}
 
 /// Largest proposal data: the WAL's default record limit (16 MiB) less room for the raft
 /// entry's own fields (index, term, type).
@@ -91,6 +118,8 @@ pub struct Member {
     entry_bytes_limit: usize,
     /// A compaction has revisions left to remove; the compactor task removes them in steps.
     compaction_pending: Cell<bool>,
+    /// Revisions a compaction step removes, and the pause between steps.
+    compaction_pacing: CompactionPacing,
     /// Answers to physical compactions (etcd's `physical`), sent when the compaction is done.
     compaction_waiters: RefCell<Vec<(AnswerSender, Applied)>>,
     /// The hard state most recently queued into the WAL (a checkpoint stores it again).
@@ -136,12 +165,13 @@ impl Member {
         identity: Identity,
         wal: Rc<Wal>,
         engine: Arc<Engine>,
-        timing: RaftTiming,
+        timing: RaftOptions,
         tick_interval: Duration,
         max_request_bytes: usize,
         checkpoint_entries: u64,
         peer_urls: Vec<String>,
         lessor_config: LessorConfig,
+        compaction_pacing: CompactionPacing,
     ) -> Result<Rc<Member>, String> {
         let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
         let metadata = LogMetadata::decode(&wal.metadata())?;
@@ -234,6 +264,7 @@ impl Member {
             // etcd refuses a request whose encoding exceeds --max-request-bytes before proposing.
             entry_bytes_limit: ENTRY_BYTES_LIMIT.min(max_request_bytes + PROPOSAL_HEADER_BYTES),
             compaction_pending: Cell::new(compaction_pending),
+            compaction_pacing,
             compaction_waiters: RefCell::new(Vec::new()),
             persisted_hard_state: RefCell::new(persisted_hard_state),
             checkpoint_entries: checkpoint_entries.max(1),
@@ -459,6 +490,7 @@ impl Member {
             &fresh,
             header,
             self.compaction_pending.get(),
+            self.compaction_pacing.step_revisions,
             &mut self.cluster.borrow_mut(),
         );
         match applied {
@@ -724,18 +756,18 @@ impl Member {
     }
 
     /// Removes a pending compaction's revisions, a bounded step every
-    /// COMPACTION_STEP_INTERVAL whether or not writes arrive, then answers the physical
+    /// `compaction_pacing.step_interval` whether or not writes arrive, then answers the physical
     /// compactions waiting for it.
     async fn run_compactor(self: Rc<Self>) {
         loop {
-            glommio::timer::sleep(COMPACTION_STEP_INTERVAL).await;
+            glommio::timer::sleep(self.compaction_pacing.step_interval).await;
             if self.stopped.borrow().is_some() {
                 return;
             }
             if !self.compaction_pending.get() {
                 continue;
             }
-            match compaction_step(&self.engine) {
+            match compaction_step(&self.engine, self.compaction_pacing.step_revisions) {
                 Ok(done) => {
                     self.compaction_pending.set(!done);
                     if done {

@@ -60,7 +60,7 @@ use status_service::MemberInfo;
 
 /// Runs the member until the process is stopped; returns a message when it cannot start.
 pub fn run(config: Config) -> Result<(), String> {
-    let bootstrap = config.bootstrap().map_err(|e| e.to_string())?;
+    let bootstrap = config.one_member_bootstrap().map_err(|e| e.to_string())?;
     let identity = Identity {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
@@ -72,6 +72,7 @@ pub fn run(config: Config) -> Result<(), String> {
             quota: backend_quota(&config),
         },
         max_request_bytes: config.limits.max_request_bytes as usize,
+        max_concurrent_streams: config.limits.max_concurrent_streams,
         info: member_info(&config),
         watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
     };
@@ -82,7 +83,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let db_path = db_dir.join("db");
     let engine =
         Arc::new(Engine::open(&db_path).map_err(|e| format!("cannot open the database: {e}"))?);
-    let milestones = Milestones::new(&config);
+    let milestones = Milestones::new(&config)?;
     milestones.info(
         "opened backend db",
         &[("path", &db_path.display().to_string())],

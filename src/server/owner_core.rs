@@ -16,10 +16,10 @@ use super::header::HeaderSource;
 use super::lease_driver;
 use super::lease_lessor::LessorConfig;
 use super::logging::Milestones;
-use super::member::{Identity, Member};
+use super::member::{CompactionPacing, Identity, Member};
 use super::owner_link::{serve_link, OwnerCall};
 use crate::config::Config;
-use crate::node::RaftTiming;
+use crate::node::RaftOptions;
 
 /// The owner's ends of one client core's link.
 pub struct OwnerLinks {
@@ -37,7 +37,7 @@ pub async fn serve(
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
 ) -> Result<(), String> {
-    let milestones = Milestones::new(&config);
+    let milestones = Milestones::new(&config)?;
     let wal_dir = config.wal_dir();
     let wal = Rc::new(
         Wal::open(&wal_dir, WalOptions::default())
@@ -50,7 +50,7 @@ pub async fn serve(
     );
     let heartbeat_ms = config.raft.heartbeat_interval.as_millis() as u64;
     let election_ms = config.raft.election_timeout.as_millis() as u64;
-    let timing = RaftTiming::from_etcd_flags(heartbeat_ms, election_ms);
+    let timing = RaftOptions::from_etcd_flags(heartbeat_ms, election_ms, config.cluster.pre_vote);
     let lessor_config = LessorConfig {
         ttl_min_s: LessorConfig::ttl_min_s(timing.election_ticks as u64, heartbeat_ms),
         checkpoint_interval_ms: super::lease_checkpoint_interval_ms()?,
@@ -72,6 +72,7 @@ pub async fn serve(
             .map(|u| u.text.clone())
             .collect(),
         lessor_config,
+        CompactionPacing::from_config(&config.compaction),
     )
     .await?;
     lease_driver::start(member.clone());
