@@ -3,7 +3,7 @@
 //! validation error. Each test calls `config::load` with explicit arguments and environment,
 //! so nothing here touches the process environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use basalt::config::{
@@ -599,4 +599,231 @@ fn help_and_version_short_circuit() {
         Ok(Invocation::Version(text)) => assert!(text.starts_with("etcd Version: 3.5.21\n")),
         other => panic!("{other:?}"),
     }
+}
+
+/// For every flag the table marks honoured: a value away from its default, the flags it needs
+/// beside it to be valid, and the test that shows a real member (or its raft node) acting on
+/// it.
+const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "name",
+        "walker",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "data-dir",
+        "/srv/x",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "wal-dir",
+        "/srv/wal",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "snapshot-count",
+        "50",
+        &[],
+        "checkpoints_release_wal_segments_and_restarts_serve_everything",
+    ),
+    (
+        "heartbeat-interval",
+        "200",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "election-timeout",
+        "3500",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "listen-client-urls",
+        "http://127.0.0.1:23790",
+        &["--advertise-client-urls=http://127.0.0.1:2379"],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "advertise-client-urls",
+        "http://127.0.0.1:23790",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "quota-backend-bytes",
+        "1000000",
+        &[],
+        "quota_raises_nospace_when_the_database_would_exceed_it",
+    ),
+    (
+        "max-txn-ops",
+        "3",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "max-request-bytes",
+        "4096",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "max-concurrent-streams",
+        "7",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "initial-advertise-peer-urls",
+        "http://127.0.0.1:23800",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "initial-cluster",
+        "default=http://127.0.0.1:23800",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "initial-cluster-token",
+        "walk-token",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+    (
+        "pre-vote",
+        "false",
+        &[],
+        "pre_vote_keeps_a_cut_off_member_from_raising_its_term",
+    ),
+    (
+        "auto-compaction-retention",
+        "2s",
+        &[],
+        "periodic_auto_compaction_drops_history_older_than_the_retention",
+    ),
+    (
+        "auto-compaction-mode",
+        "revision",
+        &["--auto-compaction-retention=5"],
+        "revision_mode_keeps_the_last_n_revisions",
+    ),
+    (
+        "logger",
+        "capnslog",
+        &[],
+        "log_lines_follow_logger_level_and_outputs",
+    ),
+    (
+        "log-outputs",
+        "stdout",
+        &[],
+        "log_lines_follow_logger_level_and_outputs",
+    ),
+    (
+        "log-level",
+        "warn",
+        &[],
+        "log_lines_follow_logger_level_and_outputs",
+    ),
+    (
+        "experimental-compaction-batch-limit",
+        "1",
+        &[],
+        "compaction_steps_follow_the_batch_limit_and_sleep_interval",
+    ),
+    (
+        "experimental-compaction-sleep-interval",
+        "250ms",
+        &[],
+        "compaction_steps_follow_the_batch_limit_and_sleep_interval",
+    ),
+    (
+        "experimental-watch-progress-notify-interval",
+        "200ms",
+        &[],
+        "progress_notify_sends_the_current_revision_when_idle",
+    ),
+    (
+        "cores",
+        "4",
+        &[],
+        "every_connection_sees_one_member_on_many_cores",
+    ),
+    (
+        "reported-version",
+        "3.5.99",
+        &[],
+        "a_member_follows_its_identity_timing_and_limit_flags",
+    ),
+];
+
+/// Goal: a flag the table marks honoured is acted on, never parsed and ignored. Method: walk
+/// the table; every honoured flag must have a proof above, its value must change the resolved
+/// configuration, and the test named as its proof must exist in this repository (that test
+/// sets the flag on a real member, or on its raft node, and asserts the effect). A flag
+/// marked honoured without a proof, or a proof for a flag no longer honoured, fails here.
+#[test]
+fn every_honoured_flag_is_proven() {
+    let honoured: Vec<&str> = config::FLAGS
+        .iter()
+        .filter(|spec| spec.support == config::Support::Honored)
+        .map(|spec| spec.name)
+        .collect();
+    let proven: Vec<&str> = HONOURED_FLAG_PROOFS.iter().map(|proof| proof.0).collect();
+    for name in &honoured {
+        assert_eq!(
+            proven.iter().filter(|p| *p == name).count(),
+            1,
+            "--{name} is marked honoured: give it exactly one proof in HONOURED_FLAG_PROOFS"
+        );
+    }
+    let sources = rust_sources(Path::new(env!("CARGO_MANIFEST_DIR")));
+    for (name, value, companions, proof) in HONOURED_FLAG_PROOFS {
+        assert!(
+            honoured.contains(name),
+            "--{name} has a proof but is not marked honoured"
+        );
+        let without = flags(companions);
+        let setting = format!("--{name}={value}");
+        let with = flags(&[&[setting.as_str()], *companions].concat());
+        assert_ne!(
+            Config {
+                warnings: Vec::new(),
+                ..with
+            },
+            Config {
+                warnings: Vec::new(),
+                ..without
+            },
+            "{setting} does not change the configuration"
+        );
+        let needle = format!("fn {proof}(");
+        assert!(
+            sources.iter().any(|source| source.contains(&needle)),
+            "the proof of --{name}, {proof}, is no test in this repository"
+        );
+    }
+}
+
+/// The text of every Rust file under `dir`'s `src/` and `tests/`.
+fn rust_sources(dir: &Path) -> Vec<String> {
+    let mut sources = Vec::new();
+    let mut pending = vec![dir.join("src"), dir.join("tests")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                sources.push(std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    sources
 }

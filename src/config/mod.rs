@@ -45,6 +45,7 @@ pub use error::{ConfigError, Origin};
 pub use go_values::format_duration;
 pub use help::{help_text, version_text};
 pub use ids::{cluster_id, member_id, Id};
+pub use spec::{FlagSpec, Support, FLAGS};
 pub use urls::{InitialCluster, Scheme, Url};
 
 /// What the command line asked `basalt` to do.

@@ -1,0 +1,288 @@
+//! The flags the flag table marks honoured, each set away from its default on a real member and
+//! seen to change what the member does. `config_flags::every_honoured_flag_is_proven` names a
+//! test here (or elsewhere) for every honoured flag, so a flag cannot be marked honoured and
+//! be ignored.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use basalt::config::{self, Url};
+use etcd_client::{Client, CompactionOptions, Txn, TxnOp};
+use support::{free_port, Basalt};
+
+/// Bound on each conversation with the member.
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Goal: identity, raft timing, request limits, the HTTP/2 stream limit and the reported
+/// version follow their flags. Method: one member with every one of them away from its
+/// default; each is read back through what a client sees (MemberList, response headers, a
+/// lease's minimum TTL, refused requests, the server's HTTP/2 SETTINGS, /version) and
+/// through where the files land.
+#[test]
+fn a_member_follows_its_identity_timing_and_limit_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_url = format!("http://127.0.0.1:{}", free_port());
+    let wal_dir = dir.path().join("wal-elsewhere");
+    let flags = [
+        "--name=walker".to_string(),
+        format!("--wal-dir={}", wal_dir.display()),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=walker={peer_url}"),
+        "--initial-cluster-token=walk-token".to_string(),
+        "--heartbeat-interval=700".to_string(),
+        "--election-timeout=3500".to_string(),
+        "--max-txn-ops=3".to_string(),
+        "--max-request-bytes=4096".to_string(),
+        "--max-concurrent-streams=7".to_string(),
+        "--reported-version=3.5.99".to_string(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let data_dir = dir.path().join("data");
+    let basalt = Basalt::start_with_flags(data_dir.clone(), free_port(), &flags);
+
+    // --data-dir and --wal-dir: the database is in the one, the log in the other.
+    assert!(data_dir.join("member").join("snap").join("db").is_file());
+    assert!(non_empty_dir(&wal_dir), "no WAL in {}", wal_dir.display());
+    assert!(!data_dir.join("member").join("wal").exists());
+
+    // --max-concurrent-streams: the server's SETTINGS frame says 7.
+    assert_eq!(server_max_concurrent_streams(basalt.port), Some(7));
+    // --reported-version: /version.
+    let version = http_get(basalt.port, "/version");
+    assert!(version.contains(r#""etcdserver":"3.5.99""#), "{version}");
+
+    runtime().block_on(async {
+        let mut client = tokio::time::timeout(LIMIT, Client::connect([basalt.endpoint()], None))
+            .await
+            .expect("connect within the limit")
+            .expect("connect");
+        // --name, --initial-advertise-peer-urls, --initial-cluster(-token): the member and
+        // cluster IDs are etcd's for exactly these.
+        let members = client.member_list().await.unwrap();
+        let [member] = members.members() else {
+            panic!("one member: {:?}", members.members());
+        };
+        assert_eq!(member.name(), "walker");
+        assert_eq!(member.peer_urls(), [peer_url.clone()]);
+        // --advertise-client-urls (the test support sets it, with --listen-client-urls).
+        assert_eq!(
+            member.client_urls(),
+            [format!("http://127.0.0.1:{}", basalt.port)]
+        );
+        let peer_urls = [Url::parse(&peer_url).unwrap()];
+        let member_id = config::member_id(&peer_urls, "walk-token", None);
+        assert_eq!(member.id(), member_id.0);
+        assert_ne!(
+            member_id,
+            config::member_id(&peer_urls, "etcd-cluster", None)
+        );
+        let header = members.header().expect("a header");
+        assert_eq!(header.cluster_id(), config::cluster_id(&[member_id]).0);
+        assert_eq!(header.member_id(), member_id.0);
+
+        // --election-timeout and --heartbeat-interval: etcd's minimum lease TTL is 3/2 of the
+        // election ticks (in whole ticks) times the heartbeat, rounded up to seconds:
+        // (5 * 3 / 2) * 700 ms = 4.9 s -> 5 s. The defaults give 2 s; the election timeout
+        // alone (35 ticks of 100 ms: 52 * 100 ms) 6 s.
+        let lease = client.lease_grant(1, None).await.unwrap();
+        assert_eq!(lease.ttl(), 5);
+
+        // --max-txn-ops: 3 operations pass, 4 are refused with etcd's error.
+        let puts = |n: usize| -> Vec<TxnOp> {
+            (0..n)
+                .map(|i| TxnOp::put(format!("k{i}"), "v", None))
+                .collect()
+        };
+        client.txn(Txn::new().and_then(puts(3))).await.unwrap();
+        let error = client.txn(Txn::new().and_then(puts(4))).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("etcdserver: too many operations in txn request"),
+            "{error}"
+        );
+
+        // --max-request-bytes: a 5,000-byte put is over 4,096.
+        let error = client
+            .put("big", vec![b'x'; 5_000], None)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("etcdserver: request is too large"),
+            "{error}"
+        );
+        client.put("small", vec![b'x'; 1_000], None).await.unwrap();
+    });
+}
+
+/// Goal: `--experimental-compaction-batch-limit` and `--experimental-compaction-sleep-interval`
+/// pace a compaction's removal. Method: 13 revisions of one key, then a physical compaction
+/// of the 12 older ones with steps of 1 revision every 250 ms. A physical compaction is
+/// answered once the removal is done, so it cannot be answered before 11 pauses (2.75 s);
+/// with the defaults (1,000 revisions a step) it is answered at once. Only the lower bound
+/// is asserted: it holds however slow the machine is.
+#[test]
+fn compaction_steps_follow_the_batch_limit_and_sleep_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &[
+            "--experimental-compaction-batch-limit=1",
+            "--experimental-compaction-sleep-interval=250ms",
+        ],
+    );
+    runtime().block_on(async {
+        let mut client = tokio::time::timeout(LIMIT, Client::connect([basalt.endpoint()], None))
+            .await
+            .expect("connect within the limit")
+            .expect("connect");
+        let mut revision = 0;
+        for i in 0..13 {
+            let put = client.put("paced", format!("v{i}"), None).await.unwrap();
+            revision = put.header().unwrap().revision();
+        }
+        let started = Instant::now();
+        tokio::time::timeout(
+            LIMIT,
+            client.compact(revision, Some(CompactionOptions::new().with_physical())),
+        )
+        .await
+        .expect("the compaction finished within the limit")
+        .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(2_500),
+            "12 revisions in steps of 1 every 250 ms took only {took:?}"
+        );
+    });
+}
+
+/// Goal: `--logger`, `--log-level` and `--log-outputs` decide the shape, the threshold and the
+/// place of the member's log lines. Method: a member logging plain text at `warn` to a file;
+/// once it answers a request, the file holds its insecure-serving warning as a plain line and
+/// not the info line "ready to serve client requests" (logged before it serves), and stderr
+/// holds no log line at all.
+#[test]
+fn log_lines_follow_logger_level_and_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("member.log");
+    let stderr_file = dir.path().join("stderr");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .arg(format!("--listen-client-urls={url}"))
+        .arg(format!("--advertise-client-urls={url}"))
+        .arg("--logger=capnslog")
+        .arg("--log-level=warn")
+        .arg(format!("--log-outputs={}", log_file.display()))
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let basalt = KillOnDrop(&mut child);
+    let deadline = Instant::now() + LIMIT;
+    let answered = loop {
+        let ok = runtime().block_on(async {
+            let connect = Client::connect([format!("127.0.0.1:{port}")], None);
+            match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                Ok(Ok(mut client)) => client.put("logged", "v", None).await.is_ok(),
+                _ => false,
+            }
+        });
+        if ok || Instant::now() > deadline {
+            break ok;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answered, "the member never answered");
+    drop(basalt);
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    let warning = log
+        .lines()
+        .find(|line| line.contains("serving insecure client requests"))
+        .unwrap_or_else(|| panic!("no warning in the log file:\n{log}"));
+    assert!(
+        !warning.starts_with('{') && warning.contains(" WARN | basalt: "),
+        "not a capnslog line: {warning}"
+    );
+    assert!(!log.contains("ready to serve client requests"), "{log}");
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert!(!stderr.contains("serving insecure"), "{stderr}");
+}
+
+/// Kills and reaps the member when the test ends, pass or fail.
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn non_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// The SETTINGS_MAX_CONCURRENT_STREAMS the server announces in its first SETTINGS frame.
+fn server_max_concurrent_streams(port: u16) -> Option<u32> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const SETTINGS: u8 = 0x4;
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream.write_all(PREFACE).unwrap();
+    // An empty SETTINGS frame: length 0, type 4, flags 0, stream 0.
+    stream
+        .write_all(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0])
+        .unwrap();
+    loop {
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head).unwrap();
+        let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        stream.read_exact(&mut payload).unwrap();
+        let is_ack = head[4] & 0x1 != 0;
+        if head[3] != SETTINGS || is_ack {
+            continue;
+        }
+        return payload.chunks_exact(6).find_map(|setting| {
+            let id = u16::from_be_bytes([setting[0], setting[1]]);
+            (id == MAX_CONCURRENT_STREAMS)
+                .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
+        });
+    }
+}
+
+/// The body of an HTTP/1.1 GET of `path`.
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map_or(response.clone(), |(_, body)| body.to_string())
+}
