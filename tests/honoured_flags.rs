@@ -75,7 +75,7 @@ fn a_member_follows_its_identity_timing_and_limit_flags() {
             panic!("one member: {:?}", members.members());
         };
         assert_eq!(member.name(), "walker");
-        assert_eq!(member.peer_urls(), [peer_url.clone()]);
+        assert_eq!(member.peer_urls(), std::slice::from_ref(&peer_url));
         // --advertise-client-urls (the test support sets it, with --listen-client-urls).
         assert_eq!(
             member.client_urls(),
