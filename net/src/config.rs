@@ -34,6 +34,26 @@ pub struct ServerConfig {
     pub http1_max_request_bytes: usize,
     /// Time a new connection has to show its protocol and finish the HTTP/2 handshake.
     pub handshake_timeout: Duration,
+    /// HTTP/2 keepalive pings to each client (etcd's `--grpc-keepalive-interval` and
+    /// `--grpc-keepalive-timeout`); `None`: no pings.
+    pub keepalive: Option<Keepalive>,
+}
+
+/// Server-to-client HTTP/2 pings: one every `interval`; a connection whose client does not
+/// answer within `timeout` is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between two pings.
+    pub interval: Duration,
+    /// Time the client has to answer one.
+    pub timeout: Duration,
+}
+
+impl Keepalive {
+    /// etcd's rule: pings only when both the interval and the timeout are above zero.
+    pub fn from_etcd_flags(interval: Duration, timeout: Duration) -> Option<Keepalive> {
+        (!interval.is_zero() && !timeout.is_zero()).then_some(Keepalive { interval, timeout })
+    }
 }
 
 impl ServerConfig {
@@ -61,6 +81,11 @@ impl Default for ServerConfig {
             max_send_buffer_bytes_per_stream: 256 * 1024,
             http1_max_request_bytes: 64 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            // etcd's defaults: a ping every 2 hours, 20 seconds to answer it.
+            keepalive: Keepalive::from_etcd_flags(
+                Duration::from_secs(2 * 60 * 60),
+                Duration::from_secs(20),
+            ),
         }
     }
 }

@@ -59,7 +59,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sniff;
 
-pub use config::ServerConfig;
+pub use config::{Keepalive, ServerConfig};
 pub use error::NetError;
 pub use etcd_status::EtcdStatus;
 pub use grpc::{Code, Metadata, RequestStream, ResponseSink, Router, Status};

@@ -18,7 +18,7 @@ use futures_lite::AsyncReadExt;
 use glommio::net::{TcpListener, TcpStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::config::ServerConfig;
+use crate::config::{Keepalive, ServerConfig};
 use crate::error::NetError;
 use crate::grpc::dispatch::serve_call;
 use crate::grpc::Router;
@@ -202,27 +202,38 @@ impl Server {
             None => return Err(NetError::Timeout("the HTTP/2 handshake")),
         };
         let mut shutdown = pin!(self.shutdown.raised());
+        let mut keepalive_lost = pin!(keepalive_lost(connection.ping_pong(), config.keepalive));
         let mut draining = false;
-        // Polling accept() is also what drives the connection's I/O for every call on it:
-        // call tasks only queue frames, this loop reads and writes them.
+        // Polling accept() is also what drives the connection's I/O for every call on it
+        // (and the keepalive pings' answers): call tasks only queue frames, this loop reads
+        // and writes them.
         loop {
-            let next = if draining {
-                connection.accept().await
+            let accepted = async { ConnectionEvent::Accepted(connection.accept().await) };
+            let lost = async {
+                keepalive_lost.as_mut().await;
+                ConnectionEvent::KeepaliveLost
+            };
+            let event = if draining {
+                futures_lite::future::or(accepted, lost).await
             } else {
-                let next =
-                    futures_lite::future::or(async { Some(connection.accept().await) }, async {
-                        shutdown.as_mut().await;
-                        None
-                    })
-                    .await;
-                match next {
-                    Some(next) => next,
-                    None => {
-                        // GOAWAY: no new calls; the ones in flight finish, then accept() ends.
-                        connection.graceful_shutdown();
-                        draining = true;
-                        continue;
-                    }
+                let raised = async {
+                    shutdown.as_mut().await;
+                    ConnectionEvent::Shutdown
+                };
+                futures_lite::future::or(accepted, futures_lite::future::or(lost, raised)).await
+            };
+            let next = match event {
+                ConnectionEvent::Accepted(next) => next,
+                ConnectionEvent::Shutdown => {
+                    // GOAWAY: no new calls; the ones in flight finish, then accept() ends.
+                    connection.graceful_shutdown();
+                    draining = true;
+                    continue;
+                }
+                // Dropping the connection closes the socket and ends its calls, as grpc-go
+                // closes a transport whose keepalive ping went unanswered.
+                ConnectionEvent::KeepaliveLost => {
+                    return Err(NetError::Timeout("a keepalive ping's answer"))
                 }
             };
             let Some(next) = next else { break };
@@ -241,6 +252,33 @@ impl Server {
             .detach();
         }
         Ok(())
+    }
+}
+
+/// What ended one wait of a connection's loop.
+enum ConnectionEvent<T> {
+    /// `accept()` returned: a new call, an error, or the end of the connection.
+    Accepted(Option<T>),
+    /// The server is shutting down.
+    Shutdown,
+    /// The client did not answer a keepalive ping in time.
+    KeepaliveLost,
+}
+
+/// Resolves when the client fails to answer a keepalive ping within its timeout (or the
+/// connection fails under the ping); never, when keepalive is off. Pings go out every
+/// interval whether or not the connection is busy: one small frame per interval is cheaper
+/// than tracking activity.
+async fn keepalive_lost(ping_pong: Option<h2::PingPong>, keepalive: Option<Keepalive>) {
+    let (Some(mut ping_pong), Some(keepalive)) = (ping_pong, keepalive) else {
+        return std::future::pending().await;
+    };
+    loop {
+        glommio::timer::sleep(keepalive.interval).await;
+        match within(keepalive.timeout, ping_pong.ping(h2::Ping::opaque())).await {
+            Some(Ok(_pong)) => {}
+            Some(Err(_)) | None => return,
+        }
     }
 }
 

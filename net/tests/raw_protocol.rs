@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use basalt_net::proto::etcdserverpb::{RangeRequest, RangeResponse};
-use basalt_net::{Code, ServerConfig, Status};
+use basalt_net::{Code, Keepalive, ServerConfig, Status};
 use bytes::Bytes;
 use h2::client::SendRequest;
 use prost::Message;
@@ -389,4 +389,67 @@ async fn request_metadata_reaches_the_handler() {
     )
     .unwrap();
     assert_eq!(event.events[0].kv.as_ref().unwrap().value, b"from-metadata");
+}
+
+/// Goal: keepalive pings (etcd's `--grpc-keepalive-interval/-timeout`) go out, and a client
+/// that does not answer one is disconnected, while one that answers keeps its connection.
+/// Method: a raw socket that completes the HTTP/2 preface and then only reads must see a PING
+/// and then the end of the connection; an `h2` client (which answers pings) still completes a
+/// call after many intervals. Each wait has a bound far above the intervals.
+#[tokio::test]
+async fn unanswered_keepalive_pings_close_the_connection() {
+    const PING: u8 = 0x6;
+    let config = ServerConfig {
+        keepalive: Keepalive::from_etcd_flags(
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+        ),
+        ..ServerConfig::default()
+    };
+    let server = support::start_demo_server(config);
+    let bound = Duration::from_secs(10);
+
+    let mut socket = TcpStream::connect(server.address).await.unwrap();
+    socket
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    socket
+        .write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut pinged = false;
+    let closed = tokio::time::timeout(bound, async {
+        loop {
+            let mut head = [0u8; 9];
+            if socket.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; length];
+            if socket.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            let is_ack = head[4] & 0x1 != 0;
+            pinged |= head[3] == PING && !is_ack;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection stayed open without pongs");
+    assert!(pinged, "the server closed the connection without pinging");
+
+    let mut sender = connect(&server).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = tokio::time::timeout(
+        bound,
+        call(
+            &mut sender,
+            "/etcdserverpb.KV/Range",
+            GRPC,
+            &framed(0, &RangeRequest::default().encode_to_vec()),
+        ),
+    )
+    .await
+    .expect("a call within the bound");
+    assert_eq!(response.http_status, http::StatusCode::OK);
 }
