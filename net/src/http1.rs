@@ -89,16 +89,20 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(()); // closed between requests (or mid-head: nothing to answer)
             }
         };
-        if head_bytes + body_bytes > max_request_bytes {
+        // A Content-Length is the client's number: near 2^64 the sum would wrap, so it is
+        // checked against what is left of the limit instead of added.
+        if body_bytes > max_request_bytes.saturating_sub(head_bytes) {
             write_response(&mut stream, &too_large(), false).await?;
             return Ok(());
         }
-        while buffer.len() < head_bytes + body_bytes {
+        let request_bytes = head_bytes + body_bytes;
+        assert!(request_bytes <= max_request_bytes);
+        while buffer.len() < request_bytes {
             if read_more(&mut stream, &mut buffer, max_request_bytes).await? == 0 {
                 return Ok(());
             }
         }
-        buffer.drain(..head_bytes + body_bytes);
+        buffer.drain(..request_bytes);
         let response = handler(&request);
         write_response(&mut stream, &response, keep_alive).await?;
         if !keep_alive {
@@ -135,15 +139,21 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(error) => return Err(NetError::Http1(error.to_string())),
     };
-    let mut body_bytes = 0usize;
+    let mut body_bytes: Option<usize> = None;
     // HTTP/1.1 keeps the connection by default, HTTP/1.0 closes it.
     let mut keep_alive = parsed.version == Some(1);
     for header in parsed.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
-            body_bytes = std::str::from_utf8(header.value)
+            let length = std::str::from_utf8(header.value)
                 .ok()
                 .and_then(|text| text.trim().parse().ok())
                 .ok_or_else(|| NetError::Http1("bad content-length".into()))?;
+            // Two different lengths are a request smuggling attempt (Go's net/http refuses
+            // them too).
+            if body_bytes.is_some_and(|earlier| earlier != length) {
+                return Err(NetError::Http1("conflicting content-length".into()));
+            }
+            body_bytes = Some(length);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(NetError::Http1(
                 "chunked request bodies are not served".into(),
@@ -161,7 +171,12 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)
         method: parsed.method.unwrap_or("").to_string(),
         target: parsed.path.unwrap_or("").to_string(),
     };
-    Ok(Some((request, head_bytes, body_bytes, keep_alive)))
+    Ok(Some((
+        request,
+        head_bytes,
+        body_bytes.unwrap_or(0),
+        keep_alive,
+    )))
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(
@@ -207,6 +222,13 @@ mod tests {
 
     /// Runs the server over an in-memory duplex: `input` in, everything written out.
     fn run(input: &[u8], max_request_bytes: usize) -> String {
+        let (result, output) = serve(input, max_request_bytes);
+        result.unwrap();
+        String::from_utf8(output).unwrap()
+    }
+
+    /// Like `run`, returning the server's result and its raw output.
+    fn serve(input: &[u8], max_request_bytes: usize) -> (Result<(), NetError>, Vec<u8>) {
         struct Duplex {
             input: futures_lite::io::Cursor<Vec<u8>>,
             output: Vec<u8>,
@@ -248,9 +270,9 @@ mod tests {
             input: futures_lite::io::Cursor::new(input.to_vec()),
             output: Vec::new(),
         };
-        futures_lite::future::block_on(serve_http1(&mut duplex, &handler, max_request_bytes))
-            .unwrap();
-        String::from_utf8(duplex.output).unwrap()
+        let result =
+            futures_lite::future::block_on(serve_http1(&mut duplex, &handler, max_request_bytes));
+        (result, duplex.output)
     }
 
     #[test]
@@ -284,5 +306,62 @@ mod tests {
         input.extend(std::iter::repeat_n(b'a', 10_000));
         let output = run(&input, 1024);
         assert!(output.starts_with("HTTP/1.1 431"), "{output}");
+    }
+
+    /// Goal: a Content-Length near 2^64 is refused with 431 like any oversized request; the
+    /// sum of head and body bytes used to wrap and let the connection misparse its buffer.
+    #[test]
+    fn content_length_near_2_64_gets_431() {
+        for length in [u64::MAX, u64::MAX - 10, u64::MAX / 2 + 1] {
+            let input = format!("POST /health HTTP/1.1\r\nContent-Length: {length}\r\n\r\nabc");
+            let output = run(input.as_bytes(), 8192);
+            assert!(output.starts_with("HTTP/1.1 431"), "{length}: {output}");
+            assert!(output.contains("Connection: close"), "{length}: {output}");
+        }
+    }
+
+    /// Goal: two different Content-Lengths end the connection without an answer.
+    #[test]
+    fn conflicting_content_lengths_are_refused() {
+        let input = b"POST /health HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\nabc";
+        let (result, output) = serve(input, 8192);
+        assert!(result.is_err());
+        assert!(output.is_empty(), "{}", String::from_utf8_lossy(&output));
+        // The same length twice is one length.
+        let input = b"POST /health HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc";
+        assert!(run(input, 8192).starts_with("HTTP/1.1 200"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("BASALT_HTTP1_PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(512)
+        ))]
+
+        /// Goal: no input panics the HTTP/1.1 server or keeps it busy: it ends on every byte
+        /// string (arbitrary bytes, and request heads with arbitrary numbers and headers), and
+        /// everything it writes is whole responses.
+        #[test]
+        fn any_input_ends_without_a_panic(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            method in "(GET|POST|PUT|HEAD|[A-Z]{0,8})",
+            path in "/[a-z?=&/]{0,20}",
+            version in "HTTP/1\\.[01]",
+            length in proptest::prelude::any::<u64>(),
+            headers in proptest::collection::vec(("[A-Za-z-]{1,16}", "[ -~]{0,24}"), 0..6),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            limit in 64usize..4096,
+        ) {
+            let (_, output) = serve(&raw, limit);
+            proptest::prop_assert!(output.is_empty() || output.starts_with(b"HTTP/1.1 "));
+            let mut input = format!("{method} {path} {version}\r\nContent-Length: {length}\r\n");
+            for (name, value) in &headers {
+                input.push_str(&format!("{name}: {value}\r\n"));
+            }
+            input.push_str("\r\n");
+            let mut input = input.into_bytes();
+            input.extend_from_slice(&body);
+            let (_, output) = serve(&input, limit);
+            proptest::prop_assert!(output.is_empty() || output.starts_with(b"HTTP/1.1 "));
+        }
     }
 }
