@@ -191,4 +191,36 @@ mod tests {
         assert_eq!(decoder.next_message().unwrap(), None);
         assert!(!decoder.is_empty());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Goal: no byte stream panics the decoder or makes it buffer past one message under
+        /// the limit plus one chunk, and a refused prefix is refused before its body arrives.
+        /// Method: arbitrary bytes (often starting like a real prefix) in arbitrary chunks.
+        #[test]
+        fn any_byte_stream_is_decoded_or_refused_within_the_limit(
+            flag in 0u8..3,
+            length in proptest::prelude::any::<u32>(),
+            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            chunk_bytes in 1usize..300,
+            limit in 0usize..1024,
+        ) {
+            let mut stream = vec![flag];
+            stream.extend_from_slice(&length.to_be_bytes());
+            stream.extend_from_slice(&rest);
+            let mut decoder = FrameDecoder::new(limit);
+            'feed: for chunk in stream.chunks(chunk_bytes) {
+                decoder.push(chunk);
+                proptest::prop_assert!(decoder.buffer.len() <= FRAME_HEADER_BYTES + limit + chunk_bytes);
+                loop {
+                    match decoder.next_message() {
+                        Ok(Some(body)) => proptest::prop_assert!(body.len() <= limit),
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
 }
