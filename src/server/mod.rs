@@ -6,39 +6,25 @@
 //! own hub. Executor 0 owns the raft group (WAL, apply, the engine's writer); the others send it
 //! their writes and read points over bounded cross-core links, and it rings their doorbells
 //! after each apply so their watchers read the new events from the engine.
+//!
+//! The folders are layers, top to bottom; a layer imports only from the layers below it (and
+//! from `crate::config`, `crate::node`, the engine, the WAL and `basalt_net`):
+//!
+//! - `executors`: the owner core, the client cores and their listeners; they wire the rest.
+//! - `v3rpc`: etcd's gRPC services (as etcd's `v3rpc`), written against a `Gateway`.
+//! - `routing`: the `Gateway` every core's services use, and the link to the owner core.
+//! - `member`: the raft member on the owner core: node loop, log writer, lease and compaction
+//!   drivers.
+//! - `watch`: watchers and the feed that reaches them.
+//! - `state_machine`: what raft replicates and how it applies: proposals, apply, cluster state
+//!   and alarms, compaction policy, the lessor, response headers.
 
-mod alarm;
-mod apply;
-mod auto_compaction_driver;
-mod auto_compactor;
-mod client_api;
-mod client_core;
-mod cluster_service;
-mod cluster_state;
-mod concurrency;
-mod convert;
-mod defragment_service;
-mod election_service;
-mod gateway;
-mod header;
-mod kv_service;
-mod lease_driver;
-mod lease_lessor;
-mod lease_owner;
-mod lease_service;
-mod lock_service;
-mod logging;
-mod maintenance_service;
+mod executors;
 mod member;
-mod offload;
-mod owner_core;
-mod owner_link;
-mod proposal;
-mod quota;
-mod snapshot_service;
-mod status_service;
-mod watch_hub;
-mod watch_service;
+mod routing;
+mod state_machine;
+mod v3rpc;
+mod watch;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
@@ -51,12 +37,14 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, Scheme};
-use client_api::ClientApiSettings;
-use client_core::ClientCoreLinks;
-use logging::Milestones;
-use member::Identity;
-use owner_core::OwnerLinks;
-use status_service::MemberInfo;
+use executors::client_api::ClientApiSettings;
+use executors::client_core::{self, ClientCoreLinks};
+use executors::logging::Milestones;
+use executors::owner_core::{self, OwnerLinks};
+use routing::owner_link;
+use state_machine::header::Identity;
+use v3rpc::status_service::MemberInfo;
+use v3rpc::{kv_service, quota};
 
 /// Runs the member until the process is stopped; returns a message when it cannot start.
 pub fn run(config: Config) -> Result<(), String> {
@@ -210,22 +198,6 @@ fn log_backend_quota(milestones: &Milestones, config: &Config) {
     }
 }
 
-/// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or
-/// `BASALT_LEASE_CHECKPOINT_INTERVAL_MS` (tests and operators who want a restart to lose less
-/// of a lease's elapsed time).
-fn lease_checkpoint_interval_ms() -> Result<u64, String> {
-    const DEFAULT_MS: u64 = 5 * 60 * 1000;
-    match std::env::var("BASALT_LEASE_CHECKPOINT_INTERVAL_MS") {
-        Err(_) => Ok(DEFAULT_MS),
-        Ok(text) => match text.parse::<u64>() {
-            Ok(ms) if ms > 0 => Ok(ms),
-            _ => Err(format!(
-                "BASALT_LEASE_CHECKPOINT_INTERVAL_MS must be a positive number of milliseconds, got {text:?}"
-            )),
-        },
-    }
-}
-
 /// The socket addresses of `--listen-client-urls` (http only for now).
 fn client_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
     let mut addresses = Vec::new();
@@ -245,16 +217,4 @@ fn client_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
         addresses.push(resolved);
     }
     Ok(addresses)
-}
-
-/// Tells systemd the member is ready when run as a `Type=notify` service (`NOTIFY_SOCKET`).
-fn notify_systemd_ready() {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let socket = std::path::PathBuf::from(socket);
-    let Ok(datagram) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let _ = datagram.send_to(b"READY=1", socket);
 }

@@ -1,16 +1,17 @@
 //! etcd's Lease service: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive,
 //! LeaseLeases, on every core. Grants and revokes go through raft; keep-alives renew in the
 //! lessor, which lives with the raft owner (as etcd renews on its leader); TimeToLive and
-//! Leases read the lessor there (`lease_owner.rs`), the keys of a lease from this core's engine.
+//! Leases read the lessor there (`member/lease_owner.rs`), the keys of a lease from this core's
+//! engine.
 
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{RequestStream, ResponseSink, Router, Status};
 
-use super::apply::{status_of, Applied};
-use super::gateway::Gateway;
-use super::proposal::Proposal;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::{status_of, Applied};
+use crate::server::state_machine::proposal::Proposal;
 
 /// Registers the Lease methods on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>) {

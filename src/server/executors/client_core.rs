@@ -14,10 +14,10 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
-use super::gateway::Gateway;
-use super::header::HeaderSource;
-use super::owner_link::{OwnerCall, RemoteOwner};
-use super::watch_hub::WatchHub;
+use crate::server::routing::gateway::Gateway;
+use crate::server::routing::owner_link::{OwnerCall, RemoteOwner};
+use crate::server::state_machine::header::HeaderSource;
+use crate::server::watch::watch_hub::WatchHub;
 
 /// Lagging watchers catch up at least this often even when no write rings the doorbell (the
 /// owner's ticker does the same for its own watchers).

@@ -16,10 +16,10 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{Code, EtcdStatus, Router, Status};
 
-use super::apply::Applied;
-use super::gateway::Gateway;
-use super::proposal::Proposal;
 use super::status_service::MemberInfo;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::Applied;
+use crate::server::state_machine::proposal::Proposal;
 
 /// Registers the Cluster methods on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) {

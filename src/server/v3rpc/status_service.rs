@@ -5,8 +5,8 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router};
 
-use super::apply::status_of;
-use super::gateway::Gateway;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::status_of;
 
 /// What this member reports about itself besides raft and the database.
 #[derive(Clone, Debug)]

@@ -14,12 +14,13 @@ use std::rc::Rc;
 use basalt_net::proto::{etcdserverpb as pb, mvccpb};
 use basalt_net::{EtcdStatus, Status};
 
-use super::apply::{status_of, Applied};
-use super::convert;
-use super::gateway::Gateway;
-use super::proposal::Proposal;
-use super::quota::{self, Quota};
-use super::watch_hub::{StreamQueue, WatchHub};
+use super::quota::Quota;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::{status_of, Applied};
+use crate::server::state_machine::convert;
+use crate::server::state_machine::proposal::Proposal;
+use crate::server::state_machine::write_cost;
+use crate::server::watch::watch_hub::{StreamQueue, WatchHub};
 
 /// TTL of the lease granted for a Lock or Campaign that names no lease (etcd's
 /// `defaultSessionTTL`).
@@ -135,7 +136,7 @@ pub async fn txn(
     quota: Quota,
     request: pb::TxnRequest,
 ) -> Result<pb::TxnResponse, Status> {
-    quota.check(gateway, quota::txn_cost(&request)).await?;
+    quota.check(gateway, write_cost::txn_cost(&request)).await?;
     propose_txn(gateway, request).await
 }
 

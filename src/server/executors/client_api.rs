@@ -9,10 +9,10 @@ use std::time::Duration;
 use basalt_net::{etcd_http, Http1Response, Router, Server, ServerConfig};
 use glommio::net::TcpListener;
 
-use super::gateway::Gateway;
-use super::kv_service::{self, KvLimits};
-use super::status_service::{self, MemberInfo};
-use super::{
+use crate::server::routing::gateway::Gateway;
+use crate::server::v3rpc::kv_service::{self, KvLimits};
+use crate::server::v3rpc::status_service::{self, MemberInfo};
+use crate::server::v3rpc::{
     cluster_service, defragment_service, election_service, lease_service, lock_service,
     maintenance_service, snapshot_service, watch_service,
 };

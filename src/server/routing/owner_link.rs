@@ -11,11 +11,11 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
 
-use super::apply::Applied;
-use super::cluster_state::ClusterState;
-use super::lease_owner;
-use super::member::{Member, RaftStatus};
-use super::proposal::Proposal;
+use crate::server::member::lease_owner;
+use crate::server::member::raft_member::{Member, RaftStatus};
+use crate::server::state_machine::apply::Applied;
+use crate::server::state_machine::cluster_state::ClusterState;
+use crate::server::state_machine::proposal::Proposal;
 
 /// Calls a link's channel holds before the sending core waits.
 pub const CALL_QUEUE_LIMIT: usize = 4096;

@@ -20,8 +20,8 @@ use basalt_net::proto::{etcdserverpb as pb, mvccpb};
 
 use prost014::Message as _;
 
-use super::convert;
-use super::header::HeaderSource;
+use crate::server::state_machine::convert;
+use crate::server::state_machine::header::HeaderSource;
 
 /// Responses a stream may have waiting to be sent; past it, its watchers fall behind.
 pub const STREAM_QUEUE_LIMIT: usize = 256;
@@ -636,7 +636,7 @@ enum Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::member::Identity;
+    use crate::server::state_machine::header::Identity;
 
     fn put(engine: &Engine, key: &str) -> i64 {
         let mut batch = engine.write().unwrap();

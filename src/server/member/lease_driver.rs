@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use basalt_net::proto::etcdserverpb as pb;
 
-use super::member::Member;
-use super::proposal::Proposal;
+use super::raft_member::Member;
+use crate::server::state_machine::proposal::Proposal;
 
 /// Period of the lessor loop (etcd's).
 const ROUND: Duration = Duration::from_millis(500);

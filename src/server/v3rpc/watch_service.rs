@@ -9,7 +9,7 @@ use std::time::Duration;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{RequestStream, ResponseSink, Router};
 
-use super::watch_hub::{StreamQueue, WatchHub};
+use crate::server::watch::watch_hub::{StreamQueue, WatchHub};
 
 /// Registers Watch on `router`.
 pub fn register(router: &mut Router, hub: Rc<WatchHub>) {

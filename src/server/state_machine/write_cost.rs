@@ -1,17 +1,9 @@
-//! The backend quota (`--quota-backend-bytes`): etcd's estimate of what a write will add to the
-//! database, and the check that refuses it — raising the NOSPACE alarm — when the database
-//! would reach the quota.
-//!
-//! etcd (`storage/quota.go`) compares the backend's *total* size (bbolt's high-water mark, free
-//! pages included: not the size in use) plus the request's cost against the quota; only Put,
-//! Txn with puts, and LeaseGrant cost anything, so reads, deletes and compactions always pass.
-//! Basalt's total size is likewise the engine's page count times the page size.
+//! etcd's estimate of what a write will add to the database (`storage/quota.go`): only Put,
+//! Txn with puts, and LeaseGrant cost anything. The quota check (`v3rpc::quota`) refuses a
+//! write by it before proposing; apply refuses by it while the NOSPACE alarm is raised, so it
+//! lives here, below both.
 
 use basalt_net::proto::etcdserverpb as pb;
-use basalt_net::{EtcdStatus, Status};
-
-use super::gateway::Gateway;
-use super::proposal::Proposal;
 
 /// etcd's estimate of the cost of storing a lease.
 // Used by LeaseGrant's quota check, which lives with the lease service.
@@ -19,13 +11,6 @@ use super::proposal::Proposal;
 pub const LEASE_OVERHEAD_BYTES: u64 = 64;
 /// etcd's estimate of the cost of a key's metadata.
 const KV_OVERHEAD_BYTES: u64 = 256;
-
-/// The quota in force.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quota {
-    /// `None`: disabled (a negative `--quota-backend-bytes`).
-    pub limit_bytes: Option<u64>,
-}
 
 /// etcd's cost of a Put: overhead plus key and value.
 pub fn put_cost(request: &pb::PutRequest) -> u64 {
@@ -45,35 +30,6 @@ pub fn txn_cost(request: &pb::TxnRequest) -> u64 {
             .sum()
     };
     branch(&request.success).max(branch(&request.failure))
-}
-
-impl Quota {
-    /// Refuses a write of `cost` bytes with etcd's "database space exceeded" when the database
-    /// plus the cost would reach the quota, after proposing the NOSPACE alarm for this member
-    /// (as etcd's quotaAlarmer does; the alarm's own outcome does not change the answer).
-    pub async fn check(self, member: &Gateway, cost: u64) -> Result<(), Status> {
-        let Some(limit) = self.limit_bytes else {
-            return Ok(());
-        };
-        if cost == 0 {
-            return Ok(());
-        }
-        let size = member
-            .engine()
-            .read()
-            .map(|view| view.size_bytes())
-            .map_err(|e| Status::internal(e.to_string()))?;
-        if size + cost < limit {
-            return Ok(());
-        }
-        let activate = pb::AlarmRequest {
-            action: pb::alarm_request::AlarmAction::Activate as i32,
-            member_id: member.identity().member_id,
-            alarm: pb::AlarmType::Nospace as i32,
-        };
-        let _ = member.propose(Proposal::Alarm(activate)).await;
-        Err(EtcdStatus::NoSpace.into())
-    }
 }
 
 #[cfg(test)]

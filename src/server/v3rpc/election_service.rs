@@ -12,8 +12,8 @@ use basalt_net::proto::v3electionpb as epb;
 use basalt_net::{EtcdStatus, ResponseSink, Router, Status};
 
 use super::concurrency::{self, Cleanup, Subscription, Waited};
-use super::gateway::Gateway;
 use super::quota::Quota;
+use crate::server::routing::gateway::Gateway;
 
 /// Registers the Election methods on `router`.
 pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {

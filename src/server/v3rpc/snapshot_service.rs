@@ -13,9 +13,9 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Router;
 use sha2::{Digest, Sha256};
 
-use super::apply::status_of;
-use super::gateway::Gateway;
-use super::offload::on_own_thread;
+use crate::server::member::offload::on_own_thread;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::status_of;
 
 /// Bytes per chunk, as etcd's `snapshotSendBufferSize`.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;

@@ -10,14 +10,14 @@ use basalt_engine::Engine;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Status;
 
-use super::apply::Applied;
-use super::cluster_state::ClusterState;
-use super::header::HeaderSource;
-use super::lease_owner;
-use super::member::{Identity, Member, RaftStatus};
 use super::owner_link::{OwnerCall, RemoteOwner};
-use super::proposal::Proposal;
-use super::watch_hub::WatchHub;
+use crate::server::member::lease_owner;
+use crate::server::member::raft_member::{Member, RaftStatus};
+use crate::server::state_machine::apply::Applied;
+use crate::server::state_machine::cluster_state::ClusterState;
+use crate::server::state_machine::header::{HeaderSource, Identity};
+use crate::server::state_machine::proposal::Proposal;
+use crate::server::watch::watch_hub::WatchHub;
 
 /// One core's way to the member.
 pub struct Gateway {

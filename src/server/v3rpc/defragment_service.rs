@@ -10,8 +10,8 @@ use basalt_net::{Router, Status};
 use futures_channel::oneshot;
 use glommio::sync::Semaphore;
 
-use super::apply::status_of;
-use super::gateway::Gateway;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::status_of;
 
 /// Paths copied per defragmentation step: each step holds the writer for one short commit.
 const DEFRAG_KEYS_PER_STEP: usize = 256;

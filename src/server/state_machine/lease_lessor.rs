@@ -1,8 +1,8 @@
 //! The lessor: which leases exist, when each expires, which are due for a checkpoint — plain
 //! code driven by an explicit clock (milliseconds from any fixed origin), so its rules are
-//! tested deterministically. The async shell (`lease_driver`) reads the clock, asks for expired
-//! leases and due checkpoints, and proposes them through raft; the apply path tells the lessor
-//! what was granted, revoked and checkpointed.
+//! tested deterministically. The async shell (`member::lease_driver`) reads the clock, asks for
+//! expired leases and due checkpoints, and proposes them through raft; the apply path tells
+//! the lessor what was granted, revoked and checkpointed.
 //!
 //! etcd's rules, kept here:
 //! - only the primary (the raft leader) tracks expiry; elsewhere leases never expire;

@@ -10,11 +10,11 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::proto::v3lockpb as lockpb;
 use basalt_net::{EtcdStatus, Router, Status};
 
-use super::apply::Applied;
 use super::concurrency::{self, Cleanup, Waited};
-use super::gateway::Gateway;
-use super::proposal::Proposal;
 use super::quota::Quota;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::Applied;
+use crate::server::state_machine::proposal::Proposal;
 
 /// Registers the Lock methods on `router`.
 pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {

@@ -6,9 +6,9 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router, Status};
 
-use super::apply::{status_of, Applied};
-use super::gateway::Gateway;
-use super::proposal::Proposal;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::{status_of, Applied};
+use crate::server::state_machine::proposal::Proposal;
 
 /// Registers Alarm, Hash, HashKV and MoveLeader on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>) {

@@ -2,8 +2,8 @@
 //! transaction; the batch of entries of one raft step is committed to the B+tree once, with the
 //! raft index it reaches, so a restart replays exactly the entries after the last *durable*
 //! one. That commit is unsynced (published to readers, no fdatasync): the WAL already holds the
-//! entries durably, and the checkpoint (`Engine::sync`, see `member`) makes the engine durable
-//! before the WAL forgets them.
+//! entries durably, and the checkpoint (`Engine::sync`, see `member::raft_member`) makes the
+//! engine durable before the WAL forgets them.
 
 use basalt_engine::{self as engine, Engine};
 use basalt_net::proto::etcdserverpb as pb;
@@ -13,7 +13,7 @@ use raft::prelude::Entry;
 use super::cluster_state::ClusterState;
 use super::convert;
 use super::proposal::Proposal;
-use super::quota;
+use super::write_cost;
 
 /// The answer to one applied proposal, for the client that proposed it.
 #[derive(Debug)]
@@ -251,7 +251,7 @@ fn refused_by_alarm(cluster: &ClusterState, proposal: &Proposal) -> Option<Statu
     if cluster.alarms.is_raised(AlarmType::Nospace) {
         let grows = match proposal {
             Proposal::Put(_) | Proposal::LeaseGrant(_) => true,
-            Proposal::Txn(request) => quota::txn_cost(request) > 0,
+            Proposal::Txn(request) => write_cost::txn_cost(request) > 0,
             _ => false,
         };
         if grows {

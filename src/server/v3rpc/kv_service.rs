@@ -8,12 +8,13 @@ use basalt_engine::ReadView;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router, Status};
 
-use super::apply::{status_of, Applied};
-use super::convert;
-use super::gateway::Gateway;
-use super::offload::on_blocking_thread;
-use super::proposal::Proposal;
-use super::quota::{self, Quota};
+use super::quota::Quota;
+use crate::server::member::offload::on_blocking_thread;
+use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::{status_of, Applied};
+use crate::server::state_machine::convert;
+use crate::server::state_machine::proposal::Proposal;
+use crate::server::state_machine::write_cost;
 
 /// Request limits the KV service enforces before proposing.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +44,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                 check_put(&request)?;
                 limits
                     .quota
-                    .check(&member, quota::put_cost(&request))
+                    .check(&member, write_cost::put_cost(&request))
                     .await?;
                 match member.propose(Proposal::Put(request)).await? {
                     Applied::Put(response) => Ok(response),
@@ -97,7 +98,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                 }
                 limits
                     .quota
-                    .check(&member, quota::txn_cost(&request))
+                    .check(&member, write_cost::txn_cost(&request))
                     .await?;
                 match member.propose(Proposal::Txn(request)).await? {
                     Applied::Txn(response) => Ok(response),

@@ -1,16 +1,17 @@
-//! The raft owner's task that runs the automatic compactor (`auto_compactor.rs`): it wakes at
-//! the compactor's interval, hands it the current revision, and proposes the compactions it
-//! asks for through raft, as a client's Compact would be.
+//! The raft owner's task that runs the automatic compactor
+//! (`state_machine/auto_compactor.rs`): it wakes at the compactor's interval, hands it the
+//! current revision, and proposes the compactions it asks for through raft, as a client's
+//! Compact would be.
 
 use std::rc::Rc;
 use std::time::Instant;
 
 use basalt_net::proto::etcdserverpb as pb;
 
-use super::auto_compactor::AutoCompactor;
-use super::member::Member;
-use super::proposal::Proposal;
+use super::raft_member::Member;
 use crate::config::AutoCompaction;
+use crate::server::state_machine::auto_compactor::AutoCompactor;
+use crate::server::state_machine::proposal::Proposal;
 
 /// Starts the task on the current executor (nothing when automatic compaction is off).
 pub fn start(member: Rc<Member>, setting: AutoCompaction) {

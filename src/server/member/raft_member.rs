@@ -22,15 +22,15 @@ use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
-use super::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
-use super::cluster_state::ClusterState;
-use super::header::HeaderSource;
-use super::lease_lessor::{Lessor, LessorConfig, Millis};
-use super::lease_owner::LeaseIds;
+use super::lease_ids::LeaseIds;
 use super::offload::on_own_thread;
-use super::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
-use super::watch_hub::WatchHub;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
+use crate::server::state_machine::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
+use crate::server::state_machine::cluster_state::ClusterState;
+use crate::server::state_machine::header::{HeaderSource, Identity};
+use crate::server::state_machine::lease_lessor::{Lessor, LessorConfig, Millis};
+use crate::server::state_machine::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
+use crate::server::watch::watch_hub::WatchHub;
 
 /// Limit on client writes waiting for their entry to apply; past it, new writes are refused
 /// with etcd's "too many requests".
@@ -73,13 +73,6 @@ impl CompactionPacing {
 /// Largest proposal data: the WAL's default record limit (16 MiB) less room for the raft
 /// entry's own fields (index, term, type).
 const ENTRY_BYTES_LIMIT: usize = (16 << 20) - 1024;
-
-/// Who this member is, for response headers.
-#[derive(Clone, Copy, Debug)]
-pub struct Identity {
-    pub cluster_id: u64,
-    pub member_id: u64,
-}
 
 /// Raft's numbers as Status reports them.
 #[derive(Clone, Copy, Debug)]

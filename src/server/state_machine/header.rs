@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use basalt_net::proto::etcdserverpb as pb;
 
-use super::member::Identity;
+/// Who this member is, for response headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Identity {
+    pub cluster_id: u64,
+    pub member_id: u64,
+}
 
 /// Builds response headers; cheap to clone and to send to another core.
 #[derive(Clone, Debug)]

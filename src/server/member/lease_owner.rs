@@ -2,17 +2,16 @@
 //! lives with its leader): grant (its id and minimum TTL are decided here), renew, time to live
 //! and the list of leases. Services on any core reach them through their `Gateway`.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 
-use super::apply::Applied;
 use super::lease_driver;
-use super::lease_lessor::{Renewed, LEASE_TTL_MAX_S};
-use super::member::Member;
-use super::proposal::Proposal;
+use super::raft_member::Member;
+use crate::server::state_machine::apply::Applied;
+use crate::server::state_machine::lease_lessor::{Renewed, LEASE_TTL_MAX_S};
+use crate::server::state_machine::proposal::Proposal;
 
 /// LeaseGrant: etcd's TTL bounds, an id when the client gave 0, then raft.
 pub async fn grant(
@@ -69,31 +68,4 @@ pub fn time_to_live(member: &Member, id: i64) -> Option<(i64, i64)> {
 /// Every lease id.
 pub fn ids(member: &Member) -> Vec<i64> {
     member.lessor().ids()
-}
-
-/// etcd's request-id generator, which also names leases: the member id's low 16 bits, then
-/// the start time in milliseconds (40 bits) and a counter (8 bits) that count up together —
-/// unique across restarts as long as the clock does not step back.
-pub struct LeaseIds {
-    prefix: u64,
-    suffix: Cell<u64>,
-}
-
-impl LeaseIds {
-    pub fn new(member_id: u64) -> LeaseIds {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        LeaseIds {
-            prefix: member_id << 48,
-            suffix: Cell::new((millis & ((1 << 40) - 1)) << 8),
-        }
-    }
-
-    /// The next id: positive, possibly 0 (the caller skips it).
-    pub fn next(&self) -> i64 {
-        let suffix = self.suffix.get().wrapping_add(1);
-        self.suffix.set(suffix);
-        ((self.prefix | (suffix & ((1 << 48) - 1))) & (i64::MAX as u64)) as i64
-    }
 }

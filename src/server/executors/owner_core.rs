@@ -9,17 +9,17 @@ use basalt_wal::{Wal, WalOptions};
 use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
-use super::auto_compaction_driver;
 use super::client_api::{self, ClientApiSettings};
-use super::gateway::Gateway;
-use super::header::HeaderSource;
-use super::lease_driver;
-use super::lease_lessor::LessorConfig;
 use super::logging::Milestones;
-use super::member::{CompactionPacing, Identity, Member};
-use super::owner_link::{serve_link, OwnerCall};
 use crate::config::Config;
 use crate::node::RaftOptions;
+use crate::server::member::auto_compaction_driver;
+use crate::server::member::lease_driver;
+use crate::server::member::raft_member::{CompactionPacing, Member};
+use crate::server::routing::gateway::Gateway;
+use crate::server::routing::owner_link::{serve_link, OwnerCall};
+use crate::server::state_machine::header::{HeaderSource, Identity};
+use crate::server::state_machine::lease_lessor::LessorConfig;
 
 /// The owner's ends of one client core's link.
 pub struct OwnerLinks {
@@ -53,7 +53,7 @@ pub async fn serve(
     let timing = RaftOptions::from_etcd_flags(heartbeat_ms, election_ms, config.cluster.pre_vote);
     let lessor_config = LessorConfig {
         ttl_min_s: LessorConfig::ttl_min_s(timing.election_ticks as u64, heartbeat_ms),
-        checkpoint_interval_ms: super::lease_checkpoint_interval_ms()?,
+        checkpoint_interval_ms: lease_checkpoint_interval_ms()?,
         // etcd retries an expired lease's revoke after its request timeout.
         expired_retry_ms: 5_000 + 2 * election_ms,
     };
@@ -129,6 +129,34 @@ pub async fn serve(
         );
     }
     milestones.info("ready to serve client requests", &[]);
-    super::notify_systemd_ready();
+    notify_systemd_ready();
     api.serve().await
+}
+
+/// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or
+/// `BASALT_LEASE_CHECKPOINT_INTERVAL_MS` (tests and operators who want a restart to lose less
+/// of a lease's elapsed time).
+fn lease_checkpoint_interval_ms() -> Result<u64, String> {
+    const DEFAULT_MS: u64 = 5 * 60 * 1000;
+    match std::env::var("BASALT_LEASE_CHECKPOINT_INTERVAL_MS") {
+        Err(_) => Ok(DEFAULT_MS),
+        Ok(text) => match text.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(ms),
+            _ => Err(format!(
+                "BASALT_LEASE_CHECKPOINT_INTERVAL_MS must be a positive number of milliseconds, got {text:?}"
+            )),
+        },
+    }
+}
+
+/// Tells systemd the member is ready when run as a `Type=notify` service (`NOTIFY_SOCKET`).
+fn notify_systemd_ready() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let socket = std::path::PathBuf::from(socket);
+    let Ok(datagram) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let _ = datagram.send_to(b"READY=1", socket);
 }

@@ -1,0 +1,7 @@
+//! The executors: the owner core (raft member plus its share of clients), the client cores,
+//! and the client listeners every core serves. The top layer: it wires every layer below.
+
+pub mod client_api;
+pub mod client_core;
+pub mod logging;
+pub mod owner_core;

@@ -1,0 +1,11 @@
+//! The raft member on the owner core: the node loop and log writer around the sans-IO raft
+//! node, the lease operations and drivers and the auto-compaction driver that propose through
+//! it, and the helpers that run blocking work off the executor. May import `watch` and
+//! `state_machine`.
+
+pub mod auto_compaction_driver;
+pub mod lease_driver;
+pub mod lease_ids;
+pub mod lease_owner;
+pub mod offload;
+pub mod raft_member;

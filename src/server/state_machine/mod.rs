@@ -1,0 +1,14 @@
+//! The replicated state machine: what a raft entry carries (proposals), how committed entries
+//! apply to the engine, the cluster state and its alarms, compaction policy, the lessor, write
+//! costs, and the header and identity every answer carries. The bottom layer: it imports no
+//! other layer of the server.
+
+pub mod alarm;
+pub mod apply;
+pub mod auto_compactor;
+pub mod cluster_state;
+pub mod convert;
+pub mod header;
+pub mod lease_lessor;
+pub mod proposal;
+pub mod write_cost;

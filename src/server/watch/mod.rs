@@ -1,0 +1,4 @@
+//! Watch: every core's hub of watchers and the feed of applied events that reaches them. May
+//! import `state_machine`.
+
+pub mod watch_hub;
