@@ -40,11 +40,32 @@ fn main() -> ExitCode {
         eprintln!("basalt: {error}");
         return ExitCode::from(error.exit_code() as u8);
     }
+    raise_open_files_limit();
     match basalt::server::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("basalt: {error}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go's runtime does for etcd (since
+/// Go 1.19): every client connection and watcher stream holds a descriptor, and a member that
+/// runs out refuses clients a soft limit of 1024 would never have let in. Failure leaves the
+/// limit as it was; the member still runs.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit; getrlimit writes exactly one.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit with soft <= hard, read just above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     }
 }

@@ -216,3 +216,55 @@ fn with_no_flags_a_member_serves_the_defaults() {
     assert!(dir.path().join("default.basalt/member/wal").is_dir());
     assert!(dir.path().join("default.basalt/member/snap/db").is_file());
 }
+
+/// Goal: the member raises its soft limit on open files to the hard limit at start, as etcd's
+/// Go runtime does. Method: start it under a shell that lowered the soft limit to 256, then
+/// read the limit the running process has, waiting (bounded) for the raise.
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let script = format!(
+        "ulimit -Sn 256 && exec {} --listen-client-urls={url} --advertise-client-urls={url} \
+         --listen-peer-urls=http://127.0.0.1:0",
+        env!("CARGO_BIN_EXE_basalt")
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let limits_path = format!("/proc/{}/limits", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (soft, hard) = loop {
+        let limits = std::fs::read_to_string(&limits_path).unwrap_or_default();
+        let open_files = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .map(|line| {
+                let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+                (numbers[0].to_string(), numbers[1].to_string())
+            });
+        let exec_done = std::fs::read_link(format!("/proc/{}/exe", child.id()))
+            .is_ok_and(|exe| exe.ends_with("basalt"));
+        match open_files {
+            Some((soft, hard)) if exec_done && soft == hard => break (soft, hard),
+            _ if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("the soft limit was not raised: {limits}");
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(soft, "256", "hard limit {hard}");
+}
