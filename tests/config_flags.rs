@@ -761,6 +761,18 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         &[],
         "a_member_follows_its_identity_timing_and_limit_flags",
     ),
+    (
+        "grpc-keepalive-interval",
+        "100ms",
+        &[],
+        "keepalive_pings_follow_their_flags",
+    ),
+    (
+        "grpc-keepalive-timeout",
+        "200ms",
+        &[],
+        "keepalive_pings_follow_their_flags",
+    ),
 ];
 
 /// Goal: a flag the table marks honoured is acted on, never parsed and ignored. Method: walk

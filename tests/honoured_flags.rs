@@ -227,6 +227,49 @@ fn log_lines_follow_logger_level_and_outputs() {
     assert!(!stderr.contains("serving insecure"), "{stderr}");
 }
 
+/// Goal: `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` make the member ping its
+/// clients and drop one that does not answer. Method: a raw socket completes the HTTP/2
+/// preface and then only reads: it must see a PING, then the end of its connection, within a
+/// bound far above the flags' 100 ms + 200 ms (etcd's defaults would ping after 2 hours).
+#[test]
+fn keepalive_pings_follow_their_flags() {
+    const PING: u8 = 0x6;
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &[
+            "--grpc-keepalive-interval=100ms",
+            "--grpc-keepalive-timeout=200ms",
+        ],
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", basalt.port)).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    stream.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).unwrap();
+    let started = Instant::now();
+    let mut pinged = false;
+    loop {
+        let mut head = [0u8; 9];
+        match stream.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("still open after {:?}", started.elapsed())
+            }
+            Err(_) => break, // closed by the member
+        }
+        let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        if stream.read_exact(&mut payload).is_err() {
+            break;
+        }
+        pinged |= head[3] == PING && head[4] & 0x1 == 0;
+    }
+    assert!(pinged, "the member closed the connection without a ping");
+}
+
 /// Kills and reaps the member when the test ends, pass or fail.
 struct KillOnDrop<'a>(&'a mut std::process::Child);
 

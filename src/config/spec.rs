@@ -136,7 +136,6 @@ const NO_SNAPSHOT_FILES: &str =
     "basalt writes no raft snapshot files: its database is the snapshot, so there is nothing to retain";
 const WAL_RETENTION: &str = "basalt removes WAL segments as soon as its database has \
      checkpointed them, so it cannot retain the number asked";
-const NO_KEEPALIVE_PINGS: &str = "basalt does not send HTTP/2 keepalive pings yet";
 const NO_PING_POLICING: &str = "basalt does not police clients' keepalive ping rate yet";
 const NO_JOIN: &str = "joining a running cluster needs clustering, which basalt does not have \
      yet; start a new one-member cluster instead";
@@ -189,8 +188,8 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("max-request-bytes", Uint, "1572864", Honored, Member, "Maximum client request size in bytes the server will accept."),
     flag!("max-concurrent-streams", Uint, "4294967295", Honored, Member, "Maximum concurrent streams that each client can open at a time."),
     flag!("grpc-keepalive-min-time", Duration, "5s", NoEffect(NO_PING_POLICING), Member, "Minimum duration interval that a client should wait before pinging server."),
-    flag!("grpc-keepalive-interval", Duration, "2h", DefaultOnly(NO_KEEPALIVE_PINGS), Member, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable)."),
-    flag!("grpc-keepalive-timeout", Duration, "20s", DefaultOnly(NO_KEEPALIVE_PINGS), Member, "Additional duration of wait before closing a non-responsive connection (0 to disable)."),
+    flag!("grpc-keepalive-interval", Duration, "2h", Honored, Member, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable)."),
+    flag!("grpc-keepalive-timeout", Duration, "20s", Honored, Member, "Additional duration of wait before closing a non-responsive connection (0 to disable)."),
     flag!("socket-reuse-port", Bool, "false", NoEffect("basalt always uses SO_REUSEPORT, one listener per core"), Member, "Enable SO_REUSEPORT on listeners (basalt always uses it, one listener per core)."),
     flag!("socket-reuse-address", Bool, "false", NoEffect(NO_RUNTIME_KNOB), Member, "Enable SO_REUSEADDR on listeners."),
     flag!("raft-read-timeout", Duration, "5s", NoEffect(ONE_MEMBER), Member, "Read timeout set on each rafthttp connection."),

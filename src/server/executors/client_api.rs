@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use basalt_net::{etcd_http, Http1Response, Router, Server, ServerConfig};
+use basalt_net::{etcd_http, Http1Response, Keepalive, Router, Server, ServerConfig};
 use glommio::net::TcpListener;
 
 use crate::server::routing::gateway::Gateway;
@@ -28,6 +28,8 @@ pub struct ClientApiSettings {
     pub max_request_bytes: usize,
     /// `--max-concurrent-streams`: calls one connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` (`None`: no pings).
+    pub keepalive: Option<Keepalive>,
     pub info: MemberInfo,
     /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
     pub watch_progress_notify_interval: Duration,
@@ -60,6 +62,7 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     let version = settings.info.version.clone();
     let server_config = ServerConfig {
         max_concurrent_streams_per_connection: settings.max_concurrent_streams,
+        keepalive: settings.keepalive,
         ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
     };
     let server = Rc::new(
