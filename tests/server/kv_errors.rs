@@ -2,7 +2,7 @@
 //! every RPC (Range, Put, DeleteRange, Txn, Compact) and the errors etcd 3.5 answers them with,
 //! checked by gRPC code and exact message text (clients match on both).
 
-mod support;
+use crate::support;
 
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions,

@@ -2,7 +2,7 @@
 //! the NOSPACE flow (`alarm list`, `alarm disarm`), `endpoint hashkv`, `snapshot save` (the
 //! saved file opened with the engine), `move-leader`, and `member update/remove/promote`.
 
-mod support;
+use crate::support;
 
 use sha2::{Digest, Sha256};
 use support::Basalt;

@@ -2,7 +2,7 @@
 //! live events without a gap or a duplicate, prev_kv, deletes, and compaction cancelling a
 //! watcher that starts below the compacted revision.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

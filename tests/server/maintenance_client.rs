@@ -2,7 +2,7 @@
 //! `etcd-client` crate: every RPC and every error a single etcd 3.5 member answers, checked by
 //! gRPC code and exact message, and alarms and member URLs checked to survive a restart.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::time::Duration;

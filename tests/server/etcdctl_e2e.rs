@@ -1,7 +1,7 @@
 //! Debian's etcdctl 3.4 against the real `basalt` binary: what an operator types must work and
 //! print what it prints against etcd.
 
-mod support;
+use crate::support;
 
 use support::Basalt;
 

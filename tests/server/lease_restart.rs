@@ -2,7 +2,7 @@
 //! its remaining TTL resumes from the last checkpoint (not reset to the granted TTL), and it
 //! still expires on time afterwards.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

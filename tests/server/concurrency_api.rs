@@ -3,7 +3,7 @@
 //! `campaign`/`proclaim`/`leader`/`observe`/`resign`: competing callers serialize, a holder
 //! whose lease is revoked passes on to the waiter, and the errors carry etcd's codes and texts.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

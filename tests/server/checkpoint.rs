@@ -2,7 +2,7 @@
 //! checkpoints (syncs the engine through them), the WAL releases its segments below, and a
 //! restart replays only what follows — and still serves every acknowledged write.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! arrive or not; `physical` makes the Compact call answer only once they are gone (etcd's
 //! `etcdctl compaction --physical`), so a defragment right after finds the space.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

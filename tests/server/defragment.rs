@@ -1,7 +1,7 @@
 //! Maintenance.Defragment: after deletes and a compaction the database file shrinks, nothing
 //! that remains is lost, writes go on while it runs, and etcdctl's `defrag` is satisfied.
 
-mod support;
+use crate::support;
 
 use etcd_client::{Client, CompactionOptions, DeleteOptions, GetOptions};
 use support::Basalt;

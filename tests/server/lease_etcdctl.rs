@@ -2,7 +2,7 @@
 //! a lease, a Txn creating a key under it, a Watch on the key before it) against the real
 //! `basalt` binary.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! the same answers as small ones: etcd's count over the whole range, the limit, `more`, and
 //! a read-only txn holding such a range.
 
-mod support;
+use crate::support;
 
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
 use support::with_client;

@@ -7,7 +7,7 @@
 //! with CONNECTIONS connections over CORES executors, the chance that every connection lands on
 //! the owner's core (and the cross-core paths go untested) is CORES^-(CONNECTIONS-1).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! operator replacing etcd in place, or a supervisor restarting a member, must not have to wait
 //! a minute for "address already in use" to clear.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 //! restarted on the same data directory, and every acknowledged write must be there with the
 //! revision its acknowledgement carried.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

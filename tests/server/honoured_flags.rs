@@ -3,7 +3,7 @@
 //! test here (or elsewhere) for every honoured flag, so a flag cannot be marked honoured and
 //! be ignored.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

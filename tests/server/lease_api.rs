@@ -3,7 +3,7 @@
 //! with (gRPC code and exact text), keys attached and detached through Put/Txn/Delete, and a
 //! revoke's deletes reaching watchers in one revision.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `--auto-compaction-mode=periodic --auto-compaction-retention=2s`: the member compacts by
 //! itself, keeping about the last retention's worth of history, as etcd does.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,29 @@
+//! basalt's integration tests, one crate so they build and link once: the real `basalt`
+//! binary driven by Debian's etcdctl and the etcd-client crate, the configuration as etcd
+//! reads it, and the deterministic simulation of the raft node. Each module is one subject;
+//! `support` starts members and clients.
+
+mod support;
+
+mod auto_compaction;
+mod binary;
+mod checkpoint;
+mod compaction_physical;
+mod concurrency_api;
+mod config_file;
+mod config_flags;
+mod defragment;
+mod etcdctl_e2e;
+mod honoured_flags;
+mod kill9_durability;
+mod kv_errors;
+mod large_ranges;
+mod lease_api;
+mod lease_etcdctl;
+mod lease_restart;
+mod maintenance_client;
+mod maintenance_etcdctl;
+mod multi_core;
+mod node_simulation;
+mod port_reuse;
+mod watch_e2e;
