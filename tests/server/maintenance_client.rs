@@ -199,6 +199,33 @@ fn quota_raises_nospace_when_the_database_would_exceed_it() {
     });
 }
 
+/// Goal: a LeaseGrant is checked against the quota before it is proposed, as etcd's
+/// quotaLeaseServer does: with a quota smaller than any database, the grant is refused with
+/// "database space exceeded" and raises NOSPACE (apply alone would only refuse it once the
+/// alarm is already raised).
+#[test]
+fn lease_grant_is_checked_against_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        support::free_port(),
+        &["--quota-backend-bytes", "1"],
+    );
+    with_member(&basalt, |mut client| async move {
+        let id = member_id(&mut client).await;
+        assert!(alarm_list(&mut client).await.is_empty());
+        assert_status(
+            client.lease_grant(60, None).await,
+            "ResourceExhausted",
+            NOSPACE,
+        );
+        assert_eq!(
+            alarm_list(&mut client).await,
+            vec![(id, AlarmType::Nospace)]
+        );
+    });
+}
+
 // ----- Status, Hash, HashKV -------------------------------------------------------------------
 
 /// Goal: Status fills what `etcdctl endpoint status` shows, as etcd does.

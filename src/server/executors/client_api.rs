@@ -49,7 +49,7 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     status_service::register(&mut router, gateway.clone(), info.clone());
     maintenance_service::register(&mut router, gateway.clone());
     defragment_service::register(&mut router, gateway.clone());
-    lease_service::register(&mut router, gateway.clone());
+    lease_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     lock_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     election_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     snapshot_service::register(&mut router, gateway.clone());

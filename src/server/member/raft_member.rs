@@ -722,9 +722,9 @@ impl Member {
         }
     }
 
-    /// Drives raft's logical clock.
-    /// Apply batches are published to the engine without fsync (the WAL is the durability
-    /// point); syncing the engine every ENGINE_SYNC_INTERVAL bounds what a restart after a crash
+    /// Makes the engine's published commits durable every ENGINE_SYNC_INTERVAL, on a thread
+    /// of its own (`sync_engine`). Apply batches are published to the engine without fsync
+    /// (the WAL is the durability point); syncing every ENGINE_SYNC_INTERVAL bounds what a restart after a crash
     /// must replay from the WAL to about that much time's writes, whatever --snapshot-count is.
     /// The same beat releases the engine's resident page copies.
     async fn run_engine_syncer(self: Rc<Self>) {
@@ -777,6 +777,7 @@ impl Member {
         }
     }
 
+    /// Drives raft's logical clock: one tick every heartbeat interval.
     async fn run_ticker(self: Rc<Self>, interval: Duration) {
         loop {
             glommio::timer::sleep(interval).await;

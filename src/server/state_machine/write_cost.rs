@@ -5,9 +5,7 @@
 
 use basalt_net::proto::etcdserverpb as pb;
 
-/// etcd's estimate of the cost of storing a lease.
-// Used by LeaseGrant's quota check, which lives with the lease service.
-#[allow(dead_code)]
+/// etcd's estimate of the cost of storing a lease (LeaseGrant's quota check).
 pub const LEASE_OVERHEAD_BYTES: u64 = 64;
 /// etcd's estimate of the cost of a key's metadata.
 const KV_OVERHEAD_BYTES: u64 = 256;

@@ -9,18 +9,24 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{RequestStream, ResponseSink, Router, Status};
 
+use super::quota::Quota;
 use crate::server::routing::gateway::Gateway;
 use crate::server::state_machine::apply::{status_of, Applied};
 use crate::server::state_machine::proposal::Proposal;
+use crate::server::state_machine::write_cost::LEASE_OVERHEAD_BYTES;
 
-/// Registers the Lease methods on `router`.
-pub fn register(router: &mut Router, member: Rc<Gateway>) {
+/// Registers the Lease methods on `router`; a LeaseGrant is checked against `quota` first, as
+/// etcd's quotaLeaseServer does.
+pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Lease/LeaseGrant",
         move |_metadata, request: pb::LeaseGrantRequest| {
             let member = m.clone();
-            async move { member.lease_grant(request).await }
+            async move {
+                quota.check(&member, LEASE_OVERHEAD_BYTES).await?;
+                member.lease_grant(request).await
+            }
         },
     );
     let m = member.clone();
