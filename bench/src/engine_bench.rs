@@ -3,7 +3,9 @@
 //! Workloads (each on both engines, results as a table with basalt/redb ratios):
 //! - put throughput at 1, 100 and 10,000 puts per commit (fresh databases);
 //! - load of `--keys` keys (10,000 per commit), then open time and RSS after reopening;
-//! - point-get latency and 1000-key range latency on that database;
+//! - point-get latency, 1000-key range latency (with values, and keys only) and the latency of
+//!   counting every key (etcd's `count_only`, what a paginated LIST pays per page) on that
+//!   database;
 //! - file size after `--churn-rounds` rounds of overwrite-everything + compact, and after a
 //!   defragmentation (basalt's online one; redb's `compact`, which needs exclusive access).
 //!
@@ -50,6 +52,9 @@ pub struct EngineArgs {
     /// 1000-key ranges to time.
     #[arg(long, default_value_t = 2_000)]
     ranges: u64,
+    /// Counts of every key of the large database to time.
+    #[arg(long, default_value_t = 20)]
+    counts: u64,
     /// Keys in the churn database (default: --keys).
     #[arg(long)]
     churn_keys: Option<u64>,
@@ -107,11 +112,21 @@ trait Store {
     ) -> Result<(), String>;
     /// Point gets of `keys`, one timing per get, one read transaction per 1000 gets.
     fn gets(&self, keys: &[Vec<u8>], histogram: &mut Histogram<u64>) -> Result<(), String>;
-    /// Ranges [start, end) holding `expect` keys each, one timing per range.
+    /// Ranges [start, end) holding `expect` keys each, one timing per range; `keys_only`
+    /// copies out the keys without their values.
     fn ranges(
         &self,
         bounds: &[(Vec<u8>, Vec<u8>)],
         expect: usize,
+        keys_only: bool,
+        histogram: &mut Histogram<u64>,
+    ) -> Result<(), String>;
+    /// Counts every key `rounds` times (basalt: a `count_only` range; redb: iterating the
+    /// table), one timing per count.
+    fn counts(
+        &self,
+        rounds: u64,
+        expect: u64,
         histogram: &mut Histogram<u64>,
     ) -> Result<(), String>;
     /// Drops history (basalt: compact at the current revision; redb keeps none).
@@ -174,6 +189,7 @@ impl Store for Basalt {
         &self,
         bounds: &[(Vec<u8>, Vec<u8>)],
         expect: usize,
+        keys_only: bool,
         histogram: &mut Histogram<u64>,
     ) -> Result<(), String> {
         for chunk in bounds.chunks(100) {
@@ -182,6 +198,7 @@ impl Store for Basalt {
                 let request = RangeRequest {
                     key: start_key.clone(),
                     range_end: end_key.clone(),
+                    keys_only,
                     ..Default::default()
                 };
                 let start = Instant::now();
@@ -195,6 +212,35 @@ impl Store for Basalt {
                         response.kvs.len()
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn counts(
+        &self,
+        rounds: u64,
+        expect: u64,
+        histogram: &mut Histogram<u64>,
+    ) -> Result<(), String> {
+        let view = self.0.read().map_err(err)?;
+        let request = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            count_only: true,
+            ..Default::default()
+        };
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let response = view.range(&request).map_err(err)?;
+            histogram
+                .record(start.elapsed().as_nanos() as u64)
+                .map_err(err)?;
+            if response.count as u64 != expect {
+                return Err(format!(
+                    "basalt: counted {} keys, expected {expect}",
+                    response.count
+                ));
             }
         }
         Ok(())
@@ -271,6 +317,7 @@ impl Store for Redb {
         &self,
         bounds: &[(Vec<u8>, Vec<u8>)],
         expect: usize,
+        keys_only: bool,
         histogram: &mut Histogram<u64>,
     ) -> Result<(), String> {
         for chunk in bounds.chunks(100) {
@@ -285,7 +332,12 @@ impl Store for Redb {
                     .map_err(err)?
                 {
                     let (k, v) = entry.map_err(err)?;
-                    out.push((k.value().to_vec(), v.value().to_vec()));
+                    let value = if keys_only {
+                        Vec::new()
+                    } else {
+                        v.value().to_vec()
+                    };
+                    out.push((k.value().to_vec(), value));
                 }
                 histogram
                     .record(start.elapsed().as_nanos() as u64)
@@ -296,6 +348,31 @@ impl Store for Redb {
                         out.len()
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn counts(
+        &self,
+        rounds: u64,
+        expect: u64,
+        histogram: &mut Histogram<u64>,
+    ) -> Result<(), String> {
+        let txn = self.0.begin_read().map_err(err)?;
+        let table = txn.open_table(TABLE).map_err(err)?;
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let mut count = 0u64;
+            for entry in table.range::<&[u8]>(..).map_err(err)? {
+                entry.map_err(err)?;
+                count += 1;
+            }
+            histogram
+                .record(start.elapsed().as_nanos() as u64)
+                .map_err(err)?;
+            if count != expect {
+                return Err(format!("redb: counted {count} keys, expected {expect}"));
             }
         }
         Ok(())
@@ -543,12 +620,30 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
             (key(first), key(first + span))
         })
         .collect();
+    for keys_only in [false, true] {
+        let (mut b_hist, mut r_hist) = (new_histogram(), new_histogram());
+        basalt.ranges(&bounds, span as usize, keys_only, &mut b_hist)?;
+        redb.ranges(&bounds, span as usize, keys_only, &mut r_hist)?;
+        let (b, r) = (LatencySummary::of(&b_hist), LatencySummary::of(&r_hist));
+        let name = if keys_only {
+            "1000-key range, keys only"
+        } else {
+            "1000-key range"
+        };
+        report.add(&format!("{name} p50"), "us", b.p50_us, r.p50_us, false);
+        report.add(&format!("{name} p99"), "us", b.p99_us, r.p99_us, false);
+    }
     let (mut b_hist, mut r_hist) = (new_histogram(), new_histogram());
-    basalt.ranges(&bounds, span as usize, &mut b_hist)?;
-    redb.ranges(&bounds, span as usize, &mut r_hist)?;
+    basalt.counts(args.counts, args.keys, &mut b_hist)?;
+    redb.counts(args.counts, args.keys, &mut r_hist)?;
     let (b, r) = (LatencySummary::of(&b_hist), LatencySummary::of(&r_hist));
-    report.add("1000-key range p50", "us", b.p50_us, r.p50_us, false);
-    report.add("1000-key range p99", "us", b.p99_us, r.p99_us, false);
+    report.add(
+        "count every key p50",
+        "ms",
+        b.p50_us / 1e3,
+        r.p50_us / 1e3,
+        false,
+    );
     drop((basalt, redb));
 
     // 4. Churn: overwrite everything, compact, repeat.
