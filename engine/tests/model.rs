@@ -329,6 +329,9 @@ enum Op {
     Delete(DeleteRangeRequest),
     Txn(TxnRequest),
     Range(RangeRequest, i64),
+    /// The reads that need no value (count, keys only, a limited page with its count) and the
+    /// full range, at current - n.
+    Counts(i64),
     Compact(i64, usize),
     Events(i64),
     Commit(u64),
@@ -513,6 +516,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => delete_req().prop_map(Op::Delete),
         4 => txn_req().prop_map(Op::Txn),
         6 => range_req().prop_map(|(r, b)| Op::Range(r, b)),
+        2 => (0i64..4).prop_map(Op::Counts),
         1 => (0i64..4, 1usize..4).prop_map(|(back, budget)| Op::Compact(back, budget)),
         1 => (0i64..6).prop_map(Op::Events),
         2 => (0u64..3).prop_map(Op::Commit),
@@ -545,6 +549,37 @@ fn everything() -> RangeRequest {
         range_end: vec![0],
         ..Default::default()
     }
+}
+
+/// Ranges over every key at `revision`: a count, keys only, a one-key page (which also counts
+/// the rest), a keys-only page sorted by create revision, and the full range with values.
+fn count_and_key_reads(revision: i64) -> Vec<RangeRequest> {
+    let all = RangeRequest {
+        revision,
+        ..everything()
+    };
+    vec![
+        RangeRequest {
+            count_only: true,
+            ..all.clone()
+        },
+        RangeRequest {
+            keys_only: true,
+            ..all.clone()
+        },
+        RangeRequest {
+            limit: 1,
+            ..all.clone()
+        },
+        RangeRequest {
+            keys_only: true,
+            limit: 2,
+            sort_order: SortOrder::Descend,
+            sort_target: SortTarget::Create,
+            ..all.clone()
+        },
+        all,
+    ]
 }
 
 fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
@@ -730,6 +765,12 @@ fn step(
             };
             same(b.range(&r), model.range(&r, model.current))?;
         }
+        Op::Counts(back) => {
+            let revision = (model.current - back).max(1);
+            for r in count_and_key_reads(revision) {
+                same(b.range(&r), model.range(&r, model.current))?;
+            }
+        }
         Op::Compact(back, budget) => {
             let rev = (model.current - back).max(1);
             let expected = if rev <= model.compacted {
@@ -748,6 +789,14 @@ fn step(
                 // Physical compaction in small steps must not change what any read returns.
                 while !b.compact_step(budget).unwrap() {}
                 same(b.range(&everything()), hash_before)?;
+                // Counts and keys-only reads after the older revisions (and their values) are
+                // gone, at the compaction revision too: a key whose older versions were removed
+                // still reads back its kept value.
+                for revision in [0, rev] {
+                    for r in count_and_key_reads(revision) {
+                        same(b.range(&r), model.range(&r, model.current))?;
+                    }
+                }
             }
             same(got, expected)?;
         }
