@@ -24,7 +24,7 @@ use crate::mvcc::types::{
     RangeResponse, TxnRequest, TxnResponse,
 };
 use crate::mvcc::write::Writer;
-use crate::mvcc::{compact, events, hash, read};
+use crate::mvcc::{check, compact, events, hash, read};
 
 /// Revisions a [`WriteBatch::compact`] call processes before returning; the rest is left to
 /// [`WriteBatch::compact_step`] in later batches.
@@ -56,9 +56,13 @@ impl Engine {
     }
 
     /// Walks the whole newest commit: every page reachable exactly once or free, keys in
-    /// order, checksums valid. Waits for an open write batch to finish.
+    /// order, checksums valid; then, on a snapshot, that the key index and the change log
+    /// name the same revisions (each record's value is logged, nothing is logged twice or
+    /// left over). Waits for an open write batch to finish.
     pub fn check(&self) -> Result<CheckReport> {
-        self.db.check()
+        let report = self.db.check()?;
+        check::check_index_and_log(&self.db.begin_read())?;
+        Ok(report)
     }
 
     /// Makes every published commit durable: fdatasync of the pages, then of the meta (so open

@@ -6,7 +6,8 @@
 //!   the memory map and pwritev (the only `unsafe` code);
 //! - `btree`: copy-on-write B+tree nodes in slotted pages, overflow runs for large values;
 //! - `db`: tables, read snapshots (`Send`, lock-free), the single writer and its commit;
-//! - `mvcc`: revisions, the key index, Range/Put/DeleteRange/Txn, compaction, events, hash;
+//! - `mvcc`: revisions, the key index (records without values), the change log (revision →
+//!   key and value), Range/Put/DeleteRange/Txn, compaction, events, hash;
 //! - [`Engine`]: the API the server calls.
 
 #![deny(unsafe_op_in_unsafe_fn)]

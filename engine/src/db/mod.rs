@@ -32,9 +32,11 @@ pub(crate) use write::{Durability, WriteTxn};
 /// The B+trees a database holds; each has a root slot in the meta page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Table {
-    /// MVCC records: encoded user key ++ revision → record (see `mvcc::keys`).
+    /// The key index: encoded user key ++ revision → record header, no value (see
+    /// `mvcc::keys`, `mvcc::record`).
     Index = 0,
-    /// Revision → user key: the change log in revision order (replay, compaction, hash).
+    /// The change log: revision → user key and value, in revision order (values of reads,
+    /// replay, compaction, hash; see `mvcc::log`).
     Revisions = 1,
     /// Small named values: current revision, compaction state, applied raft index.
     Meta = 2,

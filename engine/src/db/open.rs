@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::pager::file::DataFile;
 use crate::pager::freelist::{decode_commit_record, FreeList};
 use crate::pager::mapping::Mapping;
-use crate::pager::meta::Meta;
+use crate::pager::meta::{Meta, FORMAT_VERSION};
 use crate::pager::{checksum, run_pages, PageKind, View, PAGE_SIZE, RUN_BYTES_MAX};
 
 /// Address space reserved up front; the file can grow this far without a new mapping.
@@ -126,15 +126,32 @@ fn create(file: &DataFile, path: &Path) -> Result<()> {
 /// The valid metas with their slots, newest first; an error naming both pages if neither is
 /// valid.
 fn metas_newest_first(file: &DataFile) -> Result<Vec<(u64, Meta)>> {
-    let metas: Vec<std::result::Result<Meta, String>> = (0..2)
-        .map(|page| file.read_page(page).map(|bytes| Meta::decode(&bytes)))
+    let pages: Vec<Vec<u8>> = (0..2)
+        .map(|page| file.read_page(page))
         .collect::<Result<_>>()?;
+    let metas: Vec<std::result::Result<Meta, String>> =
+        pages.iter().map(|bytes| Meta::decode(bytes)).collect();
     let mut valid: Vec<(u64, Meta)> = metas
         .iter()
         .enumerate()
         .filter_map(|(slot, m)| m.as_ref().ok().map(|m| (slot as u64, *m)))
         .collect();
     if valid.is_empty() {
+        // An intact meta of another format is not damage: say which format the file has.
+        if let Some(other) = pages
+            .iter()
+            .filter_map(|page| Meta::declared_format(page))
+            .find(|&format| format != FORMAT_VERSION)
+        {
+            return Err(Error::BadFile {
+                path: file.path.to_path_buf(),
+                reason: format!(
+                    "it is in format version {other}; this build reads only format version \
+                     {FORMAT_VERSION}, and there is no migration (start from an empty data \
+                     directory)"
+                ),
+            });
+        }
         let reason =
             |m: &std::result::Result<Meta, String>| m.as_ref().err().cloned().unwrap_or_default();
         return Err(Error::Corrupt {

@@ -1,11 +1,13 @@
 //! Compaction: after `compact(C)`, every revision ≤ C that is not the newest ≤ C of its key,
-//! and every tombstone ≤ C, is physically removed — in bounded steps, so a huge compaction
+//! and every tombstone ≤ C, is physically removed — its key index record and its change log
+//! entry, which holds its value — in bounded steps, so a huge compaction
 //! never holds the writer for long. Progress is a cursor in the Meta table, committed with the
 //! deletions, so a restart resumes where the last commit left off.
 
 use std::ops::Bound;
 
-use super::keys::{encode_user_key, index_key, Revision, REVISION_BYTES};
+use super::keys::{encode_user_key, index_key, Revision};
+use super::log;
 use super::record::Record;
 use super::state::MvccState;
 use crate::db::{Table, Tables};
@@ -75,36 +77,21 @@ pub(crate) fn step(
     };
     let budget = budget.max(1);
     let compacted = state.compact_revision;
-    let start = Revision { main, sub }.to_bytes();
+    let start = Revision { main, sub };
     let end = Revision {
         main: compacted,
         sub: i64::MAX,
-    }
-    .to_bytes();
-    let mut batch: Vec<(Revision, Vec<u8>)> = Vec::new();
-    let lower = if (main, sub) == (0, 0) {
-        Bound::Included(&start[..])
-    } else {
-        Bound::Excluded(&start[..])
     };
-    txn.scan(
-        Table::Revisions,
-        lower,
-        Bound::Included(&end),
-        false,
-        &mut |k, v| {
-            let rev = Revision::from_bytes(k).ok_or_else(|| Error::Corrupt {
-                path: Default::default(),
-                page: 0,
-                reason: format!(
-                    "revision key of {} bytes (expected {REVISION_BYTES})",
-                    k.len()
-                ),
-            })?;
-            batch.push((rev, v.to_vec()));
-            Ok(batch.len() < budget)
-        },
-    )?;
+    let lower = if (main, sub) == (0, 0) {
+        Bound::Included(start)
+    } else {
+        Bound::Excluded(start)
+    };
+    let mut batch: Vec<(Revision, Vec<u8>)> = Vec::new();
+    log::scan(&*txn, lower, end, &mut |rev, entry| {
+        batch.push((rev, entry.key.to_vec()));
+        Ok(batch.len() < budget)
+    })?;
     let mut doomed = Vec::new();
     for (rev, key) in &batch {
         let encoded = encode_user_key(key);

@@ -4,13 +4,14 @@
 use std::ops::Bound;
 
 use super::keys::{encode_user_key, index_key, Revision};
+use super::log::{self, Entry};
 use super::read::newest_at;
 use super::record::Record;
 use super::types::{Event, EventKind, KeyValue};
 use crate::db::{Table, Tables};
 use crate::error::{Error, Result};
 
-/// The state of the key just before `rev`, if it was live.
+/// The state of the key just before `rev`, if it was live (its value read from the log).
 pub(crate) fn prev_kv<T: Tables>(
     tables: &T,
     encoded_key: &[u8],
@@ -27,9 +28,10 @@ pub(crate) fn prev_kv<T: Tables>(
             sub: i64::MAX,
         }
     };
-    Ok(newest_at(tables, encoded_key, before)?
+    newest_at(tables, encoded_key, before)?
         .filter(|found| !found.record.tombstone)
-        .map(|found| found.to_kv(true)))
+        .map(|found| found.to_kv(tables))
+        .transpose()
 }
 
 /// Events of main revisions ≥ `from`, in order; stops after `limit` events but never inside a
@@ -44,33 +46,33 @@ pub(crate) fn events_since<T: Tables>(
     if from < compacted {
         return Err(Error::Compacted);
     }
-    let mut log: Vec<(Revision, Vec<u8>)> = Vec::new();
     if from > current {
         return Ok(Vec::new());
     }
+    // The log gives key and value in one scan; the key index gives the rest of each change.
+    let mut changes: Vec<(Revision, Entry)> = Vec::new();
     let start = Revision {
         main: from.max(1),
         sub: 0,
-    }
-    .to_bytes();
-    tables.scan(
-        Table::Revisions,
-        Bound::Included(&start),
-        Bound::Unbounded,
-        false,
-        &mut |k, v| {
-            let rev = Revision::from_bytes(k)
-                .ok_or_else(|| tables.view().corrupt(0, "malformed revision key"))?;
-            if log.len() >= limit && log.last().is_some_and(|(last, _)| last.main != rev.main) {
-                return Ok(false);
-            }
-            log.push((rev, v.to_vec()));
-            Ok(true)
-        },
-    )?;
-    let mut events = Vec::with_capacity(log.len());
-    for (rev, key) in log {
-        let encoded = encode_user_key(&key);
+    };
+    let end = Revision {
+        main: i64::MAX,
+        sub: i64::MAX,
+    };
+    log::scan(tables, Bound::Included(start), end, &mut |rev, entry| {
+        if changes.len() >= limit
+            && changes
+                .last()
+                .is_some_and(|(last, _)| last.main != rev.main)
+        {
+            return Ok(false);
+        }
+        changes.push((rev, entry));
+        Ok(true)
+    })?;
+    let mut events = Vec::with_capacity(changes.len());
+    for (rev, entry) in changes {
+        let encoded = encode_user_key(entry.key);
         let bytes = tables
             .get(Table::Index, &index_key(&encoded, rev))?
             .ok_or_else(|| {
@@ -85,7 +87,7 @@ pub(crate) fn events_since<T: Tables>(
             Event {
                 kind: EventKind::Delete,
                 kv: KeyValue {
-                    key,
+                    key: entry.key.to_vec(),
                     mod_revision: rev.main,
                     ..KeyValue::default()
                 },
@@ -95,11 +97,11 @@ pub(crate) fn events_since<T: Tables>(
             Event {
                 kind: EventKind::Put,
                 kv: KeyValue {
-                    key,
+                    key: entry.key.to_vec(),
                     create_revision: record.create_revision,
                     mod_revision: rev.main,
                     version: record.version,
-                    value: record.value.to_vec(),
+                    value: entry.value.to_vec(),
                     lease: record.lease,
                 },
                 prev_kv: prev,

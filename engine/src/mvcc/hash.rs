@@ -1,14 +1,18 @@
 //! The hash of the key space at a revision (what etcd's HashKV returns), for comparing members.
 //!
-//! crc32 over (index key, record) of every revision ≤ `rev` that a finished compaction keeps.
-//! Revisions a compaction in progress has not removed yet are skipped by rule, so two members
-//! agree whatever their compaction progress. It is not byte-compatible with etcd's hash (etcd
-//! hashes its own protobuf encoding); it only needs to agree between basalt members.
+//! crc32 over (index key, record, value) of every revision ≤ `rev` that a finished compaction
+//! keeps. Revisions a compaction in progress has not removed yet are skipped by rule, so two
+//! members agree whatever their compaction progress. It is not byte-compatible with etcd's hash
+//! (etcd hashes its own protobuf encoding); it only needs to agree between basalt members —
+//! including members of different basalt versions, so it hashes the logical bytes, not the
+//! table layout: record ++ value is what format 1 stored as one index value, and the result is
+//! the same now that the value lives in the change log (`tests/hash_pin.rs` pins it).
 
 use std::ops::Bound;
 
 use super::compact::is_dropped;
 use super::keys::{encode_user_key, index_key, Revision};
+use super::log::{self, Entry};
 use super::read::resolve_revision;
 use super::types::HashKv;
 use crate::db::{Table, Tables};
@@ -25,31 +29,27 @@ pub(crate) fn hash_kv<T: Tables>(
     let end = Revision {
         main: rev,
         sub: i64::MAX,
-    }
-    .to_bytes();
-    let mut log: Vec<(Revision, Vec<u8>)> = Vec::new();
-    tables.scan(
-        Table::Revisions,
-        Bound::Unbounded,
-        Bound::Included(&end),
-        false,
-        &mut |k, v| {
-            let rev = Revision::from_bytes(k)
-                .ok_or_else(|| tables.view().corrupt(0, "malformed revision key"))?;
-            log.push((rev, v.to_vec()));
-            Ok(true)
-        },
-    )?;
+    };
+    let mut changes: Vec<(Revision, Entry)> = Vec::new();
+    log::scan(tables, Bound::Unbounded, end, &mut |rev, entry| {
+        changes.push((rev, entry));
+        Ok(true)
+    })?;
     let mut hasher = crc32fast::Hasher::new();
-    for (rev, key) in log {
-        let encoded = encode_user_key(&key);
+    for (rev, entry) in changes {
+        let encoded = encode_user_key(entry.key);
         if rev.main <= compacted && is_dropped(tables, &encoded, rev, compacted)? {
             continue;
         }
         let index = index_key(&encoded, rev);
-        let record = tables.get(Table::Index, &index)?.unwrap_or_default();
+        let record = tables.get(Table::Index, &index)?.ok_or_else(|| {
+            tables
+                .view()
+                .corrupt(0, format!("revision {rev:?} has no index entry"))
+        })?;
         hasher.update(&index);
         hasher.update(record);
+        hasher.update(entry.value);
     }
     Ok(HashKv {
         hash: hasher.finalize(),
@@ -62,7 +62,9 @@ pub(crate) fn hash_kv<T: Tables>(
 /// value) of every entry of every table, in table then key order. It hashes logical content,
 /// not pages, so two members with the same data agree whatever their page layout; like etcd
 /// (which skips its consistent index), it skips what is local progress rather than data: the
-/// applied raft index and the cursor of a compaction still running.
+/// applied raft index and the cursor of a compaction still running. Unlike HashKV it hashes the
+/// tables as stored, so its result changes with the file format (format 2 moved values from the
+/// key index into the change log); members on one format agree.
 pub(crate) fn hash_store<T: Tables>(tables: &T) -> Result<u32> {
     use super::state::{APPLIED_INDEX, COMPACT_CURSOR};
     let mut hasher = crc32fast::Hasher::new();

@@ -1,9 +1,14 @@
 //! Reads of the MVCC store at a revision: point lookups, ranges (with etcd's post-processing),
 //! and txn compares. Generic over the snapshot so a write batch reads its own writes.
+//!
+//! Every read walks the key index, which holds no values; a value is looked up in the change
+//! log by its revision only when the answer carries it (a returned key of a range that is not
+//! keys-only, a VALUE compare, a sort by value), never for a key that is only counted.
 
 use std::ops::Bound;
 
 use super::keys::{decode_user_key, encode_user_key, index_key, split_index_key, Revision};
+use super::log;
 use super::record::Record;
 use super::types::{
     Compare, CompareResult, CompareTarget, KeyValue, RangeRequest, RangeResponse, SortOrder,
@@ -62,34 +67,38 @@ impl KeyRange {
     }
 }
 
-/// A key's newest revision at or below some revision, borrowed from the snapshot.
+/// A key's newest revision at or below some revision, borrowed from the snapshot: the key
+/// index's record, without the value (see `mvcc::log`).
 #[derive(Clone, Copy)]
 pub(crate) struct Found<'a> {
     pub(crate) encoded_key: &'a [u8],
     pub(crate) revision: Revision,
-    pub(crate) record: Record<'a>,
+    pub(crate) record: Record,
 }
 
 impl Found<'_> {
-    /// The etcd `KeyValue` of this revision.
-    pub(crate) fn to_kv(self, with_value: bool) -> KeyValue {
+    /// The etcd `KeyValue` of this revision with an empty value: all the key index holds.
+    pub(crate) fn kv_without_value(self) -> KeyValue {
         KeyValue {
             key: decode_user_key(self.encoded_key).unwrap_or_default(),
             create_revision: self.record.create_revision,
             mod_revision: self.revision.main,
             version: self.record.version,
-            value: if with_value {
-                self.record.value.to_vec()
-            } else {
-                Vec::new()
-            },
+            value: Vec::new(),
             lease: self.record.lease,
         }
+    }
+
+    /// The etcd `KeyValue` of this revision, its value looked up in the change log.
+    pub(crate) fn to_kv<T: Tables>(self, tables: &T) -> Result<KeyValue> {
+        let mut kv = self.kv_without_value();
+        kv.value = log::value(tables, &kv.key, self.revision)?.to_vec();
+        Ok(kv)
     }
 }
 
 /// Parses an index entry; `None` if malformed.
-pub(crate) fn entry<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Found<'a>> {
+pub(crate) fn entry<'a>(key: &'a [u8], value: &[u8]) -> Option<Found<'a>> {
     let (encoded_key, revision) = split_index_key(key)?;
     Some(Found {
         encoded_key,
@@ -98,7 +107,7 @@ pub(crate) fn entry<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Found<'a>> {
     })
 }
 
-fn parse<'a, T: Tables>(tables: &T, key: &'a [u8], value: &'a [u8]) -> Result<Found<'a>> {
+fn parse<'a, T: Tables>(tables: &T, key: &'a [u8], value: &[u8]) -> Result<Found<'a>> {
     let (encoded_key, revision) =
         split_index_key(key).ok_or_else(|| tables.view().corrupt(0, "malformed index key"))?;
     let record =
@@ -252,11 +261,12 @@ pub(crate) fn range<T: Tables>(
     };
     let range = KeyRange::new(&request.key, &request.range_end);
     let mut count = 0i64;
-    let mut kvs = Vec::new();
+    // Candidates carry their full revision: the sub revision finds the value in the log.
+    let mut rows: Vec<(KeyValue, Revision)> = Vec::new();
     visit_live(tables, &range, rev, &mut |found| {
         count += 1;
-        if !request.count_only && kvs.len() < fetch {
-            kvs.push(found.to_kv(true));
+        if !request.count_only && rows.len() < fetch {
+            rows.push((found.kv_without_value(), found.revision));
         }
         Ok(true)
     })?;
@@ -268,43 +278,63 @@ pub(crate) fn range<T: Tables>(
             && (request.min_create_revision == 0
                 || kv.create_revision >= request.min_create_revision)
     };
-    kvs.retain(keep);
+    rows.retain(|(kv, _)| keep(kv));
     let mut order = request.sort_order;
     if request.sort_target != SortTarget::Key && order == SortOrder::None {
         order = SortOrder::Ascend;
     }
+    let mut values_read = false;
     if order != SortOrder::None {
-        // Stable sort: ties keep key order (etcd's unstable sort leaves tie order unspecified).
         let target = request.sort_target;
-        let cmp = |a: &KeyValue, b: &KeyValue| match target {
-            SortTarget::Key => a.key.cmp(&b.key),
-            SortTarget::Version => a.version.cmp(&b.version),
-            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
-            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
-            SortTarget::Value => a.value.cmp(&b.value),
+        if target == SortTarget::Value {
+            // A sort by value needs the value of every candidate, even for a keys-only answer.
+            read_values(tables, &mut rows)?;
+            values_read = true;
+        }
+        // Stable sort: ties keep key order (etcd's unstable sort leaves tie order unspecified).
+        let cmp = |a: &(KeyValue, Revision), b: &(KeyValue, Revision)| {
+            let (a, b) = (&a.0, &b.0);
+            match target {
+                SortTarget::Key => a.key.cmp(&b.key),
+                SortTarget::Version => a.version.cmp(&b.version),
+                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => a.value.cmp(&b.value),
+            }
         };
         match order {
-            SortOrder::Ascend => kvs.sort_by(cmp),
-            SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
+            SortOrder::Ascend => rows.sort_by(cmp),
+            SortOrder::Descend => rows.sort_by(|a, b| cmp(b, a)),
             SortOrder::None => {}
         }
     }
     let mut more = false;
-    if request.limit > 0 && kvs.len() > request.limit as usize {
-        kvs.truncate(request.limit as usize);
+    if request.limit > 0 && rows.len() > request.limit as usize {
+        rows.truncate(request.limit as usize);
         more = true;
     }
     if request.keys_only {
-        for kv in &mut kvs {
+        for (kv, _) in &mut rows {
             kv.value = Vec::new();
         }
+    } else if !values_read {
+        // Only the keys returned: one log lookup each.
+        read_values(tables, &mut rows)?;
     }
     Ok(RangeResponse {
         header_revision: current,
-        kvs,
+        kvs: rows.into_iter().map(|(kv, _)| kv).collect(),
         more,
         count,
     })
+}
+
+/// Fills in each row's value from the change log.
+fn read_values<T: Tables>(tables: &T, rows: &mut [(KeyValue, Revision)]) -> Result<()> {
+    for (kv, revision) in rows {
+        kv.value = log::value(tables, &kv.key, *revision)?.to_vec();
+    }
+    Ok(())
 }
 
 /// etcd's compare over a key or range at main revision `rev`.
@@ -312,9 +342,15 @@ pub(crate) fn compare<T: Tables>(tables: &T, compare: &Compare, rev: i64) -> Res
     let range = KeyRange::new(&compare.key, &compare.range_end);
     let mut any = false;
     let mut all = true;
+    let needs_value = matches!(compare.target, CompareTarget::Value(_));
     visit_live(tables, &range, rev, &mut |found| {
         any = true;
-        if !compare_one(compare, &found.to_kv(true)) {
+        let kv = if needs_value {
+            found.to_kv(tables)?
+        } else {
+            found.kv_without_value()
+        };
+        if !compare_one(compare, &kv) {
             all = false;
             return Ok(false);
         }
@@ -322,7 +358,7 @@ pub(crate) fn compare<T: Tables>(tables: &T, compare: &Compare, rev: i64) -> Res
     })?;
     if !any {
         // A missing key compares as a zero KeyValue, except VALUE, which always fails.
-        if matches!(compare.target, CompareTarget::Value(_)) {
+        if needs_value {
             return Ok(false);
         }
         return Ok(compare_one(compare, &KeyValue::default()));

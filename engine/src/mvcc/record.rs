@@ -1,27 +1,37 @@
-//! The stored form of one revision of a key (the index table's value).
+//! The stored form of one revision of a key in the key index (the Index table's value): what
+//! a count, a keys-only range, a compare on version/create/mod/lease and a watch event need,
+//! and nothing else. The value lives in the change log, under the revision (`mvcc::log`).
 //!
 //! ```text
-//! flags u8 (bit 0: tombstone) | create_revision i64 LE | version i64 LE | lease i64 LE | value
+//! flags u8 (bit 0: tombstone) | create_revision i64 LE | version i64 LE | lease i64 LE
 //! ```
 //! The mod revision and the key are not repeated: both are in the index key.
 
 const FLAG_TOMBSTONE: u8 = 1;
-const HEADER_BYTES: usize = 25;
+/// Bytes of a stored record.
+pub(crate) const RECORD_BYTES: usize = 25;
 
-/// A decoded record borrowing its value from the page.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Record<'a> {
+/// A decoded record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
     pub(crate) tombstone: bool,
     pub(crate) create_revision: i64,
     pub(crate) version: i64,
     pub(crate) lease: i64,
-    pub(crate) value: &'a [u8],
 }
 
-impl<'a> Record<'a> {
-    /// Parses a stored record; `None` if it is too short or has unknown flags.
-    pub(crate) fn decode(bytes: &'a [u8]) -> Option<Record<'a>> {
-        if bytes.len() < HEADER_BYTES || bytes[0] & !FLAG_TOMBSTONE != 0 {
+impl Record {
+    /// The record of a delete.
+    pub(crate) const TOMBSTONE: Record = Record {
+        tombstone: true,
+        create_revision: 0,
+        version: 0,
+        lease: 0,
+    };
+
+    /// Parses a stored record; `None` if it has the wrong length or unknown flags.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Record> {
+        if bytes.len() != RECORD_BYTES || bytes[0] & !FLAG_TOMBSTONE != 0 {
             return None;
         }
         let i64_at = |at: usize| i64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
@@ -30,18 +40,16 @@ impl<'a> Record<'a> {
             create_revision: i64_at(1),
             version: i64_at(9),
             lease: i64_at(17),
-            value: &bytes[HEADER_BYTES..],
         })
     }
 
     /// Serialises the record.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_BYTES + self.value.len());
-        out.push(if self.tombstone { FLAG_TOMBSTONE } else { 0 });
-        out.extend_from_slice(&self.create_revision.to_le_bytes());
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&self.lease.to_le_bytes());
-        out.extend_from_slice(self.value);
+    pub(crate) fn encode(&self) -> [u8; RECORD_BYTES] {
+        let mut out = [0u8; RECORD_BYTES];
+        out[0] = if self.tombstone { FLAG_TOMBSTONE } else { 0 };
+        out[1..9].copy_from_slice(&self.create_revision.to_le_bytes());
+        out[9..17].copy_from_slice(&self.version.to_le_bytes());
+        out[17..25].copy_from_slice(&self.lease.to_le_bytes());
         out
     }
 }

@@ -3,6 +3,7 @@
 
 use super::keys::{checked_user_key, encode_user_key, index_key, Revision};
 use super::lease;
+use super::log;
 use super::read::{compare, entry, get_at, range, resolve_revision, visit_live, KeyRange};
 use super::record::Record;
 use super::txn_check::check_duplicates;
@@ -77,8 +78,10 @@ impl<'t, 'a> Writer<'t, 'a> {
         let key = index_key(&encoded, revision);
         // The new index key sorts right after the key's newest existing revision (nothing newer
         // than this revision exists), so the insert's own descent finds the previous version:
-        // one tree descent per put instead of a lookup plus an insert.
-        let mut outcome: Option<(Option<KeyValue>, KeyValue)> = None;
+        // one tree descent per put instead of a lookup plus an insert. The new record needs
+        // only the previous record, never its value.
+        let mut prev: Option<(Revision, Record)> = None;
+        let mut record: Option<Record> = None;
         let view_error = |what: &str| Error::Corrupt {
             path: Default::default(),
             page: 0,
@@ -90,27 +93,55 @@ impl<'t, 'a> Writer<'t, 'a> {
         let inserted = self
             .txn
             .put_after_predecessor(Table::Index, &key, &mut |predecessor| {
-                let prev = match predecessor {
+                prev = match predecessor {
                     Some((k, v)) if k.len() == key.len() && k.starts_with(&encoded) => {
                         let found = entry(k, v).ok_or_else(|| view_error("malformed"))?;
-                        (!found.record.tombstone).then(|| found.to_kv(true))
+                        (!found.record.tombstone).then_some((found.revision, found.record))
                     }
                     _ => None,
                 };
-                let (record, kv) = new_version(request, &prev, revision.main)?;
-                outcome = Some((prev, kv));
-                Ok(record)
+                let new = new_record(request, prev.map(|(_, r)| r), revision.main)?;
+                record = Some(new);
+                Ok(new.encode().to_vec())
             })?;
         if !inserted {
-            let prev =
-                get_at(&*self.txn, &request.key, self.read_revision())?.map(|f| f.to_kv(true));
-            let (record, kv) = new_version(request, &prev, revision.main)?;
-            self.txn.put(Table::Index, &key, &record)?;
-            outcome = Some((prev, kv));
+            prev = get_at(&*self.txn, &request.key, self.read_revision())?
+                .map(|found| (found.revision, found.record));
+            let new = new_record(request, prev.map(|(_, r)| r), revision.main)?;
+            self.txn.put(Table::Index, &key, &new.encode())?;
+            record = Some(new);
         }
-        let (prev, kv) = outcome.expect("the new version was built");
-        self.txn
-            .put(Table::Revisions, &revision.to_bytes(), &request.key)?;
+        let record = record.expect("the new record was built");
+        // The previous version's value, for the event's prev_kv (and for ignore_value): one
+        // lookup in the change log when the put replaces a live version.
+        let prev = match prev {
+            Some((prev_revision, prev_record)) => Some(KeyValue {
+                key: request.key.clone(),
+                create_revision: prev_record.create_revision,
+                mod_revision: prev_revision.main,
+                version: prev_record.version,
+                value: log::value(&*self.txn, &request.key, prev_revision)?.to_vec(),
+                lease: prev_record.lease,
+            }),
+            None => None,
+        };
+        let value = match (&prev, request.ignore_value) {
+            (Some(prev), true) => prev.value.clone(),
+            _ => request.value.clone(),
+        };
+        self.txn.put(
+            Table::Revisions,
+            &revision.to_bytes(),
+            &log::encode(&request.key, &value),
+        )?;
+        let kv = KeyValue {
+            key: request.key.clone(),
+            create_revision: record.create_revision,
+            mod_revision: revision.main,
+            version: record.version,
+            value,
+            lease: record.lease,
+        };
         let prev_lease = prev.as_ref().map_or(0, |p| p.lease);
         if prev_lease != kv.lease {
             if prev_lease != 0 {
@@ -140,9 +171,11 @@ impl<'t, 'a> Writer<'t, 'a> {
             return Err(Error::EmptyKey);
         }
         let key_range = KeyRange::new(&request.key, &request.range_end);
+        // The deleted versions' values are looked up for the events' prev_kv.
+        let tables = &*self.txn;
         let mut doomed = Vec::new();
-        visit_live(&*self.txn, &key_range, self.read_revision(), &mut |found| {
-            doomed.push(found.to_kv(true));
+        visit_live(tables, &key_range, self.read_revision(), &mut |found| {
+            doomed.push(found.to_kv(tables)?);
             Ok(true)
         })?;
         for prev in &doomed {
@@ -150,21 +183,17 @@ impl<'t, 'a> Writer<'t, 'a> {
                 main: self.main(),
                 sub: self.sub,
             };
-            let tombstone = Record {
-                tombstone: true,
-                create_revision: 0,
-                version: 0,
-                lease: 0,
-                value: &[],
-            };
             let encoded = encode_user_key(&prev.key);
             self.txn.put(
                 Table::Index,
                 &index_key(&encoded, revision),
-                &tombstone.encode(),
+                &Record::TOMBSTONE.encode(),
             )?;
-            self.txn
-                .put(Table::Revisions, &revision.to_bytes(), &prev.key)?;
+            self.txn.put(
+                Table::Revisions,
+                &revision.to_bytes(),
+                &log::encode(&prev.key, &[]),
+            )?;
             if prev.lease != 0 {
                 lease::detach(self.txn, prev.lease, &prev.key)?;
             }
@@ -308,40 +337,20 @@ impl<'t, 'a> Writer<'t, 'a> {
     }
 }
 
-/// The stored record and the `KeyValue` of a put over the key's previous live version.
-fn new_version(
-    request: &PutRequest,
-    prev: &Option<KeyValue>,
-    main: i64,
-) -> Result<(Vec<u8>, KeyValue)> {
+/// The key index record of a put over the key's previous live version, if any.
+fn new_record(request: &PutRequest, prev: Option<Record>, main: i64) -> Result<Record> {
     if (request.ignore_value || request.ignore_lease) && prev.is_none() {
         return Err(Error::KeyNotFound);
     }
-    let value = match (prev, request.ignore_value) {
-        (Some(prev), true) => prev.value.clone(),
-        _ => request.value.clone(),
-    };
-    let lease = match (prev, request.ignore_lease) {
-        (Some(prev), true) => prev.lease,
-        _ => request.lease,
-    };
-    let record = Record {
+    Ok(Record {
         tombstone: false,
-        create_revision: prev.as_ref().map_or(main, |p| p.create_revision),
-        version: prev.as_ref().map_or(1, |p| p.version + 1),
-        lease,
-        value: &value,
-    };
-    let encoded = record.encode();
-    let kv = KeyValue {
-        key: request.key.clone(),
-        create_revision: record.create_revision,
-        mod_revision: main,
-        version: record.version,
-        value,
-        lease,
-    };
-    Ok((encoded, kv))
+        create_revision: prev.map_or(main, |p| p.create_revision),
+        version: prev.map_or(1, |p| p.version + 1),
+        lease: match (prev, request.ignore_lease) {
+            (Some(prev), true) => prev.lease,
+            _ => request.lease,
+        },
+    })
 }
 
 /// Stamps the txn's final revision on every write response header, like etcd's single header.

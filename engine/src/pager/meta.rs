@@ -14,7 +14,10 @@ use super::PAGE_SIZE;
 pub(crate) const TABLE_SLOTS: usize = 8;
 
 const MAGIC: &[u8; 8] = b"BASALTDB";
-const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build reads and writes. 1: the key index held each revision's value
+/// inline. 2: the key index holds record headers only; values live in the change log
+/// (`mvcc::log`). There is no migration between formats.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const CRC_OFFSET: usize = PAGE_SIZE - 4;
 
 /// What one committed transaction published.
@@ -68,6 +71,19 @@ impl Meta {
         page
     }
 
+    /// The format version a meta page declares, if it is an intact basalt meta page (checksum
+    /// and magic valid), whatever that version is: lets open name the format of a file this
+    /// build cannot read instead of calling it damaged.
+    pub(crate) fn declared_format(page: &[u8]) -> Option<u32> {
+        if page.len() != PAGE_SIZE
+            || &page[0..8] != MAGIC
+            || page[CRC_OFFSET..] != crc32fast::hash(&page[..CRC_OFFSET]).to_le_bytes()
+        {
+            return None;
+        }
+        Some(u32::from_le_bytes(page[8..12].try_into().unwrap()))
+    }
+
     /// Parses a meta page; `Err` says why it is not a valid meta.
     pub(crate) fn decode(page: &[u8]) -> Result<Meta, String> {
         if page.len() != PAGE_SIZE {
@@ -82,7 +98,10 @@ impl Meta {
             return Err("bad magic".into());
         }
         if u32_at(8) != FORMAT_VERSION {
-            return Err(format!("unsupported format version {}", u32_at(8)));
+            return Err(format!(
+                "format version {} (this build reads format version {FORMAT_VERSION})",
+                u32_at(8)
+            ));
         }
         if u32_at(12) != PAGE_SIZE as u32 {
             return Err(format!("page size {} (expected {PAGE_SIZE})", u32_at(12)));
