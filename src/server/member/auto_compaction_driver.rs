@@ -11,7 +11,6 @@ use basalt_net::proto::etcdserverpb as pb;
 use super::raft_member::Member;
 use crate::config::AutoCompaction;
 use crate::server::state_machine::auto_compactor::AutoCompactor;
-use crate::server::state_machine::proposal::Proposal;
 
 /// Starts the task on the current executor (nothing when automatic compaction is off).
 pub fn start(member: Rc<Member>, setting: AutoCompaction) {
@@ -44,7 +43,7 @@ async fn run(member: Rc<Member>, mut compactor: AutoCompactor) {
             revision,
             physical: false,
         };
-        let outcome = member.propose(Proposal::Compaction(request)).await;
+        let outcome = member.propose_write(request).await;
         // etcd counts "already compacted" as done.
         let ok = match &outcome {
             Ok(_) => true,

@@ -1,6 +1,6 @@
 //! The lease operations that need the lessor, which lives with the raft owner (as etcd's lessor
 //! lives with its leader): grant (its id and minimum TTL are decided here), renew, time to live
-//! and the list of leases. Services on any core reach them through their `Gateway`.
+//! and the list of leases. Services on any core call them through their `Gateway`.
 
 use std::rc::Rc;
 
@@ -8,13 +8,21 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 
 use super::lease_driver;
+use super::owner_op::OwnerOp;
 use super::raft_member::Member;
-use crate::server::state_machine::apply::Applied;
 use crate::server::state_machine::lease_lessor::{Renewed, LEASE_TTL_MAX_S};
-use crate::server::state_machine::proposal::Proposal;
 
 /// LeaseGrant: etcd's TTL bounds, an id when the client gave 0, then raft.
-pub async fn grant(
+pub struct LeaseGrant(pub pb::LeaseGrantRequest);
+
+impl OwnerOp for LeaseGrant {
+    type Answer = Result<pb::LeaseGrantResponse, Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        grant(&member, self.0).await
+    }
+}
+
+async fn grant(
     member: &Rc<Member>,
     request: pb::LeaseGrantRequest,
 ) -> Result<pb::LeaseGrantResponse, Status> {
@@ -33,16 +41,21 @@ pub async fn grant(
     while proposal.id == 0 {
         proposal.id = member.lease_ids().next();
     }
-    match member.propose(Proposal::LeaseGrant(proposal)).await? {
-        Applied::LeaseGrant(response) => Ok(response),
-        other => Err(Status::internal(format!(
-            "etcdserver: unexpected answer to a lease grant: {other:?}"
-        ))),
+    member.propose_write(proposal).await
+}
+
+/// A keep-alive of a lease: the TTL to answer (0 for an unknown or expired lease, as etcd
+/// answers).
+pub struct LeaseRenew(pub i64);
+
+impl OwnerOp for LeaseRenew {
+    type Answer = Result<i64, Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        renew(&member, self.0).await
     }
 }
 
-/// A keep-alive: the TTL to answer (0 for an unknown or expired lease, as etcd answers).
-pub async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
+async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
     let renewed = member.lessor().renew(id, member.now_ms());
     match renewed {
         Renewed::Ttl {
@@ -60,12 +73,22 @@ pub async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
     }
 }
 
-/// (remaining TTL, granted TTL) in seconds, if the lease exists.
-pub fn time_to_live(member: &Member, id: i64) -> Option<(i64, i64)> {
-    member.lessor().time_to_live(id, member.now_ms())
+/// (remaining TTL, granted TTL) in seconds of a lease, if it exists.
+pub struct LeaseTimeToLive(pub i64);
+
+impl OwnerOp for LeaseTimeToLive {
+    type Answer = Option<(i64, i64)>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        member.lessor().time_to_live(self.0, member.now_ms())
+    }
 }
 
 /// Every lease id.
-pub fn ids(member: &Member) -> Vec<i64> {
-    member.lessor().ids()
+pub struct LeaseIdList;
+
+impl OwnerOp for LeaseIdList {
+    type Answer = Vec<i64>;
+    async fn run(self, member: Rc<Member>) -> Vec<i64> {
+        member.lessor().ids()
+    }
 }

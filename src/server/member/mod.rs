@@ -1,6 +1,7 @@
 //! The raft member on the owner core: the node loop and log writer around the sans-IO raft
 //! node, the lease operations and drivers and the auto-compaction driver that propose through
-//! it, and the helpers that run blocking work off the executor. May import `watch` and
+//! it, the operations other cores ask of the owner (`owner_op`), and the helpers that run
+//! blocking work off the executor. May import `watch` and
 //! `state_machine`.
 
 pub mod auto_compaction_driver;
@@ -8,4 +9,5 @@ pub mod lease_driver;
 pub mod lease_ids;
 pub mod lease_owner;
 pub mod offload;
+pub mod owner_op;
 pub mod raft_member;

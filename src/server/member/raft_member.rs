@@ -30,6 +30,7 @@ use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::lease_lessor::{Lessor, LessorConfig, Millis};
 use crate::server::state_machine::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
+use crate::server::state_machine::typed_write::Write;
 use crate::server::watch::watch_hub::WatchHub;
 
 /// Limit on client writes waiting for their entry to apply; past it, new writes are refused
@@ -342,6 +343,11 @@ impl Member {
     /// Alarms and member attributes as of the last applied entry.
     pub fn cluster(&self) -> std::cell::Ref<'_, ClusterState> {
         self.cluster.borrow()
+    }
+
+    /// Proposes a client write and waits until it is applied; returns its typed answer.
+    pub async fn propose_write<W: Write>(self: &Rc<Self>, write: W) -> Result<W::Answer, Status> {
+        self.propose(write.into_proposal()).await.map(W::answer)
     }
 
     /// Proposes a write and waits until it is applied; returns its answer.

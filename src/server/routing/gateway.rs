@@ -10,13 +10,11 @@ use basalt_engine::Engine;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Status;
 
-use super::owner_link::{OwnerCall, RemoteOwner};
-use crate::server::member::lease_owner;
-use crate::server::member::raft_member::{Member, RaftStatus};
-use crate::server::state_machine::apply::Applied;
-use crate::server::state_machine::cluster_state::ClusterState;
+use super::owner_link::RemoteOwner;
+use crate::server::member::owner_op::{OwnerOp, Propose, WaitLinearizable};
+use crate::server::member::raft_member::Member;
 use crate::server::state_machine::header::{HeaderSource, Identity};
-use crate::server::state_machine::proposal::Proposal;
+use crate::server::state_machine::typed_write::Write;
 use crate::server::watch::watch_hub::WatchHub;
 
 /// One core's way to the member.
@@ -58,89 +56,24 @@ impl Gateway {
         })
     }
 
-    /// Proposes a write and waits until it is applied; returns its answer.
-    pub async fn propose(&self, proposal: Proposal) -> Result<Applied, Status> {
+    /// Runs an owner operation: directly on the owner's core, over this core's link elsewhere.
+    pub async fn call<Op: OwnerOp>(&self, op: Op) -> Result<Op::Answer, Status> {
         match &self.route {
-            Route::Owner(member) => member.propose(proposal).await,
-            Route::Remote(link) => link
-                .call(|reply| OwnerCall::Propose(proposal, reply))
-                .await
-                .and_then(|answer| answer),
+            Route::Owner(member) => Ok(op.run(member.clone()).await),
+            Route::Remote(link) => link.call(op).await,
         }
+    }
+
+    /// Proposes a client write and waits until it is applied; returns its response.
+    pub async fn propose<W: Write>(&self, write: W) -> Result<W::Answer, Status> {
+        self.call(Propose(write)).await?
     }
 
     /// Waits until a read of the engine on this core is linearizable: the owner's ReadIndex
     /// round, then its apply reaching the read index. The engine is shared, so what the owner
     /// applied is what this core reads.
     pub async fn wait_linearizable(&self) -> Result<(), Status> {
-        match &self.route {
-            Route::Owner(member) => member.wait_linearizable().await,
-            Route::Remote(link) => link
-                .call(OwnerCall::WaitLinearizable)
-                .await
-                .and_then(|answer| answer),
-        }
-    }
-
-    /// Raft's numbers, for Status.
-    pub async fn raft_status(&self) -> Result<RaftStatus, Status> {
-        match &self.route {
-            Route::Owner(member) => Ok(member.raft_status()),
-            Route::Remote(link) => link.call(OwnerCall::RaftStatus).await,
-        }
-    }
-
-    /// Alarms and member attributes as of the owner's last applied entry (a copy: they are
-    /// small, and change only through raft).
-    pub async fn cluster(&self) -> Result<ClusterState, Status> {
-        match &self.route {
-            Route::Owner(member) => Ok(member.cluster().clone()),
-            Route::Remote(link) => link.call(OwnerCall::ClusterState).await,
-        }
-    }
-
-    /// LeaseGrant, on the owner (its id generator and minimum TTL live there).
-    pub async fn lease_grant(
-        &self,
-        request: pb::LeaseGrantRequest,
-    ) -> Result<pb::LeaseGrantResponse, Status> {
-        match &self.route {
-            Route::Owner(member) => lease_owner::grant(member, request).await,
-            Route::Remote(link) => link
-                .call(|reply| OwnerCall::LeaseGrant(request, reply))
-                .await
-                .and_then(|answer| answer),
-        }
-    }
-
-    /// A keep-alive of lease `id`: the TTL to answer (0: unknown or expired).
-    pub async fn lease_renew(&self, id: i64) -> Result<i64, Status> {
-        match &self.route {
-            Route::Owner(member) => lease_owner::renew(member, id).await,
-            Route::Remote(link) => link
-                .call(|reply| OwnerCall::LeaseRenew(id, reply))
-                .await
-                .and_then(|answer| answer),
-        }
-    }
-
-    /// (remaining, granted) TTL of lease `id` in seconds, if it exists.
-    pub async fn lease_time_to_live(&self, id: i64) -> Result<Option<(i64, i64)>, Status> {
-        match &self.route {
-            Route::Owner(member) => Ok(lease_owner::time_to_live(member, id)),
-            Route::Remote(link) => {
-                link.call(|reply| OwnerCall::LeaseTimeToLive(id, reply))
-                    .await
-            }
-        }
-    }
-
-    /// Every lease id.
-    pub async fn lease_ids(&self) -> Result<Vec<i64>, Status> {
-        match &self.route {
-            Route::Owner(member) => Ok(lease_owner::ids(member)),
-            Route::Remote(link) => link.call(OwnerCall::LeaseIds).await,
-        }
+        self.call(WaitLinearizable).await?
     }
 
     /// The engine, for work on a thread of its own (defragmentation).

@@ -11,4 +11,5 @@ pub mod convert;
 pub mod header;
 pub mod lease_lessor;
 pub mod proposal;
+pub mod typed_write;
 pub mod write_cost;

@@ -17,9 +17,8 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{Code, EtcdStatus, Router, Status};
 
 use super::status_service::MemberInfo;
+use crate::server::member::owner_op::GetClusterState;
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::apply::Applied;
-use crate::server::state_machine::proposal::Proposal;
 
 /// Registers the Cluster methods on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) {
@@ -46,7 +45,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
             let member = m.clone();
             async move {
                 check_urls(&request.peer_ur_ls)?;
-                let cluster = member.cluster().await?;
+                let cluster = member.call(GetClusterState).await?;
                 let self_urls = cluster
                     .peer_urls(member.identity().member_id)
                     .unwrap_or_default();
@@ -80,15 +79,11 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
         move |_metadata, request: pb::MemberUpdateRequest| {
             let (member, info) = (m.clone(), i.clone());
             async move {
-                match member.propose(Proposal::MemberUpdate(request)).await? {
-                    Applied::MemberUpdate => Ok(pb::MemberUpdateResponse {
-                        header: Some(header(&member)),
-                        members: members(&member, &info).await?,
-                    }),
-                    other => Err(Status::internal(format!(
-                        "etcdserver: unexpected answer to a member update: {other:?}"
-                    ))),
-                }
+                member.propose(request).await?;
+                Ok(pb::MemberUpdateResponse {
+                    header: Some(header(&member)),
+                    members: members(&member, &info).await?,
+                })
             }
         },
     );
@@ -109,7 +104,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
 /// The members, as etcd lists them (this one only).
 async fn members(member: &Gateway, info: &MemberInfo) -> Result<Vec<pb::Member>, Status> {
     let id = member.identity().member_id;
-    let cluster = member.cluster().await?;
+    let cluster = member.call(GetClusterState).await?;
     Ok(vec![pb::Member {
         id,
         name: info.name.clone(),

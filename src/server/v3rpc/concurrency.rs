@@ -15,10 +15,10 @@ use basalt_net::proto::{etcdserverpb as pb, mvccpb};
 use basalt_net::{EtcdStatus, Status};
 
 use super::quota::Quota;
+use crate::server::member::lease_owner::LeaseGrant;
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::apply::{status_of, Applied};
+use crate::server::state_machine::apply::status_of;
 use crate::server::state_machine::convert;
-use crate::server::state_machine::proposal::Proposal;
 use crate::server::state_machine::write_cost;
 use crate::server::watch::watch_hub::{StreamQueue, WatchHub};
 
@@ -33,11 +33,11 @@ pub async fn session_lease(gateway: &Gateway, lease: i64) -> Result<i64, Status>
         return Ok(lease);
     }
     let granted = gateway
-        .lease_grant(pb::LeaseGrantRequest {
+        .call(LeaseGrant(pb::LeaseGrantRequest {
             ttl: SESSION_TTL_S,
             id: 0,
-        })
-        .await?;
+        }))
+        .await??;
     Ok(granted.id)
 }
 
@@ -144,12 +144,7 @@ async fn propose_txn(
     gateway: &Gateway,
     request: pb::TxnRequest,
 ) -> Result<pb::TxnResponse, Status> {
-    match gateway.propose(Proposal::Txn(request)).await? {
-        Applied::Txn(response) => Ok(response),
-        other => Err(Status::internal(format!(
-            "etcdserver: unexpected answer to a proposal: {other:?}"
-        ))),
-    }
+    gateway.propose(request).await
 }
 
 /// The range answer of op `index` of a txn's answer.

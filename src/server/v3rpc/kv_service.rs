@@ -11,9 +11,8 @@ use basalt_net::{EtcdStatus, Router, Status};
 use super::quota::Quota;
 use crate::server::member::offload::on_blocking_thread;
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::apply::{status_of, Applied};
+use crate::server::state_machine::apply::status_of;
 use crate::server::state_machine::convert;
-use crate::server::state_machine::proposal::Proposal;
 use crate::server::state_machine::write_cost;
 
 /// Request limits the KV service enforces before proposing.
@@ -46,10 +45,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                     .quota
                     .check(&member, write_cost::put_cost(&request))
                     .await?;
-                match member.propose(Proposal::Put(request)).await? {
-                    Applied::Put(response) => Ok(response),
-                    other => Err(unexpected(other)),
-                }
+                member.propose(request).await
             }
         },
     );
@@ -62,10 +58,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                 if request.key.is_empty() {
                     return Err(EtcdStatus::EmptyKey.into());
                 }
-                match member.propose(Proposal::DeleteRange(request)).await? {
-                    Applied::DeleteRange(response) => Ok(response),
-                    other => Err(unexpected(other)),
-                }
+                member.propose(request).await
             }
         },
     );
@@ -100,10 +93,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                     .quota
                     .check(&member, write_cost::txn_cost(&request))
                     .await?;
-                match member.propose(Proposal::Txn(request)).await? {
-                    Applied::Txn(response) => Ok(response),
-                    other => Err(unexpected(other)),
-                }
+                member.propose(request).await
             }
         },
     );
@@ -112,12 +102,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
         "/etcdserverpb.KV/Compact",
         move |_metadata, request: pb::CompactionRequest| {
             let member = m.clone();
-            async move {
-                match member.propose(Proposal::Compaction(request)).await? {
-                    Applied::Compaction(response) => Ok(response),
-                    other => Err(unexpected(other)),
-                }
-            }
+            async move { member.propose(request).await }
         },
     );
 }
@@ -230,10 +215,4 @@ fn has_only_small_ranges(view: &ReadView, request: &pb::TxnRequest) -> Result<bo
 
 fn empty_op() -> Status {
     Status::invalid_argument("etcdserver: request op is empty")
-}
-
-fn unexpected(applied: Applied) -> Status {
-    Status::internal(format!(
-        "etcdserver: unexpected answer to a proposal: {applied:?}"
-    ))
 }

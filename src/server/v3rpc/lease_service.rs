@@ -10,9 +10,9 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{RequestStream, ResponseSink, Router, Status};
 
 use super::quota::Quota;
+use crate::server::member::lease_owner::{LeaseGrant, LeaseIdList, LeaseRenew, LeaseTimeToLive};
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::apply::{status_of, Applied};
-use crate::server::state_machine::proposal::Proposal;
+use crate::server::state_machine::apply::status_of;
 use crate::server::state_machine::write_cost::LEASE_OVERHEAD_BYTES;
 
 /// Registers the Lease methods on `router`; a LeaseGrant is checked against `quota` first, as
@@ -25,7 +25,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
             let member = m.clone();
             async move {
                 quota.check(&member, LEASE_OVERHEAD_BYTES).await?;
-                member.lease_grant(request).await
+                member.call(LeaseGrant(request)).await?
             }
         },
     );
@@ -34,12 +34,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
         "/etcdserverpb.Lease/LeaseRevoke",
         move |_metadata, request: pb::LeaseRevokeRequest| {
             let member = m.clone();
-            async move {
-                match member.propose(Proposal::LeaseRevoke(request)).await? {
-                    Applied::LeaseRevoke(response) => Ok(response),
-                    other => Err(unexpected(other)),
-                }
-            }
+            async move { member.propose(request).await }
         },
     );
     let m = member.clone();
@@ -57,7 +52,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
             let member = m.clone();
             async move {
                 let leases = member
-                    .lease_ids()
+                    .call(LeaseIdList)
                     .await?
                     .into_iter()
                     .map(|id| pb::LeaseStatus { id })
@@ -85,7 +80,7 @@ async fn time_to_live(
     member: &Gateway,
     request: pb::LeaseTimeToLiveRequest,
 ) -> Result<pb::LeaseTimeToLiveResponse, Status> {
-    let found = member.lease_time_to_live(request.id).await?;
+    let found = member.call(LeaseTimeToLive(request.id)).await?;
     let header = header(member)?;
     let Some((remaining_s, granted_s)) = found else {
         // etcd answers an unknown lease with TTL -1, not an error.
@@ -120,7 +115,7 @@ async fn keep_alive(
 ) -> Result<(), Status> {
     while let Some(request) = requests.message().await? {
         let header = header(member)?;
-        let ttl = member.lease_renew(request.id).await?;
+        let ttl = member.call(LeaseRenew(request.id)).await??;
         responses
             .send(&pb::LeaseKeepAliveResponse {
                 header: Some(header),
@@ -135,10 +130,4 @@ async fn keep_alive(
 fn header(member: &Gateway) -> Result<pb::ResponseHeader, Status> {
     let view = member.engine().read().map_err(|e| status_of(&e))?;
     Ok(member.header(view.current_revision()))
-}
-
-fn unexpected(applied: Applied) -> Status {
-    Status::internal(format!(
-        "etcdserver: unexpected answer to a proposal: {applied:?}"
-    ))
 }

@@ -13,8 +13,6 @@ use basalt_net::{EtcdStatus, Router, Status};
 use super::concurrency::{self, Cleanup, Waited};
 use super::quota::Quota;
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::apply::Applied;
-use crate::server::state_machine::proposal::Proposal;
 
 /// Registers the Lock methods on `router`.
 pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {
@@ -125,17 +123,12 @@ async fn unlock(
         return Err(EtcdStatus::EmptyKey.into());
     }
     let deleted = gateway
-        .propose(Proposal::DeleteRange(pb::DeleteRangeRequest {
+        .propose(pb::DeleteRangeRequest {
             key: request.key,
             ..Default::default()
-        }))
+        })
         .await?;
-    match deleted {
-        Applied::DeleteRange(response) => Ok(lockpb::UnlockResponse {
-            header: response.header,
-        }),
-        other => Err(Status::internal(format!(
-            "etcdserver: unexpected answer to a proposal: {other:?}"
-        ))),
-    }
+    Ok(lockpb::UnlockResponse {
+        header: deleted.header,
+    })
 }

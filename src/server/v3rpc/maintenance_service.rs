@@ -6,9 +6,9 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router, Status};
 
+use crate::server::member::owner_op::{GetClusterState, GetRaftStatus};
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::apply::{status_of, Applied};
-use crate::server::state_machine::proposal::Proposal;
+use crate::server::state_machine::apply::status_of;
 
 /// Registers Alarm, Hash, HashKV and MoveLeader on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>) {
@@ -20,15 +20,9 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
             // Every action, GET included, goes through raft as in etcd: the answer reflects
             // everything committed before it.
             async move {
-                match member.propose(Proposal::Alarm(request)).await? {
-                    Applied::Alarm(mut response) => {
-                        response.header = Some(header(&member)?);
-                        Ok(response)
-                    }
-                    other => Err(Status::internal(format!(
-                        "etcdserver: unexpected answer to an alarm: {other:?}"
-                    ))),
-                }
+                let mut response = member.propose(request).await?;
+                response.header = Some(header(&member)?);
+                Ok(response)
             }
         },
     );
@@ -90,11 +84,11 @@ async fn move_leader(
     request: pb::MoveLeaderRequest,
 ) -> Result<pb::MoveLeaderResponse, Status> {
     let self_id = member.identity().member_id;
-    if member.raft_status().await?.leader != self_id {
+    if member.call(GetRaftStatus).await?.leader != self_id {
         return Err(EtcdStatus::NotLeader.into());
     }
     if member
-        .cluster()
+        .call(GetClusterState)
         .await?
         .peer_urls(request.target_id)
         .is_none()

@@ -11,7 +11,6 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 
 use crate::server::routing::gateway::Gateway;
-use crate::server::state_machine::proposal::Proposal;
 
 /// The quota in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +43,7 @@ impl Quota {
             member_id: member.identity().member_id,
             alarm: pb::AlarmType::Nospace as i32,
         };
-        let _ = member.propose(Proposal::Alarm(activate)).await;
+        let _ = member.propose(activate).await;
         Err(EtcdStatus::NoSpace.into())
     }
 }

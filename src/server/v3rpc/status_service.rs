@@ -5,6 +5,7 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router};
 
+use crate::server::member::owner_op::{GetClusterState, GetRaftStatus};
 use crate::server::routing::gateway::Gateway;
 use crate::server::state_machine::apply::status_of;
 
@@ -24,8 +25,8 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
         move |_metadata, _request: pb::StatusRequest| {
             let (member, info) = (member.clone(), info.clone());
             async move {
-                let raft = member.raft_status().await?;
-                let cluster = member.cluster().await?;
+                let raft = member.call(GetRaftStatus).await?;
+                let cluster = member.call(GetClusterState).await?;
                 let view = member.engine().read().map_err(|e| status_of(&e))?;
                 // As etcd: no leader is an error, and so is each raised alarm.
                 let mut errors = Vec::new();

@@ -1,0 +1,61 @@
+//! What a core asks of the raft owner, one type per operation with the type of its answer.
+//! `Gateway::call` runs an operation directly on the owner's core and sends it over the core's
+//! link to the owner elsewhere, so each operation is written once: its type and its `run`.
+
+use std::future::Future;
+use std::rc::Rc;
+
+use basalt_net::Status;
+
+use super::raft_member::{Member, RaftStatus};
+use crate::server::state_machine::cluster_state::ClusterState;
+use crate::server::state_machine::typed_write::Write;
+
+/// One operation the raft owner performs, and what it answers.
+pub trait OwnerOp: Send + 'static {
+    /// The answer, sent back to the calling core.
+    type Answer: Send + 'static;
+    /// Performs the operation on the owner's core.
+    fn run(self, member: Rc<Member>) -> impl Future<Output = Self::Answer>;
+}
+
+/// Proposes a client write and waits until it is applied: its typed answer.
+pub struct Propose<W>(pub W);
+
+impl<W: Write> OwnerOp for Propose<W> {
+    type Answer = Result<W::Answer, Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        member.propose_write(self.0).await
+    }
+}
+
+/// Waits until a read of the engine is linearizable (ReadIndex, then apply reaching it).
+pub struct WaitLinearizable;
+
+impl OwnerOp for WaitLinearizable {
+    type Answer = Result<(), Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        member.wait_linearizable().await
+    }
+}
+
+/// Raft's numbers, for Status.
+pub struct GetRaftStatus;
+
+impl OwnerOp for GetRaftStatus {
+    type Answer = RaftStatus;
+    async fn run(self, member: Rc<Member>) -> RaftStatus {
+        member.raft_status()
+    }
+}
+
+/// A copy of the alarms and member attributes as of the last applied entry (small, and
+/// changed only through raft).
+pub struct GetClusterState;
+
+impl OwnerOp for GetClusterState {
+    type Answer = ClusterState;
+    async fn run(self, member: Rc<Member>) -> ClusterState {
+        member.cluster().clone()
+    }
+}

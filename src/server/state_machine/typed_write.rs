@@ -1,0 +1,65 @@
+//! Client writes with typed answers: `Gateway::propose` takes an etcd request and gives back
+//! its response, so no service matches on apply's [`Applied`] union of answers.
+
+use basalt_net::proto::etcdserverpb as pb;
+
+use super::apply::Applied;
+use super::proposal::Proposal;
+
+/// A client write with one answer type: `Gateway::propose` takes the request and gives back
+/// its response, so no caller matches on [`Applied`]. Apply answers each kind of proposal with
+/// that kind's own variant; `answer` asserts it, in this one place per kind.
+pub trait Write: Send + 'static {
+    /// The response apply gives this write.
+    type Answer: Send + 'static;
+    /// The proposal that carries the write through raft.
+    fn into_proposal(self) -> Proposal;
+    /// The typed answer inside apply's answer to this write's proposal.
+    fn answer(applied: Applied) -> Self::Answer;
+}
+
+/// Implements [`Write`] for a request whose proposal variant is `$proposal` and whose answer is
+/// `$answer(value)` (or `$answer` with no value: `()`).
+macro_rules! write_kind {
+    ($request:ty => $proposal:ident, $applied:ident($answer:ty)) => {
+        impl Write for $request {
+            type Answer = $answer;
+            fn into_proposal(self) -> Proposal {
+                Proposal::$proposal(self)
+            }
+            fn answer(applied: Applied) -> $answer {
+                match applied {
+                    Applied::$applied(answer) => answer,
+                    other => unreachable!(
+                        concat!("apply answered a ", stringify!($proposal), " with {:?}"),
+                        other
+                    ),
+                }
+            }
+        }
+    };
+    ($request:ty => $proposal:ident, $applied:ident) => {
+        impl Write for $request {
+            type Answer = ();
+            fn into_proposal(self) -> Proposal {
+                Proposal::$proposal(self)
+            }
+            fn answer(applied: Applied) {
+                assert!(
+                    matches!(applied, Applied::$applied),
+                    concat!("apply answered a ", stringify!($proposal), " with {:?}"),
+                    applied
+                );
+            }
+        }
+    };
+}
+
+write_kind!(pb::PutRequest => Put, Put(pb::PutResponse));
+write_kind!(pb::DeleteRangeRequest => DeleteRange, DeleteRange(pb::DeleteRangeResponse));
+write_kind!(pb::TxnRequest => Txn, Txn(pb::TxnResponse));
+write_kind!(pb::CompactionRequest => Compaction, Compaction(pb::CompactionResponse));
+write_kind!(pb::AlarmRequest => Alarm, Alarm(pb::AlarmResponse));
+write_kind!(pb::MemberUpdateRequest => MemberUpdate, MemberUpdate);
+write_kind!(pb::LeaseGrantRequest => LeaseGrant, LeaseGrant(pb::LeaseGrantResponse));
+write_kind!(pb::LeaseRevokeRequest => LeaseRevoke, LeaseRevoke(pb::LeaseRevokeResponse));
