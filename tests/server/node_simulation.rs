@@ -1,6 +1,8 @@
 //! Deterministic simulation of the sans-IO raft node: one thread drives members with a simulated
 //! disk (persists complete later, in order, or are lost in a crash), network (messages delayed,
-//! reordered, dropped) and clock, all decided by a seeded generator so a failure replays exactly.
+//! reordered, dropped) and clock, all decided by a seeded generator. One source escapes the
+//! seed: raft-rs randomizes election timeouts with its own generator, so a failing seed
+//! replays the same faults but not always the same elections.
 //!
 //! Checked on every step: an entry is applied only once committed and durable on a quorum (for
 //! one voter: on its own disk); applied entries form a gap-free sequence; no two members ever
@@ -284,9 +286,15 @@ fn three_voters_agree_on_every_applied_entry_despite_loss_reordering_and_crashes
             .collect();
         let mut proposed = 0u64;
         let mut applied_when_calm = None;
-        for step in 0..CHAOS_STEPS + CALM_STEPS {
+        for step in 0..CHAOS_STEPS + CALM_STEPS_MAX {
             if step == CHAOS_STEPS {
                 applied_when_calm = Some(history.applied.len());
+            }
+            // Liveness is reached once the calm phase has applied CALM_PROGRESS entries.
+            if applied_when_calm
+                .is_some_and(|before| history.applied.len() - before >= CALM_PROGRESS)
+            {
+                break;
             }
             let who = rng.below(3) as usize;
             match rng.below(100) {
@@ -343,15 +351,20 @@ fn three_voters_agree_on_every_applied_entry_despite_loss_reordering_and_crashes
         // Liveness: once crashes and losses stop, the group elects a leader and commits again.
         let calm_progress = history.applied.len() - applied_when_calm.expect("calm phase reached");
         assert!(
-            calm_progress >= 20,
-            "seed {seed}: only {calm_progress} entries applied after the chaos ended"
+            calm_progress >= CALM_PROGRESS,
+            "seed {seed}: only {calm_progress} entries applied in {CALM_STEPS_MAX} calm steps"
         );
     }
 }
 
 /// Steps with crashes and message loss, then steps without.
 const CHAOS_STEPS: u64 = 4000;
-const CALM_STEPS: u64 = 2000;
+/// Entries the group must apply once the chaos ends, and the bound on the steps it may take:
+/// raft-rs draws its election timeouts from a random source the test cannot seed, so how
+/// long re-election takes varies between runs of the same seed; the bound is far above the
+/// few thousand steps it takes.
+const CALM_PROGRESS: usize = 20;
+const CALM_STEPS_MAX: u64 = 50_000;
 
 /// Delivers messages and completes writes until nothing is left to do; messages to or from
 /// `cut_off` are dropped.
