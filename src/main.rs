@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use basalt::config::{self, Invocation};
+use basalt::server::ServerError;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,7 +46,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("basalt: {error}");
-            ExitCode::from(1)
+            let status = match &error {
+                ServerError::Config(config_error) => config_error.exit_code(),
+                _ => 1,
+            };
+            ExitCode::from(status as u8)
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - `state_machine`: what raft replicates and how it applies: proposals, apply, cluster state
 //!   and alarms, compaction policy, the lessor, response headers.
 
+pub mod error;
 mod executors;
 mod member;
 mod routing;
@@ -37,6 +38,7 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, Scheme};
+pub use error::ServerError;
 use executors::client_api::ClientApiSettings;
 use executors::client_core::{self, ClientCoreLinks};
 use executors::logging::Milestones;
@@ -47,8 +49,8 @@ use v3rpc::status_service::MemberInfo;
 use v3rpc::{kv_service, quota};
 
 /// Runs the member until the process is stopped; returns a message when it cannot start.
-pub fn run(config: Config) -> Result<(), String> {
-    let bootstrap = config.one_member_bootstrap().map_err(|e| e.to_string())?;
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let bootstrap = config.one_member_bootstrap()?;
     let identity = Identity {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
@@ -70,11 +72,17 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");
-    std::fs::create_dir_all(&db_dir)
-        .map_err(|e| format!("cannot create {}: {e}", db_dir.display()))?;
+    std::fs::create_dir_all(&db_dir).map_err(|source| ServerError::CreateDir {
+        path: db_dir.clone(),
+        source,
+    })?;
     let db_path = db_dir.join("db");
-    let engine =
-        Arc::new(Engine::open(&db_path).map_err(|e| format!("cannot open the database: {e}"))?);
+    let engine = Arc::new(
+        Engine::open(&db_path).map_err(|source| ServerError::OpenDatabase {
+            path: db_path.clone(),
+            source,
+        })?,
+    );
     let milestones = Milestones::new(&config)?;
     milestones.info(
         "opened backend db",
@@ -87,7 +95,7 @@ pub fn run(config: Config) -> Result<(), String> {
         .cores
         .map_or_else(available_cores, NonZeroUsize::get);
     let placements = placements(cores);
-    let (ended, first_end) = mpsc::channel::<Result<(), String>>();
+    let (ended, first_end) = mpsc::channel::<Result<(), ServerError>>();
     let mut owner_links = Vec::with_capacity(cores - 1);
     for (core, placement) in placements.iter().enumerate().skip(1) {
         let (calls_sender, calls) = shared_channel::new_bounded(owner_link::CALL_QUEUE_LIMIT);
@@ -113,7 +121,10 @@ pub fn run(config: Config) -> Result<(), String> {
             .spawn(move || async move {
                 let _ = ended.send(client_core::serve(links, engine, settings).await);
             })
-            .map_err(|e| format!("cannot start executor {core}: {e}"))?;
+            .map_err(|e| ServerError::Executor {
+                name: format!("basalt-core-{core}"),
+                reason: e.to_string(),
+            })?;
     }
     let owner_ended = ended.clone();
     LocalExecutorBuilder::new(placements[0].clone())
@@ -122,12 +133,15 @@ pub fn run(config: Config) -> Result<(), String> {
             let result = owner_core::serve(config, identity, engine, owner_links, settings).await;
             let _ = owner_ended.send(result);
         })
-        .map_err(|e| format!("cannot start the raft executor: {e}"))?;
+        .map_err(|e| ServerError::Executor {
+            name: "basalt-raft".to_string(),
+            reason: e.to_string(),
+        })?;
     drop(ended);
     // Servers run until the process is stopped: the first executor to end decides.
     first_end
         .recv()
-        .unwrap_or_else(|_| Err("every executor ended".to_string()))
+        .unwrap_or(Err(ServerError::PeerExecutorFailed))
 }
 
 /// Cores this process may run on.
@@ -203,21 +217,24 @@ fn log_backend_quota(milestones: &Milestones, config: &Config) {
 }
 
 /// The socket addresses of `--listen-client-urls` (http only for now).
-fn client_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
+fn client_addresses(config: &Config) -> Result<Vec<SocketAddr>, ServerError> {
     let mut addresses = Vec::new();
     for url in &config.urls.listen_client {
+        let refused = |reason: String| ServerError::ClientUrl {
+            url: url.text.clone(),
+            reason,
+        };
         if url.scheme != Scheme::Http {
-            return Err(format!(
-                "listen client URL {} is not served yet: only http:// is supported",
-                url.text
+            return Err(refused(
+                "not served yet: only http:// is supported".to_string(),
             ));
         }
         let resolved = url
             .address
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve listen client URL {}: {e}", url.text))?
+            .map_err(|e| refused(format!("cannot resolve it: {e}")))?
             .next()
-            .ok_or_else(|| format!("listen client URL {} resolves to no address", url.text))?;
+            .ok_or_else(|| refused("it resolves to no address".to_string()))?;
         addresses.push(resolved);
     }
     Ok(addresses)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use basalt_net::{etcd_http, Http1Response, Keepalive, Router, Server, ServerConfig};
 use glommio::net::TcpListener;
 
+use crate::server::error::ServerError;
 use crate::server::routing::gateway::Gateway;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
 use crate::server::v3rpc::status_service::{self, MemberInfo};
@@ -42,7 +43,10 @@ pub struct BoundClientApi {
 }
 
 /// Builds this core's server over `gateway` and binds its listeners.
-pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundClientApi, String> {
+pub fn bind(
+    gateway: Rc<Gateway>,
+    settings: &ClientApiSettings,
+) -> Result<BoundClientApi, ServerError> {
     let mut router = Router::new();
     kv_service::register(&mut router, gateway.clone(), settings.kv_limits);
     let info = Rc::new(settings.info.clone());
@@ -75,7 +79,7 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
     let mut listeners = Vec::new();
     for &address in &settings.addresses {
         listeners.push(
-            basalt_net::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?,
+            basalt_net::bind(address).map_err(|source| ServerError::Listen { address, source })?,
         );
     }
     Ok(BoundClientApi { server, listeners })
@@ -83,7 +87,7 @@ pub fn bind(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Result<BoundC
 
 impl BoundClientApi {
     /// Serves every listener until one fails.
-    pub async fn serve(self) -> Result<(), String> {
+    pub async fn serve(self) -> Result<(), ServerError> {
         let serving: Vec<_> = self
             .listeners
             .into_iter()
@@ -93,8 +97,7 @@ impl BoundClientApi {
             })
             .collect();
         for task in serving {
-            task.await
-                .map_err(|e| format!("serving clients failed: {e}"))?;
+            task.await.map_err(ServerError::Serving)?;
         }
         Ok(())
     }

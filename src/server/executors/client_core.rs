@@ -14,6 +14,7 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
+use crate::server::error::ServerError;
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{OwnerCall, RemoteOwner};
 use crate::server::state_machine::header::HeaderSource;
@@ -38,11 +39,11 @@ pub async fn serve(
     links: ClientCoreLinks,
     engine: Arc<Engine>,
     settings: ClientApiSettings,
-) -> Result<(), String> {
+) -> Result<(), ServerError> {
     let headers = links
         .started
         .await
-        .map_err(|_| "the raft owner did not start".to_string())?;
+        .map_err(|_| ServerError::PeerExecutorFailed)?;
     let calls = links.calls.connect().await;
     let gateway = Gateway::remote(RemoteOwner::new(calls), engine, headers);
     glommio::spawn_local(follow_owner(gateway.watch_hub(), links.doorbell)).detach();

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, LogLevel, LogOutput, Logger};
+use crate::server::error::ServerError;
 
 /// Writes milestone lines in the configured shape.
 pub struct Milestones {
@@ -25,7 +26,7 @@ enum Sink {
 impl Milestones {
     /// Milestone logging as `config` asks for; fails when a log file cannot be opened, as
     /// etcd refuses to start then.
-    pub fn new(config: &Config) -> Result<Milestones, String> {
+    pub fn new(config: &Config) -> Result<Milestones, ServerError> {
         let mut outputs = Vec::with_capacity(config.log.outputs.len());
         for output in &config.log.outputs {
             outputs.push(match output {
@@ -36,7 +37,10 @@ impl Milestones {
                         .create(true)
                         .append(true)
                         .open(path)
-                        .map_err(|e| format!("cannot open log output {}: {e}", path.display()))?,
+                        .map_err(|source| ServerError::LogOutput {
+                            path: path.clone(),
+                            source,
+                        })?,
                 ),
             });
         }

@@ -13,6 +13,7 @@ use super::client_api::{self, ClientApiSettings};
 use super::logging::Milestones;
 use crate::config::Config;
 use crate::node::RaftOptions;
+use crate::server::error::ServerError;
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::raft_member::{CompactionPacing, Member};
@@ -36,13 +37,16 @@ pub async fn serve(
     engine: Arc<Engine>,
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
-) -> Result<(), String> {
+) -> Result<(), ServerError> {
     let milestones = Milestones::new(&config)?;
     let wal_dir = config.wal_dir();
     let wal = Rc::new(
         Wal::open(&wal_dir, WalOptions::default())
             .await
-            .map_err(|e| format!("cannot open the wal: {e}"))?,
+            .map_err(|source| ServerError::OpenWal {
+                path: wal_dir.clone(),
+                source,
+            })?,
     );
     milestones.info(
         "opened write-ahead log",
@@ -74,7 +78,8 @@ pub async fn serve(
         lessor_config,
         CompactionPacing::from_config(&config.compaction),
     )
-    .await?;
+    .await
+    .map_err(ServerError::Member)?;
     lease_driver::start(member.clone());
     auto_compaction_driver::start(member.clone(), config.compaction.auto);
     // As etcd serves only once it has applied what its log holds (it publishes itself through
@@ -82,9 +87,10 @@ pub async fn serve(
     // the engine had not made durable before a crash.
     while let Err(status) = member.wait_linearizable().await {
         if member.is_stopped() {
-            return Err(format!(
-                "the member stopped while replaying its log: {status:?}"
-            ));
+            return Err(ServerError::Member(format!(
+                "it stopped while replaying its log: {}",
+                status.message
+            )));
         }
         tracing::warn!(?status, "still replaying the log before serving");
     }
@@ -119,8 +125,7 @@ pub async fn serve(
     }
     let api = client_api::bind(Gateway::on_owner(member), &settings)?;
     for core in bound {
-        core.await
-            .map_err(|_| "a client core failed to start".to_string())?;
+        core.await.map_err(|_| ServerError::PeerExecutorFailed)?;
     }
     for address in &settings.addresses {
         milestones.warn(
@@ -136,15 +141,18 @@ pub async fn serve(
 /// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or
 /// `BASALT_LEASE_CHECKPOINT_INTERVAL_MS` (tests and operators who want a restart to lose less
 /// of a lease's elapsed time).
-fn lease_checkpoint_interval_ms() -> Result<u64, String> {
+fn lease_checkpoint_interval_ms() -> Result<u64, ServerError> {
     const DEFAULT_MS: u64 = 5 * 60 * 1000;
-    match std::env::var("BASALT_LEASE_CHECKPOINT_INTERVAL_MS") {
+    const NAME: &str = "BASALT_LEASE_CHECKPOINT_INTERVAL_MS";
+    match std::env::var(NAME) {
         Err(_) => Ok(DEFAULT_MS),
         Ok(text) => match text.parse::<u64>() {
             Ok(ms) if ms > 0 => Ok(ms),
-            _ => Err(format!(
-                "BASALT_LEASE_CHECKPOINT_INTERVAL_MS must be a positive number of milliseconds, got {text:?}"
-            )),
+            _ => Err(ServerError::Environment {
+                name: NAME,
+                value: text,
+                reason: "must be a positive number of milliseconds",
+            }),
         },
     }
 }

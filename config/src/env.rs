@@ -74,7 +74,7 @@ fn lookup(env: &[(String, String)], var: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::args;
+    use crate::args;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

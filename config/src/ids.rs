@@ -58,7 +58,7 @@ fn first_eight_bytes(digest: [u8; 20]) -> Id {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::urls::InitialCluster;
+    use crate::urls::InitialCluster;
 
     fn urls(texts: &[&str]) -> Vec<Url> {
         texts.iter().map(|text| Url::parse(text).unwrap()).collect()
