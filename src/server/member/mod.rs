@@ -11,3 +11,6 @@ pub mod lease_owner;
 pub mod offload;
 pub mod owner_op;
 pub mod raft_member;
+
+#[cfg(test)]
+mod replication_simulation;
