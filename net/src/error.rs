@@ -21,6 +21,10 @@ pub enum NetError {
     /// The client took too long for a step with a deadline (first bytes, handshake).
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// The TLS handshake failed (plaintext client, refused or missing client certificate, no
+    /// common version or cipher suite, ...).
+    #[error("TLS handshake: {0}")]
+    TlsHandshake(io::Error),
     /// An HTTP/1.1 request could not be parsed or broke a limit.
     #[error("http/1.1: {0}")]
     Http1(String),

@@ -3,6 +3,7 @@
 //! The server binary builds, on each executor, a [`Router`] of etcd methods, wraps it in a
 //! [`Server`] with an HTTP/1.1 callback for `/health` and `/version`, binds a listener with
 //! [`bind`] (SO_REUSEPORT: same address on every executor) and awaits [`Server::serve`].
+//! An `https://` listener is served with [`Server::serve_tls`] instead (see [`tls`]).
 //!
 //! ```no_run
 //! use std::rc::Rc;
@@ -58,6 +59,7 @@ pub mod rewind;
 pub mod server;
 pub mod shutdown;
 pub mod sniff;
+pub mod tls;
 
 pub use config::{Keepalive, ServerConfig};
 pub use error::NetError;
@@ -66,3 +68,4 @@ pub use grpc::{Code, Metadata, RequestStream, ResponseSink, Router, Status};
 pub use http1::{Http1Request, Http1Response};
 pub use server::{bind, Server};
 pub use shutdown::ShutdownSignal;
+pub use tls::{ServerTls, TlsError};
