@@ -32,7 +32,8 @@ pub struct ServerConfig {
     pub max_send_buffer_bytes_per_stream: usize,
     /// HTTP/1.1: head plus body bytes of one request.
     pub http1_max_request_bytes: usize,
-    /// Time a new connection has to show its protocol and finish the HTTP/2 handshake.
+    /// Time a new connection has for each step of its start: the TLS handshake, showing its
+    /// protocol, the HTTP/2 handshake.
     pub handshake_timeout: Duration,
     /// HTTP/2 keepalive pings to each client (etcd's `--grpc-keepalive-interval` and
     /// `--grpc-keepalive-timeout`); `None`: no pings.

@@ -4,7 +4,9 @@
 //! Thread-per-core: each executor builds its own `Server` (with its own `Router`, so handlers
 //! hold `Rc` state) and binds its own listener on the same address; the kernel spreads
 //! connections over the listeners. A connection lives on the executor that accepted it, and
-//! every call on it runs as a `spawn_local` task there.
+//! every call on it runs as a `spawn_local` task there. With TLS, the handshake and every
+//! record's encryption are that connection's work on that core too; executors share only the
+//! read-mostly `ServerTls`.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -12,9 +14,10 @@ use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::AsyncReadExt;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
@@ -26,6 +29,7 @@ use crate::http1::{serve_http1, Http1Handler, Http1Request, Http1Response};
 use crate::rewind::Rewind;
 use crate::shutdown::ShutdownSignal;
 use crate::sniff::{sniff, Protocol, HTTP2_PREFACE};
+use crate::tls::ServerTls;
 
 /// How long the accept loop backs off after a failed accept (e.g. out of file descriptors),
 /// so it does not spin while the condition lasts.
@@ -110,9 +114,30 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Accepts and serves connections until the shutdown signal is raised; each connection is
-    /// its own task on this executor and drains after this returns (see `connections_open`).
+    /// Accepts and serves plaintext connections (an `http://` listen URL) until the shutdown
+    /// signal is raised; each connection is its own task on this executor and drains after this
+    /// returns (see `connections_open`).
     pub async fn serve(self: Rc<Self>, listener: TcpListener) -> Result<(), NetError> {
+        self.serve_listener(listener, None).await
+    }
+
+    /// Like [`serve`](Server::serve), for an `https://` listen URL: every connection does the
+    /// TLS handshake (bounded by `handshake_timeout`) with `tls`'s current configuration, then
+    /// is served exactly as a plaintext one. One `ServerTls` is shared by every executor; one
+    /// `Server` may serve plaintext and TLS listeners side by side.
+    pub async fn serve_tls(
+        self: Rc<Self>,
+        listener: TcpListener,
+        tls: Arc<ServerTls>,
+    ) -> Result<(), NetError> {
+        self.serve_listener(listener, Some(tls)).await
+    }
+
+    async fn serve_listener(
+        self: Rc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<ServerTls>>,
+    ) -> Result<(), NetError> {
         let mut shutdown = pin!(self.shutdown.raised());
         let mut limit_reached = false;
         loop {
@@ -149,10 +174,11 @@ impl Server {
             limit_reached = false;
             let server = self.clone();
             let open = ConnectionCount::enter(&self);
+            let tls = tls.clone();
             glommio::spawn_local(async move {
                 let _open = open;
                 let peer = stream.peer_addr().ok();
-                if let Err(error) = server.serve_connection(stream).await {
+                if let Err(error) = server.serve_connection(stream, tls).await {
                     tracing::debug!(?peer, %error, "connection ended with an error");
                 }
             })
@@ -160,10 +186,46 @@ impl Server {
         }
     }
 
-    /// Serves one accepted connection to its end.
-    pub async fn serve_connection(self: Rc<Self>, mut stream: TcpStream) -> Result<(), NetError> {
+    /// Serves one accepted connection to its end: the TLS handshake first when `tls` is given,
+    /// then gRPC or HTTP/1.1 by the first bytes, in TLS or not.
+    pub async fn serve_connection(
+        self: Rc<Self>,
+        stream: TcpStream,
+        tls: Option<Arc<ServerTls>>,
+    ) -> Result<(), NetError> {
         // gRPC is request/response with small frames: Nagle would add up to 40 ms per reply.
         stream.set_nodelay(true)?;
+        let Some(tls) = tls else {
+            return self.serve_stream(stream).await;
+        };
+        let peer = stream.peer_addr().ok();
+        // The acceptor carries the current configuration (reloaded if its files changed);
+        // the handshake's work is this connection's, on this core.
+        let handshake = within(self.config.handshake_timeout, tls.acceptor().accept(stream));
+        let stream = match handshake.await {
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                // etcd's line for a refused handshake; a client that just went away is not
+                // worth a warning.
+                if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                    tracing::debug!(remote_addr = ?peer, %error, "rejected connection on {} endpoint", tls.endpoint());
+                } else {
+                    tracing::warn!(remote_addr = ?peer, %error, "rejected connection on {} endpoint", tls.endpoint());
+                }
+                return Err(NetError::TlsHandshake(error));
+            }
+            None => return Err(NetError::Timeout("the TLS handshake")),
+        };
+        self.serve_stream(stream).await
+    }
+
+    /// Serves a connection (plaintext or decrypted TLS) from its first byte: the first bytes
+    /// tell HTTP/2 from HTTP/1.1 whatever ALPN said, so a TLS client that sent no ALPN is
+    /// served as one that did.
+    async fn serve_stream<S>(self: Rc<Self>, mut stream: S) -> Result<(), NetError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
         // A client that connects and says nothing holds a connection slot: bound that time.
         let sniffed = within(self.config.handshake_timeout, sniff_protocol(&mut stream)).await;
         let (protocol, first_bytes) = match sniffed {
@@ -173,21 +235,28 @@ impl Server {
         let Some(protocol) = protocol else {
             return Ok(()); // closed before saying anything
         };
-        let stream = Rewind::new(first_bytes, stream);
+        let mut stream = Rewind::new(first_bytes, stream);
         match protocol {
             Protocol::Http2 => self.serve_http2(stream).await,
             Protocol::Http1 => {
-                serve_http1(
-                    stream,
+                let served = serve_http1(
+                    &mut stream,
                     &*self.http1_handler,
                     self.config.http1_max_request_bytes,
                 )
-                .await
+                .await;
+                // In TLS, close_notify tells the client the response ended by design, not
+                // by truncation; in plaintext this half-closes the socket.
+                let _ = within(self.config.handshake_timeout, stream.close()).await;
+                served
             }
         }
     }
 
-    async fn serve_http2(self: Rc<Self>, stream: Rewind<TcpStream>) -> Result<(), NetError> {
+    async fn serve_http2<S>(self: Rc<Self>, stream: Rewind<S>) -> Result<(), NetError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
         let config = &self.config;
         let connection = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams_per_connection)
@@ -284,7 +353,9 @@ async fn keepalive_lost(ping_pong: Option<h2::PingPong>, keepalive: Option<Keepa
 
 /// Reads until the first bytes tell the protocol: (protocol, bytes read), or no protocol if
 /// the client closed first.
-async fn sniff_protocol(stream: &mut TcpStream) -> Result<(Option<Protocol>, Vec<u8>), NetError> {
+async fn sniff_protocol<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(Option<Protocol>, Vec<u8>), NetError> {
     let mut first_bytes = Vec::with_capacity(HTTP2_PREFACE.len());
     loop {
         if let Some(protocol) = sniff(&first_bytes) {

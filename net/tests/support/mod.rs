@@ -42,6 +42,8 @@ pub struct Counters {
 /// A running demo server.
 pub struct DemoServer {
     pub address: SocketAddr,
+    /// With TLS: a plaintext listener served by the same `Server` beside the TLS one.
+    pub plaintext_address: Option<SocketAddr>,
     pub counters: Arc<Counters>,
 }
 
@@ -221,6 +223,15 @@ fn demo_router(counters: Arc<Counters>) -> Router {
 
 /// Starts the demo server on 127.0.0.1 with an ephemeral port, on its own executor thread.
 pub fn start_demo_server(config: ServerConfig) -> DemoServer {
+    start_demo_server_with_tls(config, None)
+}
+
+/// Like `start_demo_server`, serving TLS on `address` when `tls` is given (and plaintext on
+/// `plaintext_address`, from the same `Server`).
+pub fn start_demo_server_with_tls(
+    config: ServerConfig,
+    tls: Option<Arc<basalt_net::ServerTls>>,
+) -> DemoServer {
     let counters = Arc::new(Counters::default());
     let (address_sender, address_receiver) = mpsc::channel();
     let server_counters = counters.clone();
@@ -229,7 +240,15 @@ pub fn start_demo_server(config: ServerConfig) -> DemoServer {
         .name("net-test-server")
         .spawn(move || async move {
             let listener = basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            address_sender.send(listener.local_addr().unwrap()).unwrap();
+            let plaintext_listener = tls
+                .is_some()
+                .then(|| basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap());
+            let plaintext_address = plaintext_listener
+                .as_ref()
+                .map(|listener| listener.local_addr().unwrap());
+            address_sender
+                .send((listener.local_addr().unwrap(), plaintext_address))
+                .unwrap();
             let server =
                 Server::new(demo_router(server_counters), config).with_http1(
                     |request| match request.path() {
@@ -251,7 +270,14 @@ pub fn start_demo_server(config: ServerConfig) -> DemoServer {
                 signal.raise();
             })
             .detach();
-            server.clone().serve(listener).await.unwrap();
+            if let Some(plaintext_listener) = plaintext_listener {
+                let plaintext = server.clone().serve(plaintext_listener);
+                glommio::spawn_local(async move { plaintext.await.unwrap() }).detach();
+            }
+            match tls {
+                Some(tls) => server.clone().serve_tls(listener, tls).await.unwrap(),
+                None => server.clone().serve(listener).await.unwrap(),
+            }
             while server.connections_open() > 0 {
                 glommio::timer::sleep(Duration::from_millis(1)).await;
             }
@@ -263,7 +289,12 @@ pub fn start_demo_server(config: ServerConfig) -> DemoServer {
     let address = address_receiver
         .recv_timeout(Duration::from_secs(10))
         .expect("server bound its listener");
-    DemoServer { address, counters }
+    let (address, plaintext_address) = address;
+    DemoServer {
+        address,
+        plaintext_address,
+        counters,
+    }
 }
 
 /// Waits until `condition` holds, checking every millisecond, for at most `limit`.
