@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use, installed only when missing so a second run costs nothing:
 # - etcd-client: Debian's etcdctl 3.4, the real client the end-to-end tests drive;
-# - protobuf-compiler: protoc, which the etcd-client crate (a test dependency) runs at build time.
-apt_packages=(etcd-client protobuf-compiler)
+# - protobuf-compiler: protoc, which the etcd-client crate (a test dependency) runs at build time;
+# - openssl and curl: the TLS tests read a generated certificate's dates and fetch /health over
+#   TLS with them.
+apt_packages=(etcd-client protobuf-compiler openssl curl)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

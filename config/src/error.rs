@@ -138,12 +138,9 @@ pub enum ConfigError {
         reason: Reason,
     },
 
-    /// A listen URL asks for TLS (`https://`, `unixs://`), which basalt cannot serve yet.
-    #[error(
-        "listen URL {0} asks for TLS, which basalt does not serve yet; it refuses to start \
-         rather than serve plaintext there"
-    )]
-    TlsUnsupported(String),
+    /// A TLS listener without its certificate, or half a certificate/key pair.
+    #[error("{0}")]
+    TlsIncomplete(String),
 
     /// `--initial-cluster` lists more than this member, which basalt cannot replicate to yet.
     #[error(

@@ -1,6 +1,6 @@
 //! Checks across settings, with etcd's rules and wording (`embed.Config.Validate` and the
 //! listener set-up): raft timing, bind and advertise URLs, the advertise-client rule, lease
-//! checkpoint dependencies; and TLS listeners, which basalt refuses until it serves TLS.
+//! checkpoint dependencies, TLS material for https URLs.
 
 use std::net::IpAddr;
 
@@ -52,16 +52,18 @@ pub fn validate(config: &Config, settings: &Settings) -> Result<(), ConfigError>
         return Err(ConfigError::AdvertiseClientUrlsRequired);
     }
 
-    // Until basalt serves TLS, a TLS listener is refused rather than served in plaintext.
-    for listen in [
+    check_tls_material(
+        "client",
         &config.urls.listen_client,
+        &config.client_tls,
+        ("--cert-file", "--key-file"),
+    )?;
+    check_tls_material(
+        "peer",
         &config.urls.listen_peer,
-        &config.urls.listen_metrics,
-    ] {
-        if let Some(url) = listen.iter().find(|url| url.is_tls()) {
-            return Err(ConfigError::TlsUnsupported(url.text.clone()));
-        }
-    }
+        &config.peer_tls,
+        ("--peer-cert-file", "--peer-key-file"),
+    )?;
 
     if config.experimental.lease_checkpoint_persist && !config.experimental.lease_checkpoint {
         return Err(ConfigError::LeaseCheckpointPersistWithoutCheckpoint);
@@ -91,6 +93,30 @@ fn check_host_urls(flag: &'static str, advertised: &[Url]) -> Result<(), ConfigE
                 urls: urls::join(advertised),
                 url: url.text.clone(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// An https listener needs a certificate and key, or `--auto-tls` (etcd's wording); half a pair
+/// is a mistake.
+fn check_tls_material(
+    side: &str,
+    listen: &[Url],
+    tls: &super::TlsConfig,
+    (cert_flag, key_flag): (&str, &str),
+) -> Result<(), ConfigError> {
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err(ConfigError::TlsIncomplete(format!(
+            "{cert_flag} and {key_flag} must be given together"
+        )));
+    }
+    if let Some(url) = listen.iter().find(|url| url.is_tls()) {
+        if !tls.has_certificate() && !tls.auto_tls {
+            return Err(ConfigError::TlsIncomplete(format!(
+                "TLS key/cert ({cert_flag}, {key_flag}) must be provided for {side} url {url} \
+                 with HTTPS scheme"
+            )));
         }
     }
     Ok(())

@@ -64,6 +64,10 @@ pub enum ServerError {
         reason: &'static str,
     },
 
+    /// The TLS settings or files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] basalt_net::TlsError),
+
     /// The member could not start from what its log and database hold.
     #[error("the member cannot start: {0}")]
     Member(String),

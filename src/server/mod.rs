@@ -27,7 +27,7 @@ mod state_machine;
 mod v3rpc;
 mod watch;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::num::NonZeroUsize;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -37,9 +37,12 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use basalt_net::tls::{TlsPolicy, TlsServerSettings};
+use basalt_net::ServerTls;
+
 use crate::config::{Config, Scheme};
 pub use error::ServerError;
-use executors::client_api::ClientApiSettings;
+use executors::client_api::{ClientApiSettings, ClientListener};
 use executors::client_core::{self, ClientCoreLinks};
 use executors::logging::Milestones;
 use executors::owner_core::{self, OwnerLinks};
@@ -55,8 +58,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
     };
+    let milestones = Milestones::new(&config)?;
     let settings = ClientApiSettings {
-        addresses: client_addresses(&config)?,
+        listeners: client_listeners(&config)?,
+        tls: client_tls(&config, &milestones)?,
         kv_limits: kv_service::KvLimits {
             max_txn_ops: config.limits.max_txn_ops as usize,
             quota: backend_quota(&config),
@@ -83,7 +88,6 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?,
     );
-    let milestones = Milestones::new(&config)?;
     milestones.info(
         "opened backend db",
         &[("path", &db_path.display().to_string())],
@@ -216,17 +220,17 @@ fn log_backend_quota(milestones: &Milestones, config: &Config) {
     }
 }
 
-/// The socket addresses of `--listen-client-urls` (http only for now).
-fn client_addresses(config: &Config) -> Result<Vec<SocketAddr>, ServerError> {
-    let mut addresses = Vec::new();
+/// The listeners of `--listen-client-urls`: each address, and whether it serves TLS.
+fn client_listeners(config: &Config) -> Result<Vec<ClientListener>, ServerError> {
+    let mut listeners = Vec::new();
     for url in &config.urls.listen_client {
         let refused = |reason: String| ServerError::ClientUrl {
             url: url.text.clone(),
             reason,
         };
-        if url.scheme != Scheme::Http {
+        if !matches!(url.scheme, Scheme::Http | Scheme::Https) {
             return Err(refused(
-                "not served yet: only http:// is supported".to_string(),
+                "not served yet: only http:// and https:// are".to_string(),
             ));
         }
         let resolved = url
@@ -235,7 +239,78 @@ fn client_addresses(config: &Config) -> Result<Vec<SocketAddr>, ServerError> {
             .map_err(|e| refused(format!("cannot resolve it: {e}")))?
             .next()
             .ok_or_else(|| refused("it resolves to no address".to_string()))?;
-        addresses.push(resolved);
+        listeners.push(ClientListener {
+            address: resolved,
+            tls: url.is_tls(),
+        });
     }
-    Ok(addresses)
+    Ok(listeners)
+}
+
+/// The TLS of the https client URLs, as etcd builds it: `--cipher-suites` and the version
+/// bounds are checked whether or not any URL uses TLS (etcd checks them at start); then the
+/// given certificate and key (with client certificates verified per `--trusted-ca-file`,
+/// `--client-cert-auth`, `--client-crl-file`, `--client-cert-allowed-hostname`), or with
+/// `--auto-tls` a self-signed certificate in `<data-dir>/fixtures/client`.
+fn client_tls(
+    config: &Config,
+    milestones: &Milestones,
+) -> Result<Option<Arc<ServerTls>>, ServerError> {
+    let policy = TlsPolicy::from_etcd_flags(
+        &config.tls.cipher_suites,
+        &config.tls.min_version,
+        config.tls.max_version.as_deref().unwrap_or(""),
+    )?;
+    let settings = &config.client_tls;
+    let tls_urls: Vec<&crate::config::Url> = config
+        .urls
+        .listen_client
+        .iter()
+        .filter(|url| url.is_tls())
+        .collect();
+    if tls_urls.is_empty() {
+        if settings.has_certificate() {
+            milestones.warn(
+                "scheme is http or unix while key and cert files are present; ignoring key and \
+                 cert files",
+                &[],
+            );
+        }
+        return Ok(None);
+    }
+    let tls = match (&settings.cert_file, &settings.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            if settings.auto_tls {
+                milestones.warn("ignoring client auto TLS since certs given", &[]);
+            }
+            ServerTls::new(TlsServerSettings {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                trusted_ca_file: settings.trusted_ca_file.clone(),
+                client_cert_auth: settings.client_cert_auth,
+                crl_file: settings.crl_file.clone(),
+                allowed_hostnames: settings.allowed_hostname.iter().cloned().collect(),
+                allowed_cns: Vec::new(),
+                policy,
+                endpoint: "client",
+            })?
+        }
+        _ => {
+            // The configuration's check leaves only --auto-tls here.
+            assert!(
+                settings.auto_tls,
+                "an https URL without a certificate or --auto-tls"
+            );
+            let hosts: Vec<String> = tls_urls.iter().map(|url| url.address.clone()).collect();
+            let validity_years =
+                u32::try_from(config.tls.self_signed_cert_validity_years).unwrap_or(u32::MAX);
+            ServerTls::self_signed(
+                &config.member.data_dir.join("fixtures").join("client"),
+                &hosts,
+                validity_years,
+                policy,
+            )?
+        }
+    };
+    Ok(Some(Arc::new(tls)))
 }

@@ -97,17 +97,23 @@ fn what_basalt_cannot_serve_yet_is_refused_at_start() {
                 "--advertise-client-urls=https://127.0.0.1:23790",
             ],
             &[],
-            "listen URL https://127.0.0.1:23790 asks for TLS",
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+             https://127.0.0.1:23790 with HTTPS scheme",
         ),
         (
-            &["--client-cert-auth", "--trusted-ca-file=/etc/ca.crt"],
+            &[
+                "--listen-client-urls=https://127.0.0.1:23790",
+                "--advertise-client-urls=https://127.0.0.1:23790",
+                "--cert-file=/nonexistent/server.crt",
+                "--key-file=/nonexistent/server.key",
+            ],
             &[],
-            "flag --client-cert-auth set to \"true\": basalt does not serve TLS yet",
+            "TLS certificate file /nonexistent/server.crt",
         ),
         (
             &[],
-            &[("ETCD_PEER_AUTO_TLS", "true")],
-            "ETCD_PEER_AUTO_TLS set to \"true\"",
+            &[("ETCD_CIPHER_SUITES", "TLS_RSA_WITH_RC4_128_SHA")],
+            "TLS_RSA_WITH_RC4_128_SHA",
         ),
         (
             &["--listen-metrics-urls=http://127.0.0.1:23810"],

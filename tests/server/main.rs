@@ -26,4 +26,5 @@ mod maintenance_etcdctl;
 mod multi_core;
 mod node_simulation;
 mod port_reuse;
+mod tls_e2e;
 mod watch_e2e;

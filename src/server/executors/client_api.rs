@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use basalt_net::{etcd_http, Http1Response, Keepalive, Router, Server, ServerConfig};
+use basalt_net::{etcd_http, Http1Response, Keepalive, Router, Server, ServerConfig, ServerTls};
 use glommio::net::TcpListener;
 
 use crate::server::error::ServerError;
@@ -21,10 +22,21 @@ use crate::server::v3rpc::{
 /// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
 pub const CLUSTER_VERSION: &str = "3.5.0";
 
-/// What every core's server is configured with (plain data: one copy per core).
-#[derive(Clone, Debug)]
+/// One `--listen-client-urls` listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientListener {
+    pub address: SocketAddr,
+    /// `https://`: connections are served inside TLS.
+    pub tls: bool,
+}
+
+/// What every core's server is configured with (one copy per core; the TLS configuration is
+/// shared, and each handshake runs on the core of its connection).
+#[derive(Clone)]
 pub struct ClientApiSettings {
-    pub addresses: Vec<SocketAddr>,
+    pub listeners: Vec<ClientListener>,
+    /// The TLS of the https listeners (`None` when every listener is http).
+    pub tls: Option<Arc<ServerTls>>,
     pub kv_limits: KvLimits,
     pub max_request_bytes: usize,
     /// `--max-concurrent-streams`: calls one connection may have open at once.
@@ -39,7 +51,8 @@ pub struct ClientApiSettings {
 /// The server of one core, bound to every client address.
 pub struct BoundClientApi {
     server: Rc<Server>,
-    listeners: Vec<TcpListener>,
+    /// Each listener, with the TLS it serves (`None`: plaintext).
+    listeners: Vec<(TcpListener, Option<Arc<ServerTls>>)>,
 }
 
 /// Builds this core's server over `gateway` and binds its listeners.
@@ -77,10 +90,17 @@ pub fn bind(
         }),
     );
     let mut listeners = Vec::new();
-    for &address in &settings.addresses {
-        listeners.push(
-            basalt_net::bind(address).map_err(|source| ServerError::Listen { address, source })?,
-        );
+    for &ClientListener { address, tls } in &settings.listeners {
+        let listener =
+            basalt_net::bind(address).map_err(|source| ServerError::Listen { address, source })?;
+        let tls = if tls {
+            let shared = settings.tls.clone();
+            assert!(shared.is_some(), "an https listener without its TLS");
+            shared
+        } else {
+            None
+        };
+        listeners.push((listener, tls));
     }
     Ok(BoundClientApi { server, listeners })
 }
@@ -91,9 +111,14 @@ impl BoundClientApi {
         let serving: Vec<_> = self
             .listeners
             .into_iter()
-            .map(|listener| {
+            .map(|(listener, tls)| {
                 let server = self.server.clone();
-                glommio::spawn_local(async move { server.serve(listener).await })
+                glommio::spawn_local(async move {
+                    match tls {
+                        Some(tls) => server.serve_tls(listener, tls).await,
+                        None => server.serve(listener).await,
+                    }
+                })
             })
             .collect();
         for task in serving {

@@ -127,11 +127,16 @@ pub async fn serve(
     for core in bound {
         core.await.map_err(|_| ServerError::PeerExecutorFailed)?;
     }
-    for address in &settings.addresses {
-        milestones.warn(
-            "serving insecure client requests; this is strongly discouraged!",
-            &[("address", &address.to_string())],
-        );
+    for listener in &settings.listeners {
+        let address = listener.address.to_string();
+        if listener.tls {
+            milestones.info("serving client traffic securely", &[("address", &address)]);
+        } else {
+            milestones.warn(
+                "serving insecure client requests; this is strongly discouraged!",
+                &[("address", &address)],
+            );
+        }
     }
     milestones.info("ready to serve client requests", &[]);
     notify_systemd_ready();
