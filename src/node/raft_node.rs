@@ -123,7 +123,8 @@ impl RaftNode {
         if snapshot_metadata.get_conf_state() == &ConfState::default() {
             snapshot_metadata.mut_conf_state().voters = voters.to_vec();
         }
-        let applied = snapshot_metadata.index.max(recovered.applied_index);
+        let snapshot_index = snapshot_metadata.index;
+        let applied = snapshot_index.max(recovered.applied_index);
         {
             let mut core = storage.wl();
             if snapshot_metadata.index > 0 {
@@ -137,7 +138,24 @@ impl RaftNode {
             }
             core.append(&recovered.entries)
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
-            core.set_hardstate(recovered.hard_state);
+            // The state machine may have applied (and made durable) entries whose commit the
+            // log's hard state does not record yet: raft hands out committed entries before the
+            // hard state carrying that commit index is persisted. An applied entry was
+            // committed, and raft hands out only entries already durable in this log, so the
+            // commit index is raised to it; raft-rs refuses an applied index above the commit.
+            let mut hard_state = recovered.hard_state;
+            if hard_state.commit < applied {
+                let durable_last = recovered
+                    .entries
+                    .last()
+                    .map_or(snapshot_index, |entry| entry.index);
+                assert!(
+                    applied <= durable_last,
+                    "applied index {applied} is beyond the durable log (last {durable_last})"
+                );
+                hard_state.commit = applied;
+            }
+            core.set_hardstate(hard_state);
         }
         let last_handed_index =
             raft::Storage::last_index(&storage).map_err(|e| NodeError::Raft(e.to_string()))?;

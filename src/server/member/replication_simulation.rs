@@ -5,9 +5,12 @@
 //! generator (raft-rs's own election timeouts are the one random source outside the seed).
 //!
 //! Checked: every write whose proposal was answered `Ok` by an apply is, once the faults stop
-//! and the members catch up, in every member's engine with the value it was written with; and
-//! every member's engine ends at the same revision with the same HashKV, i.e. the state
-//! machine is deterministic over the replicated log.
+//! and the members catch up, in every member's engine at the revision it was answered with
+//! and with the value it was written with (no compaction here, so every revision stays
+//! readable); and every member's engine ends at the same revision with the same HashKV, i.e.
+//! the state machine is deterministic over the replicated log. Engines are synced at seeded
+//! moments, so a crash-restart resumes from a checkpoint and replays the log after it (the
+//! log itself is not truncated at checkpoints here).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -17,7 +20,7 @@ use basalt_net::proto::etcdserverpb as pb;
 use raft::prelude::{Entry, HardState, Message, SnapshotMetadata};
 
 use crate::node::{Persist, RaftNode, RaftOptions, Recovered};
-use crate::server::state_machine::apply::apply_entries;
+use crate::server::state_machine::apply::{apply_entries, Applied};
 use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::proposal::Proposal;
 
@@ -32,6 +35,9 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
     }
 }
+
+/// An acknowledged write: key, value, and the revision it was answered with.
+type Acknowledged = (Vec<u8>, Vec<u8>, i64);
 
 /// What a member's disk holds durably.
 #[derive(Clone, Default)]
@@ -97,7 +103,7 @@ impl SimMember {
     fn drain(
         &mut self,
         network: &mut VecDeque<Message>,
-        acknowledged: &mut BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
+        acknowledged: &mut BTreeMap<u64, Acknowledged>,
         proposed: &BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
     ) {
         while let Some(effects) = self.node.advance() {
@@ -124,8 +130,12 @@ impl SimMember {
                 )
                 .expect("apply");
                 for (id, answer) in batch.answers {
-                    if answer.is_ok() {
-                        acknowledged.insert(id, proposed[&id].clone());
+                    if let Ok(Applied::Put(response)) = answer {
+                        let (key, value) = proposed[&id].clone();
+                        let revision = response.header.expect("a header").revision;
+                        let seen = acknowledged.insert(id, (key, value, revision));
+                        // Every member answers a committed write with the same revision.
+                        assert!(seen.is_none_or(|(_, _, earlier)| earlier == revision));
                     }
                 }
                 self.node.on_applied(last_index);
@@ -147,17 +157,21 @@ fn open_engine(dir: &Path, id: u64) -> Engine {
     Engine::open(dir.join(format!("member-{id}.db"))).expect("engine opens")
 }
 
-/// The value of `key` in `engine` at its current revision.
-fn value_of(engine: &Engine, key: &[u8]) -> Option<Vec<u8>> {
+/// The value of `key` in `engine` as of `revision`, with its mod revision.
+fn value_at(engine: &Engine, key: &[u8], revision: i64) -> Option<(Vec<u8>, i64)> {
     let response = engine
         .read()
         .unwrap()
         .range(&RangeRequest {
             key: key.to_vec(),
+            revision,
             ..Default::default()
         })
         .unwrap();
-    response.kvs.first().map(|kv| kv.value.clone())
+    response
+        .kvs
+        .first()
+        .map(|kv| (kv.value.clone(), kv.mod_revision))
 }
 
 /// Steps with faults, then steps without.
@@ -178,7 +192,7 @@ fn replicated_state_machines_agree_and_keep_every_acknowledged_write() {
             .collect();
         let mut network: VecDeque<Message> = VecDeque::new();
         let mut proposed: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
-        let mut acknowledged: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+        let mut acknowledged: BTreeMap<u64, Acknowledged> = BTreeMap::new();
         let mut next_id = 1u64;
         let mut step = 0u64;
         loop {
@@ -222,9 +236,14 @@ fn replicated_state_machines_agree_and_keep_every_acknowledged_write() {
                         }
                     }
                 }
+                98 => {
+                    // A checkpoint: the engine's commits so far become durable.
+                    members[who].engine.sync().expect("engine sync");
+                }
                 _ if chaos => {
-                    // Crash: writes in flight are lost; the log disk and the engine survive
-                    // (the engine as of its last commit, which raft's applied index follows).
+                    // Crash: writes in flight are lost; the log disk survives, and the engine
+                    // as of its last sync (unsynced commits are gone on reopen); raft replays
+                    // the committed entries after the engine's applied index.
                     let crashed = members.remove(who);
                     let (id, disk) = (crashed.id, crashed.disk.clone());
                     let engine_path = dir.path().join(format!("member-{id}.db"));
@@ -264,19 +283,14 @@ fn replicated_state_machines_agree_and_keep_every_acknowledged_write() {
             "seed {seed}: only {} writes were acknowledged",
             acknowledged.len()
         );
-        // The newest acknowledged write of each key is what every engine holds.
-        let mut newest: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for (key, value) in acknowledged.values() {
-            newest.insert(key.clone(), value.clone());
-        }
         let revision = members[0].engine.read().unwrap().current_revision();
         let hash = members[0].engine.read().unwrap().hash_kv(revision).unwrap();
         for member in &members {
-            for (key, value) in &newest {
+            for (key, value, written_at) in acknowledged.values() {
                 assert_eq!(
-                    value_of(&member.engine, key).as_ref(),
-                    Some(value),
-                    "seed {seed}: member {} lost the acknowledged {:?}",
+                    value_at(&member.engine, key, *written_at),
+                    Some((value.clone(), *written_at)),
+                    "seed {seed}: member {} lost the write of {:?} at revision {written_at}",
                     member.id,
                     String::from_utf8_lossy(key)
                 );
