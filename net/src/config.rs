@@ -51,9 +51,16 @@ pub struct Keepalive {
 }
 
 impl Keepalive {
-    /// etcd's rule: pings only when both the interval and the timeout are above zero.
-    pub fn from_etcd_flags(interval: Duration, timeout: Duration) -> Option<Keepalive> {
-        (!interval.is_zero() && !timeout.is_zero()).then_some(Keepalive { interval, timeout })
+    /// etcd's rule: its flags apply when both are above zero; otherwise etcd passes none and
+    /// grpc-go pings with its own defaults (2 h, 20 s), so basalt does the same.
+    pub fn from_etcd_flags(interval: Duration, timeout: Duration) -> Keepalive {
+        if interval.is_zero() || timeout.is_zero() {
+            return Keepalive {
+                interval: Duration::from_secs(2 * 60 * 60),
+                timeout: Duration::from_secs(20),
+            };
+        }
+        Keepalive { interval, timeout }
     }
 }
 
@@ -83,10 +90,10 @@ impl Default for ServerConfig {
             http1_max_request_bytes: 64 * 1024,
             handshake_timeout: Duration::from_secs(10),
             // etcd's defaults: a ping every 2 hours, 20 seconds to answer it.
-            keepalive: Keepalive::from_etcd_flags(
+            keepalive: Some(Keepalive::from_etcd_flags(
                 Duration::from_secs(2 * 60 * 60),
                 Duration::from_secs(20),
-            ),
+            )),
         }
     }
 }

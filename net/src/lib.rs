@@ -55,6 +55,7 @@ pub mod grpc;
 pub mod http1;
 #[allow(missing_docs)]
 pub mod proto;
+pub mod read_activity;
 pub mod rewind;
 pub mod server;
 pub mod shutdown;

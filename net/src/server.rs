@@ -15,7 +15,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -26,6 +26,7 @@ use crate::error::NetError;
 use crate::grpc::dispatch::serve_call;
 use crate::grpc::Router;
 use crate::http1::{serve_http1, Http1Handler, Http1Request, Http1Response};
+use crate::read_activity::ReadActivity;
 use crate::rewind::Rewind;
 use crate::shutdown::ShutdownSignal;
 use crate::sniff::{sniff, Protocol, HTTP2_PREFACE};
@@ -258,6 +259,8 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let config = &self.config;
+        let stream = ReadActivity::new(stream);
+        let last_read = stream.last_read();
         let connection = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams_per_connection)
             .initial_window_size(config.stream_window_bytes)
@@ -271,7 +274,11 @@ impl Server {
             None => return Err(NetError::Timeout("the HTTP/2 handshake")),
         };
         let mut shutdown = pin!(self.shutdown.raised());
-        let mut keepalive_lost = pin!(keepalive_lost(connection.ping_pong(), config.keepalive));
+        let mut keepalive_lost = pin!(keepalive_lost(
+            connection.ping_pong(),
+            config.keepalive,
+            last_read
+        ));
         let mut draining = false;
         // Polling accept() is also what drives the connection's I/O for every call on it
         // (and the keepalive pings' answers): call tasks only queue frames, this loop reads
@@ -334,19 +341,33 @@ enum ConnectionEvent<T> {
     KeepaliveLost,
 }
 
-/// Resolves when the client fails to answer a keepalive ping within its timeout (or the
-/// connection fails under the ping); never, when keepalive is off. Pings go out every
-/// interval whether or not the connection is busy: one small frame per interval is cheaper
-/// than tracking activity.
-async fn keepalive_lost(ping_pong: Option<h2::PingPong>, keepalive: Option<Keepalive>) {
+/// Resolves when the client stays silent through a keepalive ping and its timeout (or the
+/// connection fails under the ping); never, when keepalive is off. As grpc-go's server: a ping
+/// goes out only after a whole interval in which nothing was read, and the connection is
+/// dropped only if nothing at all was read while the answer was awaited: a busy client whose
+/// pong waits behind a large response is not cut off.
+async fn keepalive_lost(
+    ping_pong: Option<h2::PingPong>,
+    keepalive: Option<Keepalive>,
+    last_read: Rc<Cell<Instant>>,
+) {
     let (Some(mut ping_pong), Some(keepalive)) = (ping_pong, keepalive) else {
         return std::future::pending().await;
     };
     loop {
         glommio::timer::sleep(keepalive.interval).await;
-        match within(keepalive.timeout, ping_pong.ping(h2::Ping::opaque())).await {
-            Some(Ok(_pong)) => {}
-            Some(Err(_)) | None => return,
+        if last_read.get().elapsed() < keepalive.interval {
+            continue;
+        }
+        let mut pong = pin!(ping_pong.ping(h2::Ping::opaque()));
+        let mut waiting_since = Instant::now();
+        loop {
+            match within(keepalive.timeout, pong.as_mut()).await {
+                Some(Ok(_pong)) => break,
+                Some(Err(_)) => return,
+                None if last_read.get() > waiting_since => waiting_since = Instant::now(),
+                None => return,
+            }
         }
     }
 }

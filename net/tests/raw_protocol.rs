@@ -400,10 +400,10 @@ async fn request_metadata_reaches_the_handler() {
 async fn unanswered_keepalive_pings_close_the_connection() {
     const PING: u8 = 0x6;
     let config = ServerConfig {
-        keepalive: Keepalive::from_etcd_flags(
+        keepalive: Some(Keepalive::from_etcd_flags(
             Duration::from_millis(50),
             Duration::from_millis(100),
-        ),
+        )),
         ..ServerConfig::default()
     };
     let server = support::start_demo_server(config);
@@ -452,4 +452,53 @@ async fn unanswered_keepalive_pings_close_the_connection() {
     .await
     .expect("a call within the bound");
     assert_eq!(response.http_status, http::StatusCode::OK);
+}
+
+/// Goal: keepalive leaves a busy client alone and drops it only once it falls silent, as
+/// grpc-go's server does: a client that keeps sending frames (here connection WINDOW_UPDATEs)
+/// but never answers a PING keeps its connection for many intervals, then loses it within a
+/// bound once it stops sending. Margins are wide (frames every 50 ms against a 300 ms
+/// interval) so a loaded machine does not decide the outcome.
+#[tokio::test]
+async fn keepalive_drops_only_a_silent_client() {
+    let config = ServerConfig {
+        keepalive: Some(Keepalive::from_etcd_flags(
+            Duration::from_millis(300),
+            Duration::from_millis(300),
+        )),
+        ..ServerConfig::default()
+    };
+    let server = support::start_demo_server(config);
+    let socket = TcpStream::connect(server.address).await.unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    writer
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    writer
+        .write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = {
+        let closed = closed.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
+            closed.store(true, Ordering::SeqCst);
+        })
+    };
+    // Busy: a WINDOW_UPDATE of 1 on the connection every 50 ms for 2 s (6 intervals).
+    let window_update = [0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    for _ in 0..40 {
+        writer.write_all(&window_update).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!closed.load(Ordering::SeqCst), "a busy client was dropped");
+    }
+    // Silent: the member pings, gets no answer, and drops the connection.
+    tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("a silent client is dropped within the bound")
+        .unwrap();
+    assert!(closed.load(Ordering::SeqCst));
 }

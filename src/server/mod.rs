@@ -68,10 +68,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         },
         max_request_bytes: config.limits.max_request_bytes as usize,
         max_concurrent_streams: config.limits.max_concurrent_streams,
-        keepalive: basalt_net::Keepalive::from_etcd_flags(
+        keepalive: Some(basalt_net::Keepalive::from_etcd_flags(
             config.keepalive.interval,
             config.keepalive.timeout,
-        ),
+        )),
         info: member_info(&config),
         watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
     };
