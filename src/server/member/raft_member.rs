@@ -347,7 +347,7 @@ impl Member {
 
     /// Proposes a client write and waits until it is applied; returns its typed answer.
     pub async fn propose_write<W: Write>(self: &Rc<Self>, write: W) -> Result<W::Answer, Status> {
-        self.propose(write.into_proposal()).await.map(W::answer)
+        W::answer(self.propose(write.into_proposal()).await?)
     }
 
     /// Proposes a write and waits until it is applied; returns its answer.

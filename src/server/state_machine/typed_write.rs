@@ -2,20 +2,23 @@
 //! its response, so no service matches on apply's [`Applied`] union of answers.
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Status;
 
 use super::apply::Applied;
 use super::proposal::Proposal;
 
 /// A client write with one answer type: `Gateway::propose` takes the request and gives back
 /// its response, so no caller matches on [`Applied`]. Apply answers each kind of proposal with
-/// that kind's own variant; `answer` asserts it, in this one place per kind.
+/// that kind's own variant; `answer` checks it, in this one place per kind. A mismatch can only
+/// be an answer delivered to the wrong waiter (a proposal id reused): the client gets an
+/// internal error, and the member goes on.
 pub trait Write: Send + 'static {
     /// The response apply gives this write.
     type Answer: Send + 'static;
     /// The proposal that carries the write through raft.
     fn into_proposal(self) -> Proposal;
     /// The typed answer inside apply's answer to this write's proposal.
-    fn answer(applied: Applied) -> Self::Answer;
+    fn answer(applied: Applied) -> Result<Self::Answer, Status>;
 }
 
 /// Implements [`Write`] for a request whose proposal variant is `$proposal` and whose answer is
@@ -27,13 +30,10 @@ macro_rules! write_kind {
             fn into_proposal(self) -> Proposal {
                 Proposal::$proposal(self)
             }
-            fn answer(applied: Applied) -> $answer {
+            fn answer(applied: Applied) -> Result<$answer, Status> {
                 match applied {
-                    Applied::$applied(answer) => answer,
-                    other => unreachable!(
-                        concat!("apply answered a ", stringify!($proposal), " with {:?}"),
-                        other
-                    ),
+                    Applied::$applied(answer) => Ok(answer),
+                    other => Err(mismatch(stringify!($proposal), &other)),
                 }
             }
         }
@@ -44,12 +44,11 @@ macro_rules! write_kind {
             fn into_proposal(self) -> Proposal {
                 Proposal::$proposal(self)
             }
-            fn answer(applied: Applied) {
-                assert!(
-                    matches!(applied, Applied::$applied),
-                    concat!("apply answered a ", stringify!($proposal), " with {:?}"),
-                    applied
-                );
+            fn answer(applied: Applied) -> Result<(), Status> {
+                match applied {
+                    Applied::$applied => Ok(()),
+                    other => Err(mismatch(stringify!($proposal), &other)),
+                }
             }
         }
     };
@@ -63,3 +62,15 @@ write_kind!(pb::AlarmRequest => Alarm, Alarm(pb::AlarmResponse));
 write_kind!(pb::MemberUpdateRequest => MemberUpdate, MemberUpdate);
 write_kind!(pb::LeaseGrantRequest => LeaseGrant, LeaseGrant(pb::LeaseGrantResponse));
 write_kind!(pb::LeaseRevokeRequest => LeaseRevoke, LeaseRevoke(pb::LeaseRevokeResponse));
+
+/// The error for an answer of another kind than the proposal's.
+fn mismatch(kind: &str, applied: &Applied) -> Status {
+    tracing::error!(
+        kind,
+        ?applied,
+        "a proposal was answered with another kind's answer"
+    );
+    Status::internal(format!(
+        "etcdserver: unexpected answer to a {kind} proposal"
+    ))
+}
