@@ -182,6 +182,7 @@ impl Member {
                 );
             }
         }
+        let first_proposal_id = proposal_id_base(&entries);
         // Right after open, the engine shows its last durable commit: replay starts after it.
         let view = engine.read().map_err(|e| e.to_string())?;
         let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
@@ -249,7 +250,7 @@ impl Member {
             durable_queue: RefCell::new(VecDeque::new()),
             durable_wake: RefCell::new(None),
             stopped: RefCell::new(None),
-            next_proposal_id: Cell::new(proposal_id_base()),
+            next_proposal_id: Cell::new(first_proposal_id),
             headers,
             doorbells: RefCell::new(Vec::new()),
             watch_hub,
@@ -824,11 +825,44 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
     .await
 }
 
-/// Proposal ids start at a value unique to this run, so an id still in the log from before a
-/// restart never matches a waiter of this run.
-fn proposal_id_base() -> u64 {
+/// The first proposal id of this run: above every id in the log it replays, so an entry from
+/// before a restart never matches a waiter of this run (even if the clock was set back), and
+/// otherwise the wall clock in nanoseconds, so ids of different runs rarely meet at all.
+fn proposal_id_base(replayed: &[Entry]) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |elapsed| elapsed.as_nanos() as u64);
-    nanos.max(1)
+    let after_replayed = replayed
+        .iter()
+        .filter(|entry| !entry.data.is_empty())
+        .filter_map(|entry| Proposal::decode(&entry.data).ok())
+        .map(|(id, _)| id.saturating_add(1))
+        .max()
+        .unwrap_or(1);
+    nanos.max(after_replayed).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: a run's first proposal id is above every id in the log it replays, even when the
+    /// clock says otherwise (set back across the restart), so no replayed entry answers a
+    /// waiter of this run.
+    #[test]
+    fn proposal_ids_start_above_the_replayed_log() {
+        let entry = |index: u64, id: u64| Entry {
+            index,
+            data: Proposal::Put(pb::PutRequest::default()).encode(id),
+            ..Default::default()
+        };
+        let far_future = u64::MAX / 2;
+        let replayed = [entry(1, 7), entry(2, far_future), Entry::default()];
+        assert_eq!(proposal_id_base(&replayed), far_future + 1);
+        let now_ish = proposal_id_base(&[]);
+        assert!(
+            now_ish > 1_600_000_000_000_000_000,
+            "wall-clock nanoseconds: {now_ish}"
+        );
+    }
 }
