@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         return ExitCode::from(error.exit_code() as u8);
     }
     raise_open_files_limit();
+    basalt::server::fail_stop::install_fail_stop_panic_hook();
     match basalt::server::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

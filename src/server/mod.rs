@@ -21,6 +21,7 @@
 
 pub mod error;
 mod executors;
+pub mod fail_stop;
 mod member;
 mod routing;
 mod state_machine;

@@ -274,3 +274,43 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     let _ = child.wait();
     assert_ne!(soft, "256", "hard limit {hard}");
 }
+
+/// Goal: a panic on any thread of the member ends the whole process with a message naming the
+/// thread (fail-stop), never a dead executor behind a live process. Method: this test re-runs
+/// itself as a child process that installs the member's panic hook and panics on a thread
+/// named like a client core; the parent checks the child's exit status and message.
+#[test]
+fn a_panic_on_any_thread_stops_the_process() {
+    const CHILD: &str = "BASALT_TEST_PANIC_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        basalt::server::fail_stop::install_fail_stop_panic_hook();
+        let core = std::thread::Builder::new()
+            .name("basalt-core-7".to_string())
+            .spawn(|| panic!("an invariant broke"))
+            .unwrap();
+        let _ = core.join();
+        // Not reached: the hook ends the process before the join returns.
+        std::process::exit(0);
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "binary::a_panic_on_any_thread_stops_the_process",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(basalt::server::fail_stop::PANIC_EXIT_STATUS),
+        "{}",
+        stderr(&output)
+    );
+    let said = stderr(&output);
+    assert!(said.contains("an invariant broke"), "{said}");
+    assert!(
+        said.contains("a panic on thread basalt-core-7 stops the member"),
+        "{said}"
+    );
+}
