@@ -64,8 +64,12 @@ impl Http1Response {
     }
 }
 
-/// The callback answering HTTP/1.1 requests.
-pub type Http1Handler = dyn Fn(&Http1Request) -> Http1Response;
+/// The callback answering HTTP/1.1 requests (and plain GETs over HTTP/2). It may wait (a health
+/// check reads the cluster's state), so it answers with a future, run on the connection's core.
+pub type Http1Handler = dyn Fn(Http1Request) -> Http1Answer;
+
+/// A response on its way.
+pub type Http1Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Http1Response>>>;
 
 /// Serves HTTP/1.1 requests on `stream` until the client closes or asks to close.
 pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
@@ -103,7 +107,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         buffer.drain(..request_bytes);
-        let response = handler(&request);
+        let response = handler(request).await;
         write_response(&mut stream, &response, keep_alive).await?;
         if !keep_alive {
             return Ok(());
@@ -213,11 +217,12 @@ mod tests {
     //! limits end the connection with a response instead of buffering.
     use super::*;
 
-    fn handler(request: &Http1Request) -> Http1Response {
-        match request.path() {
+    fn handler(request: Http1Request) -> Http1Answer {
+        let response = match request.path() {
             "/health" => Http1Response::json(r#"{"health":"true","reason":""}"#),
             _ => Http1Response::not_found(),
-        }
+        };
+        Box::pin(async move { response })
     }
 
     /// Runs the server over an in-memory duplex: `input` in, everything written out.

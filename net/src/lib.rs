@@ -66,7 +66,7 @@ pub use config::{Keepalive, ServerConfig};
 pub use error::NetError;
 pub use etcd_status::EtcdStatus;
 pub use grpc::{Code, Metadata, RequestStream, ResponseSink, Router, Status};
-pub use http1::{Http1Request, Http1Response};
+pub use http1::{Http1Answer, Http1Request, Http1Response};
 pub use server::{bind, Server};
 pub use shutdown::ShutdownSignal;
 pub use tls::{ServerTls, TlsError};

@@ -25,7 +25,7 @@ use crate::config::{Keepalive, ServerConfig};
 use crate::error::NetError;
 use crate::grpc::dispatch::serve_call;
 use crate::grpc::Router;
-use crate::http1::{serve_http1, Http1Handler, Http1Request, Http1Response};
+use crate::http1::{serve_http1, Http1Answer, Http1Handler, Http1Request, Http1Response};
 use crate::read_activity::ReadActivity;
 use crate::rewind::Rewind;
 use crate::shutdown::ShutdownSignal;
@@ -88,17 +88,31 @@ impl Server {
     pub fn new(router: Router, config: ServerConfig) -> Server {
         Server {
             router,
-            http1_handler: Box::new(|_: &Http1Request| Http1Response::not_found()),
+            http1_handler: Box::new(|_: Http1Request| -> Http1Answer {
+                Box::pin(async { Http1Response::not_found() })
+            }),
             config,
             connections_open: Rc::new(Cell::new(0)),
             shutdown: ShutdownSignal::new(),
         }
     }
 
-    /// Sets the callback answering plain HTTP/1.1 requests (`/health`, `/version`).
+    /// Sets the callback answering plain HTTP/1.1 requests (`/health`, `/version`) at once.
     pub fn with_http1(
-        mut self,
+        self,
         handler: impl Fn(&Http1Request) -> Http1Response + 'static,
+    ) -> Server {
+        self.with_http1_async(move |request| {
+            let response = handler(&request);
+            Box::pin(async move { response })
+        })
+    }
+
+    /// Sets the callback answering plain HTTP/1.1 requests with a future (a health check that
+    /// reads the cluster's state).
+    pub fn with_http1_async(
+        mut self,
+        handler: impl Fn(Http1Request) -> Http1Answer + 'static,
     ) -> Server {
         self.http1_handler = Box::new(handler);
         self

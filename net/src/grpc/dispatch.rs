@@ -26,7 +26,7 @@ pub(crate) async fn serve_call(
 ) {
     let (parts, body) = request.into_parts();
     if parts.method == http::Method::GET {
-        serve_plain_get(http_handler, &parts, &mut respond);
+        serve_plain_get(http_handler, &parts, &mut respond).await;
         return;
     }
     let response = Rc::new(RefCell::new(ResponseState::new(respond)));
@@ -94,7 +94,7 @@ pub(crate) async fn serve_call(
 }
 
 /// Answers a plain GET over HTTP/2 with the HTTP/1.1 callback's response.
-fn serve_plain_get(
+async fn serve_plain_get(
     http_handler: &Http1Handler,
     parts: &http::request::Parts,
     respond: &mut SendResponse<Bytes>,
@@ -106,7 +106,7 @@ fn serve_plain_get(
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_string(), |target| target.to_string()),
     };
-    let answer = http_handler(&request);
+    let answer = http_handler(request).await;
     let mut response = http::Response::new(());
     *response.status_mut() = http::StatusCode::from_u16(answer.status)
         .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
