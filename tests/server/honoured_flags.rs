@@ -60,7 +60,7 @@ fn a_member_follows_its_identity_timing_and_limit_flags() {
     // --max-concurrent-streams: the server's SETTINGS frame says 7.
     assert_eq!(server_max_concurrent_streams(basalt.port), Some(7));
     // --reported-version: /version.
-    let version = http_get(basalt.port, "/version");
+    let (_, version) = support::http_request(basalt.port, "GET", "/version");
     assert!(version.contains(r#""etcdserver":"3.5.99""#), "{version}");
 
     runtime().block_on(async {
@@ -312,20 +312,4 @@ fn server_max_concurrent_streams(port: u16) -> Option<u32> {
                 .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
         });
     }
-}
-
-/// The body of an HTTP/1.1 GET of `path`.
-fn http_get(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map_or(response.clone(), |(_, body)| body.to_string())
 }

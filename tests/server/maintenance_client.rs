@@ -226,6 +226,47 @@ fn lease_grant_is_checked_against_the_quota() {
     });
 }
 
+/// Goal: `/health` is etcd's: true on a healthy member; false with 503 and etcd's reason while
+/// an alarm is raised, unless `?exclude=` names it; `?serializable=true` accepted; anything
+/// but GET refused with 405. Method: a quota of 1 byte makes a LeaseGrant raise NOSPACE.
+#[test]
+fn health_reports_raised_alarms_as_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        support::free_port(),
+        &["--quota-backend-bytes", "1"],
+    );
+    let healthy = (200, r#"{"health":"true","reason":""}"#.to_string());
+    assert_eq!(
+        support::http_request(basalt.port, "GET", "/health"),
+        healthy
+    );
+    assert_eq!(
+        support::http_request(basalt.port, "GET", "/health?serializable=true"),
+        healthy
+    );
+    assert_eq!(support::http_request(basalt.port, "POST", "/health").0, 405);
+    with_member(&basalt, |mut client| async move {
+        assert!(client.lease_grant(60, None).await.is_err());
+    });
+    assert_eq!(
+        support::http_request(basalt.port, "GET", "/health"),
+        (
+            503,
+            "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n".to_string()
+        )
+    );
+    assert_eq!(
+        support::http_request(
+            basalt.port,
+            "GET",
+            "/health?exclude=NOSPACE&serializable=true"
+        ),
+        healthy
+    );
+}
+
 // ----- Status, Hash, HashKV -------------------------------------------------------------------
 
 /// Goal: Status fills what `etcdctl endpoint status` shows, as etcd does.

@@ -12,6 +12,7 @@ use glommio::net::TcpListener;
 
 use crate::server::error::ServerError;
 use crate::server::routing::gateway::Gateway;
+use crate::server::v3rpc::health_service;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
 use crate::server::v3rpc::status_service::{self, MemberInfo};
 use crate::server::v3rpc::{
@@ -83,10 +84,17 @@ pub fn bind(
         ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
     };
     let server = Rc::new(
-        Server::new(router, server_config).with_http1(move |request| match request.path() {
-            "/health" => Http1Response::json(etcd_http::health_body(true, "")),
-            "/version" => Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION)),
-            _ => Http1Response::not_found(),
+        Server::new(router, server_config).with_http1_async(move |request| {
+            let (gateway, version) = (gateway.clone(), version.clone());
+            Box::pin(async move {
+                match request.path() {
+                    "/health" => health_service::health(&gateway, &request).await,
+                    "/version" => {
+                        Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION))
+                    }
+                    _ => Http1Response::not_found(),
+                }
+            })
         }),
     );
     let mut listeners = Vec::new();

@@ -6,6 +6,7 @@ pub mod cluster_service;
 pub mod concurrency;
 pub mod defragment_service;
 pub mod election_service;
+pub mod health_service;
 pub mod kv_service;
 pub mod lease_service;
 pub mod lock_service;
