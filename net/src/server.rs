@@ -98,10 +98,7 @@ impl Server {
     }
 
     /// Sets the callback answering plain HTTP/1.1 requests (`/health`, `/version`) at once.
-    pub fn with_http1(
-        self,
-        handler: impl Fn(&Http1Request) -> Http1Response + 'static,
-    ) -> Server {
+    pub fn with_http1(self, handler: impl Fn(&Http1Request) -> Http1Response + 'static) -> Server {
         self.with_http1_async(move |request| {
             let response = handler(&request);
             Box::pin(async move { response })
