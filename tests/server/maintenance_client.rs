@@ -150,11 +150,7 @@ fn nospace_alarm_caps_writes_until_disarmed_and_survives_restart() {
 #[test]
 fn quota_raises_nospace_when_the_database_would_exceed_it() {
     let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start_with_flags(
-        dir.path().join("data"),
-        support::free_port(),
-        &["--quota-backend-bytes", "1000000"],
-    );
+    let basalt = start_with_quota(dir.path(), "1000000");
     with_member(&basalt, |mut client| async move {
         let id = member_id(&mut client).await;
         let value = vec![b'v'; 150_000];
@@ -199,6 +195,15 @@ fn quota_raises_nospace_when_the_database_would_exceed_it() {
     });
 }
 
+/// A fresh member in `dir` with `--quota-backend-bytes` set to `bytes`.
+fn start_with_quota(dir: &std::path::Path, bytes: &str) -> Basalt {
+    Basalt::start_with_flags(
+        dir.join("data"),
+        support::free_port(),
+        &["--quota-backend-bytes", bytes],
+    )
+}
+
 /// Goal: a LeaseGrant is checked against the quota before it is proposed, as etcd's
 /// quotaLeaseServer does: with a quota smaller than any database, the grant is refused with
 /// "database space exceeded" and raises NOSPACE (apply alone would only refuse it once the
@@ -206,11 +211,7 @@ fn quota_raises_nospace_when_the_database_would_exceed_it() {
 #[test]
 fn lease_grant_is_checked_against_the_quota() {
     let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start_with_flags(
-        dir.path().join("data"),
-        support::free_port(),
-        &["--quota-backend-bytes", "1"],
-    );
+    let basalt = start_with_quota(dir.path(), "1");
     with_member(&basalt, |mut client| async move {
         let id = member_id(&mut client).await;
         assert!(alarm_list(&mut client).await.is_empty());
@@ -232,11 +233,7 @@ fn lease_grant_is_checked_against_the_quota() {
 #[test]
 fn health_reports_raised_alarms_as_etcd() {
     let dir = tempfile::tempdir().unwrap();
-    let basalt = Basalt::start_with_flags(
-        dir.path().join("data"),
-        support::free_port(),
-        &["--quota-backend-bytes", "1"],
-    );
+    let basalt = start_with_quota(dir.path(), "1");
     let healthy = (200, r#"{"health":"true","reason":""}"#.to_string());
     assert_eq!(
         support::http_request(basalt.port, "GET", "/health"),
