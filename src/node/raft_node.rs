@@ -24,6 +24,10 @@ pub struct RaftOptions {
     /// etcd's `--pre-vote`: a candidate first asks whether it could win, so a member cut off
     /// from the others does not raise the term and depose a healthy leader when it returns.
     pub pre_vote: bool,
+    /// The election timeout, in ticks, drawn from `[min, max)`; `None`: raft's default range
+    /// `[election_ticks, 2 × election_ticks)`. raft-rs draws from a generator nobody can seed,
+    /// so a simulation that must replay exactly gives each member a range of one value.
+    pub election_ticks_range: Option<(usize, usize)>,
 }
 
 impl RaftOptions {
@@ -38,6 +42,7 @@ impl RaftOptions {
             heartbeat_ticks: 1,
             election_ticks: (election_ms / heartbeat_ms) as usize,
             pre_vote,
+            election_ticks_range: None,
         }
     }
 }
@@ -169,6 +174,8 @@ impl RaftNode {
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: options.pre_vote,
+            min_election_tick: options.election_ticks_range.map_or(0, |(min, _)| min),
+            max_election_tick: options.election_ticks_range.map_or(0, |(_, max)| max),
             ..Config::default()
         };
         config

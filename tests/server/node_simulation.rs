@@ -1,8 +1,8 @@
 //! Deterministic simulation of the sans-IO raft node: one thread drives members with a simulated
 //! disk (persists complete later, in order, or are lost in a crash), network (messages delayed,
-//! reordered, dropped) and clock, all decided by a seeded generator. One source escapes the
-//! seed: raft-rs randomizes election timeouts with its own generator, so a failing seed
-//! replays the same faults but not always the same elections.
+//! reordered, dropped) and clock, all decided by a seeded generator; each member's election
+//! timeout is fixed (raft-rs would draw it from a generator the seed does not control), so a
+//! failing seed replays exactly.
 //!
 //! Checked on every step: an entry is applied only once committed and durable on a quorum (for
 //! one voter: on its own disk); applied entries form a gap-free sequence; no two members ever
@@ -71,17 +71,21 @@ struct Member {
     applied: u64,
 }
 
-fn options(pre_vote: bool) -> RaftOptions {
+/// Raft's options for member `id`: its election timeout is fixed at 10 + id ticks, since
+/// raft's own random draw would make a seed's elections differ between runs.
+fn options(id: u64, pre_vote: bool) -> RaftOptions {
+    let election_ticks = 10 + id as usize;
     RaftOptions {
         heartbeat_ticks: 1,
         election_ticks: 10,
         pre_vote,
+        election_ticks_range: Some((election_ticks, election_ticks + 1)),
     }
 }
 
 impl Member {
     fn start(id: u64, voters: &[u64], disk: DurableLog) -> Member {
-        Member::start_with(id, voters, disk, options(true))
+        Member::start_with(id, voters, disk, options(id, true))
     }
 
     fn start_with(id: u64, voters: &[u64], disk: DurableLog, options: RaftOptions) -> Member {
@@ -409,11 +413,13 @@ fn pre_vote_keeps_a_cut_off_member_from_raising_its_term() {
         let voters = [1u64, 2, 3];
         let mut members: Vec<Member> = voters
             .iter()
-            .map(|&id| Member::start_with(id, &voters, DurableLog::default(), options(pre_vote)))
+            .map(|&id| {
+                Member::start_with(id, &voters, DurableLog::default(), options(id, pre_vote))
+            })
             .collect();
         let (mut network, mut history) = (VecDeque::new(), History::default());
         // Only member 1 ticks, so only it campaigns; a randomized timeout is below 2 elections.
-        for _ in 0..2 * options(pre_vote).election_ticks {
+        for _ in 0..2 * options(1, pre_vote).election_ticks {
             if members[0].node.is_leader() {
                 break;
             }
@@ -427,7 +433,7 @@ fn pre_vote_keeps_a_cut_off_member_from_raising_its_term() {
         let leader_term = members[0].node.term();
         assert_eq!(members[2].node.term(), leader_term);
 
-        for _ in 0..10 * options(pre_vote).election_ticks {
+        for _ in 0..10 * options(3, pre_vote).election_ticks {
             members[2].node.tick();
             settle(&mut members, &mut network, &mut history, Some(3));
         }

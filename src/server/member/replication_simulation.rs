@@ -2,7 +2,8 @@
 //! member is the sans-IO raft node, a simulated disk for its log, and the real state machine
 //! (`apply_entries` over a real engine in a temporary directory). One thread drives three of
 //! them through message loss, reordering, delays and crash-restarts chosen by a seeded
-//! generator (raft-rs's own election timeouts are the one random source outside the seed).
+//! generator; each member's election timeout is fixed (10 + id ticks), so a seed replays
+//! exactly.
 //!
 //! Checked: every write whose proposal was answered `Ok` by an apply is, once the faults stop
 //! and the members catch up, in every member's engine at the revision it was answered with
@@ -81,10 +82,14 @@ impl SimMember {
             hard_state: disk.hard_state.clone(),
             applied_index: engine.read().unwrap().applied_index(),
         };
+        // One election timeout per member (10 + id ticks): raft's own random draw would make
+        // a seed's elections differ between runs.
+        let election_ticks = 10 + id as usize;
         let options = RaftOptions {
             heartbeat_ticks: 1,
             election_ticks: 10,
             pre_vote: true,
+            election_ticks_range: Some((election_ticks, election_ticks + 1)),
         };
         let node = RaftNode::new(id, &VOTERS, options, recovered).expect("node starts");
         let cluster = ClusterState::load(&engine, (id, Vec::new())).expect("cluster state");
