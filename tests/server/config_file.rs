@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use basalt::config::{self, AutoCompaction, Config, ConfigError, Invocation, LogLevel, Source};
+use basalt::config::{AutoCompaction, Config, ConfigError, LogLevel, Source};
 
 fn write_file(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("etcd.conf.yml");
@@ -15,15 +15,7 @@ fn write_file(dir: &Path, yaml: &str) -> PathBuf {
 }
 
 fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect();
-    match config::load(&args, &env)? {
-        Invocation::Serve(config) => Ok(*config),
-        other => panic!("expected a configuration, got {other:?}"),
-    }
+    crate::support::load_config(args, env)
 }
 
 const KUBE_EVENTS_MEMBER: &str = r#"

@@ -12,15 +12,7 @@ use basalt::config::{
 };
 
 fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect();
-    match config::load(&args, &env)? {
-        Invocation::Serve(config) => Ok(*config),
-        other => panic!("expected a configuration, got {other:?}"),
-    }
+    crate::support::load_config(args, env)
 }
 
 fn flags(args: &[&str]) -> Config {

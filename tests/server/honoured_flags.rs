@@ -63,11 +63,7 @@ fn a_member_follows_its_identity_timing_and_limit_flags() {
     let (_, version) = support::http_request(basalt.port, "GET", "/version");
     assert!(version.contains(r#""etcdserver":"3.5.99""#), "{version}");
 
-    runtime().block_on(async {
-        let mut client = tokio::time::timeout(LIMIT, Client::connect([basalt.endpoint()], None))
-            .await
-            .expect("connect within the limit")
-            .expect("connect");
+    support::with_member(&basalt, |mut client| async move {
         // --name, --initial-advertise-peer-urls, --initial-cluster(-token): the member and
         // cluster IDs are etcd's for exactly these.
         let members = client.member_list().await.unwrap();
@@ -146,11 +142,7 @@ fn compaction_steps_follow_the_batch_limit_and_sleep_interval() {
             "--experimental-compaction-sleep-interval=250ms",
         ],
     );
-    runtime().block_on(async {
-        let mut client = tokio::time::timeout(LIMIT, Client::connect([basalt.endpoint()], None))
-            .await
-            .expect("connect within the limit")
-            .expect("connect");
+    support::with_member(&basalt, |mut client| async move {
         let mut revision = 0;
         for i in 0..13 {
             let put = client.put("paced", format!("v{i}"), None).await.unwrap();

@@ -4,42 +4,14 @@
 
 use crate::support;
 
-use std::future::Future;
-use std::time::Duration;
-
 use etcd_client::{
     AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, Error, MemberAddOptions, Txn,
     TxnOp,
 };
 use sha2::{Digest, Sha256};
-use support::{assert_status, with_client, Basalt};
+use support::{assert_status, with_client, with_member, Basalt};
 
 const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
-/// Bound on each test's whole conversation with the member.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `test` on a tokio runtime within [`LIMIT`], with a client of `basalt`.
-fn with_member<F, Fut, T>(basalt: &Basalt, test: F) -> T
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = T>,
-{
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        tokio::time::timeout(LIMIT, async {
-            let client = Client::connect([basalt.endpoint()], None)
-                .await
-                .expect("connect");
-            test(client).await
-        })
-        .await
-        .expect("the test finished within the limit")
-    })
-}
-
 async fn member_id(client: &mut Client) -> u64 {
     client.status().await.unwrap().header().unwrap().member_id()
 }

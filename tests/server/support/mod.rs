@@ -258,3 +258,44 @@ pub fn http_request(port: u16, method: &str, target: &str) -> (u16, String) {
         .map_or(String::new(), |(_, body)| body.to_string());
     (status, body)
 }
+
+/// Bound on a test's whole conversation with a member it started itself.
+const CONVERSATION_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `test` on a tokio runtime within [`CONVERSATION_LIMIT`], with a client of `basalt`.
+pub fn with_member<F, Fut, T>(basalt: &Basalt, test: F) -> T
+where
+    F: FnOnce(etcd_client::Client) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(CONVERSATION_LIMIT, async {
+            let client = etcd_client::Client::connect([basalt.endpoint()], None)
+                .await
+                .expect("connect");
+            test(client).await
+        })
+        .await
+        .expect("the test finished within the limit")
+    })
+}
+
+/// `basalt::config::load` over string slices: the configuration it serves with, or its error.
+pub fn load_config(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<basalt::config::Config, basalt::config::ConfigError> {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    match basalt::config::load(&args, &env)? {
+        basalt::config::Invocation::Serve(config) => Ok(*config),
+        other => panic!("expected a configuration, got {other:?}"),
+    }
+}
