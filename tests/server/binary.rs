@@ -126,6 +126,11 @@ fn what_basalt_cannot_serve_yet_is_refused_at_start() {
             "cannot narrow them as asked",
         ),
         (&["--max-wals=0"], &[], "cannot retain the number asked"),
+        (
+            &["--log-outputs=/nonexistent-dir/basalt.log"],
+            &[],
+            "cannot open log output /nonexistent-dir/basalt.log",
+        ),
         (&["--log-outputs=systemd/journal"], &[], "systemd journal"),
     ];
     for (args, env, message) in cases {
