@@ -834,9 +834,8 @@ fn proposal_id_base(replayed: &[Entry]) -> u64 {
         .map_or(1, |elapsed| elapsed.as_nanos() as u64);
     let after_replayed = replayed
         .iter()
-        .filter(|entry| !entry.data.is_empty())
-        .filter_map(|entry| Proposal::decode(&entry.data).ok())
-        .map(|(id, _)| id.saturating_add(1))
+        .filter_map(|entry| Proposal::id_of(&entry.data))
+        .map(|id| id.saturating_add(1))
         .max()
         .unwrap_or(1);
     nanos.max(after_replayed).max(1)

@@ -65,6 +65,12 @@ impl Proposal {
         data
     }
 
+    /// The proposal id of entry data, without decoding the request (`None`: too short to be a
+    /// proposal).
+    pub fn id_of(data: &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(data.get(..8)?.try_into().ok()?))
+    }
+
     /// Reads entry data back: (proposal id, proposal).
     pub fn decode(data: &[u8]) -> Result<(u64, Proposal), String> {
         if data.len() < PROPOSAL_HEADER_BYTES {
@@ -73,7 +79,7 @@ impl Proposal {
                 data.len()
             ));
         }
-        let id = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+        let id = Proposal::id_of(data).expect("the length was checked above");
         let body = &data[PROPOSAL_HEADER_BYTES..];
         let bad = |e: prost014::DecodeError| format!("raft entry does not decode: {e}");
         let proposal = match data[8] {
