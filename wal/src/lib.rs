@@ -26,5 +26,5 @@ mod wait_list;
 pub use error::{WalError, WalResult};
 pub use fault::FaultInjector;
 pub use layout::{record_bytes, BLOCK_BYTES, RECORD_HEADER_BYTES};
-pub use log::{Queued, RecoveryReport, Wal, WalStats};
+pub use log::{Queued, RecoveryReport, Wal, WalMetrics, WalStats};
 pub use options::WalOptions;

@@ -64,6 +64,13 @@ pub(crate) async fn serve_call(
         .and_then(|value| value.to_str().ok())
         .and_then(parse_grpc_timeout);
     let path = parts.uri.path();
+    let counted = router.counted(path);
+    let started = counted
+        .filter(|method| method.times_calls())
+        .map(|_| std::time::Instant::now());
+    if let Some(method) = counted {
+        method.record_start();
+    }
     let outcome = match router.route(path) {
         Some(handler) => {
             let call = RawCall {
@@ -90,6 +97,12 @@ pub(crate) async fn serve_call(
         }
         None => Err(unimplemented_status(router, path)),
     };
+    if let Some(method) = counted {
+        let code = outcome
+            .as_ref()
+            .map_or_else(|status| status.code, |()| Code::Ok);
+        method.record_end(code, started.map(|at| at.elapsed()));
+    }
     response.borrow_mut().end(outcome);
 }
 

@@ -1,6 +1,7 @@
 //! gRPC over HTTP/2: message framing, status, the call halves, routing and dispatch.
 
 pub mod call;
+pub mod call_counts;
 pub(crate) mod dispatch;
 pub mod frame;
 pub mod metadata;
@@ -9,6 +10,7 @@ pub mod status;
 pub mod timeout;
 
 pub use call::{RequestStream, ResponseSink};
+pub use call_counts::{CallKind, GrpcCallCounts, MethodCalls};
 pub use metadata::Metadata;
 pub use router::Router;
 pub use status::{Code, Status};

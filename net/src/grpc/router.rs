@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use h2::RecvStream;
 
 use crate::grpc::call::{RequestStream, ResponseSink, ResponseState};
+use crate::grpc::call_counts::{CallKind, GrpcCallCounts, MethodCalls};
 use crate::grpc::metadata::Metadata;
 use crate::grpc::status::Status;
 
@@ -32,6 +34,11 @@ type RawHandler = Rc<dyn Fn(RawCall) -> LocalCallFuture>;
 #[derive(Default)]
 pub struct Router {
     routes: HashMap<String, RawHandler>,
+    /// Each registered method with its kind and its place in `counts`, in registration order.
+    methods: Vec<(String, CallKind)>,
+    method_index: HashMap<String, usize>,
+    /// Calls counted per method and outcome, once `count_calls` asked for it.
+    counts: Option<Arc<GrpcCallCounts>>,
 }
 
 impl Router {
@@ -49,7 +56,7 @@ impl Router {
         Fut: Future<Output = Result<Resp, Status>> + 'static,
     {
         let handler = Rc::new(handler);
-        self.insert(path, move |call: RawCall| {
+        self.insert(path, CallKind::Unary, move |call: RawCall| {
             let handler = handler.clone();
             Box::pin(async move {
                 let mut requests =
@@ -81,7 +88,7 @@ impl Router {
         Fut: Future<Output = Result<(), Status>> + 'static,
     {
         let handler = Rc::new(handler);
-        self.insert(path, move |call: RawCall| {
+        self.insert(path, CallKind::ServerStream, move |call: RawCall| {
             let handler = handler.clone();
             Box::pin(async move {
                 let mut requests =
@@ -101,7 +108,7 @@ impl Router {
         Fut: Future<Output = Result<(), Status>> + 'static,
     {
         let handler = Rc::new(handler);
-        self.insert(path, move |call: RawCall| {
+        self.insert(path, CallKind::BidiStream, move |call: RawCall| {
             let requests = RequestStream::new(call.body, call.max_receive_message_bytes);
             Box::pin(handler(
                 call.metadata,
@@ -111,17 +118,42 @@ impl Router {
         })
     }
 
+    /// Counts every call of the methods registered so far, per method and status code (and
+    /// times them when `time_calls`); returns the counts for a scrape to read. Call it once,
+    /// after registering every method.
+    pub fn count_calls(&mut self, time_calls: bool) -> Arc<GrpcCallCounts> {
+        assert!(self.counts.is_none(), "calls are counted once per router");
+        let counts = Arc::new(GrpcCallCounts::new(&self.methods, time_calls));
+        self.counts = Some(counts.clone());
+        counts
+    }
+
+    /// The counts of the method at `path`, when calls are counted and the method exists.
+    pub(crate) fn counted(&self, path: &str) -> Option<&MethodCalls> {
+        let counts = self.counts.as_ref()?;
+        let index = *self.method_index.get(path)?;
+        Some(counts.method(index))
+    }
+
     fn insert(
         &mut self,
         path: &str,
+        kind: CallKind,
         handler: impl Fn(RawCall) -> LocalCallFuture + 'static,
     ) -> &mut Router {
         assert!(
             path.starts_with('/') && path[1..].contains('/'),
             "a gRPC method path looks like /package.Service/Method, got {path:?}"
         );
+        assert!(
+            self.counts.is_none(),
+            "method {path} registered after its router's calls began to be counted"
+        );
         let previous = self.routes.insert(path.to_string(), Rc::new(handler));
         assert!(previous.is_none(), "method {path} registered twice");
+        self.method_index
+            .insert(path.to_string(), self.methods.len());
+        self.methods.push((path.to_string(), kind));
         self
     }
 

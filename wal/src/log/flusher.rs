@@ -120,6 +120,7 @@ pub(super) async fn write_batch(shared: &Shared, batch: &mut [u8]) -> WalResult<
     }
     state.stats.records += records;
     state.stats.batches += 1;
+    shared.metrics.batch_records.observe(records as f64);
     Ok(())
 }
 
@@ -238,9 +239,14 @@ pub(super) async fn sync_tail(shared: &Shared) -> WalResult<()> {
             .before_fdatasync(&path)
             .map_err(|e| WalError::io("fdatasync", &path, e))?;
     }
+    let started = std::time::Instant::now();
     file.fdatasync()
         .await
         .map_err(|e| WalError::glommio("fdatasync", &path, e))?;
+    shared
+        .metrics
+        .fsync_seconds
+        .observe_duration(started.elapsed());
     let mut state = shared.state.borrow_mut();
     state.unsynced_start = None;
     state.stats.fdatasyncs += 1;

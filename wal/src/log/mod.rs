@@ -59,6 +59,26 @@ pub struct WalStats {
     pub bytes_written: u64,
 }
 
+/// The log's latency and batching, for Prometheus (`etcd_disk_wal_fsync_duration_seconds` and
+/// basalt's group-commit batch size). Written by the log's own executor only; read by scrapes
+/// from any core.
+#[derive(Debug)]
+pub struct WalMetrics {
+    /// Seconds each fdatasync of a segment took.
+    pub fsync_seconds: basalt_metrics::Histogram,
+    /// Records made durable per write batch (group commit).
+    pub batch_records: basalt_metrics::Histogram,
+}
+
+impl Default for WalMetrics {
+    fn default() -> WalMetrics {
+        WalMetrics {
+            fsync_seconds: basalt_metrics::Histogram::new(&basalt_metrics::DISK_SECONDS_BUCKETS),
+            batch_records: basalt_metrics::Histogram::new(&basalt_metrics::BATCH_SIZE_BUCKETS),
+        }
+    }
+}
+
 /// What recovery found when the log was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -88,6 +108,7 @@ struct Shared {
     /// Appenders waiting for their generation to become durable. Bounded by the appenders'
     /// polls between wake-ups; emptied of every ready entry at each wake-up.
     durable_waiters: RefCell<Vec<(u64, Waker)>>,
+    metrics: Arc<WalMetrics>,
 }
 
 struct State {
@@ -228,6 +249,7 @@ impl Wal {
             flusher_waiters: WaitList::default(),
             idle_waiters: WaitList::default(),
             durable_waiters: RefCell::new(Vec::new()),
+            metrics: Arc::default(),
         });
         glommio::spawn_local(spares.run_refill()).detach();
         if is_new {
@@ -478,6 +500,11 @@ impl Wal {
     /// The storage fault that stopped the log, if one did.
     pub fn fault(&self) -> Option<Arc<WalError>> {
         self.shared.state.borrow().stopped.clone()
+    }
+
+    /// Latency and batching histograms, shared with whoever exposes them.
+    pub fn metrics(&self) -> Arc<WalMetrics> {
+        self.shared.metrics.clone()
     }
 
     /// Counters since open.
