@@ -126,7 +126,6 @@ const STATIC_ONLY: &str =
 const ALWAYS_FSYNC: &str = "basalt never acknowledges a write before it is on disk";
 const SELF_CLIENT: &str = "etcd presents it when it calls itself (its JSON gateway); basalt \
      never does";
-const NO_METRICS: &str = "basalt does not serve Prometheus metrics yet";
 const NO_GATEWAY: &str = "basalt does not serve the JSON gateway yet (its /v3/ paths answer 404)";
 const NO_BROWSER_POLICY: &str = "basalt does not police HTTP Host or Origin headers yet, so it \
      cannot narrow them as asked";
@@ -243,8 +242,8 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("auth-token-ttl", Uint, "300", NoEffect(NO_AUTH), Auth, "Time (in seconds) of the auth-token-ttl."),
     // Profiling and monitoring.
     flag!("enable-pprof", Bool, "false", NoEffect("profiling endpoints are Go's; basalt has none"), Monitoring, "Enable runtime profiling data via HTTP server (Go-specific; basalt has none)."),
-    flag!("metrics", Choice(&["basic", "extensive"]), "basic", NoEffect(NO_METRICS), Monitoring, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
-    flag!("listen-metrics-urls", Urls, "", DefaultOnly(NO_METRICS), Monitoring, "List of URLs to listen on for the metrics and health endpoints."),
+    flag!("metrics", Choice(&["basic", "extensive"]), "basic", Honored, Monitoring, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
+    flag!("listen-metrics-urls", Urls, "", Honored, Monitoring, "List of URLs to listen on for the metrics and health endpoints."),
     flag!("enable-grpc-gateway", Bool, "true", NoEffect(NO_GATEWAY), Monitoring, "Enable GRPC gateway."),
     // Logging.
     flag!("logger", Choice(LOGGERS), "zap", Honored, Logging, "Currently only supports 'zap' for structured logging ('capnslog' gives plain text lines)."),

@@ -58,6 +58,13 @@ pub fn validate(config: &Config, settings: &Settings) -> Result<(), ConfigError>
         &config.client_tls,
         ("--cert-file", "--key-file"),
     )?;
+    // etcd serves https metrics URLs with the client certificate.
+    check_tls_material(
+        "metrics",
+        &config.urls.listen_metrics,
+        &config.client_tls,
+        ("--cert-file", "--key-file"),
+    )?;
     check_tls_material(
         "peer",
         &config.urls.listen_peer,

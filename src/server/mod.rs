@@ -23,6 +23,7 @@ pub mod error;
 mod executors;
 pub mod fail_stop;
 mod member;
+pub mod metrics;
 mod routing;
 mod state_machine;
 mod v3rpc;
@@ -47,6 +48,7 @@ use executors::client_api::{ClientApiSettings, ClientListener};
 use executors::client_core::{self, ClientCoreLinks};
 use executors::logging::Milestones;
 use executors::owner_core::{self, OwnerLinks};
+use metrics::{MemberFacts, MetricsLevel, ServerMetrics};
 use routing::owner_link;
 use state_machine::header::Identity;
 use v3rpc::status_service::MemberInfo;
@@ -60,22 +62,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         member_id: bootstrap.local_member_id.0,
     };
     let milestones = Milestones::new(&config)?;
-    let settings = ClientApiSettings {
-        listeners: client_listeners(&config)?,
-        tls: client_tls(&config, &milestones)?,
-        kv_limits: kv_service::KvLimits {
-            max_txn_ops: config.limits.max_txn_ops as usize,
-            quota: backend_quota(&config),
-        },
-        max_request_bytes: config.limits.max_request_bytes as usize,
-        max_concurrent_streams: config.limits.max_concurrent_streams,
-        keepalive: Some(basalt_net::Keepalive::from_etcd_flags(
-            config.keepalive.interval,
-            config.keepalive.timeout,
-        )),
-        info: member_info(&config),
-        watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
-    };
+    let listeners = listeners_of(&config.urls.listen_client)?;
+    let metrics_listeners = listeners_of(&config.urls.listen_metrics)?;
+    let tls = client_tls(&config, &milestones)?;
     // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");
     std::fs::create_dir_all(&db_dir).map_err(|source| ServerError::CreateDir {
@@ -94,6 +83,29 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         &[("path", &db_path.display().to_string())],
     );
     log_backend_quota(&milestones, &config);
+
+    let settings = ClientApiSettings {
+        listeners,
+        metrics_listeners,
+        tls,
+        kv_limits: kv_service::KvLimits {
+            max_txn_ops: config.limits.max_txn_ops as usize,
+            quota: backend_quota(&config),
+        },
+        max_request_bytes: config.limits.max_request_bytes as usize,
+        max_concurrent_streams: config.limits.max_concurrent_streams,
+        keepalive: Some(basalt_net::Keepalive::from_etcd_flags(
+            config.keepalive.interval,
+            config.keepalive.timeout,
+        )),
+        info: member_info(&config),
+        watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
+        metrics: Arc::new(ServerMetrics::new(
+            metrics_level(&config),
+            member_facts(&config, identity),
+            engine.clone(),
+        )),
+    };
 
     let cores = config
         .basalt
@@ -195,6 +207,25 @@ fn member_info(config: &Config) -> MemberInfo {
     }
 }
 
+/// `--metrics`.
+fn metrics_level(config: &Config) -> MetricsLevel {
+    if config.observability.extensive_metrics {
+        MetricsLevel::Extensive
+    } else {
+        MetricsLevel::Basic
+    }
+}
+
+/// What `/metrics` reports about this member as constant labels and gauges.
+fn member_facts(config: &Config, identity: Identity) -> MemberFacts {
+    MemberFacts {
+        member_id: identity.member_id,
+        server_version: config.basalt.reported_version.clone(),
+        cluster_version: executors::client_api::CLUSTER_VERSION.to_string(),
+        quota_backend_bytes: backend_quota(config).limit_bytes.unwrap_or(0),
+    }
+}
+
 /// `--quota-backend-bytes` as the KV service enforces it.
 fn backend_quota(config: &Config) -> quota::Quota {
     quota::Quota {
@@ -221,10 +252,11 @@ fn log_backend_quota(milestones: &Milestones, config: &Config) {
     }
 }
 
-/// The listeners of `--listen-client-urls`: each address, and whether it serves TLS.
-fn client_listeners(config: &Config) -> Result<Vec<ClientListener>, ServerError> {
+/// The listeners of `--listen-client-urls` or `--listen-metrics-urls`: each address, and
+/// whether it serves TLS.
+fn listeners_of(urls: &[crate::config::Url]) -> Result<Vec<ClientListener>, ServerError> {
     let mut listeners = Vec::new();
-    for url in &config.urls.listen_client {
+    for url in urls {
         let refused = |reason: String| ServerError::ClientUrl {
             url: url.text.clone(),
             reason,
@@ -263,10 +295,12 @@ fn client_tls(
         config.tls.max_version.as_deref().unwrap_or(""),
     )?;
     let settings = &config.client_tls;
+    // https metrics URLs are served with the client certificate, as etcd serves them.
     let tls_urls: Vec<&crate::config::Url> = config
         .urls
         .listen_client
         .iter()
+        .chain(&config.urls.listen_metrics)
         .filter(|url| url.is_tls())
         .collect();
     if tls_urls.is_empty() {

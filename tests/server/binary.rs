@@ -116,9 +116,9 @@ fn what_basalt_cannot_serve_yet_is_refused_at_start() {
             "TLS_RSA_WITH_RC4_128_SHA",
         ),
         (
-            &["--listen-metrics-urls=http://127.0.0.1:23810"],
+            &["--listen-metrics-urls=https://127.0.0.1:23810"],
             &[],
-            "basalt does not serve Prometheus metrics yet",
+            "TLS key/cert (--cert-file, --key-file) must be provided for metrics url",
         ),
         (
             &["--host-whitelist=etcd.example.com"],

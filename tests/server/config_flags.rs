@@ -113,10 +113,9 @@ fn a_lone_name_renames_the_default_member() {
 
 /// Goal: the static pod manifest kubeadm writes for etcd 3.5 reads into the TLS it asks for
 /// (client TLS honoured; the peer TLS a one-member basalt does not listen with, named in
-/// warnings), and is refused only for what basalt does not serve yet: the metrics listener
-/// (kubeadm's liveness probe polls /health there).
+/// warnings), with the metrics listener where kubeadm's liveness probe polls /health.
 #[test]
-fn kubeadm_manifest_reads_its_tls_and_refuses_the_metrics_listener() {
+fn kubeadm_manifest_reads_its_tls_and_its_metrics_listener() {
     let manifest = [
         "--advertise-client-urls=https://10.0.0.5:2379",
         "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
@@ -128,6 +127,7 @@ fn kubeadm_manifest_reads_its_tls_and_refuses_the_metrics_listener() {
         "--initial-cluster=cp1=https://10.0.0.5:2380",
         "--key-file=/etc/kubernetes/pki/etcd/server.key",
         "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.5:2379",
+        "--listen-metrics-urls=http://127.0.0.1:2381",
         "--listen-peer-urls=https://10.0.0.5:2380",
         "--name=cp1",
         "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
@@ -137,16 +137,8 @@ fn kubeadm_manifest_reads_its_tls_and_refuses_the_metrics_listener() {
         "--snapshot-count=10000",
         "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
     ];
-    let metrics = [
-        &manifest[..],
-        &["--listen-metrics-urls=http://127.0.0.1:2381"],
-    ]
-    .concat();
-    assert!(refused(&metrics)
-        .to_string()
-        .contains("does not serve Prometheus metrics yet"));
-
     let config = flags(&manifest);
+    assert_eq!(urls(&config.urls.listen_metrics), ["http://127.0.0.1:2381"]);
     assert_eq!(config.member.data_dir, PathBuf::from("/var/lib/etcd"));
     assert_eq!(config.member.snapshot_count, 10_000);
     assert_eq!(
@@ -601,6 +593,18 @@ fn help_and_version_short_circuit() {
 /// beside it to be valid, and the test that shows a real member (or its raft node) acting on
 /// it.
 const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "metrics",
+        "extensive",
+        &[],
+        "extensive_metrics_time_every_grpc_call",
+    ),
+    (
+        "listen-metrics-urls",
+        "http://127.0.0.1:2381",
+        &[],
+        "a_metrics_listener_serves_metrics_and_health_beside_the_client_port",
+    ),
     (
         "name",
         "walker",

@@ -11,6 +11,8 @@ use basalt_net::{etcd_http, Http1Response, Keepalive, Router, Server, ServerConf
 use glommio::net::TcpListener;
 
 use crate::server::error::ServerError;
+use crate::server::metrics::exposition::metrics_response;
+use crate::server::metrics::ServerMetrics;
 use crate::server::routing::gateway::Gateway;
 use crate::server::v3rpc::health_service;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
@@ -36,6 +38,8 @@ pub struct ClientListener {
 #[derive(Clone)]
 pub struct ClientApiSettings {
     pub listeners: Vec<ClientListener>,
+    /// `--listen-metrics-urls`: `/metrics` and `/health` only, served by the owner core.
+    pub metrics_listeners: Vec<ClientListener>,
     /// The TLS of the https listeners (`None` when every listener is http).
     pub tls: Option<Arc<ServerTls>>,
     pub kv_limits: KvLimits,
@@ -47,6 +51,8 @@ pub struct ClientApiSettings {
     pub info: MemberInfo,
     /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
     pub watch_progress_notify_interval: Duration,
+    /// What `/metrics` reports; each core's server adds its gRPC call counts.
+    pub metrics: Arc<ServerMetrics>,
 }
 
 /// The server of one core, bound to every client address.
@@ -77,7 +83,10 @@ pub fn bind(
     hub.set_fragment_bytes(settings.max_request_bytes);
     watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
     watch_service::register(&mut router, hub);
+    let calls = router.count_calls(settings.metrics.times_grpc_calls());
+    settings.metrics.add_grpc_calls(calls);
     let version = settings.info.version.clone();
+    let metrics = settings.metrics.clone();
     let server_config = ServerConfig {
         max_concurrent_streams_per_connection: settings.max_concurrent_streams,
         keepalive: settings.keepalive,
@@ -85,10 +94,11 @@ pub fn bind(
     };
     let server = Rc::new(
         Server::new(router, server_config).with_http1_async(move |request| {
-            let (gateway, version) = (gateway.clone(), version.clone());
+            let (gateway, version, metrics) = (gateway.clone(), version.clone(), metrics.clone());
             Box::pin(async move {
                 match request.path() {
                     "/health" => health_service::health(&gateway, &request).await,
+                    "/metrics" => metrics_response(&metrics),
                     "/version" => {
                         Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION))
                     }

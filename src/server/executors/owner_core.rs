@@ -11,6 +11,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
 use super::logging::Milestones;
+use super::metrics_listener;
 use crate::config::Config;
 use crate::node::RaftOptions;
 use crate::server::error::ServerError;
@@ -48,6 +49,7 @@ pub async fn serve(
                 source,
             })?,
     );
+    settings.metrics.add_wal(wal.metrics());
     milestones.info(
         "opened write-ahead log",
         &[("wal-dir", &wal_dir.display().to_string())],
@@ -77,6 +79,7 @@ pub async fn serve(
             .collect(),
         lessor_config,
         CompactionPacing::from_config(&config.compaction),
+        settings.metrics.clone(),
     )
     .await
     .map_err(ServerError::Member)?;
@@ -123,7 +126,15 @@ pub async fn serve(
         let _ = link.started.send(member.headers());
         bound.push(link.bound);
     }
-    let api = client_api::bind(Gateway::on_owner(member), &settings)?;
+    let gateway = Gateway::on_owner(member);
+    let metrics_listeners = metrics_listener::bind(
+        &settings.metrics_listeners,
+        settings.tls.clone(),
+        gateway.clone(),
+        settings.metrics.clone(),
+        settings.max_request_bytes,
+    )?;
+    let api = client_api::bind(gateway, &settings)?;
     for core in bound {
         core.await.map_err(|_| ServerError::PeerExecutorFailed)?;
     }
@@ -138,9 +149,15 @@ pub async fn serve(
             );
         }
     }
+    for listener in &settings.metrics_listeners {
+        milestones.info(
+            "serving metrics",
+            &[("address", &listener.address.to_string())],
+        );
+    }
     milestones.info("ready to serve client requests", &[]);
     notify_systemd_ready();
-    api.serve().await
+    futures_lite::future::or(api.serve(), metrics_listeners.serve()).await
 }
 
 /// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or

@@ -25,6 +25,7 @@ use raft::prelude::{Entry, SnapshotMetadata};
 use super::lease_ids::LeaseIds;
 use super::offload::on_own_thread;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
+use crate::server::metrics::ServerMetrics;
 use crate::server::state_machine::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
 use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::header::{HeaderSource, Identity};
@@ -130,6 +131,8 @@ pub struct Member {
     clock_origin: std::time::Instant,
     /// Names the leases granted with ID 0 (one generator, so cores never collide).
     lease_ids: LeaseIds,
+    /// Where the member records leadership, proposals and database commits for `/metrics`.
+    metrics: Arc<ServerMetrics>,
 }
 
 /// Where a proposal's answer goes.
@@ -166,6 +169,7 @@ impl Member {
         peer_urls: Vec<String>,
         lessor_config: LessorConfig,
         compaction_pacing: CompactionPacing,
+        metrics: Arc<ServerMetrics>,
     ) -> Result<Rc<Member>, String> {
         let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
         let metadata = LogMetadata::decode(&wal.metadata())?;
@@ -268,6 +272,7 @@ impl Member {
             lessor: RefCell::new(Lessor::new(lessor_config, &stored_leases)),
             clock_origin: std::time::Instant::now(),
             lease_ids: LeaseIds::new(identity.member_id),
+            metrics,
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -353,6 +358,14 @@ impl Member {
 
     /// Proposes a write and waits until it is applied; returns its answer.
     pub async fn propose(self: &Rc<Self>, proposal: Proposal) -> Result<Applied, Status> {
+        let answer = self.propose_and_wait(proposal).await;
+        if answer.is_err() {
+            self.metrics.member.proposals_failed.inc();
+        }
+        answer
+    }
+
+    async fn propose_and_wait(self: &Rc<Self>, proposal: Proposal) -> Result<Applied, Status> {
         self.check_running()?;
         let id = self.next_proposal_id.get();
         self.next_proposal_id.set(id + 1);
@@ -373,13 +386,22 @@ impl Member {
                 .propose(data)
                 .map_err(|_| Status::from(EtcdStatus::NoLeader))?;
             state.waiting.insert(id, sender);
+            self.metrics
+                .member
+                .proposals_pending
+                .set(state.waiting.len() as i64);
         }
         self.pump();
         match within(self.request_timeout, receiver).await {
             Some(Ok(answer)) => answer,
             Some(Err(_)) => Err(self.stopped_status()),
             None => {
-                self.state.borrow_mut().waiting.remove(&id);
+                let mut state = self.state.borrow_mut();
+                state.waiting.remove(&id);
+                self.metrics
+                    .member
+                    .proposals_pending
+                    .set(state.waiting.len() as i64);
                 Err(EtcdStatus::Timeout.into())
             }
         }
@@ -440,6 +462,11 @@ impl Member {
                 let mut state = self.state.borrow_mut();
                 let effects = state.node.advance();
                 self.headers.set_term(state.node.term());
+                let member = &self.metrics.member;
+                member.observe_leader(state.node.leader(), self.headers.identity().member_id);
+                member
+                    .proposals_committed
+                    .set(state.node.commit_index() as i64);
                 effects
             };
             let Some(effects) = effects else { return };
@@ -522,6 +549,9 @@ impl Member {
                 }
                 state.applied_index = last;
                 state.node.on_applied(last);
+                let member = &self.metrics.member;
+                member.proposals_applied.set(last as i64);
+                member.proposals_pending.set(state.waiting.len() as i64);
                 if last >= self.last_checkpoint.get() + self.checkpoint_entries {
                     // The checkpoint syncs the engine through at least `last`, then lets the
                     // log forget it.
@@ -615,7 +645,8 @@ impl Member {
     async fn checkpoint(&self, index: u64) -> Result<(), String> {
         // First make the engine durable through `index` (applies since are included): only
         // then may the log forget the entries.
-        let durable = sync_engine(&self.engine)
+        let durable = self
+            .timed_engine_sync()
             .await
             .map_err(|e| format!("syncing the database for a checkpoint failed: {e}"))?;
         assert!(
@@ -740,7 +771,7 @@ impl Member {
             if self.stopped.borrow().is_some() {
                 return;
             }
-            if let Err(error) = sync_engine(&self.engine).await {
+            if let Err(error) = self.timed_engine_sync().await {
                 self.stop(format!("syncing the database failed: {error}"));
                 return;
             }
@@ -753,6 +784,18 @@ impl Member {
                 tracing::warn!(%error, "could not release the database's resident pages");
             }
         }
+    }
+
+    /// `sync_engine`, timed for `etcd_disk_backend_commit_duration_seconds` (the engine's
+    /// sync is what makes a commit durable, as bbolt's commit is for etcd).
+    async fn timed_engine_sync(&self) -> basalt_engine::Result<u64> {
+        let started = std::time::Instant::now();
+        let synced = sync_engine(&self.engine).await;
+        self.metrics
+            .member
+            .backend_commit_seconds
+            .observe_duration(started.elapsed());
+        synced
     }
 
     /// Removes a pending compaction's revisions, a bounded step every

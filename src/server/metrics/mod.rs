@@ -1,0 +1,100 @@
+//! Prometheus metrics: what each part records, and the `/metrics` exposition that reads it.
+//!
+//! Recording is a relaxed atomic add on memory the recording core owns (the owner core's
+//! member and WAL, each core's gRPC router), so the request path shares no cache line between
+//! cores; a scrape, on whichever core it arrives, reads every part and sums (`exposition`).
+//! This layer imports nothing from the server's other layers: they hand it their parts.
+
+pub mod exposition;
+pub mod member_metrics;
+mod process_metrics;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use basalt_engine::Engine;
+use basalt_net::grpc::GrpcCallCounts;
+use basalt_wal::WalMetrics;
+
+pub use member_metrics::MemberMetrics;
+
+/// `--metrics`: `extensive` adds the per-method gRPC latency histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsLevel {
+    Basic,
+    Extensive,
+}
+
+/// What never changes while the member runs, reported as labels or constant gauges.
+#[derive(Clone, Debug)]
+pub struct MemberFacts {
+    pub member_id: u64,
+    /// The version reported to clients (`etcd_server_version{server_version}`).
+    pub server_version: String,
+    pub cluster_version: String,
+    /// `--quota-backend-bytes` as enforced (`etcd_server_quota_backend_bytes`).
+    pub quota_backend_bytes: u64,
+}
+
+/// Every part's metrics, shared by all cores (one per process).
+pub struct ServerMetrics {
+    pub level: MetricsLevel,
+    pub facts: MemberFacts,
+    /// Written by the raft owner's core.
+    pub member: MemberMetrics,
+    /// The WAL's histograms, once the owner has opened it.
+    wal: OnceLock<Arc<WalMetrics>>,
+    /// Each core's gRPC call counts (one entry per client server built; a handful).
+    grpc: Mutex<Vec<Arc<GrpcCallCounts>>>,
+    engine: Arc<Engine>,
+    /// The process's start, for `process_start_time_seconds`.
+    started_at: std::time::SystemTime,
+}
+
+impl std::fmt::Debug for ServerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerMetrics")
+            .field("level", &self.level)
+            .field("facts", &self.facts)
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerMetrics {
+    pub fn new(level: MetricsLevel, facts: MemberFacts, engine: Arc<Engine>) -> ServerMetrics {
+        ServerMetrics {
+            level,
+            facts,
+            member: MemberMetrics::default(),
+            wal: OnceLock::new(),
+            grpc: Mutex::new(Vec::new()),
+            engine,
+            started_at: std::time::SystemTime::now(),
+        }
+    }
+
+    /// Adds the WAL's histograms (the owner opens one WAL per run).
+    pub fn add_wal(&self, wal: Arc<WalMetrics>) {
+        assert!(
+            self.wal.set(wal).is_ok(),
+            "one write-ahead log per member run"
+        );
+    }
+
+    /// Adds one core's gRPC call counts.
+    pub fn add_grpc_calls(&self, counts: Arc<GrpcCallCounts>) {
+        self.grpc_parts().push(counts);
+    }
+
+    /// Whether calls should be timed (`--metrics=extensive`).
+    pub fn times_grpc_calls(&self) -> bool {
+        self.level == MetricsLevel::Extensive
+    }
+
+    fn grpc_parts(&self) -> std::sync::MutexGuard<'_, Vec<Arc<GrpcCallCounts>>> {
+        // A panic while holding this lock ends the process (fail-stop), so poison is moot.
+        self.grpc
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,170 @@
+//! `/metrics` on a real member: etcd's names and labels, values that follow what the member
+//! did, `--metrics=extensive`, and `--listen-metrics-urls` on a listener of its own.
+
+use std::collections::HashMap;
+
+use crate::support::{free_port, http_request, with_member, Basalt};
+
+/// The samples of a text exposition: `name{labels}` → value (`# ` lines skipped).
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("a sample is `series value`");
+            let value = match value {
+                "+Inf" => f64::INFINITY,
+                value => value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a number in {line:?}")),
+            };
+            (series.to_string(), value)
+        })
+        .collect()
+}
+
+fn scrape(port: u16) -> HashMap<String, f64> {
+    let (status, body) = http_request(port, "GET", "/metrics");
+    assert_eq!(status, 200, "{body}");
+    samples(&body)
+}
+
+#[track_caller]
+fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no sample {series} among {:?}", samples.keys()))
+}
+
+const PUT_OK: &str = r#"grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
+
+#[test]
+fn metrics_follow_what_the_member_did_under_etcds_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let before = scrape(basalt.port);
+    assert_eq!(value(&before, "etcd_server_has_leader"), 1.0);
+    assert_eq!(value(&before, "etcd_server_is_leader"), 1.0);
+    // The one election of a fresh member is a leader change, as etcd counts it.
+    assert_eq!(value(&before, "etcd_server_leader_changes_seen_total"), 1.0);
+    assert_eq!(value(&before, PUT_OK), 0.0);
+
+    const PUTS: u64 = 25;
+    with_member(&basalt, |mut client| async move {
+        for i in 0..PUTS {
+            client.put(format!("k{i}"), "v", None).await.unwrap();
+        }
+        // One failure, counted under its code: an empty key is InvalidArgument.
+        assert!(client.put("", "v", None).await.is_err());
+    });
+    let after = scrape(basalt.port);
+    assert_eq!(value(&after, PUT_OK), PUTS as f64);
+    assert_eq!(
+        value(
+            &after,
+            r#"grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"grpc_server_started_total{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#
+        ),
+        (PUTS + 1) as f64
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}"#
+        ),
+        0.0
+    );
+    let applied = value(&after, "etcd_server_proposals_applied_total");
+    assert!(
+        applied >= value(&before, "etcd_server_proposals_applied_total") + PUTS as f64,
+        "{applied}"
+    );
+    assert!(value(&after, "etcd_server_proposals_committed_total") >= applied);
+    assert_eq!(value(&after, "etcd_server_proposals_pending"), 0.0);
+    // Each acknowledged put waited for at least one WAL fdatasync.
+    let fsyncs = value(&after, "etcd_disk_wal_fsync_duration_seconds_count");
+    assert!(fsyncs >= 1.0, "{fsyncs}");
+    assert_eq!(
+        value(
+            &after,
+            r#"etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"}"#
+        ),
+        fsyncs
+    );
+    assert!(value(&after, "basalt_wal_group_commit_records_sum") >= PUTS as f64);
+    assert!(value(&after, "etcd_mvcc_db_total_size_in_bytes") > 0.0);
+    assert!(value(&after, "etcd_mvcc_db_total_size_in_use_in_bytes") > 0.0);
+    assert!(
+        value(&after, "etcd_mvcc_db_total_size_in_use_in_bytes")
+            <= value(&after, "etcd_mvcc_db_total_size_in_bytes")
+    );
+    assert_eq!(
+        value(&after, "etcd_server_quota_backend_bytes"),
+        2.0 * 1024.0 * 1024.0 * 1024.0
+    );
+    assert!(value(&after, "process_resident_memory_bytes") > 0.0);
+    assert!(value(&after, "process_open_fds") > 0.0);
+    assert!(after
+        .keys()
+        .any(|series| series.starts_with("etcd_server_version{server_version=")));
+    // Latency per method only with --metrics=extensive.
+    assert!(!after
+        .keys()
+        .any(|series| series.starts_with("grpc_server_handling_seconds")));
+}
+
+#[test]
+fn extensive_metrics_time_every_grpc_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &["--metrics=extensive"],
+    );
+    with_member(&basalt, |mut client| async move {
+        client.put("k", "v", None).await.unwrap();
+        client.get("k", None).await.unwrap();
+    });
+    let after = scrape(basalt.port);
+    for method in ["Put", "Range"] {
+        assert_eq!(
+            value(
+                &after,
+                &format!(
+                    r#"grpc_server_handling_seconds_count{{grpc_method="{method}",grpc_service="etcdserverpb.KV",grpc_type="unary"}}"#
+                )
+            ),
+            1.0
+        );
+    }
+}
+
+#[test]
+fn a_metrics_listener_serves_metrics_and_health_beside_the_client_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let url = format!("http://127.0.0.1:{metrics_port}");
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &["--listen-metrics-urls", &url],
+    );
+    with_member(&basalt, |mut client| async move {
+        client.put("k", "v", None).await.unwrap();
+    });
+    // The same process-wide numbers on both ports.
+    assert_eq!(value(&scrape(metrics_port), PUT_OK), 1.0);
+    assert_eq!(value(&scrape(basalt.port), PUT_OK), 1.0);
+    let (status, body) = http_request(metrics_port, "GET", "/health");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"health":"true","reason":""}"#)
+    );
+    // Nothing else is served there.
+    assert_eq!(http_request(metrics_port, "GET", "/version").0, 404);
+}
