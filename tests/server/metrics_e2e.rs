@@ -28,6 +28,23 @@ fn scrape(port: u16) -> HashMap<String, f64> {
     samples(&body)
 }
 
+/// Scrapes until `ready` holds, for at most ten seconds.
+#[track_caller]
+fn scrape_until(port: u16, ready: impl Fn(&HashMap<String, f64>) -> bool) -> HashMap<String, f64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let samples = scrape(port);
+        if ready(&samples) {
+            return samples;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never got there: {samples:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[track_caller]
 fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
     *samples
@@ -98,11 +115,15 @@ fn metrics_follow_what_the_member_did_under_etcds_names() {
     );
     assert!(value(&after, "basalt_wal_group_commit_records_sum") >= PUTS as f64);
     assert!(value(&after, "etcd_mvcc_db_total_size_in_bytes") > 0.0);
-    assert!(value(&after, "etcd_mvcc_db_total_size_in_use_in_bytes") > 0.0);
+    // Bytes in use are measured after each engine sync (once a second).
+    let synced = scrape_until(basalt.port, |samples| {
+        value(samples, "etcd_mvcc_db_total_size_in_use_in_bytes") > 0.0
+    });
     assert!(
-        value(&after, "etcd_mvcc_db_total_size_in_use_in_bytes")
-            <= value(&after, "etcd_mvcc_db_total_size_in_bytes")
+        value(&synced, "etcd_mvcc_db_total_size_in_use_in_bytes")
+            <= value(&synced, "etcd_mvcc_db_total_size_in_bytes")
     );
+    assert!(value(&synced, "etcd_disk_backend_commit_duration_seconds_count") >= 1.0);
     assert_eq!(
         value(&after, "etcd_server_quota_backend_bytes"),
         2.0 * 1024.0 * 1024.0 * 1024.0

@@ -777,11 +777,18 @@ impl Member {
             }
             // Keeps the resident set near one interval's working set rather than growing toward
             // the file size (copy-on-write touches a fresh page for every page it writes).
+            // The same thread measures the bytes in use for `/metrics`: measuring waits for the
+            // writer, which a scrape on a serving core must never do.
             let engine = self.engine.clone();
-            let released =
-                on_own_thread("basalt-release", move || engine.release_cached_pages()).await;
+            let (released, in_use) = on_own_thread("basalt-release", move || {
+                (engine.release_cached_pages(), engine.size_in_use_bytes())
+            })
+            .await;
             if let Err(error) = released {
                 tracing::warn!(%error, "could not release the database's resident pages");
+            }
+            if let Ok(bytes) = in_use {
+                self.metrics.member.db_size_in_use_bytes.set(bytes as i64);
             }
         }
     }

@@ -19,6 +19,9 @@ pub struct MemberMetrics {
     pub proposals_pending: Gauge,
     /// Proposals that failed (no leader, timed out, refused, member stopped).
     pub proposals_failed: Counter,
+    /// The database's bytes in use, measured after each engine sync (measuring waits for the
+    /// writer, so a scrape reads this instead).
+    pub db_size_in_use_bytes: Gauge,
     /// The leader last seen (0: none), to tell a change.
     leader: Gauge,
     /// Seconds each durable commit of the database (an engine sync) took.
@@ -36,6 +39,7 @@ impl Default for MemberMetrics {
             proposals_pending: Gauge::new(),
             proposals_failed: Counter::new(),
             leader: Gauge::new(),
+            db_size_in_use_bytes: Gauge::new(),
             backend_commit_seconds: Histogram::new(&DISK_SECONDS_BUCKETS),
         }
     }
