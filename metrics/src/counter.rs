@@ -33,6 +33,10 @@ impl Gauge {
         Gauge(AtomicI64::new(0))
     }
 
+    pub const fn with_value(value: i64) -> Gauge {
+        Gauge(AtomicI64::new(value))
+    }
+
     pub fn set(&self, value: i64) {
         self.0.store(value, Ordering::Relaxed);
     }

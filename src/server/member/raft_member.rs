@@ -191,7 +191,9 @@ impl Member {
         let view = engine.read().map_err(|e| e.to_string())?;
         let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
         let stored_leases = view.leases().map_err(|e| e.to_string())?;
-        drop(view);
+        // Counted before anything is replayed: every applied event from here on comes after
+        // this view, so the count plus the applied changes is the live key count.
+        let keys_at_open = view;
         if let Some(commit) = engine.torn_commit_discarded() {
             tracing::warn!(
                 commit,
@@ -279,6 +281,7 @@ impl Member {
         glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
         glommio::spawn_local(member.clone().run_engine_syncer()).detach();
         glommio::spawn_local(member.clone().run_compactor()).detach();
+        glommio::spawn_local(count_keys_at_open(member.metrics.clone(), keys_at_open)).detach();
         member.pump();
         // The one voter leads from here on: etcd's Promote extends every lease by the election
         // timeout, so no lease expires before its holder could have renewed it.
@@ -522,6 +525,7 @@ impl Member {
         );
         match applied {
             Ok(batch) => {
+                self.metrics.member.count_key_changes(&batch.events);
                 self.compaction_pending.set(batch.compaction_pending);
                 self.lessor_applied(&batch.leases);
                 self.watch_hub.publish(&batch.events);
@@ -857,6 +861,21 @@ impl Member {
 pub async fn sync_engine(engine: &Arc<Engine>) -> basalt_engine::Result<u64> {
     let engine = engine.clone();
     on_own_thread("basalt-sync", move || engine.sync()).await
+}
+
+/// Counts the live keys of `view` on a thread of its own (a pass over the key index: start-up
+/// does not wait for it) for `etcd_debugging_mvcc_keys_total`.
+async fn count_keys_at_open(metrics: Arc<ServerMetrics>, view: basalt_engine::ReadView) {
+    let everything = basalt_engine::RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        count_only: true,
+        ..Default::default()
+    };
+    match on_own_thread("basalt-count-keys", move || view.range(&everything)).await {
+        Ok(counted) => metrics.member.set_keys_at_open(counted.count),
+        Err(error) => tracing::warn!(%error, "could not count the keys for /metrics"),
+    }
 }
 
 /// Runs `future` for at most `limit`; `None` if it did not finish in time.

@@ -185,6 +185,14 @@ fn mvcc(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
             view.compact_revision(),
         )?;
     }
+    if let Some(keys) = metrics.member.keys_total() {
+        gauge(
+            out,
+            "etcd_debugging_mvcc_keys_total",
+            "Total number of keys.",
+            keys,
+        )?;
+    }
     // Measured after each engine sync: measuring waits for the writer, a scrape must not.
     gauge(
         out,
