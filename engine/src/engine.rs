@@ -438,6 +438,13 @@ impl WriteBatch<'_> {
         self.state.applied_index = index;
     }
 
+    /// Starts the count of applied raft entries over: a database restored from a snapshot
+    /// belongs to a new raft log that begins at index 1 (what `etcdutl snapshot restore`
+    /// gives its new cluster). The only way the applied index may go back.
+    pub fn start_new_raft_log(&mut self) {
+        self.state.applied_index = 0;
+    }
+
     /// etcd's lease grant: stores lease `id` with `ttl` seconds. Fails with
     /// [`Error::LeaseExists`] (nothing changed) if the id is taken.
     pub fn grant_lease(&mut self, id: i64, ttl: i64) -> Result<()> {

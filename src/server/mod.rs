@@ -24,6 +24,7 @@ mod executors;
 pub mod fail_stop;
 mod member;
 pub mod metrics;
+pub mod restore;
 mod routing;
 mod state_machine;
 mod v3rpc;

@@ -40,6 +40,22 @@ impl ClusterState {
         Ok(ClusterState { alarms, peer_urls })
     }
 
+    /// Removes every stored member record: a database restored from a snapshot belongs to a
+    /// new cluster, whose members come from the restore's `--initial-cluster`. Returns how
+    /// many were removed.
+    pub fn forget_members(engine: &Engine, batch: &mut WriteBatch<'_>) -> Result<usize, String> {
+        let view = engine.read().map_err(|e| e.to_string())?;
+        let stored = view
+            .cluster_records(MEMBER_PREFIX)
+            .map_err(|e| e.to_string())?;
+        for (key, _) in &stored {
+            batch
+                .delete_cluster_record(key)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(stored.len())
+    }
+
     /// The peer URLs of member `id`, if it is a member.
     pub fn peer_urls(&self, id: u64) -> Option<&[String]> {
         self.peer_urls.get(&id).map(Vec::as_slice)

@@ -1,0 +1,43 @@
+//! Turning a snapshot's database into the database of a new one-member cluster (the server's
+//! half of `basalt-util snapshot restore`, as `etcdutl snapshot restore` does for etcd): the
+//! key space, revisions, leases and alarms stay; the raft log starts over and the members of
+//! the old cluster are forgotten, so the restored member starts as the first member of the
+//! cluster named by the restore's `--initial-cluster`.
+
+use std::path::Path;
+
+use basalt_engine::Engine;
+
+use crate::server::state_machine::cluster_state::ClusterState;
+
+/// What the restored database holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoredDatabase {
+    /// The revision the restored member continues from.
+    pub revision: i64,
+    /// Member records of the old cluster that were dropped.
+    pub forgotten_members: usize,
+}
+
+/// Rewrites the database at `db_path` (a snapshot copied into a new data directory) for a
+/// new cluster, durably.
+pub fn prepare_restored_database(db_path: &Path) -> Result<RestoredDatabase, String> {
+    let engine =
+        Engine::open(db_path).map_err(|e| format!("the snapshot is not a basalt database: {e}"))?;
+    // A snapshot is copied from a checked, durable commit; a check here still refuses a file
+    // damaged since, before a member serves from it.
+    engine
+        .check()
+        .map_err(|e| format!("the snapshot's database is damaged: {e}"))?;
+    let mut batch = engine.write().map_err(|e| e.to_string())?;
+    batch.start_new_raft_log();
+    let forgotten_members = ClusterState::forget_members(&engine, &mut batch)?;
+    let revision = batch.current_revision();
+    batch.commit().map_err(|e| e.to_string())?;
+    // Offline: no executor to keep going, so the sync may block.
+    engine.sync().map_err(|e| e.to_string())?;
+    Ok(RestoredDatabase {
+        revision,
+        forgotten_members,
+    })
+}

@@ -1,1 +1,0 @@
-//! basalt-tools: placeholder until its issue lands.
