@@ -212,6 +212,12 @@ impl RaftNode {
         self.raw.raft.leader_id
     }
 
+    /// Whether this member is a learner (a non-voting member that only follows the log).
+    pub fn is_learner(&self) -> bool {
+        let id = self.raw.raft.id;
+        self.raw.raft.prs().conf().learners().contains(&id)
+    }
+
     /// The highest index known committed.
     pub fn commit_index(&self) -> u64 {
         self.raw.raft.raft_log.committed

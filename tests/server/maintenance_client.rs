@@ -236,6 +236,62 @@ fn health_reports_raised_alarms_as_etcd() {
     );
 }
 
+/// Goal: `/livez` and `/readyz` as etcd 3.5.11+ serves them: `ok` when every check passes (the
+/// check lines too under `?verbose`), 503 with the failing check's line while a CORRUPT alarm is
+/// raised (readiness only: the process is still live), `?exclude=` skipping a check, one check
+/// alone on its sub path, unknown sub paths 404, anything but GET 405.
+#[test]
+fn livez_and_readyz_name_their_checks_and_fail_on_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let get = |target: &str| support::http_request(basalt.port, "GET", target);
+    let ok = (200, "ok\n".to_string());
+    assert_eq!(get("/livez"), ok);
+    assert_eq!(get("/readyz"), ok);
+    assert_eq!(
+        get("/readyz?verbose"),
+        (
+            200,
+            "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n\
+             [+]non_learner ok\nok\n"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        get("/livez?verbose"),
+        (200, "[+]serializable_read ok\nok\n".to_string())
+    );
+    assert_eq!(
+        get("/readyz/linearizable_read?verbose"),
+        (200, "[+]linearizable_read ok\nok\n".to_string())
+    );
+    assert_eq!(get("/readyz/no_such_check").0, 404);
+    assert_eq!(get("/livez/linearizable_read").0, 404);
+    assert_eq!(support::http_request(basalt.port, "POST", "/readyz").0, 405);
+
+    with_member(&basalt, |mut client| async move {
+        let id = member_id(&mut client).await;
+        let mut options = AlarmOptions::new();
+        options.with_member(id);
+        client
+            .alarm(AlarmAction::Activate, AlarmType::Corrupt, Some(options))
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        get("/readyz"),
+        (
+            503,
+            "[-]data_corruption failed: alarm activated: CORRUPT\n[+]serializable_read ok\n\
+             [+]linearizable_read ok\n[+]non_learner ok\n\n"
+                .to_string()
+        )
+    );
+    assert_eq!(get("/readyz/data_corruption").0, 503);
+    assert_eq!(get("/readyz?exclude=data_corruption"), ok);
+    assert_eq!(get("/livez"), ok);
+}
+
 // ----- Status, Hash, HashKV -------------------------------------------------------------------
 
 /// Goal: Status fills what `etcdctl endpoint status` shows, as etcd does.

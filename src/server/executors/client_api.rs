@@ -14,13 +14,13 @@ use crate::server::error::ServerError;
 use crate::server::metrics::exposition::metrics_response;
 use crate::server::metrics::ServerMetrics;
 use crate::server::routing::gateway::Gateway;
-use crate::server::v3rpc::health_service;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
 use crate::server::v3rpc::status_service::{self, MemberInfo};
 use crate::server::v3rpc::{
     cluster_service, defragment_service, election_service, lease_service, lock_service,
     maintenance_service, snapshot_service, watch_service,
 };
+use crate::server::v3rpc::{health_service, probe_service};
 
 /// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
 pub const CLUSTER_VERSION: &str = "3.5.0";
@@ -98,6 +98,9 @@ pub fn bind(
             Box::pin(async move {
                 match request.path() {
                     "/health" => health_service::health(&gateway, &request).await,
+                    path if probe_service::serves(path) => {
+                        probe_service::answer(&gateway, &request).await
+                    }
                     "/metrics" => metrics_response(&metrics),
                     "/version" => {
                         Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION))

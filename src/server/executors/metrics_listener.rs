@@ -14,7 +14,7 @@ use crate::server::error::ServerError;
 use crate::server::metrics::exposition::metrics_response;
 use crate::server::metrics::ServerMetrics;
 use crate::server::routing::gateway::Gateway;
-use crate::server::v3rpc::health_service;
+use crate::server::v3rpc::{health_service, probe_service};
 
 /// The metrics server, bound to every metrics address.
 pub struct BoundMetricsListeners {
@@ -42,6 +42,9 @@ pub fn bind(
                 match request.path() {
                     "/metrics" => metrics_response(&metrics),
                     "/health" => health_service::health(&gateway, &request).await,
+                    path if probe_service::serves(path) => {
+                        probe_service::answer(&gateway, &request).await
+                    }
                     _ => Http1Response::not_found(),
                 }
             })

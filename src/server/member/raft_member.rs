@@ -83,6 +83,7 @@ pub struct RaftStatus {
     pub leader: u64,
     pub commit_index: u64,
     pub applied_index: u64,
+    pub is_learner: bool,
 }
 
 /// The member's raft owner: node, log, engine, and the clients waiting on them.
@@ -346,6 +347,7 @@ impl Member {
             leader: state.node.leader(),
             commit_index: state.node.commit_index(),
             applied_index: state.applied_index,
+            is_learner: state.node.is_learner(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod kv_service;
 pub mod lease_service;
 pub mod lock_service;
 pub mod maintenance_service;
+pub mod probe_service;
 pub mod quota;
 pub mod snapshot_service;
 pub mod status_service;
