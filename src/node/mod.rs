@@ -4,6 +4,7 @@
 //! thread with a simulated disk, network and clock, deterministically from a seed.
 
 mod log_metadata;
+mod raft_logger;
 mod raft_node;
 
 pub use log_metadata::LogMetadata;

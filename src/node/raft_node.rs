@@ -181,7 +181,7 @@ impl RaftNode {
         config
             .validate()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let logger = super::raft_logger::raft_logger();
         let raw =
             RawNode::new(&config, storage, &logger).map_err(|e| NodeError::Raft(e.to_string()))?;
         Ok(RaftNode {

@@ -22,6 +22,7 @@
 pub mod error;
 mod executors;
 pub mod fail_stop;
+mod logging;
 mod member;
 pub mod metrics;
 pub mod restore;
@@ -47,8 +48,8 @@ use crate::config::{Config, Scheme};
 pub use error::ServerError;
 use executors::client_api::{ClientApiSettings, ClientListener};
 use executors::client_core::{self, ClientCoreLinks};
-use executors::logging::Milestones;
 use executors::owner_core::{self, OwnerLinks};
+use logging::Milestones;
 use metrics::{MemberFacts, MetricsLevel, ServerMetrics};
 use routing::owner_link;
 use state_machine::header::Identity;
@@ -62,7 +63,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
     };
-    let milestones = Milestones::new(&config)?;
+    let milestones = logging::install(&config)?;
     let listeners = listeners_of(&config.urls.listen_client)?;
     let metrics_listeners = listeners_of(&config.urls.listen_metrics)?;
     let tls = client_tls(&config, &milestones)?;

@@ -211,12 +211,69 @@ fn log_lines_follow_logger_level_and_outputs() {
         .find(|line| line.contains("serving insecure client requests"))
         .unwrap_or_else(|| panic!("no warning in the log file:\n{log}"));
     assert!(
-        !warning.starts_with('{') && warning.contains(" WARN | basalt: "),
+        !warning.starts_with('{') && warning.contains(" WARN | executors/owner_core.rs:"),
         "not a capnslog line: {warning}"
     );
     assert!(!log.contains("ready to serve client requests"), "{log}");
     let stderr = std::fs::read_to_string(&stderr_file).unwrap();
     assert!(!stderr.contains("serving insecure"), "{stderr}");
+}
+
+/// Goal: one log for everything: besides the milestones, every `tracing` event of the member
+/// and raft-rs's own records reach `--log-outputs` as zap JSON lines (level, ts, caller, msg,
+/// then fields). Method: a member logging JSON to a file elects itself (raft logs "became
+/// leader") and runs a Defragment (the service traces its outcome with numeric fields).
+#[test]
+fn traced_events_and_raft_records_reach_the_log_as_zap_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("member.log");
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &[&format!("--log-outputs=stderr,{}", log_file.display())],
+    );
+    support::with_member(&basalt, |mut client| async move {
+        client.defragment().await.unwrap();
+    });
+    let find = |needle: &str| -> serde_json::Value {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+            if let Some(line) = log.lines().find(|line| line.contains(needle)) {
+                return serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let leader = find("became leader at term");
+    assert_eq!(leader["level"], "info");
+    assert!(
+        leader["caller"]
+            .as_str()
+            .unwrap()
+            .starts_with("raft/raft.rs:"),
+        "{leader}"
+    );
+    let defrag = find("finished defragmenting the backend database");
+    assert_eq!(defrag["level"], "info");
+    assert!(defrag["ts"].as_str().unwrap().ends_with('Z'), "{defrag}");
+    assert!(
+        defrag["caller"]
+            .as_str()
+            .unwrap()
+            .starts_with("v3rpc/defragment_service.rs:"),
+        "{defrag}"
+    );
+    assert!(defrag["bytes_before"].as_u64().unwrap() > 0, "{defrag}");
+    assert_eq!(
+        defrag["msg"], "finished defragmenting the backend database",
+        "{defrag}"
+    );
 }
 
 /// Goal: `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` make the member ping its

@@ -3,6 +3,5 @@
 
 pub mod client_api;
 pub mod client_core;
-pub mod logging;
 pub mod metrics_listener;
 pub mod owner_core;

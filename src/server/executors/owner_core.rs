@@ -10,7 +10,6 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
-use super::logging::Milestones;
 use super::metrics_listener;
 use crate::config::Config;
 use crate::node::RaftOptions;
@@ -39,7 +38,7 @@ pub async fn serve(
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
 ) -> Result<(), ServerError> {
-    let milestones = Milestones::new(&config)?;
+    let milestones = crate::server::logging::milestones();
     let wal_dir = config.wal_dir();
     let wal = Rc::new(
         Wal::open(&wal_dir, WalOptions::default())
