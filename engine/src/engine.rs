@@ -18,6 +18,7 @@ use crate::db::snapshot::Snapshot;
 use crate::db::{Db, Durability, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
 use crate::mvcc::lease::{self, Lease};
+use crate::mvcc::response_budget::ResponseBudget;
 use crate::mvcc::state::MvccState;
 use crate::mvcc::types::{
     DeleteRangeRequest, DeleteRangeResponse, Event, HashKv, PutRequest, PutResponse, RangeRequest,
@@ -194,13 +195,24 @@ impl ReadView {
         self.txn.txn_id()
     }
 
-    /// etcd's Range.
+    /// etcd's Range, its answer unbounded (tools and tests; a server uses [`Self::range_within`]).
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse> {
+        self.range_within(request, &mut ResponseBudget::unlimited())
+    }
+
+    /// etcd's Range, failing with [`Error::ResponseTooLarge`] as soon as its answer passes
+    /// `budget`.
+    pub fn range_within(
+        &self,
+        request: &RangeRequest,
+        budget: &mut ResponseBudget,
+    ) -> Result<RangeResponse> {
         read::range(
             &self.txn,
             request,
             self.state.current_revision,
             self.state.compact_revision,
+            budget,
         )
     }
 
@@ -214,11 +226,22 @@ impl ReadView {
     /// etcd's Txn when every op is a Range (see [`crate::is_read_only_txn`]): evaluated on this
     /// snapshot, without the writer. A txn that writes is refused with [`Error::NotReadOnly`].
     pub fn read_only_txn(&self, request: &TxnRequest) -> Result<TxnResponse> {
+        self.read_only_txn_within(request, &mut ResponseBudget::unlimited())
+    }
+
+    /// [`Self::read_only_txn`], failing with [`Error::ResponseTooLarge`] as soon as the answer
+    /// (every branch's ranges together) passes `budget`.
+    pub fn read_only_txn_within(
+        &self,
+        request: &TxnRequest,
+        budget: &mut ResponseBudget,
+    ) -> Result<TxnResponse> {
         crate::mvcc::read_txn::read_only_txn(
             &self.txn,
             request,
             self.state.current_revision,
             self.state.compact_revision,
+            budget,
         )
     }
 
@@ -380,6 +403,7 @@ impl WriteBatch<'_> {
             request,
             self.state.current_revision,
             self.state.compact_revision,
+            &mut ResponseBudget::unlimited(),
         )
     }
 

@@ -58,6 +58,9 @@ pub enum Error {
     /// Writers kept publishing faster than a durable view could be pinned.
     #[error("the database is too busy to pin a durable commit; try again")]
     Busy,
+    /// A response passed its byte budget (grpc-go's words for a message over its send limit).
+    #[error("grpc: trying to send message larger than max ({at_least} vs. {limit})")]
+    ResponseTooLarge { at_least: usize, limit: usize },
     /// A previous error left this write batch half-applied; it can only be dropped.
     #[error("write batch is poisoned by an earlier error and cannot be used or committed")]
     Poisoned,

@@ -30,4 +30,5 @@ pub use error::{Error, Result};
 pub use mvcc::keys::Revision;
 pub use mvcc::lease::Lease;
 pub use mvcc::read_txn::is_read_only as is_read_only_txn;
+pub use mvcc::response_budget::{ResponseBudget, KEY_VALUE_OVERHEAD_BYTES};
 pub use mvcc::types::*;

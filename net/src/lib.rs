@@ -65,7 +65,9 @@ pub mod tls;
 pub use config::{Keepalive, ServerConfig};
 pub use error::NetError;
 pub use etcd_status::EtcdStatus;
-pub use grpc::{Code, Metadata, RequestStream, ResponseSink, Router, Status};
+pub use grpc::{
+    Code, Metadata, RequestStream, ResponseSink, Router, Status, MAX_SEND_MESSAGE_BYTES,
+};
 pub use http1::{Http1Answer, Http1Request, Http1Response};
 pub use server::{bind, Server};
 pub use shutdown::ShutdownSignal;

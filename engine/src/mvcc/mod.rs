@@ -14,6 +14,7 @@ pub(crate) mod log;
 pub(crate) mod read;
 pub(crate) mod read_txn;
 pub(crate) mod record;
+pub(crate) mod response_budget;
 pub(crate) mod state;
 pub(crate) mod txn_check;
 pub mod types;

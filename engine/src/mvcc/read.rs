@@ -10,6 +10,7 @@ use std::ops::Bound;
 use super::keys::{decode_user_key, encode_user_key, index_key, split_index_key, Revision};
 use super::log;
 use super::record::Record;
+use super::response_budget::{ResponseBudget, KEY_VALUE_OVERHEAD_BYTES};
 use super::types::{
     Compare, CompareResult, CompareTarget, KeyValue, RangeRequest, RangeResponse, SortOrder,
     SortTarget,
@@ -249,6 +250,7 @@ pub(crate) fn range<T: Tables>(
     request: &RangeRequest,
     current: i64,
     compacted: i64,
+    budget: &mut ResponseBudget,
 ) -> Result<RangeResponse> {
     let rev = resolve_revision(request.revision, current, compacted)?;
     let filtered = request.min_mod_revision != 0
@@ -268,7 +270,9 @@ pub(crate) fn range<T: Tables>(
     visit_live(tables, &range, rev, &mut |found| {
         count += 1;
         if !request.count_only && rows.len() < fetch {
-            rows.push((found.kv_without_value(), found.revision));
+            let kv = found.kv_without_value();
+            budget.charge(kv.key.len() + KEY_VALUE_OVERHEAD_BYTES)?;
+            rows.push((kv, found.revision));
         }
         Ok(true)
     })?;
@@ -290,7 +294,7 @@ pub(crate) fn range<T: Tables>(
         let target = request.sort_target;
         if target == SortTarget::Value {
             // A sort by value needs the value of every candidate, even for a keys-only answer.
-            read_values(tables, &mut rows)?;
+            read_values(tables, &mut rows, budget)?;
             values_read = true;
         }
         // Stable sort: ties keep key order (etcd's unstable sort leaves tie order unspecified).
@@ -321,7 +325,7 @@ pub(crate) fn range<T: Tables>(
         }
     } else if !values_read {
         // Only the keys returned: one log lookup each.
-        read_values(tables, &mut rows)?;
+        read_values(tables, &mut rows, budget)?;
     }
     Ok(RangeResponse {
         header_revision: current,
@@ -332,9 +336,15 @@ pub(crate) fn range<T: Tables>(
 }
 
 /// Fills in each row's value from the change log.
-fn read_values<T: Tables>(tables: &T, rows: &mut [(KeyValue, Revision)]) -> Result<()> {
+fn read_values<T: Tables>(
+    tables: &T,
+    rows: &mut [(KeyValue, Revision)],
+    budget: &mut ResponseBudget,
+) -> Result<()> {
     for (kv, revision) in rows {
-        kv.value = log::value(tables, &kv.key, *revision)?.to_vec();
+        let value = log::value(tables, &kv.key, *revision)?;
+        budget.charge(value.len())?;
+        kv.value = value.to_vec();
     }
     Ok(())
 }

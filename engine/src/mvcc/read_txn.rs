@@ -3,6 +3,7 @@
 //! touching the single writer.
 
 use super::read::{compare, range};
+use super::response_budget::ResponseBudget;
 use super::types::{RequestOp, ResponseOp, TxnRequest, TxnResponse};
 use crate::db::Tables;
 use crate::error::{Error, Result};
@@ -27,11 +28,12 @@ pub(crate) fn read_only_txn<T: Tables>(
     request: &TxnRequest,
     current: i64,
     compacted: i64,
+    budget: &mut ResponseBudget,
 ) -> Result<TxnResponse> {
     if !is_read_only(request) {
         return Err(Error::NotReadOnly);
     }
-    evaluate(tables, request, current, compacted)
+    evaluate(tables, request, current, compacted, budget)
 }
 
 fn evaluate<T: Tables>(
@@ -39,6 +41,7 @@ fn evaluate<T: Tables>(
     request: &TxnRequest,
     current: i64,
     compacted: i64,
+    budget: &mut ResponseBudget,
 ) -> Result<TxnResponse> {
     let mut succeeded = true;
     for c in &request.compare {
@@ -55,9 +58,11 @@ fn evaluate<T: Tables>(
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         responses.push(match op {
-            RequestOp::Range(r) => ResponseOp::Range(range(tables, r, current, compacted)?),
+            RequestOp::Range(r) => ResponseOp::Range(range(tables, r, current, compacted, budget)?),
             RequestOp::Txn(nested) => {
-                ResponseOp::Txn(evaluate(tables, nested, current, compacted)?)
+                // A nested response's own framing, so that thousands of empty nested txns count.
+                budget.charge(16)?;
+                ResponseOp::Txn(evaluate(tables, nested, current, compacted, budget)?)
             }
             RequestOp::Put(_) | RequestOp::DeleteRange(_) => {
                 unreachable!("checked read-only before evaluating")

@@ -6,6 +6,7 @@ use super::lease;
 use super::log;
 use super::read::{compare, entry, get_at, range, resolve_revision, visit_live, KeyRange};
 use super::record::Record;
+use super::response_budget::ResponseBudget;
 use super::txn_check::check_duplicates;
 use super::types::{
     DeleteRangeRequest, DeleteRangeResponse, Event, EventKind, KeyValue, PutRequest, PutResponse,
@@ -56,7 +57,15 @@ impl<'t, 'a> Writer<'t, 'a> {
     }
 
     pub(crate) fn range(&self, request: &RangeRequest) -> Result<RangeResponse> {
-        range(&*self.txn, request, self.read_revision(), self.compacted)
+        // Unbounded: the write is committed by now and its answer must be built; the server
+        // bounds what it sends.
+        range(
+            &*self.txn,
+            request,
+            self.read_revision(),
+            self.compacted,
+            &mut ResponseBudget::unlimited(),
+        )
     }
 
     pub(crate) fn put(&mut self, request: &PutRequest) -> Result<PutResponse> {

@@ -104,7 +104,7 @@ impl<M: prost::Message> ResponseSink<M> {
     /// Fails with CANCELLED once the client has reset the stream, or UNAVAILABLE once the call
     /// has ended (a task that outlived its handler).
     pub async fn send(&mut self, message: &M) -> Result<(), Status> {
-        let mut pending = encode_message(message);
+        let mut pending = encode_message(message)?;
         // The RefCell is borrowed only inside each poll, never across an await, so a sink held
         // by a helper task and the framework's end-of-call trailers never overlap.
         poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await

@@ -11,16 +11,31 @@ use crate::grpc::status::Status;
 /// Bytes in a gRPC message prefix: compressed flag (1) + length (4).
 pub const FRAME_HEADER_BYTES: usize = 5;
 
-/// Encodes one protobuf message with its gRPC prefix (never compressed).
-pub fn encode_message<M: prost::Message>(message: &M) -> Bytes {
+/// The largest message a server sends: grpc-go's limit as etcd sets it (`math.MaxInt32`).
+/// Answers are bounded before they are built (see the engine's `ResponseBudget`); this is the
+/// last check, so an answer past it is an error for its call, never a panic on a serving core.
+pub const MAX_SEND_MESSAGE_BYTES: usize = i32::MAX as usize;
+
+/// Encodes one protobuf message with its gRPC prefix (never compressed); a message over
+/// [`MAX_SEND_MESSAGE_BYTES`] is refused with grpc-go's status.
+pub fn encode_message<M: prost::Message>(message: &M) -> Result<Bytes, Status> {
+    encode_message_within(message, MAX_SEND_MESSAGE_BYTES)
+}
+
+fn encode_message_within<M: prost::Message>(message: &M, limit: usize) -> Result<Bytes, Status> {
     let body_bytes = message.encoded_len();
+    if body_bytes > limit {
+        return Err(Status::resource_exhausted(format!(
+            "grpc: trying to send message larger than max ({body_bytes} vs. {limit})"
+        )));
+    }
     let mut buffer = BytesMut::with_capacity(FRAME_HEADER_BYTES + body_bytes);
     buffer.put_u8(0);
-    buffer.put_u32(u32::try_from(body_bytes).expect("a protobuf message is below 4 GiB"));
+    buffer.put_u32(u32::try_from(body_bytes).expect("the limit is below 4 GiB"));
     message
         .encode(&mut buffer)
         .expect("buffer was sized by encoded_len");
-    buffer.freeze()
+    Ok(buffer.freeze())
 }
 
 /// Splits a stream of HTTP/2 DATA chunks into gRPC messages, with a size limit.
@@ -116,7 +131,7 @@ mod tests {
 
     #[test]
     fn prefix_holds_flag_and_big_endian_length() {
-        let frame = encode_message(&put("k", 300));
+        let frame = encode_message(&put("k", 300)).unwrap();
         let body_bytes = put("k", 300).encoded_len();
         assert_eq!(frame[0], 0);
         assert_eq!(&frame[1..5], &(body_bytes as u32).to_be_bytes());
@@ -129,7 +144,7 @@ mod tests {
         let messages = [put("a", 0), put("bb", 1000), put("ccc", 17)];
         let mut stream = Vec::new();
         for message in &messages {
-            stream.extend_from_slice(&encode_message(message));
+            stream.extend_from_slice(&encode_message(message).unwrap());
         }
         for chunk_bytes in 1..=stream.len() {
             let mut decoder = FrameDecoder::new(4096);
@@ -143,6 +158,22 @@ mod tests {
             assert_eq!(decoded, messages, "chunk size {chunk_bytes}");
             assert!(decoder.is_empty());
         }
+    }
+
+    #[test]
+    fn message_over_the_send_limit_is_refused_with_grpc_gos_status() {
+        let message = put("k", 300);
+        let bytes = prost::Message::encoded_len(&message);
+        assert!(super::encode_message_within(&message, bytes).is_ok());
+        let status = super::encode_message_within(&message, bytes - 1).unwrap_err();
+        assert_eq!(status.code, Code::ResourceExhausted);
+        assert_eq!(
+            status.message,
+            format!(
+                "grpc: trying to send message larger than max ({bytes} vs. {})",
+                bytes - 1
+            )
+        );
     }
 
     #[test]

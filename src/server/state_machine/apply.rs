@@ -286,6 +286,9 @@ pub fn status_of(error: &engine::Error) -> Status {
         engine::Error::KeyTooLarge { .. } | engine::Error::ValueTooLarge { .. } => {
             EtcdStatus::RequestTooLarge.into()
         }
+        engine::Error::ResponseTooLarge { .. } => {
+            Status::new(basalt_net::Code::ResourceExhausted, error.to_string())
+        }
         other => Status::new(basalt_net::Code::Internal, other.to_string()),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use basalt_engine::ReadView;
+use basalt_engine::{ReadView, ResponseBudget};
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Router, Status};
 
@@ -75,13 +75,15 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                     let txn = convert::txn_request(&request).ok_or_else(empty_op)?;
                     let view = member.engine().read().map_err(|e| status_of(&e))?;
                     let response = if has_only_small_ranges(&view, &request)? {
-                        view.read_only_txn(&txn)
+                        view.read_only_txn_within(&txn, &mut response_budget())
                     } else {
                         // Off this core, as a large Range (see `range`).
                         drop(view);
                         let engine = member.shared_engine();
                         on_blocking_thread(move || {
-                            engine.read().and_then(|view| view.read_only_txn(&txn))
+                            engine.read().and_then(|view| {
+                                view.read_only_txn_within(&txn, &mut response_budget())
+                            })
                         })
                         .await
                         .unwrap_or(Err(basalt_engine::Error::Busy))
@@ -120,7 +122,7 @@ async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeR
         .is_small_range(&range.key, &range.range_end)
         .map_err(|e| status_of(&e))?;
     let response = if small {
-        view.range(&range)
+        view.range_within(&range, &mut response_budget())
     } else {
         // etcd's count covers the whole range whatever the limit: a range over a large prefix
         // (a Kubernetes LIST page or count) scans all of it, for up to ~100 ms. Served here it
@@ -130,9 +132,13 @@ async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeR
         drop(view);
         let engine = member.shared_engine();
         // `None` only when nobody waits for the answer any more.
-        on_blocking_thread(move || engine.read().and_then(|view| view.range(&range)))
-            .await
-            .unwrap_or(Err(basalt_engine::Error::Busy))
+        on_blocking_thread(move || {
+            engine
+                .read()
+                .and_then(|view| view.range_within(&range, &mut response_budget()))
+        })
+        .await
+        .unwrap_or(Err(basalt_engine::Error::Busy))
     }
     .map_err(|e| status_of(&e))?;
     Ok(convert::range_response(response, member.header(0)))
@@ -180,6 +186,12 @@ fn check_txn(request: &pb::TxnRequest, max_txn_ops: usize) -> Result<(), Status>
         }
     }
     Ok(())
+}
+
+/// What one read's answer may hold: what gRPC would send at most. The read stops there instead
+/// of building an answer larger than memory (128 full-range reads in one txn, say).
+fn response_budget() -> ResponseBudget {
+    ResponseBudget::new(basalt_net::MAX_SEND_MESSAGE_BYTES)
 }
 
 fn is_read_only(request: &pb::TxnRequest) -> bool {
