@@ -14,6 +14,7 @@ use crate::server::error::ServerError;
 use crate::server::metrics::exposition::metrics_response;
 use crate::server::metrics::ServerMetrics;
 use crate::server::routing::gateway::Gateway;
+use crate::server::v3rpc::defragment_turn::DefragTurns;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
 use crate::server::v3rpc::status_service::{self, MemberInfo};
 use crate::server::v3rpc::{
@@ -72,7 +73,7 @@ pub fn bind(
     let info = Rc::new(settings.info.clone());
     status_service::register(&mut router, gateway.clone(), info.clone());
     maintenance_service::register(&mut router, gateway.clone());
-    defragment_service::register(&mut router, gateway.clone());
+    defragment_service::register(&mut router, gateway.clone(), DefragTurns::in_this_process());
     lease_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     lock_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     election_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);

@@ -8,40 +8,37 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{Router, Status};
 use futures_channel::oneshot;
-use glommio::sync::Semaphore;
 
+use super::defragment_turn::DefragTurns;
 use crate::server::routing::gateway::Gateway;
 use crate::server::state_machine::apply::status_of;
 
 /// Paths copied per defragmentation step: each step holds the writer for one short commit.
 const DEFRAG_KEYS_PER_STEP: usize = 256;
 
-/// Registers Defragment on `router`.
-pub fn register(router: &mut Router, member: Rc<Gateway>) {
-    // One defragmentation at a time per core (the engine serializes the cores' steps anyway):
-    // a flood of requests waits here instead of starting a thread each.
-    let running = Rc::new(Semaphore::new(1));
+/// Registers Defragment on `router`; `turns` is this core's place in the process-wide line.
+pub fn register(router: &mut Router, member: Rc<Gateway>, turns: DefragTurns) {
     router.unary(
         "/etcdserverpb.Maintenance/Defragment",
         move |_metadata, _request: pb::DefragmentRequest| {
-            let (member, running) = (member.clone(), running.clone());
-            async move { defragment(&member, running).await }
+            let (member, turns) = (member.clone(), turns.clone());
+            async move { defragment(&member, &turns).await }
         },
     );
 }
 
 async fn defragment(
     member: &Gateway,
-    running: Rc<Semaphore>,
+    turns: &DefragTurns,
 ) -> Result<pb::DefragmentResponse, Status> {
+    // Waiting here, in the call: a client that leaves while queued takes its request along.
+    let turn = turns.wait().await;
     let engine = member.shared_engine();
     let (done, report) = oneshot::channel();
-    // The turn belongs to a task of its own that lives as long as the thread: a client that
-    // gives up (its call is dropped) must not free the turn while its defragmentation runs.
+    // Once started, the work and its turn belong to a task of their own: a client that gives up
+    // now (its call is dropped) must not free the turn while its defragmentation runs.
     glommio::spawn_local(async move {
-        let Ok(_turn) = running.acquire_permit(1).await else {
-            return; // the semaphore is never closed
-        };
+        let _turn = turn;
         let (finished, result) = oneshot::channel();
         let started = std::thread::Builder::new()
             .name("basalt-defrag".into())
