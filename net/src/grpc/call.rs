@@ -2,8 +2,10 @@
 //! the sink for response messages.
 //!
 //! Both halves are bounded. Requests: the decoder refuses messages over the size limit, and
-//! HTTP/2 flow-control capacity is released only as messages are taken, so a handler that stops
-//! reading stops the client (the stream window fills). Responses: `send` waits for HTTP/2 send
+//! HTTP/2 flow-control capacity is released only as whole messages are taken, so a handler that
+//! stops reading stops the client (the stream window fills), and the bytes a client parks in
+//! partial messages over all its calls stay under the connection window (a stream's window is
+//! at least one whole message, or no message could ever complete). Responses: `send` waits for HTTP/2 send
 //! capacity (the client's window, capped per stream by `max_send_buffer_size`), so a client that
 //! never reads its stream makes `send` wait; it cannot grow our memory or stall other streams.
 
@@ -18,13 +20,17 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Response};
 
-use crate::grpc::frame::{encode_message, FrameDecoder};
+use crate::grpc::frame::{encode_message, FrameDecoder, FRAME_HEADER_BYTES};
 use crate::grpc::status::{Code, Status};
 
 /// The request messages of one call, decoded on demand.
 pub struct RequestStream<M> {
     body: RecvStream,
     decoder: FrameDecoder,
+    /// Bytes received and buffered whose flow-control credit has not been returned: credit goes
+    /// back only as whole messages are taken, so the connection window bounds what a client can
+    /// park in partial messages over all its calls.
+    held_bytes: usize,
     body_ended: bool,
     message_type: PhantomData<fn() -> M>,
 }
@@ -34,6 +40,7 @@ impl<M: prost::Message + Default> RequestStream<M> {
         RequestStream {
             body,
             decoder: FrameDecoder::new(max_message_bytes),
+            held_bytes: 0,
             body_ended: false,
             message_type: PhantomData,
         }
@@ -44,6 +51,7 @@ impl<M: prost::Message + Default> RequestStream<M> {
     pub async fn message(&mut self) -> Result<Option<M>, Status> {
         loop {
             if let Some(body) = self.decoder.next_message()? {
+                self.release(FRAME_HEADER_BYTES + body.len());
                 return M::decode(body).map(Some).map_err(|error| {
                     Status::invalid_argument(format!("grpc: error unmarshalling request: {error}"))
                 });
@@ -59,9 +67,10 @@ impl<M: prost::Message + Default> RequestStream<M> {
             match self.body.data().await {
                 None => self.body_ended = true,
                 Some(Ok(chunk)) => {
-                    // Capacity goes back to the client only as we consume: this is the
-                    // backpressure that bounds what a fast client can queue on us.
-                    let _ = self.body.flow_control().release_capacity(chunk.len());
+                    // Capacity goes back to the client only as whole messages are taken (see
+                    // `release`): this is the backpressure that bounds what a client can park
+                    // on us, partial messages included.
+                    self.held_bytes += chunk.len();
                     self.decoder.push(&chunk);
                 }
                 Some(Err(error)) => return Err(Status::from(error)),
@@ -82,6 +91,26 @@ impl<M: prost::Message + Default> RequestStream<M> {
             ));
         }
         Ok(message)
+    }
+}
+
+impl<M> RequestStream<M> {
+    /// Returns `bytes` of credit to the client (a message was taken).
+    fn release(&mut self, bytes: usize) {
+        debug_assert!(bytes <= self.held_bytes, "releasing more than was received");
+        let bytes = bytes.min(self.held_bytes);
+        self.held_bytes -= bytes;
+        let _ = self.body.flow_control().release_capacity(bytes);
+    }
+}
+
+impl<M> Drop for RequestStream<M> {
+    /// The call is over: whatever it still held goes back to the connection's window, which
+    /// its other calls share.
+    fn drop(&mut self) {
+        if self.held_bytes > 0 {
+            let _ = self.body.flow_control().release_capacity(self.held_bytes);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ pub mod timeout;
 
 pub use call::{RequestStream, ResponseSink};
 pub use call_counts::{CallKind, GrpcCallCounts, MethodCalls};
-pub use frame::MAX_SEND_MESSAGE_BYTES;
+pub use frame::{FRAME_HEADER_BYTES, MAX_SEND_MESSAGE_BYTES};
 pub use metadata::Metadata;
 pub use router::Router;
 pub use status::{Code, Status};

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_h2;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
