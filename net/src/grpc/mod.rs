@@ -4,6 +4,7 @@ pub mod call;
 pub mod call_counts;
 pub(crate) mod dispatch;
 pub mod frame;
+pub mod local;
 pub mod metadata;
 pub mod router;
 pub mod status;
@@ -11,6 +12,7 @@ pub mod timeout;
 
 pub use call::{RequestStream, ResponseSink};
 pub use call_counts::{CallKind, GrpcCallCounts, MethodCalls};
+pub use local::{LocalCall, LocalEvent};
 pub use metadata::Metadata;
 pub use router::Router;
 pub use status::{Code, Status};
