@@ -11,8 +11,9 @@
 //!   grpc-gateway's HTTP status for the gRPC code (`errors`).
 //! - Streaming paths (`watch`, `lease/keepalive`, `maintenance/snapshot`, `election/observe`)
 //!   answer chunked, one `{"result":{...}}` line per message. A bidirectional call reads one
-//!   request per JSON value of the body, as it arrives (a chunked body streams); like etcd's,
-//!   the call stays open after the body ends, until the client goes away, which cancels it.
+//!   request per JSON value of the body, as it arrives (a chunked body streams). As in etcd, a
+//!   watch stays open after the body ends, until the client goes away, which cancels it; a
+//!   lease keep-alive ends with its body.
 //! - `Authorization` becomes the call's `token` (and `authorization`) metadata, and
 //!   `Grpc-Metadata-<name>` headers become `<name>`, as grpc-gateway forwards them.
 
@@ -171,6 +172,11 @@ impl JsonGateway {
         } else if !self.send_values(route, &mut body, &call).await {
             return Ok(false);
         }
+        let mut requests_ended = !bidi;
+        if !requests_ended && decoder.is_done() && half_closes(route) {
+            call.end_requests();
+            requests_ended = true;
+        }
 
         let state = Rc::new(RefCell::new(ResponseState::local(call.response())));
         let parts = CallParts {
@@ -211,6 +217,10 @@ impl JsonGateway {
                         .map_err(|_| NetError::Http1("bad chunked body".into()))?;
                     if !self.send_values(route, &mut body, &call).await {
                         return Ok(false);
+                    }
+                    if !requests_ended && decoder.is_done() && half_closes(route) {
+                        call.end_requests();
+                        requests_ended = true;
                     }
                 }
                 Step::Event(LocalEvent::Message(message)) => {
@@ -310,6 +320,14 @@ impl JsonGateway {
         write_response(stream, &response, keep_alive).await?;
         Ok(keep_alive)
     }
+}
+
+/// Whether the end of the body ends the call's request stream. grpc-gateway half-closes the
+/// stream at the body's end: etcd's LeaseKeepAlive then ends (one keep-alive per request,
+/// as `etcd3gw`'s `refresh` relies on), while etcd's Watch goes on serving its watchers until
+/// the client leaves; basalt's Watch ends at a half-close, so the gateway never sends one.
+fn half_closes(route: &Route) -> bool {
+    route.method != "/etcdserverpb.Watch/Watch"
 }
 
 fn json_response(status: u16, body: Vec<u8>) -> Http1Response {
