@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # - etcd-client: Debian's etcdctl 3.4, the real client the end-to-end tests drive;
 # - protobuf-compiler: protoc, which the etcd-client crate (a test dependency) runs at build time;
 # - openssl and curl: the TLS tests read a generated certificate's dates and fetch /health over
-#   TLS with them.
-apt_packages=(etcd-client protobuf-compiler openssl curl)
+#   TLS with them;
+# - python3-etcd3gw: Python's etcd3gw, which the JSON gateway test drives unchanged.
+apt_packages=(etcd-client protobuf-compiler openssl curl python3-etcd3gw)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -126,7 +126,6 @@ const STATIC_ONLY: &str =
 const ALWAYS_FSYNC: &str = "basalt never acknowledges a write before it is on disk";
 const SELF_CLIENT: &str = "etcd presents it when it calls itself (its JSON gateway); basalt \
      never does";
-const NO_GATEWAY: &str = "basalt does not serve the JSON gateway yet (its /v3/ paths answer 404)";
 const NO_BROWSER_POLICY: &str = "basalt does not police HTTP Host or Origin headers yet, so it \
      cannot narrow them as asked";
 const NO_HTTP_ONLY_LISTENER: &str =
@@ -244,7 +243,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("enable-pprof", Bool, "false", NoEffect("profiling endpoints are Go's; basalt has none"), Monitoring, "Enable runtime profiling data via HTTP server (Go-specific; basalt has none)."),
     flag!("metrics", Choice(&["basic", "extensive"]), "basic", Honored, Monitoring, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
     flag!("listen-metrics-urls", Urls, "", Honored, Monitoring, "List of URLs to listen on for the metrics and health endpoints."),
-    flag!("enable-grpc-gateway", Bool, "true", NoEffect(NO_GATEWAY), Monitoring, "Enable GRPC gateway."),
+    flag!("enable-grpc-gateway", Bool, "true", Honored, Monitoring, "Enable GRPC gateway."),
     // Logging.
     flag!("logger", Choice(LOGGERS), "zap", Honored, Logging, "Currently only supports 'zap' for structured logging ('capnslog' gives plain text lines)."),
     flag!("log-outputs", List, "default", Honored, Logging, "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),

@@ -30,8 +30,10 @@ pub struct ServerConfig {
     /// Response bytes buffered per stream waiting for the client's window; a sender waits
     /// beyond it, so a client that never reads holds at most this much of our memory.
     pub max_send_buffer_bytes_per_stream: usize,
-    /// HTTP/1.1: head plus body bytes of one request.
+    /// HTTP/1.1: head plus body bytes of one request (the JSON gateway's bodies excepted).
     pub http1_max_request_bytes: usize,
+    /// Serve etcd's JSON gateway (`/v3/...`) on this server (`--enable-grpc-gateway`).
+    pub json_gateway: bool,
     /// Time a new connection has for each step of its start: the TLS handshake, showing its
     /// protocol, the HTTP/2 handshake.
     pub handshake_timeout: Duration,
@@ -88,6 +90,16 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Largest JSON body the gateway reads for one request (and largest JSON value of a
+    /// streamed body): twice the gRPC receive limit, as base64 makes bytes a third larger and
+    /// JSON adds names. A body under it whose protobuf is over the receive limit gets the
+    /// same RESOURCE_EXHAUSTED (HTTP 429) etcd answers; a body over it gets a 413.
+    pub fn json_gateway_max_body_bytes(&self) -> usize {
+        self.max_receive_message_bytes.saturating_mul(2)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
@@ -102,6 +114,7 @@ impl Default for ServerConfig {
             max_header_list_bytes: 16 * 1024,
             max_send_buffer_bytes_per_stream: 256 * 1024,
             http1_max_request_bytes: 64 * 1024,
+            json_gateway: true,
             handshake_timeout: Duration::from_secs(10),
             // etcd's defaults: a ping every 2 hours, 20 seconds to answer it.
             keepalive: Some(Keepalive::from_etcd_flags(

@@ -1,13 +1,16 @@
 //! A minimal HTTP/1.1 server for etcd's plain endpoints (`/health`, `/version`) on the client
-//! port: GET-style requests, small bodies, keep-alive, nothing else.
+//! port: GET-style requests, small bodies, keep-alive; and, when a JSON gateway is given, its
+//! `/v3/` paths (see `json_gateway`), which read their own bodies and may stream.
 //!
 //! The caller supplies the body through a callback; the server never parses more than
-//! `max_request_bytes` of head and body per request, so a slow or hostile client costs at most
-//! that much memory.
+//! `max_request_bytes` of head and body per request (the gateway has its own body limit), so
+//! a slow or hostile client costs at most that much memory.
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::NetError;
+use crate::json_gateway::body::BodyFraming;
+use crate::json_gateway::{gateway_path, JsonGateway};
 
 /// Headers parsed per request at most; more is a 431.
 const HEADERS_MAX: usize = 64;
@@ -71,16 +74,41 @@ pub type Http1Handler = dyn Fn(Http1Request) -> Http1Answer;
 /// A response on its way.
 pub type Http1Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Http1Response>>>;
 
+/// A parsed request head: what the plain endpoints and the JSON gateway need of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Http1Head {
+    pub(crate) request: Http1Request,
+    /// Bytes of the head, blank line included.
+    pub(crate) head_bytes: usize,
+    pub(crate) body: BodyFraming,
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for a `100 Continue` before its body.
+    pub(crate) expect_continue: bool,
+    /// Headers the gateway forwards as gRPC metadata (`Authorization`, `Grpc-Metadata-*`),
+    /// names in lower case.
+    pub(crate) forwarded: Vec<(String, String)>,
+}
+
 /// Serves HTTP/1.1 requests on `stream` until the client closes or asks to close.
 pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    handler: &Http1Handler,
+    max_request_bytes: usize,
+) -> Result<(), NetError> {
+    serve_http1_with_gateway(stream, handler, max_request_bytes, None).await
+}
+
+/// Like [`serve_http1`], with the JSON gateway answering its paths when `gateway` is given.
+pub(crate) async fn serve_http1_with_gateway<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     handler: &Http1Handler,
     max_request_bytes: usize,
+    gateway: Option<&JsonGateway>,
 ) -> Result<(), NetError> {
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     loop {
         // Read until one whole request head is buffered.
-        let (request, head_bytes, body_bytes, keep_alive) = loop {
+        let head = loop {
             match parse_head(&buffer)? {
                 Some(parsed) => break parsed,
                 None if buffer.len() >= max_request_bytes => {
@@ -92,6 +120,28 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
             if read_more(&mut stream, &mut buffer, max_request_bytes).await? == 0 {
                 return Ok(()); // closed between requests (or mid-head: nothing to answer)
             }
+        };
+        if let Some(gateway) = gateway.filter(|_| gateway_path(head.request.path()).is_some()) {
+            buffer.drain(..head.head_bytes);
+            let keep_alive = gateway
+                .serve_http1(&mut stream, &mut buffer, &head, max_request_bytes)
+                .await?;
+            if !keep_alive {
+                return Ok(());
+            }
+            continue;
+        }
+        let Http1Head {
+            request,
+            head_bytes,
+            body,
+            keep_alive,
+            ..
+        } = head;
+        let BodyFraming::Length(body_bytes) = body else {
+            return Err(NetError::Http1(
+                "chunked request bodies are not served".into(),
+            ));
         };
         // A Content-Length is the client's number: near 2^64 the sum would wrap, so it is
         // checked against what is left of the limit instead of added.
@@ -115,11 +165,11 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-fn too_large() -> Http1Response {
+pub(crate) fn too_large() -> Http1Response {
     Http1Response::text(431, "request too large\n")
 }
 
-async fn read_more<S: AsyncRead + Unpin>(
+pub(crate) async fn read_more<S: AsyncRead + Unpin>(
     stream: &mut S,
     buffer: &mut Vec<u8>,
     max_request_bytes: usize,
@@ -133,9 +183,8 @@ async fn read_more<S: AsyncRead + Unpin>(
     Ok(read_bytes)
 }
 
-/// Parses a request head: (request, head bytes, body bytes, keep-alive), or `None` if the head
-/// is not complete yet.
-fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)>, NetError> {
+/// Parses a request head, or `None` if the head is not complete yet.
+fn parse_head(buffer: &[u8]) -> Result<Option<Http1Head>, NetError> {
     let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
     let mut parsed = httparse::Request::new(&mut headers);
     let head_bytes = match parsed.parse(buffer) {
@@ -144,6 +193,9 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)
         Err(error) => return Err(NetError::Http1(error.to_string())),
     };
     let mut body_bytes: Option<usize> = None;
+    let mut chunked = false;
+    let mut expect_continue = false;
+    let mut forwarded = Vec::new();
     // HTTP/1.1 keeps the connection by default, HTTP/1.0 closes it.
     let mut keep_alive = parsed.version == Some(1);
     for header in parsed.headers.iter() {
@@ -159,9 +211,20 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)
             }
             body_bytes = Some(length);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(NetError::Http1(
-                "chunked request bodies are not served".into(),
-            ));
+            // Only "chunked" is a framing a request may use (RFC 9112, 6.1).
+            if !header.value.eq_ignore_ascii_case(b"chunked") {
+                return Err(NetError::Http1("unsupported transfer-encoding".into()));
+            }
+            chunked = true;
+        } else if header.name.eq_ignore_ascii_case("expect") {
+            expect_continue = header.value.eq_ignore_ascii_case(b"100-continue");
+        } else if header.name.eq_ignore_ascii_case("authorization")
+            || header.name.len() > "grpc-metadata-".len()
+                && header.name[.."grpc-metadata-".len()].eq_ignore_ascii_case("grpc-metadata-")
+        {
+            if let Ok(value) = std::str::from_utf8(header.value) {
+                forwarded.push((header.name.to_ascii_lowercase(), value.to_string()));
+            }
         } else if header.name.eq_ignore_ascii_case("connection") {
             let value = String::from_utf8_lossy(header.value).to_ascii_lowercase();
             if value.contains("close") {
@@ -171,30 +234,39 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Http1Request, usize, usize, bool)
             }
         }
     }
+    // A length and chunking together is a request smuggling attempt (RFC 9112, 6.3).
+    if chunked && body_bytes.is_some() {
+        return Err(NetError::Http1(
+            "both content-length and transfer-encoding".into(),
+        ));
+    }
     let request = Http1Request {
         method: parsed.method.unwrap_or("").to_string(),
         target: parsed.path.unwrap_or("").to_string(),
     };
-    Ok(Some((
+    let body = if chunked {
+        BodyFraming::Chunked
+    } else {
+        BodyFraming::Length(body_bytes.unwrap_or(0))
+    };
+    Ok(Some(Http1Head {
         request,
         head_bytes,
-        body_bytes.unwrap_or(0),
+        body,
         keep_alive,
-    )))
+        expect_continue,
+        forwarded,
+    }))
 }
 
-async fn write_response<S: AsyncWrite + Unpin>(
+pub(crate) async fn write_response<S: AsyncWrite + Unpin>(
     stream: &mut S,
     response: &Http1Response,
     keep_alive: bool,
 ) -> Result<(), NetError> {
     let reason = match response.status {
         200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "",
+        status => crate::json_gateway::errors::status_text(status),
     };
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",

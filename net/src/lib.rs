@@ -53,6 +53,7 @@ pub mod etcd_http;
 pub mod etcd_status;
 pub mod grpc;
 pub mod http1;
+pub mod json_gateway;
 #[allow(missing_docs)]
 pub mod proto;
 pub mod read_activity;

@@ -25,7 +25,10 @@ use crate::config::{Keepalive, ServerConfig};
 use crate::error::NetError;
 use crate::grpc::dispatch::serve_call;
 use crate::grpc::Router;
-use crate::http1::{serve_http1, Http1Answer, Http1Handler, Http1Request, Http1Response};
+use crate::http1::{
+    serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response,
+};
+use crate::json_gateway::JsonGateway;
 use crate::read_activity::ReadActivity;
 use crate::rewind::Rewind;
 use crate::shutdown::ShutdownSignal;
@@ -38,7 +41,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// One executor's server: routes, the HTTP/1.1 callback and limits.
 pub struct Server {
-    router: Router,
+    router: Rc<Router>,
+    /// etcd's JSON gateway over the same router (`None`: `--enable-grpc-gateway=false`).
+    json_gateway: Option<JsonGateway>,
     http1_handler: Box<Http1Handler>,
     config: ServerConfig,
     connections_open: Rc<Cell<usize>>,
@@ -86,8 +91,16 @@ const LISTEN_BACKLOG: i32 = 1024;
 impl Server {
     /// A server for `router`; HTTP/1.1 requests get 404 until `with_http1` is called.
     pub fn new(router: Router, config: ServerConfig) -> Server {
+        let router = Rc::new(router);
+        let json_gateway = config.json_gateway.then(|| JsonGateway {
+            router: router.clone(),
+            max_body_bytes: config.json_gateway_max_body_bytes(),
+            max_receive_message_bytes: config.max_receive_message_bytes,
+            response_buffer_bytes: config.max_send_buffer_bytes_per_stream,
+        });
         Server {
             router,
+            json_gateway,
             http1_handler: Box::new(|_: Http1Request| -> Http1Answer {
                 Box::pin(async { Http1Response::not_found() })
             }),
@@ -251,10 +264,11 @@ impl Server {
         match protocol {
             Protocol::Http2 => self.serve_http2(stream).await,
             Protocol::Http1 => {
-                let served = serve_http1(
+                let served = serve_http1_with_gateway(
                     &mut stream,
                     &*self.http1_handler,
                     self.config.http1_max_request_bytes,
+                    self.json_gateway.as_ref(),
                 )
                 .await;
                 // In TLS, close_notify tells the client the response ended by design, not

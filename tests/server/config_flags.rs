@@ -594,6 +594,12 @@ fn help_and_version_short_circuit() {
 /// it.
 const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
     (
+        "enable-grpc-gateway",
+        "false",
+        &[],
+        "the_json_gateway_follows_enable_grpc_gateway",
+    ),
+    (
         "metrics",
         "extensive",
         &[],

@@ -362,3 +362,26 @@ fn server_max_concurrent_streams(port: u16) -> Option<u32> {
         });
     }
 }
+
+/// Goal: `--enable-grpc-gateway=false` turns the JSON gateway off as etcd does: its `/v3/`
+/// paths answer Go's plain 404 while `/health` and gRPC still serve. Method: the same gateway
+/// request to a member with the flag and to one without it.
+#[test]
+fn the_json_gateway_follows_enable_grpc_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = Basalt::start_with_flags(
+        dir.path().join("off"),
+        free_port(),
+        &["--enable-grpc-gateway=false"],
+    );
+    let on = Basalt::start_with(dir.path().join("on"), free_port());
+    let (status, body) = crate::json_gateway::range_status(on.port);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""header":"#), "{body}");
+    assert_eq!(
+        crate::json_gateway::range_status(off.port),
+        (404, "404 page not found\n".to_string())
+    );
+    assert_eq!(support::http_request(off.port, "GET", "/health").0, 200);
+    assert_eq!(off.ok(&["put", "k", "v"]).trim(), "OK");
+}

@@ -15,6 +15,7 @@ mod config_flags;
 mod defragment;
 mod etcdctl_e2e;
 mod honoured_flags;
+mod json_gateway;
 mod kill9_durability;
 mod kv_errors;
 mod large_ranges;

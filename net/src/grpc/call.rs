@@ -21,11 +21,18 @@ use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Response};
 
 use crate::grpc::frame::{encode_message, FrameDecoder, FRAME_HEADER_BYTES};
+use crate::grpc::local::{LocalRequestBody, LocalResponse};
 use crate::grpc::status::{Code, Status};
+
+/// Where a call's request bytes come from: an HTTP/2 stream, or the JSON gateway in process.
+pub(crate) enum RequestBody {
+    H2(RecvStream),
+    Local(LocalRequestBody),
+}
 
 /// The request messages of one call, decoded on demand.
 pub struct RequestStream<M> {
-    body: RecvStream,
+    body: RequestBody,
     decoder: FrameDecoder,
     /// Bytes received and buffered whose flow-control credit has not been returned: credit goes
     /// back only as whole messages are taken, so the connection window bounds what a client can
@@ -36,7 +43,7 @@ pub struct RequestStream<M> {
 }
 
 impl<M: prost::Message + Default> RequestStream<M> {
-    pub(crate) fn new(body: RecvStream, max_message_bytes: usize) -> RequestStream<M> {
+    pub(crate) fn new(body: RequestBody, max_message_bytes: usize) -> RequestStream<M> {
         RequestStream {
             body,
             decoder: FrameDecoder::new(max_message_bytes),
@@ -64,16 +71,26 @@ impl<M: prost::Message + Default> RequestStream<M> {
                 }
                 return Ok(None);
             }
-            match self.body.data().await {
-                None => self.body_ended = true,
-                Some(Ok(chunk)) => {
-                    // Capacity goes back to the client only as whole messages are taken (see
-                    // `release`): this is the backpressure that bounds what a client can park
-                    // on us, partial messages included.
-                    self.held_bytes += chunk.len();
-                    self.decoder.push(&chunk);
-                }
-                Some(Err(error)) => return Err(Status::from(error)),
+            match &mut self.body {
+                RequestBody::H2(body) => match body.data().await {
+                    None => self.body_ended = true,
+                    Some(Ok(chunk)) => {
+                        // Capacity goes back to the client only as whole messages are taken
+                        // (see `release`): this is the backpressure that bounds what a client
+                        // can park on us, partial messages included.
+                        self.held_bytes += chunk.len();
+                        self.decoder.push(&chunk);
+                    }
+                    Some(Err(error)) => return Err(Status::from(error)),
+                },
+                RequestBody::Local(body) => match body.data().await? {
+                    None => self.body_ended = true,
+                    Some(frame) => {
+                        // Counted like a stream's bytes; in process, there is no credit to return.
+                        self.held_bytes += frame.len();
+                        self.decoder.push(&frame);
+                    }
+                },
             }
         }
     }
@@ -100,7 +117,9 @@ impl<M> RequestStream<M> {
         debug_assert!(bytes <= self.held_bytes, "releasing more than was received");
         let bytes = bytes.min(self.held_bytes);
         self.held_bytes -= bytes;
-        let _ = self.body.flow_control().release_capacity(bytes);
+        if let RequestBody::H2(body) = &mut self.body {
+            let _ = body.flow_control().release_capacity(bytes);
+        }
     }
 }
 
@@ -108,8 +127,8 @@ impl<M> Drop for RequestStream<M> {
     /// The call is over: whatever it still held goes back to the connection's window, which
     /// its other calls share.
     fn drop(&mut self) {
-        if self.held_bytes > 0 {
-            let _ = self.body.flow_control().release_capacity(self.held_bytes);
+        if let (RequestBody::H2(body), true) = (&mut self.body, self.held_bytes > 0) {
+            let _ = body.flow_control().release_capacity(self.held_bytes);
         }
     }
 }
@@ -140,22 +159,69 @@ impl<M: prost::Message> ResponseSink<M> {
     }
 }
 
+/// The response of one call: over HTTP/2 (headers once, then DATA, then trailers), or to
+/// the JSON gateway in process.
+pub(crate) enum ResponseState {
+    H2(H2Response),
+    Local(LocalResponse),
+}
+
+impl ResponseState {
+    pub(crate) fn new(respond: SendResponse<Bytes>) -> ResponseState {
+        ResponseState::H2(H2Response {
+            respond,
+            body: None,
+            ended: false,
+        })
+    }
+
+    pub(crate) fn local(response: LocalResponse) -> ResponseState {
+        ResponseState::Local(response)
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>, pending: &mut Bytes) -> Poll<Result<(), Status>> {
+        match self {
+            ResponseState::H2(h2) => h2.poll_send(cx, pending),
+            ResponseState::Local(local) => local.poll_send(cx, pending),
+        }
+    }
+
+    /// Ready once the client has gone away before any response was sent: nobody waits for
+    /// this call's answer any more (see `H2Response::poll_client_gone`).
+    pub(crate) fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            ResponseState::H2(h2) => h2.poll_client_gone(cx),
+            ResponseState::Local(local) => local.poll_client_gone(cx),
+        }
+    }
+
+    /// Ends the call with its outcome.
+    pub(crate) fn end(&mut self, outcome: Result<(), Status>) {
+        match self {
+            ResponseState::H2(h2) => h2.end(outcome),
+            ResponseState::Local(local) => local.end(outcome),
+        }
+    }
+
+    /// Answers a request that is not gRPC at all with a plain HTTP status (e.g. 415).
+    pub(crate) fn end_with_http_status(&mut self, status: http::StatusCode) {
+        match self {
+            ResponseState::H2(h2) => h2.end_with_http_status(status),
+            ResponseState::Local(local) => local.end(Err(Status::internal(format!(
+                "not a gRPC call: HTTP {status}"
+            )))),
+        }
+    }
+}
+
 /// The HTTP/2 response of one call: headers once, then DATA, then trailers.
-pub(crate) struct ResponseState {
+pub(crate) struct H2Response {
     respond: SendResponse<Bytes>,
     body: Option<SendStream<Bytes>>,
     ended: bool,
 }
 
-impl ResponseState {
-    pub(crate) fn new(respond: SendResponse<Bytes>) -> ResponseState {
-        ResponseState {
-            respond,
-            body: None,
-            ended: false,
-        }
-    }
-
+impl H2Response {
     fn grpc_headers() -> Response<()> {
         let mut response = Response::new(());
         response.headers_mut().insert(
@@ -210,7 +276,7 @@ impl ResponseState {
     /// response was sent: nobody waits for this call's answer any more. Pending for good once
     /// a response is under way, so only unary calls (which send after their handler) use it;
     /// it shares the stream's send waker, so it must run in the task that sends.
-    pub(crate) fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.body.is_some() || self.ended {
             return Poll::Pending;
         }
@@ -221,7 +287,7 @@ impl ResponseState {
     }
 
     /// Ends the call: trailers after a body, or a trailers-only response if nothing was sent.
-    pub(crate) fn end(&mut self, outcome: Result<(), Status>) {
+    fn end(&mut self, outcome: Result<(), Status>) {
         if self.ended {
             return;
         }
@@ -246,7 +312,7 @@ impl ResponseState {
     }
 
     /// Answers a request that is not gRPC at all with a plain HTTP status (e.g. 415).
-    pub(crate) fn end_with_http_status(&mut self, status: http::StatusCode) {
+    fn end_with_http_status(&mut self, status: http::StatusCode) {
         self.ended = true;
         let mut response = Response::new(());
         *response.status_mut() = status;

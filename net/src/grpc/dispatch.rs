@@ -8,7 +8,7 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::RecvStream;
 
-use crate::grpc::call::ResponseState;
+use crate::grpc::call::{RequestBody, ResponseState};
 use crate::grpc::metadata::Metadata;
 use crate::grpc::router::{unimplemented_status, RawCall, Router};
 use crate::grpc::status::{Code, Status};
@@ -63,7 +63,36 @@ pub(crate) async fn serve_call(
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
         .and_then(parse_grpc_timeout);
-    let path = parts.uri.path();
+    let call = CallParts {
+        path: parts.uri.path(),
+        metadata: Metadata::new(parts.headers),
+        body: RequestBody::H2(body),
+        deadline,
+        max_receive_message_bytes,
+    };
+    run_call(router, call, response).await;
+}
+
+/// What a call is started with, whichever way it came in.
+pub(crate) struct CallParts<'a> {
+    /// The gRPC method path (`/etcdserverpb.KV/Range`).
+    pub(crate) path: &'a str,
+    pub(crate) metadata: Metadata,
+    pub(crate) body: RequestBody,
+    /// The client's `grpc-timeout`, if any.
+    pub(crate) deadline: Option<std::time::Duration>,
+    pub(crate) max_receive_message_bytes: usize,
+}
+
+/// Runs one call through the router to its end (counted, bounded by its deadline) and ends
+/// the response with the outcome. gRPC calls over HTTP/2 and the JSON gateway's in-process
+/// calls both come through here, so every service and every limit applies to both alike.
+pub(crate) async fn run_call(
+    router: &Router,
+    call: CallParts<'_>,
+    response: Rc<RefCell<ResponseState>>,
+) {
+    let path = call.path;
     let counted = router.counted(path);
     let started = counted
         .filter(|method| method.times_calls())
@@ -73,14 +102,14 @@ pub(crate) async fn serve_call(
     }
     let outcome = match router.route(path) {
         Some(handler) => {
-            let call = RawCall {
-                metadata: Metadata::new(parts.headers),
-                body,
+            let raw = RawCall {
+                metadata: call.metadata,
+                body: call.body,
                 response: response.clone(),
-                max_receive_message_bytes,
+                max_receive_message_bytes: call.max_receive_message_bytes,
             };
-            let handled = handler(call);
-            match deadline {
+            let handled = handler(raw);
+            match call.deadline {
                 // Past the client's deadline nobody waits for the answer: drop the handler.
                 Some(deadline) => {
                     futures_lite::future::or(handled, async move {

@@ -10,9 +10,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use h2::RecvStream;
-
-use crate::grpc::call::{RequestStream, ResponseSink, ResponseState};
+use crate::grpc::call::{RequestBody, RequestStream, ResponseSink, ResponseState};
 use crate::grpc::call_counts::{CallKind, GrpcCallCounts, MethodCalls};
 use crate::grpc::metadata::Metadata;
 use crate::grpc::status::Status;
@@ -23,7 +21,7 @@ pub type LocalCallFuture = Pin<Box<dyn Future<Output = Result<(), Status>>>>;
 /// What the framework hands a handler adapter: the raw request body and response state.
 pub(crate) struct RawCall {
     pub(crate) metadata: Metadata,
-    pub(crate) body: RecvStream,
+    pub(crate) body: RequestBody,
     pub(crate) response: Rc<RefCell<ResponseState>>,
     pub(crate) max_receive_message_bytes: usize,
 }

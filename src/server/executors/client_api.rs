@@ -47,6 +47,8 @@ pub struct ClientApiSettings {
     pub max_request_bytes: usize,
     /// `--max-concurrent-streams`: calls one connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// `--enable-grpc-gateway`: etcd's JSON gateway on the client listeners.
+    pub json_gateway: bool,
     /// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` (`None`: no pings).
     pub keepalive: Option<Keepalive>,
     pub info: MemberInfo,
@@ -91,6 +93,7 @@ pub fn bind(
     let server_config = ServerConfig {
         max_concurrent_streams_per_connection: settings.max_concurrent_streams,
         keepalive: settings.keepalive,
+        json_gateway: settings.json_gateway,
         ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
     };
     let server = Rc::new(

@@ -34,7 +34,11 @@ pub fn bind(
     let server = Rc::new(
         Server::new(
             Router::new(),
-            ServerConfig::for_max_request_bytes(max_request_bytes),
+            ServerConfig {
+                // etcd serves the gateway on client URLs only.
+                json_gateway: false,
+                ..ServerConfig::for_max_request_bytes(max_request_bytes)
+            },
         )
         .with_http1_async(move |request| {
             let (gateway, metrics) = (gateway.clone(), metrics.clone());
