@@ -23,6 +23,7 @@ pub(crate) async fn serve_call(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     max_receive_message_bytes: usize,
+    peer_common_name: Option<std::sync::Arc<str>>,
 ) {
     let (parts, body) = request.into_parts();
     if parts.method == http::Method::GET {
@@ -74,7 +75,7 @@ pub(crate) async fn serve_call(
     let outcome = match router.route(path) {
         Some(handler) => {
             let call = RawCall {
-                metadata: Metadata::new(parts.headers),
+                metadata: Metadata::new(parts.headers).with_peer_common_name(peer_common_name),
                 body,
                 response: response.clone(),
                 max_receive_message_bytes,

@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::{Router, Status};
 use futures_channel::oneshot;
 use glommio::sync::Semaphore;
@@ -23,9 +24,12 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
     let running = Rc::new(Semaphore::new(1));
     router.unary(
         "/etcdserverpb.Maintenance/Defragment",
-        move |_metadata, _request: pb::DefragmentRequest| {
+        move |metadata: Metadata, _request: pb::DefragmentRequest| {
             let (member, running) = (member.clone(), running.clone());
-            async move { defragment(&member, running).await }
+            async move {
+                member.caller(&metadata)?.check_admin()?;
+                defragment(&member, running).await
+            }
         },
     );
 }
