@@ -338,6 +338,48 @@ async fn every_rpc(
     rpc!("Lock", client.lock("secret", None));
     rpc!("Campaign", client.campaign("secret", "v", lease));
     rpc!("Leader", client.leader("secret"));
+    rpc!("Unlock", client.unlock("secret/x"));
+    rpc!(
+        "Proclaim",
+        client.proclaim(
+            "v",
+            Some(
+                etcd_client::ProclaimOptions::new().with_leader(
+                    etcd_client::LeaderKey::new()
+                        .with_name("secret")
+                        .with_key("secret/1")
+                        .with_lease(lease)
+                )
+            )
+        )
+    );
+    rpc!(
+        "Resign",
+        client.resign(Some(
+            etcd_client::ResignOptions::new().with_leader(
+                etcd_client::LeaderKey::new()
+                    .with_name("secret")
+                    .with_key("secret/1")
+                    .with_lease(lease)
+            )
+        ))
+    );
+    match client.observe("secret").await {
+        Ok(mut stream) => out.push(("Observe", stream.message().await.err())),
+        Err(error) => out.push(("Observe", Some(error))),
+    }
+    match client.lease_keep_alive(lease).await {
+        Ok((mut keeper, mut stream)) => {
+            let sent = keeper.keep_alive().await.err();
+            let answered = match sent {
+                Some(error) => Some(error),
+                None => stream.message().await.err(),
+            };
+            out.push(("LeaseKeepAlive", answered));
+        }
+        Err(error) => out.push(("LeaseKeepAlive", Some(error))),
+    }
+    rpc!("AuthEnable", client.auth_enable());
     match client.snapshot().await {
         Ok(mut stream) => out.push(("Snapshot", stream.message().await.err())),
         Err(error) => out.push(("Snapshot", Some(error))),

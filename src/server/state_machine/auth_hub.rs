@@ -66,7 +66,7 @@ impl AuthHub {
 }
 
 /// One core's view of the hub: the current state without touching the lock (and its shared
-/// cache line) unless a publish happened since the last look.
+/// cache line) unless a publish happened since the last look; the copy is the core's own.
 pub struct LocalAuth {
     hub: Arc<AuthHub>,
     cached: RefCell<(u64, Arc<AuthState>)>,
@@ -75,7 +75,7 @@ pub struct LocalAuth {
 impl LocalAuth {
     pub fn new(hub: Arc<AuthHub>) -> LocalAuth {
         let version = hub.version.load(Ordering::Acquire);
-        let state = hub.state();
+        let state = own_copy(&hub);
         LocalAuth {
             hub,
             cached: RefCell::new((version, state)),
@@ -87,7 +87,7 @@ impl LocalAuth {
         let version = self.hub.version.load(Ordering::Acquire);
         let mut cached = self.cached.borrow_mut();
         if cached.0 != version {
-            *cached = (version, self.hub.state());
+            *cached = (version, own_copy(&self.hub));
         }
         cached.1.clone()
     }
@@ -95,4 +95,10 @@ impl LocalAuth {
     pub fn hub(&self) -> &Arc<AuthHub> {
         &self.hub
     }
+}
+
+/// A copy of the hub's state in an allocation of this core's own: every call takes an `Arc`
+/// of it, and a count shared with the other cores would bounce its cache line between them.
+fn own_copy(hub: &AuthHub) -> Arc<AuthState> {
+    Arc::new(AuthState::clone(&hub.state()))
 }
