@@ -43,6 +43,7 @@ use std::time::Duration;
 pub use bootstrap::{Bootstrap, BootstrapMember};
 pub use error::{ConfigError, Origin};
 pub use go_values::format_duration;
+pub use go_values::parse_duration as parse_go_duration;
 pub use help::{help_text, version_text};
 pub use ids::{cluster_id, member_id, Id};
 pub use spec::{FlagSpec, Support, FLAGS};
@@ -230,6 +231,17 @@ pub struct GrpcKeepalive {
     pub timeout: Duration,
 }
 
+/// Auth (`--auth-token`, `--bcrypt-cost`, `--auth-token-ttl`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `--auth-token`: `simple`, or `jwt,...` with its options (checked by the server).
+    pub token: String,
+    /// `--bcrypt-cost` (4 to 31).
+    pub bcrypt_cost: u32,
+    /// `--auth-token-ttl`: a simple token's lifetime after its last use.
+    pub token_ttl: Duration,
+}
+
 /// TLS for one side (client or peer); paths as given, files are not opened here.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -395,6 +407,8 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     /// The honoured `--experimental-*` settings.
     pub experimental: Experimental,
+    /// Auth tokens and password hashing.
+    pub auth: AuthConfig,
     /// basalt's own settings.
     pub basalt: BasaltConfig,
     /// Where the settings came from.

@@ -160,6 +160,20 @@ pub fn resolve(settings: &Settings) -> Result<Config, ConfigError> {
             .duration("experimental-warning-unary-request-duration")?,
     };
 
+    let auth = AuthConfig {
+        token: get.text("auth-token")?,
+        bcrypt_cost: get.parsed("bcrypt-cost", |text| {
+            let cost = go_values::parse_uint(text)?;
+            // bcrypt's own bounds; etcd's store falls back to the default outside them, basalt
+            // refuses to start rather than hash with a cost nobody asked for.
+            u32::try_from(cost)
+                .ok()
+                .filter(|cost| (4..=31).contains(cost))
+                .ok_or_else(|| format!("{text:?} is out of range (4 to 31)"))
+        })?,
+        token_ttl: Duration::from_secs(get.uint("auth-token-ttl")?),
+    };
+
     let cores = usize::try_from(get.uint("cores")?).unwrap_or(usize::MAX);
     let basalt = BasaltConfig {
         cores: NonZeroUsize::new(cores),
@@ -180,6 +194,7 @@ pub fn resolve(settings: &Settings) -> Result<Config, ConfigError> {
         log,
         observability,
         experimental,
+        auth,
         basalt,
         source: settings.source.clone(),
         warnings,

@@ -145,8 +145,6 @@ const LEASE_CHECKPOINTS: &str = "basalt always checkpoints remaining lease TTLs 
      across restarts";
 const NO_SLOW_REQUEST_LOG: &str = "basalt does not log slow requests yet";
 const NO_RUNTIME_KNOB: &str = "it tunes a part of etcd basalt does not have";
-const NO_AUTH: &str = "basalt does not implement auth yet (every Auth call answers Unimplemented)";
-
 macro_rules! flag {
     ($name:literal, $kind:expr, $default:literal, $support:expr, $group:ident, $help:literal) => {
         FlagSpec {
@@ -236,9 +234,9 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("cors", List, "*", DefaultOnly(NO_BROWSER_POLICY), Security, "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)."),
     flag!("host-whitelist", List, "*", DefaultOnly(NO_BROWSER_POLICY), Security, "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all)."),
     // Auth.
-    flag!("auth-token", Text, "simple", NoEffect(NO_AUTH), Auth, "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
-    flag!("bcrypt-cost", Uint, "10", NoEffect(NO_AUTH), Auth, "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31."),
-    flag!("auth-token-ttl", Uint, "300", NoEffect(NO_AUTH), Auth, "Time (in seconds) of the auth-token-ttl."),
+    flag!("auth-token", Text, "simple", Honored, Auth, "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
+    flag!("bcrypt-cost", Uint, "10", Honored, Auth, "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31."),
+    flag!("auth-token-ttl", Uint, "300", Honored, Auth, "Time (in seconds) of the auth-token-ttl."),
     // Profiling and monitoring.
     flag!("enable-pprof", Bool, "false", NoEffect("profiling endpoints are Go's; basalt has none"), Monitoring, "Enable runtime profiling data via HTTP server (Go-specific; basalt has none)."),
     flag!("metrics", Choice(&["basic", "extensive"]), "basic", Honored, Monitoring, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),

@@ -329,6 +329,22 @@ impl ReadView {
     pub fn auth_record(&self, kind: AuthTable, name: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.txn.get(kind.table(), name)?.map(<[u8]>::to_vec))
     }
+
+    /// Seam for auth: every (name, record) of a table of users or roles, in name order.
+    pub fn auth_records(&self, kind: AuthTable) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.txn.scan(
+            kind.table(),
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
 }
 
 /// Which auth table a record lives in.

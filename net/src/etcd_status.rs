@@ -85,6 +85,10 @@ pub enum EtcdStatus {
     InvalidAuthToken,
     /// An auth change that is not allowed (e.g. revoking root's root role).
     InvalidAuthManagement,
+    /// A request checked against an auth revision that has changed since.
+    AuthOldRevision,
+    /// RoleGrantPermission without a permission.
+    PermissionNotGiven,
     /// No raft leader now.
     NoLeader,
     /// The call needs the leader and this member is not it.
@@ -136,7 +140,9 @@ impl EtcdStatus {
             | UserEmpty
             | RoleEmpty
             | AuthFailed
-            | InvalidAuthManagement => Code::InvalidArgument,
+            | InvalidAuthManagement
+            | AuthOldRevision
+            | PermissionNotGiven => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -225,6 +231,8 @@ impl EtcdStatus {
             AuthNotEnabled => "etcdserver: authentication is not enabled",
             InvalidAuthToken => "etcdserver: invalid auth token",
             InvalidAuthManagement => "etcdserver: invalid auth management",
+            AuthOldRevision => "etcdserver: revision of auth store is old",
+            PermissionNotGiven => "etcdserver: permission not given",
             NoLeader => "etcdserver: no leader",
             NotLeader => "etcdserver: not leader",
             LeaderChanged => "etcdserver: leader changed",

@@ -221,7 +221,7 @@ impl Server {
         // gRPC is request/response with small frames: Nagle would add up to 40 ms per reply.
         stream.set_nodelay(true)?;
         let Some(tls) = tls else {
-            return self.serve_stream(stream).await;
+            return self.serve_stream(stream, None).await;
         };
         let peer = stream.peer_addr().ok();
         // The acceptor carries the current configuration (reloaded if its files changed);
@@ -241,13 +241,26 @@ impl Server {
             }
             None => return Err(NetError::Timeout("the TLS handshake")),
         };
-        self.serve_stream(stream).await
+        // A verified client certificate's subject CN: etcd's auth takes it as the user of a
+        // call that carries no token (under --client-cert-auth).
+        let peer_common_name = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| crate::tls::x509::subject_common_name(leaf).ok().flatten())
+            .map(Arc::<str>::from);
+        self.serve_stream(stream, peer_common_name).await
     }
 
     /// Serves a connection (plaintext or decrypted TLS) from its first byte: the first bytes
     /// tell HTTP/2 from HTTP/1.1 whatever ALPN said, so a TLS client that sent no ALPN is
     /// served as one that did.
-    async fn serve_stream<S>(self: Rc<Self>, mut stream: S) -> Result<(), NetError>
+    async fn serve_stream<S>(
+        self: Rc<Self>,
+        mut stream: S,
+        peer_common_name: Option<Arc<str>>,
+    ) -> Result<(), NetError>
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
@@ -262,7 +275,7 @@ impl Server {
         };
         let mut stream = Rewind::new(first_bytes, stream);
         match protocol {
-            Protocol::Http2 => self.serve_http2(stream).await,
+            Protocol::Http2 => self.serve_http2(stream, peer_common_name).await,
             Protocol::Http1 => {
                 let served = serve_http1_with_gateway(
                     &mut stream,
@@ -279,7 +292,11 @@ impl Server {
         }
     }
 
-    async fn serve_http2<S>(self: Rc<Self>, stream: Rewind<S>) -> Result<(), NetError>
+    async fn serve_http2<S>(
+        self: Rc<Self>,
+        stream: Rewind<S>,
+        peer_common_name: Option<Arc<str>>,
+    ) -> Result<(), NetError>
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
@@ -341,6 +358,7 @@ impl Server {
             let Some(next) = next else { break };
             let (request, respond) = next?;
             let server = self.clone();
+            let peer_common_name = peer_common_name.clone();
             glommio::spawn_local(async move {
                 serve_call(
                     &server.router,
@@ -348,6 +366,7 @@ impl Server {
                     request,
                     respond,
                     server.config.max_receive_message_bytes,
+                    peer_common_name,
                 )
                 .await;
             })

@@ -68,6 +68,10 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] basalt_net::TlsError),
 
+    /// `--auth-token` cannot be used (an unknown type, a missing or unreadable key).
+    #[error("invalid --auth-token: {0}")]
+    AuthToken(String),
+
     /// The member could not start from what its log and database hold.
     #[error("the member cannot start: {0}")]
     Member(String),

@@ -52,6 +52,8 @@ use executors::owner_core::{self, OwnerLinks};
 use logging::Milestones;
 use metrics::{MemberFacts, MetricsLevel, ServerMetrics};
 use routing::owner_link;
+use state_machine::auth_hub::AuthHub;
+use state_machine::auth_tokens::Tokens;
 use state_machine::header::Identity;
 use v3rpc::status_service::MemberInfo;
 use v3rpc::{kv_service, quota};
@@ -67,6 +69,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let listeners = listeners_of(&config.urls.listen_client)?;
     let metrics_listeners = listeners_of(&config.urls.listen_metrics)?;
     let tls = client_tls(&config, &milestones)?;
+    let auth = AuthHub::new(
+        Tokens::from_flag(&config.auth.token, config.auth.token_ttl)
+            .map_err(ServerError::AuthToken)?,
+        config.auth.bcrypt_cost,
+        config.client_tls.client_cert_auth,
+    );
     // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");
     std::fs::create_dir_all(&db_dir).map_err(|source| ServerError::CreateDir {
@@ -102,6 +110,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             config.keepalive.timeout,
         )),
         info: member_info(&config),
+        auth,
         watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
         metrics: Arc::new(ServerMetrics::new(
             metrics_level(&config),

@@ -450,17 +450,10 @@ fn etcds_special_values_keep_their_meaning() {
 /// reported when they would change something.
 #[test]
 fn flags_without_effect_are_reported() {
-    let config = flags(&[
-        "--enable-pprof",
-        "--auth-token=jwt",
-        "--pre-vote=true",
-        "--v",
-    ]);
+    let config = flags(&["--enable-pprof", "--pre-vote=true", "--v"]);
     assert_eq!(
         config.warnings,
         [
-            "flag --auth-token set to \"jwt\" has no effect in basalt: basalt does not \
-             implement auth yet (every Auth call answers Unimplemented)",
             "flag --enable-pprof set to \"true\" has no effect in basalt: profiling endpoints \
              are Go's; basalt has none",
             "flag --v is ignored (as etcd ignores it)",
@@ -598,6 +591,24 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         "false",
         &[],
         "the_json_gateway_follows_enable_grpc_gateway",
+    ),
+    (
+        "auth-token",
+        "jwt,sign-method=HS256,priv-key=/dev/null",
+        &[],
+        "jwt_tokens_signed_with_openssl_rs256_keys",
+    ),
+    (
+        "bcrypt-cost",
+        "5",
+        &[],
+        "password_hashes_use_the_bcrypt_cost_flag",
+    ),
+    (
+        "auth-token-ttl",
+        "2",
+        &[],
+        "simple_tokens_expire_after_the_ttl_flag_unless_used",
     ),
     (
         "metrics",

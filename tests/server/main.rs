@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auth;
 mod auto_compaction;
 mod binary;
 mod checkpoint;

@@ -193,3 +193,77 @@ fn auto_tls_with_etcdctl() {
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "tls");
     drop(restarted);
 }
+
+/// Goal: under `--client-cert-auth` with auth on, a call with no token is made by the user
+/// its verified client certificate names in its CN, as etcd's `AuthInfoFromTLS`: root's
+/// certificate may do everything, alice's only what her role grants, and a certificate whose
+/// CN is no user is refused with etcd's "permission denied".
+#[test]
+fn client_certificate_common_name_is_the_auth_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("basalt test CA");
+    let server = ca.issue(pki::Leaf::server(1));
+    let file =
+        |name: &str, contents: &str| pki::write(dir.path(), name, contents).display().to_string();
+    let ca_file = file("ca.crt", &ca.cert_pem);
+    let flags = [
+        format!("--cert-file={}", file("server.crt", &server.cert_pem)),
+        format!("--key-file={}", file("server.key", &server.key_pem)),
+        format!("--trusted-ca-file={ca_file}"),
+        "--client-cert-auth".to_string(),
+        "--bcrypt-cost=4".to_string(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (_basalt, url) = start_https(dir.path(), &flags);
+    let cacert = format!("--cacert={ca_file}");
+    let as_cn = |cn: &str, serial: u64, args: &[&str]| {
+        let leaf = ca.issue(pki::Leaf::client(cn, &[], serial));
+        let cert = file(&format!("{cn}.crt"), &leaf.cert_pem);
+        let key = file(&format!("{cn}.key"), &leaf.key_pem);
+        let mut all = vec![
+            cacert.clone(),
+            format!("--cert={cert}"),
+            format!("--key={key}"),
+        ];
+        all.extend(args.iter().map(|arg| arg.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        etcdctl(&url, &all)
+    };
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "alice:alicepw"],
+        &["role", "add", "app"],
+        &[
+            "role",
+            "grant-permission",
+            "--prefix=true",
+            "app",
+            "readwrite",
+            "a/",
+        ],
+        &["user", "grant-role", "alice", "app"],
+        &["put", "secret", "s"],
+        &["auth", "enable"],
+    ] {
+        let done = as_cn("root", 10, args);
+        assert!(done.status.success(), "{args:?}: {}", text(&done));
+    }
+    let root_get = as_cn("root", 11, &["get", "secret", "--print-value-only"]);
+    assert_eq!(text(&root_get).trim(), "s");
+    let alice_put = as_cn("alice", 12, &["put", "a/1", "v"]);
+    assert!(alice_put.status.success(), "{}", text(&alice_put));
+    let alice_get = as_cn("alice", 13, &["get", "secret"]);
+    assert!(!alice_get.status.success());
+    assert!(
+        text(&alice_get).contains("etcdserver: permission denied"),
+        "{}",
+        text(&alice_get)
+    );
+    let stranger = as_cn("mallory", 14, &["get", "a/1"]);
+    assert!(
+        text(&stranger).contains("etcdserver: permission denied"),
+        "{}",
+        text(&stranger)
+    );
+}

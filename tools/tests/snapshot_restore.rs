@@ -171,6 +171,11 @@ fn a_saved_snapshot_restores_into_a_new_member_with_every_key_at_its_revision() 
     let lease = old.ok(&["lease", "grant", "600"]);
     let lease_id = lease.split_whitespace().nth(1).unwrap().to_string();
     old.ok(&["put", "leased", "x", "--lease", &lease_id]);
+    // Auth state is replicated state in the database: it travels with the snapshot.
+    old.ok(&["user", "add", "carol:pw"]);
+    old.ok(&["role", "add", "viewer"]);
+    old.ok(&["role", "grant-permission", "viewer", "read", "a"]);
+    old.ok(&["user", "grant-role", "carol", "viewer"]);
     let before: Vec<(String, i64)> = ["a", "b", "leased"].iter().map(|k| get(&old, k)).collect();
     let snapshot = dir.path().join("snap.db");
     old.ok(&["snapshot", "save", snapshot.to_str().unwrap()]);
@@ -231,6 +236,16 @@ fn a_saved_snapshot_restores_into_a_new_member_with_every_key_at_its_revision() 
     // The lease came along, with its key.
     let leases = new.ok(&["lease", "list"]);
     assert!(leases.contains(&lease_id), "{leases}");
+    // Users and roles came along.
+    assert_eq!(new.ok(&["user", "list"]), "carol\n");
+    assert_eq!(
+        new.ok(&["user", "get", "carol"]),
+        "User: carol\nRoles: viewer\n"
+    );
+    assert_eq!(
+        new.ok(&["role", "get", "viewer"]),
+        "Role viewer\nKV Read:\n\ta\nKV Write:\n"
+    );
     // Writes go on from the snapshot's revision.
     new.ok(&["put", "c", "4"]);
     assert_eq!(get(&new, "c").1, revision_saved + 1);

@@ -23,6 +23,7 @@ pub(crate) async fn serve_call(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     max_receive_message_bytes: usize,
+    peer_common_name: Option<std::sync::Arc<str>>,
 ) {
     let (parts, body) = request.into_parts();
     if parts.method == http::Method::GET {
@@ -65,7 +66,7 @@ pub(crate) async fn serve_call(
         .and_then(parse_grpc_timeout);
     let call = CallParts {
         path: parts.uri.path(),
-        metadata: Metadata::new(parts.headers),
+        metadata: Metadata::new(parts.headers).with_peer_common_name(peer_common_name),
         body: RequestBody::H2(body),
         deadline,
         max_receive_message_bytes,

@@ -34,7 +34,7 @@ mod reload;
 mod self_signed;
 mod server;
 mod verifier;
-mod x509;
+pub(crate) mod x509;
 
 use std::path::PathBuf;
 

@@ -14,12 +14,13 @@ use crate::server::error::ServerError;
 use crate::server::metrics::exposition::metrics_response;
 use crate::server::metrics::ServerMetrics;
 use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::auth_hub::AuthHub;
 use crate::server::v3rpc::defragment_turn::DefragTurns;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
 use crate::server::v3rpc::status_service::{self, MemberInfo};
 use crate::server::v3rpc::{
-    cluster_service, defragment_service, election_service, lease_service, lock_service,
-    maintenance_service, snapshot_service, watch_service,
+    auth_service, cluster_service, defragment_service, election_service, lease_service,
+    lock_service, maintenance_service, snapshot_service, watch_service,
 };
 use crate::server::v3rpc::{health_service, probe_service};
 
@@ -52,6 +53,8 @@ pub struct ClientApiSettings {
     /// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` (`None`: no pings).
     pub keepalive: Option<Keepalive>,
     pub info: MemberInfo,
+    /// The auth store, tokens and bcrypt cost, shared by every core.
+    pub auth: Arc<AuthHub>,
     /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
     pub watch_progress_notify_interval: Duration,
     /// What `/metrics` reports; each core's server adds its gRPC call counts.
@@ -81,11 +84,12 @@ pub fn bind(
     election_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     snapshot_service::register(&mut router, gateway.clone());
     cluster_service::register(&mut router, gateway.clone(), info);
+    auth_service::register(&mut router, gateway.clone());
     let hub = gateway.watch_hub();
     // etcd fragments a watch response at --max-request-bytes for watchers that accept it.
     hub.set_fragment_bytes(settings.max_request_bytes);
     watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
-    watch_service::register(&mut router, hub);
+    watch_service::register(&mut router, hub, gateway.clone());
     let calls = router.count_calls(settings.metrics.times_grpc_calls());
     settings.metrics.add_grpc_calls(calls);
     let version = settings.info.version.clone();

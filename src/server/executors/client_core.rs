@@ -45,7 +45,12 @@ pub async fn serve(
         .await
         .map_err(|_| ServerError::PeerExecutorFailed)?;
     let calls = links.calls.connect().await;
-    let gateway = Gateway::remote(RemoteOwner::new(calls), engine, headers);
+    let gateway = Gateway::remote(
+        RemoteOwner::new(calls),
+        engine,
+        headers,
+        settings.auth.clone(),
+    );
     glommio::spawn_local(follow_owner(gateway.watch_hub(), links.doorbell)).detach();
     let api = client_api::bind(gateway, &settings)?;
     // The owner logs "ready to serve client requests" once every core listens; a dropped

@@ -79,6 +79,7 @@ pub async fn serve(
         lessor_config,
         CompactionPacing::from_config(&config.compaction),
         settings.metrics.clone(),
+        settings.auth.clone(),
     )
     .await
     .map_err(ServerError::Member)?;

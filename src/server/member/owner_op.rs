@@ -9,6 +9,7 @@ use basalt_net::Status;
 
 use super::raft_member::{Member, RaftStatus};
 use crate::server::state_machine::cluster_state::ClusterState;
+use crate::server::state_machine::proposal::Proposal;
 use crate::server::state_machine::typed_write::Write;
 
 /// One operation the raft owner performs, and what it answers.
@@ -26,6 +27,26 @@ impl<W: Write> OwnerOp for Propose<W> {
     type Answer = Result<W::Answer, Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
         member.propose_write(self.0).await
+    }
+}
+
+/// Proposes a client write on behalf of a caller (etcd's request header: user name and the
+/// auth revision its permissions were checked at), so apply refuses it if auth changed since.
+pub struct ProposeAs<W> {
+    pub user: String,
+    pub auth_revision: u64,
+    pub write: W,
+}
+
+impl<W: Write> OwnerOp for ProposeAs<W> {
+    type Answer = Result<W::Answer, Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        let proposal = Proposal::AsUser {
+            user: self.user,
+            auth_revision: self.auth_revision,
+            inner: Box::new(self.write.into_proposal()),
+        };
+        W::answer(member.propose(proposal).await?)
     }
 }
 

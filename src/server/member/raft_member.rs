@@ -27,6 +27,8 @@ use super::offload::on_own_thread;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
 use crate::server::metrics::ServerMetrics;
 use crate::server::state_machine::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
+use crate::server::state_machine::auth_hub::AuthHub;
+use crate::server::state_machine::auth_store::AuthState;
 use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::lease_lessor::{Lessor, LessorConfig, Millis};
@@ -134,6 +136,8 @@ pub struct Member {
     lease_ids: LeaseIds,
     /// Where the member records leadership, proposals and database commits for `/metrics`.
     metrics: Arc<ServerMetrics>,
+    /// The auth store every core reads; apply publishes its changes there.
+    auth: Arc<AuthHub>,
 }
 
 /// Where a proposal's answer goes.
@@ -171,8 +175,10 @@ impl Member {
         lessor_config: LessorConfig,
         compaction_pacing: CompactionPacing,
         metrics: Arc<ServerMetrics>,
+        auth: Arc<AuthHub>,
     ) -> Result<Rc<Member>, String> {
         let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
+        auth.publish(Arc::new(AuthState::load(&engine)?), &[]);
         let metadata = LogMetadata::decode(&wal.metadata())?;
         let mut entries = Vec::new();
         if wal.last_index() >= wal.first_index() {
@@ -276,6 +282,7 @@ impl Member {
             clock_origin: std::time::Instant::now(),
             lease_ids: LeaseIds::new(identity.member_id),
             metrics,
+            auth,
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -297,6 +304,11 @@ impl Member {
     /// The lessor (never borrow it across an await).
     pub fn lessor(&self) -> std::cell::RefMut<'_, Lessor> {
         self.lessor.borrow_mut()
+    }
+
+    /// The auth store every core reads.
+    pub fn auth_hub(&self) -> Arc<AuthHub> {
+        self.auth.clone()
     }
 
     /// The id generator of leases granted with ID 0.
@@ -524,6 +536,7 @@ impl Member {
             self.compaction_pending.get(),
             self.compaction_pacing.step_revisions,
             &mut self.cluster.borrow_mut(),
+            &self.auth,
         );
         match applied {
             Ok(batch) => {

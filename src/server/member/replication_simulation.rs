@@ -22,6 +22,8 @@ use raft::prelude::{Entry, HardState, Message, SnapshotMetadata};
 
 use crate::node::{Persist, RaftNode, RaftOptions, Recovered};
 use crate::server::state_machine::apply::{apply_entries, Applied};
+use crate::server::state_machine::auth_hub::AuthHub;
+use crate::server::state_machine::auth_tokens::Tokens;
 use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::proposal::Proposal;
 
@@ -68,6 +70,7 @@ struct SimMember {
     in_flight: VecDeque<Persist>,
     engine: Engine,
     cluster: ClusterState,
+    auth: std::sync::Arc<AuthHub>,
 }
 
 const VOTERS: [u64; 3] = [1, 2, 3];
@@ -100,6 +103,11 @@ impl SimMember {
             in_flight: VecDeque::new(),
             engine,
             cluster,
+            auth: AuthHub::new(
+                Tokens::from_flag("simple", std::time::Duration::from_secs(300)).expect("simple"),
+                4,
+                false,
+            ),
         }
     }
 
@@ -132,6 +140,7 @@ impl SimMember {
                     false,
                     1_000,
                     &mut self.cluster,
+                    &self.auth,
                 )
                 .expect("apply");
                 for (id, answer) in batch.answers {

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use basalt_engine::Engine;
 use basalt_net::proto::etcdserverpb as pb;
-use basalt_net::Status;
+use basalt_net::{Metadata, Status};
 
 use super::owner_link::RemoteOwner;
-use crate::server::member::owner_op::{OwnerOp, Propose, WaitLinearizable};
+use crate::server::member::owner_op::{OwnerOp, Propose, ProposeAs, WaitLinearizable};
 use crate::server::member::raft_member::Member;
+use crate::server::state_machine::auth_caller::Caller;
+use crate::server::state_machine::auth_hub::{AuthHub, LocalAuth};
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::typed_write::Write;
 use crate::server::watch::watch_hub::WatchHub;
@@ -23,6 +25,7 @@ pub struct Gateway {
     engine: Arc<Engine>,
     headers: HeaderSource,
     watch_hub: Rc<WatchHub>,
+    auth: LocalAuth,
 }
 
 enum Route {
@@ -39,19 +42,26 @@ impl Gateway {
             engine: member.shared_engine(),
             headers: member.headers(),
             watch_hub: member.watch_hub(),
+            auth: LocalAuth::new(member.auth_hub()),
             route: Route::Owner(member),
         })
     }
 
     /// The gateway of another core: calls go over `link`, watchers live in a hub of this core
     /// (fed by `WatchHub::publish_from_engine` when the owner rings).
-    pub fn remote(link: RemoteOwner, engine: Arc<Engine>, headers: HeaderSource) -> Rc<Gateway> {
+    pub fn remote(
+        link: RemoteOwner,
+        engine: Arc<Engine>,
+        headers: HeaderSource,
+        auth: Arc<AuthHub>,
+    ) -> Rc<Gateway> {
         let watch_hub = WatchHub::new(engine.clone(), headers.clone());
         watch_hub.set_pulls_from_engine();
         Rc::new(Gateway {
             watch_hub,
             engine,
             headers,
+            auth: LocalAuth::new(auth),
             route: Route::Remote(link),
         })
     }
@@ -67,6 +77,32 @@ impl Gateway {
     /// Proposes a client write and waits until it is applied; returns its response.
     pub async fn propose<W: Write>(&self, write: W) -> Result<W::Answer, Status> {
         self.call(Propose(write)).await?
+    }
+
+    /// Proposes a client write on behalf of `caller` (its user and the auth revision its
+    /// permissions were checked at; apply refuses it if auth changed since).
+    pub async fn propose_as<W: Write>(
+        &self,
+        caller: &Caller,
+        write: W,
+    ) -> Result<W::Answer, Status> {
+        self.call(ProposeAs {
+            user: caller.user.clone(),
+            auth_revision: caller.revision,
+            write,
+        })
+        .await?
+    }
+
+    /// Who sent a call (etcd's AuthInfo from the call's token or client certificate), with
+    /// the auth store the checks of this call use.
+    pub fn caller(&self, metadata: &Metadata) -> Result<Caller, Status> {
+        Caller::of(&self.auth, metadata)
+    }
+
+    /// The auth store as of the last applied auth change.
+    pub fn auth(&self) -> &LocalAuth {
+        &self.auth
     }
 
     /// Waits until a read of the engine on this core is linearizable: the owner's ReadIndex

@@ -10,6 +10,8 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 use raft::prelude::Entry;
 
+use super::auth_hub::AuthHub;
+use super::auth_store::AuthState;
 use super::cluster_state::ClusterState;
 use super::convert;
 use super::proposal::Proposal;
@@ -29,6 +31,8 @@ pub enum Applied {
     LeaseRevoke(pb::LeaseRevokeResponse),
     /// Internal lease proposals (checkpoints, expiries): nothing to report.
     LeaseInternal,
+    /// An auth store change: the header of its response.
+    Auth(pb::ResponseHeader),
 }
 
 /// A change to the set of leases, for the lessor.
@@ -70,6 +74,7 @@ pub fn apply_entries(
     compaction_pending: bool,
     compaction_step_revisions: usize,
     cluster: &mut ClusterState,
+    auth_hub: &AuthHub,
 ) -> Result<AppliedBatch, engine::Error> {
     let mut physical_compactions = Vec::new();
     let mut compaction_pending = compaction_pending;
@@ -80,6 +85,11 @@ pub fn apply_entries(
         return Ok(AppliedBatch::default());
     };
     let mut batch = engine.write()?;
+    // The auth store as of this batch; cloned once if an entry changes it, published after
+    // the commit.
+    let mut auth = auth_hub.state();
+    let mut auth_changed = false;
+    let mut token_effects = Vec::new();
     for entry in entries {
         if entry.data.is_empty() {
             continue; // a new leader's empty entry, or a membership change with no data
@@ -91,6 +101,20 @@ pub fn apply_entries(
                 entry.index
             ),
         };
+        let (proposal, caller) = match proposal {
+            Proposal::AsUser {
+                user,
+                auth_revision,
+                inner,
+            } => (*inner, Some((user, auth_revision))),
+            proposal => (proposal, None),
+        };
+        if let Some((user, revision)) = &caller {
+            if let Some(refused) = refused_by_auth(&auth, user, *revision) {
+                answers.push((id, Err(refused)));
+                continue;
+            }
+        }
         if let Some(refused) = refused_by_alarm(cluster, &proposal) {
             answers.push((id, Err(refused)));
             continue;
@@ -99,6 +123,33 @@ pub fn apply_entries(
             Proposal::Alarm(request) => {
                 let response = cluster.alarms.apply(&mut batch, &request)?;
                 answers.push((id, Ok(Applied::Alarm(response))));
+                continue;
+            }
+            Proposal::Auth(request) => {
+                // etcd's authApplier: every auth change needs root once auth is on.
+                let user = caller.as_ref().map_or("", |(user, _)| user.as_str());
+                if let Err(refused) = auth.check_admin(user) {
+                    answers.push((id, Err(refused.into())));
+                    continue;
+                }
+                let state = std::sync::Arc::make_mut(&mut auth);
+                let outcome = state.apply(&mut batch, &request, &mut token_effects)?;
+                auth_changed = true;
+                let header = pb::ResponseHeader {
+                    revision: batch.current_revision(),
+                    ..header
+                };
+                answers.push((
+                    id,
+                    outcome.map(|()| Applied::Auth(header)).map_err(Into::into),
+                ));
+                continue;
+            }
+            Proposal::AsUser { .. } => {
+                answers.push((
+                    id,
+                    Err(Status::internal("etcdserver: nested as-user proposal")),
+                ));
                 continue;
             }
             Proposal::MemberUpdate(request) => {
@@ -211,6 +262,9 @@ pub fn apply_entries(
     // The rest of a compaction is the member's compactor's work (see `compaction_step`).
     batch.set_applied_index(last.index);
     batch.commit_unsynced()?;
+    if auth_changed {
+        auth_hub.publish(auth, &token_effects);
+    }
     Ok(AppliedBatch {
         answers,
         events: all_events,
@@ -229,6 +283,21 @@ pub fn compaction_step(engine: &Engine, step_revisions: usize) -> Result<bool, e
     let done = batch.compact_step(step_revisions)?;
     batch.commit_unsynced()?;
     Ok(done)
+}
+
+/// etcd's check of a client write's auth header at apply: with auth on, a write from nobody
+/// is refused, and so is one whose permissions were checked against an older auth store.
+fn refused_by_auth(auth: &AuthState, user: &str, revision: u64) -> Option<Status> {
+    if !auth.is_enabled() {
+        return None;
+    }
+    if user.is_empty() || revision == 0 {
+        return Some(EtcdStatus::UserEmpty.into());
+    }
+    if revision < auth.revision() {
+        return Some(EtcdStatus::AuthOldRevision.into());
+    }
+    None
 }
 
 /// What a raised alarm refuses at apply, as etcd's appliers do: with NOSPACE ("capped"), a Put

@@ -5,6 +5,11 @@
 
 pub mod alarm;
 pub mod apply;
+pub mod auth_caller;
+pub mod auth_hub;
+pub mod auth_perms;
+pub mod auth_store;
+pub mod auth_tokens;
 pub mod auto_compactor;
 pub mod cluster_state;
 pub mod convert;

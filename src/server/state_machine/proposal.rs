@@ -7,6 +7,8 @@
 use basalt_net::proto::etcdserverpb as pb;
 use prost014::Message as _;
 
+use super::auth_store::AuthRequest;
+
 /// A write that goes through raft.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Proposal {
@@ -23,6 +25,18 @@ pub enum Proposal {
     /// Leases the primary found expired, revoked one after another (each its own revision);
     /// already-revoked ones are skipped. Body: the ids, 8 bytes little-endian each.
     LeaseExpire(Vec<i64>),
+    /// A change to the auth store (passwords already hashed).
+    Auth(AuthRequest),
+    /// A client's write with who sent it and the auth revision its permissions were checked
+    /// at (etcd's request header `username` and `auth_revision`): apply refuses it if auth is
+    /// on and the caller is nobody or the store changed since. Body: user name length (2 bytes
+    /// big-endian), the name, the revision (8 bytes big-endian), then the inner proposal's
+    /// kind and body.
+    AsUser {
+        user: String,
+        auth_revision: u64,
+        inner: Box<Proposal>,
+    },
 }
 
 /// Bytes in front of the request message: proposal id and kind.
@@ -39,11 +53,33 @@ const KIND_LEASE_GRANT: u8 = 5;
 const KIND_LEASE_REVOKE: u8 = 6;
 const KIND_LEASE_CHECKPOINT: u8 = 7;
 const KIND_LEASE_EXPIRE: u8 = 8;
+// Auth kinds are numbered from 40.
+const KIND_AUTH_ENABLE: u8 = 40;
+const KIND_AUTH_DISABLE: u8 = 41;
+const KIND_USER_ADD: u8 = 42;
+const KIND_USER_DELETE: u8 = 43;
+const KIND_USER_CHANGE_PASSWORD: u8 = 44;
+const KIND_USER_GRANT_ROLE: u8 = 45;
+const KIND_USER_REVOKE_ROLE: u8 = 46;
+const KIND_ROLE_ADD: u8 = 47;
+const KIND_ROLE_DELETE: u8 = 48;
+const KIND_ROLE_GRANT_PERMISSION: u8 = 49;
+const KIND_ROLE_REVOKE_PERMISSION: u8 = 50;
+const KIND_AS_USER: u8 = 51;
 
 impl Proposal {
     /// The entry data for this proposal.
     pub fn encode(&self, id: u64) -> Vec<u8> {
-        let (kind, body) = match self {
+        let (kind, body) = self.kind_and_body();
+        let mut data = Vec::with_capacity(9 + body.len());
+        data.extend_from_slice(&id.to_le_bytes());
+        data.push(kind);
+        data.extend_from_slice(&body);
+        data
+    }
+
+    fn kind_and_body(&self) -> (u8, Vec<u8>) {
+        match self {
             Proposal::Put(r) => (KIND_PUT, r.encode_to_vec()),
             Proposal::DeleteRange(r) => (KIND_DELETE_RANGE, r.encode_to_vec()),
             Proposal::Txn(r) => (KIND_TXN, r.encode_to_vec()),
@@ -57,12 +93,39 @@ impl Proposal {
                 KIND_LEASE_EXPIRE,
                 ids.iter().flat_map(|id| id.to_le_bytes()).collect(),
             ),
-        };
-        let mut data = Vec::with_capacity(9 + body.len());
-        data.extend_from_slice(&id.to_le_bytes());
-        data.push(kind);
-        data.extend_from_slice(&body);
-        data
+            Proposal::Auth(request) => {
+                use AuthRequest::*;
+                match request {
+                    Enable(r) => (KIND_AUTH_ENABLE, r.encode_to_vec()),
+                    Disable(r) => (KIND_AUTH_DISABLE, r.encode_to_vec()),
+                    UserAdd(r) => (KIND_USER_ADD, r.encode_to_vec()),
+                    UserDelete(r) => (KIND_USER_DELETE, r.encode_to_vec()),
+                    UserChangePassword(r) => (KIND_USER_CHANGE_PASSWORD, r.encode_to_vec()),
+                    UserGrantRole(r) => (KIND_USER_GRANT_ROLE, r.encode_to_vec()),
+                    UserRevokeRole(r) => (KIND_USER_REVOKE_ROLE, r.encode_to_vec()),
+                    RoleAdd(r) => (KIND_ROLE_ADD, r.encode_to_vec()),
+                    RoleDelete(r) => (KIND_ROLE_DELETE, r.encode_to_vec()),
+                    RoleGrantPermission(r) => (KIND_ROLE_GRANT_PERMISSION, r.encode_to_vec()),
+                    RoleRevokePermission(r) => (KIND_ROLE_REVOKE_PERMISSION, r.encode_to_vec()),
+                }
+            }
+            Proposal::AsUser {
+                user,
+                auth_revision,
+                inner,
+            } => {
+                let (inner_kind, inner_body) = inner.kind_and_body();
+                // Names longer than 64 KiB are refused before proposing (`AsUser::fits`).
+                let name = &user.as_bytes()[..user.len().min(u16::MAX as usize)];
+                let mut body = Vec::with_capacity(2 + name.len() + 9 + inner_body.len());
+                body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+                body.extend_from_slice(name);
+                body.extend_from_slice(&auth_revision.to_be_bytes());
+                body.push(inner_kind);
+                body.extend_from_slice(&inner_body);
+                (KIND_AS_USER, body)
+            }
+        }
     }
 
     /// The proposal id of entry data, without decoding the request (`None`: too short to be a
@@ -80,9 +143,15 @@ impl Proposal {
             ));
         }
         let id = Proposal::id_of(data).expect("the length was checked above");
-        let body = &data[PROPOSAL_HEADER_BYTES..];
+        Ok((
+            id,
+            Proposal::decode_kind(data[8], &data[PROPOSAL_HEADER_BYTES..])?,
+        ))
+    }
+
+    fn decode_kind(kind: u8, body: &[u8]) -> Result<Proposal, String> {
         let bad = |e: prost014::DecodeError| format!("raft entry does not decode: {e}");
-        let proposal = match data[8] {
+        let proposal = match kind {
             KIND_PUT => Proposal::Put(pb::PutRequest::decode(body).map_err(bad)?),
             KIND_DELETE_RANGE => {
                 Proposal::DeleteRange(pb::DeleteRangeRequest::decode(body).map_err(bad)?)
@@ -117,10 +186,51 @@ impl Proposal {
                         .collect(),
                 )
             }
+            KIND_AUTH_ENABLE => Proposal::Auth(AuthRequest::Enable(decode(body)?)),
+            KIND_AUTH_DISABLE => Proposal::Auth(AuthRequest::Disable(decode(body)?)),
+            KIND_USER_ADD => Proposal::Auth(AuthRequest::UserAdd(decode(body)?)),
+            KIND_USER_DELETE => Proposal::Auth(AuthRequest::UserDelete(decode(body)?)),
+            KIND_USER_CHANGE_PASSWORD => {
+                Proposal::Auth(AuthRequest::UserChangePassword(decode(body)?))
+            }
+            KIND_USER_GRANT_ROLE => Proposal::Auth(AuthRequest::UserGrantRole(decode(body)?)),
+            KIND_USER_REVOKE_ROLE => Proposal::Auth(AuthRequest::UserRevokeRole(decode(body)?)),
+            KIND_ROLE_ADD => Proposal::Auth(AuthRequest::RoleAdd(decode(body)?)),
+            KIND_ROLE_DELETE => Proposal::Auth(AuthRequest::RoleDelete(decode(body)?)),
+            KIND_ROLE_GRANT_PERMISSION => {
+                Proposal::Auth(AuthRequest::RoleGrantPermission(decode(body)?))
+            }
+            KIND_ROLE_REVOKE_PERMISSION => {
+                Proposal::Auth(AuthRequest::RoleRevokePermission(decode(body)?))
+            }
+            KIND_AS_USER => {
+                let short = || format!("as-user entry of {} bytes is torn", body.len());
+                let name_len =
+                    u16::from_be_bytes(body.get(..2).ok_or_else(short)?.try_into().expect("2"))
+                        as usize;
+                let name = body.get(2..2 + name_len).ok_or_else(short)?;
+                let rest = &body[2 + name_len..];
+                let revision =
+                    u64::from_be_bytes(rest.get(..8).ok_or_else(short)?.try_into().expect("8"));
+                let inner_kind = *rest.get(8).ok_or_else(short)?;
+                if inner_kind == KIND_AS_USER {
+                    return Err("as-user entry wraps another".to_string());
+                }
+                Proposal::AsUser {
+                    user: String::from_utf8(name.to_vec())
+                        .map_err(|_| "as-user entry's name is not UTF-8".to_string())?,
+                    auth_revision: revision,
+                    inner: Box::new(Proposal::decode_kind(inner_kind, &rest[9..])?),
+                }
+            }
             other => return Err(format!("raft entry has unknown proposal kind {other}")),
         };
-        Ok((id, proposal))
+        Ok(proposal)
     }
+}
+
+fn decode<M: prost014::Message + Default>(body: &[u8]) -> Result<M, String> {
+    M::decode(body).map_err(|e| format!("raft entry does not decode: {e}"))
 }
 
 #[cfg(test)]
@@ -137,6 +247,20 @@ mod tests {
         assert_eq!(Proposal::decode(&put.encode(42)), Ok((42, put)));
         let expire = Proposal::LeaseExpire(vec![1, -2, i64::MAX]);
         assert_eq!(Proposal::decode(&expire.encode(0)), Ok((0, expire)));
+        let as_user = Proposal::AsUser {
+            user: "alice".into(),
+            auth_revision: 7,
+            inner: Box::new(Proposal::Auth(AuthRequest::RoleAdd(
+                pb::AuthRoleAddRequest { name: "r".into() },
+            ))),
+        };
+        assert_eq!(
+            Proposal::decode(&as_user.encode(3)),
+            Ok((3, as_user.clone()))
+        );
+        let mut torn_as_user = as_user.encode(3);
+        torn_as_user.truncate(14);
+        assert!(Proposal::decode(&torn_as_user).is_err());
         let mut torn = Proposal::LeaseExpire(vec![1]).encode(0);
         torn.pop();
         assert!(Proposal::decode(&torn).is_err());

@@ -5,6 +5,7 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Status;
 
 use super::apply::Applied;
+use super::auth_store::AuthRequest;
 use super::proposal::Proposal;
 
 /// A client write with one answer type: `Gateway::propose` takes the request and gives back
@@ -62,6 +63,39 @@ write_kind!(pb::AlarmRequest => Alarm, Alarm(pb::AlarmResponse));
 write_kind!(pb::MemberUpdateRequest => MemberUpdate, MemberUpdate);
 write_kind!(pb::LeaseGrantRequest => LeaseGrant, LeaseGrant(pb::LeaseGrantResponse));
 write_kind!(pb::LeaseRevokeRequest => LeaseRevoke, LeaseRevoke(pb::LeaseRevokeResponse));
+
+/// Implements [`Write`] for an auth store change: its proposal is `Proposal::Auth`, its answer
+/// the response that carries only apply's header.
+macro_rules! auth_kind {
+    ($request:ident => $variant:ident, $response:ident) => {
+        impl Write for pb::$request {
+            type Answer = pb::$response;
+            fn into_proposal(self) -> Proposal {
+                Proposal::Auth(AuthRequest::$variant(self))
+            }
+            fn answer(applied: Applied) -> Result<pb::$response, Status> {
+                match applied {
+                    Applied::Auth(header) => Ok(pb::$response {
+                        header: Some(header),
+                    }),
+                    other => Err(mismatch(stringify!($variant), &other)),
+                }
+            }
+        }
+    };
+}
+
+auth_kind!(AuthEnableRequest => Enable, AuthEnableResponse);
+auth_kind!(AuthDisableRequest => Disable, AuthDisableResponse);
+auth_kind!(AuthUserAddRequest => UserAdd, AuthUserAddResponse);
+auth_kind!(AuthUserDeleteRequest => UserDelete, AuthUserDeleteResponse);
+auth_kind!(AuthUserChangePasswordRequest => UserChangePassword, AuthUserChangePasswordResponse);
+auth_kind!(AuthUserGrantRoleRequest => UserGrantRole, AuthUserGrantRoleResponse);
+auth_kind!(AuthUserRevokeRoleRequest => UserRevokeRole, AuthUserRevokeRoleResponse);
+auth_kind!(AuthRoleAddRequest => RoleAdd, AuthRoleAddResponse);
+auth_kind!(AuthRoleDeleteRequest => RoleDelete, AuthRoleDeleteResponse);
+auth_kind!(AuthRoleGrantPermissionRequest => RoleGrantPermission, AuthRoleGrantPermissionResponse);
+auth_kind!(AuthRoleRevokePermissionRequest => RoleRevokePermission, AuthRoleRevokePermissionResponse);
 
 /// The error for an answer of another kind than the proposal's.
 fn mismatch(kind: &str, applied: &Applied) -> Status {

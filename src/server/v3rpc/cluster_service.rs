@@ -14,6 +14,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::{Code, EtcdStatus, Router, Status};
 
 use super::status_service::MemberInfo;
@@ -25,9 +26,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     let (m, i) = (member.clone(), info.clone());
     router.unary(
         "/etcdserverpb.Cluster/MemberList",
-        move |_metadata, request: pb::MemberListRequest| {
+        move |metadata: Metadata, request: pb::MemberListRequest| {
             let (member, info) = (m.clone(), i.clone());
             async move {
+                member.caller(&metadata)?.require()?;
                 if request.linearizable {
                     member.wait_linearizable().await?;
                 }
@@ -41,9 +43,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Cluster/MemberAdd",
-        move |_metadata, request: pb::MemberAddRequest| {
+        move |metadata: Metadata, request: pb::MemberAddRequest| {
             let member = m.clone();
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 check_urls(&request.peer_ur_ls)?;
                 let cluster = member.call(GetClusterState).await?;
                 let self_urls = cluster
@@ -63,9 +66,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Cluster/MemberRemove",
-        move |_metadata, request: pb::MemberRemoveRequest| {
+        move |metadata: Metadata, request: pb::MemberRemoveRequest| {
             let member = m.clone();
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 if request.id == member.identity().member_id {
                     return Err(EtcdStatus::MemberNotEnoughStarted.into());
                 }
@@ -76,9 +80,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     let (m, i) = (member.clone(), info.clone());
     router.unary(
         "/etcdserverpb.Cluster/MemberUpdate",
-        move |_metadata, request: pb::MemberUpdateRequest| {
+        move |metadata: Metadata, request: pb::MemberUpdateRequest| {
             let (member, info) = (m.clone(), i.clone());
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 member.propose(request).await?;
                 Ok(pb::MemberUpdateResponse {
                     header: Some(header(&member)),
@@ -89,9 +94,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     );
     router.unary(
         "/etcdserverpb.Cluster/MemberPromote",
-        move |_metadata, request: pb::MemberPromoteRequest| {
+        move |metadata: Metadata, request: pb::MemberPromoteRequest| {
             let member = member.clone();
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 if request.id == member.identity().member_id {
                     return Err(EtcdStatus::MemberNotLearner.into());
                 }

@@ -42,6 +42,27 @@ pub async fn session_lease(gateway: &Gateway, lease: i64) -> Result<i64, Status>
 }
 
 /// The prefix every waiter's key of `name` lives under.
+/// The permission check of a Lock or Election call on `name`: etcd's servers run the recipe's
+/// KV calls with the caller's credentials, and those read the waiters under `name/` (a
+/// range) and, to join, write there; a caller without those permissions is refused before
+/// any of them runs. Joining also grants a session lease, which needs a user.
+pub fn check_name(
+    gateway: &Gateway,
+    metadata: &basalt_net::Metadata,
+    name: &[u8],
+    writes: bool,
+) -> Result<(), Status> {
+    let caller = gateway.caller(metadata)?;
+    caller.require()?;
+    let prefix = prefix(name);
+    let end = prefix_end(&prefix);
+    caller.check_read(&prefix, &end)?;
+    if writes {
+        caller.check_write(&prefix, &end)?;
+    }
+    Ok(())
+}
+
 pub fn prefix(name: &[u8]) -> Vec<u8> {
     let mut prefix = name.to_vec();
     prefix.push(b'/');

@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::{Router, Status};
 use futures_channel::oneshot;
 
@@ -20,9 +21,12 @@ const DEFRAG_KEYS_PER_STEP: usize = 256;
 pub fn register(router: &mut Router, member: Rc<Gateway>, turns: DefragTurns) {
     router.unary(
         "/etcdserverpb.Maintenance/Defragment",
-        move |_metadata, _request: pb::DefragmentRequest| {
+        move |metadata: Metadata, _request: pb::DefragmentRequest| {
             let (member, turns) = (member.clone(), turns.clone());
-            async move { defragment(&member, &turns).await }
+            async move {
+                member.caller(&metadata)?.check_admin()?;
+                defragment(&member, &turns).await
+            }
         },
     );
 }

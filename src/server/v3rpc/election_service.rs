@@ -9,6 +9,7 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::proto::mvccpb;
 use basalt_net::proto::v3electionpb as epb;
+use basalt_net::Metadata;
 use basalt_net::{EtcdStatus, ResponseSink, Router, Status};
 
 use super::concurrency::{self, Cleanup, Subscription, Waited};
@@ -20,17 +21,23 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {
     let g = gateway.clone();
     router.unary(
         "/v3electionpb.Election/Campaign",
-        move |_metadata, request: epb::CampaignRequest| {
+        move |metadata: Metadata, request: epb::CampaignRequest| {
             let gateway = g.clone();
-            async move { campaign(gateway, quota, request).await }
+            async move {
+                concurrency::check_name(&gateway, &metadata, &request.name, true)?;
+                campaign(gateway, quota, request).await
+            }
         },
     );
     let g = gateway.clone();
     router.unary(
         "/v3electionpb.Election/Proclaim",
-        move |_metadata, request: epb::ProclaimRequest| {
+        move |metadata: Metadata, request: epb::ProclaimRequest| {
             let gateway = g.clone();
             async move {
+                if let Some(leader) = &request.leader {
+                    concurrency::check_name(&gateway, &metadata, &leader.name, true)?;
+                }
                 let leader = request.leader.ok_or(EtcdStatus::ElectionMissingLeaderKey)?;
                 let header = proclaim(&gateway, quota, &leader, &request.value).await?;
                 Ok(epb::ProclaimResponse {
@@ -42,25 +49,34 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {
     let g = gateway.clone();
     router.unary(
         "/v3electionpb.Election/Leader",
-        move |_metadata, request: epb::LeaderRequest| {
+        move |metadata: Metadata, request: epb::LeaderRequest| {
             let gateway = g.clone();
-            async move { leader(&gateway, &request.name).await }
+            async move {
+                concurrency::check_name(&gateway, &metadata, &request.name, false)?;
+                leader(&gateway, &request.name).await
+            }
         },
     );
     let g = gateway.clone();
     router.server_streaming(
         "/v3electionpb.Election/Observe",
-        move |_metadata, request: epb::LeaderRequest, responses| {
+        move |metadata: Metadata, request: epb::LeaderRequest, responses| {
             let gateway = g.clone();
-            async move { observe(&gateway, &request.name, responses).await }
+            async move {
+                concurrency::check_name(&gateway, &metadata, &request.name, false)?;
+                observe(&gateway, &request.name, responses).await
+            }
         },
     );
     let g = gateway;
     router.unary(
         "/v3electionpb.Election/Resign",
-        move |_metadata, request: epb::ResignRequest| {
+        move |metadata: Metadata, request: epb::ResignRequest| {
             let gateway = g.clone();
             async move {
+                if let Some(leader) = &request.leader {
+                    concurrency::check_name(&gateway, &metadata, &leader.name, true)?;
+                }
                 let leader = request.leader.ok_or(EtcdStatus::ElectionMissingLeaderKey)?;
                 let resigned = concurrency::txn(&gateway, quota, resign_txn(&leader)).await?;
                 // As etcd: resigning a leadership that already ended is no error.

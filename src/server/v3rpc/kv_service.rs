@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use basalt_engine::{ReadView, ResponseBudget};
 use basalt_net::proto::etcdserverpb as pb;
-use basalt_net::{EtcdStatus, Router, Status};
+use basalt_net::{EtcdStatus, Metadata, Router, Status};
 
 use super::quota::Quota;
 use crate::server::member::offload::on_blocking_thread;
@@ -29,46 +29,60 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.KV/Range",
-        move |_metadata, request: pb::RangeRequest| {
+        move |metadata: Metadata, request: pb::RangeRequest| {
             let member = m.clone();
-            async move { range(&member, request).await }
+            async move {
+                let caller = member.caller(&metadata)?;
+                caller.check_read(&request.key, &request.range_end)?;
+                range(&member, request).await
+            }
         },
     );
     let m = member.clone();
     router.unary(
         "/etcdserverpb.KV/Put",
-        move |_metadata, request: pb::PutRequest| {
+        move |metadata: Metadata, request: pb::PutRequest| {
             let member = m.clone();
             async move {
                 check_put(&request)?;
+                let caller = member.caller(&metadata)?;
+                if caller.auth_enabled() {
+                    caller.check_put(&request, &read_view(&member)?)?;
+                }
                 limits
                     .quota
                     .check(&member, write_cost::put_cost(&request))
                     .await?;
-                member.propose(request).await
+                member.propose_as(&caller, request).await
             }
         },
     );
     let m = member.clone();
     router.unary(
         "/etcdserverpb.KV/DeleteRange",
-        move |_metadata, request: pb::DeleteRangeRequest| {
+        move |metadata: Metadata, request: pb::DeleteRangeRequest| {
             let member = m.clone();
             async move {
                 if request.key.is_empty() {
                     return Err(EtcdStatus::EmptyKey.into());
                 }
-                member.propose(request).await
+                let caller = member.caller(&metadata)?;
+                caller.check_delete(&request)?;
+                member.propose_as(&caller, request).await
             }
         },
     );
     let m = member.clone();
     router.unary(
         "/etcdserverpb.KV/Txn",
-        move |_metadata, request: pb::TxnRequest| {
+        move |metadata: Metadata, request: pb::TxnRequest| {
             let member = m.clone();
             async move {
                 check_txn(&request, limits.max_txn_ops)?;
+                let caller = member.caller(&metadata)?;
+                if caller.auth_enabled() {
+                    caller.check_txn(&request, &read_view(&member)?)?;
+                }
                 if is_read_only(&request) {
                     // etcd serves a read-only txn without raft, after a ReadIndex round.
                     member.wait_linearizable().await?;
@@ -95,16 +109,22 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                     .quota
                     .check(&member, write_cost::txn_cost(&request))
                     .await?;
-                member.propose(request).await
+                member.propose_as(&caller, request).await
             }
         },
     );
     let m = member;
     router.unary(
         "/etcdserverpb.KV/Compact",
-        move |_metadata, request: pb::CompactionRequest| {
+        move |metadata: Metadata, request: pb::CompactionRequest| {
             let member = m.clone();
-            async move { member.propose(request).await }
+            async move {
+                // etcd checks nothing for Compact; compaction destroys every user's history,
+                // so basalt asks for root (the stricter rule, see docs/server.md).
+                let caller = member.caller(&metadata)?;
+                caller.check_admin()?;
+                member.propose_as(&caller, request).await
+            }
         },
     );
 }
@@ -223,6 +243,11 @@ fn has_only_small_ranges(view: &ReadView, request: &pb::TxnRequest) -> Result<bo
         }
     }
     Ok(true)
+}
+
+/// A view of the engine for a permission check that reads it (a lease's keys).
+fn read_view(member: &Gateway) -> Result<ReadView, Status> {
+    member.engine().read().map_err(|e| status_of(&e))
 }
 
 fn empty_op() -> Status {

@@ -7,12 +7,14 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::{RequestStream, ResponseSink, Router, Status};
 
 use super::quota::Quota;
 use crate::server::member::lease_owner::{LeaseGrant, LeaseIdList, LeaseRenew, LeaseTimeToLive};
 use crate::server::routing::gateway::Gateway;
 use crate::server::state_machine::apply::status_of;
+use crate::server::state_machine::auth_perms::Access;
 use crate::server::state_machine::write_cost::LEASE_OVERHEAD_BYTES;
 
 /// Registers the Lease methods on `router`; a LeaseGrant is checked against `quota` first, as
@@ -21,9 +23,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Lease/LeaseGrant",
-        move |_metadata, request: pb::LeaseGrantRequest| {
+        move |metadata: Metadata, request: pb::LeaseGrantRequest| {
             let member = m.clone();
             async move {
+                member.caller(&metadata)?.require()?;
                 quota.check(&member, LEASE_OVERHEAD_BYTES).await?;
                 member.call(LeaseGrant(request)).await?
             }
@@ -32,25 +35,49 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Lease/LeaseRevoke",
-        move |_metadata, request: pb::LeaseRevokeRequest| {
+        move |metadata: Metadata, request: pb::LeaseRevokeRequest| {
             let member = m.clone();
-            async move { member.propose(request).await }
+            async move {
+                let caller = member.caller(&metadata)?;
+                caller.require()?;
+                if caller.auth_enabled() {
+                    let view = member.engine().read().map_err(|e| status_of(&e))?;
+                    caller.check_lease_keys(request.id, Access::Write, &view)?;
+                }
+                member.propose(request).await
+            }
         },
     );
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Lease/LeaseTimeToLive",
-        move |_metadata, request: pb::LeaseTimeToLiveRequest| {
+        move |metadata: Metadata, request: pb::LeaseTimeToLiveRequest| {
             let member = m.clone();
-            async move { time_to_live(&member, request).await }
+            async move {
+                let caller = member.caller(&metadata)?;
+                caller.require()?;
+                if caller.auth_enabled() {
+                    let view = member.engine().read().map_err(|e| status_of(&e))?;
+                    caller.check_lease_keys(request.id, Access::Read, &view)?;
+                }
+                time_to_live(&member, request).await
+            }
         },
     );
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Lease/LeaseLeases",
-        move |_metadata, _request: pb::LeaseLeasesRequest| {
+        move |metadata: Metadata, _request: pb::LeaseLeasesRequest| {
             let member = m.clone();
             async move {
+                let caller = member.caller(&metadata)?;
+                caller.require()?;
+                if caller.auth_enabled() {
+                    let view = member.engine().read().map_err(|e| status_of(&e))?;
+                    for lease in view.leases().map_err(|e| status_of(&e))? {
+                        caller.check_lease_keys(lease.id, Access::Read, &view)?;
+                    }
+                }
                 let leases = member
                     .call(LeaseIdList)
                     .await?
@@ -67,11 +94,11 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, quota: Quota) {
     let m = member;
     router.streaming(
         "/etcdserverpb.Lease/LeaseKeepAlive",
-        move |_metadata,
+        move |metadata: Metadata,
               requests: RequestStream<pb::LeaseKeepAliveRequest>,
               responses: ResponseSink<pb::LeaseKeepAliveResponse>| {
             let member = m.clone();
-            async move { keep_alive(&member, requests, responses).await }
+            async move { keep_alive(&member, &metadata, requests, responses).await }
         },
     );
 }
@@ -110,10 +137,18 @@ async fn time_to_live(
 /// renew, so a client never sees a keep-alive succeed at a revision after the lease's revoke.
 async fn keep_alive(
     member: &Gateway,
+    metadata: &Metadata,
     mut requests: RequestStream<pb::LeaseKeepAliveRequest>,
     mut responses: ResponseSink<pb::LeaseKeepAliveResponse>,
 ) -> Result<(), Status> {
     while let Some(request) = requests.message().await? {
+        // etcd's checkLeaseRenew: a user, with write on every key attached to the lease.
+        let caller = member.caller(metadata)?;
+        caller.require()?;
+        if caller.auth_enabled() {
+            let view = member.engine().read().map_err(|e| status_of(&e))?;
+            caller.check_lease_keys(request.id, Access::Write, &view)?;
+        }
         let header = header(member)?;
         let ttl = member.call(LeaseRenew(request.id)).await??;
         responses

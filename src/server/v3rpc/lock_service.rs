@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::proto::v3lockpb as lockpb;
+use basalt_net::Metadata;
 use basalt_net::{EtcdStatus, Router, Status};
 
 use super::concurrency::{self, Cleanup, Waited};
@@ -19,17 +20,23 @@ pub fn register(router: &mut Router, gateway: Rc<Gateway>, quota: Quota) {
     let g = gateway.clone();
     router.unary(
         "/v3lockpb.Lock/Lock",
-        move |_metadata, request: lockpb::LockRequest| {
+        move |metadata: Metadata, request: lockpb::LockRequest| {
             let gateway = g.clone();
-            async move { lock(gateway, quota, request).await }
+            async move {
+                concurrency::check_name(&gateway, &metadata, &request.name, true)?;
+                lock(gateway, quota, request).await
+            }
         },
     );
     let g = gateway;
     router.unary(
         "/v3lockpb.Lock/Unlock",
-        move |_metadata, request: lockpb::UnlockRequest| {
+        move |metadata: Metadata, request: lockpb::UnlockRequest| {
             let gateway = g.clone();
-            async move { unlock(&gateway, request).await }
+            async move {
+                gateway.caller(&metadata)?.check_write(&request.key, &[])?;
+                unlock(&gateway, request).await
+            }
         },
     );
 }

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::{EtcdStatus, Router, Status};
 
 use crate::server::member::owner_op::{GetClusterState, GetRaftStatus};
@@ -15,11 +16,18 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Maintenance/Alarm",
-        move |_metadata, request: pb::AlarmRequest| {
+        move |metadata: Metadata, request: pb::AlarmRequest| {
             let member = m.clone();
             // Every action, GET included, goes through raft as in etcd: the answer reflects
             // everything committed before it.
             async move {
+                let caller = member.caller(&metadata)?;
+                // etcd: GET needs a user; raising or disarming needs root.
+                if request.action == pb::alarm_request::AlarmAction::Get as i32 {
+                    caller.require()?;
+                } else {
+                    caller.check_admin()?;
+                }
                 let mut response = member.propose(request).await?;
                 response.header = Some(header(&member)?);
                 Ok(response)
@@ -29,9 +37,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Maintenance/Hash",
-        move |_metadata, _request: pb::HashRequest| {
+        move |metadata: Metadata, _request: pb::HashRequest| {
             let member = m.clone();
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 let view = member.engine().read().map_err(|e| status_of(&e))?;
                 Ok(pb::HashResponse {
                     header: Some(member.header(view.current_revision())),
@@ -43,9 +52,10 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
     let m = member.clone();
     router.unary(
         "/etcdserverpb.Maintenance/HashKV",
-        move |_metadata, request: pb::HashKvRequest| {
+        move |metadata: Metadata, request: pb::HashKvRequest| {
             let member = m.clone();
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 let view = member.engine().read().map_err(|e| status_of(&e))?;
                 let hashed = view.hash_kv(request.revision).map_err(|e| status_of(&e))?;
                 let hash_revision = match request.revision {
@@ -68,9 +78,12 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
     );
     router.unary(
         "/etcdserverpb.Maintenance/MoveLeader",
-        move |_metadata, request: pb::MoveLeaderRequest| {
+        move |metadata: Metadata, request: pb::MoveLeaderRequest| {
             let member = member.clone();
-            async move { move_leader(&member, request).await }
+            async move {
+                member.caller(&metadata)?.check_admin()?;
+                move_leader(&member, request).await
+            }
         },
     );
 }

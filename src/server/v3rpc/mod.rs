@@ -2,6 +2,7 @@
 //! Election, and the backend quota their writes pass. They reach the member only through a
 //! `Gateway`; they may import `routing`, `member` (offload), `watch` and `state_machine`.
 
+pub mod auth_service;
 pub mod cluster_service;
 pub mod concurrency;
 pub mod defragment_service;

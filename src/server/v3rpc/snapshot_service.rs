@@ -10,6 +10,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::Router;
 use sha2::{Digest, Sha256};
 
@@ -24,9 +25,10 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
 pub fn register(router: &mut Router, member: Rc<Gateway>) {
     router.server_streaming(
         "/etcdserverpb.Maintenance/Snapshot",
-        move |_metadata, _request: pb::SnapshotRequest, mut sink| {
+        move |metadata: Metadata, _request: pb::SnapshotRequest, mut sink| {
             let member = member.clone();
             async move {
+                member.caller(&metadata)?.check_admin()?;
                 // As etcd commits its backend before a snapshot: the copy is of a durable commit.
                 // Off this core: the sync's fdatasyncs would stop every connection on it.
                 let engine = member.shared_engine();

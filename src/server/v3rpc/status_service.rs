@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
+use basalt_net::Metadata;
 use basalt_net::{EtcdStatus, Router};
 
 use crate::server::member::owner_op::{GetClusterState, GetRaftStatus};
@@ -22,9 +23,10 @@ pub struct MemberInfo {
 pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) {
     router.unary(
         "/etcdserverpb.Maintenance/Status",
-        move |_metadata, _request: pb::StatusRequest| {
+        move |metadata: Metadata, _request: pb::StatusRequest| {
             let (member, info) = (member.clone(), info.clone());
             async move {
+                member.caller(&metadata)?.require()?;
                 let raft = member.call(GetRaftStatus).await?;
                 let cluster = member.call(GetClusterState).await?;
                 let view = member.engine().read().map_err(|e| status_of(&e))?;

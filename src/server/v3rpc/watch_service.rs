@@ -7,18 +7,20 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use basalt_net::proto::etcdserverpb as pb;
-use basalt_net::{RequestStream, ResponseSink, Router};
+use basalt_net::{Metadata, RequestStream, ResponseSink, Router};
 
+use crate::server::routing::gateway::Gateway;
 use crate::server::watch::watch_hub::{StreamQueue, WatchHub};
 
 /// Registers Watch on `router`.
-pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
+pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
     router.streaming(
         "/etcdserverpb.Watch/Watch",
-        move |_metadata,
+        move |metadata: Metadata,
               mut requests: RequestStream<pb::WatchRequest>,
               mut responses: ResponseSink<pb::WatchResponse>| {
             let hub = hub.clone();
+            let gateway = gateway.clone();
             async move {
                 let (stream, queue) = hub.open_stream();
                 let sender_hub = hub.clone();
@@ -32,7 +34,12 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>) {
                         sender_hub.catch_up(stream);
                     }
                 });
-                let result = read_requests(&hub, stream, &queue, &mut requests).await;
+                let permitted = |create: &pb::WatchCreateRequest| {
+                    gateway
+                        .caller(&metadata)
+                        .and_then(|caller| caller.check_read(&create.key, &create.range_end))
+                };
+                let result = read_requests(&hub, stream, &queue, &mut requests, &permitted).await;
                 hub.close_stream(stream);
                 sender.await;
                 result
@@ -60,6 +67,7 @@ async fn read_requests(
     stream: u64,
     queue: &StreamQueue,
     requests: &mut RequestStream<pb::WatchRequest>,
+    permitted: &dyn Fn(&pb::WatchCreateRequest) -> Result<(), basalt_net::Status>,
 ) -> Result<(), basalt_net::Status> {
     use pb::watch_request::RequestUnion;
     loop {
@@ -70,7 +78,11 @@ async fn read_requests(
             break;
         };
         match request.request_union {
-            Some(RequestUnion::CreateRequest(create)) => hub.create(stream, &create),
+            // Checked at each create with the stream's token and the store of that moment.
+            Some(RequestUnion::CreateRequest(create)) => match permitted(&create) {
+                Ok(()) => hub.create(stream, &create),
+                Err(refused) => hub.refuse_create(stream, &refused.message),
+            },
             Some(RequestUnion::CancelRequest(cancel)) => hub.cancel(stream, cancel.watch_id),
             Some(RequestUnion::ProgressRequest(_)) => hub.progress(stream),
             None => {}

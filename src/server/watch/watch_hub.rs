@@ -268,6 +268,21 @@ impl WatchHub {
         self.catch_up(stream);
     }
 
+    /// Answers a create the caller may not make (etcd's `isWatchPermitted`): created and
+    /// canceled at once, watch id -1, the auth error's text as the reason.
+    pub fn refuse_create(&self, stream: u64, reason: &str) {
+        let queue = self.streams.borrow().get(&stream).cloned();
+        let Some(queue) = queue else { return };
+        queue.push(pb::WatchResponse {
+            header: Some(self.headers.header(self.current_revision())),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: reason.into(),
+            ..Default::default()
+        });
+    }
+
     fn add_watcher(
         &self,
         stream: u64,
