@@ -245,12 +245,14 @@ impl ReadView {
         )
     }
 
-    /// Events of main revisions ≥ `from` (up to about `limit`, whole revisions only).
-    pub fn events_since(&self, from: i64, limit: usize) -> Result<Vec<Event>> {
+    /// Events of main revisions ≥ `from`, whole revisions only: up to about `limit` events and
+    /// about `max_bytes` of keys and values (at least one revision, whatever its size).
+    pub fn events_since(&self, from: i64, limit: usize, max_bytes: usize) -> Result<Vec<Event>> {
         events::events_since(
             &self.txn,
             from,
             limit,
+            max_bytes,
             self.state.current_revision,
             self.state.compact_revision,
         )

@@ -72,7 +72,7 @@ fn read_all(path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
     let engine = Engine::open(path)?;
     let view = engine.read()?;
     let kvs = view.range(&all())?.kvs;
-    view.events_since(1, usize::MAX)?;
+    view.events_since(1, usize::MAX, usize::MAX)?;
     view.hash_kv(0)?;
     engine.check()?;
     Ok(kvs.into_iter().map(|kv| (kv.key, kv.value)).collect())

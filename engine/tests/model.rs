@@ -805,7 +805,7 @@ fn step(
             let view = engine.read().unwrap();
             let from = (committed.current - back).max(committed.compacted + 1);
             if from <= committed.current {
-                let got = view.events_since(from, usize::MAX).unwrap();
+                let got = view.events_since(from, usize::MAX, usize::MAX).unwrap();
                 let mut revs: Vec<(i64, Vec<u8>)> = vec![];
                 for (k, h) in &committed.history {
                     for (main, _) in h {

@@ -40,6 +40,7 @@ pub(crate) fn events_since<T: Tables>(
     tables: &T,
     from: i64,
     limit: usize,
+    max_bytes: usize,
     current: i64,
     compacted: i64,
 ) -> Result<Vec<Event>> {
@@ -59,14 +60,16 @@ pub(crate) fn events_since<T: Tables>(
         main: i64::MAX,
         sub: i64::MAX,
     };
+    let mut bytes = 0usize;
     log::scan(tables, Bound::Included(start), end, &mut |rev, entry| {
-        if changes.len() >= limit
+        if (changes.len() >= limit || bytes >= max_bytes)
             && changes
                 .last()
                 .is_some_and(|(last, _)| last.main != rev.main)
         {
             return Ok(false);
         }
+        bytes = bytes.saturating_add(entry.key.len() + entry.value.len());
         changes.push((rev, entry));
         Ok(true)
     })?;

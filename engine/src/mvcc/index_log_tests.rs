@@ -283,9 +283,11 @@ fn with_the_change_log_zeroed_only_reads_of_values_fail() {
         sort_target: SortTarget::Value,
         ..everything()
     })));
-    assert!(is_corrupt(
-        view.events_since(view.compact_revision(), usize::MAX)
-    ));
+    assert!(is_corrupt(view.events_since(
+        view.compact_revision(),
+        usize::MAX,
+        usize::MAX
+    )));
     assert!(is_corrupt(view.hash_kv(0)));
     drop(view);
     assert!(is_corrupt(engine.check()));

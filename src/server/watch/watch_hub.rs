@@ -25,10 +25,16 @@ use crate::server::state_machine::header::HeaderSource;
 
 /// Responses a stream may have waiting to be sent; past it, its watchers fall behind.
 pub const STREAM_QUEUE_LIMIT: usize = 256;
+/// Encoded bytes a stream may have waiting to be sent; past it, its watchers fall behind. With
+/// values of up to 1.5 MiB the count alone would let one slow client hold hundreds of MiB.
+pub const STREAM_QUEUE_BYTES_LIMIT: usize = 8 * 1024 * 1024;
 /// Watchers one stream may hold.
 pub const WATCHERS_PER_STREAM_LIMIT: usize = 10_000;
 /// Events read from history per catch-up step of one watcher.
 const CATCH_UP_EVENTS: usize = 1000;
+/// Key and value bytes read from history per step (whole revisions, so at least one): a step
+/// of a thousand 1.5 MiB values would otherwise hold 1.5 GiB, and one response carry it all.
+const CATCH_UP_BYTES: usize = 1024 * 1024;
 /// Catch-up steps one call may take (all watchers together): a watcher whose filter matches
 /// nothing never fills its queue, so without a bound one call could scan the whole history
 /// and stall the executor. The member's ticker and later sends continue where it stopped.
@@ -54,7 +60,10 @@ pub struct StreamQueue {
     next_watch_id: Cell<i64>,
     /// A progress request waits for every watcher of the stream to be synced.
     progress_wanted: Cell<bool>,
-    responses: RefCell<VecDeque<pb::WatchResponse>>,
+    /// Each waiting response with its encoded length.
+    responses: RefCell<VecDeque<(pb::WatchResponse, usize)>>,
+    /// The encoded bytes of `responses`.
+    queued_bytes: Cell<usize>,
     waker: RefCell<Option<Waker>>,
     /// The request reader waiting for the queue to drain below its limit.
     room_waker: RefCell<Option<Waker>>,
@@ -62,14 +71,20 @@ pub struct StreamQueue {
 }
 
 impl StreamQueue {
+    /// Whether event responses may be queued: below both the count and the byte limit (one
+    /// response may take the queue past its byte limit; then nothing more until it drains).
     fn has_room(&self) -> bool {
         self.responses.borrow().len() < STREAM_QUEUE_LIMIT
+            && self.queued_bytes.get() < STREAM_QUEUE_BYTES_LIMIT
     }
 
-    /// Queues a response the client must get (created, canceled): control responses are few
-    /// (one per request the client sent) so they are not held to the limit.
+    /// Queues a response. Control responses (created, canceled) are queued whatever the room:
+    /// they are few (one per request the client sent, and requests stop being read while the
+    /// queue is full). Event responses are queued only after `has_room`.
     fn push(&self, response: pb::WatchResponse) {
-        self.responses.borrow_mut().push_back(response);
+        let bytes = response.encoded_len();
+        self.queued_bytes.set(self.queued_bytes.get() + bytes);
+        self.responses.borrow_mut().push_back((response, bytes));
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
         }
@@ -78,10 +93,7 @@ impl StreamQueue {
     /// The next response to send; `None` once the stream is closed.
     pub async fn next(&self) -> Option<pb::WatchResponse> {
         poll_fn(|cx| {
-            if let Some(response) = self.responses.borrow_mut().pop_front() {
-                if let Some(waker) = self.room_waker.borrow_mut().take() {
-                    waker.wake();
-                }
+            if let Some(response) = self.pop() {
                 return Poll::Ready(Some(response));
             }
             if self.closed.get() {
@@ -91,6 +103,18 @@ impl StreamQueue {
             Poll::Pending
         })
         .await
+    }
+
+    /// Takes the oldest response, waking a request reader waiting for room.
+    fn pop(&self) -> Option<pb::WatchResponse> {
+        let (response, bytes) = self.responses.borrow_mut().pop_front()?;
+        let queued = self.queued_bytes.get();
+        assert!(bytes <= queued, "the queue's byte count lost track");
+        self.queued_bytes.set(queued - bytes);
+        if let Some(waker) = self.room_waker.borrow_mut().take() {
+            waker.wake();
+        }
+        Some(response)
     }
 
     /// Waits while the queue is over its limit: the stream stops reading a client's requests
@@ -469,13 +493,18 @@ impl WatchHub {
             fragment: true,
             ..Default::default()
         };
+        // The part's length is kept as events are added (encoding the part again per event
+        // would make a large revision quadratic in its events).
+        let empty_part_len = template.encoded_len();
         while remaining.peek().is_some() {
             let mut part = template.clone();
+            let mut part_len = empty_part_len;
             while let Some(event) = remaining.peek() {
-                let grown = part.encoded_len() + event_len(event);
+                let grown = part_len + event_len(event);
                 if !part.events.is_empty() && grown >= limit {
                     break;
                 }
+                part_len = grown;
                 part.events.push(remaining.next().expect("peeked"));
             }
             part.fragment = remaining.peek().is_some();
@@ -523,7 +552,7 @@ impl WatchHub {
             if from > current {
                 return false;
             }
-            match view.events_since(from, CATCH_UP_EVENTS) {
+            match view.events_since(from, CATCH_UP_EVENTS, CATCH_UP_BYTES) {
                 Ok(events) => {
                     // A revision without events (none is expected) must not stall the feed.
                     let through = events.last().map_or(current, |e| e.kv.mod_revision);
@@ -601,7 +630,7 @@ impl WatchHub {
             watcher.synced = true;
             return Step::Done;
         }
-        match view.events_since(watcher.next_revision, CATCH_UP_EVENTS) {
+        match view.events_since(watcher.next_revision, CATCH_UP_EVENTS, CATCH_UP_BYTES) {
             Ok(events) => {
                 let Some(last) = events.last() else {
                     watcher.next_revision = current + 1;
@@ -654,11 +683,15 @@ mod tests {
     use crate::server::state_machine::header::Identity;
 
     fn put(engine: &Engine, key: &str) -> i64 {
+        put_value(engine, key, b"v".to_vec())
+    }
+
+    fn put_value(engine: &Engine, key: &str, value: Vec<u8>) -> i64 {
         let mut batch = engine.write().unwrap();
         batch
             .put(&engine::PutRequest {
                 key: key.into(),
-                value: b"v".to_vec(),
+                value,
                 ..Default::default()
             })
             .unwrap();
@@ -693,7 +726,7 @@ mod tests {
         // The owner applied a put; this core has not published it yet.
         let revision = put(&engine, "k");
         hub.progress(stream);
-        let responses: Vec<pb::WatchResponse> = queue.responses.borrow_mut().drain(..).collect();
+        let responses: Vec<pb::WatchResponse> = std::iter::from_fn(|| queue.pop()).collect();
         let event_at = responses
             .iter()
             .position(|r| r.events.len() == 1)
@@ -705,5 +738,60 @@ mod tests {
         assert!(event_at < progress_at, "{responses:?}");
         let claimed = responses[progress_at].header.as_ref().unwrap().revision;
         assert_eq!(claimed, revision);
+    }
+
+    // Goal: a stream's queue is bounded in bytes, not only in responses: with 1 MiB values a
+    // client that does not read holds at most the byte limit plus one response of our memory;
+    // its watcher falls behind and, once the client reads again, catches up from history with
+    // no gap and no duplicate.
+    #[test]
+    fn a_slow_streams_queue_is_bounded_in_bytes_and_catches_up_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
+        let hub = WatchHub::new(
+            engine.clone(),
+            HeaderSource::new(Identity {
+                cluster_id: 1,
+                member_id: 2,
+            }),
+        );
+        hub.set_pulls_from_engine();
+        let (stream, queue) = hub.open_stream();
+        hub.create(
+            stream,
+            &pb::WatchCreateRequest {
+                key: b"big/".to_vec(),
+                range_end: b"big0".to_vec(),
+                ..Default::default()
+            },
+        );
+        const VALUE_BYTES: usize = 1 << 20;
+        let puts = 3 * STREAM_QUEUE_BYTES_LIMIT / VALUE_BYTES;
+        let revisions: Vec<i64> = (0..puts)
+            .map(|i| put_value(&engine, &format!("big/{i:03}"), vec![b'x'; VALUE_BYTES]))
+            .collect();
+        while hub.publish_from_engine() {}
+        let queued = queue.queued_bytes.get();
+        assert!(
+            queued <= STREAM_QUEUE_BYTES_LIMIT + VALUE_BYTES + 1024,
+            "{queued} bytes queued"
+        );
+        let mut seen = Vec::new();
+        for _ in 0..puts {
+            while let Some(response) = queue.pop() {
+                seen.extend(
+                    response
+                        .events
+                        .iter()
+                        .map(|e| e.kv.as_ref().unwrap().mod_revision),
+                );
+            }
+            if seen.len() == puts {
+                break;
+            }
+            hub.catch_up(stream);
+        }
+        assert_eq!(seen, revisions, "every event once, in order");
+        assert_eq!(queue.queued_bytes.get(), 0);
     }
 }
