@@ -126,6 +126,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let placements = placements(cores);
     let (ended, first_end) = mpsc::channel::<Result<(), ServerError>>();
     let mut owner_links = Vec::with_capacity(cores - 1);
+    let mut executors = Vec::with_capacity(cores);
     for (core, placement) in placements.iter().enumerate().skip(1) {
         let (calls_sender, calls) = shared_channel::new_bounded(owner_link::CALL_QUEUE_LIMIT);
         // Capacity 1: a ring pending is as good as many.
@@ -145,18 +146,20 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             bound: bound_sender,
         };
         let (engine, settings, ended) = (engine.clone(), settings.clone(), ended.clone());
-        LocalExecutorBuilder::new(placement.clone())
-            .name(&format!("basalt-core-{core}"))
+        let name = format!("basalt-core-{core}");
+        let handle = LocalExecutorBuilder::new(placement.clone())
+            .name(&name)
             .spawn(move || async move {
                 let _ = ended.send(client_core::serve(links, engine, settings).await);
             })
             .map_err(|e| ServerError::Executor {
-                name: format!("basalt-core-{core}"),
+                name: name.clone(),
                 reason: e.to_string(),
             })?;
+        executors.push((name, handle));
     }
     let owner_ended = ended.clone();
-    LocalExecutorBuilder::new(placements[0].clone())
+    let handle = LocalExecutorBuilder::new(placements[0].clone())
         .name("basalt-raft")
         .spawn(move || async move {
             let result = owner_core::serve(config, identity, engine, owner_links, settings).await;
@@ -166,11 +169,39 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             name: "basalt-raft".to_string(),
             reason: e.to_string(),
         })?;
+    executors.push(("basalt-raft".to_string(), handle));
     drop(ended);
     // Servers run until the process is stopped: the first executor to end decides.
-    first_end
-        .recv()
-        .unwrap_or(Err(ServerError::PeerExecutorFailed))
+    match first_end.recv() {
+        Ok(result) => result,
+        // Every executor ended without a word: they failed to start (glommio builds the
+        // executor, its io_uring rings included, on the new thread). Their own errors say why,
+        // e.g. too little locked memory (RLIMIT_MEMLOCK) for the rings.
+        Err(_) => Err(executors
+            .into_iter()
+            .find_map(|(name, handle)| match handle.join() {
+                Err(error) => Some(ServerError::Executor {
+                    name,
+                    reason: explain_executor_error(&error.to_string()),
+                }),
+                Ok(()) => None,
+            })
+            .unwrap_or(ServerError::PeerExecutorFailed)),
+    }
+}
+
+/// glommio's reason, with what to do about the one an operator meets: its io_uring rings need
+/// locked memory, and many systems allow a process only 64 KiB of it by default.
+fn explain_executor_error(reason: &str) -> String {
+    if reason.contains("MemLockLimit") {
+        format!(
+            "{reason}: the locked-memory limit is too low for its io_uring rings; raise it \
+             (`ulimit -l`, systemd's LimitMEMLOCK=, docker's --ulimit memlock=) to at least 1 MiB \
+             per core, or to unlimited"
+        )
+    } else {
+        reason.to_string()
+    }
 }
 
 /// Cores this process may run on.

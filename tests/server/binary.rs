@@ -280,6 +280,31 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_ne!(soft, "256", "hard limit {hard}");
 }
 
+/// Goal: an executor that cannot start says why, with the fix an operator needs: glommio's
+/// io_uring rings need locked memory, and a 64 KiB RLIMIT_MEMLOCK (a common default) is too
+/// little. Before, basalt only said "an executor failed to start".
+#[test]
+fn too_little_locked_memory_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "ulimit -Sl 64 && exec {} --cores 2 --listen-client-urls=http://127.0.0.1:0 \
+         --advertise-client-urls=http://127.0.0.1:2379 --listen-peer-urls=http://127.0.0.1:0",
+        env!("CARGO_BIN_EXE_basalt")
+    );
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the locked-memory limit is too low for its io_uring rings"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 /// Goal: a panic on any thread of the member ends the whole process with a message naming the
 /// thread (fail-stop), never a dead executor behind a live process. Method: this test re-runs
 /// itself as a child process that installs the member's panic hook and panics on a thread
