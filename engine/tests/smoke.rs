@@ -119,7 +119,10 @@ fn many_keys_large_values_and_compaction() {
         Err(Error::Compacted)
     ));
     assert_eq!(view.range(&get("key/00001")).unwrap().kvs[0].value, b"v2-1");
-    assert_eq!(view.events_since(current, 100, usize::MAX).unwrap().len(), 1);
+    assert_eq!(
+        view.events_since(current, 100, usize::MAX).unwrap().len(),
+        1
+    );
 }
 
 /// Versions, create revisions and prev_kv over a tree of many leaves (the put path finds the

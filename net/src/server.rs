@@ -363,6 +363,7 @@ impl Server {
                 serve_call(
                     &server.router,
                     &*server.http1_handler,
+                    server.json_gateway.as_ref(),
                     request,
                     respond,
                     server.config.max_receive_message_bytes,

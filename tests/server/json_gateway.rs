@@ -604,3 +604,82 @@ pub fn range_status(port: u16) -> (u16, String) {
     );
     (response.status, response.body)
 }
+
+/// Goal: the gateway answers over HTTP/2 too, as etcd's Go server does (`curl
+/// --http2-prior-knowledge`, or TLS with ALPN h2): unary calls, errors and a streaming watch.
+/// Method: curl over h2c against a member; the watch's output is read line by line while a
+/// put is made once the watch is created.
+#[test]
+fn the_gateway_answers_over_http2() {
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", basalt.port);
+    let curl = |path: &str, body: &str| {
+        let output = Command::new("curl")
+            .args([
+                "-s",
+                "--http2-prior-knowledge",
+                "-w",
+                "\n%{http_version} %{http_code}",
+            ])
+            .args(["--max-time", "20", "-d", body, &url(path)])
+            .output()
+            .expect("run curl");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let put = curl(
+        "/v3/kv/put",
+        &format!(r#"{{"key":"{}","value":"{}"}}"#, b64("h2"), b64("v")),
+    );
+    assert!(
+        put.ends_with("\n2 200") && put.contains(r#""revision":"2""#),
+        "{put}"
+    );
+    let error = curl("/v3/kv/range", "{}");
+    assert_eq!(
+        error,
+        "{\"error\":\"etcdserver: key is not provided\",\"message\":\"etcdserver: key is not provided\",\"code\":3}\n2 400"
+    );
+
+    let mut watch = Command::new("curl")
+        .args([
+            "-s",
+            "-N",
+            "--http2-prior-knowledge",
+            "--max-time",
+            "20",
+            "-d",
+        ])
+        .arg(format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64("h2")))
+        .arg(url("/v3/watch"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run curl");
+    let (lines_in, lines) = mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_in.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let created: Value = serde_json::from_str(&lines.recv_timeout(LIMIT).unwrap()).unwrap();
+    assert_eq!(created["result"]["created"], true, "{created}");
+    curl(
+        "/v3/kv/put",
+        &format!(r#"{{"key":"{}","value":"{}"}}"#, b64("h2"), b64("w")),
+    );
+    let event: Value = serde_json::from_str(&lines.recv_timeout(LIMIT).unwrap()).unwrap();
+    assert_eq!(
+        event["result"]["events"][0]["kv"]["value"],
+        b64("w"),
+        "{event}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

@@ -14,18 +14,31 @@ use crate::grpc::router::{unimplemented_status, RawCall, Router};
 use crate::grpc::status::{Code, Status};
 use crate::grpc::timeout::parse_grpc_timeout;
 use crate::http1::{Http1Handler, Http1Request};
+use crate::json_gateway::{gateway_path, JsonGateway};
 
 /// Runs one call to its end; never fails (every outcome is sent to the client). Plain GETs
 /// over HTTP/2 (`curl --http2-prior-knowledge .../health`) go to the HTTP/1.1 callback.
 pub(crate) async fn serve_call(
     router: &Router,
     http_handler: &Http1Handler,
+    gateway: Option<&JsonGateway>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     max_receive_message_bytes: usize,
     peer_common_name: Option<std::sync::Arc<str>>,
 ) {
     let (parts, body) = request.into_parts();
+    // The JSON gateway's paths over HTTP/2 (anything but a gRPC call to them).
+    if let Some(gateway) = gateway {
+        let grpc = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+        if !grpc && gateway_path(parts.uri.path()).is_some() {
+            gateway.serve_h2(parts, body, respond).await;
+            return;
+        }
+    }
     if parts.method == http::Method::GET {
         serve_plain_get(http_handler, &parts, &mut respond).await;
         return;

@@ -19,6 +19,7 @@
 
 pub mod body;
 pub mod errors;
+mod h2;
 pub mod routes;
 
 use std::cell::RefCell;
@@ -148,24 +149,9 @@ impl JsonGateway {
                     return Ok(false);
                 }
             }
-            // An empty body is an empty request, as grpc-gateway reads it.
-            let request = if body.iter().all(u8::is_ascii_whitespace) {
-                Ok(Some((
-                    crate::grpc::frame::encode_message(&())
-                        .expect("an empty message is under any limit"),
-                    0,
-                )))
-            } else {
-                (route.read_request)(&body)
-            };
-            match request {
-                Ok(Some((frame, _))) => call.send_request(frame).await,
-                Ok(None) | Err(_) => {
-                    let message = match request {
-                        Err(message) => message,
-                        _ => "unexpected EOF".to_string(),
-                    };
-                    let status = Status::invalid_argument(message);
+            match self.read_single(route, &body) {
+                Ok(frame) => call.send_request(frame).await,
+                Err(status) => {
                     let keep_alive = head.keep_alive;
                     write_response(stream, &error_response(&status), keep_alive).await?;
                     return Ok(keep_alive);
@@ -277,6 +263,19 @@ impl JsonGateway {
                     return Ok(keep_alive);
                 }
             }
+        }
+    }
+
+    /// The one request of a unary or server-streaming call, from its whole body (an empty
+    /// body is an empty request, as grpc-gateway reads it), or INVALID_ARGUMENT.
+    fn read_single(&self, route: &Route, body: &[u8]) -> Result<bytes::Bytes, Status> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return crate::grpc::frame::encode_message(&());
+        }
+        match (route.read_request)(body) {
+            Ok(Some((frame, _))) => Ok(frame),
+            Ok(None) => Err(Status::invalid_argument("unexpected EOF")),
+            Err(message) => Err(Status::invalid_argument(message)),
         }
     }
 
