@@ -222,7 +222,7 @@ impl Db {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::path::Path;
@@ -247,7 +247,7 @@ mod tests {
     }
 
     /// Starts Debian's etcd, writes keys, saves a snapshot; returns its database bytes.
-    fn real_snapshot(dir: &Path) -> Vec<u8> {
+    pub(crate) fn real_snapshot(dir: &Path) -> Vec<u8> {
         let client = free_port();
         let peer = free_port();
         let endpoint = format!("http://127.0.0.1:{client}");
