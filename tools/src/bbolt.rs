@@ -156,6 +156,7 @@ impl Db {
     }
 
     /// The names of the top-level buckets.
+    #[cfg(test)]
     pub fn bucket_names(&self) -> Result<Vec<Vec<u8>>, String> {
         let mut top = Vec::new();
         self.walk_page(self.root, &mut top, 0)?;

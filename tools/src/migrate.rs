@@ -57,6 +57,61 @@ fn key_value(bytes: &[u8]) -> Result<KeyValue, String> {
     Ok(kv)
 }
 
+/// `basalt-util migrate --from-etcd-snapshot FILE` with `snapshot restore`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// The snapshot file saved from etcd (`etcdctl snapshot save`)
+    #[arg(long = "from-etcd-snapshot")]
+    from_etcd_snapshot: std::path::PathBuf,
+    #[arg(long = "data-dir")]
+    data_dir: Option<std::path::PathBuf>,
+    #[arg(long = "wal-dir")]
+    wal_dir: Option<std::path::PathBuf>,
+    #[arg(long, default_value = "default")]
+    name: String,
+    #[arg(
+        long = "initial-cluster",
+        default_value = "default=http://localhost:2380"
+    )]
+    initial_cluster: String,
+    #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
+    initial_cluster_token: String,
+    #[arg(
+        long = "initial-advertise-peer-urls",
+        default_value = "http://localhost:2380"
+    )]
+    initial_advertise_peer_urls: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long = "skip-hash-check")]
+    skip_hash_check: bool,
+}
+
+pub fn run(args: &MigrateArgs) -> Result<(), String> {
+    let restore = crate::snapshot_restore::RestoreArgs {
+        file: args.from_etcd_snapshot.clone(),
+        data_dir: args.data_dir.clone(),
+        wal_dir: args.wal_dir.clone(),
+        name: args.name.clone(),
+        initial_cluster: args.initial_cluster.clone(),
+        initial_cluster_token: args.initial_cluster_token.clone(),
+        initial_advertise_peer_urls: args.initial_advertise_peer_urls.clone(),
+        skip_hash_check: args.skip_hash_check,
+    };
+    crate::snapshot_restore::run_with(&restore, "migrated etcd snapshot", |db_path| {
+        let snapshot = crate::snapshot_file::SnapshotFile::read(
+            &args.from_etcd_snapshot,
+            args.skip_hash_check,
+        )?;
+        let db = Db::open(snapshot.database)?;
+        let dir = db_path.parent().expect("a database path has a directory");
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let engine = Engine::open(db_path).map_err(|e| e.to_string())?;
+        import(&db, &engine)?;
+        Ok(snapshot.hash_checked)
+    })
+}
+
 /// What an import wrote.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Imported {
@@ -101,6 +156,19 @@ pub fn import(db: &Db, engine: &Engine) -> Result<Imported, String> {
             .import_change(Revision { main, sub }, &kv, tombstone)
             .map_err(|e| format!("revision {main}_{sub}: {e}"))?;
         changes += 1;
+    }
+    // etcd's compaction revision (meta bucket, main_sub bytes): older reads stay refused.
+    if let Some(meta) = db.bucket(b"meta")? {
+        if let Some(entry) = meta.iter().find(|e| e.key == b"finishedCompactRev") {
+            let bytes = entry
+                .value
+                .get(0..8)
+                .ok_or("malformed finishedCompactRev")?;
+            let compacted = u64::from_be_bytes(bytes.try_into().expect("8 bytes")) as i64;
+            if compacted > 0 {
+                batch.compact(compacted).map_err(|e| e.to_string())?;
+            }
+        }
     }
     let revision = batch.current_revision();
     batch.commit().map_err(|e| e.to_string())?;
