@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # - openssl and curl: the TLS tests read a generated certificate's dates and fetch /health over
 #   TLS with them;
 # - python3-etcd3gw: Python's etcd3gw, which the JSON gateway test drives unchanged.
-apt_packages=(etcd-client protobuf-compiler openssl curl python3-etcd3gw)
+apt_packages=(etcd-client etcd-server protobuf-compiler openssl curl python3-etcd3gw)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -17,12 +17,13 @@ use crate::db::defrag::DefragReport;
 use crate::db::snapshot::Snapshot;
 use crate::db::{Db, Durability, ReadTxn, Table, Tables, WriteTxn};
 use crate::error::{Error, Result};
+use crate::mvcc::keys::Revision;
 use crate::mvcc::lease::{self, Lease};
 use crate::mvcc::response_budget::ResponseBudget;
 use crate::mvcc::state::MvccState;
 use crate::mvcc::types::{
-    DeleteRangeRequest, DeleteRangeResponse, Event, HashKv, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, Event, HashKv, KeyValue, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use crate::mvcc::write::Writer;
 use crate::mvcc::{check, compact, events, hash, read};
@@ -441,6 +442,40 @@ impl WriteBatch<'_> {
     /// etcd's Txn (one main revision for all its writes); returns the response and events.
     pub fn txn(&mut self, request: &TxnRequest) -> Result<(TxnResponse, Vec<Event>)> {
         self.mvcc(|w| w.txn(request))
+    }
+
+    /// Imports one historical change of another store at `revision` (`basalt-util migrate`):
+    /// revisions must increase across calls, none below the current revision nor at or below
+    /// the compaction revision (asserted); the current revision becomes `revision.main`.
+    pub fn import_change(
+        &mut self,
+        revision: Revision,
+        kv: &KeyValue,
+        tombstone: bool,
+    ) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        assert!(
+            revision.main >= self.state.current_revision
+                && revision.main > self.state.compact_revision,
+            "imported revisions increase: {revision:?} after {}",
+            self.state.current_revision
+        );
+        let mut writer = Writer::new(&mut self.txn, revision.main, self.state.compact_revision);
+        let result = writer.import(revision, kv, tombstone);
+        match result {
+            Ok(()) => {
+                self.state.current_revision = revision.main;
+                Ok(())
+            }
+            Err(error) => {
+                if is_storage_error(&error) {
+                    self.poisoned = true;
+                }
+                Err(error)
+            }
+        }
     }
 
     /// etcd's Compact(rev): reads below `rev` fail from now on; removes up to

@@ -2,9 +2,11 @@
 //! flags where etcdutl has them: `snapshot status`, `snapshot restore`, `defrag`, and basalt's
 //! `check`.
 
+mod bbolt;
 mod check;
 mod defrag;
 mod human_size;
+mod migrate;
 mod snapshot_file;
 mod snapshot_restore;
 mod snapshot_status;
@@ -38,6 +40,9 @@ enum Command {
         #[arg(long = "data-dir")]
         data_dir: PathBuf,
     },
+    /// Creates the data directory of a new one-member cluster from an etcd snapshot file,
+    /// keeping every key's revisions and the leases
+    Migrate(migrate::MigrateArgs),
     /// Checks every page, key and revision of a stopped member's database
     Check {
         /// The member's data directory
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         } => snapshot_restore::run(&args),
         Command::Defrag { data_dir } => defrag::run(&data_dir),
         Command::Check { data_dir } => check::run(&data_dir),
+        Command::Migrate(args) => migrate::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,37 +15,51 @@ use crate::snapshot_file::SnapshotFile;
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     /// The snapshot file
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Path to the data directory (default: <name>.basalt, as the server's)
     #[arg(long = "data-dir")]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Path to the WAL directory (default: inside the data directory)
     #[arg(long = "wal-dir")]
-    wal_dir: Option<PathBuf>,
+    pub(crate) wal_dir: Option<PathBuf>,
     /// Human-readable name for this member
     #[arg(long, default_value = "default")]
-    name: String,
+    pub(crate) name: String,
     /// Initial cluster configuration for restore bootstrap
     #[arg(
         long = "initial-cluster",
         default_value = "default=http://localhost:2380"
     )]
-    initial_cluster: String,
+    pub(crate) initial_cluster: String,
     /// Initial cluster token for the cluster during restore bootstrap
     #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
-    initial_cluster_token: String,
+    pub(crate) initial_cluster_token: String,
     /// List of this member's peer URLs to advertise to the rest of the cluster
     #[arg(
         long = "initial-advertise-peer-urls",
         default_value = "http://localhost:2380"
     )]
-    initial_advertise_peer_urls: String,
+    pub(crate) initial_advertise_peer_urls: String,
     /// Ignore snapshot integrity hash value (required if copied from data directory)
     #[arg(long = "skip-hash-check")]
-    skip_hash_check: bool,
+    pub(crate) skip_hash_check: bool,
 }
 
 pub fn run(args: &RestoreArgs) -> Result<(), String> {
+    run_with(args, "restored snapshot", |db_path| {
+        let snapshot = SnapshotFile::read(&args.file, args.skip_hash_check)?;
+        write_durably(db_path, &snapshot.database)?;
+        Ok(snapshot.hash_checked)
+    })
+}
+
+/// Creates the new data directory, its database built by `make_database` (which returns
+/// whether a hash was checked), then prepared for the new cluster.
+pub(crate) fn run_with(
+    args: &RestoreArgs,
+    what: &str,
+    make_database: impl FnOnce(&Path) -> Result<bool, String>,
+) -> Result<(), String> {
     let config = server_config(args)?;
     let bootstrap = config.one_member_bootstrap().map_err(|e| e.to_string())?;
     let data_dir = config.member.data_dir.clone();
@@ -62,9 +76,14 @@ pub fn run(args: &RestoreArgs) -> Result<(), String> {
             wal_dir.display().to_string()
         ));
     }
-    let snapshot = SnapshotFile::read(&args.file, args.skip_hash_check)?;
     let db_path = crate::database_path(&data_dir);
-    write_durably(&db_path, &snapshot.database)?;
+    let hash_checked = match make_database(&db_path) {
+        Ok(checked) => checked,
+        Err(reason) => {
+            let _ = std::fs::remove_dir_all(&data_dir);
+            return Err(reason);
+        }
+    };
     let restored = match prepare_restored_database(&db_path) {
         Ok(restored) => restored,
         Err(reason) => {
@@ -75,14 +94,14 @@ pub fn run(args: &RestoreArgs) -> Result<(), String> {
     };
     let line = serde_json::json!({
         "level": "info",
-        "msg": "restored snapshot",
+        "msg": what,
         "path": args.file.display().to_string(),
         "data-dir": data_dir.display().to_string(),
         "wal-dir": wal_dir.display().to_string(),
         "revision": restored.revision,
         "member-id": bootstrap.local_member_id.to_string(),
         "cluster-id": bootstrap.cluster_id.to_string(),
-        "hash-checked": snapshot.hash_checked,
+        "hash-checked": hash_checked,
         "forgotten-members": restored.forgotten_members,
     });
     eprintln!("{line}");

@@ -224,6 +224,56 @@ impl<'t, 'a> Writer<'t, 'a> {
         })
     }
 
+    /// Writes one historical change at `revision` (a migration from another store): the key's
+    /// record and log entry exactly as given (`kv` is ignored but for its key when `tombstone`),
+    /// its lease attachment moved. Changes must come in revision order, after everything stored.
+    pub(crate) fn import(
+        &mut self,
+        revision: Revision,
+        kv: &KeyValue,
+        tombstone: bool,
+    ) -> Result<()> {
+        let encoded = checked_user_key(&kv.key)?;
+        if kv.value.len() > VALUE_BYTES_MAX {
+            return Err(Error::ValueTooLarge {
+                len: kv.value.len(),
+                limit: VALUE_BYTES_MAX,
+            });
+        }
+        let prev = get_at(&*self.txn, &kv.key, self.current)?.map(|found| found.record);
+        let record = if tombstone {
+            Record::TOMBSTONE
+        } else {
+            Record {
+                tombstone: false,
+                create_revision: kv.create_revision,
+                version: kv.version,
+                lease: kv.lease,
+            }
+        };
+        self.txn.put(
+            Table::Index,
+            &index_key(&encoded, revision),
+            &record.encode(),
+        )?;
+        let value: &[u8] = if tombstone { &[] } else { &kv.value };
+        self.txn.put(
+            Table::Revisions,
+            &revision.to_bytes(),
+            &log::encode(&kv.key, value),
+        )?;
+        let prev_lease = prev.map_or(0, |r| r.lease);
+        if prev_lease != record.lease {
+            if prev_lease != 0 {
+                lease::detach(self.txn, prev_lease, &kv.key)?;
+            }
+            if record.lease != 0 {
+                lease::attach(self.txn, record.lease, &kv.key)?;
+            }
+        }
+        Ok(())
+    }
+
     /// etcd's lease revoke: deletes every key attached to lease `id` (in key order, so the
     /// deletes have the same sub revisions on every member), then the lease, in this one
     /// transaction — one revision for all its deletes, none if it had no keys.
