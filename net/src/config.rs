@@ -67,20 +67,6 @@ impl Keepalive {
 }
 
 impl ServerConfig {
-    /// The HTTP/2 stream and connection windows in force: a stream's window holds at least one
-    /// whole message of the receive limit (credit comes back only as whole messages are taken,
-    /// so a smaller window could never fit one), and the connection's at least one stream's.
-    pub fn effective_windows(&self) -> (u32, u32) {
-        let whole_message =
-            u32::try_from(self.max_receive_message_bytes + crate::grpc::FRAME_HEADER_BYTES)
-                .unwrap_or(u32::MAX);
-        // HTTP/2's largest window (RFC 9113, 6.9.1).
-        const MAX_WINDOW: u32 = (1 << 31) - 1;
-        let stream = self.stream_window_bytes.max(whole_message).min(MAX_WINDOW);
-        let connection = self.connection_window_bytes.max(stream).min(MAX_WINDOW);
-        (stream, connection)
-    }
-
     /// Defaults, with the gRPC receive limit set as etcd sets it for `--max-request-bytes`.
     pub fn for_max_request_bytes(max_request_bytes: usize) -> ServerConfig {
         ServerConfig {

@@ -303,11 +303,10 @@ impl Server {
         let config = &self.config;
         let stream = ReadActivity::new(stream);
         let last_read = stream.last_read();
-        let (stream_window, connection_window) = config.effective_windows();
         let connection = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams_per_connection)
-            .initial_window_size(stream_window)
-            .initial_connection_window_size(connection_window)
+            .initial_window_size(config.stream_window_bytes)
+            .initial_connection_window_size(config.connection_window_bytes)
             .max_frame_size(config.max_frame_bytes)
             .max_header_list_size(config.max_header_list_bytes)
             .max_send_buffer_size(config.max_send_buffer_bytes_per_stream)

@@ -2,10 +2,10 @@
 //! the sink for response messages.
 //!
 //! Both halves are bounded. Requests: the decoder refuses messages over the size limit, and
-//! HTTP/2 flow-control capacity is released only as whole messages are taken, so a handler that
-//! stops reading stops the client (the stream window fills), and the bytes a client parks in
-//! partial messages over all its calls stay under the connection window (a stream's window is
-//! at least one whole message, or no message could ever complete). Responses: `send` waits for HTTP/2 send
+//! HTTP/2 flow-control capacity is released as the stream's chunks are read, so a handler that
+//! stops reading stops the client (the stream window fills). (Holding credit until whole
+//! messages are taken would cap partial messages per connection, but can deadlock a connection
+//! whose concurrent large calls are all partial when its window runs out.) Responses: `send` waits for HTTP/2 send
 //! capacity (the client's window, capped per stream by `max_send_buffer_size`), so a client that
 //! never reads its stream makes `send` wait; it cannot grow our memory or stall other streams.
 
@@ -20,7 +20,7 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Response};
 
-use crate::grpc::frame::{encode_message, FrameDecoder, FRAME_HEADER_BYTES};
+use crate::grpc::frame::{encode_message, FrameDecoder};
 use crate::grpc::local::{LocalRequestBody, LocalResponse};
 use crate::grpc::status::{Code, Status};
 
@@ -34,10 +34,6 @@ pub(crate) enum RequestBody {
 pub struct RequestStream<M> {
     body: RequestBody,
     decoder: FrameDecoder,
-    /// Bytes received and buffered whose flow-control credit has not been returned: credit goes
-    /// back only as whole messages are taken, so the connection window bounds what a client can
-    /// park in partial messages over all its calls.
-    held_bytes: usize,
     body_ended: bool,
     message_type: PhantomData<fn() -> M>,
 }
@@ -47,7 +43,6 @@ impl<M: prost::Message + Default> RequestStream<M> {
         RequestStream {
             body,
             decoder: FrameDecoder::new(max_message_bytes),
-            held_bytes: 0,
             body_ended: false,
             message_type: PhantomData,
         }
@@ -58,7 +53,6 @@ impl<M: prost::Message + Default> RequestStream<M> {
     pub async fn message(&mut self) -> Result<Option<M>, Status> {
         loop {
             if let Some(body) = self.decoder.next_message()? {
-                self.release(FRAME_HEADER_BYTES + body.len());
                 return M::decode(body).map(Some).map_err(|error| {
                     Status::invalid_argument(format!("grpc: error unmarshalling request: {error}"))
                 });
@@ -78,9 +72,7 @@ impl<M: prost::Message + Default> RequestStream<M> {
                         // Capacity goes back to the client only as whole messages are taken
                         // (see `release`): this is the backpressure that bounds what a client
                         // can park on us, partial messages included.
-                        // Credit goes back as chunks arrive: holding it until whole messages
-                        // are taken deadlocks a connection whose concurrent large calls are
-                        // all partial when its window runs out (review of 0048cb2).
+                        // Credit goes back as chunks arrive (see the module's comment).
                         let _ = body.flow_control().release_capacity(chunk.len());
                         self.decoder.push(&chunk);
                     }
@@ -88,11 +80,7 @@ impl<M: prost::Message + Default> RequestStream<M> {
                 },
                 RequestBody::Local(body) => match body.data().await? {
                     None => self.body_ended = true,
-                    Some(frame) => {
-                        // Counted like a stream's bytes; in process, there is no credit to return.
-                        self.held_bytes += frame.len();
-                        self.decoder.push(&frame);
-                    }
+                    Some(frame) => self.decoder.push(&frame),
                 },
             }
         }
@@ -111,27 +99,6 @@ impl<M: prost::Message + Default> RequestStream<M> {
             ));
         }
         Ok(message)
-    }
-}
-
-impl<M> RequestStream<M> {
-    /// Returns `bytes` of credit to the client (a message was taken).
-    fn release(&mut self, bytes: usize) {
-        let bytes = bytes.min(self.held_bytes);
-        self.held_bytes -= bytes;
-        if let RequestBody::H2(body) = &mut self.body {
-            let _ = body.flow_control().release_capacity(bytes);
-        }
-    }
-}
-
-impl<M> Drop for RequestStream<M> {
-    /// The call is over: whatever it still held goes back to the connection's window, which
-    /// its other calls share.
-    fn drop(&mut self) {
-        if let (RequestBody::H2(body), true) = (&mut self.body, self.held_bytes > 0) {
-            let _ = body.flow_control().release_capacity(self.held_bytes);
-        }
     }
 }
 

@@ -67,14 +67,8 @@ impl FrameDecoder {
         self.buffer.is_empty()
     }
 
-    /// Bytes buffered: a partial message (and any whole ones not yet taken).
-    pub fn buffered_bytes(&self) -> usize {
-        self.buffer.len()
-    }
-
     /// The next whole message's protobuf bytes, `None` if more bytes are needed, or the status
     /// to end the call with (too large: RESOURCE_EXHAUSTED as grpc-go; compressed: INTERNAL).
-    /// A message taken frees its prefix and body: `FRAME_HEADER_BYTES + body.len()`.
     pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
         if self.buffer.len() < FRAME_HEADER_BYTES {
             return Ok(None);

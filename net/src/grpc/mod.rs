@@ -12,7 +12,7 @@ pub mod timeout;
 
 pub use call::{RequestStream, ResponseSink};
 pub use call_counts::{CallKind, GrpcCallCounts, MethodCalls};
-pub use frame::{FRAME_HEADER_BYTES, MAX_SEND_MESSAGE_BYTES};
+pub use frame::MAX_SEND_MESSAGE_BYTES;
 pub use local::{LocalCall, LocalEvent};
 pub use metadata::Metadata;
 pub use router::Router;

@@ -1,19 +1,14 @@
 //! Hand-written HTTP/2 frames over a raw socket, for tests of what well-behaved clients (h2,
-//! grpc-go) never show: ignored limits, parked partial messages.
+//! grpc-go) never show, such as ignored stream limits.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const FRAME_DATA: u8 = 0x0;
 pub const FRAME_HEADERS: u8 = 0x1;
 pub const FRAME_RST_STREAM: u8 = 0x3;
 pub const FRAME_SETTINGS: u8 = 0x4;
-pub const FRAME_PING: u8 = 0x6;
-pub const FRAME_WINDOW_UPDATE: u8 = 0x8;
 pub const FLAG_ACK: u8 = 0x1;
 pub const FLAG_END_HEADERS: u8 = 0x4;
-/// The largest DATA payload every peer accepts (SETTINGS_MAX_FRAME_SIZE's initial value).
-pub const MAX_FRAME_PAYLOAD: usize = 16 * 1024;
 
 pub fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
     let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
@@ -70,14 +65,4 @@ pub async fn handshake(address: std::net::SocketAddr) -> TcpStream {
         .await
         .unwrap();
     socket
-}
-
-/// Sends `bytes` as DATA frames on `stream_id` (never ending the stream).
-pub async fn send_data(socket: &mut TcpStream, stream_id: u32, bytes: &[u8]) {
-    for chunk in bytes.chunks(MAX_FRAME_PAYLOAD) {
-        socket
-            .write_all(&frame(FRAME_DATA, 0, stream_id, chunk))
-            .await
-            .unwrap();
-    }
 }
