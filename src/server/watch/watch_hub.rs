@@ -701,11 +701,8 @@ mod tests {
         revision
     }
 
-    // Goal: on a core fed from the engine, a progress answer at N comes after every event ≤ N
-    // (etcd's promise, which Kubernetes' consistent reads rely on), even when the owner's
-    // doorbell has not been served yet.
-    #[test]
-    fn progress_on_a_lagging_core_follows_the_events_it_claims() {
+    /// A hub on a core that is not the owner (fed from the engine), over an empty engine.
+    fn hub_fed_from_a_fresh_engine() -> (tempfile::TempDir, Arc<Engine>, Rc<WatchHub>) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
         let hub = WatchHub::new(
@@ -716,6 +713,15 @@ mod tests {
             }),
         );
         hub.set_pulls_from_engine();
+        (dir, engine, hub)
+    }
+
+    // Goal: on a core fed from the engine, a progress answer at N comes after every event ≤ N
+    // (etcd's promise, which Kubernetes' consistent reads rely on), even when the owner's
+    // doorbell has not been served yet.
+    #[test]
+    fn progress_on_a_lagging_core_follows_the_events_it_claims() {
+        let (_dir, engine, hub) = hub_fed_from_a_fresh_engine();
         let (stream, queue) = hub.open_stream();
         hub.create(
             stream,
@@ -748,16 +754,7 @@ mod tests {
     // no gap and no duplicate.
     #[test]
     fn a_slow_streams_queue_is_bounded_in_bytes_and_catches_up_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
-        let hub = WatchHub::new(
-            engine.clone(),
-            HeaderSource::new(Identity {
-                cluster_id: 1,
-                member_id: 2,
-            }),
-        );
-        hub.set_pulls_from_engine();
+        let (_dir, engine, hub) = hub_fed_from_a_fresh_engine();
         let (stream, queue) = hub.open_stream();
         hub.create(
             stream,
