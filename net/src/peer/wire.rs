@@ -1,0 +1,221 @@
+//! The peer protocol's bytes: the handshake a dialer opens each connection with, the listener's
+//! answer, and the 5-byte header in front of every frame. All integers are big-endian.
+//!
+//! ```text
+//! dialer → listener   hello:  "BSLTPEER" | version u16 | lane u8 | 0u8 | cluster u64 | from u64 | to u64
+//! listener → dialer   answer: status u8 (0 accept, 1 refuse) | reason length u16 | reason (UTF-8)
+//! then, either way    frame:  kind u8 | length u32 | payload
+//! ```
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::error::{PeerError, Refusal};
+use super::lane::Lane;
+
+/// What opens every peer connection, so a stray client (or an etcd peer speaking rafthttp) is
+/// told apart at the first bytes.
+pub(crate) const MAGIC: [u8; 8] = *b"BSLTPEER";
+
+/// The protocol version this build speaks; a listener refuses any other.
+pub(crate) const PROTOCOL_VERSION: u16 = 1;
+
+/// The hello's size on the wire.
+pub(crate) const HELLO_BYTES: usize = 8 + 2 + 1 + 1 + 8 + 8 + 8;
+
+/// The longest refusal reason a listener sends (etcd's reasons are a few dozen bytes); a
+/// dialer refuses a longer one unread, so an answer never makes it allocate much.
+pub(crate) const REFUSAL_REASON_BYTES_MAX: usize = 256;
+
+/// The frame header's size on the wire: kind and payload length.
+pub(crate) const FRAME_HEADER_BYTES: usize = 5;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// dialer → listener on a framed lane: one opaque message.
+    Data,
+    /// dialer → listener on the control lane: 8 bytes the listener echoes back (round trip).
+    Ping,
+    /// listener → dialer: the echo of a ping.
+    Pong,
+    /// dialer → listener on a snapshot connection: the caller's description of the snapshot.
+    SnapshotHeader,
+    /// dialer → listener: one chunk of the snapshot.
+    SnapshotChunk,
+    /// dialer → listener: the end, with the stream's total length (u64) and crc32 (u32).
+    SnapshotEnd,
+    /// dialer → listener: the sender gave up; the stream is void.
+    SnapshotAbort,
+    /// listener → dialer: the receiver holds the whole snapshot.
+    SnapshotDone,
+    /// listener → dialer: the receiver failed the stream; the payload says why (UTF-8).
+    SnapshotFailed,
+}
+
+impl FrameKind {
+    fn to_wire(self) -> u8 {
+        match self {
+            FrameKind::Data => 0,
+            FrameKind::Ping => 1,
+            FrameKind::SnapshotHeader => 2,
+            FrameKind::SnapshotChunk => 3,
+            FrameKind::SnapshotEnd => 4,
+            FrameKind::SnapshotAbort => 5,
+            FrameKind::Pong => 16,
+            FrameKind::SnapshotDone => 17,
+            FrameKind::SnapshotFailed => 18,
+        }
+    }
+
+    fn from_wire(byte: u8) -> Option<FrameKind> {
+        Some(match byte {
+            0 => FrameKind::Data,
+            1 => FrameKind::Ping,
+            2 => FrameKind::SnapshotHeader,
+            3 => FrameKind::SnapshotChunk,
+            4 => FrameKind::SnapshotEnd,
+            5 => FrameKind::SnapshotAbort,
+            16 => FrameKind::Pong,
+            17 => FrameKind::SnapshotDone,
+            18 => FrameKind::SnapshotFailed,
+            _ => return None,
+        })
+    }
+}
+
+/// The first bytes of a connection: who dials whom, in which cluster, for which lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub cluster_id: u64,
+    pub from: u64,
+    pub to: u64,
+    pub lane: Lane,
+}
+
+impl Hello {
+    pub fn encode(&self) -> [u8; HELLO_BYTES] {
+        let mut bytes = [0u8; HELLO_BYTES];
+        bytes[..8].copy_from_slice(&MAGIC);
+        bytes[8..10].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        bytes[10] = self.lane.to_wire();
+        bytes[12..20].copy_from_slice(&self.cluster_id.to_be_bytes());
+        bytes[20..28].copy_from_slice(&self.from.to_be_bytes());
+        bytes[28..36].copy_from_slice(&self.to.to_be_bytes());
+        bytes
+    }
+
+    /// Reads a hello. A connection that is not a basalt peer is an `Err(Protocol)`; a basalt
+    /// peer of another version is `Ok(Err(refusal))`, so the listener can tell it why.
+    pub async fn read(
+        reader: &mut (impl AsyncRead + Unpin),
+    ) -> Result<Result<Hello, Refusal>, PeerError> {
+        let mut bytes = [0u8; HELLO_BYTES];
+        reader.read_exact(&mut bytes).await?;
+        if bytes[..8] != MAGIC {
+            return Err(PeerError::Protocol(
+                "the connection does not open with basalt's peer handshake".into(),
+            ));
+        }
+        let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+        if version != PROTOCOL_VERSION {
+            return Ok(Err(Refusal::IncompatibleVersion));
+        }
+        let Some(lane) = Lane::from_wire(bytes[10]) else {
+            return Err(PeerError::Protocol(format!("unknown lane {}", bytes[10])));
+        };
+        let word = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        Ok(Ok(Hello {
+            lane,
+            cluster_id: word(12),
+            from: word(20),
+            to: word(28),
+        }))
+    }
+}
+
+/// Writes the listener's answer: accepted, or refused with the reason's text.
+pub(crate) async fn write_answer(
+    writer: &mut (impl AsyncWrite + Unpin),
+    refusal: Option<&Refusal>,
+) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(3 + REFUSAL_REASON_BYTES_MAX);
+    match refusal {
+        None => bytes.extend_from_slice(&[0, 0, 0]),
+        Some(refusal) => {
+            let reason = refusal.to_string();
+            let reason = &reason.as_bytes()[..reason.len().min(REFUSAL_REASON_BYTES_MAX)];
+            bytes.push(1);
+            bytes.extend_from_slice(&(reason.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(reason);
+        }
+    }
+    writer.write_all(&bytes).await?;
+    writer.flush().await
+}
+
+/// Reads the listener's answer: `Ok(())` when accepted, the refusal otherwise.
+pub(crate) async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Result<(), PeerError> {
+    let mut head = [0u8; 3];
+    reader.read_exact(&mut head).await?;
+    let reason_bytes = u16::from_be_bytes([head[1], head[2]]) as usize;
+    match head[0] {
+        0 if reason_bytes == 0 => Ok(()),
+        1 if reason_bytes <= REFUSAL_REASON_BYTES_MAX => {
+            let mut reason = vec![0u8; reason_bytes];
+            reader.read_exact(&mut reason).await?;
+            Err(PeerError::Refused(Refusal::from_reason(
+                &String::from_utf8_lossy(&reason),
+            )))
+        }
+        status => Err(PeerError::Protocol(format!(
+            "malformed handshake answer (status {status}, reason of {reason_bytes} bytes)"
+        ))),
+    }
+}
+
+/// Encodes a frame header in front of a payload of `payload_bytes`.
+pub(crate) fn frame_header(kind: FrameKind, payload_bytes: usize) -> [u8; FRAME_HEADER_BYTES] {
+    let length = u32::try_from(payload_bytes).expect("frame payloads are limited far below 4 GiB");
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    header[0] = kind.to_wire();
+    header[1..].copy_from_slice(&length.to_be_bytes());
+    header
+}
+
+/// Reads a frame header; `Ok(None)` at a clean end of stream (between frames). The length is
+/// checked against `payload_bytes_max` here, before anyone allocates for the payload.
+pub(crate) async fn read_frame_header(
+    reader: &mut (impl AsyncRead + Unpin),
+    payload_bytes_max: usize,
+) -> Result<Option<(FrameKind, usize)>, PeerError> {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    let first = reader.read(&mut header[..1]).await?;
+    if first == 0 {
+        return Ok(None);
+    }
+    reader.read_exact(&mut header[1..]).await?;
+    let Some(kind) = FrameKind::from_wire(header[0]) else {
+        return Err(PeerError::Protocol(format!(
+            "unknown frame kind {}",
+            header[0]
+        )));
+    };
+    let length = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize;
+    if length > payload_bytes_max {
+        return Err(PeerError::FrameTooLarge {
+            bytes: length,
+            limit: payload_bytes_max,
+        });
+    }
+    Ok(Some((kind, length)))
+}
+
+/// Reads a payload of `length` bytes (already checked against its limit).
+pub(crate) async fn read_payload(
+    reader: &mut (impl AsyncRead + Unpin),
+    length: usize,
+) -> Result<Vec<u8>, PeerError> {
+    let mut payload = vec![0u8; length];
+    reader.read_exact(&mut payload).await?;
+    Ok(payload)
+}

@@ -1,0 +1,9 @@
+//! The peer transport (`basalt_net::peer`) between transports on loopback, each on a glommio
+//! executor, with bounded waits.
+
+mod support;
+
+mod delivery;
+mod failures;
+mod handshake;
+mod lanes;
