@@ -7,3 +7,4 @@ mod delivery;
 mod failures;
 mod handshake;
 mod lanes;
+mod snapshots;
