@@ -34,10 +34,10 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         eprintln!("basalt: warning: {warning}");
     }
-    // etcd checks --initial-cluster only when it bootstraps a fresh data directory; basalt
-    // does not store its member and cluster IDs yet, so every start derives them from the
-    // flags and checks them. More than one member is refused (see `one_member_bootstrap`).
-    if let Err(error) = config.one_member_bootstrap() {
+    // More than one member is refused until clustering is finished (see `start_bootstrap`).
+    // The flags are checked at every start (etcd checks them only at bootstrap); a data
+    // directory's stored identity wins over them after its first start.
+    if let Err(error) = config.start_bootstrap() {
         eprintln!("basalt: {error}");
         return ExitCode::from(error.exit_code() as u8);
     }

@@ -146,7 +146,8 @@ pub enum ConfigError {
     #[error(
         "--initial-cluster={0} lists more than one member, but basalt runs one-member clusters \
          only until clustering lands; starting anyway would give each member a store of its \
-         own (split brain)"
+         own (split brain); BASALT_EXPERIMENTAL_CLUSTERING=1 starts the unfinished \
+         clustering for testing"
     )]
     MultiMemberUnsupported(String),
 

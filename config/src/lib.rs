@@ -417,6 +417,10 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The environment variable that lets a multi-member `--initial-cluster` start while
+/// clustering is unfinished (tests, and operators trying it out).
+pub const EXPERIMENTAL_CLUSTERING: &str = "BASALT_EXPERIMENTAL_CLUSTERING";
+
 impl Config {
     /// The configuration `basalt` runs with when given no flags and no environment.
     pub fn defaults() -> Config {
@@ -443,6 +447,18 @@ impl Config {
             ));
         }
         Ok(bootstrap)
+    }
+
+    /// The bootstrap plan this build may start: [`Config::one_member_bootstrap`], unless
+    /// `BASALT_EXPERIMENTAL_CLUSTERING=1` asks for the unfinished multi-member support
+    /// (replication between members works; snapshots to lagging members, membership changes
+    /// and keep-alives through followers do not yet — see docs/server.md).
+    pub fn start_bootstrap(&self) -> Result<Bootstrap, ConfigError> {
+        if std::env::var_os(EXPERIMENTAL_CLUSTERING).is_some_and(|value| value == "1") {
+            self.bootstrap()
+        } else {
+            self.one_member_bootstrap()
+        }
     }
 
     /// The data directory of the WAL: `--wal-dir`, or `member/wal` inside the data directory

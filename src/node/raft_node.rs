@@ -94,9 +94,6 @@ pub enum NodeError {
     /// This member is not the leader and knows of none (etcd's `etcdserver: no leader`).
     #[error("etcdserver: no leader")]
     NoLeader,
-    /// This member is not the leader; the leader is known (clients retry there).
-    #[error("etcdserver: not leader (leader is {leader})")]
-    NotLeader { leader: u64 },
     /// raft refused the request.
     #[error("etcdserver: raft: {0}")]
     Raft(String),
@@ -223,6 +220,24 @@ impl RaftNode {
         self.raw.raft.raft_log.committed
     }
 
+    /// Whether this member is the only voter of its group (it may elect itself at once).
+    pub fn is_sole_voter(&self) -> bool {
+        let voters = self.raw.raft.prs().conf().voters().ids();
+        voters.len() == 1 && voters.contains(self.raw.raft.id)
+    }
+
+    /// Reports that a message to `peer` could not be delivered, so a leader stops pipelining
+    /// to it and probes again.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Reports that the snapshot sent to `peer` failed, so the leader sends another later.
+    pub fn report_snapshot_failed(&mut self, peer: u64) {
+        self.raw
+            .report_snapshot(peer, raft::SnapshotStatus::Failure);
+    }
+
     /// Starts an election now (a single voter need not wait out an election timeout).
     pub fn campaign(&mut self) -> Result<(), NodeError> {
         self.raw
@@ -235,14 +250,13 @@ impl RaftNode {
         self.raw.tick();
     }
 
-    /// Proposes `data` as a new entry. Only the leader accepts proposals: forwarding to a remote
-    /// leader is the shell's job.
+    /// Proposes `data` as a new entry. A follower that knows the leader forwards the proposal
+    /// to it (raft's `MsgPropose`, sent with the next messages); the entry comes back through
+    /// the log like any other, and a lost forward shows as the proposer's timeout, as in etcd.
+    /// Without a known leader the proposal is refused at once.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(), NodeError> {
-        if !self.is_leader() {
-            return Err(match self.leader() {
-                0 => NodeError::NoLeader,
-                leader => NodeError::NotLeader { leader },
-            });
+        if !self.is_leader() && self.leader() == 0 {
+            return Err(NodeError::NoLeader);
         }
         self.raw
             .propose(Vec::new(), data)

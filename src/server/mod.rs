@@ -60,12 +60,33 @@ use v3rpc::{kv_service, quota};
 
 /// Runs the member until the process is stopped; returns a message when it cannot start.
 pub fn run(config: Config) -> Result<(), ServerError> {
-    let bootstrap = config.one_member_bootstrap()?;
-    let identity = Identity {
+    let bootstrap = config.start_bootstrap()?;
+    let derived = Identity {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
     };
     let milestones = logging::install(&config)?;
+    let (identity, _) = member::identity_file::load_or_store(&config.member.data_dir, derived)
+        .map_err(ServerError::Member)?;
+    if (identity.member_id, identity.cluster_id) != (derived.member_id, derived.cluster_id) {
+        // As etcd: the bootstrap flags only matter to a data directory's first start.
+        milestones.warn(
+            "the data directory keeps the identity it was bootstrapped with; --initial-cluster \
+             and --initial-cluster-token are ignored",
+            &[
+                ("local-member-id", &format!("{:x}", identity.member_id)),
+                ("cluster-id", &format!("{:x}", identity.cluster_id)),
+            ],
+        );
+    }
+    let initial_members: Vec<(u64, Vec<String>)> = bootstrap
+        .members
+        .iter()
+        .map(|member| {
+            let urls = member.peer_urls.iter().map(|url| url.text.clone());
+            (member.id.0, urls.collect())
+        })
+        .collect();
     let listeners = listeners_of(&config.urls.listen_client)?;
     let metrics_listeners = listeners_of(&config.urls.listen_metrics)?;
     let tls = client_tls(&config, &milestones)?;
@@ -162,7 +183,15 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let handle = LocalExecutorBuilder::new(placements[0].clone())
         .name("basalt-raft")
         .spawn(move || async move {
-            let result = owner_core::serve(config, identity, engine, owner_links, settings).await;
+            let result = owner_core::serve(
+                config,
+                identity,
+                initial_members,
+                engine,
+                owner_links,
+                settings,
+            )
+            .await;
             let _ = owner_ended.send(result);
         })
         .map_err(|e| ServerError::Executor {

@@ -9,6 +9,7 @@ mod auth;
 mod auto_compaction;
 mod binary;
 mod checkpoint;
+mod cluster;
 mod compaction_physical;
 mod concurrency_api;
 mod config_file;

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use basalt_engine::Engine;
+use basalt_net::proto::etcdserverpb as pb;
 use basalt_wal::{Wal, WalOptions};
 use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
@@ -16,6 +17,7 @@ use crate::node::RaftOptions;
 use crate::server::error::ServerError;
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
+use crate::server::member::peer_link;
 use crate::server::member::raft_member::{CompactionPacing, Member};
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
@@ -34,6 +36,7 @@ pub struct OwnerLinks {
 pub async fn serve(
     config: Config,
     identity: Identity,
+    initial_members: Vec<(u64, Vec<String>)>,
     engine: Arc<Engine>,
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
@@ -76,6 +79,7 @@ pub async fn serve(
             .iter()
             .map(|u| u.text.clone())
             .collect(),
+        initial_members,
         lessor_config,
         CompactionPacing::from_config(&config.compaction),
         settings.metrics.clone(),
@@ -83,6 +87,19 @@ pub async fn serve(
     )
     .await
     .map_err(ServerError::Member)?;
+    if member.cluster().members().count() > 1 {
+        let listen = peer_listen_addresses(&config)?;
+        peer_link::start(
+            &member,
+            identity.cluster_id,
+            config.limits.max_request_bytes as usize,
+            &listen,
+        )
+        .map_err(ServerError::Member)?;
+        for address in &listen {
+            milestones.info("serving peer traffic", &[("address", &address.to_string())]);
+        }
+    }
     lease_driver::start(member.clone());
     auto_compaction_driver::start(member.clone(), config.compaction.auto);
     // As etcd serves only once it has applied what its log holds (it publishes itself through
@@ -97,6 +114,7 @@ pub async fn serve(
         }
         tracing::warn!(?status, "still replaying the log before serving");
     }
+    publish_attributes(&member, identity, &settings).await?;
     milestones.info(
         "published local member to cluster through raft",
         &[
@@ -158,6 +176,63 @@ pub async fn serve(
     milestones.info("ready to serve client requests", &[]);
     notify_systemd_ready();
     futures_lite::future::or(api.serve(), metrics_listeners.serve()).await
+}
+
+/// Publishes this member's name and client URLs through raft when the cluster does not
+/// record them yet (first start, or changed flags), as etcd publishes them at every start, so
+/// every member lists them. Retried until it applies: clients are served only after it.
+async fn publish_attributes(
+    member: &Rc<Member>,
+    identity: Identity,
+    settings: &ClientApiSettings,
+) -> Result<(), ServerError> {
+    let (name, client_urls) = (&settings.info.name, &settings.info.client_urls);
+    let recorded = member.cluster().attributes(identity.member_id).is_some_and(
+        |(stored_name, stored_urls)| stored_name == name && stored_urls == client_urls.as_slice(),
+    );
+    if recorded {
+        return Ok(());
+    }
+    let attributes = pb::Member {
+        id: identity.member_id,
+        name: name.clone(),
+        client_ur_ls: client_urls.clone(),
+        ..Default::default()
+    };
+    while let Err(status) = member.propose_write(attributes.clone()).await {
+        if member.is_stopped() {
+            return Err(ServerError::Member(format!(
+                "it stopped while publishing its attributes: {}",
+                status.message
+            )));
+        }
+        tracing::warn!(?status, "still publishing the member's attributes");
+        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The addresses of `--listen-peer-urls`. Peer TLS is not built yet, so an https:// peer URL
+/// is refused rather than served in plaintext.
+fn peer_listen_addresses(config: &Config) -> Result<Vec<std::net::SocketAddr>, ServerError> {
+    use std::net::ToSocketAddrs as _;
+    let mut addresses = Vec::new();
+    for url in &config.urls.listen_peer {
+        let refused = |reason: String| {
+            ServerError::Member(format!("--listen-peer-urls {}: {reason}", url.text))
+        };
+        if url.is_tls() {
+            return Err(refused("peer TLS is not supported yet".into()));
+        }
+        let address = url
+            .address
+            .to_socket_addrs()
+            .map_err(|e| refused(format!("cannot resolve it: {e}")))?
+            .next()
+            .ok_or_else(|| refused("it resolves to no address".into()))?;
+        addresses.push(address);
+    }
+    Ok(addresses)
 }
 
 /// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or

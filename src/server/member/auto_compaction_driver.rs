@@ -30,6 +30,11 @@ async fn run(member: Rc<Member>, mut compactor: AutoCompactor) {
         if member.is_stopped() {
             return;
         }
+        if !member.is_leader() {
+            // As etcd pauses its compactor on followers: the leader's compactions reach every
+            // member through the log.
+            continue;
+        }
         let current = match member.shared_engine().read() {
             Ok(view) => view.current_revision(),
             Err(_) => continue, // a storage fault stops the member; nothing to do here

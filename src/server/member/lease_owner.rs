@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
-use basalt_net::{EtcdStatus, Status};
+use basalt_net::{Code, EtcdStatus, Status};
 
 use super::lease_driver;
 use super::owner_op::OwnerOp;
@@ -70,6 +70,12 @@ async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
             Ok(ttl_s)
         }
         Renewed::NotFound => Ok(0),
+        // etcd forwards a follower's keep-alive to the leader over its peer link; basalt's
+        // peer link carries raft messages only so far, so the client is told to go elsewhere.
+        Renewed::NotPrimary => Err(Status::new(
+            Code::Unavailable,
+            "etcdserver: not leader (basalt serves lease keep-alives on the leader only)",
+        )),
     }
 }
 

@@ -5,11 +5,14 @@
 //! `state_machine`.
 
 pub mod auto_compaction_driver;
+mod id_generator;
+pub mod identity_file;
 pub mod lease_driver;
 pub mod lease_ids;
 pub mod lease_owner;
 pub mod offload;
 pub mod owner_op;
+pub mod peer_link;
 pub mod raft_member;
 
 #[cfg(test)]

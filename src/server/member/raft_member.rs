@@ -22,6 +22,7 @@ use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
+use super::id_generator::IdGenerator;
 use super::lease_ids::LeaseIds;
 use super::offload::on_own_thread;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
@@ -97,11 +98,12 @@ pub struct Member {
     persist_queue: RefCell<VecDeque<LogWork>>,
     persist_wake: RefCell<Option<std::task::Waker>>,
     /// Queued writes waiting to become durable, in order, for the durability waiter task.
-    durable_queue: RefCell<VecDeque<(u64, Option<Queued>)>>,
+    durable_queue: RefCell<VecDeque<DurableWait>>,
     durable_wake: RefCell<Option<std::task::Waker>>,
     /// The storage fault that stopped the member, if one did.
     stopped: RefCell<Option<String>>,
-    next_proposal_id: Cell<u64>,
+    /// Names this member's proposals and read requests (unique across members).
+    request_ids: IdGenerator,
     /// Response headers; the member keeps their raft term current for every core.
     headers: HeaderSource,
     /// One doorbell per other core: rung after each apply batch so that core's watchers read
@@ -138,10 +140,27 @@ pub struct Member {
     metrics: Arc<ServerMetrics>,
     /// The auth store every core reads; apply publishes its changes there.
     auth: Arc<AuthHub>,
+    /// Where raft's messages to other members go; `None` until the peer transport is attached
+    /// (and for a single member, which sends none). Raft retries what is lost meanwhile.
+    peers: RefCell<Option<Rc<dyn PeerOutlet>>>,
+    /// How long a new leader's lessor extends every lease (the election timeout), so no lease
+    /// expires before its holder could have found the new leader.
+    lease_extend_ms: Millis,
+}
+
+/// The member's way out to the other members: the peer transport.
+pub trait PeerOutlet {
+    /// Queues `message` for its `to` member; `false` when it could not be queued (the peer is
+    /// unreachable or its queue is full), so raft stops pipelining to it and probes again.
+    fn send(&self, message: raft::prelude::Message) -> bool;
 }
 
 /// Where a proposal's answer goes.
 type AnswerSender = oneshot::Sender<Result<Applied, Status>>;
+
+/// A write queued into the log: raft's ready number, the WAL position that makes it durable
+/// (none when it wrote nothing), and the messages to send once it is durable.
+type DurableWait = (u64, Option<Queued>, Vec<raft::prelude::Message>);
 
 /// What the persister writes into the log, in order.
 enum LogWork {
@@ -172,14 +191,32 @@ impl Member {
         max_request_bytes: usize,
         checkpoint_entries: u64,
         peer_urls: Vec<String>,
+        initial_members: Vec<(u64, Vec<String>)>,
         lessor_config: LessorConfig,
         compaction_pacing: CompactionPacing,
         metrics: Arc<ServerMetrics>,
         auth: Arc<AuthHub>,
     ) -> Result<Rc<Member>, String> {
+        let fresh_log = wal.metadata().is_empty() && wal.last_index() < wal.first_index();
+        if fresh_log && initial_members.len() > 1 {
+            // Every initial member records the same membership before its log starts, as
+            // etcd's bootstrap adds each initial member to its store.
+            ClusterState::record_initial_members(&engine, &initial_members)?;
+        }
         let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
         auth.publish(Arc::new(AuthState::load(&engine)?), &[]);
-        let metadata = LogMetadata::decode(&wal.metadata())?;
+        let mut metadata = LogMetadata::decode(&wal.metadata())?;
+        if metadata.snapshot.get_conf_state() == &raft::prelude::ConfState::default() {
+            // A new log takes the bootstrap's voters; the first metadata written stores them,
+            // so a restart keeps its membership whatever its flags say. A log from before
+            // membership was stored belongs to a one-member cluster.
+            metadata.snapshot.mut_conf_state().voters = if fresh_log {
+                initial_members.iter().map(|(id, _)| *id).collect()
+            } else {
+                vec![identity.member_id]
+            };
+        }
+        let voters = metadata.snapshot.get_conf_state().voters.clone();
         let mut entries = Vec::new();
         if wal.last_index() >= wal.first_index() {
             for data in wal
@@ -193,7 +230,11 @@ impl Member {
                 );
             }
         }
-        let first_proposal_id = proposal_id_base(&entries);
+        let replayed_id_floor = entries
+            .iter()
+            .filter_map(|entry| Proposal::id_of(&entry.data))
+            .filter(|&id| IdGenerator::new(identity.member_id, None).is_own(id))
+            .max();
         // Right after open, the engine shows its last durable commit: replay starts after it.
         let view = engine.read().map_err(|e| e.to_string())?;
         let (applied_index, compaction_pending) = (view.applied_index(), view.compaction_pending());
@@ -241,9 +282,12 @@ impl Member {
             hard_state,
             applied_index,
         };
-        let mut node = RaftNode::new(identity.member_id, &[identity.member_id], timing, recovered)
+        let mut node = RaftNode::new(identity.member_id, &voters, timing, recovered)
             .map_err(|e| e.to_string())?;
-        node.campaign().map_err(|e| e.to_string())?;
+        if node.is_sole_voter() {
+            // Nobody to wait for: a single voter leads from the start.
+            node.campaign().map_err(|e| e.to_string())?;
+        }
         let headers = HeaderSource::new(identity);
         headers.set_term(node.term());
         let watch_hub = WatchHub::new(engine.clone(), headers.clone());
@@ -263,7 +307,7 @@ impl Member {
             durable_queue: RefCell::new(VecDeque::new()),
             durable_wake: RefCell::new(None),
             stopped: RefCell::new(None),
-            next_proposal_id: Cell::new(first_proposal_id),
+            request_ids: IdGenerator::new(identity.member_id, replayed_id_floor),
             headers,
             doorbells: RefCell::new(Vec::new()),
             watch_hub,
@@ -283,6 +327,8 @@ impl Member {
             lease_ids: LeaseIds::new(identity.member_id),
             metrics,
             auth,
+            peers: RefCell::new(None),
+            lease_extend_ms: tick_interval.as_millis() as Millis * timing.election_ticks as Millis,
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -291,14 +337,79 @@ impl Member {
         glommio::spawn_local(member.clone().run_compactor()).detach();
         glommio::spawn_local(count_keys_at_open(member.metrics.clone(), keys_at_open)).detach();
         member.pump();
-        // The one voter leads from here on: etcd's Promote extends every lease by the election
-        // timeout, so no lease expires before its holder could have renewed it.
-        let election_ms = tick_interval.as_millis() as Millis * timing.election_ticks as Millis;
-        member
-            .lessor
-            .borrow_mut()
-            .promote(member.now_ms(), election_ms);
         Ok(member)
+    }
+
+    /// Attaches the peer transport: from now on raft's messages to other members go there.
+    pub fn attach_peers(&self, outlet: Rc<dyn PeerOutlet>) {
+        *self.peers.borrow_mut() = Some(outlet);
+    }
+
+    /// Feeds a raft message from another member, and carries out what it causes.
+    pub fn receive(&self, message: raft::prelude::Message) {
+        if self.stopped.borrow().is_some() {
+            return;
+        }
+        let from = message.from;
+        let stepped = self.state.borrow_mut().node.step(message);
+        if let Err(error) = stepped {
+            // A message from a member raft does not know (removed, or not yet added here) or
+            // from an older term: raft's answer is to ignore it.
+            tracing::debug!(from = format!("{from:x}"), %error, "ignored a raft message");
+        }
+        self.pump();
+    }
+
+    /// Sends raft's messages to their members. Snapshots are not streamed yet: the leader is
+    /// told the transfer failed and keeps the follower in probe until it can be served from
+    /// the log, so a follower never installs a snapshot without its data.
+    fn send_messages(&self, messages: Vec<raft::prelude::Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let outlet = self.peers.borrow().clone();
+        let mut unreachable = Vec::new();
+        let mut snapshot_failed = Vec::new();
+        for message in messages {
+            let to = message.to;
+            if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                tracing::warn!(
+                    to = format!("{to:x}"),
+                    "a member needs a snapshot to catch up; basalt cannot stream snapshots yet"
+                );
+                snapshot_failed.push(to);
+                continue;
+            }
+            let sent = outlet.as_ref().is_some_and(|outlet| outlet.send(message));
+            if !sent {
+                unreachable.push(to);
+            }
+        }
+        if unreachable.is_empty() && snapshot_failed.is_empty() {
+            return;
+        }
+        let mut state = self.state.borrow_mut();
+        unreachable.dedup();
+        for to in unreachable {
+            state.node.report_unreachable(to);
+        }
+        for to in snapshot_failed {
+            state.node.report_snapshot_failed(to);
+        }
+    }
+
+    /// Moves the lessor with leadership: the new leader's lessor takes over every lease with
+    /// its remaining TTL plus the election timeout (etcd's `Promote`, so no mass revoke at a
+    /// leader change); a member that stops leading stops expiring leases (etcd's `Demote`).
+    fn on_leader_changed(&self, leader: u64) {
+        let own = self.headers.identity().member_id;
+        let mut lessor = self.lessor.borrow_mut();
+        if leader == own {
+            lessor.promote(self.now_ms(), self.lease_extend_ms);
+        } else if lessor.is_primary() {
+            lessor.demote();
+        }
+        tracing::info!(leader = format!("{leader:x}"), "raft leader changed");
     }
 
     /// The lessor (never borrow it across an await).
@@ -351,6 +462,11 @@ impl Member {
         self.engine.clone()
     }
 
+    /// Whether this member leads the raft group now.
+    pub fn is_leader(&self) -> bool {
+        self.state.borrow().node.is_leader()
+    }
+
     /// Raft's numbers for Status.
     pub fn raft_status(&self) -> RaftStatus {
         let state = self.state.borrow();
@@ -384,8 +500,7 @@ impl Member {
 
     async fn propose_and_wait(self: &Rc<Self>, proposal: Proposal) -> Result<Applied, Status> {
         self.check_running()?;
-        let id = self.next_proposal_id.get();
-        self.next_proposal_id.set(id + 1);
+        let id = self.request_ids.next();
         let data = proposal.encode(id);
         // An entry the log cannot hold must be refused here, not discovered by the persister
         // (which would have to stop the member).
@@ -428,8 +543,7 @@ impl Member {
     /// (raft's ReadIndex), so a read after it is linearizable.
     pub async fn wait_linearizable(self: &Rc<Self>) -> Result<(), Status> {
         self.check_running()?;
-        let context = self.next_proposal_id.get();
-        self.next_proposal_id.set(context + 1);
+        let context = self.request_ids.next();
         let (sender, receiver) = oneshot::channel();
         {
             let mut state = self.state.borrow_mut();
@@ -487,10 +601,10 @@ impl Member {
                 effects
             };
             let Some(effects) = effects else { return };
-            assert!(
-                effects.messages.is_empty(),
-                "a single-voter group sends no messages"
-            );
+            if let Some(leader) = effects.leader_changed {
+                self.on_leader_changed(leader);
+            }
+            self.send_messages(effects.messages);
             if let Some(persist) = effects.persist {
                 self.persist_queue
                     .borrow_mut()
@@ -703,11 +817,12 @@ impl Member {
         Ok(())
     }
 
-    async fn queue_persist(&self, persist: Persist) -> Result<(u64, Option<Queued>), String> {
-        assert!(
-            persist.snapshot.is_none(),
-            "a single voter never receives a snapshot"
-        );
+    async fn queue_persist(&self, persist: Persist) -> Result<DurableWait, String> {
+        if persist.snapshot.is_some() {
+            // Never sent by a basalt leader (see `send_messages`); installing one without its
+            // data would serve an empty store.
+            return Err("received a raft snapshot, which this version cannot install".into());
+        }
         if let Some(last_kept) = persist.truncate_after {
             self.wal
                 .truncate_after(last_kept)
@@ -742,7 +857,7 @@ impl Member {
                     .map_err(|e| e.to_string())?,
             );
         }
-        Ok((persist.ready_number, last))
+        Ok((persist.ready_number, last, persist.messages_after))
     }
 
     /// Reports raft's writes durable, in order, as the WAL's fdatasyncs complete. Everything one
@@ -750,7 +865,7 @@ impl Member {
     /// one batch.
     async fn run_durability_waiter(self: Rc<Self>) {
         loop {
-            let (mut ready_number, queued) =
+            let (mut ready_number, queued, mut messages) =
                 poll_fn(|cx| match self.durable_queue.borrow_mut().pop_front() {
                     Some(item) => Poll::Ready(item),
                     None => {
@@ -767,14 +882,18 @@ impl Member {
             loop {
                 let mut pending = self.durable_queue.borrow_mut();
                 match pending.front() {
-                    Some((number, queued)) if queued.is_none_or(|q| self.wal.is_durable(q)) => {
+                    Some((number, queued, _)) if queued.is_none_or(|q| self.wal.is_durable(q)) => {
                         ready_number = *number;
-                        pending.pop_front();
+                        let (_, _, after) = pending.pop_front().expect("front was just seen");
+                        messages.extend(after);
                     }
                     _ => break,
                 }
             }
             self.state.borrow_mut().node.on_persisted(ready_number);
+            // Raft's rule: a follower acknowledges entries (and grants votes) only once they
+            // are durable here.
+            self.send_messages(messages);
             self.pump();
         }
     }
@@ -907,45 +1026,4 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
         Poll::Pending
     })
     .await
-}
-
-/// The first proposal id of this run: above every id in the log it replays, so an entry from
-/// before a restart never matches a waiter of this run (even if the clock was set back), and
-/// otherwise the wall clock in nanoseconds, so ids of different runs rarely meet at all.
-fn proposal_id_base(replayed: &[Entry]) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |elapsed| elapsed.as_nanos() as u64);
-    let after_replayed = replayed
-        .iter()
-        .filter_map(|entry| Proposal::id_of(&entry.data))
-        .map(|id| id.saturating_add(1))
-        .max()
-        .unwrap_or(1);
-    nanos.max(after_replayed).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Goal: a run's first proposal id is above every id in the log it replays, even when the
-    /// clock says otherwise (set back across the restart), so no replayed entry answers a
-    /// waiter of this run.
-    #[test]
-    fn proposal_ids_start_above_the_replayed_log() {
-        let entry = |index: u64, id: u64| Entry {
-            index,
-            data: Proposal::Put(pb::PutRequest::default()).encode(id),
-            ..Default::default()
-        };
-        let far_future = u64::MAX / 2;
-        let replayed = [entry(1, 7), entry(2, far_future), Entry::default()];
-        assert_eq!(proposal_id_base(&replayed), far_future + 1);
-        let now_ish = proposal_id_base(&[]);
-        assert!(
-            now_ish > 1_600_000_000_000_000_000,
-            "wall-clock nanoseconds: {now_ish}"
-        );
-    }
 }

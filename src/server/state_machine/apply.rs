@@ -27,6 +27,7 @@ pub enum Applied {
     /// Its header is filled by the service.
     Alarm(pb::AlarmResponse),
     MemberUpdate,
+    MemberAttributes,
     LeaseGrant(pb::LeaseGrantResponse),
     LeaseRevoke(pb::LeaseRevokeResponse),
     /// Internal lease proposals (checkpoints, expiries): nothing to report.
@@ -150,6 +151,11 @@ pub fn apply_entries(
                     id,
                     Err(Status::internal("etcdserver: nested as-user proposal")),
                 ));
+                continue;
+            }
+            Proposal::MemberAttributes(published) => {
+                cluster.apply_member_attributes(&mut batch, &published)?;
+                answers.push((id, Ok(Applied::MemberAttributes)));
                 continue;
             }
             Proposal::MemberUpdate(request) => {

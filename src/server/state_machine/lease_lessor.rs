@@ -83,6 +83,9 @@ pub enum Renewed {
     Ttl { ttl_s: i64, clear_checkpoint: bool },
     /// No such lease, or it has expired and waits for its revoke.
     NotFound,
+    /// This member does not lead: the leader's lessor keeps the expiries (etcd's
+    /// `ErrNotPrimary`).
+    NotPrimary,
 }
 
 /// The leases of this member and their timers.
@@ -170,6 +173,26 @@ impl Lessor {
         }
     }
 
+    /// Stops being the primary (leadership moved to another member): nothing expires or is
+    /// checkpointed here until this member leads again, as etcd's `Demote`; every lease's
+    /// expiry is forgotten, so a later `promote` starts each from its remaining TTL.
+    pub fn demote(&mut self) {
+        self.primary = false;
+        self.expiry_heap.clear();
+        self.checkpoint_heap.clear();
+        for lease in self.leases.values_mut() {
+            lease.expiry = FOREVER;
+            lease.next_check = FOREVER;
+            lease.checkpoint_at = None;
+        }
+    }
+
+    /// Whether this lessor is the primary (its member leads): only the primary expires leases
+    /// and renews them.
+    pub fn is_primary(&self) -> bool {
+        self.primary
+    }
+
     /// The grant of lease `id` was applied.
     pub fn on_granted(&mut self, id: i64, ttl_s: i64, now: Millis) {
         self.leases.insert(
@@ -206,6 +229,9 @@ impl Lessor {
 
     /// A keep-alive for lease `id` at `now`.
     pub fn renew(&mut self, id: i64, now: Millis) -> Renewed {
+        if !self.primary {
+            return Renewed::NotPrimary;
+        }
         let Some(lease) = self.leases.get(&id) else {
             return Renewed::NotFound;
         };

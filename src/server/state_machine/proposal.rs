@@ -18,6 +18,10 @@ pub enum Proposal {
     Compaction(pb::CompactionRequest),
     Alarm(pb::AlarmRequest),
     MemberUpdate(pb::MemberUpdateRequest),
+    /// A member's name and client URLs, published by the member itself when it starts (etcd's
+    /// `publish`, a ConfChange-free attribute update). Body: etcd's `Member` message, of
+    /// which the id, name and client URLs are used.
+    MemberAttributes(pb::Member),
     LeaseGrant(pb::LeaseGrantRequest),
     LeaseRevoke(pb::LeaseRevokeRequest),
     /// Remaining TTLs recorded by the primary (etcd's LeaseCheckpoint).
@@ -49,6 +53,7 @@ const KIND_COMPACTION: u8 = 4;
 // Cluster-state kinds are numbered from 20 so kinds added elsewhere (leases) do not collide.
 const KIND_ALARM: u8 = 20;
 const KIND_MEMBER_UPDATE: u8 = 21;
+const KIND_MEMBER_ATTRIBUTES: u8 = 22;
 const KIND_LEASE_GRANT: u8 = 5;
 const KIND_LEASE_REVOKE: u8 = 6;
 const KIND_LEASE_CHECKPOINT: u8 = 7;
@@ -86,6 +91,7 @@ impl Proposal {
             Proposal::Compaction(r) => (KIND_COMPACTION, r.encode_to_vec()),
             Proposal::Alarm(r) => (KIND_ALARM, r.encode_to_vec()),
             Proposal::MemberUpdate(r) => (KIND_MEMBER_UPDATE, r.encode_to_vec()),
+            Proposal::MemberAttributes(r) => (KIND_MEMBER_ATTRIBUTES, r.encode_to_vec()),
             Proposal::LeaseGrant(r) => (KIND_LEASE_GRANT, r.encode_to_vec()),
             Proposal::LeaseRevoke(r) => (KIND_LEASE_REVOKE, r.encode_to_vec()),
             Proposal::LeaseCheckpoint(r) => (KIND_LEASE_CHECKPOINT, r.encode_to_vec()),
@@ -163,6 +169,9 @@ impl Proposal {
             KIND_ALARM => Proposal::Alarm(pb::AlarmRequest::decode(body).map_err(bad)?),
             KIND_MEMBER_UPDATE => {
                 Proposal::MemberUpdate(pb::MemberUpdateRequest::decode(body).map_err(bad)?)
+            }
+            KIND_MEMBER_ATTRIBUTES => {
+                Proposal::MemberAttributes(pb::Member::decode(body).map_err(bad)?)
             }
             KIND_LEASE_GRANT => {
                 Proposal::LeaseGrant(pb::LeaseGrantRequest::decode(body).map_err(bad)?)

@@ -61,6 +61,7 @@ write_kind!(pb::TxnRequest => Txn, Txn(pb::TxnResponse));
 write_kind!(pb::CompactionRequest => Compaction, Compaction(pb::CompactionResponse));
 write_kind!(pb::AlarmRequest => Alarm, Alarm(pb::AlarmResponse));
 write_kind!(pb::MemberUpdateRequest => MemberUpdate, MemberUpdate);
+write_kind!(pb::Member => MemberAttributes, MemberAttributes);
 write_kind!(pb::LeaseGrantRequest => LeaseGrant, LeaseGrant(pb::LeaseGrantResponse));
 write_kind!(pb::LeaseRevokeRequest => LeaseRevoke, LeaseRevoke(pb::LeaseRevokeResponse));
 

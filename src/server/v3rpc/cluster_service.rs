@@ -1,5 +1,6 @@
-//! etcd's Cluster service for a single member: MemberList, and MemberAdd / MemberRemove /
-//! MemberUpdate / MemberPromote answered as a one-member etcd 3.5 answers them.
+//! etcd's Cluster service: MemberList of every member, and MemberAdd / MemberRemove /
+//! MemberUpdate / MemberPromote answered as a one-member etcd 3.5 answers them (membership
+//! changes through raft are not built yet).
 //!
 //! - Remove of this member: "not enough started members" (it would leave no quorum); of an
 //!   unknown id: "member not found".
@@ -107,17 +108,29 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     );
 }
 
-/// The members, as etcd lists them (this one only).
+/// The members, as etcd lists them: by ID, each with the name and client URLs it published
+/// (empty for a member that has not started yet; this member's own from its flags until its
+/// publication applies).
 async fn members(member: &Gateway, info: &MemberInfo) -> Result<Vec<pb::Member>, Status> {
-    let id = member.identity().member_id;
+    let own = member.identity().member_id;
     let cluster = member.call(GetClusterState).await?;
-    Ok(vec![pb::Member {
-        id,
-        name: info.name.clone(),
-        peer_ur_ls: cluster.peer_urls(id).unwrap_or_default().to_vec(),
-        client_ur_ls: info.client_urls.clone(),
-        is_learner: false,
-    }])
+    Ok(cluster
+        .members()
+        .map(|(id, peer_urls)| {
+            let (name, client_urls) = match cluster.attributes(id) {
+                Some((name, urls)) => (name.to_string(), urls.to_vec()),
+                None if id == own => (info.name.clone(), info.client_urls.clone()),
+                None => (String::new(), Vec::new()),
+            };
+            pb::Member {
+                id,
+                name,
+                peer_ur_ls: peer_urls.to_vec(),
+                client_ur_ls: client_urls,
+                is_learner: false,
+            }
+        })
+        .collect())
 }
 
 /// etcd's Cluster header: cluster, member and term; no revision.

@@ -1,6 +1,8 @@
 //! Starting the real `basalt` binary and driving it with Debian's real `etcdctl`.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -43,8 +45,16 @@ impl Basalt {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Basalt {
+        let mut all_flags = vec!["--listen-peer-urls", "http://127.0.0.1:0"];
+        all_flags.extend_from_slice(flags);
+        Basalt::spawn(data_dir, port, &all_flags, env).wait_ready()
+    }
+
+    /// Starts a member without waiting for it to be ready (members of one cluster must all be
+    /// running before any can be). No peer URL flags are added.
+    pub fn spawn(data_dir: PathBuf, port: u16, flags: &[&str], env: &[(&str, &str)]) -> Starting {
         let url = format!("http://127.0.0.1:{port}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
             .arg("--data-dir")
             .arg(&data_dir)
             .args([
@@ -53,7 +63,6 @@ impl Basalt {
                 "--advertise-client-urls",
                 &url,
             ])
-            .args(["--listen-peer-urls", "http://127.0.0.1:0"])
             .args(flags)
             .env_clear()
             .envs(env.iter().copied())
@@ -61,6 +70,29 @@ impl Basalt {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start basalt");
+        Starting {
+            child,
+            port,
+            data_dir,
+        }
+    }
+}
+
+/// A member that was started and may not be ready yet.
+pub struct Starting {
+    child: Child,
+    port: u16,
+    data_dir: PathBuf,
+}
+
+impl Starting {
+    /// Waits until the member says it is ready to serve clients.
+    pub fn wait_ready(self) -> Basalt {
+        let Starting {
+            mut child,
+            port,
+            data_dir,
+        } = self;
         let stderr = child.stderr.take().expect("piped stderr");
         let (ready_sender, ready_receiver) = mpsc::channel();
         std::thread::spawn(move || {
@@ -88,7 +120,9 @@ impl Basalt {
             }
         }
     }
+}
 
+impl Basalt {
     /// `127.0.0.1:port`.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -1,0 +1,126 @@
+//! The member's identity (its member ID and its cluster's ID), stored with its data the first
+//! time it starts, as etcd stores them in its WAL: a restart keeps them whatever
+//! `--initial-cluster`, `--initial-cluster-token` or `--name` say then, and a member never
+//! changes identity under the other members' feet.
+//!
+//! `member/identity` in the data directory, a few text lines with a crc32 over them, written
+//! to a temporary file, synced and renamed (and the directory synced), so a crash leaves
+//! either no file or a whole one.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::server::state_machine::header::Identity;
+
+const FILE_NAME: &str = "identity";
+const FORMAT_LINE: &str = "basalt member identity 1";
+
+/// Where a data directory keeps its identity.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join(FILE_NAME)
+}
+
+/// The identity stored in `data_dir`, or `derived` (from the flags) stored there now when the
+/// directory has none yet. Returns the identity and whether it was stored by this call.
+pub fn load_or_store(data_dir: &Path, derived: Identity) -> Result<(Identity, bool), String> {
+    let file = path(data_dir);
+    match fs::read_to_string(&file) {
+        Ok(text) => decode(&text)
+            .map(|identity| (identity, false))
+            .map_err(|reason| format!("{} is damaged: {reason}", file.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            store(&file, derived).map_err(|e| format!("storing {}: {e}", file.display()))?;
+            Ok((derived, true))
+        }
+        Err(error) => Err(format!("reading {}: {error}", file.display())),
+    }
+}
+
+fn body(identity: Identity) -> String {
+    format!(
+        "{FORMAT_LINE}\nmember-id {:016x}\ncluster-id {:016x}\n",
+        identity.member_id, identity.cluster_id
+    )
+}
+
+fn encode(identity: Identity) -> String {
+    let body = body(identity);
+    let crc = crc32fast::hash(body.as_bytes());
+    format!("{body}crc32 {crc:08x}\n")
+}
+
+fn decode(text: &str) -> Result<Identity, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some(FORMAT_LINE) {
+        return Err("unknown format".into());
+    }
+    let field = |line: Option<&str>, name: &str| -> Result<u64, String> {
+        line.and_then(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| format!("no valid {name} line"))
+    };
+    let member_id = field(lines.next(), "member-id")?;
+    let cluster_id = field(lines.next(), "cluster-id")?;
+    let crc = field(lines.next(), "crc32")?;
+    let identity = Identity {
+        cluster_id,
+        member_id,
+    };
+    if u64::from(crc32fast::hash(body(identity).as_bytes())) != crc {
+        return Err("checksum mismatch".into());
+    }
+    if member_id == 0 {
+        return Err("member ID 0 is reserved".into());
+    }
+    Ok(identity)
+}
+
+fn store(file: &Path, identity: Identity) -> std::io::Result<()> {
+    let directory = file.parent().expect("the identity file lies in member/");
+    fs::create_dir_all(directory)?;
+    let temporary = directory.join(format!("{FILE_NAME}.tmp"));
+    let mut out = fs::File::create(&temporary)?;
+    out.write_all(encode(identity).as_bytes())?;
+    out.sync_all()?;
+    fs::rename(&temporary, file)?;
+    fs::File::open(directory)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the first start stores the derived identity; later starts keep it whatever is
+    /// derived then; a damaged file is refused, never replaced.
+    #[test]
+    fn the_first_identity_stays_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Identity {
+            cluster_id: 0xcdf8_1819_4e3a_8c32,
+            member_id: 0x8e9e_05c5_2164_694d,
+        };
+        let other = Identity {
+            cluster_id: 1,
+            member_id: 2,
+        };
+        let (stored, fresh) = load_or_store(dir.path(), first).unwrap();
+        assert!(fresh);
+        assert_eq!(
+            (stored.member_id, stored.cluster_id),
+            (first.member_id, first.cluster_id)
+        );
+        let (kept, fresh) = load_or_store(dir.path(), other).unwrap();
+        assert!(!fresh);
+        assert_eq!(
+            (kept.member_id, kept.cluster_id),
+            (first.member_id, first.cluster_id)
+        );
+        let file = path(dir.path());
+        let text = fs::read_to_string(&file).unwrap();
+        fs::write(&file, text.replace("member-id 8", "member-id 9")).unwrap();
+        let error = load_or_store(dir.path(), other).unwrap_err();
+        assert!(error.contains("checksum mismatch"), "{error}");
+    }
+}

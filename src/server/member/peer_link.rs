@@ -1,0 +1,92 @@
+//! The member's link to the other members: raft messages encoded onto the peer transport
+//! (`basalt_net::peer`) and decoded from it. Appends ride their own lane so that heartbeats,
+//! votes and read-index rounds never wait behind a large append.
+//!
+//! Everything runs on the raft owner's executor: the transport's connections, and one task per
+//! lane that feeds what arrives into the member.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use basalt_net::peer::{Lane, SendError, Transport, TransportConfig};
+use prost::Message as _;
+use raft::prelude::{Message, MessageType};
+
+use super::raft_member::{Member, PeerOutlet};
+
+/// The member's side of the transport.
+pub struct PeerLink {
+    transport: Transport,
+}
+
+impl PeerOutlet for PeerLink {
+    fn send(&self, message: Message) -> bool {
+        let lane = match message.get_msg_type() {
+            MessageType::MsgAppend => Lane::Append,
+            _ => Lane::Control,
+        };
+        let to = message.to;
+        let frame = bytes::Bytes::from(message.encode_to_vec());
+        match self.transport.send(to, lane, frame) {
+            Ok(()) => true,
+            Err(SendError::UnknownPeer(_)) => {
+                tracing::debug!(to = format!("{to:x}"), "no peer link to this member");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses), dials
+/// every other member it knows, and feeds received messages into raft.
+pub fn start(
+    member: &Rc<Member>,
+    cluster_id: u64,
+    max_request_bytes: usize,
+    listen: &[SocketAddr],
+) -> Result<(), String> {
+    let own = member.headers().identity().member_id;
+    let transport = Transport::new(TransportConfig::new(cluster_id, own, max_request_bytes));
+    for address in listen {
+        let listener = basalt_net::bind(*address)
+            .map_err(|e| format!("listening for peers on {address}: {e}"))?;
+        let serving = transport.clone();
+        glommio::spawn_local(async move { serving.serve(listener).await }).detach();
+    }
+    let peers: Vec<(u64, Vec<String>)> = member
+        .cluster()
+        .members()
+        .filter(|(id, _)| *id != own)
+        .map(|(id, urls)| (id, urls.to_vec()))
+        .collect();
+    for (id, urls) in peers {
+        transport
+            .add_peer(id, &urls)
+            .map_err(|e| format!("adding peer {id:x} at {urls:?}: {e}"))?;
+    }
+    for lane in Lane::FRAMED {
+        let (receiving, transport) = (member.clone(), transport.clone());
+        glommio::spawn_local(async move {
+            loop {
+                let (from, frame) = transport.recv(lane).await;
+                match Message::decode(frame) {
+                    Ok(message) if message.from == from => receiving.receive(message),
+                    Ok(message) => tracing::warn!(
+                        from = format!("{from:x}"),
+                        claimed = format!("{:x}", message.from),
+                        "dropped a raft message whose sender is not its connection's member"
+                    ),
+                    Err(error) => tracing::warn!(
+                        from = format!("{from:x}"),
+                        %error,
+                        "dropped a raft message that does not decode"
+                    ),
+                }
+            }
+        })
+        .detach();
+    }
+    member.attach_peers(Rc::new(PeerLink { transport }));
+    Ok(())
+}

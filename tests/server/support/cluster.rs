@@ -1,0 +1,146 @@
+//! Several real `basalt` processes forming one raft cluster on loopback.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{free_port, Basalt, Starting};
+
+/// The environment that lets a multi-member cluster start while clustering is unfinished.
+const CLUSTERING: (&str, &str) = ("BASALT_EXPERIMENTAL_CLUSTERING", "1");
+
+/// One member's fixed coordinates: a restart reuses them.
+#[derive(Clone)]
+pub struct Seat {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+}
+
+/// A cluster of members, some running.
+pub struct Cluster {
+    pub seats: Vec<Seat>,
+    pub members: Vec<Option<Basalt>>,
+    initial_cluster: String,
+}
+
+impl Cluster {
+    /// Starts `size` members in `dir` (all spawned before any is awaited: none is ready until
+    /// a quorum runs), with 100 ms heartbeats and 1 s elections as etcd's defaults.
+    pub fn start(dir: &Path, size: usize) -> Cluster {
+        let seats: Vec<Seat> = (0..size)
+            .map(|i| Seat {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.join(format!("m{i}")),
+            })
+            .collect();
+        let initial_cluster = seats
+            .iter()
+            .map(|seat| format!("{}=http://127.0.0.1:{}", seat.name, seat.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            members: (0..size).map(|_| None).collect(),
+            seats,
+            initial_cluster,
+        };
+        let starting: Vec<Starting> = (0..size).map(|i| cluster.spawn(i)).collect();
+        for (i, member) in starting.into_iter().enumerate() {
+            cluster.members[i] = Some(member.wait_ready());
+        }
+        cluster
+    }
+
+    fn spawn(&self, i: usize) -> Starting {
+        let seat = &self.seats[i];
+        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        Basalt::spawn(
+            seat.data_dir.clone(),
+            seat.client_port,
+            &[
+                "--name",
+                &seat.name,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &self.initial_cluster,
+                "--initial-cluster-token",
+                "basalt-test-cluster",
+            ],
+            &[CLUSTERING],
+        )
+    }
+
+    /// Restarts member `i` (stopped before) on its data directory and waits until it serves.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.members[i].is_none(), "member {i} is running");
+        self.members[i] = Some(self.spawn(i).wait_ready());
+    }
+
+    /// Kills member `i` with SIGKILL.
+    pub fn kill_9(&mut self, i: usize) {
+        let member = self.members[i].take().expect("member is running");
+        member.kill_9();
+    }
+
+    /// Running member `i`.
+    pub fn member(&self, i: usize) -> &Basalt {
+        self.members[i].as_ref().expect("member is running")
+    }
+
+    /// Indices of the running members.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.members[i].is_some())
+            .collect()
+    }
+
+    /// The leader's member ID as member `i` reports it in `endpoint status` (0: none).
+    pub fn leader_seen_by(&self, i: usize) -> (u64, u64) {
+        let output = self
+            .member(i)
+            .etcdctl(&["endpoint", "status", "-w", "json"], "");
+        if !output.status.success() {
+            return (0, 0);
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let number = |field: &str| -> u64 {
+            text.split(&format!("\"{field}\":"))
+                .nth(1)
+                .and_then(|rest| {
+                    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    digits.parse().ok()
+                })
+                .unwrap_or(0)
+        };
+        (number("leader"), number("member_id"))
+    }
+
+    /// Waits until every running member names the same leader, and returns the index of the
+    /// leader's seat.
+    pub fn wait_for_leader(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let seen: Vec<(usize, (u64, u64))> = self
+                .running()
+                .into_iter()
+                .map(|i| (i, self.leader_seen_by(i)))
+                .collect();
+            let leader = seen[0].1 .0;
+            if leader != 0 && seen.iter().all(|(_, (l, _))| *l == leader) {
+                if let Some((i, _)) = seen.iter().find(|(_, (_, me))| *me == leader) {
+                    return *i;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among the running members within {limit:?}: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
