@@ -80,6 +80,7 @@ impl PeerLink {
         if after {
             if !before {
                 self.last_error.borrow_mut().take();
+                self.counters.active.set(1);
                 tracing::info!(peer_id = %peer, "peer became active");
                 self.events.push(PeerEvent::Reachable { peer: self.peer });
             }
@@ -91,6 +92,10 @@ impl PeerLink {
         let reason = error.to_string();
         if !before && self.last_error.borrow().as_deref() == Some(reason.as_str()) {
             return;
+        }
+        if before {
+            self.counters.active.set(0);
+            self.counters.disconnects.inc();
         }
         tracing::warn!(peer_id = %peer, lane = lane.name(), error = %reason,
             "peer became inactive (message send to peer failed)");

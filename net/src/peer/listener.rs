@@ -93,6 +93,9 @@ async fn serve_framed(shared: Rc<Shared>, hello: Hello, stream: PeerStream, remo
         .await;
     shared.unregister_inbound(hello.from, hello.lane, connection_id);
     if let Err(error) = served {
+        if let Some(counters) = shared.counters_for(hello.from) {
+            counters.received_failures.inc();
+        }
         tracing::error!(remote = %remote, peer_id = %format!("{:x}", hello.from),
             lane = hello.lane.name(), error = %error, "peer connection closed on a bad frame");
     }

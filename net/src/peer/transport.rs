@@ -20,7 +20,7 @@ use super::link::{LaneState, PeerLink};
 use super::listener::{serve_connection, ACCEPT_ERROR_BACKOFF};
 use super::queue::BoundedQueue;
 use super::snapshot::{IncomingSnapshot, SnapshotWriter};
-use super::stats::{PeerCounters, PeerStats};
+use super::stats::{PeerCounters, PeerMetrics, PeerStats};
 use super::writer::run_lane_writer;
 
 /// What raft puts in one append message at most, besides a single entry larger than this (raft
@@ -31,10 +31,6 @@ pub const MESSAGE_ENTRIES_BYTES_MAX: usize = 1024 * 1024;
 /// What a raft message adds around its entries (term, index, commit, entry headers, the
 /// request's envelope); generous, since only the bound on allocation depends on it.
 pub const FRAME_OVERHEAD_BYTES_MAX: usize = 256 * 1024;
-
-/// Peers whose counters are kept (members, and senders not yet in the membership): bounds the
-/// counters a stray sender with the right cluster ID could make us create.
-const COUNTED_PEERS_MAX: usize = 256;
 
 /// Snapshot transfers handed to the member and not yet taken; more wait on their connection.
 const SNAPSHOTS_QUEUED_MAX: usize = 2;
@@ -145,7 +141,7 @@ pub(crate) struct Shared {
     events: Rc<Events>,
     peers: RefCell<HashMap<u64, Peer>>,
     removed: RefCell<HashSet<u64>>,
-    counters: RefCell<HashMap<u64, Arc<PeerCounters>>>,
+    metrics: Arc<PeerMetrics>,
     /// The current inbound connection per sender and framed lane: a newer one closes the
     /// older (the sender redialed), removal closes both.
     inbound: RefCell<InboundConnections>,
@@ -183,14 +179,7 @@ impl Shared {
 
     /// The counters of `peer`, created on first use while under the bound.
     pub fn counters_for(&self, peer: u64) -> Option<Arc<PeerCounters>> {
-        let mut counters = self.counters.borrow_mut();
-        if let Some(existing) = counters.get(&peer) {
-            return Some(existing.clone());
-        }
-        if counters.len() >= COUNTED_PEERS_MAX {
-            return None;
-        }
-        Some(counters.entry(peer).or_default().clone())
+        self.metrics.counters_for(peer, false)
     }
 
     /// Makes `closer`'s connection the current one of `from` on `lane`, closing the older.
@@ -235,6 +224,7 @@ impl Transport {
     /// A transport that opens its connections with `dialer` (peer TLS, fault injection).
     pub fn with_dialer(config: TransportConfig, dialer: Rc<dyn Dialer>) -> Transport {
         let inbox = |limit: QueueLimit| BoundedQueue::new(limit.frames, limit.bytes);
+        let metrics = Arc::new(PeerMetrics::new(config.local_id));
         Transport {
             shared: Rc::new(Shared {
                 inboxes: [inbox(config.control_inbox), inbox(config.append_inbox)],
@@ -245,7 +235,7 @@ impl Transport {
                 events: Rc::new(Events::new()),
                 peers: RefCell::default(),
                 removed: RefCell::default(),
-                counters: RefCell::default(),
+                metrics,
                 inbound: RefCell::default(),
                 next_connection_id: Cell::new(0),
                 inbound_open: Cell::new(0),
@@ -338,11 +328,10 @@ impl Transport {
         let config = &self.shared.config;
         let counters = self
             .shared
-            .counters
-            .borrow_mut()
-            .entry(id)
-            .or_default()
-            .clone();
+            .metrics
+            .counters_for(id, true)
+            .expect("members are always counted");
+        counters.member.set(1);
         let link = Rc::new(PeerLink {
             peer: id,
             cluster_id: config.cluster_id,
@@ -412,7 +401,7 @@ impl Transport {
         for closer in closers {
             closer.close();
         }
-        self.shared.counters.borrow_mut().remove(&id);
+        self.shared.metrics.forget(id);
     }
 
     /// The members it dials, with their URLs.
@@ -505,20 +494,13 @@ impl Transport {
             .is_some_and(|peer| peer.link.reachable())
     }
 
-    /// Every counted peer's counters and state, ordered by ID.
+    /// Every counted peer's counters as read now, ordered by ID.
     pub fn stats(&self) -> Vec<PeerStats> {
-        let peers = self.shared.peers.borrow();
-        let mut stats: Vec<PeerStats> = self
-            .shared
-            .counters
-            .borrow()
-            .iter()
-            .map(|(id, counters)| {
-                let reachable = peers.get(id).is_some_and(|peer| peer.link.reachable());
-                PeerStats::read(*id, peers.contains_key(id), reachable, counters)
-            })
-            .collect();
-        stats.sort_unstable_by_key(|stats| stats.peer);
-        stats
+        self.shared.metrics.snapshot()
+    }
+
+    /// The per-peer counters, to share with the cores that serve `/metrics`.
+    pub fn metrics(&self) -> Arc<PeerMetrics> {
+        self.shared.metrics.clone()
     }
 }

@@ -116,6 +116,7 @@ fn restarted_peer_is_redialed_and_later_frames_arrive() {
             expected += 1;
         }
         assert!(a.transport.is_reachable(2));
+        assert!(a.transport.stats()[0].active);
         a.stop().await;
         b.stop().await;
     });

@@ -7,4 +7,5 @@ mod delivery;
 mod failures;
 mod handshake;
 mod lanes;
+mod membership;
 mod snapshots;

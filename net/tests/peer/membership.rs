@@ -1,0 +1,138 @@
+//! Goal: membership changes at runtime take effect on the connections: a member with several
+//! URLs is reached at whichever answers, an updated member is redialed at its new URL, a
+//! removed one cannot be sent to, and URLs the transport cannot dial are refused up front.
+
+use std::time::Duration;
+
+use basalt_net::peer::{Lane, PeerError, SendError, TransportConfig};
+
+use crate::support::{check_pattern_frame, pattern_frame, run, within, Member};
+
+/// A loopback URL where nothing listens (a port bound and released at once).
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+#[test]
+fn a_member_is_reached_at_any_of_its_urls() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        let b = Member::start(7, 2);
+        a.transport
+            .add_peer(2, &[dead_url(), b.url.clone()])
+            .unwrap();
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        let (_, frame) = within(
+            Duration::from_secs(10),
+            "the frame",
+            b.transport.recv(Lane::Control),
+        )
+        .await;
+        assert_eq!(check_pattern_frame(&frame), (0, 0));
+        a.stop().await;
+        b.stop().await;
+    });
+}
+
+#[test]
+fn an_updated_member_is_redialed_at_its_new_url() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        let old = Member::start(7, 2);
+        a.dial(2, &old);
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        within(
+            Duration::from_secs(10),
+            "the first frame",
+            old.transport.recv(Lane::Control),
+        )
+        .await;
+
+        // Member 2 moves (etcdctl member update): same ID, new URL; the old address still
+        // answers, so only the update can move the traffic.
+        let new = Member::start_with(TransportConfig::new(7, 2, 1536 * 1024), 0);
+        a.transport
+            .update_peer(2, std::slice::from_ref(&new.url))
+            .unwrap();
+        assert_eq!(a.transport.peers(), vec![(2, vec![new.url.clone()])]);
+        for sequence in 1..=20 {
+            a.transport
+                .send(2, Lane::Control, pattern_frame(0, sequence, 32))
+                .unwrap();
+        }
+        for sequence in 1..=20 {
+            let (_, frame) = within(
+                Duration::from_secs(10),
+                "frames at the new URL",
+                new.transport.recv(Lane::Control),
+            )
+            .await;
+            assert_eq!(check_pattern_frame(&frame), (0, sequence));
+        }
+        a.stop().await;
+        old.stop().await;
+        new.stop().await;
+    });
+}
+
+#[test]
+fn a_removed_member_is_no_longer_sent_to() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        let b = Member::start(7, 2);
+        a.dial(2, &b);
+        a.transport
+            .send(2, Lane::Append, pattern_frame(1, 0, 32))
+            .unwrap();
+        within(
+            Duration::from_secs(10),
+            "the frame",
+            b.transport.recv(Lane::Append),
+        )
+        .await;
+        a.transport.remove_peer(2);
+        assert!(a.transport.peers().is_empty());
+        assert_eq!(
+            a.transport.send(2, Lane::Append, pattern_frame(1, 1, 32)),
+            Err(SendError::UnknownPeer(2))
+        );
+        assert!(a.transport.stats().iter().all(|stats| stats.peer != 2));
+        assert!(!a.transport.is_reachable(2));
+        a.stop().await;
+        b.stop().await;
+    });
+}
+
+#[test]
+fn urls_that_cannot_be_dialed_are_refused() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        for url in [
+            "https://127.0.0.1:2380",
+            "127.0.0.1:2380",
+            "http://127.0.0.1:2380/raft",
+            "http://no-such-host.invalid:2380",
+        ] {
+            let result = a.transport.add_peer(2, &[url.to_string()]);
+            assert!(
+                matches!(result, Err(PeerError::Url { .. })),
+                "{url}: {result:?}"
+            );
+        }
+        assert!(matches!(
+            a.transport.add_peer(1, std::slice::from_ref(&a.url)),
+            Err(PeerError::Url { .. })
+        ));
+        assert!(matches!(
+            a.transport.update_peer(3, std::slice::from_ref(&a.url)),
+            Err(PeerError::UnknownPeer(3))
+        ));
+        assert!(a.transport.peers().is_empty());
+        a.stop().await;
+    });
+}
