@@ -50,6 +50,10 @@ fn restarted_peer_is_redialed_and_later_frames_arrive() {
             next_event(&a.transport).await,
             PeerEvent::Unreachable { peer: 2, .. }
         ));
+        let stats = &a.transport.stats()[0];
+        assert_eq!((stats.active, stats.disconnects), (false, 1));
+        // The control lane pinged on connecting: one round trip measured at least.
+        assert!(stats.round_trip_seconds.count >= 1, "{stats:?}");
         // Frames sent while b is down are dropped (counted); sending goes on regardless.
         for sequence in 1..=5 {
             let _ = a
