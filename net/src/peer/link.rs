@@ -53,6 +53,10 @@ pub(crate) struct PeerLink {
     pub events: Rc<Events>,
     /// The origin of ping timestamps.
     pub epoch: Instant,
+    /// How often the control lane pings (`TransportConfig::ping_interval`).
+    pub ping_interval: Duration,
+    /// Silence after which the control connection is dropped (`TransportConfig::pong_timeout`).
+    pub pong_timeout: Duration,
 }
 
 impl PeerLink {
@@ -72,6 +76,8 @@ impl PeerLink {
 
     /// Records a lane's new state, and reports a change of the peer's reachability, or of
     /// why it is unreachable (one log line and one event per change, never one per retry).
+    /// `error` says why a lane left `Connected` (a closed idle connection goes back to
+    /// `Idle`: nothing was lost, and the next frame redials).
     pub fn set_lane_state(&self, lane: Lane, state: LaneState, error: Option<&PeerError>) {
         let before = self.reachable();
         self.lane_states[lane.framed_index()].set(state);
@@ -86,8 +92,10 @@ impl PeerLink {
             }
             return;
         }
-        let Some(error) = error else {
-            return;
+        let error = match (error, before) {
+            (Some(error), _) => error.clone(),
+            (None, true) => PeerError::Io("the connection closed".into()),
+            (None, false) => return,
         };
         let reason = error.to_string();
         if !before && self.last_error.borrow().as_deref() == Some(reason.as_str()) {
@@ -102,7 +110,7 @@ impl PeerLink {
         *self.last_error.borrow_mut() = Some(reason);
         self.events.push(PeerEvent::Unreachable {
             peer: self.peer,
-            error: error.clone(),
+            error,
         });
     }
 

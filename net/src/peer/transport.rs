@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::FutureExt;
@@ -64,6 +64,12 @@ pub struct TransportConfig {
     pub control_inbox: QueueLimit,
     /// For all peers, append frames received and not yet taken by the member.
     pub append_inbox: QueueLimit,
+    /// How often the control lane pings for the round-trip metric and to find out a silent
+    /// peer (1 s: a ping is 13 bytes each way).
+    pub ping_interval: Duration,
+    /// How long the control lane may go without a pong before its connection counts as dead
+    /// and is redialed (5 s, etcd's `ConnReadTimeout`; a partition sends no FIN).
+    pub pong_timeout: Duration,
 }
 
 impl TransportConfig {
@@ -90,6 +96,8 @@ impl TransportConfig {
                 frames: 4096,
                 bytes: 16 * 1024 * 1024,
             },
+            ping_interval: Duration::from_secs(1),
+            pong_timeout: Duration::from_secs(5),
             append_inbox: QueueLimit {
                 frames: 256,
                 bytes: append_bytes,
@@ -345,6 +353,8 @@ impl Transport {
             last_error: RefCell::new(None),
             events: self.shared.events.clone(),
             epoch: self.shared.epoch,
+            ping_interval: config.ping_interval,
+            pong_timeout: config.pong_timeout,
         });
         let queue = |limit: QueueLimit| Rc::new(BoundedQueue::new(limit.frames, limit.bytes));
         let queues = [queue(config.control_queue), queue(config.append_queue)];

@@ -33,10 +33,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// is one syscall; small enough that the copy buffer stays small (a larger frame goes alone).
 const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
-/// How often the control lane measures the round trip (etcd's prober uses a few seconds; a
-/// ping is 13 bytes each way).
-pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(1);
-
 /// A ping carries its send time: nanoseconds since the link's epoch.
 pub(crate) const PING_PAYLOAD_BYTES: usize = 8;
 
@@ -45,6 +41,8 @@ struct Connection {
     writer: WriteHalf<PeerStream>,
     /// Cleared by the reader task when the peer closes the connection or breaks it.
     alive: Rc<Cell<bool>>,
+    /// When the last pong arrived (the connection's start before the first).
+    last_pong: Rc<Cell<Instant>>,
     /// Watches the read side (pongs, end of stream); cancelled with the connection.
     _reader: Task<()>,
     /// The link's generation this connection was dialed in.
@@ -61,7 +59,7 @@ pub(crate) async fn run_lane_writer(
     let mut connection: Option<Connection> = None;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_BATCH_BYTES_MAX + FRAME_HEADER_BYTES);
-    let mut next_ping = Instant::now() + PING_INTERVAL;
+    let mut next_ping = Instant::now() + link.ping_interval;
     loop {
         let pings = lane == Lane::Control && connection.is_some();
         if pings {
@@ -77,11 +75,20 @@ pub(crate) async fn run_lane_writer(
                 connection = None;
                 link.set_lane_state(
                     lane,
-                    LaneState::Failed,
+                    LaneState::Idle,
                     Some(&PeerError::Io("the peer closed the connection".into())),
                 );
             } else if open.generation != link.generation.get() {
                 connection = None;
+            } else if pings && open.last_pong.get().elapsed() > link.pong_timeout {
+                // Pings go out but no pong comes back: the peer or the path is stalled (a
+                // partition sends no FIN); redial rather than write into a void.
+                connection = None;
+                link.set_lane_state(
+                    lane,
+                    LaneState::Failed,
+                    Some(&PeerError::Timeout("waiting for the peer to answer pings")),
+                );
             }
         }
         let ping_due = pings && connection.is_some() && Instant::now() >= next_ping;
@@ -116,7 +123,7 @@ pub(crate) async fn run_lane_writer(
             let sent_nanos = link.epoch.elapsed().as_nanos() as u64;
             buffer.extend_from_slice(&frame_header(FrameKind::Ping, PING_PAYLOAD_BYTES));
             buffer.extend_from_slice(&sent_nanos.to_be_bytes());
-            next_ping = Instant::now() + PING_INTERVAL;
+            next_ping = Instant::now() + link.ping_interval;
         }
         queue.drain_into(&mut batch, WRITE_BATCH_BYTES_MAX);
         for frame in &batch {
@@ -156,16 +163,19 @@ fn open_connection(
 ) -> Connection {
     let (reader, writer) = split(stream);
     let alive = Rc::new(Cell::new(true));
+    let last_pong = Rc::new(Cell::new(Instant::now()));
     let reader = glommio::spawn_local(watch_read_side(
         reader,
         link.clone(),
         lane,
         queue.clone(),
         alive.clone(),
+        last_pong.clone(),
     ));
     Connection {
         writer,
         alive,
+        last_pong,
         _reader: reader,
         generation: link.generation.get(),
     }
@@ -180,6 +190,7 @@ async fn watch_read_side(
     lane: Lane,
     queue: Rc<BoundedQueue<Bytes>>,
     alive: Rc<Cell<bool>>,
+    last_pong: Rc<Cell<Instant>>,
 ) {
     let ended = loop {
         match read_frame_header(&mut reader, PING_PAYLOAD_BYTES).await {
@@ -198,6 +209,7 @@ async fn watch_read_side(
                 link.counters
                     .round_trip_seconds
                     .observe_duration(round_trip);
+                last_pong.set(Instant::now());
             }
             Ok(Some((kind, bytes))) => {
                 break Some(PeerError::Protocol(format!(

@@ -273,3 +273,69 @@ fn full_queue_drops_and_counts() {
         a.stop().await;
     });
 }
+
+/// Goal: a peer that stops answering without closing (a partition sends no FIN) is found out
+/// by the control lane's pings, reported unreachable, and redialed; a healthy idle peer is
+/// not. Method: short ping settings; a fake peer that accepts the handshake, then never reads
+/// again, next to a real one that stays idle many timeouts long.
+#[test]
+fn a_silent_peer_is_found_out_by_pings() {
+    run(|_logs| async move {
+        let silent = basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let _holder = glommio::spawn_local(async move {
+            let mut held = Vec::new();
+            while let Ok(mut stream) = silent.accept().await {
+                let mut hello = [0u8; 36];
+                if stream.read_exact(&mut hello).await.is_ok()
+                    && stream.write_all(&[0, 0, 0]).await.is_ok()
+                {
+                    held.push(stream);
+                }
+            }
+        });
+        let mut config = TransportConfig::new(7, 1, 1536 * 1024);
+        config.ping_interval = Duration::from_millis(25);
+        config.pong_timeout = Duration::from_millis(500);
+        let a = Member::start_with(config, 0);
+        let b = Member::start(7, 3);
+        a.dial(3, &b);
+        a.transport
+            .send(3, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Reachable { peer: 3 }
+        ));
+
+        a.transport
+            .add_peer(2, &[format!("http://127.0.0.1:{port}")])
+            .unwrap();
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Reachable { peer: 2 }
+        ));
+        match next_event(&a.transport).await {
+            PeerEvent::Unreachable { peer: 2, error } => {
+                assert!(error.to_string().contains("answer pings"), "{error}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Meanwhile (five timeouts), the idle healthy peer kept its connection and answered.
+        glommio::timer::sleep(Duration::from_millis(2500)).await;
+        let healthy = a
+            .transport
+            .stats()
+            .into_iter()
+            .find(|s| s.peer == 3)
+            .unwrap();
+        assert!(a.transport.is_reachable(3));
+        assert_eq!(healthy.disconnects, 0);
+        assert!(healthy.round_trip_seconds.count >= 20, "{healthy:?}");
+        a.stop().await;
+        b.stop().await;
+    });
+}
