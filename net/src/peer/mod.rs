@@ -1,25 +1,46 @@
-//! The peer transport: moves opaque byte frames between basalt members over TCP (it knows
-//! nothing about raft). One connection per peer and lane, so heartbeats and votes never queue
+//! The peer transport: moves opaque byte frames between basalt members over TCP; it knows
+//! nothing about raft. One connection per peer and lane, so heartbeats and votes never queue
 //! behind a large append or a snapshot (etcd #7970).
 //!
-//! The member drives it from the raft owner's executor (everything here is `!Send`):
+//! ## How the member drives it
 //!
-//! ```no_run
-//! use basalt_net::peer::{Lane, Transport, TransportConfig};
-//! # async fn member() -> Result<(), basalt_net::peer::PeerError> {
-//! let transport = Transport::new(TransportConfig::new(0xc1, 1, 1536 * 1024));
-//! let listener = basalt_net::bind("127.0.0.1:2380".parse().unwrap()).unwrap();
-//! let accept = transport.clone();
-//! glommio::spawn_local(async move { accept.serve(listener).await }).detach();
-//! transport.add_peer(2, &["http://127.0.0.1:2480".to_string()])?;
-//! // Raft's Ready: queue each message on its lane; a drop means report_unreachable.
-//! if transport.send(2, Lane::Control, bytes::Bytes::from_static(b"vote")).is_err() { /* ... */ }
-//! // One task per lane reads what arrives (and one for snapshots, one for events).
-//! let (from, frame) = transport.recv(Lane::Control).await;
-//! # let _ = (from, frame); Ok(()) }
+//! Everything lives on the raft owner's executor (`Rc`, `!Send`): build one [`Transport`],
+//! bind the peer listener there only (no SO_REUSEPORT spread over the client cores), and run:
+//!
+//! - `transport.serve(listener)` — the accept loop (a task);
+//! - a task per lane reading `transport.recv(Lane::Control)` / `recv(Lane::Append)` and
+//!   stepping raft (read both: an unread append inbox stalls appends only, by design);
+//! - a task reading `transport.recv_snapshot()`: pull chunks with `next_chunk`, install, then
+//!   `complete(Ok(()))` (or `Err(reason)`: the sender learns it);
+//! - a task reading `transport.next_event()`: `Unreachable` → raft's `report_unreachable`;
+//!   a `Refused(Refusal::Removed)` means this member was removed (etcd stops itself).
+//!
+//! Raft's Ready: each message goes out with `send(to, lane, bytes)` — MsgAppend on
+//! [`Lane::Append`], everything small (heartbeats, votes, read-index, append responses) on
+//! [`Lane::Control`]; a MsgSnapshot's data goes through `open_snapshot` + `send_chunk`s +
+//! `finish` (or `SnapshotWriter::send_all` over a stream of chunks). `send` never waits: a
+//! full queue drops the frame and returns `Err` (raft resends; `report_unreachable` if the
+//! member likes). Messages of different lanes may overtake each other (raft allows it);
+//! within a lane they keep their order. Membership: `add_peer`, `update_peer`, `remove_peer`
+//! as conf changes apply. `/metrics`: `transport.metrics()` is an `Arc` any core reads.
+//!
+//! ## Wire format (big-endian)
+//!
+//! ```text
+//! dialer → listener, once   "BSLTPEER" | version u16 = 1 | lane u8 | 0 u8 | cluster u64 | from u64 | to u64
+//! listener → dialer, once   status u8 (0 accept, 1 refuse) | reason length u16 | reason UTF-8
+//! then frames               kind u8 | payload length u32 | payload
 //! ```
 //!
-//! Wire format: [`wire`](self) module docs. Limits are named consts next to their use.
+//! Frame kinds: data (0), ping (1, 8-byte timestamp, control lane) answered by pong (16);
+//! on a snapshot connection: header (2), chunks (3), end (4: total length u64, crc32 u32),
+//! abort (5: reason), answered by done (17) or failed (18: reason). A receiver checks every
+//! length against its limit before it allocates; a bad frame closes that connection only.
+//!
+//! ## Peer TLS
+//!
+//! Streams are boxed futures-io ([`PeerStream`]); TLS fits behind a [`Dialer`] (connect, then
+//! a rustls handshake) and [`Transport::serve_stream`] (accepted, decrypted streams).
 
 mod dial;
 mod error;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod batching;
 mod delivery;
 mod failures;
 mod handshake;
