@@ -2,14 +2,13 @@
 //! count, and where to report its reachability. Shared (`Rc`) by the peer's lane writers.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt;
 
-use super::dial::{with_timeout, Dialer, PeerStream};
+use super::dial::{with_timeout, Dialer, PeerAddress, PeerStream};
 use super::error::PeerError;
 use super::events::{Events, PeerEvent};
 use super::lane::Lane;
@@ -41,7 +40,7 @@ pub(crate) struct PeerLink {
     pub cluster_id: u64,
     pub local_id: u64,
     pub dialer: Rc<dyn Dialer>,
-    pub addresses: RefCell<Vec<SocketAddr>>,
+    pub addresses: RefCell<Vec<PeerAddress>>,
     /// The address that answered last, tried first next time.
     pub preferred_address: Cell<usize>,
     /// Bumped when the peer's URLs change: writers drop their connection and redial.
@@ -129,14 +128,14 @@ impl PeerLink {
         let mut last_error = None;
         for offset in 0..addresses.len() {
             let index = (first + offset) % addresses.len();
-            match self.connect_to(addresses[index], lane).await {
+            match self.connect_to(&addresses[index], lane).await {
                 Ok(stream) => {
                     self.preferred_address.set(index);
                     return Ok(stream);
                 }
                 Err(error @ PeerError::Refused(_)) => {
                     tracing::warn!(peer_id = %format!("{:x}", self.peer), lane = lane.name(),
-                        address = %addresses[index], error = %error, "peer refused the connection");
+                        address = %addresses[index].socket, error = %error, "peer refused the connection");
                     return Err(error);
                 }
                 Err(error) => last_error = Some(error),
@@ -145,7 +144,7 @@ impl PeerLink {
         Err(last_error.expect("at least one address was tried"))
     }
 
-    async fn connect_to(&self, address: SocketAddr, lane: Lane) -> Result<PeerStream, PeerError> {
+    async fn connect_to(&self, address: &PeerAddress, lane: Lane) -> Result<PeerStream, PeerError> {
         let mut stream = with_timeout(DIAL_TIMEOUT, self.dialer.dial(address))
             .await
             .ok_or(PeerError::Timeout("dialing the peer"))??;

@@ -39,8 +39,10 @@
 //!
 //! ## Peer TLS
 //!
-//! Streams are boxed futures-io ([`PeerStream`]); TLS fits behind a [`Dialer`] (connect, then
-//! a rustls handshake) and [`Transport::serve_stream`] (accepted, decrypted streams).
+//! Streams are boxed futures-io ([`PeerStream`]). With peer TLS, build the transport with
+//! `Transport::with_dialer(config, Rc::new(TlsDialer::new(client_tls)))` (it dials `https://`
+//! URLs through TLS, `http://` ones plain) and serve each `https://` peer listener with
+//! [`Transport::serve_tls`]; the peer protocol then runs inside TLS unchanged.
 
 mod dial;
 mod error;
@@ -55,7 +57,7 @@ mod transport;
 mod wire;
 mod writer;
 
-pub use dial::{Dialer, PeerIo, PeerStream, TcpDialer};
+pub use dial::{Dialer, PeerAddress, PeerIo, PeerStream, TcpDialer, TlsDialer};
 pub use error::{PeerError, Refusal};
 pub use events::PeerEvent;
 pub use lane::Lane;

@@ -12,16 +12,17 @@ use futures_lite::FutureExt;
 use glommio::net::TcpListener;
 use glommio::Task;
 
-use super::dial::{resolve_urls, Closer, Dialer, PeerStream, TcpDialer};
+use super::dial::{resolve_urls, with_timeout, Closer, Dialer, PeerStream, TcpDialer};
 use super::error::{PeerError, Refusal};
 use super::events::{Events, PeerEvent};
 use super::lane::Lane;
-use super::link::{LaneState, PeerLink};
+use super::link::{LaneState, PeerLink, HANDSHAKE_TIMEOUT};
 use super::listener::{serve_connection, ACCEPT_ERROR_BACKOFF};
 use super::queue::BoundedQueue;
 use super::snapshot::{IncomingSnapshot, SnapshotWriter};
 use super::stats::{PeerCounters, PeerMetrics, PeerStats};
 use super::writer::run_lane_writer;
+use crate::tls::ServerTls;
 
 /// What raft puts in one append message at most, besides a single entry larger than this (raft
 /// always sends at least one entry): the member must set raft's `max_size_per_msg` to at most
@@ -257,9 +258,20 @@ impl Transport {
         &self.shared.config
     }
 
-    /// Accepts peer connections on `listener` until the accept loop is dropped; each
-    /// connection is served by a task of its own on this executor.
+    /// Accepts peer connections on `listener` until `shutdown`; each connection is served by
+    /// a task of its own on this executor.
     pub async fn serve(&self, listener: TcpListener) {
+        self.accept_loop(listener, None).await
+    }
+
+    /// As `serve`, for an `https://` peer listener: each connection's TLS handshake (etcd's
+    /// `--peer-cert-file`, `--peer-client-cert-auth`, `--peer-trusted-ca-file`, ...) runs on
+    /// its own task, then the peer protocol runs inside TLS.
+    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<ServerTls>) {
+        self.accept_loop(listener, Some(tls)).await
+    }
+
+    async fn accept_loop(&self, listener: TcpListener, tls: Option<Arc<ServerTls>>) {
         loop {
             let accepted = async { Some(listener.accept().await) }
                 .or(async {
@@ -275,7 +287,27 @@ impl Transport {
                         .map(|address| address.to_string())
                         .unwrap_or_default();
                     let _ = stream.set_nodelay(true);
-                    self.serve_stream(Box::new(stream), remote);
+                    match &tls {
+                        None => self.serve_stream(Box::new(stream), remote),
+                        Some(tls) => {
+                            let shared = self.shared.clone();
+                            let acceptor = tls.acceptor();
+                            glommio::spawn_local(async move {
+                                let handshake =
+                                    with_timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                                match handshake {
+                                    Some(Ok(stream)) => {
+                                        serve_connection(shared, Box::new(stream), remote).await
+                                    }
+                                    Some(Err(error)) => tracing::warn!(remote = %remote,
+                                        error = %error, "rejected connection on peer endpoint"),
+                                    None => tracing::warn!(remote = %remote,
+                                        "rejected connection on peer endpoint: TLS handshake timed out"),
+                                }
+                            })
+                            .detach();
+                        }
+                    }
                 }
                 Some(Err(error)) => {
                     tracing::warn!(error = %error, "accepting a peer connection failed");
@@ -332,7 +364,7 @@ impl Transport {
                 problem: "a member does not dial itself".into(),
             });
         }
-        let addresses = resolve_urls(urls)?;
+        let addresses = resolve_urls(urls, self.shared.dialer.supports_tls())?;
         let config = &self.shared.config;
         let counters = self
             .shared
@@ -376,7 +408,7 @@ impl Transport {
 
     /// Changes a member's URLs; its connections are redialed at the new ones.
     pub fn update_peer(&self, id: u64, urls: &[String]) -> Result<(), PeerError> {
-        let addresses = resolve_urls(urls)?;
+        let addresses = resolve_urls(urls, self.shared.dialer.supports_tls())?;
         let mut peers = self.shared.peers.borrow_mut();
         let peer = peers.get_mut(&id).ok_or(PeerError::UnknownPeer(id))?;
         peer.urls = urls.to_vec();

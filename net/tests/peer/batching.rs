@@ -5,13 +5,14 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use basalt_net::peer::{Dialer, Lane, PeerStream, TcpDialer, Transport, TransportConfig};
+use basalt_net::peer::{
+    Dialer, Lane, PeerAddress, PeerStream, TcpDialer, Transport, TransportConfig,
+};
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use crate::support::{check_pattern_frame, pattern_frame, run, within, Member};
@@ -55,10 +56,11 @@ impl AsyncWrite for Counting {
 struct CountingDialer(Rc<Cell<usize>>);
 
 impl Dialer for CountingDialer {
-    fn dial(&self, address: SocketAddr) -> Pin<Box<dyn Future<Output = io::Result<PeerStream>>>> {
+    fn dial(&self, address: &PeerAddress) -> Pin<Box<dyn Future<Output = io::Result<PeerStream>>>> {
         let writes = self.0.clone();
+        let dial = TcpDialer.dial(address);
         Box::pin(async move {
-            let inner = TcpDialer.dial(address).await?;
+            let inner = dial.await?;
             Ok(Box::new(Counting { inner, writes }) as PeerStream)
         })
     }

@@ -10,3 +10,8 @@ mod handshake;
 mod lanes;
 mod membership;
 mod snapshots;
+mod tls;
+
+#[allow(dead_code)]
+#[path = "../tls/pki.rs"]
+mod pki;
