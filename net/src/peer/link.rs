@@ -43,8 +43,11 @@ pub(crate) struct PeerLink {
     pub addresses: RefCell<Vec<PeerAddress>>,
     /// The address that answered last, tried first next time.
     pub preferred_address: Cell<usize>,
-    /// Bumped when the peer's URLs change: writers drop their connection and redial.
+    /// Bumped when the peer's URLs change (or a partition is injected): writers drop their
+    /// connection and redial.
     pub generation: Cell<u64>,
+    /// Fault injection: every dial fails, as if the network between us were cut.
+    pub partitioned: Cell<bool>,
     pub counters: Arc<PeerCounters>,
     pub lane_states: [Cell<LaneState>; 2],
     /// Why the peer was last reported unreachable (`None` while reachable).
@@ -117,6 +120,9 @@ impl PeerLink {
     /// starting with the one that answered last. A refusal ends the attempt at once (every
     /// address is the same member).
     pub async fn connect(&self, lane: Lane) -> Result<PeerStream, PeerError> {
+        if self.partitioned.get() {
+            return Err(PeerError::Io("partitioned (fault injection)".into()));
+        }
         let addresses = self.addresses.borrow().clone();
         if addresses.is_empty() {
             return Err(PeerError::Url {

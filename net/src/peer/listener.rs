@@ -61,6 +61,12 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, mut stream: PeerStream,
         }
         Some(Ok(hello)) => hello,
     };
+    if let Ok(hello) = &hello {
+        if shared.is_partitioned(hello.from) {
+            // A cut network answers nothing.
+            return;
+        }
+    }
     let refusal = match &hello {
         Err(refusal) => Some(refusal.clone()),
         Ok(hello) => shared.check_hello(hello, &remote),

@@ -150,6 +150,8 @@ pub(crate) struct Shared {
     events: Rc<Events>,
     peers: RefCell<HashMap<u64, Peer>>,
     removed: RefCell<HashSet<u64>>,
+    /// Fault injection: peers cut off in both directions (`Transport::set_partitioned`).
+    partitioned: RefCell<HashSet<u64>>,
     metrics: Arc<PeerMetrics>,
     /// The current inbound connection per sender and framed lane: a newer one closes the
     /// older (the sender redialed), removal closes both.
@@ -184,6 +186,25 @@ impl Shared {
             return Some(Refusal::WrongReceiver);
         }
         None
+    }
+
+    /// Whether fault injection cut `peer` off.
+    pub fn is_partitioned(&self, peer: u64) -> bool {
+        self.partitioned.borrow().contains(&peer)
+    }
+
+    /// Closes the inbound connections from `peer`.
+    fn close_inbound_from(&self, peer: u64) {
+        let closers: Vec<Rc<Closer>> = self
+            .inbound
+            .borrow()
+            .iter()
+            .filter(|((from, _), _)| *from == peer)
+            .map(|(_, (_, closer))| closer.clone())
+            .collect();
+        for closer in closers {
+            closer.close();
+        }
     }
 
     /// The counters of `peer`, created on first use while under the bound.
@@ -244,6 +265,7 @@ impl Transport {
                 events: Rc::new(Events::new()),
                 peers: RefCell::default(),
                 removed: RefCell::default(),
+                partitioned: RefCell::default(),
                 metrics,
                 inbound: RefCell::default(),
                 next_connection_id: Cell::new(0),
@@ -380,6 +402,7 @@ impl Transport {
             addresses: RefCell::new(addresses),
             preferred_address: Cell::new(0),
             generation: Cell::new(0),
+            partitioned: Cell::new(self.shared.partitioned.borrow().contains(&id)),
             counters,
             lane_states: [Cell::new(LaneState::Idle), Cell::new(LaneState::Idle)],
             last_error: RefCell::new(None),
@@ -432,18 +455,29 @@ impl Transport {
                 queue.clear();
             }
         }
-        let closers: Vec<Rc<Closer>> = self
-            .shared
-            .inbound
-            .borrow()
-            .iter()
-            .filter(|((from, _), _)| *from == id)
-            .map(|(_, (_, closer))| closer.clone())
-            .collect();
-        for closer in closers {
-            closer.close();
-        }
+        self.shared.close_inbound_from(id);
         self.shared.metrics.forget(id);
+    }
+
+    /// Fault injection (partition tests): cuts this member off from `peer` in both
+    /// directions, or heals the cut. While cut, connections to and from `peer` are closed,
+    /// dials to it fail, its dials here get no answer, and frames to it are dropped and
+    /// counted, as across a real partition. Apply it on both sides for a symmetric partition.
+    pub fn set_partitioned(&self, peer: u64, partitioned: bool) {
+        if partitioned {
+            self.shared.partitioned.borrow_mut().insert(peer);
+            self.shared.close_inbound_from(peer);
+        } else {
+            self.shared.partitioned.borrow_mut().remove(&peer);
+        }
+        if let Some(member) = self.shared.peers.borrow().get(&peer) {
+            member.link.partitioned.set(partitioned);
+            member.link.generation.set(member.link.generation.get() + 1);
+            for queue in &member.queues {
+                queue.kick();
+            }
+        }
+        tracing::warn!(peer_id = %format!("{peer:x}"), partitioned, "peer partition injected");
     }
 
     /// The members it dials, with their URLs.

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use basalt_net::peer::{Lane, PeerError, SendError, TransportConfig};
+use basalt_net::peer::{Lane, PeerError, PeerEvent, SendError, TransportConfig};
 
-use crate::support::{check_pattern_frame, pattern_frame, run, within, Member};
+use crate::support::{check_pattern_frame, next_event, pattern_frame, run, within, Member};
 
 /// A loopback URL where nothing listens (a port bound and released at once).
 fn dead_url() -> String {
@@ -134,5 +134,89 @@ fn urls_that_cannot_be_dialed_are_refused() {
         ));
         assert!(a.transport.peers().is_empty());
         a.stop().await;
+    });
+}
+
+/// Goal: the fault-injection partition cuts both directions and heals. Method: two members
+/// exchange frames, are cut on both sides (frames to the other are dropped and counted, the
+/// peer is reported unreachable), then healed (frames flow again, in order).
+#[test]
+fn an_injected_partition_cuts_and_heals() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        let b = Member::start(7, 2);
+        a.dial(2, &b);
+        b.dial(1, &a);
+        let wait = Duration::from_secs(10);
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        within(
+            wait,
+            "a frame before the cut",
+            b.transport.recv(Lane::Control),
+        )
+        .await;
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Reachable { peer: 2 }
+        ));
+
+        a.transport.set_partitioned(2, true);
+        b.transport.set_partitioned(1, true);
+        for sequence in 1..=3 {
+            let _ = a
+                .transport
+                .send(2, Lane::Control, pattern_frame(0, sequence, 32));
+            let _ = b
+                .transport
+                .send(1, Lane::Control, pattern_frame(1, sequence, 32));
+        }
+        match next_event(&a.transport).await {
+            PeerEvent::Unreachable { peer: 2, error } => {
+                assert!(error.to_string().contains("partitioned"), "{error}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            next_event(&b.transport).await,
+            PeerEvent::Unreachable { peer: 1, .. }
+        ));
+        within(wait, "the cut frames to be counted", async {
+            while a.transport.stats()[0].sent_failures < 3 {
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+
+        a.transport.set_partitioned(2, false);
+        b.transport.set_partitioned(1, false);
+        let first_after = within(wait, "a frame after healing", async {
+            let mut sequence = 100;
+            loop {
+                let _ = a
+                    .transport
+                    .send(2, Lane::Control, pattern_frame(0, sequence, 32));
+                sequence += 1;
+                let received = futures_lite::future::or(
+                    async { Some(b.transport.recv(Lane::Control).await) },
+                    async {
+                        glommio::timer::sleep(Duration::from_millis(20)).await;
+                        None
+                    },
+                )
+                .await;
+                if let Some((_, frame)) = received {
+                    break check_pattern_frame(&frame).1;
+                }
+            }
+        })
+        .await;
+        assert!(
+            first_after >= 100,
+            "a frame sent across the cut arrived: {first_after}"
+        );
+        a.stop().await;
+        b.stop().await;
     });
 }
