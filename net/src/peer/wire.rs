@@ -219,3 +219,95 @@ pub(crate) async fn read_payload(
     reader.read_exact(&mut payload).await?;
     Ok(payload)
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_lite::future::block_on;
+    use futures_lite::io::Cursor;
+
+    use super::*;
+
+    #[test]
+    fn hello_round_trips_and_strangers_are_told_apart() {
+        let hello = Hello {
+            cluster_id: 0xdead_beef,
+            from: 1,
+            to: u64::MAX,
+            lane: Lane::Append,
+        };
+        let bytes = hello.encode();
+        assert_eq!(
+            block_on(Hello::read(&mut Cursor::new(bytes))).unwrap(),
+            Ok(hello)
+        );
+
+        let mut newer = bytes;
+        newer[9] = 2;
+        assert_eq!(
+            block_on(Hello::read(&mut Cursor::new(newer))).unwrap(),
+            Err(Refusal::IncompatibleVersion)
+        );
+        let mut stranger = bytes;
+        stranger[..8].copy_from_slice(b"POST /ra");
+        assert!(matches!(
+            block_on(Hello::read(&mut Cursor::new(stranger))),
+            Err(PeerError::Protocol(_))
+        ));
+        let mut bad_lane = bytes;
+        bad_lane[10] = 9;
+        assert!(block_on(Hello::read(&mut Cursor::new(bad_lane))).is_err());
+        // A hello cut short is an error, never a panic.
+        assert!(block_on(Hello::read(&mut Cursor::new(&bytes[..20]))).is_err());
+    }
+
+    #[test]
+    fn answers_carry_the_refusal_reason() {
+        for refusal in [
+            None,
+            Some(Refusal::ClusterIdMismatch),
+            Some(Refusal::WrongReceiver),
+            Some(Refusal::Removed),
+            Some(Refusal::IncompatibleVersion),
+            Some(Refusal::Other("something newer".into())),
+        ] {
+            let mut bytes = Cursor::new(Vec::new());
+            block_on(write_answer(&mut bytes, refusal.as_ref())).unwrap();
+            let read = block_on(read_answer(&mut Cursor::new(bytes.into_inner())));
+            match (&refusal, read) {
+                (None, Ok(())) => {}
+                (Some(sent), Err(PeerError::Refused(received))) => assert_eq!(sent, &received),
+                (sent, read) => panic!("{sent:?} read back as {read:?}"),
+            }
+        }
+        // A reason longer than the limit is refused unread.
+        let mut long = vec![1u8];
+        long.extend_from_slice(&(REFUSAL_REASON_BYTES_MAX as u16 + 1).to_be_bytes());
+        assert!(matches!(
+            block_on(read_answer(&mut Cursor::new(long))),
+            Err(PeerError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn frame_headers_are_checked_before_allocation() {
+        let header = frame_header(FrameKind::Data, 1000);
+        let read = |limit| block_on(read_frame_header(&mut Cursor::new(header), limit));
+        assert_eq!(read(1000).unwrap(), Some((FrameKind::Data, 1000)));
+        assert!(matches!(
+            read(999),
+            Err(PeerError::FrameTooLarge {
+                bytes: 1000,
+                limit: 999
+            })
+        ));
+        let huge = [0u8, 0xff, 0xff, 0xff, 0xff];
+        assert!(block_on(read_frame_header(&mut Cursor::new(huge), 1 << 20)).is_err());
+        assert_eq!(
+            block_on(read_frame_header(&mut Cursor::new([0u8; 0]), 10)).unwrap(),
+            None
+        );
+        // A header cut short is an error (the peer died mid-frame), not a clean end.
+        assert!(block_on(read_frame_header(&mut Cursor::new([0u8, 0]), 10)).is_err());
+        assert!(block_on(read_frame_header(&mut Cursor::new([99u8, 0, 0, 0, 0]), 10)).is_err());
+    }
+}
