@@ -32,7 +32,19 @@ pub(crate) const INBOUND_CONNECTIONS_MAX: usize = 256;
 pub(crate) const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Counts an inbound connection for as long as its task lives.
-struct InboundCount(Rc<Shared>);
+pub(crate) struct InboundCount(Rc<Shared>);
+
+/// Admits one more inbound connection (counted from accept, before any TLS handshake), or
+/// refuses it when `INBOUND_CONNECTIONS_MAX` are open.
+pub(crate) fn admit(shared: &Rc<Shared>, remote: &str) -> Option<InboundCount> {
+    if shared.inbound_open.get() >= INBOUND_CONNECTIONS_MAX {
+        tracing::warn!(remote = %remote, limit = INBOUND_CONNECTIONS_MAX,
+            "peer connection refused: too many inbound peer connections");
+        return None;
+    }
+    shared.inbound_open.set(shared.inbound_open.get() + 1);
+    Some(InboundCount(shared.clone()))
+}
 
 impl Drop for InboundCount {
     fn drop(&mut self) {
@@ -41,15 +53,12 @@ impl Drop for InboundCount {
 }
 
 /// Serves one accepted connection until it ends; never panics on what the peer sends.
-pub(crate) async fn serve_connection(shared: Rc<Shared>, mut stream: PeerStream, remote: String) {
-    if shared.inbound_open.get() >= INBOUND_CONNECTIONS_MAX {
-        tracing::warn!(remote = %remote, limit = INBOUND_CONNECTIONS_MAX,
-            "peer connection refused: too many inbound peer connections");
-        return;
-    }
-    shared.inbound_open.set(shared.inbound_open.get() + 1);
-    let _count = InboundCount(shared.clone());
-
+pub(crate) async fn serve_connection(
+    shared: Rc<Shared>,
+    mut stream: PeerStream,
+    remote: String,
+    _count: InboundCount,
+) {
     let hello = match with_timeout(HANDSHAKE_TIMEOUT, Hello::read(&mut stream)).await {
         None => {
             tracing::warn!(remote = %remote, "peer connection closed: no handshake in time");

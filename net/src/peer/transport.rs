@@ -17,7 +17,7 @@ use super::error::{PeerError, Refusal};
 use super::events::{Events, PeerEvent};
 use super::lane::Lane;
 use super::link::{LaneState, PeerLink, HANDSHAKE_TIMEOUT};
-use super::listener::{serve_connection, ACCEPT_ERROR_BACKOFF};
+use super::listener::{admit, serve_connection, ACCEPT_ERROR_BACKOFF};
 use super::queue::BoundedQueue;
 use super::snapshot::{IncomingSnapshot, SnapshotWriter};
 use super::stats::{PeerCounters, PeerMetrics, PeerStats};
@@ -312,6 +312,9 @@ impl Transport {
                     match &tls {
                         None => self.serve_stream(Box::new(stream), remote),
                         Some(tls) => {
+                            let Some(count) = admit(&self.shared, &remote) else {
+                                continue;
+                            };
                             let shared = self.shared.clone();
                             let acceptor = tls.acceptor();
                             glommio::spawn_local(async move {
@@ -319,7 +322,7 @@ impl Transport {
                                     with_timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                                 match handshake {
                                     Some(Ok(stream)) => {
-                                        serve_connection(shared, Box::new(stream), remote).await
+                                        serve_connection(shared, Box::new(stream), remote, count).await
                                     }
                                     Some(Err(error)) => tracing::warn!(remote = %remote,
                                         error = %error, "rejected connection on peer endpoint"),
@@ -371,7 +374,10 @@ impl Transport {
 
     /// Serves one accepted stream (already decrypted, for peer TLS) on a task of its own.
     pub fn serve_stream(&self, stream: PeerStream, remote: String) {
-        glommio::spawn_local(serve_connection(self.shared.clone(), stream, remote)).detach();
+        let Some(count) = admit(&self.shared, &remote) else {
+            return;
+        };
+        glommio::spawn_local(serve_connection(self.shared.clone(), stream, remote, count)).detach();
     }
 
     /// Adds a member to dial at `urls` (etcd's peer URLs, `http://host:port`); an existing

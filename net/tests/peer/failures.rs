@@ -339,3 +339,59 @@ fn a_silent_peer_is_found_out_by_pings() {
         b.stop().await;
     });
 }
+
+/// Goal: inbound connections are bounded: strays that never say hello fill the listener's
+/// slots and a real peer is turned away (and told, by a closed connection) until they go.
+#[test]
+fn inbound_connections_are_bounded() {
+    run(|logs| async move {
+        let b = Member::start(7, 2);
+        let a = Member::start(7, 1);
+        a.dial(2, &b);
+        let mut strays = Vec::new();
+        for _ in 0..256 {
+            let stray = glommio::net::TcpStream::connect(format!("127.0.0.1:{}", b.port))
+                .await
+                .unwrap();
+            strays.push(stray);
+        }
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Unreachable { peer: 2, .. }
+        ));
+        logs.wait_for(&["too many inbound peer connections"]).await;
+
+        drop(strays);
+        let arrived = within(
+            Duration::from_secs(10),
+            "a frame once the strays left",
+            async {
+                let mut sequence = 1;
+                loop {
+                    let _ = a
+                        .transport
+                        .send(2, Lane::Control, pattern_frame(0, sequence, 32));
+                    sequence += 1;
+                    let received = futures_lite::future::or(
+                        async { Some(b.transport.recv(Lane::Control).await) },
+                        async {
+                            glommio::timer::sleep(Duration::from_millis(20)).await;
+                            None
+                        },
+                    )
+                    .await;
+                    if let Some((_, frame)) = received {
+                        break check_pattern_frame(&frame);
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(arrived.0, 0);
+        a.stop().await;
+        b.stop().await;
+    });
+}
