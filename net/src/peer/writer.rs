@@ -62,13 +62,20 @@ pub(crate) async fn run_lane_writer(
     let mut next_ping = Instant::now() + link.ping_interval;
     loop {
         let pings = lane == Lane::Control && connection.is_some();
-        if pings {
-            let wait_ping = async {
-                glommio::timer::sleep(next_ping.saturating_duration_since(Instant::now())).await;
-            };
-            queue.wait().or(wait_ping).await;
-        } else {
-            queue.wait().await;
+        // A kick that came while this task was writing is not waited for again: look first.
+        let stale = connection
+            .as_ref()
+            .is_some_and(|open| !open.alive.get() || open.generation != link.generation.get());
+        if !stale {
+            if pings {
+                let wait_ping = async {
+                    glommio::timer::sleep(next_ping.saturating_duration_since(Instant::now()))
+                        .await;
+                };
+                queue.wait().or(wait_ping).await;
+            } else {
+                queue.wait().await;
+            }
         }
         if let Some(open) = &connection {
             if !open.alive.get() {

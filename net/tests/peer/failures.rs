@@ -196,6 +196,15 @@ fn bad_frames_close_only_their_connection() {
         logs.wait_for(&["peer connection closed: bad handshake"])
             .await;
 
+        // The two connections that said hello as member 1 count as its receive failures.
+        let from_1 = b
+            .transport
+            .stats()
+            .into_iter()
+            .find(|s| s.peer == 1)
+            .unwrap();
+        assert_eq!(from_1.received_failures, 2);
+
         // The listener still serves real peers.
         a.transport
             .send(2, Lane::Control, pattern_frame(0, 0, 32))
