@@ -44,6 +44,7 @@
 //! URLs through TLS, `http://` ones plain) and serve each `https://` peer listener with
 //! [`Transport::serve_tls`]; the peer protocol then runs inside TLS unchanged.
 
+mod config;
 mod dial;
 mod error;
 mod events;
@@ -57,13 +58,13 @@ mod transport;
 mod wire;
 mod writer;
 
+pub use config::{
+    QueueLimit, TransportConfig, FRAME_OVERHEAD_BYTES_MAX, MESSAGE_ENTRIES_BYTES_MAX,
+};
 pub use dial::{Dialer, PeerAddress, PeerIo, PeerStream, TcpDialer, TlsDialer};
 pub use error::{PeerError, Refusal};
 pub use events::PeerEvent;
 pub use lane::Lane;
 pub use snapshot::{IncomingSnapshot, SnapshotWriter, SNAPSHOT_CHUNK_BYTES_MAX};
 pub use stats::{PeerCounters, PeerStats, ROUND_TRIP_SECONDS_BUCKETS};
-pub use transport::{
-    QueueLimit, SendError, Transport, TransportConfig, FRAME_OVERHEAD_BYTES_MAX,
-    MESSAGE_ENTRIES_BYTES_MAX,
-};
+pub use transport::{SendError, Transport};
