@@ -16,10 +16,16 @@ use super::link::HANDSHAKE_TIMEOUT;
 use super::snapshot::{IncomingSnapshot, SNAPSHOT_IO_TIMEOUT};
 use super::transport::Shared;
 use super::wire::{
-    frame_header, read_frame_header, read_payload, write_answer, FrameKind, Hello,
-    FRAME_HEADER_BYTES,
+    frame_header, read_frame_header, read_magic, read_payload, write_answer, FrameKind, Hello,
+    Magic, FRAME_HEADER_BYTES,
 };
 use super::writer::PING_PAYLOAD_BYTES;
+use crate::http1::serve_http1;
+use crate::rewind::Rewind;
+
+/// The largest HTTP/1.1 request head (and body) the peer port reads: its endpoints
+/// (`/version`, `/members`) take no body.
+const HTTP1_REQUEST_BYTES_MAX: usize = 64 * 1024;
 
 /// Read buffer per inbound connection: many small control frames per read syscall.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -59,7 +65,32 @@ pub(crate) async fn serve_connection(
     remote: String,
     _count: InboundCount,
 ) {
-    let hello = match with_timeout(HANDSHAKE_TIMEOUT, Hello::read(&mut stream)).await {
+    let magic = match with_timeout(HANDSHAKE_TIMEOUT, read_magic(&mut stream)).await {
+        None => {
+            tracing::warn!(remote = %remote, "peer connection closed: no handshake in time");
+            return;
+        }
+        Some(Err(error)) => {
+            tracing::warn!(remote = %remote, error = %error, "peer connection closed: bad handshake");
+            return;
+        }
+        Some(Ok(magic)) => magic,
+    };
+    if let Magic::Other(prefix) = magic {
+        let handler = shared.http1.borrow().clone();
+        match handler {
+            Some(handler) => {
+                let stream = Rewind::new(prefix, stream);
+                if let Err(error) = serve_http1(stream, &*handler, HTTP1_REQUEST_BYTES_MAX).await {
+                    tracing::debug!(remote = %remote, error = %error, "peer-port HTTP/1.1 connection ended");
+                }
+            }
+            None => tracing::warn!(remote = %remote,
+                "peer connection closed: bad handshake (not basalt's peer protocol)"),
+        }
+        return;
+    }
+    let hello = match with_timeout(HANDSHAKE_TIMEOUT, Hello::read_after_magic(&mut stream)).await {
         None => {
             tracing::warn!(remote = %remote, "peer connection closed: no handshake in time");
             return;

@@ -32,6 +32,10 @@
 //! then frames               kind u8 | payload length u32 | payload
 //! ```
 //!
+//! A connection whose first bytes diverge from the magic is HTTP/1.1 to the peer port:
+//! answered by the handler given to [`Transport::set_http1`] (etcd serves `/version` and
+//! `/members` there), or closed without one.
+//!
 //! Frame kinds: data (0), ping (1, 8-byte timestamp, control lane) answered by pong (16);
 //! on a snapshot connection: header (2), chunks (3), end (4: total length u64, crc32 u32),
 //! abort (5: reason), answered by done (17) or failed (18: reason). A receiver checks every

@@ -23,6 +23,7 @@ use super::queue::BoundedQueue;
 use super::snapshot::{IncomingSnapshot, SnapshotWriter};
 use super::stats::{PeerCounters, PeerMetrics, PeerStats};
 use super::writer::run_lane_writer;
+use crate::http1::{Http1Answer, Http1Handler, Http1Request};
 use crate::tls::ServerTls;
 
 /// Snapshot transfers handed to the member and not yet taken; more wait on their connection.
@@ -81,6 +82,8 @@ pub(crate) struct Shared {
     pub inbound_open: Cell<usize>,
     pub inboxes: [BoundedQueue<(u64, Bytes)>; 2],
     pub snapshots: BoundedQueue<IncomingSnapshot>,
+    /// Answers HTTP/1.1 requests that arrive on the peer port (`Transport::set_http1`).
+    pub http1: RefCell<Option<Rc<Http1Handler>>>,
     /// Raised by `Transport::shutdown`: the accept loop and inbound connections end.
     pub shutdown: Closer,
 }
@@ -191,6 +194,7 @@ impl Transport {
                 inbound: RefCell::default(),
                 next_connection_id: Cell::new(0),
                 inbound_open: Cell::new(0),
+                http1: RefCell::new(None),
                 shutdown: Closer::default(),
             }),
         }
@@ -261,6 +265,12 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Answers the HTTP/1.1 requests that reach the peer port (etcd serves `/version`,
+    /// `/members`, ... there) with `handler`; without one they are closed unanswered.
+    pub fn set_http1(&self, handler: impl Fn(Http1Request) -> Http1Answer + 'static) {
+        *self.shared.http1.borrow_mut() = Some(Rc::new(handler));
     }
 
     /// Stops the transport: `serve` returns (dropping its listener), inbound connections

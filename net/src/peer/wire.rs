@@ -106,16 +106,25 @@ impl Hello {
 
     /// Reads a hello. A connection that is not a basalt peer is an `Err(Protocol)`; a basalt
     /// peer of another version is `Ok(Err(refusal))`, so the listener can tell it why.
+    #[cfg(test)]
     pub async fn read(
         reader: &mut (impl AsyncRead + Unpin),
     ) -> Result<Result<Hello, Refusal>, PeerError> {
-        let mut bytes = [0u8; HELLO_BYTES];
-        reader.read_exact(&mut bytes).await?;
-        if bytes[..8] != MAGIC {
-            return Err(PeerError::Protocol(
+        match read_magic(reader).await? {
+            Magic::Peer => Hello::read_after_magic(reader).await,
+            Magic::Other(_) => Err(PeerError::Protocol(
                 "the connection does not open with basalt's peer handshake".into(),
-            ));
+            )),
         }
+    }
+
+    /// Reads the rest of a hello once `read_magic` found the magic.
+    pub async fn read_after_magic(
+        reader: &mut (impl AsyncRead + Unpin),
+    ) -> Result<Result<Hello, Refusal>, PeerError> {
+        let mut bytes = [0u8; HELLO_BYTES];
+        bytes[..8].copy_from_slice(&MAGIC);
+        reader.read_exact(&mut bytes[8..]).await?;
         let version = u16::from_be_bytes([bytes[8], bytes[9]]);
         if version != PROTOCOL_VERSION {
             return Ok(Err(Refusal::IncompatibleVersion));
@@ -131,6 +140,36 @@ impl Hello {
             to: word(28),
         }))
     }
+}
+
+/// What a connection's first bytes are.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Magic {
+    /// Basalt's peer magic: a hello follows.
+    Peer,
+    /// Something else (an HTTP/1.1 request to the peer port, say): the bytes read so far,
+    /// to put back in front of the stream.
+    Other(Vec<u8>),
+}
+
+/// Reads until the first bytes either are the peer magic or diverge from it. Decides at the
+/// first divergent byte, so a short HTTP request is never waited on for bytes it will not send.
+pub(crate) async fn read_magic(reader: &mut (impl AsyncRead + Unpin)) -> Result<Magic, PeerError> {
+    let mut read = [0u8; 8];
+    let mut filled = 0;
+    while filled < MAGIC.len() {
+        let bytes = reader.read(&mut read[filled..]).await?;
+        if bytes == 0 {
+            return Err(PeerError::Protocol(format!(
+                "the connection closed after {filled} bytes of the handshake"
+            )));
+        }
+        filled += bytes;
+        if read[..filled] != MAGIC[..filled] {
+            return Ok(Magic::Other(read[..filled].to_vec()));
+        }
+    }
+    Ok(Magic::Peer)
 }
 
 /// Writes the listener's answer: accepted, or refused with the reason's text.

@@ -7,6 +7,7 @@ mod batching;
 mod delivery;
 mod failures;
 mod handshake;
+mod http;
 mod lanes;
 mod membership;
 mod snapshots;
