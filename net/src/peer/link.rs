@@ -119,7 +119,8 @@ impl PeerLink {
     /// Dials the peer for `lane` and completes the handshake, trying each address once,
     /// starting with the one that answered last. A refusal ends the attempt at once (every
     /// address is the same member).
-    pub async fn connect(&self, lane: Lane) -> Result<PeerStream, PeerError> {
+    /// Returns the stream and the peer's frame limit (from its answer).
+    pub async fn connect(&self, lane: Lane) -> Result<(PeerStream, usize), PeerError> {
         if self.partitioned.get() {
             return Err(PeerError::Io("partitioned (fault injection)".into()));
         }
@@ -135,9 +136,9 @@ impl PeerLink {
         for offset in 0..addresses.len() {
             let index = (first + offset) % addresses.len();
             match self.connect_to(&addresses[index], lane).await {
-                Ok(stream) => {
+                Ok(connected) => {
                     self.preferred_address.set(index);
-                    return Ok(stream);
+                    return Ok(connected);
                 }
                 Err(error @ PeerError::Refused(_)) => {
                     tracing::warn!(peer_id = %format!("{:x}", self.peer), lane = lane.name(),
@@ -150,7 +151,11 @@ impl PeerLink {
         Err(last_error.expect("at least one address was tried"))
     }
 
-    async fn connect_to(&self, address: &PeerAddress, lane: Lane) -> Result<PeerStream, PeerError> {
+    async fn connect_to(
+        &self,
+        address: &PeerAddress,
+        lane: Lane,
+    ) -> Result<(PeerStream, usize), PeerError> {
         let mut stream = with_timeout(DIAL_TIMEOUT, self.dialer.dial(address))
             .await
             .ok_or(PeerError::Timeout("dialing the peer"))??;
@@ -160,7 +165,7 @@ impl PeerLink {
             to: self.peer,
             lane,
         };
-        with_timeout(HANDSHAKE_TIMEOUT, async {
+        let frame_bytes_max = with_timeout(HANDSHAKE_TIMEOUT, async {
             stream.write_all(&hello.encode()).await?;
             stream.flush().await?;
             read_answer(&mut stream).await
@@ -169,6 +174,6 @@ impl PeerLink {
         .ok_or(PeerError::Timeout(
             "waiting for the peer's handshake answer",
         ))??;
-        Ok(stream)
+        Ok((stream, frame_bytes_max))
     }
 }

@@ -113,7 +113,12 @@ pub(crate) async fn serve_connection(
     };
     let answered = with_timeout(
         HANDSHAKE_TIMEOUT,
-        write_answer(&mut stream, refusal.as_ref()),
+        write_answer(
+            &mut stream,
+            refusal
+                .as_ref()
+                .map_or(Ok(shared.config.max_frame_bytes), Err),
+        ),
     )
     .await;
     if refusal.is_some() || !matches!(answered, Some(Ok(()))) {

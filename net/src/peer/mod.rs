@@ -28,7 +28,7 @@
 //!
 //! ```text
 //! dialer → listener, once   "BSLTPEER" | version u16 = 1 | lane u8 | 0 u8 | cluster u64 | from u64 | to u64
-//! listener → dialer, once   status u8 (0 accept, 1 refuse) | reason length u16 | reason UTF-8
+//! listener → dialer, once   accepted: 0 u8 | 4 u16 | its frame limit u32;  refused: 1 u8 | reason length u16 | reason
 //! then frames               kind u8 | payload length u32 | payload
 //! ```
 //!

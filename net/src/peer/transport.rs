@@ -489,7 +489,13 @@ impl Transport {
             .get(&to)
             .map(|peer| peer.link.clone())
             .ok_or(PeerError::UnknownPeer(to))?;
-        let stream = link.connect(Lane::Snapshot).await?;
+        let (stream, peer_limit) = link.connect(Lane::Snapshot).await?;
+        if header.len() > peer_limit {
+            return Err(PeerError::FrameTooLarge {
+                bytes: header.len(),
+                limit: peer_limit,
+            });
+        }
         SnapshotWriter::open(to, stream, header, link.counters.clone()).await
     }
 

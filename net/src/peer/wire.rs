@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! dialer → listener   hello:  "BSLTPEER" | version u16 | lane u8 | 0u8 | cluster u64 | from u64 | to u64
-//! listener → dialer   answer: status u8 (0 accept, 1 refuse) | reason length u16 | reason (UTF-8)
+//! listener → dialer   answer: 0u8 | 4u16 | the listener's frame limit u32    (accepted)
+//!                          or 1u8 | reason length u16 | reason (UTF-8)     (refused)
 //! then, either way    frame:  kind u8 | length u32 | payload
 //! ```
 
@@ -172,15 +173,21 @@ pub(crate) async fn read_magic(reader: &mut (impl AsyncRead + Unpin)) -> Result<
     Ok(Magic::Peer)
 }
 
-/// Writes the listener's answer: accepted, or refused with the reason's text.
+/// Writes the listener's answer: accepted (with the largest frame payload this listener
+/// reads, so a sender with a larger limit drops such a frame rather than losing the
+/// connection over it), or refused with the reason's text.
 pub(crate) async fn write_answer(
     writer: &mut (impl AsyncWrite + Unpin),
-    refusal: Option<&Refusal>,
+    answer: Result<usize, &Refusal>,
 ) -> std::io::Result<()> {
     let mut bytes = Vec::with_capacity(3 + REFUSAL_REASON_BYTES_MAX);
-    match refusal {
-        None => bytes.extend_from_slice(&[0, 0, 0]),
-        Some(refusal) => {
+    match answer {
+        Ok(frame_bytes_max) => {
+            let limit = u32::try_from(frame_bytes_max).unwrap_or(u32::MAX);
+            bytes.extend_from_slice(&[0, 0, 4]);
+            bytes.extend_from_slice(&limit.to_be_bytes());
+        }
+        Err(refusal) => {
             let reason = refusal.to_string();
             let reason = &reason.as_bytes()[..reason.len().min(REFUSAL_REASON_BYTES_MAX)];
             bytes.push(1);
@@ -192,22 +199,27 @@ pub(crate) async fn write_answer(
     writer.flush().await
 }
 
-/// Reads the listener's answer: `Ok(())` when accepted, the refusal otherwise.
-pub(crate) async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Result<(), PeerError> {
+/// Reads the listener's answer: the listener's frame limit when accepted, the refusal
+/// otherwise.
+pub(crate) async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Result<usize, PeerError> {
     let mut head = [0u8; 3];
     reader.read_exact(&mut head).await?;
-    let reason_bytes = u16::from_be_bytes([head[1], head[2]]) as usize;
+    let payload_bytes = u16::from_be_bytes([head[1], head[2]]) as usize;
     match head[0] {
-        0 if reason_bytes == 0 => Ok(()),
-        1 if reason_bytes <= REFUSAL_REASON_BYTES_MAX => {
-            let mut reason = vec![0u8; reason_bytes];
+        0 if payload_bytes == 4 => {
+            let mut limit = [0u8; 4];
+            reader.read_exact(&mut limit).await?;
+            Ok(u32::from_be_bytes(limit) as usize)
+        }
+        1 if payload_bytes <= REFUSAL_REASON_BYTES_MAX => {
+            let mut reason = vec![0u8; payload_bytes];
             reader.read_exact(&mut reason).await?;
             Err(PeerError::Refused(Refusal::from_reason(
                 &String::from_utf8_lossy(&reason),
             )))
         }
         status => Err(PeerError::Protocol(format!(
-            "malformed handshake answer (status {status}, reason of {reason_bytes} bytes)"
+            "malformed handshake answer (status {status}, payload of {payload_bytes} bytes)"
         ))),
     }
 }
@@ -310,10 +322,14 @@ mod tests {
             Some(Refusal::Other("something newer".into())),
         ] {
             let mut bytes = Cursor::new(Vec::new());
-            block_on(write_answer(&mut bytes, refusal.as_ref())).unwrap();
+            let answer = match refusal.as_ref() {
+                None => Ok(1234),
+                Some(refusal) => Err(refusal),
+            };
+            block_on(write_answer(&mut bytes, answer)).unwrap();
             let read = block_on(read_answer(&mut Cursor::new(bytes.into_inner())));
             match (&refusal, read) {
-                (None, Ok(())) => {}
+                (None, Ok(1234)) => {}
                 (Some(sent), Err(PeerError::Refused(received))) => assert_eq!(sent, &received),
                 (sent, read) => panic!("{sent:?} read back as {read:?}"),
             }

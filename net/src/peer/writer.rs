@@ -47,6 +47,10 @@ struct Connection {
     _reader: Task<()>,
     /// The link's generation this connection was dialed in.
     generation: u64,
+    /// The largest frame the peer reads (its handshake answer): a member configured with a
+    /// smaller `--max-request-bytes` would close the connection on a larger frame, and raft
+    /// would resend it forever, so such a frame is dropped here instead (counted, logged).
+    peer_frame_bytes_max: usize,
 }
 
 /// Runs until cancelled (the peer is removed or the transport dropped).
@@ -104,11 +108,17 @@ pub(crate) async fn run_lane_writer(
         }
         if connection.is_none() {
             match link.connect(lane).await {
-                Ok(stream) => {
+                Ok((stream, peer_frame_bytes_max)) => {
                     backoff = RECONNECT_BACKOFF_MIN;
                     link.set_lane_state(lane, LaneState::Connected, None);
                     next_ping = Instant::now();
-                    connection = Some(open_connection(&link, lane, &queue, stream));
+                    connection = Some(open_connection(
+                        &link,
+                        lane,
+                        &queue,
+                        stream,
+                        peer_frame_bytes_max,
+                    ));
                 }
                 Err(error) => {
                     // Frames queued for an unreachable peer would be stale by the time it
@@ -133,10 +143,19 @@ pub(crate) async fn run_lane_writer(
             next_ping = Instant::now() + link.ping_interval;
         }
         queue.drain_into(&mut batch, WRITE_BATCH_BYTES_MAX);
+        let mut too_large = 0;
         for frame in &batch {
+            if frame.len() > open.peer_frame_bytes_max {
+                too_large += 1;
+                tracing::warn!(peer_id = %format!("{:x}", link.peer), lane = lane.name(),
+                    bytes = frame.len(), limit = open.peer_frame_bytes_max,
+                    "frame dropped: larger than the peer accepts");
+                continue;
+            }
             buffer.extend_from_slice(&frame_header(FrameKind::Data, frame.len()));
             buffer.extend_from_slice(frame);
         }
+        link.counters.sent_failures.add(too_large);
         let written = with_timeout(WRITE_TIMEOUT, async {
             open.writer.write_all(&buffer).await?;
             open.writer.flush().await
@@ -149,7 +168,9 @@ pub(crate) async fn run_lane_writer(
                     Some(Err(error)) => PeerError::from(error),
                     _ => PeerError::Timeout("writing to the peer"),
                 };
-                link.counters.sent_failures.add(batch.len() as u64);
+                link.counters
+                    .sent_failures
+                    .add(batch.len() as u64 - too_large);
                 connection = None;
                 link.set_lane_state(lane, LaneState::Failed, Some(&error));
             }
@@ -167,6 +188,7 @@ fn open_connection(
     lane: Lane,
     queue: &Rc<BoundedQueue<Bytes>>,
     stream: PeerStream,
+    peer_frame_bytes_max: usize,
 ) -> Connection {
     let (reader, writer) = split(stream);
     let alive = Rc::new(Cell::new(true));
@@ -185,6 +207,7 @@ fn open_connection(
         last_pong,
         _reader: reader,
         generation: link.generation.get(),
+        peer_frame_bytes_max,
     }
 }
 

@@ -133,9 +133,12 @@ async fn raw_peer(member: &Member) -> glommio::net::TcpStream {
         .await
         .unwrap();
     stream.write_all(&hello(7, 1, 2, 0)).await.unwrap();
-    let mut answer = [0u8; 3];
+    let mut answer = [0u8; 7];
     stream.read_exact(&mut answer).await.unwrap();
-    assert_eq!(answer, [0, 0, 0], "accepted");
+    // Accepted, with the listener's frame limit.
+    let limit = member.transport.config().max_frame_bytes as u32;
+    assert_eq!(answer[..3], [0, 0, 4], "accepted");
+    assert_eq!(answer[3..], limit.to_be_bytes());
     stream
 }
 
@@ -297,7 +300,7 @@ fn a_silent_peer_is_found_out_by_pings() {
             while let Ok(mut stream) = silent.accept().await {
                 let mut hello = [0u8; 36];
                 if stream.read_exact(&mut hello).await.is_ok()
-                    && stream.write_all(&[0, 0, 0]).await.is_ok()
+                    && stream.write_all(&[0, 0, 4, 0, 1, 0, 0]).await.is_ok()
                 {
                     held.push(stream);
                 }
