@@ -2,14 +2,13 @@
 //! count, and where to report its reachability. Shared (`Rc`) by the peer's lane writers.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt;
 
-use super::dial::{with_timeout, Dialer, PeerStream};
+use super::dial::{with_timeout, Dialer, PeerAddress, PeerStream};
 use super::error::PeerError;
 use super::events::{Events, PeerEvent};
 use super::lane::Lane;
@@ -41,11 +40,14 @@ pub(crate) struct PeerLink {
     pub cluster_id: u64,
     pub local_id: u64,
     pub dialer: Rc<dyn Dialer>,
-    pub addresses: RefCell<Vec<SocketAddr>>,
+    pub addresses: RefCell<Vec<PeerAddress>>,
     /// The address that answered last, tried first next time.
     pub preferred_address: Cell<usize>,
-    /// Bumped when the peer's URLs change: writers drop their connection and redial.
+    /// Bumped when the peer's URLs change (or a partition is injected): writers drop their
+    /// connection and redial.
     pub generation: Cell<u64>,
+    /// Fault injection: every dial fails, as if the network between us were cut.
+    pub partitioned: Cell<bool>,
     pub counters: Arc<PeerCounters>,
     pub lane_states: [Cell<LaneState>; 2],
     /// Why the peer was last reported unreachable (`None` while reachable).
@@ -53,6 +55,10 @@ pub(crate) struct PeerLink {
     pub events: Rc<Events>,
     /// The origin of ping timestamps.
     pub epoch: Instant,
+    /// How often the control lane pings (`TransportConfig::ping_interval`).
+    pub ping_interval: Duration,
+    /// Silence after which the control connection is dropped (`TransportConfig::pong_timeout`).
+    pub pong_timeout: Duration,
 }
 
 impl PeerLink {
@@ -72,6 +78,8 @@ impl PeerLink {
 
     /// Records a lane's new state, and reports a change of the peer's reachability, or of
     /// why it is unreachable (one log line and one event per change, never one per retry).
+    /// `error` says why a lane left `Connected` (a closed idle connection goes back to
+    /// `Idle`: nothing was lost, and the next frame redials).
     pub fn set_lane_state(&self, lane: Lane, state: LaneState, error: Option<&PeerError>) {
         let before = self.reachable();
         self.lane_states[lane.framed_index()].set(state);
@@ -80,31 +88,42 @@ impl PeerLink {
         if after {
             if !before {
                 self.last_error.borrow_mut().take();
+                self.counters.active.set(1);
                 tracing::info!(peer_id = %peer, "peer became active");
                 self.events.push(PeerEvent::Reachable { peer: self.peer });
             }
             return;
         }
-        let Some(error) = error else {
-            return;
+        let error = match (error, before) {
+            (Some(error), _) => error.clone(),
+            (None, true) => PeerError::Io("the connection closed".into()),
+            (None, false) => return,
         };
         let reason = error.to_string();
         if !before && self.last_error.borrow().as_deref() == Some(reason.as_str()) {
             return;
+        }
+        if before {
+            self.counters.active.set(0);
+            self.counters.disconnects.inc();
         }
         tracing::warn!(peer_id = %peer, lane = lane.name(), error = %reason,
             "peer became inactive (message send to peer failed)");
         *self.last_error.borrow_mut() = Some(reason);
         self.events.push(PeerEvent::Unreachable {
             peer: self.peer,
-            error: error.clone(),
+            error,
         });
     }
 
     /// Dials the peer for `lane` and completes the handshake, trying each address once,
     /// starting with the one that answered last. A refusal ends the attempt at once (every
     /// address is the same member).
-    pub async fn connect(&self, lane: Lane) -> Result<PeerStream, PeerError> {
+    /// Returns the stream and the peer's frame limit (from its answer).
+    pub async fn connect(&self, lane: Lane) -> Result<(PeerStream, usize), PeerError> {
+        if self.partitioned.get() {
+            return Err(PeerError::Io("partitioned (fault injection)".into()));
+        }
         let addresses = self.addresses.borrow().clone();
         if addresses.is_empty() {
             return Err(PeerError::Url {
@@ -116,14 +135,14 @@ impl PeerLink {
         let mut last_error = None;
         for offset in 0..addresses.len() {
             let index = (first + offset) % addresses.len();
-            match self.connect_to(addresses[index], lane).await {
-                Ok(stream) => {
+            match self.connect_to(&addresses[index], lane).await {
+                Ok(connected) => {
                     self.preferred_address.set(index);
-                    return Ok(stream);
+                    return Ok(connected);
                 }
                 Err(error @ PeerError::Refused(_)) => {
                     tracing::warn!(peer_id = %format!("{:x}", self.peer), lane = lane.name(),
-                        address = %addresses[index], error = %error, "peer refused the connection");
+                        address = %addresses[index].socket, error = %error, "peer refused the connection");
                     return Err(error);
                 }
                 Err(error) => last_error = Some(error),
@@ -132,7 +151,11 @@ impl PeerLink {
         Err(last_error.expect("at least one address was tried"))
     }
 
-    async fn connect_to(&self, address: SocketAddr, lane: Lane) -> Result<PeerStream, PeerError> {
+    async fn connect_to(
+        &self,
+        address: &PeerAddress,
+        lane: Lane,
+    ) -> Result<(PeerStream, usize), PeerError> {
         let mut stream = with_timeout(DIAL_TIMEOUT, self.dialer.dial(address))
             .await
             .ok_or(PeerError::Timeout("dialing the peer"))??;
@@ -142,7 +165,7 @@ impl PeerLink {
             to: self.peer,
             lane,
         };
-        with_timeout(HANDSHAKE_TIMEOUT, async {
+        let frame_bytes_max = with_timeout(HANDSHAKE_TIMEOUT, async {
             stream.write_all(&hello.encode()).await?;
             stream.flush().await?;
             read_answer(&mut stream).await
@@ -151,6 +174,6 @@ impl PeerLink {
         .ok_or(PeerError::Timeout(
             "waiting for the peer's handshake answer",
         ))??;
-        Ok(stream)
+        Ok((stream, frame_bytes_max))
     }
 }

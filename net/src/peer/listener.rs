@@ -16,10 +16,16 @@ use super::link::HANDSHAKE_TIMEOUT;
 use super::snapshot::{IncomingSnapshot, SNAPSHOT_IO_TIMEOUT};
 use super::transport::Shared;
 use super::wire::{
-    frame_header, read_frame_header, read_payload, write_answer, FrameKind, Hello,
-    FRAME_HEADER_BYTES,
+    frame_header, read_frame_header, read_magic, read_payload, write_answer, FrameKind, Hello,
+    Magic, FRAME_HEADER_BYTES,
 };
 use super::writer::PING_PAYLOAD_BYTES;
+use crate::http1::serve_http1;
+use crate::rewind::Rewind;
+
+/// The largest HTTP/1.1 request head (and body) the peer port reads: its endpoints
+/// (`/version`, `/members`) take no body.
+const HTTP1_REQUEST_BYTES_MAX: usize = 64 * 1024;
 
 /// Read buffer per inbound connection: many small control frames per read syscall.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -32,7 +38,19 @@ pub(crate) const INBOUND_CONNECTIONS_MAX: usize = 256;
 pub(crate) const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Counts an inbound connection for as long as its task lives.
-struct InboundCount(Rc<Shared>);
+pub(crate) struct InboundCount(Rc<Shared>);
+
+/// Admits one more inbound connection (counted from accept, before any TLS handshake), or
+/// refuses it when `INBOUND_CONNECTIONS_MAX` are open.
+pub(crate) fn admit(shared: &Rc<Shared>, remote: &str) -> Option<InboundCount> {
+    if shared.inbound_open.get() >= INBOUND_CONNECTIONS_MAX {
+        tracing::warn!(remote = %remote, limit = INBOUND_CONNECTIONS_MAX,
+            "peer connection refused: too many inbound peer connections");
+        return None;
+    }
+    shared.inbound_open.set(shared.inbound_open.get() + 1);
+    Some(InboundCount(shared.clone()))
+}
 
 impl Drop for InboundCount {
     fn drop(&mut self) {
@@ -41,16 +59,38 @@ impl Drop for InboundCount {
 }
 
 /// Serves one accepted connection until it ends; never panics on what the peer sends.
-pub(crate) async fn serve_connection(shared: Rc<Shared>, mut stream: PeerStream, remote: String) {
-    if shared.inbound_open.get() >= INBOUND_CONNECTIONS_MAX {
-        tracing::warn!(remote = %remote, limit = INBOUND_CONNECTIONS_MAX,
-            "peer connection refused: too many inbound peer connections");
+pub(crate) async fn serve_connection(
+    shared: Rc<Shared>,
+    mut stream: PeerStream,
+    remote: String,
+    _count: InboundCount,
+) {
+    let magic = match with_timeout(HANDSHAKE_TIMEOUT, read_magic(&mut stream)).await {
+        None => {
+            tracing::warn!(remote = %remote, "peer connection closed: no handshake in time");
+            return;
+        }
+        Some(Err(error)) => {
+            tracing::warn!(remote = %remote, error = %error, "peer connection closed: bad handshake");
+            return;
+        }
+        Some(Ok(magic)) => magic,
+    };
+    if let Magic::Other(prefix) = magic {
+        let handler = shared.http1.borrow().clone();
+        match handler {
+            Some(handler) => {
+                let stream = Rewind::new(prefix, stream);
+                if let Err(error) = serve_http1(stream, &*handler, HTTP1_REQUEST_BYTES_MAX).await {
+                    tracing::debug!(remote = %remote, error = %error, "peer-port HTTP/1.1 connection ended");
+                }
+            }
+            None => tracing::warn!(remote = %remote,
+                "peer connection closed: bad handshake (not basalt's peer protocol)"),
+        }
         return;
     }
-    shared.inbound_open.set(shared.inbound_open.get() + 1);
-    let _count = InboundCount(shared.clone());
-
-    let hello = match with_timeout(HANDSHAKE_TIMEOUT, Hello::read(&mut stream)).await {
+    let hello = match with_timeout(HANDSHAKE_TIMEOUT, Hello::read_after_magic(&mut stream)).await {
         None => {
             tracing::warn!(remote = %remote, "peer connection closed: no handshake in time");
             return;
@@ -61,13 +101,24 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, mut stream: PeerStream,
         }
         Some(Ok(hello)) => hello,
     };
+    if let Ok(hello) = &hello {
+        if shared.is_partitioned(hello.from) {
+            // A cut network answers nothing.
+            return;
+        }
+    }
     let refusal = match &hello {
         Err(refusal) => Some(refusal.clone()),
         Ok(hello) => shared.check_hello(hello, &remote),
     };
     let answered = with_timeout(
         HANDSHAKE_TIMEOUT,
-        write_answer(&mut stream, refusal.as_ref()),
+        write_answer(
+            &mut stream,
+            refusal
+                .as_ref()
+                .map_or(Ok(shared.config.max_frame_bytes), Err),
+        ),
     )
     .await;
     if refusal.is_some() || !matches!(answered, Some(Ok(()))) {
@@ -93,6 +144,9 @@ async fn serve_framed(shared: Rc<Shared>, hello: Hello, stream: PeerStream, remo
         .await;
     shared.unregister_inbound(hello.from, hello.lane, connection_id);
     if let Err(error) = served {
+        if let Some(counters) = shared.counters_for(hello.from) {
+            counters.received_failures.inc();
+        }
         tracing::error!(remote = %remote, peer_id = %format!("{:x}", hello.from),
             lane = hello.lane.name(), error = %error, "peer connection closed on a bad frame");
     }

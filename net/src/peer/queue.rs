@@ -180,3 +180,55 @@ impl<T> BoundedQueue<T> {
         self.state.borrow().items.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use futures_lite::future::{block_on, poll_once};
+
+    use super::*;
+
+    #[test]
+    fn bounds_hold_in_items_and_in_bytes() {
+        let queue = BoundedQueue::new(3, 100);
+        // An empty queue takes one item of any size (the frame limit is checked elsewhere).
+        assert!(queue.try_push("big", 500).is_ok());
+        assert_eq!(queue.try_push("small", 1), Err("small"));
+        assert_eq!(block_on(queue.pop()), Some("big"));
+        for item in ["a", "b", "c"] {
+            assert!(queue.try_push(item, 10).is_ok());
+        }
+        assert_eq!(queue.try_push("d", 10), Err("d"), "item bound");
+        let mut batch = Vec::new();
+        assert_eq!(
+            queue.drain_into(&mut batch, 15),
+            10,
+            "at most the byte budget, at least one"
+        );
+        assert_eq!(batch, ["a"]);
+        assert_eq!(queue.clear(), 2);
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn a_waiting_producer_proceeds_once_there_is_room_and_close_releases_it() {
+        block_on(async {
+            let queue = Rc::new(BoundedQueue::new(1, 100));
+            queue.push(1, 1).await.unwrap();
+            let mut waiting = Box::pin(queue.push(2, 1));
+            assert!(
+                poll_once(&mut waiting).await.is_none(),
+                "full: the producer waits"
+            );
+            assert_eq!(queue.pop().await, Some(1));
+            assert_eq!(poll_once(&mut waiting).await, Some(Ok(())));
+            let mut blocked = Box::pin(queue.push(3, 1));
+            assert!(poll_once(&mut blocked).await.is_none());
+            queue.close();
+            assert_eq!(poll_once(&mut blocked).await, Some(Err(3)));
+            assert_eq!(queue.pop().await, Some(2), "queued items survive the close");
+            assert_eq!(queue.pop().await, None);
+        });
+    }
+}

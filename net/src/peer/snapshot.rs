@@ -6,7 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::io::BufReader;
@@ -51,26 +51,54 @@ pub struct SnapshotWriter {
     crc: crc32fast::Hasher,
     bytes: u64,
     counters: Arc<PeerCounters>,
+    started: Instant,
+    /// Whether the outcome was counted (success or failure): once per transfer.
+    counted: bool,
 }
 
 impl SnapshotWriter {
     pub(crate) async fn open(
         peer: u64,
-        mut stream: PeerStream,
+        stream: PeerStream,
         header: &[u8],
         counters: Arc<PeerCounters>,
     ) -> Result<SnapshotWriter, PeerError> {
-        write_frame(&mut stream, FrameKind::SnapshotHeader, header).await?;
-        counters
-            .sent_bytes
-            .add((FRAME_HEADER_BYTES + header.len()) as u64);
-        Ok(SnapshotWriter {
+        counters.snapshot_send_inflight.add(1);
+        let mut writer = SnapshotWriter {
             peer,
             stream,
             crc: crc32fast::Hasher::new(),
             bytes: 0,
             counters,
-        })
+            started: Instant::now(),
+            counted: false,
+        };
+        if let Err(error) = write_frame(&mut writer.stream, FrameKind::SnapshotHeader, header).await
+        {
+            writer.count(false);
+            return Err(error);
+        }
+        writer
+            .counters
+            .sent_bytes
+            .add((FRAME_HEADER_BYTES + header.len()) as u64);
+        Ok(writer)
+    }
+
+    /// Counts the transfer's outcome, once.
+    fn count(&mut self, success: bool) {
+        if std::mem::replace(&mut self.counted, true) {
+            return;
+        }
+        if success {
+            self.counters.snapshot_send_successes.inc();
+            self.counters
+                .snapshot_send_seconds
+                .observe_duration(self.started.elapsed());
+        } else {
+            self.counters.snapshot_send_failures.inc();
+            self.counters.sent_failures.inc();
+        }
     }
 
     /// The receiving peer.
@@ -92,7 +120,7 @@ impl SnapshotWriter {
             });
         }
         if let Err(error) = write_frame(&mut self.stream, FrameKind::SnapshotChunk, chunk).await {
-            self.counters.sent_failures.inc();
+            self.count(false);
             return Err(PeerError::SnapshotFailed(format!(
                 "sending a chunk: {error}"
             )));
@@ -137,9 +165,7 @@ impl SnapshotWriter {
         .unwrap_or(Err(PeerError::Timeout(
             "waiting for the snapshot's verdict",
         )));
-        if verdict.is_err() {
-            self.counters.sent_failures.inc();
-        }
+        self.count(verdict.is_ok());
         verdict.map(|()| self.bytes)
     }
 
@@ -154,7 +180,7 @@ impl SnapshotWriter {
             ),
         )
         .await;
-        self.counters.sent_failures.inc();
+        self.count(false);
     }
 
     /// Sends every chunk `chunks` yields, then finishes; a producer error aborts the transfer.
@@ -177,6 +203,14 @@ impl SnapshotWriter {
             }
         }
         self.finish().await
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        // Dropped before its verdict: the transfer failed.
+        self.count(false);
+        self.counters.snapshot_send_inflight.add(-1);
     }
 }
 
@@ -216,6 +250,9 @@ pub struct IncomingSnapshot {
     bytes: u64,
     counters: Option<Arc<PeerCounters>>,
     progress: Progress,
+    started: Instant,
+    /// Whether the outcome was counted (accepted or failed): once per transfer.
+    counted: bool,
 }
 
 impl IncomingSnapshot {
@@ -225,6 +262,9 @@ impl IncomingSnapshot {
         stream: BufReader<PeerStream>,
         counters: Option<Arc<PeerCounters>>,
     ) -> IncomingSnapshot {
+        if let Some(counters) = &counters {
+            counters.snapshot_receive_inflight.add(1);
+        }
         IncomingSnapshot {
             from,
             header,
@@ -233,6 +273,26 @@ impl IncomingSnapshot {
             bytes: 0,
             counters,
             progress: Progress::Receiving,
+            started: Instant::now(),
+            counted: false,
+        }
+    }
+
+    /// Counts the transfer's outcome, once.
+    fn count(&mut self, success: bool) {
+        if std::mem::replace(&mut self.counted, true) {
+            return;
+        }
+        let Some(counters) = &self.counters else {
+            return;
+        };
+        if success {
+            counters.snapshot_receive_successes.inc();
+            counters
+                .snapshot_receive_seconds
+                .observe_duration(self.started.elapsed());
+        } else {
+            counters.snapshot_receive_failures.inc();
         }
     }
 
@@ -339,6 +399,7 @@ impl IncomingSnapshot {
                 })
                 .await
                 .ok_or(PeerError::Timeout("answering the snapshot's sender"))??;
+                self.count(true);
                 Ok(())
             }
             (Progress::Failed, _) => Err(PeerError::SnapshotFailed(
@@ -361,6 +422,7 @@ impl IncomingSnapshot {
     /// error for the consumer.
     async fn fail(&mut self, reason: String) -> PeerError {
         self.progress = Progress::Failed;
+        self.count(false);
         tracing::warn!(peer_id = %format!("{:x}", self.from), bytes = self.bytes, reason = %reason,
             "snapshot transfer failed");
         let payload = reason_bytes(&reason);
@@ -374,5 +436,15 @@ impl IncomingSnapshot {
         })
         .await;
         PeerError::SnapshotFailed(reason)
+    }
+}
+
+impl Drop for IncomingSnapshot {
+    fn drop(&mut self) {
+        // Dropped before answering: the transfer failed (the sender sees the stream close).
+        self.count(false);
+        if let Some(counters) = &self.counters {
+            counters.snapshot_receive_inflight.add(-1);
+        }
     }
 }

@@ -12,95 +12,22 @@ use futures_lite::FutureExt;
 use glommio::net::TcpListener;
 use glommio::Task;
 
-use super::dial::{resolve_urls, Closer, Dialer, PeerStream, TcpDialer};
+use super::config::{QueueLimit, TransportConfig};
+use super::dial::{resolve_urls, with_timeout, Closer, Dialer, PeerStream, TcpDialer};
 use super::error::{PeerError, Refusal};
 use super::events::{Events, PeerEvent};
 use super::lane::Lane;
-use super::link::{LaneState, PeerLink};
-use super::listener::{serve_connection, ACCEPT_ERROR_BACKOFF};
+use super::link::{LaneState, PeerLink, HANDSHAKE_TIMEOUT};
+use super::listener::{admit, serve_connection, ACCEPT_ERROR_BACKOFF};
 use super::queue::BoundedQueue;
 use super::snapshot::{IncomingSnapshot, SnapshotWriter};
-use super::stats::{PeerCounters, PeerStats};
+use super::stats::{PeerCounters, PeerMetrics, PeerStats};
 use super::writer::run_lane_writer;
-
-/// What raft puts in one append message at most, besides a single entry larger than this (raft
-/// always sends at least one entry): the member must set raft's `max_size_per_msg` to at most
-/// this.
-pub const MESSAGE_ENTRIES_BYTES_MAX: usize = 1024 * 1024;
-
-/// What a raft message adds around its entries (term, index, commit, entry headers, the
-/// request's envelope); generous, since only the bound on allocation depends on it.
-pub const FRAME_OVERHEAD_BYTES_MAX: usize = 256 * 1024;
-
-/// Peers whose counters are kept (members, and senders not yet in the membership): bounds the
-/// counters a stray sender with the right cluster ID could make us create.
-const COUNTED_PEERS_MAX: usize = 256;
+use crate::http1::{Http1Answer, Http1Handler, Http1Request};
+use crate::tls::ServerTls;
 
 /// Snapshot transfers handed to the member and not yet taken; more wait on their connection.
 const SNAPSHOTS_QUEUED_MAX: usize = 2;
-
-/// A queue's bounds: frames and bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QueueLimit {
-    /// Frames queued at most.
-    pub frames: usize,
-    /// Payload bytes queued at most (an empty queue still takes one frame of any allowed size).
-    pub bytes: usize,
-}
-
-/// The transport's identity and limits.
-#[derive(Clone, Debug)]
-pub struct TransportConfig {
-    /// The cluster's ID; connections from other clusters are refused.
-    pub cluster_id: u64,
-    /// This member's ID.
-    pub local_id: u64,
-    /// The largest frame sent or accepted (checked by the sender, and by the receiver before
-    /// it allocates).
-    pub max_frame_bytes: usize,
-    /// Per peer, the control lane's send queue. etcd buffers 4096 messages per stream; control
-    /// messages are small (~100 bytes), so 4096 frames in 16 MiB.
-    pub control_queue: QueueLimit,
-    /// Per peer, the append lane's send queue: raft's in-flight window (256 messages) of
-    /// appends, within 64 MiB.
-    pub append_queue: QueueLimit,
-    /// For all peers, control frames received and not yet taken by the member.
-    pub control_inbox: QueueLimit,
-    /// For all peers, append frames received and not yet taken by the member.
-    pub append_inbox: QueueLimit,
-}
-
-impl TransportConfig {
-    /// The configuration for a member whose clients may send `max_request_bytes`
-    /// (`--max-request-bytes`): a frame holds at most one such request, or a batch of entries
-    /// of [`MESSAGE_ENTRIES_BYTES_MAX`], with its overhead.
-    pub fn new(cluster_id: u64, local_id: u64, max_request_bytes: usize) -> TransportConfig {
-        let max_frame_bytes =
-            max_request_bytes.max(MESSAGE_ENTRIES_BYTES_MAX) + FRAME_OVERHEAD_BYTES_MAX;
-        let append_bytes = (64 * 1024 * 1024).max(4 * max_frame_bytes);
-        TransportConfig {
-            cluster_id,
-            local_id,
-            max_frame_bytes,
-            control_queue: QueueLimit {
-                frames: 4096,
-                bytes: 16 * 1024 * 1024,
-            },
-            append_queue: QueueLimit {
-                frames: 256,
-                bytes: append_bytes,
-            },
-            control_inbox: QueueLimit {
-                frames: 4096,
-                bytes: 16 * 1024 * 1024,
-            },
-            append_inbox: QueueLimit {
-                frames: 256,
-                bytes: append_bytes,
-            },
-        }
-    }
-}
 
 /// Why `send` did not queue a frame. Raft tolerates the loss; the member may
 /// `report_unreachable` the peer.
@@ -145,7 +72,9 @@ pub(crate) struct Shared {
     events: Rc<Events>,
     peers: RefCell<HashMap<u64, Peer>>,
     removed: RefCell<HashSet<u64>>,
-    counters: RefCell<HashMap<u64, Arc<PeerCounters>>>,
+    /// Fault injection: peers cut off in both directions (`Transport::set_partitioned`).
+    partitioned: RefCell<HashSet<u64>>,
+    metrics: Arc<PeerMetrics>,
     /// The current inbound connection per sender and framed lane: a newer one closes the
     /// older (the sender redialed), removal closes both.
     inbound: RefCell<InboundConnections>,
@@ -153,6 +82,8 @@ pub(crate) struct Shared {
     pub inbound_open: Cell<usize>,
     pub inboxes: [BoundedQueue<(u64, Bytes)>; 2],
     pub snapshots: BoundedQueue<IncomingSnapshot>,
+    /// Answers HTTP/1.1 requests that arrive on the peer port (`Transport::set_http1`).
+    pub http1: RefCell<Option<Rc<Http1Handler>>>,
     /// Raised by `Transport::shutdown`: the accept loop and inbound connections end.
     pub shutdown: Closer,
 }
@@ -181,16 +112,28 @@ impl Shared {
         None
     }
 
+    /// Whether fault injection cut `peer` off.
+    pub fn is_partitioned(&self, peer: u64) -> bool {
+        self.partitioned.borrow().contains(&peer)
+    }
+
+    /// Closes the inbound connections from `peer`.
+    fn close_inbound_from(&self, peer: u64) {
+        let closers: Vec<Rc<Closer>> = self
+            .inbound
+            .borrow()
+            .iter()
+            .filter(|((from, _), _)| *from == peer)
+            .map(|(_, (_, closer))| closer.clone())
+            .collect();
+        for closer in closers {
+            closer.close();
+        }
+    }
+
     /// The counters of `peer`, created on first use while under the bound.
     pub fn counters_for(&self, peer: u64) -> Option<Arc<PeerCounters>> {
-        let mut counters = self.counters.borrow_mut();
-        if let Some(existing) = counters.get(&peer) {
-            return Some(existing.clone());
-        }
-        if counters.len() >= COUNTED_PEERS_MAX {
-            return None;
-        }
-        Some(counters.entry(peer).or_default().clone())
+        self.metrics.counters_for(peer, false)
     }
 
     /// Makes `closer`'s connection the current one of `from` on `lane`, closing the older.
@@ -235,6 +178,7 @@ impl Transport {
     /// A transport that opens its connections with `dialer` (peer TLS, fault injection).
     pub fn with_dialer(config: TransportConfig, dialer: Rc<dyn Dialer>) -> Transport {
         let inbox = |limit: QueueLimit| BoundedQueue::new(limit.frames, limit.bytes);
+        let metrics = Arc::new(PeerMetrics::new(config.local_id));
         Transport {
             shared: Rc::new(Shared {
                 inboxes: [inbox(config.control_inbox), inbox(config.append_inbox)],
@@ -245,10 +189,12 @@ impl Transport {
                 events: Rc::new(Events::new()),
                 peers: RefCell::default(),
                 removed: RefCell::default(),
-                counters: RefCell::default(),
+                partitioned: RefCell::default(),
+                metrics,
                 inbound: RefCell::default(),
                 next_connection_id: Cell::new(0),
                 inbound_open: Cell::new(0),
+                http1: RefCell::new(None),
                 shutdown: Closer::default(),
             }),
         }
@@ -259,9 +205,20 @@ impl Transport {
         &self.shared.config
     }
 
-    /// Accepts peer connections on `listener` until the accept loop is dropped; each
-    /// connection is served by a task of its own on this executor.
+    /// Accepts peer connections on `listener` until `shutdown`; each connection is served by
+    /// a task of its own on this executor.
     pub async fn serve(&self, listener: TcpListener) {
+        self.accept_loop(listener, None).await
+    }
+
+    /// As `serve`, for an `https://` peer listener: each connection's TLS handshake (etcd's
+    /// `--peer-cert-file`, `--peer-client-cert-auth`, `--peer-trusted-ca-file`, ...) runs on
+    /// its own task, then the peer protocol runs inside TLS.
+    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<ServerTls>) {
+        self.accept_loop(listener, Some(tls)).await
+    }
+
+    async fn accept_loop(&self, listener: TcpListener, tls: Option<Arc<ServerTls>>) {
         loop {
             let accepted = async { Some(listener.accept().await) }
                 .or(async {
@@ -277,7 +234,30 @@ impl Transport {
                         .map(|address| address.to_string())
                         .unwrap_or_default();
                     let _ = stream.set_nodelay(true);
-                    self.serve_stream(Box::new(stream), remote);
+                    match &tls {
+                        None => self.serve_stream(Box::new(stream), remote),
+                        Some(tls) => {
+                            let Some(count) = admit(&self.shared, &remote) else {
+                                continue;
+                            };
+                            let shared = self.shared.clone();
+                            let acceptor = tls.acceptor();
+                            glommio::spawn_local(async move {
+                                let handshake =
+                                    with_timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                                match handshake {
+                                    Some(Ok(stream)) => {
+                                        serve_connection(shared, Box::new(stream), remote, count).await
+                                    }
+                                    Some(Err(error)) => tracing::warn!(remote = %remote,
+                                        error = %error, "rejected connection on peer endpoint"),
+                                    None => tracing::warn!(remote = %remote,
+                                        "rejected connection on peer endpoint: TLS handshake timed out"),
+                                }
+                            })
+                            .detach();
+                        }
+                    }
                 }
                 Some(Err(error)) => {
                     tracing::warn!(error = %error, "accepting a peer connection failed");
@@ -285,6 +265,12 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Answers the HTTP/1.1 requests that reach the peer port (etcd serves `/version`,
+    /// `/members`, ... there) with `handler`; without one they are closed unanswered.
+    pub fn set_http1(&self, handler: impl Fn(Http1Request) -> Http1Answer + 'static) {
+        *self.shared.http1.borrow_mut() = Some(Rc::new(handler));
     }
 
     /// Stops the transport: `serve` returns (dropping its listener), inbound connections
@@ -319,7 +305,10 @@ impl Transport {
 
     /// Serves one accepted stream (already decrypted, for peer TLS) on a task of its own.
     pub fn serve_stream(&self, stream: PeerStream, remote: String) {
-        glommio::spawn_local(serve_connection(self.shared.clone(), stream, remote)).detach();
+        let Some(count) = admit(&self.shared, &remote) else {
+            return;
+        };
+        glommio::spawn_local(serve_connection(self.shared.clone(), stream, remote, count)).detach();
     }
 
     /// Adds a member to dial at `urls` (etcd's peer URLs, `http://host:port`); an existing
@@ -334,15 +323,14 @@ impl Transport {
                 problem: "a member does not dial itself".into(),
             });
         }
-        let addresses = resolve_urls(urls)?;
+        let addresses = resolve_urls(urls, self.shared.dialer.supports_tls())?;
         let config = &self.shared.config;
         let counters = self
             .shared
-            .counters
-            .borrow_mut()
-            .entry(id)
-            .or_default()
-            .clone();
+            .metrics
+            .counters_for(id, true)
+            .expect("members are always counted");
+        counters.member.set(1);
         let link = Rc::new(PeerLink {
             peer: id,
             cluster_id: config.cluster_id,
@@ -351,11 +339,14 @@ impl Transport {
             addresses: RefCell::new(addresses),
             preferred_address: Cell::new(0),
             generation: Cell::new(0),
+            partitioned: Cell::new(self.shared.partitioned.borrow().contains(&id)),
             counters,
             lane_states: [Cell::new(LaneState::Idle), Cell::new(LaneState::Idle)],
             last_error: RefCell::new(None),
             events: self.shared.events.clone(),
             epoch: self.shared.epoch,
+            ping_interval: config.ping_interval,
+            pong_timeout: config.pong_timeout,
         });
         let queue = |limit: QueueLimit| Rc::new(BoundedQueue::new(limit.frames, limit.bytes));
         let queues = [queue(config.control_queue), queue(config.append_queue)];
@@ -377,7 +368,7 @@ impl Transport {
 
     /// Changes a member's URLs; its connections are redialed at the new ones.
     pub fn update_peer(&self, id: u64, urls: &[String]) -> Result<(), PeerError> {
-        let addresses = resolve_urls(urls)?;
+        let addresses = resolve_urls(urls, self.shared.dialer.supports_tls())?;
         let mut peers = self.shared.peers.borrow_mut();
         let peer = peers.get_mut(&id).ok_or(PeerError::UnknownPeer(id))?;
         peer.urls = urls.to_vec();
@@ -401,18 +392,29 @@ impl Transport {
                 queue.clear();
             }
         }
-        let closers: Vec<Rc<Closer>> = self
-            .shared
-            .inbound
-            .borrow()
-            .iter()
-            .filter(|((from, _), _)| *from == id)
-            .map(|(_, (_, closer))| closer.clone())
-            .collect();
-        for closer in closers {
-            closer.close();
+        self.shared.close_inbound_from(id);
+        self.shared.metrics.forget(id);
+    }
+
+    /// Fault injection (partition tests): cuts this member off from `peer` in both
+    /// directions, or heals the cut. While cut, connections to and from `peer` are closed,
+    /// dials to it fail, its dials here get no answer, and frames to it are dropped and
+    /// counted, as across a real partition. Apply it on both sides for a symmetric partition.
+    pub fn set_partitioned(&self, peer: u64, partitioned: bool) {
+        if partitioned {
+            self.shared.partitioned.borrow_mut().insert(peer);
+            self.shared.close_inbound_from(peer);
+        } else {
+            self.shared.partitioned.borrow_mut().remove(&peer);
         }
-        self.shared.counters.borrow_mut().remove(&id);
+        if let Some(member) = self.shared.peers.borrow().get(&peer) {
+            member.link.partitioned.set(partitioned);
+            member.link.generation.set(member.link.generation.get() + 1);
+            for queue in &member.queues {
+                queue.kick();
+            }
+        }
+        tracing::warn!(peer_id = %format!("{peer:x}"), partitioned, "peer partition injected");
     }
 
     /// The members it dials, with their URLs.
@@ -487,7 +489,13 @@ impl Transport {
             .get(&to)
             .map(|peer| peer.link.clone())
             .ok_or(PeerError::UnknownPeer(to))?;
-        let stream = link.connect(Lane::Snapshot).await?;
+        let (stream, peer_limit) = link.connect(Lane::Snapshot).await?;
+        if header.len() > peer_limit {
+            return Err(PeerError::FrameTooLarge {
+                bytes: header.len(),
+                limit: peer_limit,
+            });
+        }
         SnapshotWriter::open(to, stream, header, link.counters.clone()).await
     }
 
@@ -505,20 +513,13 @@ impl Transport {
             .is_some_and(|peer| peer.link.reachable())
     }
 
-    /// Every counted peer's counters and state, ordered by ID.
+    /// Every counted peer's counters as read now, ordered by ID.
     pub fn stats(&self) -> Vec<PeerStats> {
-        let peers = self.shared.peers.borrow();
-        let mut stats: Vec<PeerStats> = self
-            .shared
-            .counters
-            .borrow()
-            .iter()
-            .map(|(id, counters)| {
-                let reachable = peers.get(id).is_some_and(|peer| peer.link.reachable());
-                PeerStats::read(*id, peers.contains_key(id), reachable, counters)
-            })
-            .collect();
-        stats.sort_unstable_by_key(|stats| stats.peer);
-        stats
+        self.shared.metrics.snapshot()
+    }
+
+    /// The per-peer counters, to share with the cores that serve `/metrics`.
+    pub fn metrics(&self) -> Arc<PeerMetrics> {
+        self.shared.metrics.clone()
     }
 }

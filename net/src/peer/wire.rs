@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! dialer → listener   hello:  "BSLTPEER" | version u16 | lane u8 | 0u8 | cluster u64 | from u64 | to u64
-//! listener → dialer   answer: status u8 (0 accept, 1 refuse) | reason length u16 | reason (UTF-8)
+//! listener → dialer   answer: 0u8 | 4u16 | the listener's frame limit u32    (accepted)
+//!                          or 1u8 | reason length u16 | reason (UTF-8)     (refused)
 //! then, either way    frame:  kind u8 | length u32 | payload
 //! ```
 
@@ -106,16 +107,25 @@ impl Hello {
 
     /// Reads a hello. A connection that is not a basalt peer is an `Err(Protocol)`; a basalt
     /// peer of another version is `Ok(Err(refusal))`, so the listener can tell it why.
+    #[cfg(test)]
     pub async fn read(
         reader: &mut (impl AsyncRead + Unpin),
     ) -> Result<Result<Hello, Refusal>, PeerError> {
-        let mut bytes = [0u8; HELLO_BYTES];
-        reader.read_exact(&mut bytes).await?;
-        if bytes[..8] != MAGIC {
-            return Err(PeerError::Protocol(
+        match read_magic(reader).await? {
+            Magic::Peer => Hello::read_after_magic(reader).await,
+            Magic::Other(_) => Err(PeerError::Protocol(
                 "the connection does not open with basalt's peer handshake".into(),
-            ));
+            )),
         }
+    }
+
+    /// Reads the rest of a hello once `read_magic` found the magic.
+    pub async fn read_after_magic(
+        reader: &mut (impl AsyncRead + Unpin),
+    ) -> Result<Result<Hello, Refusal>, PeerError> {
+        let mut bytes = [0u8; HELLO_BYTES];
+        bytes[..8].copy_from_slice(&MAGIC);
+        reader.read_exact(&mut bytes[8..]).await?;
         let version = u16::from_be_bytes([bytes[8], bytes[9]]);
         if version != PROTOCOL_VERSION {
             return Ok(Err(Refusal::IncompatibleVersion));
@@ -133,15 +143,51 @@ impl Hello {
     }
 }
 
-/// Writes the listener's answer: accepted, or refused with the reason's text.
+/// What a connection's first bytes are.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Magic {
+    /// Basalt's peer magic: a hello follows.
+    Peer,
+    /// Something else (an HTTP/1.1 request to the peer port, say): the bytes read so far,
+    /// to put back in front of the stream.
+    Other(Vec<u8>),
+}
+
+/// Reads until the first bytes either are the peer magic or diverge from it. Decides at the
+/// first divergent byte, so a short HTTP request is never waited on for bytes it will not send.
+pub(crate) async fn read_magic(reader: &mut (impl AsyncRead + Unpin)) -> Result<Magic, PeerError> {
+    let mut read = [0u8; 8];
+    let mut filled = 0;
+    while filled < MAGIC.len() {
+        let bytes = reader.read(&mut read[filled..]).await?;
+        if bytes == 0 {
+            return Err(PeerError::Protocol(format!(
+                "the connection closed after {filled} bytes of the handshake"
+            )));
+        }
+        filled += bytes;
+        if read[..filled] != MAGIC[..filled] {
+            return Ok(Magic::Other(read[..filled].to_vec()));
+        }
+    }
+    Ok(Magic::Peer)
+}
+
+/// Writes the listener's answer: accepted (with the largest frame payload this listener
+/// reads, so a sender with a larger limit drops such a frame rather than losing the
+/// connection over it), or refused with the reason's text.
 pub(crate) async fn write_answer(
     writer: &mut (impl AsyncWrite + Unpin),
-    refusal: Option<&Refusal>,
+    answer: Result<usize, &Refusal>,
 ) -> std::io::Result<()> {
     let mut bytes = Vec::with_capacity(3 + REFUSAL_REASON_BYTES_MAX);
-    match refusal {
-        None => bytes.extend_from_slice(&[0, 0, 0]),
-        Some(refusal) => {
+    match answer {
+        Ok(frame_bytes_max) => {
+            let limit = u32::try_from(frame_bytes_max).unwrap_or(u32::MAX);
+            bytes.extend_from_slice(&[0, 0, 4]);
+            bytes.extend_from_slice(&limit.to_be_bytes());
+        }
+        Err(refusal) => {
             let reason = refusal.to_string();
             let reason = &reason.as_bytes()[..reason.len().min(REFUSAL_REASON_BYTES_MAX)];
             bytes.push(1);
@@ -153,22 +199,27 @@ pub(crate) async fn write_answer(
     writer.flush().await
 }
 
-/// Reads the listener's answer: `Ok(())` when accepted, the refusal otherwise.
-pub(crate) async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Result<(), PeerError> {
+/// Reads the listener's answer: the listener's frame limit when accepted, the refusal
+/// otherwise.
+pub(crate) async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Result<usize, PeerError> {
     let mut head = [0u8; 3];
     reader.read_exact(&mut head).await?;
-    let reason_bytes = u16::from_be_bytes([head[1], head[2]]) as usize;
+    let payload_bytes = u16::from_be_bytes([head[1], head[2]]) as usize;
     match head[0] {
-        0 if reason_bytes == 0 => Ok(()),
-        1 if reason_bytes <= REFUSAL_REASON_BYTES_MAX => {
-            let mut reason = vec![0u8; reason_bytes];
+        0 if payload_bytes == 4 => {
+            let mut limit = [0u8; 4];
+            reader.read_exact(&mut limit).await?;
+            Ok(u32::from_be_bytes(limit) as usize)
+        }
+        1 if payload_bytes <= REFUSAL_REASON_BYTES_MAX => {
+            let mut reason = vec![0u8; payload_bytes];
             reader.read_exact(&mut reason).await?;
             Err(PeerError::Refused(Refusal::from_reason(
                 &String::from_utf8_lossy(&reason),
             )))
         }
         status => Err(PeerError::Protocol(format!(
-            "malformed handshake answer (status {status}, reason of {reason_bytes} bytes)"
+            "malformed handshake answer (status {status}, payload of {payload_bytes} bytes)"
         ))),
     }
 }
@@ -218,4 +269,100 @@ pub(crate) async fn read_payload(
     let mut payload = vec![0u8; length];
     reader.read_exact(&mut payload).await?;
     Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_lite::future::block_on;
+    use futures_lite::io::Cursor;
+
+    use super::*;
+
+    #[test]
+    fn hello_round_trips_and_strangers_are_told_apart() {
+        let hello = Hello {
+            cluster_id: 0xdead_beef,
+            from: 1,
+            to: u64::MAX,
+            lane: Lane::Append,
+        };
+        let bytes = hello.encode();
+        assert_eq!(
+            block_on(Hello::read(&mut Cursor::new(bytes))).unwrap(),
+            Ok(hello)
+        );
+
+        let mut newer = bytes;
+        newer[9] = 2;
+        assert_eq!(
+            block_on(Hello::read(&mut Cursor::new(newer))).unwrap(),
+            Err(Refusal::IncompatibleVersion)
+        );
+        let mut stranger = bytes;
+        stranger[..8].copy_from_slice(b"POST /ra");
+        assert!(matches!(
+            block_on(Hello::read(&mut Cursor::new(stranger))),
+            Err(PeerError::Protocol(_))
+        ));
+        let mut bad_lane = bytes;
+        bad_lane[10] = 9;
+        assert!(block_on(Hello::read(&mut Cursor::new(bad_lane))).is_err());
+        // A hello cut short is an error, never a panic.
+        assert!(block_on(Hello::read(&mut Cursor::new(&bytes[..20]))).is_err());
+    }
+
+    #[test]
+    fn answers_carry_the_refusal_reason() {
+        for refusal in [
+            None,
+            Some(Refusal::ClusterIdMismatch),
+            Some(Refusal::WrongReceiver),
+            Some(Refusal::Removed),
+            Some(Refusal::IncompatibleVersion),
+            Some(Refusal::Other("something newer".into())),
+        ] {
+            let mut bytes = Cursor::new(Vec::new());
+            let answer = match refusal.as_ref() {
+                None => Ok(1234),
+                Some(refusal) => Err(refusal),
+            };
+            block_on(write_answer(&mut bytes, answer)).unwrap();
+            let read = block_on(read_answer(&mut Cursor::new(bytes.into_inner())));
+            match (&refusal, read) {
+                (None, Ok(1234)) => {}
+                (Some(sent), Err(PeerError::Refused(received))) => assert_eq!(sent, &received),
+                (sent, read) => panic!("{sent:?} read back as {read:?}"),
+            }
+        }
+        // A reason longer than the limit is refused unread.
+        let mut long = vec![1u8];
+        long.extend_from_slice(&(REFUSAL_REASON_BYTES_MAX as u16 + 1).to_be_bytes());
+        assert!(matches!(
+            block_on(read_answer(&mut Cursor::new(long))),
+            Err(PeerError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn frame_headers_are_checked_before_allocation() {
+        let header = frame_header(FrameKind::Data, 1000);
+        let read = |limit| block_on(read_frame_header(&mut Cursor::new(header), limit));
+        assert_eq!(read(1000).unwrap(), Some((FrameKind::Data, 1000)));
+        assert!(matches!(
+            read(999),
+            Err(PeerError::FrameTooLarge {
+                bytes: 1000,
+                limit: 999
+            })
+        ));
+        let huge = [0u8, 0xff, 0xff, 0xff, 0xff];
+        assert!(block_on(read_frame_header(&mut Cursor::new(huge), 1 << 20)).is_err());
+        assert_eq!(
+            block_on(read_frame_header(&mut Cursor::new([0u8; 0]), 10)).unwrap(),
+            None
+        );
+        // A header cut short is an error (the peer died mid-frame), not a clean end.
+        assert!(block_on(read_frame_header(&mut Cursor::new([0u8, 0]), 10)).is_err());
+        assert!(block_on(read_frame_header(&mut Cursor::new([99u8, 0, 0, 0, 0]), 10)).is_err());
+    }
 }

@@ -33,10 +33,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// is one syscall; small enough that the copy buffer stays small (a larger frame goes alone).
 const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
-/// How often the control lane measures the round trip (etcd's prober uses a few seconds; a
-/// ping is 13 bytes each way).
-pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(1);
-
 /// A ping carries its send time: nanoseconds since the link's epoch.
 pub(crate) const PING_PAYLOAD_BYTES: usize = 8;
 
@@ -45,10 +41,16 @@ struct Connection {
     writer: WriteHalf<PeerStream>,
     /// Cleared by the reader task when the peer closes the connection or breaks it.
     alive: Rc<Cell<bool>>,
+    /// When the last pong arrived (the connection's start before the first).
+    last_pong: Rc<Cell<Instant>>,
     /// Watches the read side (pongs, end of stream); cancelled with the connection.
     _reader: Task<()>,
     /// The link's generation this connection was dialed in.
     generation: u64,
+    /// The largest frame the peer reads (its handshake answer): a member configured with a
+    /// smaller `--max-request-bytes` would close the connection on a larger frame, and raft
+    /// would resend it forever, so such a frame is dropped here instead (counted, logged).
+    peer_frame_bytes_max: usize,
 }
 
 /// Runs until cancelled (the peer is removed or the transport dropped).
@@ -61,27 +63,43 @@ pub(crate) async fn run_lane_writer(
     let mut connection: Option<Connection> = None;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_BATCH_BYTES_MAX + FRAME_HEADER_BYTES);
-    let mut next_ping = Instant::now() + PING_INTERVAL;
+    let mut next_ping = Instant::now() + link.ping_interval;
     loop {
         let pings = lane == Lane::Control && connection.is_some();
-        if pings {
-            let wait_ping = async {
-                glommio::timer::sleep(next_ping.saturating_duration_since(Instant::now())).await;
-            };
-            queue.wait().or(wait_ping).await;
-        } else {
-            queue.wait().await;
+        // A kick that came while this task was writing is not waited for again: look first.
+        let stale = connection
+            .as_ref()
+            .is_some_and(|open| !open.alive.get() || open.generation != link.generation.get());
+        if !stale {
+            if pings {
+                let wait_ping = async {
+                    glommio::timer::sleep(next_ping.saturating_duration_since(Instant::now()))
+                        .await;
+                };
+                queue.wait().or(wait_ping).await;
+            } else {
+                queue.wait().await;
+            }
         }
         if let Some(open) = &connection {
             if !open.alive.get() {
                 connection = None;
                 link.set_lane_state(
                     lane,
-                    LaneState::Failed,
+                    LaneState::Idle,
                     Some(&PeerError::Io("the peer closed the connection".into())),
                 );
             } else if open.generation != link.generation.get() {
                 connection = None;
+            } else if pings && open.last_pong.get().elapsed() > link.pong_timeout {
+                // Pings go out but no pong comes back: the peer or the path is stalled (a
+                // partition sends no FIN); redial rather than write into a void.
+                connection = None;
+                link.set_lane_state(
+                    lane,
+                    LaneState::Failed,
+                    Some(&PeerError::Timeout("waiting for the peer to answer pings")),
+                );
             }
         }
         let ping_due = pings && connection.is_some() && Instant::now() >= next_ping;
@@ -90,11 +108,17 @@ pub(crate) async fn run_lane_writer(
         }
         if connection.is_none() {
             match link.connect(lane).await {
-                Ok(stream) => {
+                Ok((stream, peer_frame_bytes_max)) => {
                     backoff = RECONNECT_BACKOFF_MIN;
                     link.set_lane_state(lane, LaneState::Connected, None);
                     next_ping = Instant::now();
-                    connection = Some(open_connection(&link, lane, &queue, stream));
+                    connection = Some(open_connection(
+                        &link,
+                        lane,
+                        &queue,
+                        stream,
+                        peer_frame_bytes_max,
+                    ));
                 }
                 Err(error) => {
                     // Frames queued for an unreachable peer would be stale by the time it
@@ -116,13 +140,22 @@ pub(crate) async fn run_lane_writer(
             let sent_nanos = link.epoch.elapsed().as_nanos() as u64;
             buffer.extend_from_slice(&frame_header(FrameKind::Ping, PING_PAYLOAD_BYTES));
             buffer.extend_from_slice(&sent_nanos.to_be_bytes());
-            next_ping = Instant::now() + PING_INTERVAL;
+            next_ping = Instant::now() + link.ping_interval;
         }
         queue.drain_into(&mut batch, WRITE_BATCH_BYTES_MAX);
+        let mut too_large = 0;
         for frame in &batch {
+            if frame.len() > open.peer_frame_bytes_max {
+                too_large += 1;
+                tracing::warn!(peer_id = %format!("{:x}", link.peer), lane = lane.name(),
+                    bytes = frame.len(), limit = open.peer_frame_bytes_max,
+                    "frame dropped: larger than the peer accepts");
+                continue;
+            }
             buffer.extend_from_slice(&frame_header(FrameKind::Data, frame.len()));
             buffer.extend_from_slice(frame);
         }
+        link.counters.sent_failures.add(too_large);
         let written = with_timeout(WRITE_TIMEOUT, async {
             open.writer.write_all(&buffer).await?;
             open.writer.flush().await
@@ -135,7 +168,9 @@ pub(crate) async fn run_lane_writer(
                     Some(Err(error)) => PeerError::from(error),
                     _ => PeerError::Timeout("writing to the peer"),
                 };
-                link.counters.sent_failures.add(batch.len() as u64);
+                link.counters
+                    .sent_failures
+                    .add(batch.len() as u64 - too_large);
                 connection = None;
                 link.set_lane_state(lane, LaneState::Failed, Some(&error));
             }
@@ -153,21 +188,26 @@ fn open_connection(
     lane: Lane,
     queue: &Rc<BoundedQueue<Bytes>>,
     stream: PeerStream,
+    peer_frame_bytes_max: usize,
 ) -> Connection {
     let (reader, writer) = split(stream);
     let alive = Rc::new(Cell::new(true));
+    let last_pong = Rc::new(Cell::new(Instant::now()));
     let reader = glommio::spawn_local(watch_read_side(
         reader,
         link.clone(),
         lane,
         queue.clone(),
         alive.clone(),
+        last_pong.clone(),
     ));
     Connection {
         writer,
         alive,
+        last_pong,
         _reader: reader,
         generation: link.generation.get(),
+        peer_frame_bytes_max,
     }
 }
 
@@ -180,6 +220,7 @@ async fn watch_read_side(
     lane: Lane,
     queue: Rc<BoundedQueue<Bytes>>,
     alive: Rc<Cell<bool>>,
+    last_pong: Rc<Cell<Instant>>,
 ) {
     let ended = loop {
         match read_frame_header(&mut reader, PING_PAYLOAD_BYTES).await {
@@ -198,6 +239,7 @@ async fn watch_read_side(
                 link.counters
                     .round_trip_seconds
                     .observe_duration(round_trip);
+                last_pong.set(Instant::now());
             }
             Ok(Some((kind, bytes))) => {
                 break Some(PeerError::Protocol(format!(

@@ -141,3 +141,37 @@ fn frame_limit_is_exact() {
         b.stop().await;
     });
 }
+
+/// Goal: a member whose frame limit is smaller than the sender's (another
+/// `--max-request-bytes`) gets the frames it accepts; a larger one is dropped and counted at
+/// the sender instead of costing the connection. Method: the listener announces a 1000-byte
+/// limit in its handshake answer.
+#[test]
+fn frames_beyond_the_receivers_limit_are_dropped_at_the_sender() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        let mut config = basalt_net::peer::TransportConfig::new(7, 2, 1536 * 1024);
+        config.max_frame_bytes = 1000;
+        let b = Member::start_with(config, 0);
+        a.dial(2, &b);
+        for (sequence, size) in [(0, 500), (1, 5000), (2, 1000)] {
+            a.transport
+                .send(2, Lane::Control, pattern_frame(0, sequence, size))
+                .unwrap();
+        }
+        for expected in [0, 2] {
+            let (_, frame) = within(
+                Duration::from_secs(10),
+                "the frames that fit",
+                b.transport.recv(Lane::Control),
+            )
+            .await;
+            assert_eq!(check_pattern_frame(&frame), (0, expected));
+        }
+        let sent = &a.transport.stats()[0];
+        assert_eq!((sent.sent_failures, sent.disconnects), (1, 0), "{sent:?}");
+        assert!(a.transport.is_reachable(2));
+        a.stop().await;
+        b.stop().await;
+    });
+}

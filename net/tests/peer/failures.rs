@@ -50,6 +50,10 @@ fn restarted_peer_is_redialed_and_later_frames_arrive() {
             next_event(&a.transport).await,
             PeerEvent::Unreachable { peer: 2, .. }
         ));
+        let stats = &a.transport.stats()[0];
+        assert_eq!((stats.active, stats.disconnects), (false, 1));
+        // The control lane pinged on connecting: one round trip measured at least.
+        assert!(stats.round_trip_seconds.count >= 1, "{stats:?}");
         // Frames sent while b is down are dropped (counted); sending goes on regardless.
         for sequence in 1..=5 {
             let _ = a
@@ -116,6 +120,7 @@ fn restarted_peer_is_redialed_and_later_frames_arrive() {
             expected += 1;
         }
         assert!(a.transport.is_reachable(2));
+        assert!(a.transport.stats()[0].active);
         a.stop().await;
         b.stop().await;
     });
@@ -128,9 +133,12 @@ async fn raw_peer(member: &Member) -> glommio::net::TcpStream {
         .await
         .unwrap();
     stream.write_all(&hello(7, 1, 2, 0)).await.unwrap();
-    let mut answer = [0u8; 3];
+    let mut answer = [0u8; 7];
     stream.read_exact(&mut answer).await.unwrap();
-    assert_eq!(answer, [0, 0, 0], "accepted");
+    // Accepted, with the listener's frame limit.
+    let limit = member.transport.config().max_frame_bytes as u32;
+    assert_eq!(answer[..3], [0, 0, 4], "accepted");
+    assert_eq!(answer[3..], limit.to_be_bytes());
     stream
 }
 
@@ -190,6 +198,15 @@ fn bad_frames_close_only_their_connection() {
         closed_by_listener(&mut stranger).await;
         logs.wait_for(&["peer connection closed: bad handshake"])
             .await;
+
+        // The two connections that said hello as member 1 count as its receive failures.
+        let from_1 = b
+            .transport
+            .stats()
+            .into_iter()
+            .find(|s| s.peer == 1)
+            .unwrap();
+        assert_eq!(from_1.received_failures, 2);
 
         // The listener still serves real peers.
         a.transport
@@ -266,5 +283,127 @@ fn full_queue_drops_and_counts() {
         assert_eq!(stats[0].sent_failures, 3);
         assert_eq!(stats[0].sent_bytes, 0);
         a.stop().await;
+    });
+}
+
+/// Goal: a peer that stops answering without closing (a partition sends no FIN) is found out
+/// by the control lane's pings, reported unreachable, and redialed; a healthy idle peer is
+/// not. Method: short ping settings; a fake peer that accepts the handshake, then never reads
+/// again, next to a real one that stays idle many timeouts long.
+#[test]
+fn a_silent_peer_is_found_out_by_pings() {
+    run(|_logs| async move {
+        let silent = basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let _holder = glommio::spawn_local(async move {
+            let mut held = Vec::new();
+            while let Ok(mut stream) = silent.accept().await {
+                let mut hello = [0u8; 36];
+                if stream.read_exact(&mut hello).await.is_ok()
+                    && stream.write_all(&[0, 0, 4, 0, 1, 0, 0]).await.is_ok()
+                {
+                    held.push(stream);
+                }
+            }
+        });
+        let mut config = TransportConfig::new(7, 1, 1536 * 1024);
+        config.ping_interval = Duration::from_millis(25);
+        config.pong_timeout = Duration::from_millis(500);
+        let a = Member::start_with(config, 0);
+        let b = Member::start(7, 3);
+        a.dial(3, &b);
+        a.transport
+            .send(3, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Reachable { peer: 3 }
+        ));
+
+        a.transport
+            .add_peer(2, &[format!("http://127.0.0.1:{port}")])
+            .unwrap();
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Reachable { peer: 2 }
+        ));
+        match next_event(&a.transport).await {
+            PeerEvent::Unreachable { peer: 2, error } => {
+                assert!(error.to_string().contains("answer pings"), "{error}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Meanwhile (five timeouts), the idle healthy peer kept its connection and answered.
+        glommio::timer::sleep(Duration::from_millis(2500)).await;
+        let healthy = a
+            .transport
+            .stats()
+            .into_iter()
+            .find(|s| s.peer == 3)
+            .unwrap();
+        assert!(a.transport.is_reachable(3));
+        assert_eq!(healthy.disconnects, 0);
+        assert!(healthy.round_trip_seconds.count >= 20, "{healthy:?}");
+        a.stop().await;
+        b.stop().await;
+    });
+}
+
+/// Goal: inbound connections are bounded: strays that never say hello fill the listener's
+/// slots and a real peer is turned away (and told, by a closed connection) until they go.
+#[test]
+fn inbound_connections_are_bounded() {
+    run(|logs| async move {
+        let b = Member::start(7, 2);
+        let a = Member::start(7, 1);
+        a.dial(2, &b);
+        let mut strays = Vec::new();
+        for _ in 0..256 {
+            let stray = glommio::net::TcpStream::connect(format!("127.0.0.1:{}", b.port))
+                .await
+                .unwrap();
+            strays.push(stray);
+        }
+        a.transport
+            .send(2, Lane::Control, pattern_frame(0, 0, 32))
+            .unwrap();
+        assert!(matches!(
+            next_event(&a.transport).await,
+            PeerEvent::Unreachable { peer: 2, .. }
+        ));
+        logs.wait_for(&["too many inbound peer connections"]).await;
+
+        drop(strays);
+        let arrived = within(
+            Duration::from_secs(10),
+            "a frame once the strays left",
+            async {
+                let mut sequence = 1;
+                loop {
+                    let _ = a
+                        .transport
+                        .send(2, Lane::Control, pattern_frame(0, sequence, 32));
+                    sequence += 1;
+                    let received = futures_lite::future::or(
+                        async { Some(b.transport.recv(Lane::Control).await) },
+                        async {
+                            glommio::timer::sleep(Duration::from_millis(20)).await;
+                            None
+                        },
+                    )
+                    .await;
+                    if let Some((_, frame)) = received {
+                        break check_pattern_frame(&frame);
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(arrived.0, 0);
+        a.stop().await;
+        b.stop().await;
     });
 }

@@ -3,8 +3,16 @@
 
 mod support;
 
+mod batching;
 mod delivery;
 mod failures;
 mod handshake;
+mod http;
 mod lanes;
+mod membership;
 mod snapshots;
+mod tls;
+
+#[allow(dead_code)]
+#[path = "../tls/pki.rs"]
+mod pki;

@@ -103,6 +103,22 @@ fn snapshot_of_64_mib_arrives_complete_with_bounded_memory() {
         );
         let stats = a.transport.stats();
         assert!(stats[0].sent_bytes > 64 * CHUNK_BYTES as u64);
+        assert_eq!(
+            (
+                stats[0].snapshot_send_successes,
+                stats[0].snapshot_send_failures
+            ),
+            (1, 0)
+        );
+        let stats = b.transport.stats();
+        assert!(stats[0].received_bytes > 64 * CHUNK_BYTES as u64);
+        assert_eq!(
+            (
+                stats[0].snapshot_receive_successes,
+                stats[0].snapshot_receive_failures
+            ),
+            (1, 0)
+        );
         a.stop().await;
         b.stop().await;
     });
@@ -184,6 +200,20 @@ fn failed_snapshots_are_reported_on_both_sides() {
         assert!(
             sender_reason.contains("the receiver failed it: no space left on device"),
             "{sender_reason}"
+        );
+
+        let sent = &a.transport.stats()[0];
+        assert_eq!(
+            (sent.snapshot_send_successes, sent.snapshot_send_failures),
+            (0, 3)
+        );
+        let received = &b.transport.stats()[0];
+        assert_eq!(
+            (
+                received.snapshot_receive_successes,
+                received.snapshot_receive_failures
+            ),
+            (0, 3)
         );
 
         // A snapshot to an unknown member fails at once.
