@@ -29,6 +29,7 @@ pub mod restore;
 mod routing;
 mod state_machine;
 mod v3rpc;
+pub mod wal_records;
 mod watch;
 
 use std::net::ToSocketAddrs;
