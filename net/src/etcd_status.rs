@@ -121,6 +121,14 @@ pub enum EtcdStatus {
     ElectionNoLeader,
     /// Election: Proclaim or Resign without a leader key.
     ElectionMissingLeaderKey,
+    /// Downgrade: a target version that is neither `X.Y.Z` nor `X.Y`.
+    WrongDowngradeVersionFormat,
+    /// Downgrade: a target version the cluster cannot be downgraded to.
+    InvalidDowngradeTargetVersion,
+    /// Downgrade: CANCEL while no downgrade is enabled.
+    NoInflightDowngrade,
+    /// An action the server does not know (etcd's plain error, sent as UNKNOWN).
+    UnknownMethod,
 }
 
 impl EtcdStatus {
@@ -142,7 +150,9 @@ impl EtcdStatus {
             | AuthFailed
             | InvalidAuthManagement
             | AuthOldRevision
-            | PermissionNotGiven => Code::InvalidArgument,
+            | PermissionNotGiven
+            | WrongDowngradeVersionFormat
+            | InvalidDowngradeTargetVersion => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -163,7 +173,8 @@ impl EtcdStatus {
             | PermissionNotGranted
             | AuthNotEnabled
             | NotLeader
-            | BadLeaderTransferee => Code::FailedPrecondition,
+            | BadLeaderTransferee
+            | NoInflightDowngrade => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
             InvalidAuthToken => Code::Unauthenticated,
             NoLeader
@@ -181,7 +192,8 @@ impl EtcdStatus {
             MutexSessionExpired
             | ElectionNotLeader
             | ElectionNoLeader
-            | ElectionMissingLeaderKey => Code::Unknown,
+            | ElectionMissingLeaderKey
+            | UnknownMethod => Code::Unknown,
         }
     }
 
@@ -253,6 +265,10 @@ impl EtcdStatus {
             ElectionNotLeader => "election: not leader",
             ElectionNoLeader => "election: no leader",
             ElectionMissingLeaderKey => "\"leader\" field must be provided",
+            WrongDowngradeVersionFormat => "etcdserver: wrong downgrade target version format",
+            InvalidDowngradeTargetVersion => "etcdserver: invalid downgrade target version",
+            NoInflightDowngrade => "etcdserver: no inflight downgrade job",
+            UnknownMethod => "etcdserver: unknown method",
         }
     }
 }

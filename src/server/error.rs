@@ -56,6 +56,10 @@ pub enum ServerError {
     #[error("cannot start executor {name}: {reason}")]
     Executor { name: String, reason: String },
 
+    /// io_uring cannot be used by this process (seccomp, sysctl, kernel).
+    #[error("io_uring is not available: {0}")]
+    IoUringUnavailable(String),
+
     /// A `BASALT_*` environment setting is malformed.
     #[error("{name} {reason}, got {value:?}")]
     Environment {

@@ -22,6 +22,7 @@
 pub mod error;
 mod executors;
 pub mod fail_stop;
+mod io_uring_check;
 mod logging;
 mod member;
 pub mod metrics;
@@ -29,6 +30,7 @@ pub mod restore;
 mod routing;
 mod state_machine;
 mod v3rpc;
+pub mod wal_records;
 mod watch;
 
 use std::net::ToSocketAddrs;
@@ -66,6 +68,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         member_id: bootstrap.local_member_id.0,
     };
     let milestones = logging::install(&config)?;
+    io_uring_check::check_io_uring()?;
     let (identity, _) = member::identity_file::load_or_store(&config.member.data_dir, derived)
         .map_err(ServerError::Member)?;
     if (identity.member_id, identity.cluster_id) != (derived.member_id, derived.cluster_id) {
@@ -225,8 +228,8 @@ fn explain_executor_error(reason: &str) -> String {
     if reason.contains("MemLockLimit") {
         format!(
             "{reason}: the locked-memory limit is too low for its io_uring rings; raise it \
-             (`ulimit -l`, systemd's LimitMEMLOCK=, docker's --ulimit memlock=) to at least 1 MiB \
-             per core, or to unlimited"
+             (`ulimit -l`, systemd's LimitMEMLOCK=, docker's --ulimit memlock=) to at least 512 KiB \
+             (glommio's minimum, whatever --cores), or to unlimited"
         )
     } else {
         reason.to_string()

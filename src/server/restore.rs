@@ -41,3 +41,26 @@ pub fn prepare_restored_database(db_path: &Path) -> Result<RestoredDatabase, Str
         forgotten_members,
     })
 }
+
+/// Users and roles imported from another store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportedAuth {
+    pub users: usize,
+    pub roles: usize,
+}
+
+/// Writes an etcd snapshot's auth store into `batch` (the server's half of `basalt-util
+/// migrate` for the `auth`, `authUsers` and `authRoles` buckets): the enabled flag, the auth
+/// revision, and each user (with its bcrypt password hash) and role record as etcd stored it.
+pub fn import_etcd_auth(
+    batch: &mut basalt_engine::WriteBatch<'_>,
+    enabled: bool,
+    revision: u64,
+    users: &[(Vec<u8>, Vec<u8>)],
+    roles: &[(Vec<u8>, Vec<u8>)],
+) -> Result<ImportedAuth, String> {
+    let (users, roles) = crate::server::state_machine::auth_store::AuthState::import_records(
+        batch, enabled, revision, users, roles,
+    )?;
+    Ok(ImportedAuth { users, roles })
+}

@@ -344,3 +344,84 @@ fn a_panic_on_any_thread_stops_the_process() {
         "{said}"
     );
 }
+
+/// Goal: where io_uring is blocked (as Docker's default seccomp profile blocks it), basalt stops
+/// at once with exit status 1 and says what to change, instead of panicking in an executor.
+/// Method: the child installs a seccomp filter failing io_uring_setup/enter/register with EPERM
+/// (what such a profile does) before it executes basalt.
+#[test]
+fn blocked_io_uring_is_named_with_its_fix() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_basalt"));
+    command
+        .arg(format!("--data-dir={}", dir.path().join("d").display()))
+        .arg(format!("--listen-client-urls={url}"))
+        .arg(format!("--advertise-client-urls={url}"))
+        .env_clear();
+    // SAFETY: between fork and exec the closure only makes two prctl calls on memory it owns
+    // (no allocation, no locks).
+    unsafe {
+        command.pre_exec(|| {
+            const IO_URING_SETUP: u32 = libc::SYS_io_uring_setup as u32;
+            const IO_URING_REGISTER: u32 = libc::SYS_io_uring_register as u32;
+            let nr_offset = 0; // seccomp_data.nr
+            let filter = [
+                libc::sock_filter {
+                    code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: nr_offset,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 2,
+                    k: IO_URING_SETUP,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16,
+                    jt: 1,
+                    jf: 0,
+                    k: IO_URING_REGISTER,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                },
+            ];
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains("io_uring is not available: io_uring_setup failed: Operation not permitted"),
+        "{said}"
+    );
+    assert!(said.contains("seccomp profile"), "{said}");
+}

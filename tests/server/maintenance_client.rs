@@ -5,8 +5,8 @@
 use crate::support;
 
 use etcd_client::{
-    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, Error, MemberAddOptions, Txn,
-    TxnOp,
+    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, DowngradeOptions, Error,
+    MemberAddOptions, Txn, TxnOp,
 };
 use sha2::{Digest, Sha256};
 use support::{assert_status, with_client, with_member, Basalt};
@@ -598,5 +598,50 @@ fn corrupt_alarm_refuses_every_write_until_disarmed() {
             .await
             .unwrap();
         client.put("k", "w", None).await.unwrap();
+    });
+}
+
+/// Goal: Downgrade answers as etcd 3.5 does when the cluster cannot be downgraded. Basalt
+/// reports etcd 3.5 but its data is not etcd's, so no target is possible: VALIDATE and ENABLE
+/// of etcd 3.5's one allowed target (3.4) and of any other get etcd's "invalid downgrade
+/// target version", a malformed target gets the format error first, CANCEL finds no job, and
+/// the refused ENABLE left nothing in flight.
+#[test]
+fn downgrade_is_refused_as_etcd_refuses_an_impossible_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    with_member(&basalt, |client| async move {
+        let mut client = client.maintenance_client();
+        let invalid = "etcdserver: invalid downgrade target version";
+        for target in ["3.4", "3.4.0", "3.5", "3.6.1"] {
+            assert_status(
+                client
+                    .downgrade(DowngradeOptions::Validate(target.to_string()))
+                    .await,
+                "InvalidArgument",
+                invalid,
+            );
+            assert_status(
+                client
+                    .downgrade(DowngradeOptions::Enable(target.to_string()))
+                    .await,
+                "InvalidArgument",
+                invalid,
+            );
+        }
+        for malformed in ["v3.4", "3", ""] {
+            assert_status(
+                client
+                    .downgrade(DowngradeOptions::Enable(malformed.to_string()))
+                    .await,
+                "InvalidArgument",
+                "etcdserver: wrong downgrade target version format",
+            );
+        }
+        assert_status(
+            client.downgrade(DowngradeOptions::Cancel).await,
+            "FailedPrecondition",
+            "etcdserver: no inflight downgrade job",
+        );
     });
 }

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use basalt_net::proto::etcdserverpb::{PutRequest, PutResponse, ResponseHeader};
+use prost014::Message;
+
 use crate::support::{free_port, http_request, with_member, Basalt};
 
 /// The samples of a text exposition: `name{labels}` → value (`# ` lines skipped).
@@ -66,14 +69,50 @@ fn metrics_follow_what_the_member_did_under_etcds_names() {
     assert_eq!(value(&before, PUT_OK), 0.0);
 
     const PUTS: u64 = 25;
-    with_member(&basalt, |mut client| async move {
+    // The message bytes etcd's codec would count for these calls: each request's protobuf,
+    // and each answer's (the failed put answers none), from the headers the client got back.
+    let (request_bytes, response_bytes) = with_member(&basalt, |mut client| async move {
+        let (mut request_bytes, mut response_bytes) = (0, 0);
         for i in 0..PUTS {
-            client.put(format!("k{i}"), "v", None).await.unwrap();
+            let key = format!("k{i}");
+            request_bytes += PutRequest {
+                key: key.clone().into_bytes(),
+                value: b"v".to_vec(),
+                ..PutRequest::default()
+            }
+            .encoded_len();
+            let answer = client.put(key, "v", None).await.unwrap();
+            let header = answer.header().expect("a put answers a header");
+            response_bytes += PutResponse {
+                header: Some(ResponseHeader {
+                    cluster_id: header.cluster_id(),
+                    member_id: header.member_id(),
+                    revision: header.revision(),
+                    raft_term: header.raft_term(),
+                }),
+                prev_kv: None,
+            }
+            .encoded_len();
         }
         // One failure, counted under its code: an empty key is InvalidArgument.
+        request_bytes += PutRequest {
+            value: b"v".to_vec(),
+            ..PutRequest::default()
+        }
+        .encoded_len();
         assert!(client.put("", "v", None).await.is_err());
+        (request_bytes, response_bytes)
     });
     let after = scrape(basalt.port);
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(
+        moved("etcd_network_client_grpc_received_bytes_total"),
+        request_bytes as f64
+    );
+    assert_eq!(
+        moved("etcd_network_client_grpc_sent_bytes_total"),
+        response_bytes as f64
+    );
     assert_eq!(value(&after, PUT_OK), PUTS as f64);
     assert_eq!(
         value(

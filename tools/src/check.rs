@@ -4,15 +4,9 @@
 
 use std::path::Path;
 
-use basalt_engine::Engine;
-
 pub fn run(data_dir: &Path) -> Result<(), String> {
     let db_path = crate::database_path(data_dir);
-    if !db_path.is_file() {
-        return Err(format!("cannot open database at {}", db_path.display()));
-    }
-    let engine = Engine::open(&db_path)
-        .map_err(|e| format!("cannot open database at {}: {e}", db_path.display()))?;
+    let engine = crate::stopped_member::open_database(data_dir)?;
     let report = engine
         .check()
         .map_err(|e| format!("{} is damaged: {e}", db_path.display()))?;

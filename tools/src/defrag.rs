@@ -3,18 +3,12 @@
 
 use std::path::Path;
 
-use basalt_engine::Engine;
-
 /// Root-to-leaf paths moved per step; offline, nothing waits on the writer between steps.
 const KEYS_PER_STEP: usize = 4096;
 
 pub fn run(data_dir: &Path) -> Result<(), String> {
     let db_path = crate::database_path(data_dir);
-    if !db_path.is_file() {
-        return Err(format!("cannot open database at {}", db_path.display()));
-    }
-    let engine = Engine::open(&db_path)
-        .map_err(|e| format!("cannot open database at {}: {e}", db_path.display()))?;
+    let engine = crate::stopped_member::open_database(data_dir)?;
     let report = engine
         .defragment(KEYS_PER_STEP)
         .map_err(|e| format!("defragmenting {} failed: {e}", db_path.display()))?;

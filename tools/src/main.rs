@@ -1,6 +1,6 @@
 //! `basalt-util`: offline work on a stopped member's files, with `etcdutl`'s commands and
 //! flags where etcdutl has them: `snapshot status`, `snapshot restore`, `defrag`, and basalt's
-//! `check`.
+//! `check`, `migrate` and `wal dump` (etcd's `etcd-dump-logs`).
 
 mod bbolt;
 mod check;
@@ -10,6 +10,8 @@ mod migrate;
 mod snapshot_file;
 mod snapshot_restore;
 mod snapshot_status;
+mod stopped_member;
+mod wal_dump;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,17 @@ enum Command {
         #[arg(long = "data-dir")]
         data_dir: PathBuf,
     },
+    /// The member's write-ahead log
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalCommand {
+    /// Prints every WAL record: offset, term, index, type and what the entry does
+    Dump(wal_dump::DumpArgs),
 }
 
 #[derive(Subcommand)]
@@ -84,6 +97,9 @@ fn main() -> ExitCode {
         Command::Defrag { data_dir } => defrag::run(&data_dir),
         Command::Check { data_dir } => check::run(&data_dir),
         Command::Migrate(args) => migrate::run(&args),
+        Command::Wal {
+            command: WalCommand::Dump(args),
+        } => wal_dump::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Importing an etcd snapshot's database (bbolt) into a basalt engine: every revision of the
-//! `key` bucket at its own revision, and the leases of the `lease` bucket.
+//! `key` bucket at its own revision, the leases of the `lease` bucket, and the auth store of
+//! the `auth`, `authUsers` and `authRoles` buckets.
 
 use basalt_engine::{Engine, KeyValue, Revision};
 
@@ -107,7 +108,20 @@ pub fn run(args: &MigrateArgs) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let engine = Engine::open(db_path).map_err(|e| e.to_string())?;
-        import(&db, &engine)?;
+        let imported = import(&db, &engine)?;
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "level": "info",
+                "msg": "imported etcd data",
+                "revision": imported.revision,
+                "changes": imported.changes,
+                "leases": imported.leases,
+                "auth-enabled": imported.auth_enabled,
+                "users": imported.users,
+                "roles": imported.roles,
+            })
+        );
         Ok(snapshot.hash_checked)
     })
 }
@@ -118,6 +132,9 @@ pub struct Imported {
     pub revision: i64,
     pub changes: usize,
     pub leases: usize,
+    pub auth_enabled: bool,
+    pub users: usize,
+    pub roles: usize,
 }
 
 /// Imports `db`'s leases and key history into the empty `engine`, in one durable batch.
@@ -170,6 +187,7 @@ pub fn import(db: &Db, engine: &Engine) -> Result<Imported, String> {
             }
         }
     }
+    let auth = import_auth(db, &mut batch)?;
     let revision = batch.current_revision();
     batch.commit().map_err(|e| e.to_string())?;
     engine.sync().map_err(|e| e.to_string())?;
@@ -177,7 +195,53 @@ pub fn import(db: &Db, engine: &Engine) -> Result<Imported, String> {
         revision,
         changes,
         leases,
+        auth_enabled: auth.0,
+        users: auth.1.users,
+        roles: auth.1.roles,
     })
+}
+
+/// A bucket entry: (name, `authpb` record).
+type Record = (Vec<u8>, Vec<u8>);
+
+/// etcd's auth store: the `auth` bucket's `authEnabled` (one byte, 1 = on) and `authRevision`
+/// (8 bytes big-endian), and the `authUsers`/`authRoles` buckets (name → `authpb` record).
+/// A snapshot of a store never touched has none of them: auth off, revision 1, as basalt
+/// starts.
+fn import_auth(
+    db: &Db,
+    batch: &mut basalt_engine::WriteBatch<'_>,
+) -> Result<(bool, basalt::server::restore::ImportedAuth), String> {
+    let mut enabled = false;
+    let mut revision = 1;
+    for entry in db.bucket(b"auth")?.unwrap_or_default() {
+        match entry.key.as_slice() {
+            b"authEnabled" => enabled = entry.value == [1],
+            b"authRevision" => {
+                let bytes: [u8; 8] = entry
+                    .value
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| "malformed authRevision".to_string())?;
+                revision = u64::from_be_bytes(bytes);
+            }
+            _ => {}
+        }
+    }
+    let records = |bucket: &[u8]| -> Result<Vec<Record>, String> {
+        Ok(db
+            .bucket(bucket)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| (entry.key, entry.value))
+            .collect())
+    };
+    let users = records(b"authUsers")?;
+    let roles = records(b"authRoles")?;
+    let imported =
+        basalt::server::restore::import_etcd_auth(batch, enabled, revision, &users, &roles)
+            .map_err(|e| format!("the snapshot's auth store: {e}"))?;
+    Ok((enabled, imported))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `basalt-util migrate` against a snapshot saved from Debian's real etcd 3.4: basalt serves the
-//! migrated data dir with every key, revision, version, lease, old read and compaction as etcd did.
+//! migrated data dir with every key, revision, version, lease, old read and compaction as etcd did,
+//! and etcd's auth store (users with their passwords, roles, permissions, enabled).
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -67,8 +68,19 @@ fn an_etcd_snapshot_migrates_with_every_revision_lease_and_compaction() {
         &["get", "", "--prefix", "--rev=5", "-w", "json"],
     ];
     let before: Vec<_> = reads.iter().map(|r| kvs(&ok_at(client, r))).collect();
+    // An auth store: root, a reader of `a` only, then auth on.
+    ok_at(client, &["user", "add", "root:rootpw"]);
+    ok_at(client, &["user", "grant-role", "root", "root"]);
+    ok_at(client, &["role", "add", "reader"]);
+    ok_at(client, &["role", "grant-permission", "reader", "read", "a"]);
+    ok_at(client, &["user", "add", "alice:alicepw"]);
+    ok_at(client, &["user", "grant-role", "alice", "reader"]);
+    ok_at(client, &["auth", "enable"]);
+    let root = "--user=root:rootpw";
+    let users_before = ok_at(client, &["user", "list", root]);
+    let reader_before = ok_at(client, &["role", "get", "reader", root]);
     let file = dir.path().join("snap.db");
-    ok_at(client, &["snapshot", "save", file.to_str().unwrap()]);
+    ok_at(client, &["snapshot", "save", file.to_str().unwrap(), root]);
     let _ = etcd.kill();
     let _ = etcd.wait();
 
@@ -79,14 +91,47 @@ fn an_etcd_snapshot_migrates_with_every_revision_lease_and_compaction() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // etcd stores no record for the root role (it is implicit, as in basalt).
+    assert!(
+        stderr.contains(r#""users":2"#) && stderr.contains(r#""roles":1"#),
+        "{stderr}"
+    );
     let member = Member::start(&data_dir, &[]);
-    let after: Vec<_> = reads.iter().map(|r| kvs(&member.ok(r))).collect();
+    fn as_root<'a>(read: &[&'a str], root: &'a str) -> Vec<&'a str> {
+        [read, &[root]].concat()
+    }
+    let after: Vec<_> = reads
+        .iter()
+        .map(|r| kvs(&member.ok(&as_root(r, root))))
+        .collect();
     assert_eq!(before, after);
     let status: serde_json::Value =
-        serde_json::from_str(&member.ok(&["get", "a", "-w", "json"])).unwrap();
+        serde_json::from_str(&member.ok(&["get", "a", "-w", "json", root])).unwrap();
     assert_eq!(status["header"]["revision"], 7);
-    let compacted = member.etcdctl(&["get", "a", "--rev=2"]);
+    // The auth store came along: enabled, the same users and role, etcd's password hashes.
+    assert_eq!(member.ok(&["user", "list", root]), users_before);
+    assert_eq!(member.ok(&["role", "get", "reader", root]), reader_before);
+    let anonymous = member.etcdctl(&["get", "a"]);
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("etcdserver: user name is empty"),
+        "{anonymous:?}"
+    );
+    assert!(member
+        .ok(&["get", "a", "--user=alice:alicepw"])
+        .contains('3'));
+    let refused = member.etcdctl(&["put", "a", "4", "--user=alice:alicepw"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("etcdserver: permission denied"),
+        "{refused:?}"
+    );
+    let wrong = member.etcdctl(&["get", "a", "--user=alice:nope"]);
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("authentication failed"),
+        "{wrong:?}"
+    );
+    let compacted = member.etcdctl(&["get", "a", "--rev=2", root]);
     assert!(String::from_utf8_lossy(&compacted.stderr)
         .contains("etcdserver: mvcc: required revision has been compacted"));
-    assert!(member.ok(&["lease", "list"]).contains(&lease));
+    assert!(member.ok(&["lease", "list", root]).contains(&lease));
 }

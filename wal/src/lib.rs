@@ -14,6 +14,7 @@
 mod device_probe;
 mod error;
 mod fault;
+mod inspect;
 mod layout;
 mod log;
 mod options;
@@ -25,6 +26,7 @@ mod wait_list;
 
 pub use error::{WalError, WalResult};
 pub use fault::FaultInjector;
+pub use inspect::{inspect, Inspected, InspectedRecord, TornTail};
 pub use layout::{record_bytes, BLOCK_BYTES, RECORD_HEADER_BYTES};
 pub use log::{Queued, RecoveryReport, Wal, WalMetrics, WalStats};
 pub use options::WalOptions;

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{WalError, WalResult};
 use crate::layout::{
-    align_down, align_up, decode_metadata, read_record, RecordKind, RecordProblem, SegmentHeader,
-    BLOCK_BYTES, FIRST_RECORD_OFFSET, RECORD_ALIGN,
+    align_down, align_up, decode_metadata, read_record, RecordKind, RecordProblem, RecordView,
+    SegmentHeader, BLOCK_BYTES, FIRST_RECORD_OFFSET, RECORD_ALIGN,
 };
 
 /// File name suffix of a segment that is part of the log.
@@ -88,15 +88,15 @@ pub struct EntryLocation {
 }
 
 /// Everything found in one segment's bytes.
-struct ScannedSegment {
+pub(crate) struct ScannedSegment {
     entries: Vec<EntryLocation>,
     /// The checkpoint in the segment's opening metadata record.
     first_metadata_checkpoint: Option<u64>,
-    end_offset: u64,
+    pub(crate) end_offset: u64,
     /// The last metadata record's (checkpoint, caller metadata).
     last_metadata: Option<(u64, Vec<u8>)>,
     /// Where a torn final batch's bytes end, if records of it were found past a hole.
-    torn_extent_end: Option<u64>,
+    pub(crate) torn_extent_end: Option<u64>,
 }
 
 /// Recovers the log in `dir` (which must exist). Repairs what a crash explains: zeroes a torn
@@ -163,6 +163,7 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
             *header,
             bytes,
             position == last_position,
+            &mut |_, _| {},
         )?);
         Ok(())
     })?;
@@ -284,7 +285,7 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
 /// carries, holds a record that proves it was synced: one written after its first fdatasync
 /// (batch_start past the first record), or any record while a newer segment exists (a segment is
 /// synced before the log rolls past it).
-fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResult<()> {
+pub(crate) fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResult<()> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -311,7 +312,7 @@ fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResult<()> {
     Ok(())
 }
 
-fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
+pub(crate) fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
     WalError::Corrupt {
         path: path.to_owned(),
         offset,
@@ -320,7 +321,7 @@ fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
 }
 
 /// What block 0 of a segment file holds.
-enum BlockZero {
+pub(crate) enum BlockZero {
     Header(SegmentHeader),
     /// The recycled marker: recycling was cut short before the rename.
     FreeMarker,
@@ -340,7 +341,7 @@ fn seq_from_name(path: &Path) -> Option<u64> {
     u64::from_str_radix(stem, 16).ok()
 }
 
-fn read_header(path: &Path) -> WalResult<BlockZero> {
+pub(crate) fn read_header(path: &Path) -> WalResult<BlockZero> {
     let file = File::open(path).map_err(|e| WalError::io("open segment", path, e))?;
     let mut block = vec![0u8; BLOCK_BYTES];
     let read = read_up_to(&file, &mut block, 0)
@@ -365,11 +366,15 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize
     Ok(filled)
 }
 
-fn scan_segment(
+/// Reads one segment's records in order, handing each valid one (checked as recovery checks
+/// it) to `on_record` with its byte offset, and classifies what follows the first unreadable position (end, torn final batch
+/// of the last segment, or corruption). Reads only.
+pub(crate) fn scan_segment(
     path: &Path,
     header: SegmentHeader,
     bytes: &[u8],
     is_last: bool,
+    on_record: &mut dyn FnMut(u64, &RecordView<'_>),
 ) -> WalResult<ScannedSegment> {
     let mut entries = Vec::new();
     let mut first_metadata_checkpoint = None;
@@ -406,6 +411,7 @@ fn scan_segment(
                         last_metadata = Some((checkpoint, metadata.to_vec()));
                     }
                 }
+                on_record(position, &record);
                 position += record.stored_bytes as u64;
             }
             Err(RecordProblem::Empty) | Err(RecordProblem::Invalid) => break position,

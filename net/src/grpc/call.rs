@@ -20,7 +20,8 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Response};
 
-use crate::grpc::frame::{encode_message, FrameDecoder};
+use crate::grpc::call_counts::SharedMessageBytes;
+use crate::grpc::frame::{encode_message, FrameDecoder, FRAME_HEADER_BYTES};
 use crate::grpc::local::{LocalRequestBody, LocalResponse};
 use crate::grpc::status::{Code, Status};
 
@@ -35,15 +36,22 @@ pub struct RequestStream<M> {
     body: RequestBody,
     decoder: FrameDecoder,
     body_ended: bool,
+    /// Where the bytes of each received message are counted, when calls are counted.
+    message_bytes: Option<SharedMessageBytes>,
     message_type: PhantomData<fn() -> M>,
 }
 
 impl<M: prost::Message + Default> RequestStream<M> {
-    pub(crate) fn new(body: RequestBody, max_message_bytes: usize) -> RequestStream<M> {
+    pub(crate) fn new(
+        body: RequestBody,
+        max_message_bytes: usize,
+        message_bytes: Option<SharedMessageBytes>,
+    ) -> RequestStream<M> {
         RequestStream {
             body,
             decoder: FrameDecoder::new(max_message_bytes),
             body_ended: false,
+            message_bytes,
             message_type: PhantomData,
         }
     }
@@ -53,6 +61,9 @@ impl<M: prost::Message + Default> RequestStream<M> {
     pub async fn message(&mut self) -> Result<Option<M>, Status> {
         loop {
             if let Some(body) = self.decoder.next_message()? {
+                if let Some(counts) = &self.message_bytes {
+                    counts.record_received(body.len());
+                }
                 return M::decode(body).map(Some).map_err(|error| {
                     Status::invalid_argument(format!("grpc: error unmarshalling request: {error}"))
                 });
@@ -106,13 +117,19 @@ impl<M: prost::Message + Default> RequestStream<M> {
 /// with trailers once the handler returns.
 pub struct ResponseSink<M> {
     state: Rc<RefCell<ResponseState>>,
+    /// Where the bytes of each sent message are counted, when calls are counted.
+    message_bytes: Option<SharedMessageBytes>,
     message_type: PhantomData<fn(M)>,
 }
 
 impl<M: prost::Message> ResponseSink<M> {
-    pub(crate) fn new(state: Rc<RefCell<ResponseState>>) -> ResponseSink<M> {
+    pub(crate) fn new(
+        state: Rc<RefCell<ResponseState>>,
+        message_bytes: Option<SharedMessageBytes>,
+    ) -> ResponseSink<M> {
         ResponseSink {
             state,
+            message_bytes,
             message_type: PhantomData,
         }
     }
@@ -122,6 +139,10 @@ impl<M: prost::Message> ResponseSink<M> {
     /// has ended (a task that outlived its handler).
     pub async fn send(&mut self, message: &M) -> Result<(), Status> {
         let mut pending = encode_message(message)?;
+        // Counted once encoded, as etcd's codec counts what it marshals.
+        if let Some(counts) = &self.message_bytes {
+            counts.record_sent(pending.len() - FRAME_HEADER_BYTES);
+        }
         // The RefCell is borrowed only inside each poll, never across an await, so a sink held
         // by a helper task and the framework's end-of-call trailers never overlap.
         poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await

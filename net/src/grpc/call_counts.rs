@@ -2,9 +2,13 @@
 //! (`grpc_server_started_total`, `grpc_server_handled_total`, and with `--metrics=extensive`
 //! `grpc_server_handling_seconds`).
 //!
+//! `grpc_server_handling_seconds`), and the bytes of the messages themselves, as etcd's codec
+//! records them (`etcd_network_client_grpc_received_bytes_total` / `_sent_bytes_total`).
+//!
 //! Each executor's router has its own counts, so a call touches only its own core's cache
 //! lines; a scrape sums the routers' counts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use basalt_metrics::{CacheLinePadded, Counter, Histogram, DEFAULT_SECONDS_BUCKETS};
@@ -85,10 +89,46 @@ impl MethodCalls {
     }
 }
 
-/// Every registered method's counts on one executor, in registration order.
+/// The bytes of the gRPC messages one executor received and sent: each message's protobuf
+/// body, without the 5-byte frame prefix, as etcd's codec counts what it unmarshals and
+/// marshals. Received counts every message decoded, sent every message encoded for sending.
+#[derive(Debug, Default)]
+pub struct MessageBytes {
+    received: Counter,
+    sent: Counter,
+}
+
+impl MessageBytes {
+    /// Bytes of request messages received.
+    pub fn received(&self) -> u64 {
+        self.received.get()
+    }
+
+    /// Bytes of response messages sent.
+    pub fn sent(&self) -> u64 {
+        self.sent.get()
+    }
+
+    pub(crate) fn record_received(&self, body_bytes: usize) {
+        self.received.add(body_bytes as u64);
+    }
+
+    pub(crate) fn record_sent(&self, body_bytes: usize) {
+        self.sent.add(body_bytes as u64);
+    }
+}
+
+/// One executor's message byte counts, as each call holds them.
+pub(crate) type SharedMessageBytes = Arc<CacheLinePadded<MessageBytes>>;
+
+/// Every registered method's counts on one executor, in registration order, and the bytes of
+/// its messages.
 #[derive(Debug)]
 pub struct GrpcCallCounts {
     methods: Vec<CacheLinePadded<MethodCalls>>,
+    /// Shared with each call's request stream and response sink (an `Arc` clone per call, on
+    /// this executor only).
+    message_bytes: SharedMessageBytes,
 }
 
 impl GrpcCallCounts {
@@ -108,7 +148,19 @@ impl GrpcCallCounts {
                 })
             })
             .collect();
-        GrpcCallCounts { methods }
+        GrpcCallCounts {
+            methods,
+            message_bytes: Arc::new(CacheLinePadded(MessageBytes::default())),
+        }
+    }
+
+    /// The bytes of the messages received and sent.
+    pub fn message_bytes(&self) -> &MessageBytes {
+        &self.message_bytes
+    }
+
+    pub(crate) fn message_bytes_shared(&self) -> SharedMessageBytes {
+        self.message_bytes.clone()
     }
 
     /// Every method's counts.

@@ -121,6 +121,7 @@ pub(crate) async fn run_call(
                 body: call.body,
                 response: response.clone(),
                 max_receive_message_bytes: call.max_receive_message_bytes,
+                message_bytes: router.message_bytes(),
             };
             let handled = handler(raw);
             match call.deadline {

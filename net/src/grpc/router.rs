@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::grpc::call::{RequestBody, RequestStream, ResponseSink, ResponseState};
-use crate::grpc::call_counts::{CallKind, GrpcCallCounts, MethodCalls};
+use crate::grpc::call_counts::{CallKind, GrpcCallCounts, MethodCalls, SharedMessageBytes};
 use crate::grpc::metadata::Metadata;
 use crate::grpc::status::Status;
 
@@ -24,6 +24,8 @@ pub(crate) struct RawCall {
     pub(crate) body: RequestBody,
     pub(crate) response: Rc<RefCell<ResponseState>>,
     pub(crate) max_receive_message_bytes: usize,
+    /// Where the call's message bytes are counted, when the router counts calls.
+    pub(crate) message_bytes: Option<SharedMessageBytes>,
 }
 
 type RawHandler = Rc<dyn Fn(RawCall) -> LocalCallFuture>;
@@ -57,8 +59,11 @@ impl Router {
         self.insert(path, CallKind::Unary, move |call: RawCall| {
             let handler = handler.clone();
             Box::pin(async move {
-                let mut requests =
-                    RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
+                let mut requests = RequestStream::<Req>::new(
+                    call.body,
+                    call.max_receive_message_bytes,
+                    call.message_bytes.clone(),
+                );
                 let request = requests.single().await?;
                 // A client that resets the call gets no answer: drop the handler, as grpc-go
                 // cancels the handler's context, so a waiting call (Lock, Campaign) ends and
@@ -70,7 +75,7 @@ impl Router {
                 };
                 let response =
                     futures_lite::future::or(handler(call.metadata, request), client_gone).await?;
-                ResponseSink::<Resp>::new(call.response)
+                ResponseSink::<Resp>::new(call.response, call.message_bytes)
                     .send(&response)
                     .await
             })
@@ -89,10 +94,14 @@ impl Router {
         self.insert(path, CallKind::ServerStream, move |call: RawCall| {
             let handler = handler.clone();
             Box::pin(async move {
-                let mut requests =
-                    RequestStream::<Req>::new(call.body, call.max_receive_message_bytes);
+                let mut requests = RequestStream::<Req>::new(
+                    call.body,
+                    call.max_receive_message_bytes,
+                    call.message_bytes.clone(),
+                );
                 let request = requests.single().await?;
-                handler(call.metadata, request, ResponseSink::new(call.response)).await
+                let responses = ResponseSink::new(call.response, call.message_bytes);
+                handler(call.metadata, request, responses).await
             })
         })
     }
@@ -107,11 +116,15 @@ impl Router {
     {
         let handler = Rc::new(handler);
         self.insert(path, CallKind::BidiStream, move |call: RawCall| {
-            let requests = RequestStream::new(call.body, call.max_receive_message_bytes);
+            let requests = RequestStream::new(
+                call.body,
+                call.max_receive_message_bytes,
+                call.message_bytes.clone(),
+            );
             Box::pin(handler(
                 call.metadata,
                 requests,
-                ResponseSink::new(call.response),
+                ResponseSink::new(call.response, call.message_bytes),
             ))
         })
     }
@@ -153,6 +166,13 @@ impl Router {
             .insert(path.to_string(), self.methods.len());
         self.methods.push((path.to_string(), kind));
         self
+    }
+
+    /// Where calls' message bytes are counted, when calls are counted.
+    pub(crate) fn message_bytes(&self) -> Option<SharedMessageBytes> {
+        self.counts
+            .as_ref()
+            .map(|counts| counts.message_bytes_shared())
     }
 
     pub(crate) fn route(&self, path: &str) -> Option<&RawHandler> {

@@ -19,8 +19,8 @@ use crate::server::v3rpc::defragment_turn::DefragTurns;
 use crate::server::v3rpc::kv_service::{self, KvLimits};
 use crate::server::v3rpc::status_service::{self, MemberInfo};
 use crate::server::v3rpc::{
-    auth_service, cluster_service, defragment_service, election_service, lease_service,
-    lock_service, maintenance_service, snapshot_service, watch_service,
+    auth_service, cluster_service, defragment_service, downgrade_service, election_service,
+    lease_service, lock_service, maintenance_service, snapshot_service, watch_service,
 };
 use crate::server::v3rpc::{health_service, probe_service};
 
@@ -78,6 +78,7 @@ pub fn bind(
     let info = Rc::new(settings.info.clone());
     status_service::register(&mut router, gateway.clone(), info.clone());
     maintenance_service::register(&mut router, gateway.clone());
+    downgrade_service::register(&mut router);
     defragment_service::register(&mut router, gateway.clone(), DefragTurns::in_this_process());
     lease_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);
     lock_service::register(&mut router, gateway.clone(), settings.kv_limits.quota);

@@ -212,7 +212,10 @@ fn grpc(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
         seconds: Option<HistogramSnapshot>,
     }
     let mut totals: Vec<Totals> = Vec::new();
+    let (mut received_bytes, mut sent_bytes) = (0u64, 0u64);
     for part in metrics.grpc_parts().iter() {
+        received_bytes += part.message_bytes().received();
+        sent_bytes += part.message_bytes().sent();
         for (index, method) in part.methods().enumerate() {
             if totals.len() <= index {
                 totals.push(Totals {
@@ -247,6 +250,18 @@ fn grpc(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
             }
         }
     }
+    counter(
+        out,
+        "etcd_network_client_grpc_received_bytes",
+        "The total number of bytes received from grpc clients.",
+        received_bytes,
+    )?;
+    counter(
+        out,
+        "etcd_network_client_grpc_sent_bytes",
+        "The total number of bytes sent to grpc clients.",
+        sent_bytes,
+    )?;
     {
         let mut family = out.encode_descriptor(
             "grpc_server_started",

@@ -413,6 +413,58 @@ impl AuthState {
         Ok(Ok(()))
     }
 
+    /// Writes another store's records into `batch` as they are (etcd's `auth`, `authUsers`
+    /// and `authRoles` buckets, whose values are the same `authpb` messages basalt keeps):
+    /// each record is decoded first and must be named by its key; an enabled store must hold
+    /// a root user with the root role, as etcd's own enable requires. Returns (users, roles).
+    pub fn import_records(
+        batch: &mut WriteBatch<'_>,
+        enabled: bool,
+        revision: u64,
+        users: &[(Vec<u8>, Vec<u8>)],
+        roles: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(usize, usize), String> {
+        let mut imported = AuthState {
+            enabled,
+            revision,
+            ..AuthState::default()
+        };
+        for (name, record) in users {
+            let user = authpb::User::decode(record.as_slice())
+                .map_err(|e| format!("user {:?}: {e}", String::from_utf8_lossy(name)))?;
+            if &user.name != name {
+                return Err(format!(
+                    "user record {:?} names user {:?}",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(&user.name)
+                ));
+            }
+            imported.put_user(batch, user).map_err(|e| e.to_string())?;
+        }
+        for (name, record) in roles {
+            let role = authpb::Role::decode(record.as_slice())
+                .map_err(|e| format!("role {:?}: {e}", String::from_utf8_lossy(name)))?;
+            if &role.name != name {
+                return Err(format!(
+                    "role record {:?} names role {:?}",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(&role.name)
+                ));
+            }
+            imported.put_role(batch, role).map_err(|e| e.to_string())?;
+        }
+        if enabled && !imported.has_role(ROOT, ROOT) {
+            return Err("auth is enabled but there is no root user with the root role".to_string());
+        }
+        batch
+            .put_cluster_record(ENABLED_KEY, &[u8::from(enabled)])
+            .map_err(|e| e.to_string())?;
+        batch
+            .put_cluster_record(REVISION_KEY, &revision.to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok((imported.users.len(), imported.roles.len()))
+    }
+
     fn put_user(
         &mut self,
         batch: &mut WriteBatch<'_>,

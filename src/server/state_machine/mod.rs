@@ -16,5 +16,6 @@ pub mod convert;
 pub mod header;
 pub mod lease_lessor;
 pub mod proposal;
+pub mod proposal_summary;
 pub mod typed_write;
 pub mod write_cost;

@@ -7,6 +7,7 @@ pub mod cluster_service;
 pub mod concurrency;
 pub mod defragment_service;
 pub mod defragment_turn;
+pub mod downgrade_service;
 pub mod election_service;
 pub mod health_service;
 pub mod kv_service;
