@@ -34,6 +34,10 @@ pub fn summarize(proposal: &Proposal) -> String {
             "member_update id={:x} peer_urls={:?}",
             update.id, update.peer_ur_ls
         ),
+        Proposal::MemberAttributes(member) => format!(
+            "member_attributes id={:x} name={:?} client_urls={:?}",
+            member.id, member.name, member.client_ur_ls
+        ),
         Proposal::LeaseGrant(grant) => format!("lease_grant id={:x} ttl={}", grant.id, grant.ttl),
         Proposal::LeaseRevoke(revoke) => format!("lease_revoke id={:x}", revoke.id),
         Proposal::LeaseCheckpoint(request) => {
