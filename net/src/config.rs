@@ -9,6 +9,18 @@ pub const ETCD_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 /// receive limit (`grpcOverheadBytes` = 512 KiB).
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
+/// Time an HTTP/1.1 request head has to arrive whole, from its first byte: etcd's
+/// `ReadHeaderTimeout` on its client HTTP server (5 minutes). A slowloris client that trickles
+/// a header byte at a time is cut off at this deadline, however steadily it sends.
+pub const HTTP1_HEAD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Time an HTTP/1.1 keep-alive connection may wait for its next request. etcd sets none (Go's
+/// `IdleTimeout` falls back to its unset `ReadTimeout`), so an idle socket holds a connection
+/// slot forever there; 2 minutes is above the 90 s after which Go's and most clients' pools
+/// drop idle connections themselves, so a pooled client closes first and never races a
+/// request against our close.
+pub const HTTP1_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * 60);
+
 /// Limits for one server; every queue and buffer a client can fill has one here.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -32,6 +44,11 @@ pub struct ServerConfig {
     pub max_send_buffer_bytes_per_stream: usize,
     /// HTTP/1.1: head plus body bytes of one request (the JSON gateway's bodies excepted).
     pub http1_max_request_bytes: usize,
+    /// HTTP/1.1: time from a request's first byte until its head (and, for the plain
+    /// endpoints, its small body) is read whole; past it the connection is closed unanswered.
+    pub http1_head_timeout: Duration,
+    /// HTTP/1.1: time a connection may wait for the first byte of its next request.
+    pub http1_idle_timeout: Duration,
     /// Serve etcd's JSON gateway (`/v3/...`) on this server (`--enable-grpc-gateway`).
     pub json_gateway: bool,
     /// Time a new connection has for each step of its start: the TLS handshake, showing its
@@ -100,6 +117,8 @@ impl Default for ServerConfig {
             max_header_list_bytes: 16 * 1024,
             max_send_buffer_bytes_per_stream: 256 * 1024,
             http1_max_request_bytes: 64 * 1024,
+            http1_head_timeout: HTTP1_HEAD_TIMEOUT,
+            http1_idle_timeout: HTTP1_IDLE_TIMEOUT,
             json_gateway: true,
             handshake_timeout: Duration::from_secs(10),
             // etcd's defaults: a ping every 2 hours, 20 seconds to answer it.

@@ -6,8 +6,11 @@
 //! `max_request_bytes` of head and body per request (the gateway has its own body limit), so
 //! a slow or hostile client costs at most that much memory.
 
+use std::time::{Duration, Instant};
+
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::deadline::{before, within};
 use crate::error::NetError;
 use crate::json_gateway::body::BodyFraming;
 use crate::json_gateway::{gateway_path, JsonGateway};
@@ -89,25 +92,41 @@ pub(crate) struct Http1Head {
     pub(crate) forwarded: Vec<(String, String)>,
 }
 
-/// Serves HTTP/1.1 requests on `stream` until the client closes or asks to close.
+/// Deadlines a client's HTTP/1.1 requests must meet (see `ServerConfig::http1_head_timeout`
+/// and `http1_idle_timeout`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Http1Timeouts {
+    /// From a request's first byte until its head (and a plain endpoint's body) is read.
+    pub(crate) head: Duration,
+    /// Waiting for the first byte of the next request.
+    pub(crate) idle: Duration,
+}
+
+/// Serves HTTP/1.1 requests on `stream` until the client closes or asks to close. No
+/// deadlines apply (it runs on any executor); the server's connections get them.
 pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     handler: &Http1Handler,
     max_request_bytes: usize,
 ) -> Result<(), NetError> {
-    serve_http1_with_gateway(stream, handler, max_request_bytes, None).await
+    serve_http1_with_gateway(stream, handler, max_request_bytes, None, None).await
 }
 
-/// Like [`serve_http1`], with the JSON gateway answering its paths when `gateway` is given.
+/// Like [`serve_http1`], with the JSON gateway answering its paths when `gateway` is given,
+/// and `timeouts` bounding a slow or idle client (on a glommio executor).
 pub(crate) async fn serve_http1_with_gateway<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     handler: &Http1Handler,
     max_request_bytes: usize,
     gateway: Option<&JsonGateway>,
+    timeouts: Option<Http1Timeouts>,
 ) -> Result<(), NetError> {
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        // Read until one whole request head is buffered.
+        // Read until one whole request head is buffered. The request's deadline starts at
+        // its first byte (already buffered when the client pipelines): before it, the
+        // connection is idle; after it, a client trickling bytes only delays its cut-off.
+        let mut request_deadline: Option<Instant> = None;
         let head = loop {
             match parse_head(&buffer)? {
                 Some(parsed) => break parsed,
@@ -117,7 +136,20 @@ pub(crate) async fn serve_http1_with_gateway<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 None => {}
             }
-            if read_more(&mut stream, &mut buffer, max_request_bytes).await? == 0 {
+            if !buffer.is_empty() && request_deadline.is_none() {
+                request_deadline = timeouts.map(|timeouts| Instant::now() + timeouts.head);
+            }
+            let read = read_more(&mut stream, &mut buffer, max_request_bytes);
+            let read = match (timeouts, request_deadline) {
+                (None, _) => read.await,
+                (Some(timeouts), None) => within(timeouts.idle, read)
+                    .await
+                    .ok_or(NetError::Timeout("the next HTTP/1.1 request (idle)"))?,
+                (Some(_), Some(deadline)) => before(deadline, read)
+                    .await
+                    .ok_or(NetError::Timeout("an HTTP/1.1 request head"))?,
+            };
+            if read? == 0 {
                 return Ok(()); // closed between requests (or mid-head: nothing to answer)
             }
         };
@@ -152,7 +184,16 @@ pub(crate) async fn serve_http1_with_gateway<S: AsyncRead + AsyncWrite + Unpin>(
         let request_bytes = head_bytes + body_bytes;
         assert!(request_bytes <= max_request_bytes);
         while buffer.len() < request_bytes {
-            if read_more(&mut stream, &mut buffer, max_request_bytes).await? == 0 {
+            // The plain endpoints' bodies are small (under the request limit): they share the
+            // head's deadline, so a trickled body is cut off like a trickled head.
+            let read = read_more(&mut stream, &mut buffer, max_request_bytes);
+            let read = match request_deadline {
+                None => read.await,
+                Some(deadline) => before(deadline, read)
+                    .await
+                    .ok_or(NetError::Timeout("an HTTP/1.1 request body"))?,
+            };
+            if read? == 0 {
                 return Ok(());
             }
         }

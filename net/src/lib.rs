@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod deadline;
 pub mod error;
 pub mod etcd_http;
 pub mod etcd_status;

@@ -9,7 +9,6 @@
 //! read-mostly `ServerTls`.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::pin;
@@ -22,11 +21,12 @@ use glommio::net::{TcpListener, TcpStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::config::{Keepalive, ServerConfig};
+use crate::deadline::within;
 use crate::error::NetError;
 use crate::grpc::dispatch::serve_call;
 use crate::grpc::Router;
 use crate::http1::{
-    serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response,
+    serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response, Http1Timeouts,
 };
 use crate::json_gateway::JsonGateway;
 use crate::read_activity::ReadActivity;
@@ -282,6 +282,10 @@ impl Server {
                     &*self.http1_handler,
                     self.config.http1_max_request_bytes,
                     self.json_gateway.as_ref(),
+                    Some(Http1Timeouts {
+                        head: self.config.http1_head_timeout,
+                        idle: self.config.http1_idle_timeout,
+                    }),
                 )
                 .await;
                 // In TLS, close_notify tells the client the response ended by design, not
@@ -435,13 +439,4 @@ async fn sniff_protocol<S: AsyncRead + Unpin>(
         }
         first_bytes.extend_from_slice(&chunk[..read_bytes]);
     }
-}
-
-/// `future`'s output, or `None` if it takes longer than `limit`.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(future.await) }, async {
-        glommio::timer::sleep(limit).await;
-        None
-    })
-    .await
 }
