@@ -54,6 +54,10 @@ pub struct ServerConfig {
     /// Time a new connection has for each step of its start: the TLS handshake, showing its
     /// protocol, the HTTP/2 handshake.
     pub handshake_timeout: Duration,
+    /// Minimum time between a client's HTTP/2 pings while it has calls open (etcd's
+    /// `--grpc-keepalive-min-time`, see [`crate::ping_policy`]); a client pinging faster is
+    /// sent GOAWAY ENHANCE_YOUR_CALM and disconnected.
+    pub min_ping_interval: Duration,
     /// HTTP/2 keepalive pings to each client (etcd's `--grpc-keepalive-interval` and
     /// `--grpc-keepalive-timeout`); `None`: no pings.
     pub keepalive: Option<Keepalive>,
@@ -121,6 +125,8 @@ impl Default for ServerConfig {
             http1_idle_timeout: HTTP1_IDLE_TIMEOUT,
             json_gateway: true,
             handshake_timeout: Duration::from_secs(10),
+            // etcd's default --grpc-keepalive-min-time.
+            min_ping_interval: Duration::from_secs(5),
             // etcd's defaults: a ping every 2 hours, 20 seconds to answer it.
             keepalive: Some(Keepalive::from_etcd_flags(
                 Duration::from_secs(2 * 60 * 60),

@@ -55,6 +55,7 @@ pub mod etcd_status;
 pub mod grpc;
 pub mod http1;
 pub mod json_gateway;
+pub mod ping_policy;
 #[allow(missing_docs)]
 pub mod proto;
 pub mod read_activity;

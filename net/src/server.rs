@@ -29,6 +29,7 @@ use crate::http1::{
     serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response, Http1Timeouts,
 };
 use crate::json_gateway::JsonGateway;
+use crate::ping_policy::{FrameWatch, PingPolicing, PingPolicy};
 use crate::read_activity::ReadActivity;
 use crate::rewind::Rewind;
 use crate::shutdown::ShutdownSignal;
@@ -305,7 +306,8 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let config = &self.config;
-        let stream = ReadActivity::new(stream);
+        let policing = PingPolicing::new(PingPolicy::new(config.min_ping_interval));
+        let stream = ReadActivity::new(FrameWatch::new(stream, policing.clone()));
         let last_read = stream.last_read();
         let connection = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams_per_connection)
@@ -332,8 +334,17 @@ impl Server {
         loop {
             let accepted = async { ConnectionEvent::Accepted(connection.accept().await) };
             let lost = async {
-                keepalive_lost.as_mut().await;
-                ConnectionEvent::KeepaliveLost
+                futures_lite::future::or(
+                    async {
+                        keepalive_lost.as_mut().await;
+                        ConnectionEvent::KeepaliveLost
+                    },
+                    async {
+                        policing.too_many_pings().await;
+                        ConnectionEvent::TooManyPings
+                    },
+                )
+                .await
             };
             let event = if draining {
                 futures_lite::future::or(accepted, lost).await
@@ -357,12 +368,24 @@ impl Server {
                 ConnectionEvent::KeepaliveLost => {
                     return Err(NetError::Timeout("a keepalive ping's answer"))
                 }
+                // grpc-go's answer to a ping flood: GOAWAY ENHANCE_YOUR_CALM, then the close
+                // (polling accept() sends the GOAWAY; it ends once the connection is closed).
+                ConnectionEvent::TooManyPings => {
+                    connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    let closed = within(config.handshake_timeout, async {
+                        while let Some(Ok(_)) = connection.accept().await {}
+                    });
+                    closed.await;
+                    return Err(NetError::Http2Policy("too many pings"));
+                }
             };
             let Some(next) = next else { break };
             let (request, respond) = next?;
             let server = self.clone();
             let peer_common_name = peer_common_name.clone();
+            let call_open = CallOpen::enter(&policing);
             glommio::spawn_local(async move {
+                let _call_open = call_open;
                 serve_call(
                     &server.router,
                     &*server.http1_handler,
@@ -388,6 +411,24 @@ enum ConnectionEvent<T> {
     Shutdown,
     /// The client did not answer a keepalive ping in time.
     KeepaliveLost,
+    /// The client pinged more often than the ping policy allows.
+    TooManyPings,
+}
+
+/// Counts one call in its connection's ping policing for as long as it is served.
+struct CallOpen(Rc<PingPolicing>);
+
+impl CallOpen {
+    fn enter(policing: &Rc<PingPolicing>) -> CallOpen {
+        policing.calls_open.set(policing.calls_open.get() + 1);
+        CallOpen(policing.clone())
+    }
+}
+
+impl Drop for CallOpen {
+    fn drop(&mut self) {
+        self.0.calls_open.set(self.0.calls_open.get() - 1);
+    }
 }
 
 /// Resolves when the client stays silent through a keepalive ping and its timeout (or the

@@ -105,6 +105,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         max_request_bytes: config.limits.max_request_bytes as usize,
         max_concurrent_streams: config.limits.max_concurrent_streams,
         json_gateway: config.observability.grpc_gateway,
+        min_ping_interval: basalt_net::ping_policy::min_ping_interval_from_etcd_flag(
+            config.keepalive.min_time,
+        ),
         keepalive: Some(basalt_net::Keepalive::from_etcd_flags(
             config.keepalive.interval,
             config.keepalive.timeout,

@@ -779,6 +779,12 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         "a_member_follows_its_identity_timing_and_limit_flags",
     ),
     (
+        "grpc-keepalive-min-time",
+        "100ms",
+        &[],
+        "keepalive_min_time_follows_its_flag",
+    ),
+    (
         "grpc-keepalive-interval",
         "100ms",
         &[],

@@ -52,6 +52,8 @@ pub struct ClientApiSettings {
     pub json_gateway: bool,
     /// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` (`None`: no pings).
     pub keepalive: Option<Keepalive>,
+    /// `--grpc-keepalive-min-time`, as grpc-go enforces it (zero: grpc-go's default).
+    pub min_ping_interval: std::time::Duration,
     pub info: MemberInfo,
     /// The auth store, tokens and bcrypt cost, shared by every core.
     pub auth: Arc<AuthHub>,
@@ -97,6 +99,7 @@ pub fn bind(
     let server_config = ServerConfig {
         max_concurrent_streams_per_connection: settings.max_concurrent_streams,
         keepalive: settings.keepalive,
+        min_ping_interval: settings.min_ping_interval,
         json_gateway: settings.json_gateway,
         ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
     };
