@@ -300,6 +300,11 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("vv", Text, "", Ignored, Unsafe, ""),
     // basalt's own (environment: BASALT_*).
     flag!("cores", Uint, "0", Honored, Basalt, "Executors (one per core) serving clients; 0 means one per available core."),
+    // Defaults: a million watchers is about 300 MB of watcher state at a few hundred bytes
+    // each, far above what a Kubernetes control plane holds; each stream can queue up to its
+    // byte limit of responses for a slow client, so streams are bounded as well as watchers.
+    flag!("max-watchers", Uint, "1000000", Honored, Basalt, "Watchers the member holds at most, over every client; a create past it is canceled with 'etcdserver: too many watchers on this member'."),
+    flag!("max-watch-streams", Uint, "100000", Honored, Basalt, "Watch streams the member holds at most, over every client; a Watch call past it fails with ResourceExhausted."),
     flag!("reported-version", Text, "3.5.17", Honored, Basalt, "etcd server version basalt reports (Status, /version, --version); clients gate features on it."),
 ];
 

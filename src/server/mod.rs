@@ -115,6 +115,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         info: member_info(&config),
         auth,
         watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
+        watch_limits: crate::server::watch::watch_limits::WatchLimits::new(
+            usize::try_from(config.basalt.max_watchers).unwrap_or(usize::MAX),
+            usize::try_from(config.basalt.max_watch_streams).unwrap_or(usize::MAX),
+        ),
         metrics: Arc::new(ServerMetrics::new(
             metrics_level(&config),
             member_facts(&config, identity),

@@ -400,6 +400,110 @@ fn keepalive_min_time_follows_its_flag() {
     assert!(goaway && closed, "a burst of pings kept the connection");
 }
 
+/// Goal: `--max-watchers` and `--max-watch-streams` bound the member's watchers and Watch
+/// streams over every client: past the watcher limit a create is answered created and
+/// canceled with the reason, on any stream or connection; past the stream limit a Watch call
+/// fails with ResourceExhausted; and both limits give their room back as watchers are
+/// canceled and streams closed. Method: two etcd-client connections against a member with
+/// limits of 3 watchers and 2 streams (the defaults are a million and a hundred thousand).
+#[test]
+fn watch_limits_follow_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &["--max-watchers=3", "--max-watch-streams=2"],
+    );
+    let endpoint = basalt.endpoint();
+    support::with_member(&basalt, |mut first| async move {
+        let mut second = Client::connect([endpoint], None).await.unwrap();
+        let mut stream_a = first.watch("a", None).await.unwrap();
+        for key in ["b", "c", "d"] {
+            stream_a.watch(key, None).await.unwrap();
+        }
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let answer = stream_a.message().await.unwrap().expect("an answer");
+            answers.push((
+                answer.created(),
+                answer.canceled(),
+                answer.cancel_reason().to_string(),
+            ));
+        }
+        let accepted = (true, false, String::new());
+        let refused = (
+            true,
+            true,
+            "etcdserver: too many watchers on this member".to_string(),
+        );
+        assert_eq!(
+            answers,
+            [
+                accepted.clone(),
+                accepted.clone(),
+                accepted.clone(),
+                refused.clone()
+            ]
+        );
+
+        // Another connection's stream: the member's limit, not the stream's.
+        let mut stream_b = second.watch("e", None).await.unwrap();
+        let answer = stream_b.message().await.unwrap().expect("an answer");
+        assert_eq!(
+            (
+                answer.created(),
+                answer.canceled(),
+                answer.cancel_reason().to_string()
+            ),
+            refused
+        );
+        // A third stream is refused whole.
+        match first.watch("f", None).await {
+            Err(etcd_client::Error::GRpcStatus(status)) => {
+                assert_eq!(format!("{:?}", status.code()), "ResourceExhausted");
+                assert_eq!(
+                    status.message(),
+                    "etcdserver: too many watch streams on this member"
+                );
+            }
+            other => panic!("a third stream: {other:?}"),
+        }
+
+        // A cancel gives a watcher's room back; a closed stream its stream's.
+        stream_a.cancel(0).await.unwrap();
+        let answer = stream_a.message().await.unwrap().expect("an answer");
+        assert!(answer.canceled());
+        stream_b.watch("g", None).await.unwrap();
+        let answer = stream_b.message().await.unwrap().expect("an answer");
+        assert_eq!(
+            (
+                answer.created(),
+                answer.canceled(),
+                answer.cancel_reason().to_string()
+            ),
+            accepted
+        );
+        drop(stream_b);
+        // The server closes the stream once it sees the end: retry until then (bounded by
+        // the conversation's limit).
+        loop {
+            match second.watch("h", None).await {
+                Ok(mut stream) => {
+                    let answer = stream.message().await.unwrap().expect("an answer");
+                    assert!(answer.created());
+                    break;
+                }
+                Err(etcd_client::Error::GRpcStatus(status))
+                    if format!("{:?}", status.code()) == "ResourceExhausted" =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    });
+}
+
 /// Kills and reaps the member when the test ends, pass or fail.
 struct KillOnDrop<'a>(&'a mut std::process::Child);
 

@@ -23,6 +23,7 @@ use crate::server::v3rpc::{
     lock_service, maintenance_service, snapshot_service, watch_service,
 };
 use crate::server::v3rpc::{health_service, probe_service};
+use crate::server::watch::watch_limits::WatchLimits;
 
 /// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
 pub const CLUSTER_VERSION: &str = "3.5.0";
@@ -59,6 +60,8 @@ pub struct ClientApiSettings {
     pub auth: Arc<AuthHub>,
     /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
     pub watch_progress_notify_interval: Duration,
+    /// `--max-watchers` and `--max-watch-streams`, counted over every core.
+    pub watch_limits: Arc<WatchLimits>,
     /// What `/metrics` reports; each core's server adds its gRPC call counts.
     pub metrics: Arc<ServerMetrics>,
 }
@@ -90,6 +93,7 @@ pub fn bind(
     let hub = gateway.watch_hub();
     // etcd fragments a watch response at --max-request-bytes for watchers that accept it.
     hub.set_fragment_bytes(settings.max_request_bytes);
+    hub.set_limits(settings.watch_limits.clone());
     watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
     watch_service::register(&mut router, hub, gateway.clone());
     let calls = router.count_calls(settings.metrics.times_grpc_calls());
