@@ -363,4 +363,27 @@ mod tests {
             assert_eq!(seen, expected, "chunk size {chunk_bytes}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("BASALT_GRPC_PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// Goal: whatever bytes a client sends, the scanner never panics and finds the same
+        /// frames however they are split (it sits on every connection's bytes).
+        #[test]
+        fn any_bytes_scan_the_same_in_any_split(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            chunk_bytes in 1usize..64,
+        ) {
+            let mut whole = Vec::new();
+            FrameScanner::client_to_server().scan(&bytes, |kind, flags| whole.push((kind, flags)));
+            let mut split = Vec::new();
+            let mut scanner = FrameScanner::client_to_server();
+            for chunk in bytes.chunks(chunk_bytes) {
+                scanner.scan(chunk, |kind, flags| split.push((kind, flags)));
+            }
+            proptest::prop_assert_eq!(whole, split);
+        }
+    }
 }
