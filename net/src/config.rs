@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// Response bytes buffered per stream waiting for the client's window; a sender waits
     /// beyond it, so a client that never reads holds at most this much of our memory.
     pub max_send_buffer_bytes_per_stream: usize,
+    /// Request bytes all calls of one connection may hold partly received (or received and
+    /// not yet taken by their handlers); the call whose chunk would pass it is ended with
+    /// RESOURCE_EXHAUSTED (see `grpc::partial_budget`).
+    pub max_partial_message_bytes_per_connection: usize,
     /// HTTP/1.1: head plus body bytes of one request (the JSON gateway's bodies excepted).
     pub http1_max_request_bytes: usize,
     /// HTTP/1.1: time from a request's first byte until its head (and, for the plain
@@ -90,9 +94,15 @@ impl Keepalive {
 impl ServerConfig {
     /// Defaults, with the gRPC receive limit set as etcd sets it for `--max-request-bytes`.
     pub fn for_max_request_bytes(max_request_bytes: usize) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        let max_receive_message_bytes = max_request_bytes + GRPC_OVERHEAD_BYTES;
         ServerConfig {
-            max_receive_message_bytes: max_request_bytes + GRPC_OVERHEAD_BYTES,
-            ..ServerConfig::default()
+            max_receive_message_bytes,
+            // Always room for a few of the largest messages at once.
+            max_partial_message_bytes_per_connection: defaults
+                .max_partial_message_bytes_per_connection
+                .max(max_receive_message_bytes.saturating_mul(4)),
+            ..defaults
         }
     }
 }
@@ -120,6 +130,11 @@ impl Default for ServerConfig {
             max_frame_bytes: 16 * 1024,
             max_header_list_bytes: 16 * 1024,
             max_send_buffer_bytes_per_stream: 256 * 1024,
+            // Room for a few dozen concurrent calls of etcd's largest request (2 MiB with
+            // gRPC's overhead) interleaved on one connection, as a client multiplexing
+            // large writes (kube-apiserver) may have in flight; a connection holding more
+            // is more likely parking data than writing it.
+            max_partial_message_bytes_per_connection: 64 * 1024 * 1024,
             http1_max_request_bytes: 64 * 1024,
             http1_head_timeout: HTTP1_HEAD_TIMEOUT,
             http1_idle_timeout: HTTP1_IDLE_TIMEOUT,

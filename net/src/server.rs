@@ -23,7 +23,8 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 use crate::config::{Keepalive, ServerConfig};
 use crate::deadline::within;
 use crate::error::NetError;
-use crate::grpc::dispatch::serve_call;
+use crate::grpc::dispatch::{serve_call, CallConnection};
+use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::Router;
 use crate::http1::{
     serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response, Http1Timeouts,
@@ -307,6 +308,9 @@ impl Server {
     {
         let config = &self.config;
         let policing = PingPolicing::new(PingPolicy::new(config.min_ping_interval));
+        let partial_budget = Rc::new(PartialMessageBudget::new(
+            config.max_partial_message_bytes_per_connection,
+        ));
         let stream = ReadActivity::new(FrameWatch::new(stream, policing.clone()));
         let last_read = stream.last_read();
         let connection = h2::server::Builder::new()
@@ -383,6 +387,7 @@ impl Server {
             let (request, respond) = next?;
             let server = self.clone();
             let peer_common_name = peer_common_name.clone();
+            let partial_budget = partial_budget.clone();
             let call_open = CallOpen::enter(&policing);
             glommio::spawn_local(async move {
                 let _call_open = call_open;
@@ -393,7 +398,10 @@ impl Server {
                     request,
                     respond,
                     server.config.max_receive_message_bytes,
-                    peer_common_name,
+                    CallConnection {
+                        peer_common_name,
+                        partial_budget,
+                    },
                 )
                 .await;
             })

@@ -62,6 +62,11 @@ impl FrameDecoder {
         self.buffer.extend_from_slice(chunk);
     }
 
+    /// Bytes buffered: a partial message, or whole ones not taken yet.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// True when no partial message is buffered (a stream may end only here).
     pub fn is_empty(&self) -> bool {
         self.buffer.is_empty()
