@@ -376,6 +376,10 @@ pub struct BasaltConfig {
     pub cores: Option<NonZeroUsize>,
     /// `--reported-version`: the etcd version reported to clients.
     pub reported_version: String,
+    /// `--max-watchers`: watchers over every client.
+    pub max_watchers: u64,
+    /// `--max-watch-streams`: Watch streams over every client.
+    pub max_watch_streams: u64,
 }
 
 /// The validated configuration of one `basalt` member.

@@ -178,6 +178,8 @@ pub fn resolve(settings: &Settings) -> Result<Config, ConfigError> {
     let basalt = BasaltConfig {
         cores: NonZeroUsize::new(cores),
         reported_version: get.text("reported-version")?,
+        max_watchers: get.uint("max-watchers")?,
+        max_watch_streams: get.uint("max-watch-streams")?,
     };
 
     Ok(Config {

@@ -134,7 +134,6 @@ const NO_SNAPSHOT_FILES: &str =
     "basalt writes no raft snapshot files: its database is the snapshot, so there is nothing to retain";
 const WAL_RETENTION: &str = "basalt removes WAL segments as soon as its database has \
      checkpointed them, so it cannot retain the number asked";
-const NO_PING_POLICING: &str = "basalt does not police clients' keepalive ping rate yet";
 const NO_JOIN: &str = "joining a running cluster needs clustering, which basalt does not have \
      yet; start a new one-member cluster instead";
 const ONE_MEMBER: &str = "it concerns peers, and basalt runs one-member clusters only until \
@@ -183,7 +182,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("max-txn-ops", Uint, "128", Honored, Member, "Maximum number of operations permitted in a transaction."),
     flag!("max-request-bytes", Uint, "1572864", Honored, Member, "Maximum client request size in bytes the server will accept."),
     flag!("max-concurrent-streams", Uint, "4294967295", Honored, Member, "Maximum concurrent streams that each client can open at a time."),
-    flag!("grpc-keepalive-min-time", Duration, "5s", NoEffect(NO_PING_POLICING), Member, "Minimum duration interval that a client should wait before pinging server."),
+    flag!("grpc-keepalive-min-time", Duration, "5s", Honored, Member, "Minimum duration interval that a client should wait before pinging server."),
     flag!("grpc-keepalive-interval", Duration, "2h", Honored, Member, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable)."),
     flag!("grpc-keepalive-timeout", Duration, "20s", Honored, Member, "Additional duration of wait before closing a non-responsive connection (0 to disable)."),
     flag!("socket-reuse-port", Bool, "false", NoEffect("basalt always uses SO_REUSEPORT, one listener per core"), Member, "Enable SO_REUSEPORT on listeners (basalt always uses it, one listener per core)."),
@@ -301,6 +300,11 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("vv", Text, "", Ignored, Unsafe, ""),
     // basalt's own (environment: BASALT_*).
     flag!("cores", Uint, "0", Honored, Basalt, "Executors (one per core) serving clients; 0 means one per available core."),
+    // Defaults: a million watchers is about 300 MB of watcher state at a few hundred bytes
+    // each, far above what a Kubernetes control plane holds; each stream can queue up to its
+    // byte limit of responses for a slow client, so streams are bounded as well as watchers.
+    flag!("max-watchers", Uint, "1000000", Honored, Basalt, "Watchers the member holds at most, over every client; a create past it is canceled with 'etcdserver: too many watchers on this member'."),
+    flag!("max-watch-streams", Uint, "100000", Honored, Basalt, "Watch streams the member holds at most, over every client; a Watch call past it fails with ResourceExhausted."),
     flag!("reported-version", Text, "3.5.17", Honored, Basalt, "etcd server version basalt reports (Status, /version, --version); clients gate features on it."),
 ];
 

@@ -25,6 +25,10 @@ pub enum NetError {
     /// common version or cipher suite, ...).
     #[error("TLS handshake: {0}")]
     TlsHandshake(io::Error),
+    /// The client broke a policy of the HTTP/2 connection (pinged too often) and was sent
+    /// GOAWAY.
+    #[error("http/2: closed the connection: {0}")]
+    Http2Policy(&'static str),
     /// An HTTP/1.1 request could not be parsed or broke a limit.
     #[error("http/1.1: {0}")]
     Http1(String),

@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod deadline;
 pub mod error;
 pub mod etcd_http;
 pub mod etcd_status;
@@ -55,6 +56,7 @@ pub mod grpc;
 pub mod http1;
 pub mod json_gateway;
 pub mod peer;
+pub mod ping_policy;
 #[allow(missing_docs)]
 pub mod proto;
 pub mod read_activity;

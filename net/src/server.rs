@@ -9,7 +9,6 @@
 //! read-mostly `ServerTls`.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::pin;
@@ -22,13 +21,16 @@ use glommio::net::{TcpListener, TcpStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::config::{Keepalive, ServerConfig};
+use crate::deadline::within;
 use crate::error::NetError;
-use crate::grpc::dispatch::serve_call;
+use crate::grpc::dispatch::{serve_call, CallConnection};
+use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::Router;
 use crate::http1::{
-    serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response,
+    serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response, Http1Timeouts,
 };
 use crate::json_gateway::JsonGateway;
+use crate::ping_policy::{FrameWatch, PingPolicing, PingPolicy};
 use crate::read_activity::ReadActivity;
 use crate::rewind::Rewind;
 use crate::shutdown::ShutdownSignal;
@@ -282,6 +284,10 @@ impl Server {
                     &*self.http1_handler,
                     self.config.http1_max_request_bytes,
                     self.json_gateway.as_ref(),
+                    Some(Http1Timeouts {
+                        head: self.config.http1_head_timeout,
+                        idle: self.config.http1_idle_timeout,
+                    }),
                 )
                 .await;
                 // In TLS, close_notify tells the client the response ended by design, not
@@ -301,7 +307,11 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let config = &self.config;
-        let stream = ReadActivity::new(stream);
+        let policing = PingPolicing::new(PingPolicy::new(config.min_ping_interval));
+        let partial_budget = Rc::new(PartialMessageBudget::new(
+            config.max_partial_message_bytes_per_connection,
+        ));
+        let stream = ReadActivity::new(FrameWatch::new(stream, policing.clone()));
         let last_read = stream.last_read();
         let connection = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams_per_connection)
@@ -328,8 +338,17 @@ impl Server {
         loop {
             let accepted = async { ConnectionEvent::Accepted(connection.accept().await) };
             let lost = async {
-                keepalive_lost.as_mut().await;
-                ConnectionEvent::KeepaliveLost
+                futures_lite::future::or(
+                    async {
+                        keepalive_lost.as_mut().await;
+                        ConnectionEvent::KeepaliveLost
+                    },
+                    async {
+                        policing.too_many_pings().await;
+                        ConnectionEvent::TooManyPings
+                    },
+                )
+                .await
             };
             let event = if draining {
                 futures_lite::future::or(accepted, lost).await
@@ -353,12 +372,25 @@ impl Server {
                 ConnectionEvent::KeepaliveLost => {
                     return Err(NetError::Timeout("a keepalive ping's answer"))
                 }
+                // grpc-go's answer to a ping flood: GOAWAY ENHANCE_YOUR_CALM, then the close
+                // (polling accept() sends the GOAWAY; it ends once the connection is closed).
+                ConnectionEvent::TooManyPings => {
+                    connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    let closed = within(config.handshake_timeout, async {
+                        while let Some(Ok(_)) = connection.accept().await {}
+                    });
+                    closed.await;
+                    return Err(NetError::Http2Policy("too many pings"));
+                }
             };
             let Some(next) = next else { break };
             let (request, respond) = next?;
             let server = self.clone();
             let peer_common_name = peer_common_name.clone();
+            let partial_budget = partial_budget.clone();
+            let call_open = CallOpen::enter(&policing);
             glommio::spawn_local(async move {
+                let _call_open = call_open;
                 serve_call(
                     &server.router,
                     &*server.http1_handler,
@@ -366,7 +398,10 @@ impl Server {
                     request,
                     respond,
                     server.config.max_receive_message_bytes,
-                    peer_common_name,
+                    CallConnection {
+                        peer_common_name,
+                        partial_budget,
+                    },
                 )
                 .await;
             })
@@ -384,6 +419,24 @@ enum ConnectionEvent<T> {
     Shutdown,
     /// The client did not answer a keepalive ping in time.
     KeepaliveLost,
+    /// The client pinged more often than the ping policy allows.
+    TooManyPings,
+}
+
+/// Counts one call in its connection's ping policing for as long as it is served.
+struct CallOpen(Rc<PingPolicing>);
+
+impl CallOpen {
+    fn enter(policing: &Rc<PingPolicing>) -> CallOpen {
+        policing.calls_open.set(policing.calls_open.get() + 1);
+        CallOpen(policing.clone())
+    }
+}
+
+impl Drop for CallOpen {
+    fn drop(&mut self) {
+        self.0.calls_open.set(self.0.calls_open.get() - 1);
+    }
 }
 
 /// Resolves when the client stays silent through a keepalive ping and its timeout (or the
@@ -435,13 +488,4 @@ async fn sniff_protocol<S: AsyncRead + Unpin>(
         }
         first_bytes.extend_from_slice(&chunk[..read_bytes]);
     }
-}
-
-/// `future`'s output, or `None` if it takes longer than `limit`.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(future.await) }, async {
-        glommio::timer::sleep(limit).await;
-        None
-    })
-    .await
 }

@@ -502,3 +502,119 @@ async fn keepalive_drops_only_a_silent_client() {
         .unwrap();
     assert!(closed.load(Ordering::SeqCst));
 }
+
+/// Reads one HTTP/1.1 response (head and Content-Length body) from `socket`.
+async fn read_http1_response(socket: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&received).to_string();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length: usize = text[..head_end]
+                .lines()
+                .find_map(|line| line.strip_prefix("Content-Length: "))
+                .expect("a Content-Length")
+                .parse()
+                .unwrap();
+            if received.len() >= head_end + 4 + length {
+                return text;
+            }
+        }
+        let mut chunk = [0u8; 1024];
+        let read = socket.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "closed mid-response: {text}");
+        received.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Goal: a slowloris client, trickling one header byte at a time forever, is cut off once its
+/// request head has taken longer than `http1_head_timeout`, unanswered (as Go's server does at
+/// etcd's ReadHeaderTimeout), however steadily it sends. Method: a byte every 20 ms against a
+/// 500 ms head timeout; the close must come after the timeout and within a wide bound.
+#[tokio::test]
+async fn slowloris_request_head_is_cut_off() {
+    let head_timeout = Duration::from_millis(500);
+    let config = ServerConfig {
+        http1_head_timeout: head_timeout,
+        ..ServerConfig::default()
+    };
+    let server = support::start_demo_server(config);
+    let mut socket = TcpStream::connect(server.address).await.unwrap();
+    let started = std::time::Instant::now();
+    socket.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    let (mut reader, mut writer) = socket.split();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if writer.write_all(b"x").await.is_err() {
+                return std::future::pending::<()>().await;
+            }
+        }
+    };
+    let closed = async {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return received,
+                Ok(read) => received.extend_from_slice(&chunk[..read]),
+            }
+        }
+    };
+    let received = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::select! {
+            received = closed => received,
+            _ = trickle => unreachable!(),
+        }
+    })
+    .await
+    .expect("the server closed the trickling connection");
+    assert!(started.elapsed() >= head_timeout, "{:?}", started.elapsed());
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+/// Goal: an HTTP/1.1 keep-alive connection is closed once it has waited `http1_idle_timeout`
+/// for its next request, while one whose requests keep coming (each well within both
+/// timeouts, in all much longer than either) is served throughout. Method: five requests
+/// 100 ms apart against 400 ms timeouts, then silence until the close, within a wide bound.
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed() {
+    let idle_timeout = Duration::from_millis(400);
+    let config = ServerConfig {
+        http1_head_timeout: idle_timeout,
+        http1_idle_timeout: idle_timeout,
+        ..ServerConfig::default()
+    };
+    let server = support::start_demo_server(config);
+    let mut socket = TcpStream::connect(server.address).await.unwrap();
+    for request in 0..5 {
+        if request > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        socket
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), read_http1_response(&mut socket))
+                .await
+                .expect("an answer");
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("Connection: keep-alive"), "{response}");
+    }
+    // The server's idle wait began before its last answer arrived here.
+    let idle_since = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), socket.read(&mut byte))
+        .await
+        .expect("the server closed the idle connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        idle_since.elapsed() >= idle_timeout / 2,
+        "{:?}",
+        idle_since.elapsed()
+    );
+}

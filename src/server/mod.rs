@@ -129,6 +129,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         max_request_bytes: config.limits.max_request_bytes as usize,
         max_concurrent_streams: config.limits.max_concurrent_streams,
         json_gateway: config.observability.grpc_gateway,
+        min_ping_interval: basalt_net::ping_policy::min_ping_interval_from_etcd_flag(
+            config.keepalive.min_time,
+        ),
         keepalive: Some(basalt_net::Keepalive::from_etcd_flags(
             config.keepalive.interval,
             config.keepalive.timeout,
@@ -136,6 +139,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         info: member_info(&config),
         auth,
         watch_progress_notify_interval: config.experimental.watch_progress_notify_interval,
+        watch_limits: crate::server::watch::watch_limits::WatchLimits::new(
+            usize::try_from(config.basalt.max_watchers).unwrap_or(usize::MAX),
+            usize::try_from(config.basalt.max_watch_streams).unwrap_or(usize::MAX),
+        ),
         metrics: Arc::new(ServerMetrics::new(
             metrics_level(&config),
             member_facts(&config, identity),

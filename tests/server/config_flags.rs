@@ -778,6 +778,19 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         &[],
         "a_member_follows_its_identity_timing_and_limit_flags",
     ),
+    ("max-watchers", "3", &[], "watch_limits_follow_their_flags"),
+    (
+        "max-watch-streams",
+        "2",
+        &[],
+        "watch_limits_follow_their_flags",
+    ),
+    (
+        "grpc-keepalive-min-time",
+        "100ms",
+        &[],
+        "keepalive_min_time_follows_its_flag",
+    ),
     (
         "grpc-keepalive-interval",
         "100ms",

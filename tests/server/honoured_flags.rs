@@ -319,6 +319,191 @@ fn keepalive_pings_follow_their_flags() {
     assert!(pinged, "the member closed the connection without a ping");
 }
 
+/// Goal: `--grpc-keepalive-min-time` sets how often a client with a call open may ping, as
+/// grpc-go enforces it: at 100 ms, pings 300 ms apart keep the connection (etcd's default of
+/// 5 s would strike them and close it), and a burst of pings still gets GOAWAY
+/// ENHANCE_YOUR_CALM. Method: raw HTTP/2 frames over a socket, a Watch call kept open.
+#[test]
+fn keepalive_min_time_follows_its_flag() {
+    const PING: u8 = 0x6;
+    const GOAWAY: u8 = 0x7;
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &["--grpc-keepalive-min-time=100ms"],
+    );
+    let frame = |kind: u8, flags: u8, stream_id: u32, payload: &[u8]| {
+        let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        bytes.extend_from_slice(&[kind, flags]);
+        bytes.extend_from_slice(&stream_id.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    };
+    let mut stream = TcpStream::connect(("127.0.0.1", basalt.port)).unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    stream.write_all(&frame(0x4, 0, 0, &[])).unwrap();
+    // A Watch call (HPACK literals: POST, http, its path, application/grpc) that sends nothing.
+    let mut headers = vec![0x83, 0x86, 0x04, 25];
+    headers.extend_from_slice(b"/etcdserverpb.Watch/Watch");
+    headers.extend_from_slice(&[0x0f, 0x10, 16]);
+    headers.extend_from_slice(b"application/grpc");
+    stream.write_all(&frame(0x1, 0x4, 1, &headers)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    // Frames read until `until` passes: (ping acks, GOAWAY seen, closed).
+    let mut read_until = |until: Instant| {
+        let (mut acks, mut goaway) = (0, false);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (acks, goaway, false);
+            }
+            stream.set_read_timeout(Some(left)).unwrap();
+            let mut head = [0u8; 9];
+            match stream.read_exact(&mut head) {
+                Ok(()) => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (acks, goaway, false)
+                }
+                Err(_) => return (acks, goaway, true),
+            }
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; length];
+            stream.set_read_timeout(Some(LIMIT)).unwrap();
+            if stream.read_exact(&mut payload).is_err() {
+                return (acks, goaway, true);
+            }
+            acks += usize::from(head[3] == PING && head[4] & 0x1 != 0);
+            goaway |= head[3] == GOAWAY;
+        }
+    };
+    let mut acks = 0;
+    for payload in 0..6u8 {
+        writer.write_all(&frame(PING, 0, 0, &[payload; 8])).unwrap();
+        let (more, goaway, closed) = read_until(Instant::now() + Duration::from_millis(300));
+        assert!(!goaway && !closed, "ping {payload} closed the connection");
+        acks += more;
+    }
+    let (more, _, _) = read_until(Instant::now() + Duration::from_millis(300));
+    assert_eq!(acks + more, 6);
+    for payload in 0..4u8 {
+        let _ = writer.write_all(&frame(PING, 0, 0, &[payload; 8]));
+    }
+    let (_, goaway, closed) = read_until(Instant::now() + LIMIT);
+    assert!(goaway && closed, "a burst of pings kept the connection");
+}
+
+/// Goal: `--max-watchers` and `--max-watch-streams` bound the member's watchers and Watch
+/// streams over every client: past the watcher limit a create is answered created and
+/// canceled with the reason, on any stream or connection; past the stream limit a Watch call
+/// fails with ResourceExhausted; and both limits give their room back as watchers are
+/// canceled and streams closed. Method: two etcd-client connections against a member with
+/// limits of 3 watchers and 2 streams (the defaults are a million and a hundred thousand).
+#[test]
+fn watch_limits_follow_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(
+        dir.path().join("data"),
+        free_port(),
+        &["--max-watchers=3", "--max-watch-streams=2"],
+    );
+    let endpoint = basalt.endpoint();
+    support::with_member(&basalt, |mut first| async move {
+        let mut second = Client::connect([endpoint], None).await.unwrap();
+        let mut stream_a = first.watch("a", None).await.unwrap();
+        for key in ["b", "c", "d"] {
+            stream_a.watch(key, None).await.unwrap();
+        }
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let answer = stream_a.message().await.unwrap().expect("an answer");
+            answers.push((
+                answer.created(),
+                answer.canceled(),
+                answer.cancel_reason().to_string(),
+            ));
+        }
+        let accepted = (true, false, String::new());
+        let refused = (
+            true,
+            true,
+            "etcdserver: too many watchers on this member".to_string(),
+        );
+        assert_eq!(
+            answers,
+            [
+                accepted.clone(),
+                accepted.clone(),
+                accepted.clone(),
+                refused.clone()
+            ]
+        );
+
+        // Another connection's stream: the member's limit, not the stream's.
+        let mut stream_b = second.watch("e", None).await.unwrap();
+        let answer = stream_b.message().await.unwrap().expect("an answer");
+        assert_eq!(
+            (
+                answer.created(),
+                answer.canceled(),
+                answer.cancel_reason().to_string()
+            ),
+            refused
+        );
+        // A third stream is refused whole.
+        match first.watch("f", None).await {
+            Err(etcd_client::Error::GRpcStatus(status)) => {
+                assert_eq!(format!("{:?}", status.code()), "ResourceExhausted");
+                assert_eq!(
+                    status.message(),
+                    "etcdserver: too many watch streams on this member"
+                );
+            }
+            other => panic!("a third stream: {other:?}"),
+        }
+
+        // A cancel gives a watcher's room back; a closed stream its stream's.
+        stream_a.cancel(0).await.unwrap();
+        let answer = stream_a.message().await.unwrap().expect("an answer");
+        assert!(answer.canceled());
+        stream_b.watch("g", None).await.unwrap();
+        let answer = stream_b.message().await.unwrap().expect("an answer");
+        assert_eq!(
+            (
+                answer.created(),
+                answer.canceled(),
+                answer.cancel_reason().to_string()
+            ),
+            accepted
+        );
+        drop(stream_b);
+        // The server closes the stream once it sees the end: retry until then (bounded by
+        // the conversation's limit).
+        loop {
+            match second.watch("h", None).await {
+                Ok(mut stream) => {
+                    let answer = stream.message().await.unwrap().expect("an answer");
+                    assert!(answer.created());
+                    break;
+                }
+                Err(etcd_client::Error::GRpcStatus(status))
+                    if format!("{:?}", status.code()) == "ResourceExhausted" =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    });
+}
+
 /// Kills and reaps the member when the test ends, pass or fail.
 struct KillOnDrop<'a>(&'a mut std::process::Child);
 

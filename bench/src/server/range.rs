@@ -12,6 +12,9 @@ use super::driver::{run_closed_loop, Request};
 #[derive(clap::Args, Clone, Debug)]
 pub struct RangeArgs {
     /// The key to read (the start of the range with END or --prefix).
+    // Its own id: the flattened connection flags have `--key` (mutual TLS), and a shared id
+    // made `--key FILE` fill this argument instead.
+    #[arg(id = "range_key", value_name = "KEY")]
     pub key: String,
     /// End of the range (exclusive).
     pub end: Option<String>,
@@ -103,5 +106,30 @@ impl Workload for RangeArgs {
             });
             run_closed_loop(self.name(), pool, &self.length, request).await
         })
+    }
+}
+
+#[cfg(test)]
+mod key_flag_tests {
+    //! Goal: KEY and the mutual-TLS `--key FILE` are two arguments (they shared clap's id, so
+    //! `range foo --key client.key` was refused as KEY given twice).
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        range: RangeArgs,
+    }
+
+    #[test]
+    fn key_and_tls_key_are_distinct() {
+        let probe =
+            Probe::try_parse_from(["probe", "foo", "--cert", "c.pem", "--key", "k.pem"]).unwrap();
+        assert_eq!(probe.range.key, "foo");
+        assert_eq!(
+            probe.range.common.connection.key,
+            Some(std::path::PathBuf::from("k.pem"))
+        );
     }
 }

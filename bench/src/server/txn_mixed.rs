@@ -17,6 +17,9 @@ use super::report::summary_ms;
 #[derive(clap::Args, Clone, Debug)]
 pub struct TxnMixedArgs {
     /// Start of the range the read transactions read.
+    // Its own id: the flattened connection flags have `--key` (mutual TLS), and a shared id
+    // made `--key FILE` fill this argument instead.
+    #[arg(id = "range_key", value_name = "KEY")]
     pub key: String,
     /// End of that range (exclusive); without it reads get KEY only.
     pub end: Option<String>,

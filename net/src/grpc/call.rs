@@ -3,9 +3,11 @@
 //!
 //! Both halves are bounded. Requests: the decoder refuses messages over the size limit, and
 //! HTTP/2 flow-control capacity is released as the stream's chunks are read, so a handler that
-//! stops reading stops the client (the stream window fills). (Holding credit until whole
-//! messages are taken would cap partial messages per connection, but can deadlock a connection
-//! whose concurrent large calls are all partial when its window runs out.) Responses: `send` waits for HTTP/2 send
+//! stops reading stops the client (the stream window fills), and the connection's
+//! [`PartialMessageBudget`] caps what all its calls' decoders hold together. (Holding credit
+//! until whole messages are taken would cap partial messages per connection too, but can
+//! deadlock a connection whose concurrent large calls are all partial when its window runs
+//! out.) Responses: `send` waits for HTTP/2 send
 //! capacity (the client's window, capped per stream by `max_send_buffer_size`), so a client that
 //! never reads its stream makes `send` wait; it cannot grow our memory or stall other streams.
 
@@ -23,11 +25,13 @@ use http::{HeaderMap, HeaderValue, Response};
 use crate::grpc::call_counts::SharedMessageBytes;
 use crate::grpc::frame::{encode_message, FrameDecoder, FRAME_HEADER_BYTES};
 use crate::grpc::local::{LocalRequestBody, LocalResponse};
+use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::status::{Code, Status};
 
 /// Where a call's request bytes come from: an HTTP/2 stream, or the JSON gateway in process.
 pub(crate) enum RequestBody {
-    H2(RecvStream),
+    /// The stream, and its connection's budget for partly received messages.
+    H2(RecvStream, Rc<PartialMessageBudget>),
     Local(LocalRequestBody),
 }
 
@@ -35,10 +39,22 @@ pub(crate) enum RequestBody {
 pub struct RequestStream<M> {
     body: RequestBody,
     decoder: FrameDecoder,
+    /// Bytes of this call counted in its connection's budget (what its decoder holds).
+    budget_held_bytes: usize,
     body_ended: bool,
     /// Where the bytes of each received message are counted, when calls are counted.
     message_bytes: Option<SharedMessageBytes>,
     message_type: PhantomData<fn() -> M>,
+}
+
+impl<M> Drop for RequestStream<M> {
+    fn drop(&mut self) {
+        if let RequestBody::H2(_, budget) = &self.body {
+            budget
+                .change(self.budget_held_bytes, 0)
+                .expect("shrinking is never refused");
+        }
+    }
 }
 
 impl<M: prost::Message + Default> RequestStream<M> {
@@ -50,6 +66,7 @@ impl<M: prost::Message + Default> RequestStream<M> {
         RequestStream {
             body,
             decoder: FrameDecoder::new(max_message_bytes),
+            budget_held_bytes: 0,
             body_ended: false,
             message_bytes,
             message_type: PhantomData,
@@ -60,7 +77,14 @@ impl<M: prost::Message + Default> RequestStream<M> {
     /// status the call must end with (limit broken, malformed protobuf, client reset).
     pub async fn message(&mut self) -> Result<Option<M>, Status> {
         loop {
-            if let Some(body) = self.decoder.next_message()? {
+            let next = self.decoder.next_message()?;
+            if let RequestBody::H2(_, budget) = &self.body {
+                // Taking a message shrinks the holding (never refused).
+                let held_bytes = self.decoder.buffered_bytes();
+                budget.change(self.budget_held_bytes, held_bytes)?;
+                self.budget_held_bytes = held_bytes;
+            }
+            if let Some(body) = next {
                 if let Some(counts) = &self.message_bytes {
                     counts.record_received(body.len());
                 }
@@ -77,14 +101,15 @@ impl<M: prost::Message + Default> RequestStream<M> {
                 return Ok(None);
             }
             match &mut self.body {
-                RequestBody::H2(body) => match body.data().await {
+                RequestBody::H2(body, budget) => match body.data().await {
                     None => self.body_ended = true,
                     Some(Ok(chunk)) => {
-                        // Capacity goes back to the client only as whole messages are taken
-                        // (see `release`): this is the backpressure that bounds what a client
-                        // can park on us, partial messages included.
-                        // Credit goes back as chunks arrive (see the module's comment).
+                        // Credit goes back as chunks arrive (see the module's comment); the
+                        // connection's budget bounds what its calls buffer instead.
                         let _ = body.flow_control().release_capacity(chunk.len());
+                        let held_bytes = self.decoder.buffered_bytes() + chunk.len();
+                        budget.change(self.budget_held_bytes, held_bytes)?;
+                        self.budget_held_bytes = held_bytes;
                         self.decoder.push(&chunk);
                     }
                     Some(Err(error)) => return Err(Status::from(error)),

@@ -10,11 +10,20 @@ use h2::RecvStream;
 
 use crate::grpc::call::{RequestBody, ResponseState};
 use crate::grpc::metadata::Metadata;
+use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::router::{unimplemented_status, RawCall, Router};
 use crate::grpc::status::{Code, Status};
 use crate::grpc::timeout::parse_grpc_timeout;
 use crate::http1::{Http1Handler, Http1Request};
 use crate::json_gateway::{gateway_path, JsonGateway};
+
+/// What a call over HTTP/2 takes from its connection.
+pub(crate) struct CallConnection {
+    /// The verified client certificate's common name (TLS with client certificates).
+    pub(crate) peer_common_name: Option<std::sync::Arc<str>>,
+    /// The connection's budget for partly received request messages.
+    pub(crate) partial_budget: Rc<PartialMessageBudget>,
+}
 
 /// Runs one call to its end; never fails (every outcome is sent to the client). Plain GETs
 /// over HTTP/2 (`curl --http2-prior-knowledge .../health`) go to the HTTP/1.1 callback.
@@ -25,7 +34,7 @@ pub(crate) async fn serve_call(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     max_receive_message_bytes: usize,
-    peer_common_name: Option<std::sync::Arc<str>>,
+    connection: CallConnection,
 ) {
     let (parts, body) = request.into_parts();
     // The JSON gateway's paths over HTTP/2 (anything but a gRPC call to them).
@@ -79,8 +88,8 @@ pub(crate) async fn serve_call(
         .and_then(parse_grpc_timeout);
     let call = CallParts {
         path: parts.uri.path(),
-        metadata: Metadata::new(parts.headers).with_peer_common_name(peer_common_name),
-        body: RequestBody::H2(body),
+        metadata: Metadata::new(parts.headers).with_peer_common_name(connection.peer_common_name),
+        body: RequestBody::H2(body, connection.partial_budget),
         deadline,
         max_receive_message_bytes,
     };

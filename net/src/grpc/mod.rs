@@ -6,6 +6,7 @@ pub(crate) mod dispatch;
 pub mod frame;
 pub mod local;
 pub mod metadata;
+pub mod partial_budget;
 pub mod router;
 pub mod status;
 pub mod timeout;

@@ -23,6 +23,7 @@ use crate::server::v3rpc::{
     lease_service, lock_service, maintenance_service, snapshot_service, watch_service,
 };
 use crate::server::v3rpc::{health_service, probe_service};
+use crate::server::watch::watch_limits::WatchLimits;
 
 /// The cluster version reported next to the server version (etcd 3.5 reports "3.5.0").
 pub const CLUSTER_VERSION: &str = "3.5.0";
@@ -52,11 +53,15 @@ pub struct ClientApiSettings {
     pub json_gateway: bool,
     /// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` (`None`: no pings).
     pub keepalive: Option<Keepalive>,
+    /// `--grpc-keepalive-min-time`, as grpc-go enforces it (zero: grpc-go's default).
+    pub min_ping_interval: std::time::Duration,
     pub info: MemberInfo,
     /// The auth store, tokens and bcrypt cost, shared by every core.
     pub auth: Arc<AuthHub>,
     /// `--experimental-watch-progress-notify-interval` (zero: no progress notifications).
     pub watch_progress_notify_interval: Duration,
+    /// `--max-watchers` and `--max-watch-streams`, counted over every core.
+    pub watch_limits: Arc<WatchLimits>,
     /// What `/metrics` reports; each core's server adds its gRPC call counts.
     pub metrics: Arc<ServerMetrics>,
 }
@@ -89,6 +94,7 @@ pub fn bind(
     let hub = gateway.watch_hub();
     // etcd fragments a watch response at --max-request-bytes for watchers that accept it.
     hub.set_fragment_bytes(settings.max_request_bytes);
+    hub.set_limits(settings.watch_limits.clone());
     watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
     watch_service::register(&mut router, hub, gateway.clone());
     let calls = router.count_calls(settings.metrics.times_grpc_calls());
@@ -98,6 +104,7 @@ pub fn bind(
     let server_config = ServerConfig {
         max_concurrent_streams_per_connection: settings.max_concurrent_streams,
         keepalive: settings.keepalive,
+        min_ping_interval: settings.min_ping_interval,
         json_gateway: settings.json_gateway,
         ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
     };

@@ -11,6 +11,7 @@ use basalt_net::{Metadata, RequestStream, ResponseSink, Router};
 
 use crate::server::routing::gateway::Gateway;
 use crate::server::watch::watch_hub::{StreamQueue, WatchHub};
+use crate::server::watch::watch_limits::TOO_MANY_WATCH_STREAMS;
 
 /// Registers Watch on `router`.
 pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
@@ -22,6 +23,12 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
             let hub = hub.clone();
             let gateway = gateway.clone();
             async move {
+                // Held while the stream is open: the member's bound on Watch streams.
+                let Some(_permit) = hub.limits().try_open_stream() else {
+                    return Err(basalt_net::Status::resource_exhausted(
+                        TOO_MANY_WATCH_STREAMS,
+                    ));
+                };
                 let (stream, queue) = hub.open_stream();
                 let sender_hub = hub.clone();
                 let sender_queue = queue.clone();

@@ -2,3 +2,4 @@
 //! import `state_machine`.
 
 pub mod watch_hub;
+pub mod watch_limits;

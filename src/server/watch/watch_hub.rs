@@ -22,6 +22,7 @@ use prost014::Message as _;
 
 use crate::server::state_machine::convert;
 use crate::server::state_machine::header::HeaderSource;
+use crate::server::watch::watch_limits::{self, WatchLimits};
 
 /// Responses a stream may have waiting to be sent; past it, its watchers fall behind.
 pub const STREAM_QUEUE_LIMIT: usize = 256;
@@ -212,12 +213,16 @@ pub struct WatchHub {
     watchers: RefCell<BTreeMap<(u64, i64), Watcher>>,
     streams: RefCell<HashMap<u64, Rc<StreamQueue>>>,
     next_stream: Cell<u64>,
+    /// The member's bounds on watchers (counted here) and Watch streams (counted by the
+    /// Watch service), shared by every core's hub.
+    limits: RefCell<Arc<WatchLimits>>,
 }
 
 /// Why a watch could not be created.
 pub enum CreateError {
     DuplicateId,
     TooManyWatchers,
+    TooManyWatchersOnMember,
 }
 
 impl WatchHub {
@@ -233,7 +238,22 @@ impl WatchHub {
             watchers: RefCell::new(BTreeMap::new()),
             streams: RefCell::new(HashMap::new()),
             next_stream: Cell::new(1),
+            limits: RefCell::new(WatchLimits::unlimited()),
         })
+    }
+
+    /// Sets the member's shared limits (before any watcher is created).
+    pub fn set_limits(&self, limits: Arc<WatchLimits>) {
+        assert!(
+            self.watchers.borrow().is_empty(),
+            "limits set after watchers were created"
+        );
+        *self.limits.borrow_mut() = limits;
+    }
+
+    /// The member's shared limits.
+    pub fn limits(&self) -> Arc<WatchLimits> {
+        self.limits.borrow().clone()
     }
 
     fn current_revision(&self) -> i64 {
@@ -257,7 +277,12 @@ impl WatchHub {
         if let Some(queue) = self.streams.borrow_mut().remove(&stream) {
             queue.close();
         }
-        self.watchers.borrow_mut().retain(|(s, _), _| *s != stream);
+        let mut watchers = self.watchers.borrow_mut();
+        let before = watchers.len();
+        watchers.retain(|(s, _), _| *s != stream);
+        self.limits
+            .borrow()
+            .remove_watchers(before - watchers.len());
     }
 
     /// Creates a watcher on `stream` and answers with `created`; a watcher starting in the past
@@ -272,6 +297,7 @@ impl WatchHub {
                 let reason = match error {
                     CreateError::DuplicateId => "mvcc: duplicate watch ID",
                     CreateError::TooManyWatchers => "etcdserver: too many watchers on this stream",
+                    CreateError::TooManyWatchersOnMember => watch_limits::TOO_MANY_WATCHERS,
                 };
                 queue.push(pb::WatchResponse {
                     header: Some(self.headers.header(current)),
@@ -337,6 +363,9 @@ impl WatchHub {
         } else {
             request.watch_id
         };
+        if !self.limits.borrow().try_add_watcher() {
+            return Err(CreateError::TooManyWatchersOnMember);
+        }
         let start = if request.start_revision <= 0 {
             current + 1
         } else {
@@ -369,6 +398,9 @@ impl WatchHub {
             .borrow_mut()
             .remove(&(stream, watch_id))
             .is_some();
+        if removed {
+            self.limits.borrow().remove_watchers(1);
+        }
         let queue = self.streams.borrow().get(&stream).cloned();
         if let (true, Some(queue)) = (removed, queue) {
             queue.push(pb::WatchResponse {
@@ -658,6 +690,7 @@ impl WatchHub {
                 // etcd cancels a watcher whose next revision was compacted away, telling it
                 // the compaction revision so it can start over.
                 let watcher = watchers.remove(&key).expect("present");
+                self.limits.borrow().remove_watchers(1);
                 queue.push(pb::WatchResponse {
                     header: Some(self.headers.header(current)),
                     watch_id: watcher.watch_id,
