@@ -402,6 +402,27 @@ impl RaftNode {
         Ok(metadata)
     }
 
+    /// How far the log may be compacted once `applied` is applied. A multi-member log keeps
+    /// the entries a follower still needs (basalt cannot send snapshots yet) and etcd's
+    /// catch-up margin of 5,000 entries behind the applied index, since a follower that leads
+    /// later does not know how far behind the others are.
+    pub fn compaction_bound(&self, applied: u64) -> u64 {
+        const CATCH_UP_ENTRIES: u64 = 5_000;
+        if self.is_sole_voter() {
+            return applied;
+        }
+        let own = self.raw.raft.id;
+        let mut bound = applied.saturating_sub(CATCH_UP_ENTRIES);
+        if self.is_leader() {
+            for (id, progress) in self.raw.raft.prs().iter() {
+                if *id != own {
+                    bound = bound.min(progress.matched);
+                }
+            }
+        }
+        bound
+    }
+
     /// Reports that committed entries up to `index` are applied.
     pub fn on_applied(&mut self, index: u64) {
         self.raw.advance_apply_to(index);

@@ -69,8 +69,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     };
     let milestones = logging::install(&config)?;
     io_uring_check::check_io_uring()?;
-    let (identity, _) = member::identity_file::load_or_store(&config.member.data_dir, derived)
-        .map_err(ServerError::Member)?;
+    // A stored identity counts once the log has been written; a first start that failed
+    // before writing it takes the flags again (the owner stores them before its first write).
+    let log_written = std::fs::read_dir(config.wal_dir()).is_ok_and(|mut dir| dir.next().is_some());
+    let identity =
+        match member::identity_file::load(&config.member.data_dir).map_err(ServerError::Member)? {
+            Some(stored) if log_written => stored,
+            _ => derived,
+        };
     if (identity.member_id, identity.cluster_id) != (derived.member_id, derived.cluster_id) {
         // As etcd: the bootstrap flags only matter to a data directory's first start.
         milestones.warn(

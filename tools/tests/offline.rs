@@ -183,6 +183,8 @@ fn wal_dump_prints_every_write_and_reports_a_damaged_record_where_it_is() {
         .filter(|data| !data.is_empty())
         .collect();
     let expected = [
+        // The member publishes its name and client URLs at its first start, as etcd does.
+        r#"member_attributes id="#,
         r#"put key="alpha" value_size=1"#,
         r#"put key="beta" value_size=2"#,
         "lease_grant id=",

@@ -52,6 +52,11 @@ pub async fn serve(
             })?,
     );
     settings.metrics.add_wal(wal.metrics());
+    if wal.metadata().is_empty() && wal.last_index() < wal.first_index() {
+        // Before the log's first write: from now on this data directory is this member.
+        crate::server::member::identity_file::store(&config.member.data_dir, identity)
+            .map_err(ServerError::Member)?;
+    }
     milestones.info(
         "opened write-ahead log",
         &[("wal-dir", &wal_dir.display().to_string())],

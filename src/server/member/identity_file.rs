@@ -21,20 +21,24 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("member").join(FILE_NAME)
 }
 
-/// The identity stored in `data_dir`, or `derived` (from the flags) stored there now when the
-/// directory has none yet. Returns the identity and whether it was stored by this call.
-pub fn load_or_store(data_dir: &Path, derived: Identity) -> Result<(Identity, bool), String> {
+/// The identity stored in `data_dir`, if one is.
+pub fn load(data_dir: &Path) -> Result<Option<Identity>, String> {
     let file = path(data_dir);
     match fs::read_to_string(&file) {
         Ok(text) => decode(&text)
-            .map(|identity| (identity, false))
+            .map(Some)
             .map_err(|reason| format!("{} is damaged: {reason}", file.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            store(&file, derived).map_err(|e| format!("storing {}: {e}", file.display()))?;
-            Ok((derived, true))
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(format!("reading {}: {error}", file.display())),
     }
+}
+
+/// Stores `identity` in `data_dir`, durably, replacing what was there. Called once the log is
+/// open and still empty, before its first write: a start that fails earlier leaves nothing
+/// behind, and a first start that never wrote its log may be redone with corrected flags.
+pub fn store(data_dir: &Path, identity: Identity) -> Result<(), String> {
+    let file = path(data_dir);
+    write_file(&file, identity).map_err(|e| format!("storing {}: {e}", file.display()))
 }
 
 fn body(identity: Identity) -> String {
@@ -77,7 +81,7 @@ fn decode(text: &str) -> Result<Identity, String> {
     Ok(identity)
 }
 
-fn store(file: &Path, identity: Identity) -> std::io::Result<()> {
+fn write_file(file: &Path, identity: Identity) -> std::io::Result<()> {
     let directory = file.parent().expect("the identity file lies in member/");
     fs::create_dir_all(directory)?;
     let temporary = directory.join(format!("{FILE_NAME}.tmp"));
@@ -92,10 +96,9 @@ fn store(file: &Path, identity: Identity) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// Goal: the first start stores the derived identity; later starts keep it whatever is
-    /// derived then; a damaged file is refused, never replaced.
+    /// Goal: a stored identity reads back; a damaged file is refused, never taken for none.
     #[test]
-    fn the_first_identity_stays_and_damage_is_refused() {
+    fn a_stored_identity_reads_back_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let first = Identity {
             cluster_id: 0xcdf8_1819_4e3a_8c32,
@@ -105,22 +108,18 @@ mod tests {
             cluster_id: 1,
             member_id: 2,
         };
-        let (stored, fresh) = load_or_store(dir.path(), first).unwrap();
-        assert!(fresh);
+        assert!(load(dir.path()).unwrap().is_none());
+        store(dir.path(), other).unwrap();
+        store(dir.path(), first).unwrap();
+        let stored = load(dir.path()).unwrap().expect("stored");
         assert_eq!(
             (stored.member_id, stored.cluster_id),
-            (first.member_id, first.cluster_id)
-        );
-        let (kept, fresh) = load_or_store(dir.path(), other).unwrap();
-        assert!(!fresh);
-        assert_eq!(
-            (kept.member_id, kept.cluster_id),
             (first.member_id, first.cluster_id)
         );
         let file = path(dir.path());
         let text = fs::read_to_string(&file).unwrap();
         fs::write(&file, text.replace("member-id 8", "member-id 9")).unwrap();
-        let error = load_or_store(dir.path(), other).unwrap_err();
+        let error = load(dir.path()).unwrap_err();
         assert!(error.contains("checksum mismatch"), "{error}");
     }
 }

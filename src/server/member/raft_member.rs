@@ -143,6 +143,8 @@ pub struct Member {
     /// Where raft's messages to other members go; `None` until the peer transport is attached
     /// (and for a single member, which sends none). Raft retries what is lost meanwhile.
     peers: RefCell<Option<Rc<dyn PeerOutlet>>>,
+    /// This member leads and its lessor waits to be promoted (see `on_leader_changed`).
+    promote_pending: Cell<bool>,
     /// How long a new leader's lessor extends every lease (the election timeout), so no lease
     /// expires before its holder could have found the new leader.
     lease_extend_ms: Millis,
@@ -212,11 +214,35 @@ impl Member {
             // membership was stored belongs to a one-member cluster.
             metadata.snapshot.mut_conf_state().voters = if fresh_log {
                 initial_members.iter().map(|(id, _)| *id).collect()
+            } else if initial_members.len() > 1 {
+                // Running it as the one voter it was while the others form a cluster of their
+                // own would be two clusters under one ID.
+                return Err(format!(
+                    "the data directory holds a one-member cluster's log, but --initial-cluster \
+                     lists {} members; a member joins a cluster with a fresh data directory",
+                    initial_members.len()
+                ));
             } else {
                 vec![identity.member_id]
             };
+            if fresh_log {
+                // The membership is durable before anything else enters the log, so a crash
+                // after the first entries can never restart this member with no voters.
+                let queued = wal
+                    .queue_metadata(&metadata.encode())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                wal.wait_durable(queued).await.map_err(|e| e.to_string())?;
+            }
         }
         let voters = metadata.snapshot.get_conf_state().voters.clone();
+        if !voters.contains(&identity.member_id) {
+            return Err(format!(
+                "this member ({:x}) is not one of its cluster's voters {:x?}: its data directory \
+                 belongs to another member",
+                identity.member_id, voters
+            ));
+        }
         let mut entries = Vec::new();
         if wal.last_index() >= wal.first_index() {
             for data in wal
@@ -328,6 +354,7 @@ impl Member {
             metrics,
             auth,
             peers: RefCell::new(None),
+            promote_pending: Cell::new(false),
             lease_extend_ms: tick_interval.as_millis() as Millis * timing.election_ticks as Millis,
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
@@ -351,6 +378,10 @@ impl Member {
             return;
         }
         let from = message.from;
+        if let Some(reason) = refused_message(&message) {
+            tracing::warn!(from = format!("{from:x}"), reason, "dropped a raft message");
+            return;
+        }
         let stepped = self.state.borrow_mut().node.step(message);
         if let Err(error) = stepped {
             // A message from a member raft does not know (removed, or not yet added here) or
@@ -398,15 +429,16 @@ impl Member {
         }
     }
 
-    /// Moves the lessor with leadership: the new leader's lessor takes over every lease with
-    /// its remaining TTL plus the election timeout (etcd's `Promote`, so no mass revoke at a
-    /// leader change); a member that stops leading stops expiring leases (etcd's `Demote`).
+    /// Moves the lessor with leadership. A member that stops leading stops expiring leases
+    /// (etcd's `Demote`) at once; a new leader's lessor takes over only once it has applied an
+    /// entry of its own term, i.e. every lease change of the terms before (etcd promotes after
+    /// applying the leader's first entry): a renew or checkpoint committed by the old leader
+    /// and not yet applied here would otherwise be missed and its lease revoked early.
     fn on_leader_changed(&self, leader: u64) {
         let own = self.headers.identity().member_id;
+        self.promote_pending.set(leader == own);
         let mut lessor = self.lessor.borrow_mut();
-        if leader == own {
-            lessor.promote(self.now_ms(), self.lease_extend_ms);
-        } else if lessor.is_primary() {
+        if leader != own && lessor.is_primary() {
             lessor.demote();
         }
         tracing::info!(leader = format!("{leader:x}"), "raft leader changed");
@@ -682,16 +714,30 @@ impl Member {
                 }
                 state.applied_index = last;
                 state.node.on_applied(last);
+                let last_term = fresh.last().map_or(0, |entry| entry.term);
+                if self.promote_pending.get()
+                    && state.node.is_leader()
+                    && last_term == state.node.term()
+                {
+                    // Everything of the earlier terms is applied: the lessor may take over,
+                    // every lease with its remaining TTL plus the election timeout (etcd's
+                    // `Promote`, so no mass revoke at a leader change).
+                    self.promote_pending.set(false);
+                    self.lessor
+                        .borrow_mut()
+                        .promote(self.now_ms(), self.lease_extend_ms);
+                }
                 let member = &self.metrics.member;
                 member.proposals_applied.set(last as i64);
                 member.proposals_pending.set(state.waiting.len() as i64);
-                if last >= self.last_checkpoint.get() + self.checkpoint_entries {
-                    // The checkpoint syncs the engine through at least `last`, then lets the
-                    // log forget it.
-                    self.last_checkpoint.set(last);
+                let keep_from = state.node.compaction_bound(last);
+                if keep_from >= self.last_checkpoint.get() + self.checkpoint_entries {
+                    // The checkpoint syncs the engine through at least `keep_from`, then lets
+                    // the log forget it.
+                    self.last_checkpoint.set(keep_from);
                     self.persist_queue
                         .borrow_mut()
-                        .push_back(LogWork::Checkpoint(last));
+                        .push_back(LogWork::Checkpoint(keep_from));
                     if let Some(waker) = self.persist_wake.borrow_mut().take() {
                         waker.wake();
                     }
@@ -1026,4 +1072,24 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
         Poll::Pending
     })
     .await
+}
+
+/// Why a message from a peer must not reach raft, if it must not. A forwarded proposal enters
+/// every member's log and is applied everywhere, so one that is not a well-formed proposal of
+/// ours (or is a membership change, which only this member's own Cluster service may propose)
+/// is refused here rather than stopping every member at apply. Snapshots are never sent by a
+/// basalt leader yet; installing one without its data would serve an empty store.
+fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
+    use raft::prelude::{EntryType, MessageType};
+    match message.get_msg_type() {
+        MessageType::MsgPropose => {
+            let bad = message.entries.iter().any(|entry| {
+                entry.get_entry_type() != EntryType::EntryNormal
+                    || Proposal::decode(&entry.data).is_err()
+            });
+            bad.then_some("a forwarded proposal that is not a basalt proposal")
+        }
+        MessageType::MsgSnapshot => Some("a snapshot, which this version cannot install"),
+        _ => None,
+    }
 }

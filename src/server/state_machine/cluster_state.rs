@@ -93,7 +93,11 @@ impl ClusterState {
                 .put_cluster_record(&member_key(*id), &record.encode_to_vec())
                 .map_err(|e| e.to_string())?;
         }
-        batch.commit().map_err(|e| e.to_string())
+        batch.commit().map_err(|e| e.to_string())?;
+        // Durable before the log's first write: a restart finds a written log and does not
+        // record them again, so they must not be lost to a power cut. Start-up only, so the
+        // sync may block.
+        engine.sync().map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Every member and its peer URLs, by ID.
