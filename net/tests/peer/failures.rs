@@ -8,7 +8,9 @@ use std::time::Duration;
 use basalt_net::peer::{Lane, PeerEvent, QueueLimit, SendError, TransportConfig};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{check_pattern_frame, next_event, pattern_frame, run, within, Member};
+use crate::support::{
+    check_pattern_frame, next_event, pattern_frame, run, send_until_one_arrives, within, Member,
+};
 
 /// The hello a basalt member sends (see the wire module's docs), built by hand so the test
 /// can follow it with bytes no transport would send.
@@ -78,27 +80,10 @@ fn restarted_peer_is_redialed_and_later_frames_arrive() {
         let first = within(
             Duration::from_secs(10),
             "a frame after the restart",
-            async {
-                loop {
-                    let _ = a
-                        .transport
-                        .send(2, Lane::Control, pattern_frame(0, sequence, 64));
-                    sequence += 1;
-                    let received = futures_lite::future::or(
-                        async { Some(b.transport.recv(Lane::Control).await) },
-                        async {
-                            glommio::timer::sleep(Duration::from_millis(20)).await;
-                            None
-                        },
-                    )
-                    .await;
-                    if let Some((_, frame)) = received {
-                        break check_pattern_frame(&frame).1;
-                    }
-                }
-            },
+            send_until_one_arrives(&a.transport, &b.transport, &mut sequence, 64),
         )
-        .await;
+        .await
+        .1;
         assert!(
             first >= 100,
             "a frame queued while b was down arrived: {first}"
@@ -380,26 +365,7 @@ fn inbound_connections_are_bounded() {
         let arrived = within(
             Duration::from_secs(10),
             "a frame once the strays left",
-            async {
-                let mut sequence = 1;
-                loop {
-                    let _ = a
-                        .transport
-                        .send(2, Lane::Control, pattern_frame(0, sequence, 32));
-                    sequence += 1;
-                    let received = futures_lite::future::or(
-                        async { Some(b.transport.recv(Lane::Control).await) },
-                        async {
-                            glommio::timer::sleep(Duration::from_millis(20)).await;
-                            None
-                        },
-                    )
-                    .await;
-                    if let Some((_, frame)) = received {
-                        break check_pattern_frame(&frame);
-                    }
-                }
-            },
+            send_until_one_arrives(&a.transport, &b.transport, &mut 1, 32),
         )
         .await;
         assert_eq!(arrived.0, 0);

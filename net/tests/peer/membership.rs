@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use basalt_net::peer::{Lane, PeerError, PeerEvent, SendError, TransportConfig};
 
-use crate::support::{check_pattern_frame, next_event, pattern_frame, run, within, Member};
+use crate::support::{
+    check_pattern_frame, next_event, pattern_frame, run, send_until_one_arrives, within, Member,
+};
 
 /// A loopback URL where nothing listens (a port bound and released at once).
 fn dead_url() -> String {
@@ -191,26 +193,11 @@ fn an_injected_partition_cuts_and_heals() {
 
         a.transport.set_partitioned(2, false);
         b.transport.set_partitioned(1, false);
-        let first_after = within(wait, "a frame after healing", async {
-            let mut sequence = 100;
-            loop {
-                let _ = a
-                    .transport
-                    .send(2, Lane::Control, pattern_frame(0, sequence, 32));
-                sequence += 1;
-                let received = futures_lite::future::or(
-                    async { Some(b.transport.recv(Lane::Control).await) },
-                    async {
-                        glommio::timer::sleep(Duration::from_millis(20)).await;
-                        None
-                    },
-                )
-                .await;
-                if let Some((_, frame)) = received {
-                    break check_pattern_frame(&frame).1;
-                }
-            }
-        })
+        let (_, first_after) = within(
+            wait,
+            "a frame after healing",
+            send_until_one_arrives(&a.transport, &b.transport, &mut 100, 32),
+        )
         .await;
         assert!(
             first_after >= 100,

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use basalt_net::peer::{PeerEvent, Transport, TransportConfig};
+use basalt_net::peer::{Lane, PeerEvent, Transport, TransportConfig};
 use glommio::Task;
 
 /// No single test may take longer (a hung transport fails the test instead of the suite).
@@ -203,4 +203,28 @@ pub fn check_pattern_frame(frame: &[u8]) -> (u64, u64) {
         frame.len()
     );
     (tag, sequence)
+}
+
+/// Sends pattern frames of `length` bytes from `from` to member 2 on the control lane, one
+/// every 20 ms from `*sequence` on (as raft's heartbeats would keep coming), until `to`
+/// receives one; returns that frame's `(tag, sequence)`. `*sequence` ends after the last sent.
+pub async fn send_until_one_arrives(
+    from: &Transport,
+    to: &Transport,
+    sequence: &mut u64,
+    length: usize,
+) -> (u64, u64) {
+    loop {
+        let _ = from.send(2, Lane::Control, pattern_frame(0, *sequence, length));
+        *sequence += 1;
+        let received =
+            futures_lite::future::or(async { Some(to.recv(Lane::Control).await) }, async {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                None
+            })
+            .await;
+        if let Some((_, frame)) = received {
+            return check_pattern_frame(&frame);
+        }
+    }
 }
