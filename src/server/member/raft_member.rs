@@ -256,10 +256,11 @@ impl Member {
                 );
             }
         }
+        let unfloored = IdGenerator::new(identity.member_id, None);
         let replayed_id_floor = entries
             .iter()
             .filter_map(|entry| Proposal::id_of(&entry.data))
-            .filter(|&id| IdGenerator::new(identity.member_id, None).is_own(id))
+            .filter(|&id| unfloored.is_own(id))
             .max();
         // Right after open, the engine shows its last durable commit: replay starts after it.
         let view = engine.read().map_err(|e| e.to_string())?;
