@@ -5,7 +5,8 @@
 //! second write path. Persistence is asynchronous: `advance` hands out a [`Persist`] (entries to
 //! append, a suffix to truncate, a new hard state) and the shell reports its completion with
 //! `on_persisted`, in order. The leader sends its messages before persisting (raft thesis
-//! 10.2.1); a follower's replies wait for the persist that covers them.
+//! 10.2.1); a follower's acks and votes wait for the persist that covers them, its heartbeat
+//! replies do not.
 //!
 //! raft-rs reads entries through its `Storage` trait, and requires them readable there before
 //! `advance_append_async`; the in-memory `MemStorage` mirrors the log (from the last snapshot on)
@@ -347,7 +348,16 @@ impl RaftNode {
             self.raw.mut_store().wl().set_hardstate(hard_state.clone());
             persist.hard_state = Some(hard_state.clone());
         }
-        persist.messages_after = ready.take_persisted_messages();
+        // raft-rs holds every message of a non-leader until the persist it rode in with is
+        // durable. Only acks of entries and real votes claim something durable; the rest go
+        // now, so a slow or stalled fsync cannot delay a heartbeat reply past the leader's
+        // check-quorum window (etcd #7970's spurious elections on slow disks).
+        let (durable, immediate): (Vec<Message>, Vec<Message>) = ready
+            .take_persisted_messages()
+            .into_iter()
+            .partition(needs_durable_state);
+        effects.messages.extend(immediate);
+        persist.messages_after = durable;
         let has_write = !persist.entries.is_empty()
             || persist.hard_state.is_some()
             || persist.snapshot.is_some();
@@ -427,4 +437,22 @@ impl RaftNode {
     pub fn on_applied(&mut self, index: u64) {
         self.raw.advance_apply_to(index);
     }
+}
+
+/// Whether `message` may leave only once the write it rode in with is durable: an append's ack
+/// (it promises the entries), a vote and a vote request (they promise the term and the vote).
+/// Heartbeat replies, pre-vote replies and forwarded proposals and reads promise nothing on disk.
+fn needs_durable_state(message: &Message) -> bool {
+    use raft::prelude::MessageType;
+    !matches!(
+        message.get_msg_type(),
+        MessageType::MsgHeartbeatResponse
+            | MessageType::MsgRequestPreVoteResponse
+            | MessageType::MsgRequestPreVote
+            | MessageType::MsgPropose
+            | MessageType::MsgReadIndex
+            | MessageType::MsgReadIndexResp
+            | MessageType::MsgUnreachable
+            | MessageType::MsgSnapStatus
+    )
 }
