@@ -26,6 +26,7 @@ mod io_uring_check;
 mod logging;
 mod member;
 pub mod metrics;
+mod peer_tls;
 pub mod restore;
 mod routing;
 mod state_machine;

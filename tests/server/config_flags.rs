@@ -861,6 +861,74 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         &[],
         "min_and_max_versions_are_honoured",
     ),
+    (
+        "peer-cert-file",
+        "/pki/peer.crt",
+        &[
+            "--peer-cert-file=/pki/other.crt",
+            "--peer-key-file=/pki/peer.key",
+        ],
+        "peers_replicate_over_mutual_tls",
+    ),
+    (
+        "peer-key-file",
+        "/pki/peer.key",
+        &[
+            "--peer-cert-file=/pki/peer.crt",
+            "--peer-key-file=/pki/other.key",
+        ],
+        "peers_replicate_over_mutual_tls",
+    ),
+    (
+        "peer-client-cert-file",
+        "/pki/peer-client.crt",
+        &[],
+        "peers_replicate_over_mutual_tls",
+    ),
+    (
+        "peer-client-key-file",
+        "/pki/peer-client.key",
+        &[],
+        "peers_replicate_over_mutual_tls",
+    ),
+    (
+        "peer-trusted-ca-file",
+        "/pki/ca.crt",
+        &[],
+        "a_peer_from_another_ca_or_with_another_cn_is_refused",
+    ),
+    (
+        "peer-client-cert-auth",
+        "true",
+        &[],
+        "peers_replicate_over_mutual_tls",
+    ),
+    (
+        "peer-cert-allowed-cn",
+        "basalt-member",
+        &[],
+        "a_peer_from_another_ca_or_with_another_cn_is_refused",
+    ),
+    (
+        "peer-auto-tls",
+        "true",
+        &[],
+        "peers_replicate_over_auto_tls",
+    ),
+    // The TLS library's own tests (net/tests/tls) prove these; `server::peer_tls` hands the
+    // flags to it as they are, as for the client side.
+    (
+        "peer-crl-file",
+        "/pki/crl.pem",
+        &[],
+        "a_revoked_certificate_is_refused",
+    ),
+    (
+        "peer-cert-allowed-hostname",
+        "peer.example.com",
+        &[],
+        "allowed_hostname_and_allowed_cn_are_enforced",
+    ),
 ];
 
 /// Goal: a flag the table marks honoured is acted on, never parsed and ignored. Method: walk

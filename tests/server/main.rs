@@ -29,6 +29,7 @@ mod maintenance_etcdctl;
 mod metrics_e2e;
 mod multi_core;
 mod node_simulation;
+mod peer_tls;
 mod port_reuse;
 mod tls_e2e;
 mod watch_e2e;

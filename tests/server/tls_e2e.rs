@@ -6,11 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::{self, free_port, Basalt};
-
-#[path = "../../net/tests/tls/pki.rs"]
-#[allow(dead_code)]
-mod pki;
+use crate::support::{self, free_port, pki, Basalt};
 
 /// Runs etcdctl (v3 API) against `endpoint` with `args`, within a bound.
 fn etcdctl(endpoint: &str, args: &[&str]) -> Output {

@@ -94,15 +94,22 @@ pub async fn serve(
     .map_err(ServerError::Member)?;
     if member.cluster().members().count() > 1 {
         let listen = peer_listen_addresses(&config)?;
+        let tls = crate::server::peer_tls::peer_tls(&config, &milestones)?;
         peer_link::start(
             &member,
             identity.cluster_id,
             config.limits.max_request_bytes as usize,
             &listen,
+            tls.as_ref(),
         )
         .map_err(ServerError::Member)?;
-        for address in &listen {
-            milestones.info("serving peer traffic", &[("address", &address.to_string())]);
+        for (address, secure) in &listen {
+            let what = if *secure {
+                "serving peer traffic securely"
+            } else {
+                "serving peer traffic"
+            };
+            milestones.info(what, &[("address", &address.to_string())]);
         }
     }
     lease_driver::start(member.clone());
@@ -217,25 +224,24 @@ async fn publish_attributes(
     Ok(())
 }
 
-/// The addresses of `--listen-peer-urls`. Peer TLS is not built yet, so an https:// peer URL
-/// is refused rather than served in plaintext.
-fn peer_listen_addresses(config: &Config) -> Result<Vec<std::net::SocketAddr>, ServerError> {
+/// The addresses of `--listen-peer-urls`, each with whether it is served with TLS
+/// (`https://`, whose certificate the configuration's check made sure of).
+fn peer_listen_addresses(
+    config: &Config,
+) -> Result<Vec<(std::net::SocketAddr, bool)>, ServerError> {
     use std::net::ToSocketAddrs as _;
     let mut addresses = Vec::new();
     for url in &config.urls.listen_peer {
         let refused = |reason: String| {
             ServerError::Member(format!("--listen-peer-urls {}: {reason}", url.text))
         };
-        if url.is_tls() {
-            return Err(refused("peer TLS is not supported yet".into()));
-        }
         let address = url
             .address
             .to_socket_addrs()
             .map_err(|e| refused(format!("cannot resolve it: {e}")))?
             .next()
             .ok_or_else(|| refused("it resolves to no address".into()))?;
-        addresses.push(address);
+        addresses.push((address, url.is_tls()));
     }
     Ok(addresses)
 }

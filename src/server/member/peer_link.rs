@@ -8,11 +8,12 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use basalt_net::peer::{Lane, SendError, Transport, TransportConfig};
+use basalt_net::peer::{Lane, SendError, TlsDialer, Transport, TransportConfig};
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
 use super::raft_member::{Member, PeerOutlet};
+use crate::server::peer_tls::PeerTls;
 
 /// The member's side of the transport.
 pub struct PeerLink {
@@ -38,21 +39,37 @@ impl PeerOutlet for PeerLink {
     }
 }
 
-/// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses), dials
-/// every other member it knows, and feeds received messages into raft.
+/// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses, each
+/// with whether it is `https://`), dials every other member it knows (through `tls` for
+/// `https://` URLs), and feeds received messages into raft.
 pub fn start(
     member: &Rc<Member>,
     cluster_id: u64,
     max_request_bytes: usize,
-    listen: &[SocketAddr],
+    listen: &[(SocketAddr, bool)],
+    tls: Option<&PeerTls>,
 ) -> Result<(), String> {
     let own = member.headers().identity().member_id;
-    let transport = Transport::new(TransportConfig::new(cluster_id, own, max_request_bytes));
-    for address in listen {
+    let config = TransportConfig::new(cluster_id, own, max_request_bytes);
+    let transport = match tls {
+        Some(tls) => Transport::with_dialer(config, Rc::new(TlsDialer::new(tls.client.clone()))),
+        None => Transport::new(config),
+    };
+    for (address, secure) in listen {
         let listener = basalt_net::bind(*address)
             .map_err(|e| format!("listening for peers on {address}: {e}"))?;
         let serving = transport.clone();
-        glommio::spawn_local(async move { serving.serve(listener).await }).detach();
+        match (secure, tls) {
+            (true, Some(tls)) => {
+                let server = tls.server.clone();
+                glommio::spawn_local(async move { serving.serve_tls(listener, server).await })
+                    .detach();
+            }
+            (true, None) => return Err(format!("https peer URL {address} without peer TLS")),
+            (false, _) => {
+                glommio::spawn_local(async move { serving.serve(listener).await }).detach();
+            }
+        }
     }
     let peers: Vec<(u64, Vec<String>)> = member
         .cluster()

@@ -21,13 +21,25 @@ pub struct Seat {
 pub struct Cluster {
     pub seats: Vec<Seat>,
     pub members: Vec<Option<Basalt>>,
+    /// Per member, flags added to its seat's.
+    extra_flags: Vec<Vec<String>>,
     initial_cluster: String,
+    /// The peer URLs' scheme.
+    scheme: String,
 }
 
 impl Cluster {
     /// Starts `size` members in `dir` (all spawned before any is awaited: none is ready until
     /// a quorum runs), with 100 ms heartbeats and 1 s elections as etcd's defaults.
     pub fn start(dir: &Path, size: usize) -> Cluster {
+        let mut cluster = Cluster::plan(dir, size, "http");
+        cluster.start_all();
+        cluster
+    }
+
+    /// The seats of `size` members in `dir` whose peer URLs use `scheme` (`http`, `https`);
+    /// none runs yet.
+    pub fn plan(dir: &Path, size: usize, scheme: &str) -> Cluster {
         let seats: Vec<Seat> = (0..size)
             .map(|i| Seat {
                 name: format!("m{i}"),
@@ -38,39 +50,52 @@ impl Cluster {
             .collect();
         let initial_cluster = seats
             .iter()
-            .map(|seat| format!("{}=http://127.0.0.1:{}", seat.name, seat.peer_port))
+            .map(|seat| format!("{}={scheme}://127.0.0.1:{}", seat.name, seat.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = Cluster {
+        Cluster {
             members: (0..size).map(|_| None).collect(),
+            extra_flags: (0..size).map(|_| Vec::new()).collect(),
             seats,
             initial_cluster,
-        };
-        let starting: Vec<Starting> = (0..size).map(|i| cluster.spawn(i)).collect();
-        for (i, member) in starting.into_iter().enumerate() {
-            cluster.members[i] = Some(member.wait_ready());
+            scheme: scheme.to_string(),
         }
-        cluster
     }
 
-    fn spawn(&self, i: usize) -> Starting {
+    /// Gives member `i` these flags besides its seat's (from its next start on).
+    pub fn set_flags(&mut self, i: usize, flags: Vec<String>) {
+        self.extra_flags[i] = flags;
+    }
+
+    /// Spawns every member, then waits until each is ready.
+    pub fn start_all(&mut self) {
+        let starting: Vec<Starting> = (0..self.seats.len()).map(|i| self.spawn(i)).collect();
+        for (i, member) in starting.into_iter().enumerate() {
+            self.members[i] = Some(member.wait_ready());
+        }
+    }
+
+    /// Starts member `i` without waiting for it (a member is ready only once a quorum runs).
+    pub fn spawn(&self, i: usize) -> Starting {
         let seat = &self.seats[i];
-        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        let peer_url = format!("{}://127.0.0.1:{}", self.scheme, seat.peer_port);
+        let mut flags: Vec<&str> = vec![
+            "--name",
+            &seat.name,
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+            "--initial-cluster",
+            &self.initial_cluster,
+            "--initial-cluster-token",
+            "basalt-test-cluster",
+        ];
+        flags.extend(self.extra_flags[i].iter().map(String::as_str));
         Basalt::spawn(
             seat.data_dir.clone(),
             seat.client_port,
-            &[
-                "--name",
-                &seat.name,
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-                "--initial-cluster",
-                &self.initial_cluster,
-                "--initial-cluster-token",
-                "basalt-test-cluster",
-            ],
+            &flags,
             &[CLUSTERING],
         )
     }

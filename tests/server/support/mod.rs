@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+/// The throwaway PKI of the TLS tests (client TLS, peer TLS), shared with net's TLS tests.
+#[path = "../../../net/tests/tls/pki.rs"]
+pub mod pki;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -86,6 +89,39 @@ pub struct Starting {
 }
 
 impl Starting {
+    /// Asserts the member is not ready to serve clients within `limit` (e.g. its peers refuse
+    /// it, so it never completes a read-index round), then kills it and returns what it logged.
+    pub fn assert_never_ready(mut self, limit: Duration) -> String {
+        let stderr = self.child.stderr.take().expect("piped stderr");
+        let (line_sender, line_receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line_sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + limit;
+        let mut lines = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match line_receiver.recv_timeout(left) {
+                Ok(line) => {
+                    assert!(
+                        !line.contains("ready to serve client requests"),
+                        "the member became ready:\n{}",
+                        lines.join("\n")
+                    );
+                    lines.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        lines.join("\n")
+    }
+
     /// Waits until the member says it is ready to serve clients.
     pub fn wait_ready(self) -> Basalt {
         let Starting {
