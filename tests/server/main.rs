@@ -22,6 +22,7 @@ mod kill9_durability;
 mod kv_errors;
 mod large_ranges;
 mod lease_api;
+mod lease_cluster;
 mod lease_etcdctl;
 mod lease_restart;
 mod maintenance_client;

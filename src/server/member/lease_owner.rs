@@ -5,9 +5,10 @@
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
-use basalt_net::{Code, EtcdStatus, Status};
+use basalt_net::{EtcdStatus, Status};
 
 use super::lease_driver;
+use super::lease_forward::{LeaseQuery, LeaseReply};
 use super::owner_op::OwnerOp;
 use super::raft_member::Member;
 use crate::server::state_machine::lease_lessor::{Renewed, LEASE_TTL_MAX_S};
@@ -56,6 +57,19 @@ impl OwnerOp for LeaseRenew {
 }
 
 async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
+    let reply = ask_the_primary(member, LeaseQuery::Renew(id), || async move {
+        renew_here(member, id).await
+    })
+    .await?;
+    match reply {
+        LeaseReply::Renewed(ttl) => Ok(ttl),
+        other => unreachable!("a renew answered with {other:?}"),
+    }
+}
+
+/// A keep-alive on this member's lessor: `Ok(None)` when it is not primary (a follower, or a
+/// new leader not yet promoted).
+pub async fn renew_here(member: &Rc<Member>, id: i64) -> Result<Option<i64>, Status> {
     let renewed = member.lessor().renew(id, member.now_ms());
     match renewed {
         Renewed::Ttl {
@@ -67,25 +81,92 @@ async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
                 // restart; clear it through raft before answering.
                 member.propose(lease_driver::checkpoint(&[(id, 0)])).await?;
             }
-            Ok(ttl_s)
+            Ok(Some(ttl_s))
         }
-        Renewed::NotFound => Ok(0),
-        // etcd forwards a follower's keep-alive to the leader over its peer link; basalt's
-        // peer link carries raft messages only so far, so the client is told to go elsewhere.
-        Renewed::NotPrimary => Err(Status::new(
-            Code::Unavailable,
-            "etcdserver: not leader (basalt serves lease keep-alives on the leader only)",
-        )),
+        Renewed::NotFound => Ok(Some(0)),
+        Renewed::NotPrimary => Ok(None),
     }
 }
 
-/// (remaining TTL, granted TTL) in seconds of a lease, if it exists.
+/// (remaining TTL, granted TTL) in seconds of a lease, if it exists, as the leader's lessor
+/// counts it down (a follower asks the leader, as etcd forwards TimeToLive).
 pub struct LeaseTimeToLive(pub i64);
 
 impl OwnerOp for LeaseTimeToLive {
-    type Answer = Option<(i64, i64)>;
+    type Answer = Result<Option<(i64, i64)>, Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
-        member.lessor().time_to_live(self.0, member.now_ms())
+        let (id, member) = (self.0, &member);
+        let reply = ask_the_primary(member, LeaseQuery::TimeToLive(id), || async move {
+            Ok(time_to_live_here(member, id).map(LeaseReply::TimeToLive))
+        })
+        .await?;
+        match reply {
+            LeaseReply::TimeToLive(found) => Ok(found),
+            other => unreachable!("a TimeToLive answered with {other:?}"),
+        }
+    }
+}
+
+/// TimeToLive on this member's lessor: `None` when it is not primary; else the lease's
+/// (remaining, granted) TTL if it exists.
+pub fn time_to_live_here(member: &Rc<Member>, id: i64) -> Option<Option<(i64, i64)>> {
+    let lessor = member.lessor();
+    if !lessor.is_primary() {
+        return None;
+    }
+    Some(lessor.time_to_live(id, member.now_ms()))
+}
+
+/// How long a lease question waits for a primary lessor between two tries (a leader being
+/// elected or promoted).
+const PRIMARY_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Answers `query` on this member's lessor when it is primary (`here`, whose `None` means it
+/// is not), else asks the leader over the peer link; retried until etcd's request timeout
+/// while there is no primary lessor (an election, a promotion), as etcd's LeaseRenew retries
+/// its forward until then. `here` answers `Renewed`/`TimeToLive` as the query asks.
+async fn ask_the_primary<F, Fut, T>(
+    member: &Rc<Member>,
+    query: LeaseQuery,
+    here: F,
+) -> Result<LeaseReply, Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Status>>,
+    T: Into<LeaseReply>,
+{
+    let timeout = std::time::Duration::from_millis(member.lessor().config().expired_retry_ms);
+    let deadline = std::time::Instant::now() + timeout;
+    let own = member.headers().identity().member_id;
+    loop {
+        if let Some(answer) = here().await? {
+            return Ok(answer.into());
+        }
+        let leader = member.raft_status().leader;
+        let outlet = member.peer_outlet();
+        if let (Some(outlet), true) = (outlet, leader != 0 && leader != own) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let asked = futures_lite::future::or(outlet.forward_lease(leader, query), async {
+                glommio::timer::sleep(left).await;
+                None
+            })
+            .await;
+            match asked {
+                Some(LeaseReply::Busy) => return Err(EtcdStatus::TooManyRequests.into()),
+                Some(LeaseReply::Retry) | None => {}
+                Some(answer) => return Ok(answer),
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(EtcdStatus::Timeout.into());
+        }
+        glommio::timer::sleep(PRIMARY_RETRY).await;
+    }
+}
+
+impl From<i64> for LeaseReply {
+    fn from(ttl: i64) -> LeaseReply {
+        LeaseReply::Renewed(ttl)
     }
 }
 

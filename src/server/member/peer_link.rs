@@ -5,19 +5,24 @@
 //! Everything runs on the raft owner's executor: the transport's connections, and one task per
 //! lane that feeds what arrives into the member.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use basalt_net::peer::{Lane, SendError, TlsDialer, Transport, TransportConfig};
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
+use super::lease_forward::{self, LeaseForwarder, LeaseQuery, LeaseReply};
 use super::raft_member::{Member, PeerOutlet};
 use crate::server::peer_tls::PeerTls;
 
 /// The member's side of the transport.
 pub struct PeerLink {
     transport: Transport,
+    /// Lease questions this member forwards to the leader (`lease_forward.rs`).
+    leases: Rc<LeaseForwarder>,
 }
 
 impl PeerOutlet for PeerLink {
@@ -36,6 +41,14 @@ impl PeerOutlet for PeerLink {
             }
             Err(_) => false,
         }
+    }
+
+    fn forward_lease(
+        &self,
+        to: u64,
+        query: LeaseQuery,
+    ) -> Pin<Box<dyn Future<Output = Option<LeaseReply>>>> {
+        self.leases.ask(to, query)
     }
 }
 
@@ -82,11 +95,17 @@ pub fn start(
             .add_peer(id, &urls)
             .map_err(|e| format!("adding peer {id:x} at {urls:?}: {e}"))?;
     }
+    let leases = Rc::new(LeaseForwarder::new(transport.clone()));
     for lane in Lane::FRAMED {
         let (receiving, transport) = (member.clone(), transport.clone());
+        let leases = leases.clone();
         glommio::spawn_local(async move {
             loop {
                 let (from, frame) = transport.recv(lane).await;
+                if frame.first() == Some(&lease_forward::FRAME_MARKER) {
+                    lease_forward::on_frame(&receiving, &leases, from, frame);
+                    continue;
+                }
                 match Message::decode(frame) {
                     Ok(message) if message.from == from => receiving.receive(message),
                     Ok(message) => tracing::warn!(
@@ -104,6 +123,6 @@ pub fn start(
         })
         .detach();
     }
-    member.attach_peers(Rc::new(PeerLink { transport }));
+    member.attach_peers(Rc::new(PeerLink { transport, leases }));
     Ok(())
 }

@@ -155,6 +155,14 @@ pub trait PeerOutlet {
     /// Queues `message` for its `to` member; `false` when it could not be queued (the peer is
     /// unreachable or its queue is full), so raft stops pipelining to it and probes again.
     fn send(&self, message: raft::prelude::Message) -> bool;
+
+    /// Asks member `to` a lease question (a follower forwarding to the leader); `None` when
+    /// it could not be asked or its answer was lost.
+    fn forward_lease(
+        &self,
+        to: u64,
+        query: super::lease_forward::LeaseQuery,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<super::lease_forward::LeaseReply>>>>;
 }
 
 /// Where a proposal's answer goes.
@@ -366,6 +374,11 @@ impl Member {
         glommio::spawn_local(count_keys_at_open(member.metrics.clone(), keys_at_open)).detach();
         member.pump();
         Ok(member)
+    }
+
+    /// The peer transport, once attached (never for a single member).
+    pub fn peer_outlet(&self) -> Option<Rc<dyn PeerOutlet>> {
+        self.peers.borrow().clone()
     }
 
     /// Attaches the peer transport: from now on raft's messages to other members go there.

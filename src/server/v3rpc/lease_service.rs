@@ -1,8 +1,8 @@
 //! etcd's Lease service: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive,
 //! LeaseLeases, on every core. Grants and revokes go through raft; keep-alives renew in the
-//! lessor, which lives with the raft owner (as etcd renews on its leader); TimeToLive and
-//! Leases read the lessor there (`member/lease_owner.rs`), the keys of a lease from this core's
-//! engine.
+//! leader's lessor and TimeToLive reads it (a follower's owner forwards them to the leader:
+//! `member/lease_owner.rs`, `member/lease_forward.rs`), as etcd does; Leases reads this
+//! member's lessor, the keys of a lease this core's engine.
 
 use std::rc::Rc;
 
@@ -107,7 +107,7 @@ async fn time_to_live(
     member: &Gateway,
     request: pb::LeaseTimeToLiveRequest,
 ) -> Result<pb::LeaseTimeToLiveResponse, Status> {
-    let found = member.call(LeaseTimeToLive(request.id)).await?;
+    let found = member.call(LeaseTimeToLive(request.id)).await??;
     let header = header(member)?;
     let Some((remaining_s, granted_s)) = found else {
         // etcd answers an unknown lease with TTL -1, not an error.
