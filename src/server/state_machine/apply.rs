@@ -5,7 +5,7 @@
 //! entries durably, and the checkpoint (`Engine::sync`, see `member::raft_member`) makes the
 //! engine durable before the WAL forgets them.
 
-use basalt_engine::{self as engine, Engine};
+use basalt_engine::{self as engine, Engine, ResponseBudget};
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 use raft::prelude::Entry;
@@ -178,10 +178,20 @@ pub fn apply_entries(
                     Applied::DeleteRange(convert::delete_range_response(response, header))
                 }),
             Proposal::Txn(request) => match convert::txn_request(&request) {
-                Some(txn) => batch.txn(&txn).map(|(response, events)| {
-                    all_events.extend(events);
-                    Applied::Txn(convert::txn_response(response, header))
-                }),
+                Some(txn) => {
+                    // A write txn's ranges are read here, on the owner core, at apply: bound
+                    // their answer as a read's (see kv_service) so 128 full-range reads beside
+                    // one put cannot allocate until the process dies. The writes apply either
+                    // way; only the answer is refused, as etcd's send of it would fail.
+                    let mut budget = ResponseBudget::new(basalt_net::MAX_SEND_MESSAGE_BYTES);
+                    batch
+                        .txn_within(&txn, &mut budget)
+                        .and_then(|(response, events)| {
+                            all_events.extend(events);
+                            budget.check()?;
+                            Ok(Applied::Txn(convert::txn_response(response, header)))
+                        })
+                }
                 None => Err(engine::Error::EmptyKey),
             },
             Proposal::Compaction(request) => batch

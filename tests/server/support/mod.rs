@@ -128,6 +128,19 @@ impl Basalt {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The most resident memory the process has held so far (Linux's VmHWM).
+    pub fn peak_resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the member's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|number| number.trim().parse().ok())
+            .expect("VmHWM in /proc status");
+        kib * 1024
+    }
+
     /// Kills the process with SIGKILL and waits for it to be gone.
     pub fn kill_9(mut self) -> (PathBuf, u16) {
         self.child.kill().expect("SIGKILL basalt");
