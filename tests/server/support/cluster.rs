@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::peer_proxy::PeerProxy;
 use super::{free_port, Basalt, Starting};
 
 /// The environment that lets a multi-member cluster start while clustering is unfinished.
@@ -14,6 +15,8 @@ pub struct Seat {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The peer port the others dial: `peer_port`, or a fault-injecting proxy's.
+    pub advertised_peer_port: u16,
     pub data_dir: PathBuf,
 }
 
@@ -22,29 +25,58 @@ pub struct Cluster {
     pub seats: Vec<Seat>,
     pub members: Vec<Option<Basalt>>,
     initial_cluster: String,
+    /// The proxy in front of the peer ports, for partition tests.
+    pub proxy: Option<PeerProxy>,
 }
 
 impl Cluster {
     /// Starts `size` members in `dir` (all spawned before any is awaited: none is ready until
     /// a quorum runs), with 100 ms heartbeats and 1 s elections as etcd's defaults.
     pub fn start(dir: &Path, size: usize) -> Cluster {
-        let seats: Vec<Seat> = (0..size)
-            .map(|i| Seat {
-                name: format!("m{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
-                data_dir: dir.join(format!("m{i}")),
+        Cluster::start_seated(dir, size, false)
+    }
+
+    /// [`Cluster::start`] with every peer link through a [`PeerProxy`] that can cut them.
+    pub fn start_behind_proxy(dir: &Path, size: usize) -> Cluster {
+        Cluster::start_seated(dir, size, true)
+    }
+
+    fn start_seated(dir: &Path, size: usize, behind_proxy: bool) -> Cluster {
+        let mut seats: Vec<Seat> = (0..size)
+            .map(|i| {
+                let peer_port = free_port();
+                Seat {
+                    name: format!("m{i}"),
+                    client_port: free_port(),
+                    peer_port,
+                    advertised_peer_port: peer_port,
+                    data_dir: dir.join(format!("m{i}")),
+                }
             })
             .collect();
+        let proxy = behind_proxy.then(|| {
+            let targets: Vec<u16> = seats.iter().map(|seat| seat.peer_port).collect();
+            let proxy = PeerProxy::start(&targets);
+            for (seat, &port) in seats.iter_mut().zip(&proxy.ports) {
+                seat.advertised_peer_port = port;
+            }
+            proxy
+        });
         let initial_cluster = seats
             .iter()
-            .map(|seat| format!("{}=http://127.0.0.1:{}", seat.name, seat.peer_port))
+            .map(|seat| {
+                format!(
+                    "{}=http://127.0.0.1:{}",
+                    seat.name, seat.advertised_peer_port
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = Cluster {
             members: (0..size).map(|_| None).collect(),
             seats,
             initial_cluster,
+            proxy,
         };
         let starting: Vec<Starting> = (0..size).map(|i| cluster.spawn(i)).collect();
         for (i, member) in starting.into_iter().enumerate() {
@@ -55,7 +87,8 @@ impl Cluster {
 
     fn spawn(&self, i: usize) -> Starting {
         let seat = &self.seats[i];
-        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        let listen_peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        let advertised_peer_url = format!("http://127.0.0.1:{}", seat.advertised_peer_port);
         Basalt::spawn(
             seat.data_dir.clone(),
             seat.client_port,
@@ -63,9 +96,9 @@ impl Cluster {
                 "--name",
                 &seat.name,
                 "--listen-peer-urls",
-                &peer_url,
+                &listen_peer_url,
                 "--initial-advertise-peer-urls",
-                &peer_url,
+                &advertised_peer_url,
                 "--initial-cluster",
                 &self.initial_cluster,
                 "--initial-cluster-token",
@@ -142,5 +175,29 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Every running member's ID, by seat (0 for a member not running or not answering).
+    pub fn member_ids(&self) -> Vec<u64> {
+        (0..self.members.len())
+            .map(|i| {
+                if self.members[i].is_some() {
+                    self.leader_seen_by(i).1
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    /// Cuts member `i` off from every other member (needs [`Cluster::start_behind_proxy`]).
+    pub fn isolate(&self, i: usize, ids: &[u64]) {
+        let proxy = self.proxy.as_ref().expect("started behind a proxy");
+        proxy.isolate(ids[i], ids);
+    }
+
+    /// Restores every peer link.
+    pub fn heal(&self) {
+        self.proxy.as_ref().expect("started behind a proxy").heal();
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod peer_proxy;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
