@@ -233,6 +233,21 @@ impl RaftNode {
         self.raw.report_unreachable(peer);
     }
 
+    /// The link to `peer` failed: its connection closed or a dial was refused (a member killed
+    /// with SIGKILL closes every connection at once). Besides raft's report, a follower whose
+    /// leader that is stops honouring the leader's lease: its election timer is set to the
+    /// election timeout, so it campaigns within its random extra (up to another timeout)
+    /// instead of the whole randomized timeout, and grants the other followers' pre-votes.
+    /// A false alarm disrupts nothing: a follower still hearing the leader refuses the
+    /// pre-vote (check-quorum's lease), and the leader's next heartbeat ends the attempt.
+    pub fn on_peer_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+        let raft = &mut self.raw.raft;
+        if raft.state == StateRole::Follower && raft.leader_id == peer {
+            raft.election_elapsed = raft.election_elapsed.max(raft.election_timeout());
+        }
+    }
+
     /// Reports that the snapshot sent to `peer` failed, so the leader sends another later.
     pub fn report_snapshot_failed(&mut self, peer: u64) {
         self.raw

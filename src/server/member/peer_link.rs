@@ -2,13 +2,13 @@
 //! (`basalt_net::peer`) and decoded from it. Appends ride their own lane so that heartbeats,
 //! votes and read-index rounds never wait behind a large append.
 //!
-//! Everything runs on the raft owner's executor: the transport's connections, and one task per
-//! lane that feeds what arrives into the member.
+//! Everything runs on the raft owner's executor: the transport's connections, one task per
+//! lane that feeds what arrives into the member, and one that tells the member of a peer lost.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use basalt_net::peer::{Lane, SendError, Transport, TransportConfig};
+use basalt_net::peer::{Lane, PeerEvent, SendError, Transport, TransportConfig};
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
@@ -87,6 +87,15 @@ pub fn start(
         })
         .detach();
     }
+    let (watching, events) = (member.clone(), transport.clone());
+    glommio::spawn_local(async move {
+        loop {
+            if let PeerEvent::Unreachable { peer, .. } = events.next_event().await {
+                watching.peer_unreachable(peer);
+            }
+        }
+    })
+    .detach();
     member.attach_peers(Rc::new(PeerLink { transport }));
     Ok(())
 }

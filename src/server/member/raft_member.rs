@@ -392,6 +392,15 @@ impl Member {
         self.pump();
     }
 
+    /// The peer transport lost `peer` (see `RaftNode::on_peer_unreachable`).
+    pub fn peer_unreachable(&self, peer: u64) {
+        if self.stopped.borrow().is_some() {
+            return;
+        }
+        self.state.borrow_mut().node.on_peer_unreachable(peer);
+        self.pump();
+    }
+
     /// Sends raft's messages to their members. Snapshots are not streamed yet: the leader is
     /// told the transfer failed and keeps the follower in probe until it can be served from
     /// the log, so a follower never installs a snapshot without its data.
