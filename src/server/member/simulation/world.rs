@@ -536,6 +536,22 @@ impl World {
         self
     }
 
+    /// A digest of the run so far (time, events, acknowledgements, every member's state), to
+    /// show that a seed replays exactly.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.now, self.sequence, &self.history.acknowledged).hash(&mut hasher);
+        for index in 0..self.slots.len() {
+            if let Some(member) = self.member(index) {
+                let hard_state = member.node.hard_state();
+                (hard_state.term, hard_state.vote, hard_state.commit).hash(&mut hasher);
+                member.kv.live.writes.hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+
     /// Every member holds every acknowledged write at the revision it was answered with, and
     /// all hold the same writes.
     pub fn check_agreement(&self) {
