@@ -27,7 +27,8 @@ pub struct RaftOptions {
     pub pre_vote: bool,
     /// The election timeout, in ticks, drawn from `[min, max)`; `None`: raft's default range
     /// `[election_ticks, 2 × election_ticks)`. raft-rs draws from a generator nobody can seed,
-    /// so a simulation that must replay exactly gives each member a range of one value.
+    /// so a simulation that must replay exactly gives each member a range of one value, or
+    /// overrides every draw with `RaftNode::seed_election_timeout`.
     pub election_ticks_range: Option<(usize, usize)>,
 }
 
@@ -109,6 +110,8 @@ pub struct RaftNode {
     /// Read requests waiting for this leader to commit an entry of its term: raft-rs drops a
     /// ReadIndex until then (etcd's raft queues it), so they are held here and re-issued.
     pending_reads: Vec<Vec<u8>>,
+    /// The election timeout's range in ticks, `[min, max)`.
+    election_range: (usize, usize),
 }
 
 impl RaftNode {
@@ -179,6 +182,7 @@ impl RaftNode {
         config
             .validate()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let election_range = (config.min_election_tick(), config.max_election_tick());
         let logger = super::raft_logger::raft_logger();
         let raw =
             RawNode::new(&config, storage, &logger).map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -187,6 +191,7 @@ impl RaftNode {
             last_handed_index,
             leader: 0,
             pending_reads: Vec::new(),
+            election_range,
         })
     }
 
@@ -225,6 +230,22 @@ impl RaftNode {
     pub fn is_sole_voter(&self) -> bool {
         let voters = self.raw.raft.prs().conf().voters().ids();
         voters.len() == 1 && voters.contains(self.raw.raft.id)
+    }
+
+    /// Replaces raft's draw of the election timeout by one that is a function of `seed` and
+    /// of this member's raft state (term, role, vote, leader), within the configured range.
+    /// raft-rs draws from a generator nobody can seed, so a simulation that must replay calls
+    /// this after every input: the value is the same for as long as the state is, and a new
+    /// state (where raft would have drawn again) gets a new one.
+    pub fn seed_election_timeout(&mut self, seed: u64) {
+        let (min, max) = self.election_range;
+        let raft = &mut self.raw.raft;
+        let mut hash = seed ^ raft.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for value in [raft.term, raft.state as u64, raft.vote, raft.leader_id] {
+            hash = (hash ^ value).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            hash ^= hash >> 29;
+        }
+        raft.set_randomized_election_timeout(min + (hash % (max - min) as u64) as usize);
     }
 
     /// Reports that a message to `peer` could not be delivered, so a leader stops pipelining

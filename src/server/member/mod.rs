@@ -16,4 +16,4 @@ pub mod peer_link;
 pub mod raft_member;
 
 #[cfg(test)]
-mod replication_simulation;
+mod simulation;
