@@ -95,7 +95,7 @@ impl SimMember {
             election_ticks_range: Some((election_ticks, election_ticks + 1)),
         };
         let node = RaftNode::new(id, &VOTERS, options, recovered).expect("node starts");
-        let cluster = ClusterState::load(&engine, (id, Vec::new())).expect("cluster state");
+        let cluster = ClusterState::load(&engine, (id, Vec::new()), false).expect("cluster state");
         SimMember {
             id,
             node,
