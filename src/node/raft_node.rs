@@ -300,11 +300,64 @@ impl RaftNode {
             .map_err(|e| NodeError::Raft(e.to_string()))
     }
 
+    /// Proposes a membership change; forwarded to the leader like any proposal. raft-rs
+    /// turns it into an empty entry while another change is still being applied.
+    pub fn propose_conf_change(
+        &mut self,
+        change: raft::prelude::ConfChange,
+    ) -> Result<(), NodeError> {
+        if !self.is_leader() && self.leader() == 0 {
+            return Err(NodeError::NoLeader);
+        }
+        self.raw
+            .propose_conf_change(Vec::new(), change)
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Applies a committed membership change to raft, and records the new membership with the
+    /// in-memory log, so the next checkpoint stores it.
+    pub fn apply_conf_change(
+        &mut self,
+        change: &raft::prelude::ConfChange,
+    ) -> Result<ConfState, NodeError> {
+        let conf_state = self
+            .raw
+            .apply_conf_change(change)
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.raw
+            .mut_store()
+            .wl()
+            .set_conf_state(conf_state.clone());
+        Ok(conf_state)
+    }
+
+    /// Whether the leader's log and learner `id`'s agree closely enough to promote it:
+    /// etcd's rule, its matched index at least 90% of the leader's. `None` when this member
+    /// does not lead (only the leader tracks the others' progress) or `id` is unknown.
+    pub fn learner_in_sync(&self, id: u64) -> Option<bool> {
+        if !self.is_leader() {
+            return None;
+        }
+        let progress = self.raw.raft.prs();
+        let learner = progress.get(id)?.matched;
+        let leader = progress.get(self.id())?.matched;
+        Some(learner as f64 >= 0.9 * leader as f64)
+    }
+
+    /// Asks raft to hand leadership to `target` (raft's leader transfer: it brings the target's
+    /// log up to date, then tells it to campaign at once).
+    pub fn transfer_leader(&mut self, target: u64) {
+        self.raw.transfer_leader(target);
+    }
+
     /// Asks for a linearizable read point; the answer arrives as a `ReadState` with `context`.
     /// A leader that has not yet committed an entry of its own term holds the request until it
     /// has (raft-rs would drop it silently and the reader would wait forever).
     pub fn read_index(&mut self, context: Vec<u8>) {
-        if self.is_leader() && !self.raw.raft.commit_to_current_term() {
+        // A follower that knows no leader yet (a member that just joined, or during an
+        // election) would drop it too: held until it knows one.
+        let no_leader = !self.is_leader() && self.leader() == 0;
+        if no_leader || (self.is_leader() && !self.raw.raft.commit_to_current_term()) {
             self.pending_reads.push(context);
         } else {
             self.raw.read_index(context);
@@ -313,7 +366,15 @@ impl RaftNode {
 
     /// Re-issues held read requests once this leader has committed an entry of its term.
     fn release_pending_reads(&mut self) {
-        if self.pending_reads.is_empty() || !self.raw.raft.commit_to_current_term() {
+        if self.pending_reads.is_empty() {
+            return;
+        }
+        let ready = if self.is_leader() {
+            self.raw.raft.commit_to_current_term()
+        } else {
+            self.leader() != 0
+        };
+        if !ready {
             return;
         }
         for context in std::mem::take(&mut self.pending_reads) {

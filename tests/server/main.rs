@@ -27,6 +27,7 @@ mod lease_etcdctl;
 mod lease_restart;
 mod maintenance_client;
 mod maintenance_etcdctl;
+mod members;
 mod metrics_e2e;
 mod multi_core;
 mod node_simulation;

@@ -18,7 +18,7 @@ use crate::server::error::ServerError;
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::peer_link;
-use crate::server::member::raft_member::{CompactionPacing, Member};
+use crate::server::member::raft_member::{CompactionPacing, Member, MembershipOptions};
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
 use crate::server::state_machine::header::{HeaderSource, Identity};
@@ -37,6 +37,7 @@ pub async fn serve(
     config: Config,
     identity: Identity,
     initial_members: Vec<(u64, Vec<String>)>,
+    joined_peers: Vec<(u64, Vec<String>)>,
     engine: Arc<Engine>,
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
@@ -85,6 +86,10 @@ pub async fn serve(
             .map(|u| u.text.clone())
             .collect(),
         initial_members,
+        MembershipOptions {
+            joining: config.cluster.state == crate::config::ClusterState::Existing,
+            strict_reconfig_check: config.cluster.strict_reconfig_check,
+        },
         lessor_config,
         CompactionPacing::from_config(&config.compaction),
         settings.metrics.clone(),
@@ -92,13 +97,14 @@ pub async fn serve(
     )
     .await
     .map_err(ServerError::Member)?;
-    if member.cluster().members().count() > 1 {
+    if member.cluster().members().count() > 1 || !joined_peers.is_empty() {
         let listen = peer_listen_addresses(&config)?;
         peer_link::start(
             &member,
             identity.cluster_id,
             config.limits.max_request_bytes as usize,
             &listen,
+            &joined_peers,
         )
         .map_err(ServerError::Member)?;
         for address in &listen {

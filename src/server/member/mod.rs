@@ -7,6 +7,7 @@
 pub mod auto_compaction_driver;
 mod id_generator;
 pub mod identity_file;
+pub mod join;
 pub mod lease_driver;
 pub mod lease_ids;
 pub mod lease_owner;

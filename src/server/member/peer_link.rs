@@ -36,30 +36,57 @@ impl PeerOutlet for PeerLink {
             Err(_) => false,
         }
     }
+
+    fn set_peer(&self, id: u64, peer_urls: Option<&[String]>) {
+        match peer_urls {
+            Some(urls) => {
+                if let Err(error) = self.transport.add_peer(id, urls) {
+                    tracing::warn!(peer = format!("{id:x}"), %error, "cannot dial this member");
+                }
+            }
+            None => self.transport.remove_peer(id),
+        }
+    }
 }
 
 /// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses), dials
-/// every other member it knows, and feeds received messages into raft.
+/// every other member it knows (and `joined_peers`, the running cluster's members a joining
+/// member learned before its log tells it), feeds received messages into raft, and answers
+/// `GET /basalt/members` on the peer port for members that join.
 pub fn start(
     member: &Rc<Member>,
     cluster_id: u64,
     max_request_bytes: usize,
     listen: &[SocketAddr],
+    joined_peers: &[(u64, Vec<String>)],
 ) -> Result<(), String> {
     let own = member.headers().identity().member_id;
     let transport = Transport::new(TransportConfig::new(cluster_id, own, max_request_bytes));
+    let listing = member.clone();
+    transport.set_http1(move |request| {
+        let response = if request.path() == super::join::MEMBERS_PATH {
+            basalt_net::http1::Http1Response::json(super::join::members_json(
+                cluster_id,
+                &listing.cluster(),
+            ))
+        } else {
+            basalt_net::http1::Http1Response::not_found()
+        };
+        Box::pin(async move { response })
+    });
     for address in listen {
         let listener = basalt_net::bind(*address)
             .map_err(|e| format!("listening for peers on {address}: {e}"))?;
         let serving = transport.clone();
         glommio::spawn_local(async move { serving.serve(listener).await }).detach();
     }
-    let peers: Vec<(u64, Vec<String>)> = member
+    let mut peers: Vec<(u64, Vec<String>)> = member
         .cluster()
         .members()
         .filter(|(id, _)| *id != own)
         .map(|(id, urls)| (id, urls.to_vec()))
         .collect();
+    peers.extend(joined_peers.iter().filter(|(id, _)| *id != own).cloned());
     for (id, urls) in peers {
         transport
             .add_peer(id, &urls)

@@ -108,6 +108,51 @@ impl Cluster {
         )
     }
 
+    /// A seat for a member to add: a name and free ports, not started.
+    pub fn new_seat(&mut self, dir: &Path) -> usize {
+        let i = self.seats.len();
+        self.seats.push(Seat {
+            name: format!("m{i}"),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir: dir.join(format!("m{i}")),
+        });
+        self.members.push(None);
+        i
+    }
+
+    /// Starts member `i` (added with `member add` first) with `--initial-cluster-state
+    /// existing`: it asks the running members who it is, then follows the log.
+    pub fn join(&mut self, i: usize) {
+        let seat = &self.seats[i];
+        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        let initial_cluster = format!("{},{}={}", self.initial_cluster, seat.name, peer_url);
+        let member = Basalt::spawn(
+            seat.data_dir.clone(),
+            seat.client_port,
+            &[
+                "--name",
+                &seat.name,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &initial_cluster,
+                "--initial-cluster-state",
+                "existing",
+            ],
+            &[CLUSTERING],
+        )
+        .wait_ready();
+        self.members[i] = Some(member);
+    }
+
+    /// Member `i`'s process, taken out of the cluster (to wait for it to exit).
+    pub fn take(&mut self, i: usize) -> Basalt {
+        self.members[i].take().expect("member is running")
+    }
+
     /// Restarts member `i` (stopped before) on its data directory and waits until it serves.
     pub fn restart(&mut self, i: usize) {
         assert!(self.members[i].is_none(), "member {i} is running");

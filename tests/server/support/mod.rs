@@ -199,6 +199,20 @@ impl Basalt {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
+    /// Waits at most `limit` for the process to exit on its own; its exit status, or `None`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll basalt") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs etcdctl expecting failure and returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let output = self.etcdctl(args, "");
