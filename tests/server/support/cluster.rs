@@ -111,10 +111,12 @@ impl Cluster {
     /// A seat for a member to add: a name and free ports, not started.
     pub fn new_seat(&mut self, dir: &Path) -> usize {
         let i = self.seats.len();
+        let peer_port = free_port();
         self.seats.push(Seat {
             name: format!("m{i}"),
             client_port: free_port(),
-            peer_port: free_port(),
+            peer_port,
+            advertised_peer_port: peer_port,
             data_dir: dir.join(format!("m{i}")),
         });
         self.members.push(None);
