@@ -233,10 +233,15 @@ impl RaftNode {
         self.raw.report_unreachable(peer);
     }
 
-    /// Reports that the snapshot sent to `peer` failed, so the leader sends another later.
-    pub fn report_snapshot_failed(&mut self, peer: u64) {
-        self.raw
-            .report_snapshot(peer, raft::SnapshotStatus::Failure);
+    /// Reports how the snapshot sent to `peer` ended: delivered (the leader probes it from the
+    /// snapshot's index on) or failed (the leader sends another later).
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
     }
 
     /// Starts an election now (a single voter need not wait out an election timeout).
@@ -413,24 +418,22 @@ impl RaftNode {
     }
 
     /// How far the log may be compacted once `applied` is applied. A multi-member log keeps
-    /// the entries a follower still needs (basalt cannot send snapshots yet) and etcd's
-    /// catch-up margin of 5,000 entries behind the applied index, since a follower that leads
-    /// later does not know how far behind the others are.
+    /// etcd's catch-up margin of 5,000 entries behind the applied index (a follower a little
+    /// behind, or one that leads later, catches up from the log); a follower further behind
+    /// catches up by snapshot (`member/snapshot_sender.rs`), so a dead follower never holds the
+    /// log back.
     pub fn compaction_bound(&self, applied: u64) -> u64 {
         const CATCH_UP_ENTRIES: u64 = 5_000;
         if self.is_sole_voter() {
             return applied;
         }
-        let own = self.raw.raft.id;
-        let mut bound = applied.saturating_sub(CATCH_UP_ENTRIES);
-        if self.is_leader() {
-            for (id, progress) in self.raw.raft.prs().iter() {
-                if *id != own {
-                    bound = bound.min(progress.matched);
-                }
-            }
-        }
-        bound
+        applied.saturating_sub(CATCH_UP_ENTRIES)
+    }
+
+    /// The term of the entry at `index`, if the in-memory log still knows it (from its
+    /// snapshot's index on).
+    pub fn term_of(&self, index: u64) -> Option<u64> {
+        raft::Storage::term(self.raw.store(), index).ok()
     }
 
     /// Reports that committed entries up to `index` are applied.

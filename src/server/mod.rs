@@ -111,6 +111,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         path: db_dir.clone(),
         source,
     })?;
+    // A raft snapshot received before a restart is swapped in before the engine opens (its
+    // log half follows once the WAL is open, in the owner core).
+    member::snapshot_installer::finish_pending_swap(&db_dir).map_err(ServerError::Member)?;
     let db_path = db_dir.join("db");
     let engine = Arc::new(
         Engine::open(&db_path).map_err(|source| ServerError::OpenDatabase {
