@@ -16,6 +16,9 @@ use raft::prelude::{ConfState, Entry, HardState, Message, ReadState, Snapshot, S
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 
+/// Read requests held while raft cannot answer them (see `RaftNode::read_index`).
+const PENDING_READS_LIMIT: usize = 64 * 1024;
+
 /// How raft runs: its timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms
 /// election) and how it elects.
 #[derive(Clone, Copy, Debug)]
@@ -106,8 +109,9 @@ pub struct RaftNode {
     /// Last log index handed to persistence, to spot overwrites (truncations).
     last_handed_index: u64,
     leader: u64,
-    /// Read requests waiting for this leader to commit an entry of its term: raft-rs drops a
-    /// ReadIndex until then (etcd's raft queues it), so they are held here and re-issued.
+    /// Read requests waiting for this leader to commit an entry of its term, or for this
+    /// follower to know a leader: raft-rs drops a ReadIndex until then, so they are held here
+    /// and re-issued.
     pending_reads: Vec<Vec<u8>>,
 }
 
@@ -270,19 +274,30 @@ impl RaftNode {
     }
 
     /// Asks for a linearizable read point; the answer arrives as a `ReadState` with `context`.
-    /// A leader that has not yet committed an entry of its own term holds the request until it
-    /// has (raft-rs would drop it silently and the reader would wait forever).
+    /// A leader that has not yet committed an entry of its own term, or a follower that knows
+    /// no leader yet (a member just restarted), holds the request until it can be answered:
+    /// raft-rs would drop it silently and the reader would wait out its whole timeout.
     pub fn read_index(&mut self, context: Vec<u8>) {
-        if self.is_leader() && !self.raw.raft.commit_to_current_term() {
-            self.pending_reads.push(context);
-        } else {
+        if self.can_read_index() {
             self.raw.read_index(context);
+        } else if self.pending_reads.len() < PENDING_READS_LIMIT {
+            self.pending_reads.push(context);
+        }
+        // Past the limit the request is dropped: its reader times out, as with raft-rs.
+    }
+
+    /// Whether raft-rs would act on a ReadIndex now rather than drop it.
+    fn can_read_index(&self) -> bool {
+        if self.is_leader() {
+            self.raw.raft.commit_to_current_term()
+        } else {
+            self.leader() != 0
         }
     }
 
-    /// Re-issues held read requests once this leader has committed an entry of its term.
+    /// Re-issues held read requests once raft can answer them.
     fn release_pending_reads(&mut self) {
-        if self.pending_reads.is_empty() || !self.raw.raft.commit_to_current_term() {
+        if self.pending_reads.is_empty() || !self.can_read_index() {
             return;
         }
         for context in std::mem::take(&mut self.pending_reads) {

@@ -10,6 +10,7 @@ mod auto_compaction;
 mod binary;
 mod checkpoint;
 mod cluster;
+mod cluster_snapshot;
 mod compaction_physical;
 mod concurrency_api;
 mod config_file;

@@ -22,12 +22,19 @@ pub struct Cluster {
     pub seats: Vec<Seat>,
     pub members: Vec<Option<Basalt>>,
     initial_cluster: String,
+    /// Flags every member gets on top of the cluster's own.
+    extra_flags: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `size` members in `dir` (all spawned before any is awaited: none is ready until
     /// a quorum runs), with 100 ms heartbeats and 1 s elections as etcd's defaults.
     pub fn start(dir: &Path, size: usize) -> Cluster {
+        Cluster::start_with_flags(dir, size, &[])
+    }
+
+    /// Like `start`, every member with `extra_flags` too.
+    pub fn start_with_flags(dir: &Path, size: usize, extra_flags: &[&str]) -> Cluster {
         let seats: Vec<Seat> = (0..size)
             .map(|i| Seat {
                 name: format!("m{i}"),
@@ -45,6 +52,7 @@ impl Cluster {
             members: (0..size).map(|_| None).collect(),
             seats,
             initial_cluster,
+            extra_flags: extra_flags.iter().map(|flag| flag.to_string()).collect(),
         };
         let starting: Vec<Starting> = (0..size).map(|i| cluster.spawn(i)).collect();
         for (i, member) in starting.into_iter().enumerate() {
@@ -56,21 +64,23 @@ impl Cluster {
     fn spawn(&self, i: usize) -> Starting {
         let seat = &self.seats[i];
         let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        let mut flags = vec![
+            "--name",
+            &seat.name,
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+            "--initial-cluster",
+            &self.initial_cluster,
+            "--initial-cluster-token",
+            "basalt-test-cluster",
+        ];
+        flags.extend(self.extra_flags.iter().map(String::as_str));
         Basalt::spawn(
             seat.data_dir.clone(),
             seat.client_port,
-            &[
-                "--name",
-                &seat.name,
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-                "--initial-cluster",
-                &self.initial_cluster,
-                "--initial-cluster-token",
-                "basalt-test-cluster",
-            ],
+            &flags,
             &[CLUSTERING],
         )
     }
