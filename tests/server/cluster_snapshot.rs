@@ -67,7 +67,10 @@ fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
         "0\n"
     );
     assert!(
-        !cluster.member(leader).logged("sent a raft snapshot").is_empty(),
+        !cluster
+            .member(leader)
+            .logged("sent a raft snapshot")
+            .is_empty(),
         "the leader sent a snapshot"
     );
     assert!(
@@ -84,9 +87,10 @@ fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     cluster.member(leader).ok(&["put", "after", "1"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let read = cluster
-            .member(behind)
-            .ok(&["get", "after", "--print-value-only", "--consistency=s"]);
+        let read =
+            cluster
+                .member(behind)
+                .ok(&["get", "after", "--print-value-only", "--consistency=s"]);
         if read == "1\n" {
             break;
         }

@@ -895,7 +895,9 @@ impl Member {
         if persist.snapshot.is_some() {
             // Snapshots are never stepped into raft (see `refused_message`): the installer
             // swaps the engine and the log in before the member starts.
-            return Err("raft handed out a snapshot that did not come through the installer".into());
+            return Err(
+                "raft handed out a snapshot that did not come through the installer".into(),
+            );
         }
         if let Some(last_kept) = persist.truncate_after {
             self.wal

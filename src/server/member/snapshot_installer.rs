@@ -98,13 +98,17 @@ async fn take(
         || message.from != incoming.from()
         || message.to != own
     {
-        return Err("the snapshot's header is not a snapshot from its sender to this member".into());
+        return Err(
+            "the snapshot's header is not a snapshot from its sender to this member".into(),
+        );
     }
     let snapshot = message.get_snapshot();
     let size_bytes = u64::from_be_bytes(
-        snapshot.data.as_slice().try_into().map_err(|_| {
-            "the snapshot's header does not carry its size".to_string()
-        })?,
+        snapshot
+            .data
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the snapshot's header does not carry its size".to_string())?,
     );
     let metadata = snapshot.get_metadata().clone();
     let applied = member.raft_status().applied_index;
@@ -117,9 +121,8 @@ async fn take(
     if !metadata.get_conf_state().voters.contains(&own) {
         return Err("the snapshot's membership does not hold this member".into());
     }
-    let mut file = Some(
-        File::create(db_dir.join(PARTIAL)).map_err(|e| format!("creating {PARTIAL}: {e}"))?,
-    );
+    let mut file =
+        Some(File::create(db_dir.join(PARTIAL)).map_err(|e| format!("creating {PARTIAL}: {e}"))?);
     let mut received = 0u64;
     while let Some(chunk) = incoming
         .next_chunk()
@@ -282,7 +285,8 @@ pub async fn finish_pending_log_reset(
         .await
         .map_err(|e| e.to_string())?;
     wal.wait_durable(queued).await.map_err(|e| e.to_string())?;
-    fs::remove_file(dir.join(INCOMING_META)).map_err(|e| format!("removing {INCOMING_META}: {e}"))?;
+    fs::remove_file(dir.join(INCOMING_META))
+        .map_err(|e| format!("removing {INCOMING_META}: {e}"))?;
     sync_dir(dir).map_err(|e| format!("syncing {}: {e}", dir.display()))?;
     Ok(Some(index))
 }
@@ -300,7 +304,11 @@ fn restart_process() -> String {
     // the exec and hold ports and files the new start needs.
     if let Ok(entries) = fs::read_dir("/proc/self/fd") {
         for entry in entries.flatten() {
-            let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
                 continue;
             };
             if fd > 2 {

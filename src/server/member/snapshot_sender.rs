@@ -100,7 +100,11 @@ async fn transfer(
     .await
     .map_err(|e| format!("pinning the database: {e}"))?;
     let size = copy.size_bytes();
-    let conf_state = message.get_snapshot().get_metadata().get_conf_state().clone();
+    let conf_state = message
+        .get_snapshot()
+        .get_metadata()
+        .get_conf_state()
+        .clone();
     let metadata = member
         .upgrade()
         .ok_or_else(gone)?

@@ -135,7 +135,10 @@ impl Basalt {
     /// The lines the process has written to stderr so far that contain `text`.
     pub fn logged(&self, text: &str) -> Vec<String> {
         let log = self.log.lock().unwrap();
-        log.iter().filter(|line| line.contains(text)).cloned().collect()
+        log.iter()
+            .filter(|line| line.contains(text))
+            .cloned()
+            .collect()
     }
 
     /// Kills the process with SIGKILL and waits for it to be gone.
