@@ -453,4 +453,69 @@ mod tests {
         fs::write(dir.path().join(INCOMING_META), &bytes).unwrap();
         assert!(finish_pending_swap(dir.path()).is_err());
     }
+
+    #[test]
+    fn the_log_restarts_after_the_snapshot_even_when_redone_after_a_crash() {
+        use basalt_wal::{Wal, WalOptions};
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let dir = tempfile::tempdir().unwrap();
+                let wal_dir = dir.path().join("wal");
+                // A member's log: entries 1..=20 and a newer term (5, voted for 2) than the
+                // snapshot's commit recorded.
+                let mut current = LogMetadata::default();
+                current.hard_state.term = 5;
+                current.hard_state.vote = 2;
+                current.hard_state.commit = 20;
+                {
+                    let wal = Wal::open(&wal_dir, WalOptions::default()).await.unwrap();
+                    for _ in 1..=20 {
+                        wal.append(b"entry").await.unwrap();
+                    }
+                    wal.set_metadata(&current.encode()).await.unwrap();
+                    wal.close().await.unwrap();
+                }
+                commit_files(dir.path(), &log_at(50));
+                assert_eq!(finish_pending_swap(dir.path()), Ok(Some(50)));
+
+                // The log step, then a "crash" before the commit point is gone: it is redone.
+                let wal = Wal::open(&wal_dir, WalOptions::default()).await.unwrap();
+                assert_eq!(
+                    finish_pending_log_reset(dir.path(), &wal).await,
+                    Ok(Some(50))
+                );
+                wal.close().await.unwrap();
+                let log = log_at(50);
+                commit_files(dir.path(), &log);
+                let _ = fs::remove_file(dir.path().join(DB));
+                assert_eq!(finish_pending_swap(dir.path()), Ok(Some(50)));
+                let wal = Wal::open(&wal_dir, WalOptions::default()).await.unwrap();
+                assert_eq!(
+                    finish_pending_log_reset(dir.path(), &wal).await,
+                    Ok(Some(50))
+                );
+                assert_eq!(pending(dir.path()), Ok(None));
+                wal.close().await.unwrap();
+
+                let wal = Wal::open(&wal_dir, WalOptions::default()).await.unwrap();
+                assert_eq!(wal.next_index(), 51, "the log continues after the snapshot");
+                assert!(wal.last_index() < wal.first_index(), "no entry survives");
+                let stored = LogMetadata::decode(&wal.metadata()).unwrap();
+                assert_eq!(stored.snapshot, log.snapshot);
+                assert_eq!(stored.hard_state.commit, 50);
+                assert_eq!((stored.hard_state.term, stored.hard_state.vote), (5, 2));
+                wal.close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// A committed snapshot in `dir`: its database copy and commit point.
+    fn commit_files(dir: &Path, log: &LogMetadata) {
+        let source = tempfile::tempdir().unwrap();
+        database_at(&source.path().join(DB), log.snapshot.index, b"new");
+        fs::write(dir.join(PARTIAL), copy_of(&source.path().join(DB))).unwrap();
+        commit(dir, log).unwrap();
+    }
 }
