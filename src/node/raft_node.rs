@@ -16,6 +16,9 @@ use raft::prelude::{ConfState, Entry, HardState, Message, ReadState, Snapshot, S
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 
+/// Read requests held while raft cannot answer them (see `RaftNode::read_index`).
+const PENDING_READS_LIMIT: usize = 64 * 1024;
+
 /// How raft runs: its timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms
 /// election) and how it elects.
 #[derive(Clone, Copy, Debug)]
@@ -107,8 +110,9 @@ pub struct RaftNode {
     /// Last log index handed to persistence, to spot overwrites (truncations).
     last_handed_index: u64,
     leader: u64,
-    /// Read requests waiting for this leader to commit an entry of its term: raft-rs drops a
-    /// ReadIndex until then (etcd's raft queues it), so they are held here and re-issued.
+    /// Read requests waiting for this leader to commit an entry of its term, or for this
+    /// follower to know a leader: raft-rs drops a ReadIndex until then, so they are held here
+    /// and re-issued.
     pending_reads: Vec<Vec<u8>>,
     /// The election timeout's range in ticks, `[min, max)`.
     election_range: (usize, usize),
@@ -269,10 +273,15 @@ impl RaftNode {
         }
     }
 
-    /// Reports that the snapshot sent to `peer` failed, so the leader sends another later.
-    pub fn report_snapshot_failed(&mut self, peer: u64) {
-        self.raw
-            .report_snapshot(peer, raft::SnapshotStatus::Failure);
+    /// Reports how the snapshot sent to `peer` ended: delivered (the leader probes it from the
+    /// snapshot's index on) or failed (the leader sends another later).
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
     }
 
     /// Starts an election now (a single voter need not wait out an election timeout).
@@ -324,10 +333,7 @@ impl RaftNode {
             .raw
             .apply_conf_change(change)
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        self.raw
-            .mut_store()
-            .wl()
-            .set_conf_state(conf_state.clone());
+        self.raw.mut_store().wl().set_conf_state(conf_state.clone());
         Ok(conf_state)
     }
 
@@ -351,30 +357,30 @@ impl RaftNode {
     }
 
     /// Asks for a linearizable read point; the answer arrives as a `ReadState` with `context`.
-    /// A leader that has not yet committed an entry of its own term holds the request until it
-    /// has (raft-rs would drop it silently and the reader would wait forever).
+    /// A leader that has not yet committed an entry of its own term, or a follower that knows
+    /// no leader yet (a member just restarted), holds the request until it can be answered:
+    /// raft-rs would drop it silently and the reader would wait out its whole timeout.
     pub fn read_index(&mut self, context: Vec<u8>) {
-        // A follower that knows no leader yet (a member that just joined, or during an
-        // election) would drop it too: held until it knows one.
-        let no_leader = !self.is_leader() && self.leader() == 0;
-        if no_leader || (self.is_leader() && !self.raw.raft.commit_to_current_term()) {
-            self.pending_reads.push(context);
-        } else {
+        if self.can_read_index() {
             self.raw.read_index(context);
+        } else if self.pending_reads.len() < PENDING_READS_LIMIT {
+            self.pending_reads.push(context);
         }
+        // Past the limit the request is dropped: its reader times out, as with raft-rs.
     }
 
-    /// Re-issues held read requests once this leader has committed an entry of its term.
-    fn release_pending_reads(&mut self) {
-        if self.pending_reads.is_empty() {
-            return;
-        }
-        let ready = if self.is_leader() {
+    /// Whether raft-rs would act on a ReadIndex now rather than drop it.
+    fn can_read_index(&self) -> bool {
+        if self.is_leader() {
             self.raw.raft.commit_to_current_term()
         } else {
             self.leader() != 0
-        };
-        if !ready {
+        }
+    }
+
+    /// Re-issues held read requests once raft can answer them.
+    fn release_pending_reads(&mut self) {
+        if self.pending_reads.is_empty() || !self.can_read_index() {
             return;
         }
         for context in std::mem::take(&mut self.pending_reads) {
@@ -510,24 +516,22 @@ impl RaftNode {
     }
 
     /// How far the log may be compacted once `applied` is applied. A multi-member log keeps
-    /// the entries a follower still needs (basalt cannot send snapshots yet) and etcd's
-    /// catch-up margin of 5,000 entries behind the applied index, since a follower that leads
-    /// later does not know how far behind the others are.
+    /// etcd's catch-up margin of 5,000 entries behind the applied index (a follower a little
+    /// behind, or one that leads later, catches up from the log); a follower further behind
+    /// catches up by snapshot (`member/snapshot_sender.rs`), so a dead follower never holds the
+    /// log back.
     pub fn compaction_bound(&self, applied: u64) -> u64 {
         const CATCH_UP_ENTRIES: u64 = 5_000;
         if self.is_sole_voter() {
             return applied;
         }
-        let own = self.raw.raft.id;
-        let mut bound = applied.saturating_sub(CATCH_UP_ENTRIES);
-        if self.is_leader() {
-            for (id, progress) in self.raw.raft.prs().iter() {
-                if *id != own {
-                    bound = bound.min(progress.matched);
-                }
-            }
-        }
-        bound
+        applied.saturating_sub(CATCH_UP_ENTRIES)
+    }
+
+    /// The term of the entry at `index`, if the in-memory log still knows it (from its
+    /// snapshot's index on).
+    pub fn term_of(&self, index: u64) -> Option<u64> {
+        raft::Storage::term(self.raw.store(), index).ok()
     }
 
     /// Reports that committed entries up to `index` are applied.

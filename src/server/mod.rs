@@ -96,8 +96,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     .filter(|member| member.name != config.member.name)
                     .flat_map(|member| member.peer_urls.iter().map(|url| url.text.clone()))
                     .collect();
-                let advertised: Vec<String> =
-                    config.urls.advertise_peer.iter().map(|url| url.text.clone()).collect();
+                let advertised: Vec<String> = config
+                    .urls
+                    .advertise_peer
+                    .iter()
+                    .map(|url| url.text.clone())
+                    .collect();
                 let joined = member::join::fetch_cluster(&asked, &advertised, JOIN_ASK_LIMIT)
                     .map_err(ServerError::Member)?;
                 joined_peers = joined.members;
@@ -142,6 +146,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         path: db_dir.clone(),
         source,
     })?;
+    // A raft snapshot received before a restart is swapped in before the engine opens (its
+    // log half follows once the WAL is open, in the owner core).
+    member::snapshot_installer::finish_pending_swap(&db_dir).map_err(ServerError::Member)?;
     let db_path = db_dir.join("db");
     let engine = Arc::new(
         Engine::open(&db_path).map_err(|source| ServerError::OpenDatabase {

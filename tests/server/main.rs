@@ -11,6 +11,7 @@ mod binary;
 mod checkpoint;
 mod cluster;
 mod cluster_faults;
+mod cluster_snapshot;
 mod compaction_physical;
 mod concurrency_api;
 mod config_file;

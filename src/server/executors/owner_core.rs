@@ -19,6 +19,7 @@ use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::peer_link;
 use crate::server::member::raft_member::{CompactionPacing, Member, MembershipOptions};
+use crate::server::member::snapshot_installer;
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
 use crate::server::state_machine::header::{HeaderSource, Identity};
@@ -53,6 +54,16 @@ pub async fn serve(
             })?,
     );
     settings.metrics.add_wal(wal.metrics());
+    let db_dir = config.member.data_dir.join("member").join("snap");
+    if let Some(index) = snapshot_installer::finish_pending_log_reset(&db_dir, &wal)
+        .await
+        .map_err(ServerError::Member)?
+    {
+        milestones.info(
+            "installed a raft snapshot",
+            &[("index", &index.to_string())],
+        );
+    }
     if wal.metadata().is_empty() && wal.last_index() < wal.first_index() {
         // Before the log's first write: from now on this data directory is this member.
         crate::server::member::identity_file::store(&config.member.data_dir, identity)
@@ -105,6 +116,7 @@ pub async fn serve(
             config.limits.max_request_bytes as usize,
             &listen,
             &joined_peers,
+            db_dir,
         )
         .map_err(ServerError::Member)?;
         for address in &listen {

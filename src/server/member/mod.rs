@@ -15,6 +15,8 @@ pub mod offload;
 pub mod owner_op;
 pub mod peer_link;
 pub mod raft_member;
+pub mod snapshot_installer;
+mod snapshot_sender;
 
 #[cfg(test)]
 mod simulation;

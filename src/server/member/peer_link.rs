@@ -6,6 +6,7 @@
 //! lane that feeds what arrives into the member, and one that tells the member of a peer lost.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use basalt_net::peer::{Lane, PeerEvent, SendError, Transport, TransportConfig};
@@ -13,16 +14,20 @@ use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
 use super::raft_member::{Member, PeerOutlet};
+use super::snapshot_sender::SnapshotSender;
 
 /// The member's side of the transport.
 pub struct PeerLink {
     transport: Transport,
+    /// MsgSnapshot goes out with the engine's data, on a connection of its own.
+    snapshots: SnapshotSender,
 }
 
 impl PeerOutlet for PeerLink {
     fn send(&self, message: Message) -> bool {
         let lane = match message.get_msg_type() {
             MessageType::MsgAppend => Lane::Append,
+            MessageType::MsgSnapshot => return self.snapshots.start(message),
             _ => Lane::Control,
         };
         let to = message.to;
@@ -52,13 +57,15 @@ impl PeerOutlet for PeerLink {
 /// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses), dials
 /// every other member it knows (and `joined_peers`, the running cluster's members a joining
 /// member learned before its log tells it), feeds received messages into raft, and answers
-/// `GET /basalt/members` on the peer port for members that join.
+/// `GET /basalt/members` on the peer port for members that join; snapshots are taken into
+/// `db_dir` (the database's directory).
 pub fn start(
     member: &Rc<Member>,
     cluster_id: u64,
     max_request_bytes: usize,
     listen: &[SocketAddr],
     joined_peers: &[(u64, Vec<String>)],
+    db_dir: PathBuf,
 ) -> Result<(), String> {
     let own = member.headers().identity().member_id;
     let transport = Transport::new(TransportConfig::new(cluster_id, own, max_request_bytes));
@@ -123,6 +130,11 @@ pub fn start(
         }
     })
     .detach();
-    member.attach_peers(Rc::new(PeerLink { transport }));
+    super::snapshot_installer::start(transport.clone(), Rc::downgrade(member), db_dir);
+    let snapshots = SnapshotSender::new(transport.clone(), Rc::downgrade(member));
+    member.attach_peers(Rc::new(PeerLink {
+        transport,
+        snapshots,
+    }));
     Ok(())
 }

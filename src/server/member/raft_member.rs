@@ -281,9 +281,7 @@ impl Member {
         if cluster.is_recorded() {
             // The table holds the membership as of the engine's applied index; raft's log
             // replays only what follows it, so that is raft's membership now.
-            metadata
-                .snapshot
-                .set_conf_state(cluster.conf_state());
+            metadata.snapshot.set_conf_state(cluster.conf_state());
         }
         let conf_state = metadata.snapshot.get_conf_state().clone();
         let voters = conf_state.voters.clone();
@@ -454,9 +452,9 @@ impl Member {
         self.pump();
     }
 
-    /// Sends raft's messages to their members. Snapshots are not streamed yet: the leader is
-    /// told the transfer failed and keeps the follower in probe until it can be served from
-    /// the log, so a follower never installs a snapshot without its data.
+    /// Sends raft's messages to their members. A MsgSnapshot starts a transfer of the engine
+    /// (`snapshot_sender`), which reports its end with `report_snapshot`; one that cannot start
+    /// is reported failed at once, so the leader tries again later.
     fn send_messages(&self, messages: Vec<raft::prelude::Message>) {
         if messages.is_empty() {
             return;
@@ -466,17 +464,12 @@ impl Member {
         let mut snapshot_failed = Vec::new();
         for message in messages {
             let to = message.to;
-            if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
-                tracing::warn!(
-                    to = format!("{to:x}"),
-                    "a member needs a snapshot to catch up; basalt cannot stream snapshots yet"
-                );
-                snapshot_failed.push(to);
-                continue;
-            }
+            let is_snapshot = message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
             let sent = outlet.as_ref().is_some_and(|outlet| outlet.send(message));
-            if !sent {
-                unreachable.push(to);
+            match (sent, is_snapshot) {
+                (true, _) => {}
+                (false, true) => snapshot_failed.push(to),
+                (false, false) => unreachable.push(to),
             }
         }
         if unreachable.is_empty() && snapshot_failed.is_empty() {
@@ -488,8 +481,40 @@ impl Member {
             state.node.report_unreachable(to);
         }
         for to in snapshot_failed {
-            state.node.report_snapshot_failed(to);
+            state.node.report_snapshot(to, false);
         }
+    }
+
+    /// Tells raft how the snapshot transfer to `to` ended.
+    pub fn report_snapshot(&self, to: u64, delivered: bool) {
+        if self.stopped.borrow().is_some() {
+            return;
+        }
+        self.state.borrow_mut().node.report_snapshot(to, delivered);
+        self.pump();
+    }
+
+    /// Raft's metadata for a snapshot of the engine at applied `index` with membership
+    /// `conf_state`; `None` once the log no longer knows the term of `index`.
+    pub fn snapshot_metadata_at(
+        &self,
+        index: u64,
+        conf_state: raft::prelude::ConfState,
+    ) -> Option<SnapshotMetadata> {
+        let term = self.state.borrow().node.term_of(index)?;
+        let mut metadata = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
+        metadata.set_conf_state(conf_state);
+        Some(metadata)
+    }
+
+    /// The hard state most recently queued into the log (term and vote a snapshot install
+    /// keeps).
+    pub fn persisted_hard_state(&self) -> raft::prelude::HardState {
+        self.persisted_hard_state.borrow().clone()
     }
 
     /// Moves the lessor with leadership. A member that stops leading stops expiring leases
@@ -970,7 +995,10 @@ impl Member {
         if target == own {
             return Ok(());
         }
-        tracing::info!(transferee = format!("{target:x}"), "leadership transfer starting");
+        tracing::info!(
+            transferee = format!("{target:x}"),
+            "leadership transfer starting"
+        );
         self.state.borrow_mut().node.transfer_leader(target);
         self.pump();
         let deadline = std::time::Instant::now() + self.request_timeout;
@@ -980,7 +1008,10 @@ impl Member {
             }
             glommio::timer::sleep(self.tick_interval).await;
         }
-        tracing::info!(new_leader = format!("{target:x}"), "leadership transfer finished");
+        tracing::info!(
+            new_leader = format!("{target:x}"),
+            "leadership transfer finished"
+        );
         Ok(())
     }
 
@@ -1005,7 +1036,7 @@ impl Member {
 
     /// Fail-stop: a storage fault ends the member. Everyone waiting gets an error; the process
     /// exits so a supervisor restarts it from what is durable.
-    fn stop(&self, reason: String) {
+    pub(super) fn stop(&self, reason: String) {
         tracing::error!(%reason, "member stopping on a storage fault");
         eprintln!("basalt: fatal: {reason}");
         *self.stopped.borrow_mut() = Some(reason);
@@ -1093,9 +1124,11 @@ impl Member {
 
     async fn queue_persist(&self, persist: Persist) -> Result<DurableWait, String> {
         if persist.snapshot.is_some() {
-            // Never sent by a basalt leader (see `send_messages`); installing one without its
-            // data would serve an empty store.
-            return Err("received a raft snapshot, which this version cannot install".into());
+            // Snapshots are never stepped into raft (see `refused_message`): the installer
+            // swaps the engine and the log in before the member starts.
+            return Err(
+                "raft handed out a snapshot that did not come through the installer".into(),
+            );
         }
         if let Some(last_kept) = persist.truncate_after {
             self.wal
@@ -1304,21 +1337,25 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
 
 /// Why a message from a peer must not reach raft, if it must not. A forwarded proposal enters
 /// every member's log and is applied everywhere, so one that is not a well-formed proposal of
-/// ours (or a membership change that is not) is refused here rather than stopping every member at apply. Snapshots are never sent by a
-/// basalt leader yet; installing one without its data would serve an empty store.
+/// ours (or a membership change that does not decode as one) is refused here rather than stopping every member at apply. A snapshot travels with its data
+/// on the transport's snapshot lane (`snapshot_installer`), never as a bare raft message:
+/// raft installing one without the data would serve an empty store.
 fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
     use raft::prelude::{EntryType, MessageType};
     match message.get_msg_type() {
         MessageType::MsgPropose => {
-            let bad = message.entries.iter().any(|entry| match entry.get_entry_type() {
-                EntryType::EntryNormal => Proposal::decode(&entry.data).is_err(),
-                // A membership change a follower's Cluster service proposed.
-                EntryType::EntryConfChange => MembershipChange::from_entry(entry).is_err(),
-                EntryType::EntryConfChangeV2 => true,
-            });
+            let bad = message
+                .entries
+                .iter()
+                .any(|entry| match entry.get_entry_type() {
+                    EntryType::EntryNormal => Proposal::decode(&entry.data).is_err(),
+                    // A membership change a follower's Cluster service proposed.
+                    EntryType::EntryConfChange => MembershipChange::from_entry(entry).is_err(),
+                    EntryType::EntryConfChangeV2 => true,
+                });
             bad.then_some("a forwarded proposal that is not a basalt proposal")
         }
-        MessageType::MsgSnapshot => Some("a snapshot, which this version cannot install"),
+        MessageType::MsgSnapshot => Some("a snapshot without its data"),
         _ => None,
     }
 }

@@ -125,7 +125,12 @@ impl ClusterState {
         let removed = view
             .cluster_records(REMOVED_PREFIX)
             .map_err(|e| e.to_string())?;
-        for (key, _) in stored.iter().chain(&published).chain(&learners).chain(&removed) {
+        for (key, _) in stored
+            .iter()
+            .chain(&published)
+            .chain(&learners)
+            .chain(&removed)
+        {
             batch
                 .delete_cluster_record(key)
                 .map_err(|e| e.to_string())?;
@@ -294,7 +299,11 @@ impl ClusterState {
                         Err(EtcdStatus::MemberExists.into())
                     });
                 }
-                let taken = self.peer_urls.values().flatten().any(|u| peer_urls.contains(u));
+                let taken = self
+                    .peer_urls
+                    .values()
+                    .flatten()
+                    .any(|u| peer_urls.contains(u));
                 if taken {
                     return Ok(Err(EtcdStatus::PeerUrlExists.into()));
                 }
@@ -337,7 +346,11 @@ impl ClusterState {
             }
         }
         self.recorded = true;
-        tracing::info!(member_id = format!("{id:x}"), ?change, "applied a membership change");
+        tracing::info!(
+            member_id = format!("{id:x}"),
+            ?change,
+            "applied a membership change"
+        );
         Ok(Ok(true))
     }
 

@@ -27,21 +27,28 @@ pub struct Cluster {
     initial_cluster: String,
     /// The proxy in front of the peer ports, for partition tests.
     pub proxy: Option<PeerProxy>,
+    /// Flags every member gets on top of the cluster's own.
+    extra_flags: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `size` members in `dir` (all spawned before any is awaited: none is ready until
     /// a quorum runs), with 100 ms heartbeats and 1 s elections as etcd's defaults.
     pub fn start(dir: &Path, size: usize) -> Cluster {
-        Cluster::start_seated(dir, size, false)
+        Cluster::start_seated(dir, size, false, &[])
+    }
+
+    /// Like `start`, every member with `extra_flags` too.
+    pub fn start_with_flags(dir: &Path, size: usize, extra_flags: &[&str]) -> Cluster {
+        Cluster::start_seated(dir, size, false, extra_flags)
     }
 
     /// [`Cluster::start`] with every peer link through a [`PeerProxy`] that can cut them.
     pub fn start_behind_proxy(dir: &Path, size: usize) -> Cluster {
-        Cluster::start_seated(dir, size, true)
+        Cluster::start_seated(dir, size, true, &[])
     }
 
-    fn start_seated(dir: &Path, size: usize, behind_proxy: bool) -> Cluster {
+    fn start_seated(dir: &Path, size: usize, behind_proxy: bool, extra_flags: &[&str]) -> Cluster {
         let mut seats: Vec<Seat> = (0..size)
             .map(|i| {
                 let peer_port = free_port();
@@ -77,6 +84,7 @@ impl Cluster {
             seats,
             initial_cluster,
             proxy,
+            extra_flags: extra_flags.iter().map(|flag| flag.to_string()).collect(),
         };
         let starting: Vec<Starting> = (0..size).map(|i| cluster.spawn(i)).collect();
         for (i, member) in starting.into_iter().enumerate() {
@@ -89,21 +97,23 @@ impl Cluster {
         let seat = &self.seats[i];
         let listen_peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
         let advertised_peer_url = format!("http://127.0.0.1:{}", seat.advertised_peer_port);
+        let mut flags = vec![
+            "--name",
+            &seat.name,
+            "--listen-peer-urls",
+            &listen_peer_url,
+            "--initial-advertise-peer-urls",
+            &advertised_peer_url,
+            "--initial-cluster",
+            &self.initial_cluster,
+            "--initial-cluster-token",
+            "basalt-test-cluster",
+        ];
+        flags.extend(self.extra_flags.iter().map(String::as_str));
         Basalt::spawn(
             seat.data_dir.clone(),
             seat.client_port,
-            &[
-                "--name",
-                &seat.name,
-                "--listen-peer-urls",
-                &listen_peer_url,
-                "--initial-advertise-peer-urls",
-                &advertised_peer_url,
-                "--initial-cluster",
-                &self.initial_cluster,
-                "--initial-cluster-token",
-                "basalt-test-cluster",
-            ],
+            &flags,
             &[CLUSTERING],
         )
     }

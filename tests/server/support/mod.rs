@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a member may take to print "ready to serve client requests".
@@ -20,6 +20,8 @@ pub struct Basalt {
     child: Child,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// Every line the process wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Basalt {
@@ -96,23 +98,25 @@ impl Starting {
         } = self;
         let stderr = child.stderr.take().expect("piped stderr");
         let (ready_sender, ready_receiver) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
-            let mut lines = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("ready to serve client requests") {
                     let _ = ready_sender.send(Ok(()));
                 }
                 // Shown by the test harness when a test fails: what the member said.
                 eprintln!("basalt: {line}");
-                lines.push(line);
+                lines.lock().unwrap().push(line);
             }
-            let _ = ready_sender.send(Err(lines.join("\n")));
+            let _ = ready_sender.send(Err(lines.lock().unwrap().join("\n")));
         });
         match ready_receiver.recv_timeout(START_LIMIT) {
             Ok(Ok(())) => Basalt {
                 child,
                 port,
                 data_dir,
+                log,
             },
             Ok(Err(output)) => panic!("basalt exited before it was ready:\n{output}"),
             Err(_) => {
@@ -140,6 +144,15 @@ impl Basalt {
             .and_then(|number| number.trim().parse().ok())
             .expect("VmHWM in /proc status");
         kib * 1024
+    }
+
+    /// The lines the process has written to stderr so far that contain `text`.
+    pub fn logged(&self, text: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|line| line.contains(text))
+            .cloned()
+            .collect()
     }
 
     /// Kills the process with SIGKILL and waits for it to be gone.
