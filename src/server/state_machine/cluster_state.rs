@@ -84,10 +84,14 @@ impl ClusterState {
         {
             removed.insert(id_of(&key, REMOVED_PREFIX)?);
         }
-        let recorded = !peer_urls.is_empty() || !removed.is_empty();
+        let mut recorded = !peer_urls.is_empty() || !removed.is_empty();
         if !recorded && !joining {
-            // A one-member cluster from before the bootstrap recorded members: itself.
+            // A one-member cluster (from before the bootstrap recorded members, or new): its
+            // membership is itself. Only a joining member learns it from the log; counting this
+            // one as unrecorded made it refuse its own log when the bootstrap entry and the
+            // entries after it were applied in separate batches.
             peer_urls.insert(local.0, local.1);
+            recorded = true;
         }
         let mut attributes = BTreeMap::new();
         for (key, record) in view
