@@ -263,12 +263,14 @@ impl RaftNode {
     /// leader that is stops honouring the leader's lease: its election timer is set to the
     /// election timeout, so it campaigns within its random extra (up to another timeout)
     /// instead of the whole randomized timeout, and grants the other followers' pre-votes.
-    /// A false alarm disrupts nothing: a follower still hearing the leader refuses the
-    /// pre-vote (check-quorum's lease), and the leader's next heartbeat ends the attempt.
+    /// With pre-vote only: then a false alarm (a flapping link to a healthy leader) costs at
+    /// most one refused pre-vote, since a follower still hearing the leader refuses it
+    /// (check-quorum's lease) and the next heartbeat ends the attempt. Without pre-vote the
+    /// early candidate would raise the term and depose a healthy leader.
     pub fn on_peer_unreachable(&mut self, peer: u64) {
         self.raw.report_unreachable(peer);
         let raft = &mut self.raw.raft;
-        if raft.state == StateRole::Follower && raft.leader_id == peer {
+        if raft.pre_vote && raft.state == StateRole::Follower && raft.leader_id == peer {
             raft.election_elapsed = raft.election_elapsed.max(raft.election_timeout());
         }
     }
