@@ -134,8 +134,6 @@ const NO_SNAPSHOT_FILES: &str =
     "basalt writes no raft snapshot files: its database is the snapshot, so there is nothing to retain";
 const WAL_RETENTION: &str = "basalt removes WAL segments as soon as its database has \
      checkpointed them, so it cannot retain the number asked";
-const NO_JOIN: &str = "joining a running cluster needs clustering, which basalt does not have \
-     yet; start a new one-member cluster instead";
 const ONE_MEMBER: &str = "it concerns peers, and basalt runs one-member clusters only until \
      clustering lands";
 const NO_PEER_SAN_CHECK: &str = "basalt does not check a peer's client certificate SANs against \
@@ -195,7 +193,7 @@ pub const FLAGS: &[FlagSpec] = &[
     // Clustering.
     flag!("initial-advertise-peer-urls", Urls, "http://localhost:2380", Honored, Clustering, "List of this member's peer URLs to advertise to the rest of the cluster."),
     flag!("initial-cluster", Text, "default=http://localhost:2380", Honored, Clustering, "Initial cluster configuration for bootstrapping."),
-    flag!("initial-cluster-state", Choice(CLUSTER_STATES), "new", DefaultOnly(NO_JOIN), Clustering, "Initial cluster state ('new' or 'existing')."),
+    flag!("initial-cluster-state", Choice(CLUSTER_STATES), "new", Honored, Clustering, "Initial cluster state ('new' or 'existing')."),
     flag!("initial-cluster-token", Text, "etcd-cluster", Honored, Clustering, "Initial cluster token for the etcd cluster during bootstrap."),
     flag!("advertise-client-urls", Urls, "http://localhost:2379", Honored, Clustering, "List of this member's client URLs to advertise to the public."),
     flag!("discovery", Text, "", DefaultOnly(STATIC_ONLY), Clustering, "Discovery URL used to bootstrap the cluster."),
@@ -203,7 +201,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("discovery-proxy", Text, "", DefaultOnly(STATIC_ONLY), Clustering, "HTTP proxy to use for traffic to discovery service."),
     flag!("discovery-srv", Text, "", DefaultOnly(STATIC_ONLY), Clustering, "DNS srv domain used to bootstrap the cluster."),
     flag!("discovery-srv-name", Text, "", DefaultOnly(STATIC_ONLY), Clustering, "Suffix to the dns srv name queried when bootstrapping."),
-    flag!("strict-reconfig-check", Bool, "true", NoEffect(ONE_MEMBER), Clustering, "Reject reconfiguration requests that would cause quorum loss."),
+    flag!("strict-reconfig-check", Bool, "true", Honored, Clustering, "Reject reconfiguration requests that would cause quorum loss."),
     flag!("pre-vote", Bool, "true", Honored, Clustering, "Enable to run an additional Raft election phase."),
     flag!("auto-compaction-retention", Text, "0", Honored, Clustering, "Auto compaction retention length. 0 means disable auto compaction."),
     flag!("auto-compaction-mode", Choice(COMPACTION_MODES), "periodic", Honored, Clustering, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention."),

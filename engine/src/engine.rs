@@ -441,7 +441,18 @@ impl WriteBatch<'_> {
 
     /// etcd's Txn (one main revision for all its writes); returns the response and events.
     pub fn txn(&mut self, request: &TxnRequest) -> Result<(TxnResponse, Vec<Event>)> {
-        self.mvcc(|w| w.txn(request))
+        self.txn_within(request, &mut ResponseBudget::unlimited())
+    }
+
+    /// [`Self::txn`] with its ranges' answers charged to `budget`: the writes are applied
+    /// whatever the answer's size, ranges past the budget answer nothing, and the caller checks
+    /// [`ResponseBudget::check`] before sending the answer.
+    pub fn txn_within(
+        &mut self,
+        request: &TxnRequest,
+        budget: &mut ResponseBudget,
+    ) -> Result<(TxnResponse, Vec<Event>)> {
+        self.mvcc(|w| w.txn(request, budget))
     }
 
     /// Imports one historical change of another store at `revision` (`basalt-util migrate`):

@@ -113,6 +113,8 @@ pub enum EtcdStatus {
     NotSupportedForLearner,
     /// MoveLeader to a member that cannot become leader.
     BadLeaderTransferee,
+    /// MoveLeader: the transferee did not take over within the request timeout.
+    TimeoutLeaderTransfer,
     /// Lock: the waiter's key (its lease) ended before the lock was acquired.
     MutexSessionExpired,
     /// Election: Proclaim with a leader key that no longer leads.
@@ -174,6 +176,7 @@ impl EtcdStatus {
             | AuthNotEnabled
             | NotLeader
             | BadLeaderTransferee
+            | NotSupportedForLearner
             | NoInflightDowngrade => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
             InvalidAuthToken => Code::Unauthenticated,
@@ -184,8 +187,7 @@ impl EtcdStatus {
             | Timeout
             | TimeoutDueToLeaderFail
             | TimeoutDueToConnectionLost
-            | Unhealthy
-            | NotSupportedForLearner => Code::Unavailable,
+            | Unhealthy => Code::Unavailable,
             Corrupt => Code::DataLoss,
             // etcd's Lock and Election servers return these as plain Go errors, which gRPC
             // sends as UNKNOWN.
@@ -193,6 +195,7 @@ impl EtcdStatus {
             | ElectionNotLeader
             | ElectionNoLeader
             | ElectionMissingLeaderKey
+            | TimeoutLeaderTransfer
             | UnknownMethod => Code::Unknown,
         }
     }
@@ -261,6 +264,7 @@ impl EtcdStatus {
             Corrupt => "etcdserver: corrupt cluster",
             NotSupportedForLearner => "etcdserver: rpc not supported for learner",
             BadLeaderTransferee => "etcdserver: bad leader transferee",
+            TimeoutLeaderTransfer => "etcdserver: request timed out, leader transfer took too long",
             MutexSessionExpired => "mutex: session is expired",
             ElectionNotLeader => "election: not leader",
             ElectionNoLeader => "election: no leader",

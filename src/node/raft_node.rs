@@ -16,6 +16,9 @@ use raft::prelude::{ConfState, Entry, HardState, Message, ReadState, Snapshot, S
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 
+/// Read requests held while raft cannot answer them (see `RaftNode::read_index`).
+const PENDING_READS_LIMIT: usize = 64 * 1024;
+
 /// How raft runs: its timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms
 /// election) and how it elects.
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +30,8 @@ pub struct RaftOptions {
     pub pre_vote: bool,
     /// The election timeout, in ticks, drawn from `[min, max)`; `None`: raft's default range
     /// `[election_ticks, 2 × election_ticks)`. raft-rs draws from a generator nobody can seed,
-    /// so a simulation that must replay exactly gives each member a range of one value.
+    /// so a simulation that must replay exactly gives each member a range of one value, or
+    /// overrides every draw with `RaftNode::seed_election_timeout`.
     pub election_ticks_range: Option<(usize, usize)>,
 }
 
@@ -106,9 +110,12 @@ pub struct RaftNode {
     /// Last log index handed to persistence, to spot overwrites (truncations).
     last_handed_index: u64,
     leader: u64,
-    /// Read requests waiting for this leader to commit an entry of its term: raft-rs drops a
-    /// ReadIndex until then (etcd's raft queues it), so they are held here and re-issued.
+    /// Read requests waiting for this leader to commit an entry of its term, or for this
+    /// follower to know a leader: raft-rs drops a ReadIndex until then, so they are held here
+    /// and re-issued.
     pending_reads: Vec<Vec<u8>>,
+    /// The election timeout's range in ticks, `[min, max)`.
+    election_range: (usize, usize),
 }
 
 impl RaftNode {
@@ -179,6 +186,7 @@ impl RaftNode {
         config
             .validate()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let election_range = (config.min_election_tick(), config.max_election_tick());
         let logger = super::raft_logger::raft_logger();
         let raw =
             RawNode::new(&config, storage, &logger).map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -187,6 +195,7 @@ impl RaftNode {
             last_handed_index,
             leader: 0,
             pending_reads: Vec::new(),
+            election_range,
         })
     }
 
@@ -227,16 +236,54 @@ impl RaftNode {
         voters.len() == 1 && voters.contains(self.raw.raft.id)
     }
 
+    /// Replaces raft's draw of the election timeout by one that is a function of `seed` and
+    /// of this member's raft state (term, role, vote, leader), within the configured range.
+    /// raft-rs draws from a generator nobody can seed, so a simulation that must replay calls
+    /// this after every input: the value is the same for as long as the state is, and a new
+    /// state (where raft would have drawn again) gets a new one.
+    pub fn seed_election_timeout(&mut self, seed: u64) {
+        let (min, max) = self.election_range;
+        let raft = &mut self.raw.raft;
+        let mut hash = seed ^ raft.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for value in [raft.term, raft.state as u64, raft.vote, raft.leader_id] {
+            hash = (hash ^ value).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            hash ^= hash >> 29;
+        }
+        raft.set_randomized_election_timeout(min + (hash % (max - min) as u64) as usize);
+    }
+
     /// Reports that a message to `peer` could not be delivered, so a leader stops pipelining
     /// to it and probes again.
     pub fn report_unreachable(&mut self, peer: u64) {
         self.raw.report_unreachable(peer);
     }
 
-    /// Reports that the snapshot sent to `peer` failed, so the leader sends another later.
-    pub fn report_snapshot_failed(&mut self, peer: u64) {
-        self.raw
-            .report_snapshot(peer, raft::SnapshotStatus::Failure);
+    /// The link to `peer` failed: its connection closed or a dial was refused (a member killed
+    /// with SIGKILL closes every connection at once). Besides raft's report, a follower whose
+    /// leader that is stops honouring the leader's lease: its election timer is set to the
+    /// election timeout, so it campaigns within its random extra (up to another timeout)
+    /// instead of the whole randomized timeout, and grants the other followers' pre-votes.
+    /// With pre-vote only: then a false alarm (a flapping link to a healthy leader) costs at
+    /// most one refused pre-vote, since a follower still hearing the leader refuses it
+    /// (check-quorum's lease) and the next heartbeat ends the attempt. Without pre-vote the
+    /// early candidate would raise the term and depose a healthy leader.
+    pub fn on_peer_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+        let raft = &mut self.raw.raft;
+        if raft.pre_vote && raft.state == StateRole::Follower && raft.leader_id == peer {
+            raft.election_elapsed = raft.election_elapsed.max(raft.election_timeout());
+        }
+    }
+
+    /// Reports how the snapshot sent to `peer` ended: delivered (the leader probes it from the
+    /// snapshot's index on) or failed (the leader sends another later).
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
     }
 
     /// Starts an election now (a single voter need not wait out an election timeout).
@@ -264,20 +311,78 @@ impl RaftNode {
             .map_err(|e| NodeError::Raft(e.to_string()))
     }
 
+    /// Proposes a membership change; forwarded to the leader like any proposal. raft-rs
+    /// turns it into an empty entry while another change is still being applied.
+    pub fn propose_conf_change(
+        &mut self,
+        change: raft::prelude::ConfChange,
+    ) -> Result<(), NodeError> {
+        if !self.is_leader() && self.leader() == 0 {
+            return Err(NodeError::NoLeader);
+        }
+        self.raw
+            .propose_conf_change(Vec::new(), change)
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Applies a committed membership change to raft, and records the new membership with the
+    /// in-memory log, so the next checkpoint stores it.
+    pub fn apply_conf_change(
+        &mut self,
+        change: &raft::prelude::ConfChange,
+    ) -> Result<ConfState, NodeError> {
+        let conf_state = self
+            .raw
+            .apply_conf_change(change)
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.raw.mut_store().wl().set_conf_state(conf_state.clone());
+        Ok(conf_state)
+    }
+
+    /// Whether the leader's log and learner `id`'s agree closely enough to promote it:
+    /// etcd's rule, its matched index at least 90% of the leader's. `None` when this member
+    /// does not lead (only the leader tracks the others' progress) or `id` is unknown.
+    pub fn learner_in_sync(&self, id: u64) -> Option<bool> {
+        if !self.is_leader() {
+            return None;
+        }
+        let progress = self.raw.raft.prs();
+        let learner = progress.get(id)?.matched;
+        let leader = progress.get(self.id())?.matched;
+        Some(learner as f64 >= 0.9 * leader as f64)
+    }
+
+    /// Asks raft to hand leadership to `target` (raft's leader transfer: it brings the target's
+    /// log up to date, then tells it to campaign at once).
+    pub fn transfer_leader(&mut self, target: u64) {
+        self.raw.transfer_leader(target);
+    }
+
     /// Asks for a linearizable read point; the answer arrives as a `ReadState` with `context`.
-    /// A leader that has not yet committed an entry of its own term holds the request until it
-    /// has (raft-rs would drop it silently and the reader would wait forever).
+    /// A leader that has not yet committed an entry of its own term, or a follower that knows
+    /// no leader yet (a member just restarted), holds the request until it can be answered:
+    /// raft-rs would drop it silently and the reader would wait out its whole timeout.
     pub fn read_index(&mut self, context: Vec<u8>) {
-        if self.is_leader() && !self.raw.raft.commit_to_current_term() {
-            self.pending_reads.push(context);
-        } else {
+        if self.can_read_index() {
             self.raw.read_index(context);
+        } else if self.pending_reads.len() < PENDING_READS_LIMIT {
+            self.pending_reads.push(context);
+        }
+        // Past the limit the request is dropped: its reader times out, as with raft-rs.
+    }
+
+    /// Whether raft-rs would act on a ReadIndex now rather than drop it.
+    fn can_read_index(&self) -> bool {
+        if self.is_leader() {
+            self.raw.raft.commit_to_current_term()
+        } else {
+            self.leader() != 0
         }
     }
 
-    /// Re-issues held read requests once this leader has committed an entry of its term.
+    /// Re-issues held read requests once raft can answer them.
     fn release_pending_reads(&mut self) {
-        if self.pending_reads.is_empty() || !self.raw.raft.commit_to_current_term() {
+        if self.pending_reads.is_empty() || !self.can_read_index() {
             return;
         }
         for context in std::mem::take(&mut self.pending_reads) {
@@ -413,24 +518,22 @@ impl RaftNode {
     }
 
     /// How far the log may be compacted once `applied` is applied. A multi-member log keeps
-    /// the entries a follower still needs (basalt cannot send snapshots yet) and etcd's
-    /// catch-up margin of 5,000 entries behind the applied index, since a follower that leads
-    /// later does not know how far behind the others are.
+    /// etcd's catch-up margin of 5,000 entries behind the applied index (a follower a little
+    /// behind, or one that leads later, catches up from the log); a follower further behind
+    /// catches up by snapshot (`member/snapshot_sender.rs`), so a dead follower never holds the
+    /// log back.
     pub fn compaction_bound(&self, applied: u64) -> u64 {
         const CATCH_UP_ENTRIES: u64 = 5_000;
         if self.is_sole_voter() {
             return applied;
         }
-        let own = self.raw.raft.id;
-        let mut bound = applied.saturating_sub(CATCH_UP_ENTRIES);
-        if self.is_leader() {
-            for (id, progress) in self.raw.raft.prs().iter() {
-                if *id != own {
-                    bound = bound.min(progress.matched);
-                }
-            }
-        }
-        bound
+        applied.saturating_sub(CATCH_UP_ENTRIES)
+    }
+
+    /// The term of the entry at `index`, if the in-memory log still knows it (from its
+    /// snapshot's index on).
+    pub fn term_of(&self, index: u64) -> Option<u64> {
+        raft::Storage::term(self.raw.store(), index).ok()
     }
 
     /// Reports that committed entries up to `index` are applied.

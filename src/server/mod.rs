@@ -61,6 +61,9 @@ use state_machine::header::Identity;
 use v3rpc::status_service::MemberInfo;
 use v3rpc::{kv_service, quota};
 
+/// How long a joining member asks the running members for the member list before giving up.
+const JOIN_ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs the member until the process is stopped; returns a message when it cannot start.
 pub fn run(config: Config) -> Result<(), ServerError> {
     let bootstrap = config.start_bootstrap()?;
@@ -73,9 +76,41 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     // A stored identity counts once the log has been written; a first start that failed
     // before writing it takes the flags again (the owner stores them before its first write).
     let log_written = std::fs::read_dir(config.wal_dir()).is_ok_and(|mut dir| dir.next().is_some());
+    let joining = config.cluster.state == crate::config::ClusterState::Existing;
+    if joining && std::env::var_os("BASALT_EXPERIMENTAL_CLUSTERING").is_none_or(|v| v != "1") {
+        return Err(ServerError::Member(
+            "joining a running cluster needs clustering, which is experimental: set \
+             BASALT_EXPERIMENTAL_CLUSTERING=1"
+                .into(),
+        ));
+    }
+    let mut joined_peers = Vec::new();
     let identity =
         match member::identity_file::load(&config.member.data_dir).map_err(ServerError::Member)? {
             Some(stored) if log_written => stored,
+            _ if joining => {
+                // etcd's join: the running members say who this member is (it was added with
+                // MemberAdd) and which cluster it joins.
+                let asked: Vec<String> = bootstrap
+                    .members
+                    .iter()
+                    .filter(|member| member.name != config.member.name)
+                    .flat_map(|member| member.peer_urls.iter().map(|url| url.text.clone()))
+                    .collect();
+                let advertised: Vec<String> = config
+                    .urls
+                    .advertise_peer
+                    .iter()
+                    .map(|url| url.text.clone())
+                    .collect();
+                let joined = member::join::fetch_cluster(&asked, &advertised, JOIN_ASK_LIMIT)
+                    .map_err(ServerError::Member)?;
+                joined_peers = joined.members;
+                Identity {
+                    cluster_id: joined.cluster_id,
+                    member_id: joined.member_id,
+                }
+            }
             _ => derived,
         };
     if (identity.member_id, identity.cluster_id) != (derived.member_id, derived.cluster_id) {
@@ -112,6 +147,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         path: db_dir.clone(),
         source,
     })?;
+    // A raft snapshot received before a restart is swapped in before the engine opens (its
+    // log half follows once the WAL is open, in the owner core).
+    member::snapshot_installer::finish_pending_swap(&db_dir).map_err(ServerError::Member)?;
     let db_path = db_dir.join("db");
     let engine = Arc::new(
         Engine::open(&db_path).map_err(|source| ServerError::OpenDatabase {
@@ -204,6 +242,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 config,
                 identity,
                 initial_members,
+                joined_peers,
                 engine,
                 owner_links,
                 settings,

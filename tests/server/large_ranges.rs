@@ -5,7 +5,7 @@
 use crate::support;
 
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
-use support::with_client;
+use support::{with_client, with_member, Basalt};
 
 #[test]
 fn a_range_over_twenty_thousand_keys_counts_them_all() {
@@ -68,23 +68,7 @@ fn a_read_only_txn_larger_than_the_send_limit_is_refused_and_the_member_lives() 
         let nested: Vec<TxnOp> = (0..64)
             .map(|_| TxnOp::txn(Txn::new().and_then(reads.clone())))
             .collect();
-        let refused = client.txn(Txn::new().and_then(nested)).await;
-        match refused {
-            Err(etcd_client::Error::GRpcStatus(status)) => {
-                assert_eq!(
-                    format!("{:?}", status.code()),
-                    "ResourceExhausted",
-                    "{status:?}"
-                );
-                let prefix = "grpc: trying to send message larger than max (";
-                assert!(
-                    status.message().starts_with(prefix)
-                        && status.message().ends_with(" vs. 2147483647)"),
-                    "{status:?}"
-                );
-            }
-            other => panic!("expected ResourceExhausted, got {:?}", other.map(|_| ())),
-        }
+        assert_larger_than_max(client.txn(Txn::new().and_then(nested)).await);
         // Still serving, and the answer under the limit still comes whole.
         client.put("after", "v", None).await.unwrap();
         let small = client
@@ -96,4 +80,70 @@ fn a_read_only_txn_larger_than_the_send_limit_is_refused_and_the_member_lives() 
             other => panic!("{other:?}"),
         }
     });
+}
+
+/// Goal: the same bound inside a txn that also writes. Its ranges are read at apply, on the
+/// owner core, where they used to be unbounded: 63 nested txns of 64 prefix reads over three
+/// 1 MiB values ask for ~12 GiB. Now the write is applied (every member applies it alike; etcd
+/// too applies it, then fails to send the answer), only the answer is refused with
+/// ResourceExhausted, and the member's memory stays near the 2 GiB send limit.
+#[test]
+fn a_write_txn_whose_answer_passes_the_send_limit_applies_its_write_and_refuses_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    with_member(&basalt, |mut client| async move {
+        let value = vec![b'x'; 1 << 20];
+        for i in 0..3 {
+            client
+                .put(format!("huge/{i}"), value.clone(), None)
+                .await
+                .unwrap();
+        }
+        let prefix = || Some(GetOptions::new().with_prefix());
+        let reads: Vec<TxnOp> = (0..64).map(|_| TxnOp::get("huge/", prefix())).collect();
+        let mut ops = vec![TxnOp::put("written", "by the big txn", None)];
+        ops.extend((0..63).map(|_| TxnOp::txn(Txn::new().and_then(reads.clone()))));
+        assert_larger_than_max(client.txn(Txn::new().and_then(ops)).await);
+        let written = client.get("written", None).await.unwrap();
+        assert_eq!(written.kvs()[0].value(), b"by the big txn");
+        // The member goes on applying and answering writes with reads.
+        let small = client
+            .txn(Txn::new().and_then(vec![
+                TxnOp::put("after", "v", None),
+                TxnOp::get("huge/", prefix()),
+            ]))
+            .await
+            .unwrap();
+        match &small.op_responses()[1] {
+            TxnOpResponse::Get(get) => assert_eq!(get.kvs().len(), 3),
+            other => panic!("{other:?}"),
+        }
+    });
+    let peak = basalt.peak_resident_bytes();
+    assert!(
+        peak < 3 << 30,
+        "the member held {} MiB at its peak",
+        peak >> 20
+    );
+}
+
+/// Asserts grpc-go's refusal of an answer past the 2^31 - 1 byte send limit.
+fn assert_larger_than_max<T>(result: Result<T, etcd_client::Error>) {
+    match result {
+        Err(etcd_client::Error::GRpcStatus(status)) => {
+            assert_eq!(
+                format!("{:?}", status.code()),
+                "ResourceExhausted",
+                "{status:?}"
+            );
+            let prefix = "grpc: trying to send message larger than max (";
+            assert!(
+                status.message().starts_with(prefix)
+                    && status.message().ends_with(" vs. 2147483647)"),
+                "{status:?}"
+            );
+        }
+        Err(other) => panic!("expected ResourceExhausted, got {other:?}"),
+        Ok(_) => panic!("expected ResourceExhausted, got an answer"),
+    }
 }

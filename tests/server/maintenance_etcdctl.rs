@@ -187,3 +187,28 @@ fn move_leader_and_member_commands_answer_as_etcd() {
     let members = basalt.ok(&["member", "list"]);
     assert!(members.contains("http://10.0.0.1:2380"), "{members}");
 }
+
+/// Goal: `endpoint status --cluster` works on one member. etcdctl dials every member's
+/// advertised client URL as a grpc-go target `passthrough:///http://host:port`, so its
+/// requests carry that URL as `:authority`; the HTTP/2 layer once reset those streams with
+/// PROTOCOL_ERROR. Method: run it and check the row names this member as leader.
+#[test]
+fn endpoint_status_cluster_accepts_url_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let id = member_id_hex(&basalt);
+    let status: serde_json::Value =
+        serde_json::from_str(&basalt.ok(&["endpoint", "status", "--cluster", "-w", "json"]))
+            .unwrap();
+    let rows = status.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{status}");
+    assert_eq!(
+        rows[0]["Endpoint"],
+        format!("http://{}", basalt.endpoint()),
+        "{status}"
+    );
+    assert_eq!(
+        format!("{:x}", rows[0]["Status"]["leader"].as_u64().unwrap()),
+        id
+    );
+}

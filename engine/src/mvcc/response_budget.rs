@@ -33,16 +33,26 @@ impl ResponseBudget {
         self.used
     }
 
-    /// Charges `bytes`; fails once the total passes the limit.
-    pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
-        self.used = self.used.saturating_add(bytes);
-        if self.used > self.limit {
+    /// Whether the charges have passed the limit.
+    pub fn is_exceeded(&self) -> bool {
+        self.used > self.limit
+    }
+
+    /// [`Error::ResponseTooLarge`] once the charges have passed the limit.
+    pub fn check(&self) -> Result<()> {
+        if self.is_exceeded() {
             return Err(Error::ResponseTooLarge {
                 at_least: self.used,
                 limit: self.limit,
             });
         }
         Ok(())
+    }
+
+    /// Charges `bytes`; fails once the total passes the limit.
+    pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
+        self.used = self.used.saturating_add(bytes);
+        self.check()
     }
 }
 

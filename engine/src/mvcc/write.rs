@@ -56,16 +56,28 @@ impl<'t, 'a> Writer<'t, 'a> {
         self.read_revision()
     }
 
-    pub(crate) fn range(&self, request: &RangeRequest) -> Result<RangeResponse> {
-        // Unbounded: the write is committed by now and its answer must be built; the server
-        // bounds what it sends.
-        range(
+    /// A Range inside a write txn, charged to the txn's `budget`. Once the budget is spent the
+    /// range answers nothing and the txn goes on: its writes are decided by the request and the
+    /// state alone (every member applies them alike), only its answer is lost, and the caller
+    /// refuses that answer with [`ResponseBudget::check`] as etcd's send would fail.
+    fn range_within(
+        &self,
+        request: &RangeRequest,
+        budget: &mut ResponseBudget,
+    ) -> Result<RangeResponse> {
+        match range(
             &*self.txn,
             request,
             self.read_revision(),
             self.compacted,
-            &mut ResponseBudget::unlimited(),
-        )
+            budget,
+        ) {
+            Err(Error::ResponseTooLarge { .. }) => {
+                debug_assert!(budget.is_exceeded());
+                Ok(RangeResponse::default())
+            }
+            other => other,
+        }
     }
 
     pub(crate) fn put(&mut self, request: &PutRequest) -> Result<PutResponse> {
@@ -293,12 +305,17 @@ impl<'t, 'a> Writer<'t, 'a> {
 
     /// etcd's Txn: duplicate-key check, every compare of the chosen path evaluated against the
     /// state before the txn, request checks, then the ops — so an error changes nothing.
-    pub(crate) fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse> {
+    /// Its ranges' answers are charged to `budget` (see [`Self::range_within`]).
+    pub(crate) fn txn(
+        &mut self,
+        request: &TxnRequest,
+        budget: &mut ResponseBudget,
+    ) -> Result<TxnResponse> {
         check_duplicates(request)?;
         let mut path = Vec::new();
         self.compare_path(request, &mut path)?;
         self.check_path(request, &path, &mut 0)?;
-        let mut response = self.execute(request, &path, &mut 0)?;
+        let mut response = self.execute(request, &path, &mut 0, budget)?;
         set_headers(&mut response, self.end_revision());
         Ok(response)
     }
@@ -371,6 +388,7 @@ impl<'t, 'a> Writer<'t, 'a> {
         request: &TxnRequest,
         path: &[bool],
         at: &mut usize,
+        budget: &mut ResponseBudget,
     ) -> Result<TxnResponse> {
         let succeeded = path[*at];
         *at += 1;
@@ -382,10 +400,10 @@ impl<'t, 'a> Writer<'t, 'a> {
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
-                RequestOp::Range(r) => ResponseOp::Range(self.range(r)?),
+                RequestOp::Range(r) => ResponseOp::Range(self.range_within(r, budget)?),
                 RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
                 RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(d)?),
-                RequestOp::Txn(nested) => ResponseOp::Txn(self.execute(nested, path, at)?),
+                RequestOp::Txn(nested) => ResponseOp::Txn(self.execute(nested, path, at, budget)?),
             });
         }
         Ok(TxnResponse {

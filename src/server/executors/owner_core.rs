@@ -18,7 +18,8 @@ use crate::server::error::ServerError;
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::peer_link;
-use crate::server::member::raft_member::{CompactionPacing, Member};
+use crate::server::member::raft_member::{CompactionPacing, Member, MembershipOptions};
+use crate::server::member::snapshot_installer;
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
 use crate::server::state_machine::header::{HeaderSource, Identity};
@@ -37,6 +38,7 @@ pub async fn serve(
     config: Config,
     identity: Identity,
     initial_members: Vec<(u64, Vec<String>)>,
+    joined_peers: Vec<(u64, Vec<String>)>,
     engine: Arc<Engine>,
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
@@ -52,6 +54,16 @@ pub async fn serve(
             })?,
     );
     settings.metrics.add_wal(wal.metrics());
+    let db_dir = config.member.data_dir.join("member").join("snap");
+    if let Some(index) = snapshot_installer::finish_pending_log_reset(&db_dir, &wal)
+        .await
+        .map_err(ServerError::Member)?
+    {
+        milestones.info(
+            "installed a raft snapshot",
+            &[("index", &index.to_string())],
+        );
+    }
     if wal.metadata().is_empty() && wal.last_index() < wal.first_index() {
         // Before the log's first write: from now on this data directory is this member.
         crate::server::member::identity_file::store(&config.member.data_dir, identity)
@@ -85,6 +97,10 @@ pub async fn serve(
             .map(|u| u.text.clone())
             .collect(),
         initial_members,
+        MembershipOptions {
+            joining: config.cluster.state == crate::config::ClusterState::Existing,
+            strict_reconfig_check: config.cluster.strict_reconfig_check,
+        },
         lessor_config,
         CompactionPacing::from_config(&config.compaction),
         settings.metrics.clone(),
@@ -92,7 +108,7 @@ pub async fn serve(
     )
     .await
     .map_err(ServerError::Member)?;
-    if member.cluster().members().count() > 1 {
+    if member.cluster().members().count() > 1 || !joined_peers.is_empty() {
         let listen = peer_listen_addresses(&config)?;
         let tls = crate::server::peer_tls::peer_tls(&config, &milestones)?;
         peer_link::start(
@@ -101,6 +117,8 @@ pub async fn serve(
             config.limits.max_request_bytes as usize,
             &listen,
             tls.as_ref(),
+            &joined_peers,
+            db_dir,
         )
         .map_err(ServerError::Member)?;
         for (address, secure) in &listen {

@@ -7,6 +7,7 @@
 pub mod auto_compaction_driver;
 mod id_generator;
 pub mod identity_file;
+pub mod join;
 pub mod lease_driver;
 pub mod lease_forward;
 pub mod lease_ids;
@@ -15,6 +16,8 @@ pub mod offload;
 pub mod owner_op;
 pub mod peer_link;
 pub mod raft_member;
+pub mod snapshot_installer;
+mod snapshot_sender;
 
 #[cfg(test)]
-mod replication_simulation;
+mod simulation;

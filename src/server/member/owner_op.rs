@@ -9,6 +9,7 @@ use basalt_net::Status;
 
 use super::raft_member::{Member, RaftStatus};
 use crate::server::state_machine::cluster_state::ClusterState;
+use crate::server::state_machine::membership_change::MembershipChange;
 use crate::server::state_machine::proposal::Proposal;
 use crate::server::state_machine::typed_write::Write;
 
@@ -26,6 +27,7 @@ pub struct Propose<W>(pub W);
 impl<W: Write> OwnerOp for Propose<W> {
     type Answer = Result<W::Answer, Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
+        refuse_learner(&member)?;
         member.propose_write(self.0).await
     }
 }
@@ -41,6 +43,7 @@ pub struct ProposeAs<W> {
 impl<W: Write> OwnerOp for ProposeAs<W> {
     type Answer = Result<W::Answer, Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
+        refuse_learner(&member)?;
         let proposal = Proposal::AsUser {
             user: self.user,
             auth_revision: self.auth_revision,
@@ -56,6 +59,7 @@ pub struct WaitLinearizable;
 impl OwnerOp for WaitLinearizable {
     type Answer = Result<(), Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
+        refuse_learner(&member)?;
         member.wait_linearizable().await
     }
 }
@@ -78,5 +82,34 @@ impl OwnerOp for GetClusterState {
     type Answer = ClusterState;
     async fn run(self, member: Rc<Member>) -> ClusterState {
         member.cluster().clone()
+    }
+}
+
+/// etcd's learner rule for clients: a learner serves Status and serializable reads only, so
+/// a client's write or linearizable read is refused ("rpc not supported for learner").
+fn refuse_learner(member: &Member) -> Result<(), Status> {
+    if member.raft_status().is_learner {
+        return Err(basalt_net::EtcdStatus::NotSupportedForLearner.into());
+    }
+    Ok(())
+}
+
+/// Proposes a membership change and waits until it is applied.
+pub struct ProposeMembership(pub MembershipChange);
+
+impl OwnerOp for ProposeMembership {
+    type Answer = Result<(), Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        member.propose_membership(self.0).await
+    }
+}
+
+/// etcd's MoveLeader: hands leadership to a member and waits until it leads.
+pub struct TransferLeader(pub u64);
+
+impl OwnerOp for TransferLeader {
+    type Answer = Result<(), Status>;
+    async fn run(self, member: Rc<Member>) -> Self::Answer {
+        member.transfer_leader(self.0).await
     }
 }

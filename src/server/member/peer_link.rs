@@ -2,20 +2,22 @@
 //! (`basalt_net::peer`) and decoded from it. Appends ride their own lane so that heartbeats,
 //! votes and read-index rounds never wait behind a large append.
 //!
-//! Everything runs on the raft owner's executor: the transport's connections, and one task per
-//! lane that feeds what arrives into the member.
+//! Everything runs on the raft owner's executor: the transport's connections, one task per
+//! lane that feeds what arrives into the member, and one that tells the member of a peer lost.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use basalt_net::peer::{Lane, SendError, TlsDialer, Transport, TransportConfig};
+use basalt_net::peer::{Lane, PeerEvent, SendError, TlsDialer, Transport, TransportConfig};
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
 use super::lease_forward::{self, LeaseForwarder, LeaseQuery, LeaseReply};
 use super::raft_member::{Member, PeerOutlet};
+use super::snapshot_sender::SnapshotSender;
 use crate::server::peer_tls::PeerTls;
 
 /// The member's side of the transport.
@@ -23,12 +25,15 @@ pub struct PeerLink {
     transport: Transport,
     /// Lease questions this member forwards to the leader (`lease_forward.rs`).
     leases: Rc<LeaseForwarder>,
+    /// MsgSnapshot goes out with the engine's data, on a connection of its own.
+    snapshots: SnapshotSender,
 }
 
 impl PeerOutlet for PeerLink {
     fn send(&self, message: Message) -> bool {
         let lane = match message.get_msg_type() {
             MessageType::MsgAppend => Lane::Append,
+            MessageType::MsgSnapshot => return self.snapshots.start(message),
             _ => Lane::Control,
         };
         let to = message.to;
@@ -50,17 +55,33 @@ impl PeerOutlet for PeerLink {
     ) -> Pin<Box<dyn Future<Output = Option<LeaseReply>>>> {
         self.leases.ask(to, query)
     }
+
+    fn set_peer(&self, id: u64, peer_urls: Option<&[String]>) {
+        match peer_urls {
+            Some(urls) => {
+                if let Err(error) = self.transport.add_peer(id, urls) {
+                    tracing::warn!(peer = format!("{id:x}"), %error, "cannot dial this member");
+                }
+            }
+            None => self.transport.remove_peer(id),
+        }
+    }
 }
 
 /// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses, each
 /// with whether it is `https://`), dials every other member it knows (through `tls` for
-/// `https://` URLs), and feeds received messages into raft.
+/// `https://` URLs; and `joined_peers`, the running cluster's members a joining member learned
+/// before its log tells it), feeds received messages into raft, and answers
+/// `GET /basalt/members` on the peer port for members that join; snapshots are taken into
+/// `db_dir` (the database's directory).
 pub fn start(
     member: &Rc<Member>,
     cluster_id: u64,
     max_request_bytes: usize,
     listen: &[(SocketAddr, bool)],
     tls: Option<&PeerTls>,
+    joined_peers: &[(u64, Vec<String>)],
+    db_dir: PathBuf,
 ) -> Result<(), String> {
     let own = member.headers().identity().member_id;
     let config = TransportConfig::new(cluster_id, own, max_request_bytes);
@@ -68,6 +89,18 @@ pub fn start(
         Some(tls) => Transport::with_dialer(config, Rc::new(TlsDialer::new(tls.client.clone()))),
         None => Transport::new(config),
     };
+    let listing = member.clone();
+    transport.set_http1(move |request| {
+        let response = if request.path() == super::join::MEMBERS_PATH {
+            basalt_net::http1::Http1Response::json(super::join::members_json(
+                cluster_id,
+                &listing.cluster(),
+            ))
+        } else {
+            basalt_net::http1::Http1Response::not_found()
+        };
+        Box::pin(async move { response })
+    });
     for (address, secure) in listen {
         let listener = basalt_net::bind(*address)
             .map_err(|e| format!("listening for peers on {address}: {e}"))?;
@@ -84,12 +117,13 @@ pub fn start(
             }
         }
     }
-    let peers: Vec<(u64, Vec<String>)> = member
+    let mut peers: Vec<(u64, Vec<String>)> = member
         .cluster()
         .members()
         .filter(|(id, _)| *id != own)
         .map(|(id, urls)| (id, urls.to_vec()))
         .collect();
+    peers.extend(joined_peers.iter().filter(|(id, _)| *id != own).cloned());
     for (id, urls) in peers {
         transport
             .add_peer(id, &urls)
@@ -123,6 +157,21 @@ pub fn start(
         })
         .detach();
     }
-    member.attach_peers(Rc::new(PeerLink { transport, leases }));
+    let (watching, events) = (member.clone(), transport.clone());
+    glommio::spawn_local(async move {
+        loop {
+            if let PeerEvent::Unreachable { peer, .. } = events.next_event().await {
+                watching.peer_unreachable(peer);
+            }
+        }
+    })
+    .detach();
+    super::snapshot_installer::start(transport.clone(), Rc::downgrade(member), db_dir);
+    let snapshots = SnapshotSender::new(transport.clone(), Rc::downgrade(member));
+    member.attach_peers(Rc::new(PeerLink {
+        transport,
+        leases,
+        snapshots,
+    }));
     Ok(())
 }

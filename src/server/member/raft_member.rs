@@ -33,6 +33,7 @@ use crate::server::state_machine::auth_store::AuthState;
 use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::lease_lessor::{Lessor, LessorConfig, Millis};
+use crate::server::state_machine::membership_change::MembershipChange;
 use crate::server::state_machine::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
 use crate::server::state_machine::typed_write::Write;
 use crate::server::watch::watch_hub::WatchHub;
@@ -78,6 +79,20 @@ impl CompactionPacing {
 /// Largest proposal data: the WAL's default record limit (16 MiB) less room for the raft
 /// entry's own fields (index, term, type).
 const ENTRY_BYTES_LIMIT: usize = (16 << 20) - 1024;
+
+/// What the message of a member removed from its cluster says (etcd's).
+pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
+
+/// How this member takes part in membership changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MembershipOptions {
+    /// `--initial-cluster-state=existing`: the member joins a running cluster, and learns its
+    /// membership from the log (its first entries are the bootstrap's members).
+    pub joining: bool,
+    /// `--strict-reconfig-check`: refuse a change that would leave too few started members
+    /// for a quorum.
+    pub strict_reconfig_check: bool,
+}
 
 /// Raft's numbers as Status reports them.
 #[derive(Clone, Copy, Debug)]
@@ -148,6 +163,10 @@ pub struct Member {
     /// How long a new leader's lessor extends every lease (the election timeout), so no lease
     /// expires before its holder could have found the new leader.
     lease_extend_ms: Millis,
+    /// `--strict-reconfig-check`.
+    strict_reconfig_check: bool,
+    /// One raft tick (the heartbeat interval).
+    tick_interval: Duration,
 }
 
 /// The member's way out to the other members: the peer transport.
@@ -163,6 +182,9 @@ pub trait PeerOutlet {
         to: u64,
         query: super::lease_forward::LeaseQuery,
     ) -> std::pin::Pin<Box<dyn Future<Output = Option<super::lease_forward::LeaseReply>>>>;
+    /// Dials member `id` at `peer_urls` from now on (`None`: it was removed; its messages
+    /// are refused).
+    fn set_peer(&self, id: u64, peer_urls: Option<&[String]>);
 }
 
 /// Where a proposal's answer goes.
@@ -202,21 +224,29 @@ impl Member {
         checkpoint_entries: u64,
         peer_urls: Vec<String>,
         initial_members: Vec<(u64, Vec<String>)>,
+        membership: MembershipOptions,
         lessor_config: LessorConfig,
         compaction_pacing: CompactionPacing,
         metrics: Arc<ServerMetrics>,
         auth: Arc<AuthHub>,
     ) -> Result<Rc<Member>, String> {
         let fresh_log = wal.metadata().is_empty() && wal.last_index() < wal.first_index();
-        if fresh_log && initial_members.len() > 1 {
+        let joining = membership.joining;
+        if fresh_log && !joining && initial_members.len() > 1 {
             // Every initial member records the same membership before its log starts, as
             // etcd's bootstrap adds each initial member to its store.
             ClusterState::record_initial_members(&engine, &initial_members)?;
         }
-        let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls))?;
+        let cluster = ClusterState::load(&engine, (identity.member_id, peer_urls), joining)?;
+        if cluster.is_removed(identity.member_id) {
+            return Err(REMOVED_MESSAGE.into());
+        }
         auth.publish(Arc::new(AuthState::load(&engine)?), &[]);
         let mut metadata = LogMetadata::decode(&wal.metadata())?;
-        if metadata.snapshot.get_conf_state() == &raft::prelude::ConfState::default() {
+        if metadata.snapshot.get_conf_state() == &raft::prelude::ConfState::default()
+            && !cluster.is_recorded()
+            && !joining
+        {
             // A new log takes the bootstrap's voters; the first metadata written stores them,
             // so a restart keeps its membership whatever its flags say. A log from before
             // membership was stored belongs to a one-member cluster.
@@ -233,22 +263,41 @@ impl Member {
             } else {
                 vec![identity.member_id]
             };
-            if fresh_log {
-                // The membership is durable before anything else enters the log, so a crash
-                // after the first entries can never restart this member with no voters.
-                let queued = wal
-                    .queue_metadata(&metadata.encode())
+        }
+        if fresh_log && !joining {
+            // etcd's bootstrap: one AddNode entry per initial member at indices 1..=n, term
+            // 1, committed, so a member added later replays the whole membership from the
+            // log's start (a member that knew only its own addition would think itself a
+            // cluster of one). The membership is durable before anything else enters the
+            // log, so a crash after the first entries can never restart this member with no
+            // voters.
+            let bootstrap = MembershipChange::bootstrap_entries(&initial_members);
+            for entry in &bootstrap {
+                assert_eq!(wal.next_index(), entry.index, "a fresh log starts at 1");
+                wal.queue_entry(&entry.encode_to_vec())
                     .await
                     .map_err(|e| e.to_string())?;
-                wal.wait_durable(queued).await.map_err(|e| e.to_string())?;
             }
+            metadata.hard_state.term = 1;
+            metadata.hard_state.commit = bootstrap.len() as u64;
+            let queued = wal
+                .queue_metadata(&metadata.encode())
+                .await
+                .map_err(|e| e.to_string())?;
+            wal.wait_durable(queued).await.map_err(|e| e.to_string())?;
         }
-        let voters = metadata.snapshot.get_conf_state().voters.clone();
-        if !voters.contains(&identity.member_id) {
+        if cluster.is_recorded() {
+            // The table holds the membership as of the engine's applied index; raft's log
+            // replays only what follows it, so that is raft's membership now.
+            metadata.snapshot.set_conf_state(cluster.conf_state());
+        }
+        let conf_state = metadata.snapshot.get_conf_state().clone();
+        let voters = conf_state.voters.clone();
+        let own = identity.member_id;
+        if !voters.contains(&own) && !conf_state.learners.contains(&own) && !joining {
             return Err(format!(
-                "this member ({:x}) is not one of its cluster's voters {:x?}: its data directory \
-                 belongs to another member",
-                identity.member_id, voters
+                "this member ({own:x}) is not one of its cluster's members {voters:x?}: its data \
+                 directory belongs to another member"
             ));
         }
         let mut entries = Vec::new();
@@ -365,6 +414,8 @@ impl Member {
             peers: RefCell::new(None),
             promote_pending: Cell::new(false),
             lease_extend_ms: tick_interval.as_millis() as Millis * timing.election_ticks as Millis,
+            strict_reconfig_check: membership.strict_reconfig_check,
+            tick_interval,
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -405,9 +456,18 @@ impl Member {
         self.pump();
     }
 
-    /// Sends raft's messages to their members. Snapshots are not streamed yet: the leader is
-    /// told the transfer failed and keeps the follower in probe until it can be served from
-    /// the log, so a follower never installs a snapshot without its data.
+    /// The peer transport lost `peer` (see `RaftNode::on_peer_unreachable`).
+    pub fn peer_unreachable(&self, peer: u64) {
+        if self.stopped.borrow().is_some() {
+            return;
+        }
+        self.state.borrow_mut().node.on_peer_unreachable(peer);
+        self.pump();
+    }
+
+    /// Sends raft's messages to their members. A MsgSnapshot starts a transfer of the engine
+    /// (`snapshot_sender`), which reports its end with `report_snapshot`; one that cannot start
+    /// is reported failed at once, so the leader tries again later.
     fn send_messages(&self, messages: Vec<raft::prelude::Message>) {
         if messages.is_empty() {
             return;
@@ -417,17 +477,12 @@ impl Member {
         let mut snapshot_failed = Vec::new();
         for message in messages {
             let to = message.to;
-            if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
-                tracing::warn!(
-                    to = format!("{to:x}"),
-                    "a member needs a snapshot to catch up; basalt cannot stream snapshots yet"
-                );
-                snapshot_failed.push(to);
-                continue;
-            }
+            let is_snapshot = message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
             let sent = outlet.as_ref().is_some_and(|outlet| outlet.send(message));
-            if !sent {
-                unreachable.push(to);
+            match (sent, is_snapshot) {
+                (true, _) => {}
+                (false, true) => snapshot_failed.push(to),
+                (false, false) => unreachable.push(to),
             }
         }
         if unreachable.is_empty() && snapshot_failed.is_empty() {
@@ -439,8 +494,40 @@ impl Member {
             state.node.report_unreachable(to);
         }
         for to in snapshot_failed {
-            state.node.report_snapshot_failed(to);
+            state.node.report_snapshot(to, false);
         }
+    }
+
+    /// Tells raft how the snapshot transfer to `to` ended.
+    pub fn report_snapshot(&self, to: u64, delivered: bool) {
+        if self.stopped.borrow().is_some() {
+            return;
+        }
+        self.state.borrow_mut().node.report_snapshot(to, delivered);
+        self.pump();
+    }
+
+    /// Raft's metadata for a snapshot of the engine at applied `index` with membership
+    /// `conf_state`; `None` once the log no longer knows the term of `index`.
+    pub fn snapshot_metadata_at(
+        &self,
+        index: u64,
+        conf_state: raft::prelude::ConfState,
+    ) -> Option<SnapshotMetadata> {
+        let term = self.state.borrow().node.term_of(index)?;
+        let mut metadata = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
+        metadata.set_conf_state(conf_state);
+        Some(metadata)
+    }
+
+    /// The hard state most recently queued into the log (term and vote a snapshot install
+    /// keeps).
+    pub fn persisted_hard_state(&self) -> raft::prelude::HardState {
+        self.persisted_hard_state.borrow().clone()
     }
 
     /// Moves the lessor with leadership. A member that stops leading stops expiring leases
@@ -688,6 +775,9 @@ impl Member {
         let Some(last) = fresh.last().map(|e| e.index) else {
             return;
         };
+        if let Some(reason) = self.unjoinable(&fresh) {
+            return self.stop(reason);
+        }
         let header = self.header(0);
         let applied = apply_entries(
             &self.engine,
@@ -700,6 +790,7 @@ impl Member {
         );
         match applied {
             Ok(batch) => {
+                self.apply_membership(&batch);
                 self.metrics.member.count_key_changes(&batch.events);
                 self.compaction_pending.set(batch.compaction_pending);
                 self.lessor_applied(&batch.leases);
@@ -770,6 +861,173 @@ impl Member {
         }
     }
 
+    /// Why `entries` must not be applied here, if they must not: a member that joined with
+    /// no membership learns it from the log's first entries (the bootstrap's members). If the
+    /// log it receives starts elsewhere — the cluster was bootstrapped before its log carried
+    /// its members, or the leader compacted them away — applying the rest would make it
+    /// believe a membership of only the changes it saw (possibly itself alone: two clusters).
+    fn unjoinable(&self, entries: &[Entry]) -> Option<String> {
+        if self.cluster.borrow().is_recorded() {
+            return None;
+        }
+        let first_meaningful = entries.iter().find(|entry| {
+            entry.get_entry_type() != raft::prelude::EntryType::EntryNormal
+                || !entry.data.is_empty()
+        })?;
+        let starts_membership = matches!(
+            MembershipChange::from_entry(first_meaningful),
+            Ok((0, MembershipChange::Add { learner: false, .. }, _))
+        );
+        (!starts_membership).then(|| {
+            format!(
+                "this member joined with an empty log, but the log it received does not start \
+                 with the cluster's members (entry {}); it needs a snapshot of the cluster, \
+                 which this version cannot receive",
+                first_meaningful.index
+            )
+        })
+    }
+
+    /// Carries the membership changes of an applied batch into raft (in order) and the peer
+    /// transport; a member that applied its own removal stops, as etcd's does.
+    fn apply_membership(&self, batch: &crate::server::state_machine::apply::AppliedBatch) {
+        if batch.conf_changes.is_empty() && batch.peer_changes.is_empty() {
+            return;
+        }
+        let own = self.headers.identity().member_id;
+        let mut removed_self = false;
+        {
+            let mut state = self.state.borrow_mut();
+            for (change, conf_change) in &batch.conf_changes {
+                match state.node.apply_conf_change(conf_change) {
+                    Ok(conf_state) => tracing::info!(
+                        ?change,
+                        voters = ?conf_state.voters,
+                        learners = ?conf_state.learners,
+                        "raft membership changed"
+                    ),
+                    // The cluster table accepted it, so raft must: they would disagree.
+                    Err(error) => panic!("raft refused membership change {change:?}: {error}"),
+                }
+                if matches!(change, MembershipChange::Remove { member_id } if *member_id == own) {
+                    removed_self = true;
+                }
+            }
+        }
+        if let Some(outlet) = self.peers.borrow().clone() {
+            for (id, urls) in &batch.peer_changes {
+                if *id != own {
+                    outlet.set_peer(*id, urls.as_deref());
+                }
+            }
+        }
+        if removed_self {
+            self.stop_removed();
+        }
+    }
+
+    /// Ends a member removed from its cluster. Its last messages (a leader's, telling the
+    /// others the removal committed) are queued; the process exits once two heartbeats had
+    /// the time to carry them, so the others need not wait out an election timeout.
+    fn stop_removed(&self) {
+        tracing::warn!("{REMOVED_MESSAGE}");
+        eprintln!("basalt: {REMOVED_MESSAGE}");
+        *self.stopped.borrow_mut() = Some(REMOVED_MESSAGE.to_string());
+        let grace = 2 * self.tick_interval;
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(grace).await;
+            std::process::exit(0);
+        })
+        .detach();
+    }
+
+    /// Proposes a membership change (MemberAdd, MemberRemove, MemberPromote) after etcd's
+    /// checks on the proposing member, and waits until it is applied.
+    pub async fn propose_membership(
+        self: &Rc<Self>,
+        change: MembershipChange,
+    ) -> Result<(), Status> {
+        self.check_running()?;
+        if let MembershipChange::Promote { member_id } = change {
+            // etcd: only the leader knows how far a learner is; a follower's request is
+            // answered by the leader (here: the client is told to ask it).
+            let in_sync = self.state.borrow().node.learner_in_sync(member_id);
+            match in_sync {
+                None if !self.is_leader() => return Err(EtcdStatus::NotLeader.into()),
+                None => {
+                    let cluster = self.cluster.borrow();
+                    return Err(if cluster.peer_urls(member_id).is_none() {
+                        EtcdStatus::MemberNotFound.into()
+                    } else {
+                        EtcdStatus::MemberNotLearner.into()
+                    });
+                }
+                Some(false) => return Err(EtcdStatus::LearnerNotReady.into()),
+                Some(true) => {}
+            }
+        }
+        if self.strict_reconfig_check && !self.cluster.borrow().keeps_started_quorum(&change) {
+            return Err(EtcdStatus::MemberNotEnoughStarted.into());
+        }
+        let id = self.request_ids.next();
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut state = self.state.borrow_mut();
+            state
+                .node
+                .propose_conf_change(change.to_conf_change(id))
+                .map_err(|_| Status::from(EtcdStatus::NoLeader))?;
+            state.waiting.insert(id, sender);
+        }
+        self.pump();
+        match within(self.request_timeout, receiver).await {
+            Some(Ok(answer)) => answer.map(|_| ()),
+            Some(Err(_)) => Err(self.stopped_status()),
+            None => {
+                self.state.borrow_mut().waiting.remove(&id);
+                Err(EtcdStatus::Timeout.into())
+            }
+        }
+    }
+
+    /// etcd's MoveLeader on the leader: asks raft to hand leadership to `target` and waits,
+    /// tick by tick, until `target` leads, at most the request timeout.
+    pub async fn transfer_leader(self: &Rc<Self>, target: u64) -> Result<(), Status> {
+        self.check_running()?;
+        if !self.is_leader() {
+            return Err(EtcdStatus::NotLeader.into());
+        }
+        let own = self.headers.identity().member_id;
+        let is_voter = {
+            let cluster = self.cluster.borrow();
+            cluster.peer_urls(target).is_some() && !cluster.is_learner(target)
+        };
+        if !is_voter {
+            return Err(EtcdStatus::BadLeaderTransferee.into());
+        }
+        if target == own {
+            return Ok(());
+        }
+        tracing::info!(
+            transferee = format!("{target:x}"),
+            "leadership transfer starting"
+        );
+        self.state.borrow_mut().node.transfer_leader(target);
+        self.pump();
+        let deadline = std::time::Instant::now() + self.request_timeout;
+        while self.state.borrow().node.leader() != target {
+            if std::time::Instant::now() >= deadline {
+                return Err(EtcdStatus::TimeoutLeaderTransfer.into());
+            }
+            glommio::timer::sleep(self.tick_interval).await;
+        }
+        tracing::info!(
+            new_leader = format!("{target:x}"),
+            "leadership transfer finished"
+        );
+        Ok(())
+    }
+
     /// Tells the lessor about applied lease changes (before clients hear their answers, so a
     /// TimeToLive after a Grant sees the lease).
     fn lessor_applied(&self, changes: &[LeaseApplied]) {
@@ -791,7 +1049,7 @@ impl Member {
 
     /// Fail-stop: a storage fault ends the member. Everyone waiting gets an error; the process
     /// exits so a supervisor restarts it from what is durable.
-    fn stop(&self, reason: String) {
+    pub(super) fn stop(&self, reason: String) {
         tracing::error!(%reason, "member stopping on a storage fault");
         eprintln!("basalt: fatal: {reason}");
         *self.stopped.borrow_mut() = Some(reason);
@@ -879,9 +1137,11 @@ impl Member {
 
     async fn queue_persist(&self, persist: Persist) -> Result<DurableWait, String> {
         if persist.snapshot.is_some() {
-            // Never sent by a basalt leader (see `send_messages`); installing one without its
-            // data would serve an empty store.
-            return Err("received a raft snapshot, which this version cannot install".into());
+            // Snapshots are never stepped into raft (see `refused_message`): the installer
+            // swaps the engine and the log in before the member starts.
+            return Err(
+                "raft handed out a snapshot that did not come through the installer".into(),
+            );
         }
         if let Some(last_kept) = persist.truncate_after {
             self.wal
@@ -1090,20 +1350,25 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
 
 /// Why a message from a peer must not reach raft, if it must not. A forwarded proposal enters
 /// every member's log and is applied everywhere, so one that is not a well-formed proposal of
-/// ours (or is a membership change, which only this member's own Cluster service may propose)
-/// is refused here rather than stopping every member at apply. Snapshots are never sent by a
-/// basalt leader yet; installing one without its data would serve an empty store.
+/// ours (or a membership change that does not decode as one) is refused here rather than stopping every member at apply. A snapshot travels with its data
+/// on the transport's snapshot lane (`snapshot_installer`), never as a bare raft message:
+/// raft installing one without the data would serve an empty store.
 fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
     use raft::prelude::{EntryType, MessageType};
     match message.get_msg_type() {
         MessageType::MsgPropose => {
-            let bad = message.entries.iter().any(|entry| {
-                entry.get_entry_type() != EntryType::EntryNormal
-                    || Proposal::decode(&entry.data).is_err()
-            });
+            let bad = message
+                .entries
+                .iter()
+                .any(|entry| match entry.get_entry_type() {
+                    EntryType::EntryNormal => Proposal::decode(&entry.data).is_err(),
+                    // A membership change a follower's Cluster service proposed.
+                    EntryType::EntryConfChange => MembershipChange::from_entry(entry).is_err(),
+                    EntryType::EntryConfChangeV2 => true,
+                });
             bad.then_some("a forwarded proposal that is not a basalt proposal")
         }
-        MessageType::MsgSnapshot => Some("a snapshot, which this version cannot install"),
+        MessageType::MsgSnapshot => Some("a snapshot without its data"),
         _ => None,
     }
 }

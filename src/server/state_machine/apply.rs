@@ -5,7 +5,7 @@
 //! entries durably, and the checkpoint (`Engine::sync`, see `member::raft_member`) makes the
 //! engine durable before the WAL forgets them.
 
-use basalt_engine::{self as engine, Engine};
+use basalt_engine::{self as engine, Engine, ResponseBudget};
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 use raft::prelude::Entry;
@@ -14,6 +14,7 @@ use super::auth_hub::AuthHub;
 use super::auth_store::AuthState;
 use super::cluster_state::ClusterState;
 use super::convert;
+use super::membership_change::MembershipChange;
 use super::proposal::Proposal;
 use super::write_cost;
 
@@ -28,6 +29,8 @@ pub enum Applied {
     Alarm(pb::AlarmResponse),
     MemberUpdate,
     MemberAttributes,
+    /// A membership change (MemberAdd / Remove / Promote) applied.
+    Membership,
     LeaseGrant(pb::LeaseGrantResponse),
     LeaseRevoke(pb::LeaseRevokeResponse),
     /// Internal lease proposals (checkpoints, expiries): nothing to report.
@@ -60,6 +63,10 @@ pub struct AppliedBatch {
     pub physical_compactions: Vec<u64>,
     /// Lease changes, in order.
     pub leases: Vec<LeaseApplied>,
+    /// Membership changes the cluster table accepted, in order: raft must apply them too.
+    pub conf_changes: Vec<(MembershipChange, raft::prelude::ConfChange)>,
+    /// Members whose peer URLs changed (`None`: removed), in order, for the peer transport.
+    pub peer_changes: Vec<(u64, Option<Vec<String>>)>,
 }
 
 /// Applies `entries` (in index order) in one engine commit; returns each proposal's id and
@@ -82,6 +89,8 @@ pub fn apply_entries(
     let mut answers = Vec::with_capacity(entries.len());
     let mut all_events = Vec::new();
     let mut leases = Vec::new();
+    let mut conf_changes = Vec::new();
+    let mut peer_changes = Vec::new();
     let Some(last) = entries.last() else {
         return Ok(AppliedBatch::default());
     };
@@ -92,8 +101,34 @@ pub fn apply_entries(
     let mut auth_changed = false;
     let mut token_effects = Vec::new();
     for entry in entries {
+        if entry.get_entry_type() != raft::prelude::EntryType::EntryNormal {
+            // A membership change (the member checked it decodes before applying).
+            let (id, change, conf_change) = MembershipChange::from_entry(entry)
+                .unwrap_or_else(|reason| panic!("committed {reason}"));
+            match cluster.apply_membership_change(&mut batch, &change, id == 0)? {
+                Ok(changed) => {
+                    if changed {
+                        match &change {
+                            MembershipChange::Add {
+                                member_id,
+                                peer_urls,
+                                ..
+                            } => peer_changes.push((*member_id, Some(peer_urls.clone()))),
+                            MembershipChange::Remove { member_id } => {
+                                peer_changes.push((*member_id, None))
+                            }
+                            MembershipChange::Promote { .. } => {}
+                        }
+                        conf_changes.push((change, conf_change));
+                    }
+                    answers.push((id, Ok(Applied::Membership)));
+                }
+                Err(refused) => answers.push((id, Err(refused))),
+            }
+            continue;
+        }
         if entry.data.is_empty() {
-            continue; // a new leader's empty entry, or a membership change with no data
+            continue; // a new leader's empty entry
         }
         let (id, proposal) = match Proposal::decode(&entry.data) {
             Ok(decoded) => decoded,
@@ -160,6 +195,9 @@ pub fn apply_entries(
             }
             Proposal::MemberUpdate(request) => {
                 let outcome = cluster.apply_member_update(&mut batch, &request)?;
+                if outcome.is_ok() {
+                    peer_changes.push((request.id, Some(request.peer_ur_ls.clone())));
+                }
                 answers.push((id, outcome.map(|()| Applied::MemberUpdate)));
                 continue;
             }
@@ -178,10 +216,20 @@ pub fn apply_entries(
                     Applied::DeleteRange(convert::delete_range_response(response, header))
                 }),
             Proposal::Txn(request) => match convert::txn_request(&request) {
-                Some(txn) => batch.txn(&txn).map(|(response, events)| {
-                    all_events.extend(events);
-                    Applied::Txn(convert::txn_response(response, header))
-                }),
+                Some(txn) => {
+                    // A write txn's ranges are read here, on the owner core, at apply: bound
+                    // their answer as a read's (see kv_service) so 128 full-range reads beside
+                    // one put cannot allocate until the process dies. The writes apply either
+                    // way; only the answer is refused, as etcd's send of it would fail.
+                    let mut budget = ResponseBudget::new(basalt_net::MAX_SEND_MESSAGE_BYTES);
+                    batch
+                        .txn_within(&txn, &mut budget)
+                        .and_then(|(response, events)| {
+                            all_events.extend(events);
+                            budget.check()?;
+                            Ok(Applied::Txn(convert::txn_response(response, header)))
+                        })
+                }
                 None => Err(engine::Error::EmptyKey),
             },
             Proposal::Compaction(request) => batch
@@ -277,6 +325,8 @@ pub fn apply_entries(
         compaction_pending,
         physical_compactions,
         leases,
+        conf_changes,
+        peer_changes,
     })
 }
 
@@ -397,7 +447,7 @@ mod tests {
     fn writes_checked_against_another_auth_store_are_refused_at_apply() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path().join("db")).unwrap();
-        let mut cluster = ClusterState::load(&engine, (1, Vec::new())).unwrap();
+        let mut cluster = ClusterState::load(&engine, (1, Vec::new()), false).unwrap();
         let hub = AuthHub::new(
             Tokens::from_flag("simple", std::time::Duration::from_secs(60)).unwrap(),
             4,

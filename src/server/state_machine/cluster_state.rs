@@ -1,8 +1,11 @@
-//! The replicated state beside the key space that the apply step keeps: alarms, and the peer
-//! URLs of the members (changed by MemberUpdate). Loaded from the engine's cluster table at
-//! start, changed only by committed raft entries, in the same engine commit as the entry.
+//! The replicated state beside the key space that the apply step keeps: alarms, and the
+//! membership — each member's peer URLs (MemberAdd, MemberUpdate), which members are learners,
+//! which were removed. Loaded from the engine's cluster table at start, changed only by
+//! committed raft entries, in the same engine commit as the entry, so the table holds the
+//! membership as of the engine's applied index (and raft's membership at start is read from
+//! it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use basalt_engine::{self as engine, Engine, WriteBatch};
 use basalt_net::proto::etcdserverpb as pb;
@@ -10,10 +13,17 @@ use basalt_net::{EtcdStatus, Status};
 use prost014::Message as _;
 
 use super::alarm::AlarmSet;
+use super::membership_change::MembershipChange;
 
 const MEMBER_PREFIX: &[u8] = b"member/";
 /// Records of the attributes each member published: its name and client URLs.
 const ATTRIBUTES_PREFIX: &[u8] = b"attributes/";
+/// Markers of the members that are learners (empty records).
+const LEARNER_PREFIX: &[u8] = b"learner/";
+/// Markers of the members removed for good (empty records): they may never come back.
+const REMOVED_PREFIX: &[u8] = b"removed/";
+/// etcd's `--experimental-max-learners` default: at most one learner at a time.
+const LEARNERS_LIMIT: usize = 1;
 
 /// Alarms and member attributes, as of the last applied entry (cloned to other cores).
 #[derive(Clone, Debug)]
@@ -24,15 +34,27 @@ pub struct ClusterState {
     /// What members published about themselves: id → (name, client URLs). A member that has
     /// not started yet has none (etcd lists it with an empty name).
     attributes: BTreeMap<u64, (String, Vec<String>)>,
+    /// Members that are learners (a subset of `peer_urls`' keys).
+    learners: BTreeSet<u64>,
+    /// Members removed for good.
+    removed: BTreeSet<u64>,
+    /// Whether the table records the membership (else it is only `local`, from the flags).
+    recorded: bool,
 }
 
 impl ClusterState {
     /// The state stored in `engine`; `local` (this member and its configured peer URLs) is the
     /// membership until a MemberUpdate stored other URLs, as etcd keeps the URLs it stored over
     /// the `--initial-advertise-peer-urls` of a restart.
-    pub fn load(engine: &Engine, local: (u64, Vec<String>)) -> Result<ClusterState, String> {
+    /// A member joining a running cluster (`joining`) starts with no membership at all until
+    /// it applies the cluster's from the log.
+    pub fn load(
+        engine: &Engine,
+        local: (u64, Vec<String>),
+        joining: bool,
+    ) -> Result<ClusterState, String> {
         let alarms = AlarmSet::load(engine)?;
-        let mut peer_urls = BTreeMap::from([local]);
+        let mut peer_urls = BTreeMap::new();
         let view = engine.read().map_err(|e| e.to_string())?;
         for (key, record) in view
             .cluster_records(MEMBER_PREFIX)
@@ -41,6 +63,35 @@ impl ClusterState {
             let stored = pb::MemberUpdateRequest::decode(record.as_slice())
                 .map_err(|e| format!("the member record {key:?} does not decode: {e}"))?;
             peer_urls.insert(stored.id, stored.peer_ur_ls);
+        }
+        let id_of = |key: &[u8], prefix: &[u8]| -> Result<u64, String> {
+            let bytes: [u8; 8] = key[prefix.len()..]
+                .try_into()
+                .map_err(|_| format!("the cluster record {key:?} has no member id"))?;
+            Ok(u64::from_be_bytes(bytes))
+        };
+        let mut learners = BTreeSet::new();
+        for (key, _) in view
+            .cluster_records(LEARNER_PREFIX)
+            .map_err(|e| e.to_string())?
+        {
+            learners.insert(id_of(&key, LEARNER_PREFIX)?);
+        }
+        let mut removed = BTreeSet::new();
+        for (key, _) in view
+            .cluster_records(REMOVED_PREFIX)
+            .map_err(|e| e.to_string())?
+        {
+            removed.insert(id_of(&key, REMOVED_PREFIX)?);
+        }
+        let mut recorded = !peer_urls.is_empty() || !removed.is_empty();
+        if !recorded && !joining {
+            // A one-member cluster (from before the bootstrap recorded members, or new): its
+            // membership is itself. Only a joining member learns it from the log; counting this
+            // one as unrecorded made it refuse its own log when the bootstrap entry and the
+            // entries after it were applied in separate batches.
+            peer_urls.insert(local.0, local.1);
+            recorded = true;
         }
         let mut attributes = BTreeMap::new();
         for (key, record) in view
@@ -55,6 +106,9 @@ impl ClusterState {
             alarms,
             peer_urls,
             attributes,
+            learners,
+            removed,
+            recorded,
         })
     }
 
@@ -69,7 +123,18 @@ impl ClusterState {
         let published = view
             .cluster_records(ATTRIBUTES_PREFIX)
             .map_err(|e| e.to_string())?;
-        for (key, _) in stored.iter().chain(&published) {
+        let learners = view
+            .cluster_records(LEARNER_PREFIX)
+            .map_err(|e| e.to_string())?;
+        let removed = view
+            .cluster_records(REMOVED_PREFIX)
+            .map_err(|e| e.to_string())?;
+        for (key, _) in stored
+            .iter()
+            .chain(&published)
+            .chain(&learners)
+            .chain(&removed)
+        {
             batch
                 .delete_cluster_record(key)
                 .map_err(|e| e.to_string())?;
@@ -140,6 +205,159 @@ impl ClusterState {
         Ok(())
     }
 
+    /// Whether the table records a membership (a member that joins has none until it applies
+    /// the cluster's first entries).
+    pub fn is_recorded(&self) -> bool {
+        self.recorded
+    }
+
+    /// Whether member `id` is a learner.
+    pub fn is_learner(&self, id: u64) -> bool {
+        self.learners.contains(&id)
+    }
+
+    /// Whether member `id` was removed for good.
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.removed.contains(&id)
+    }
+
+    /// raft's membership as the table records it: voters and learners.
+    pub fn conf_state(&self) -> raft::prelude::ConfState {
+        let mut conf_state = raft::prelude::ConfState::default();
+        for id in self.peer_urls.keys() {
+            if self.learners.contains(id) {
+                conf_state.learners.push(*id);
+            } else {
+                conf_state.voters.push(*id);
+            }
+        }
+        conf_state
+    }
+
+    /// Voting members, and how many of them have started (published their name: etcd's
+    /// `IsStarted`), leaving out `except`.
+    fn voters_started(&self, except: Option<u64>) -> (usize, usize) {
+        let voters = self
+            .peer_urls
+            .keys()
+            .filter(|id| !self.learners.contains(id) && Some(**id) != except);
+        voters.fold((0, 0), |(members, started), id| {
+            let is_started = self
+                .attributes
+                .get(id)
+                .is_some_and(|(name, _)| !name.is_empty());
+            (members + 1, started + usize::from(is_started))
+        })
+    }
+
+    /// etcd's `--strict-reconfig-check` rule for a change (`IsReadyToAddVotingMember`,
+    /// `IsReadyToRemoveVotingMember`, `IsReadyToPromoteMember`): after it, the started voting
+    /// members still form a quorum. Learners never count, and changing one is always allowed.
+    pub fn keeps_started_quorum(&self, change: &MembershipChange) -> bool {
+        let (members, started) = match change {
+            MembershipChange::Add { learner: true, .. } => return true,
+            MembershipChange::Remove { member_id } if self.learners.contains(member_id) => {
+                return true
+            }
+            MembershipChange::Add { .. } => {
+                let (members, started) = self.voters_started(None);
+                if started == 1 && members == 1 {
+                    // A second member for a one-member cluster (etcd's restore recipe).
+                    return true;
+                }
+                (members + 1, started)
+            }
+            MembershipChange::Remove { member_id } => self.voters_started(Some(*member_id)),
+            MembershipChange::Promote { .. } => {
+                // The learner counts as a started voter after it.
+                let (members, started) = self.voters_started(None);
+                (members + 1, started + 1)
+            }
+        };
+        started >= members / 2 + 1
+    }
+
+    /// Applies a committed membership change as etcd validates it
+    /// (`ValidateConfigurationChange`), deterministically on every member; `Ok(Ok(true))` when
+    /// raft must apply it, `Ok(Ok(false))` when it changes nothing (the bootstrap's entries,
+    /// replayed on members that recorded the initial membership before their log began).
+    pub fn apply_membership_change(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        change: &MembershipChange,
+        bootstrap: bool,
+    ) -> Result<Result<bool, Status>, engine::Error> {
+        let id = change.member_id();
+        if self.removed.contains(&id) {
+            return Ok(Err(EtcdStatus::MemberNotFound.into()));
+        }
+        match change {
+            MembershipChange::Add {
+                peer_urls, learner, ..
+            } => {
+                if let Some(urls) = self.peer_urls.get(&id) {
+                    let same = urls == peer_urls && self.learners.contains(&id) == *learner;
+                    return Ok(if bootstrap && same {
+                        Ok(false)
+                    } else {
+                        Err(EtcdStatus::MemberExists.into())
+                    });
+                }
+                let taken = self
+                    .peer_urls
+                    .values()
+                    .flatten()
+                    .any(|u| peer_urls.contains(u));
+                if taken {
+                    return Ok(Err(EtcdStatus::PeerUrlExists.into()));
+                }
+                if *learner && self.learners.len() >= LEARNERS_LIMIT {
+                    return Ok(Err(EtcdStatus::TooManyLearners.into()));
+                }
+                let record = pb::MemberUpdateRequest {
+                    id,
+                    peer_ur_ls: peer_urls.clone(),
+                };
+                batch.put_cluster_record(&member_key(id), &record.encode_to_vec())?;
+                if *learner {
+                    batch.put_cluster_record(&prefixed(LEARNER_PREFIX, id), &[])?;
+                    self.learners.insert(id);
+                }
+                self.peer_urls.insert(id, peer_urls.clone());
+            }
+            MembershipChange::Promote { .. } => {
+                if !self.peer_urls.contains_key(&id) {
+                    return Ok(Err(EtcdStatus::MemberNotFound.into()));
+                }
+                if !self.learners.contains(&id) {
+                    return Ok(Err(EtcdStatus::MemberNotLearner.into()));
+                }
+                batch.delete_cluster_record(&prefixed(LEARNER_PREFIX, id))?;
+                self.learners.remove(&id);
+            }
+            MembershipChange::Remove { .. } => {
+                if !self.peer_urls.contains_key(&id) {
+                    return Ok(Err(EtcdStatus::MemberNotFound.into()));
+                }
+                batch.delete_cluster_record(&member_key(id))?;
+                batch.delete_cluster_record(&prefixed(ATTRIBUTES_PREFIX, id))?;
+                batch.delete_cluster_record(&prefixed(LEARNER_PREFIX, id))?;
+                batch.put_cluster_record(&prefixed(REMOVED_PREFIX, id), &[])?;
+                self.peer_urls.remove(&id);
+                self.attributes.remove(&id);
+                self.learners.remove(&id);
+                self.removed.insert(id);
+            }
+        }
+        self.recorded = true;
+        tracing::info!(
+            member_id = format!("{id:x}"),
+            ?change,
+            "applied a membership change"
+        );
+        Ok(Ok(true))
+    }
+
     /// The peer URLs of member `id`, if it is a member.
     pub fn peer_urls(&self, id: u64) -> Option<&[String]> {
         self.peer_urls.get(&id).map(Vec::as_slice)
@@ -178,7 +396,11 @@ impl ClusterState {
 
 /// The cluster-table key of member `id`'s record.
 fn member_key(id: u64) -> Vec<u8> {
-    let mut key = MEMBER_PREFIX.to_vec();
+    prefixed(MEMBER_PREFIX, id)
+}
+
+fn prefixed(prefix: &[u8], id: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     key
 }

@@ -15,6 +15,7 @@ pub mod cluster_state;
 pub mod convert;
 pub mod header;
 pub mod lease_lessor;
+pub mod membership_change;
 pub mod proposal;
 pub mod proposal_summary;
 pub mod typed_write;

@@ -1,26 +1,20 @@
-//! etcd's Cluster service: MemberList of every member, and MemberAdd / MemberRemove /
-//! MemberUpdate / MemberPromote answered as a one-member etcd 3.5 answers them (membership
-//! changes through raft are not built yet).
-//!
-//! - Remove of this member: "not enough started members" (it would leave no quorum); of an
-//!   unknown id: "member not found".
-//! - Update of this member's peer URLs goes through raft and is stored (a restart keeps it, as
-//!   etcd keeps stored URLs over `--initial-advertise-peer-urls`); unknown id: "member not
-//!   found".
-//! - Promote of this member (a voter): "can only promote a learner member"; unknown id:
-//!   "member not found".
-//! - Add is checked as etcd checks it (URLs, URLs already in use), then refused with
-//!   UNIMPLEMENTED: a second member needs peer networking, which basalt does not have yet.
+//! etcd's Cluster service: MemberList of every member; MemberAdd (voter or learner),
+//! MemberRemove and MemberPromote as raft membership changes (`MembershipChange`: checked on
+//! the proposing member — `--strict-reconfig-check`, a learner's progress — then validated
+//! at apply as etcd validates them); MemberUpdate as a replicated write of the member's peer
+//! URLs (a restart keeps them, as etcd keeps stored URLs over
+//! `--initial-advertise-peer-urls`). Each answers with the members once it has applied.
 
 use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Metadata;
-use basalt_net::{Code, EtcdStatus, Router, Status};
+use basalt_net::{EtcdStatus, Router, Status};
 
 use super::status_service::MemberInfo;
-use crate::server::member::owner_op::GetClusterState;
+use crate::server::member::owner_op::{GetClusterState, ProposeMembership};
 use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::membership_change::MembershipChange;
 
 /// Registers the Cluster methods on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) {
@@ -41,40 +35,49 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
             }
         },
     );
-    let m = member.clone();
+    let (m, i) = (member.clone(), info.clone());
     router.unary(
         "/etcdserverpb.Cluster/MemberAdd",
         move |metadata: Metadata, request: pb::MemberAddRequest| {
-            let member = m.clone();
+            let (member, info) = (m.clone(), i.clone());
             async move {
                 member.caller(&metadata)?.check_admin()?;
                 check_urls(&request.peer_ur_ls)?;
-                let cluster = member.call(GetClusterState).await?;
-                let self_urls = cluster
-                    .peer_urls(member.identity().member_id)
-                    .unwrap_or_default();
-                if request.peer_ur_ls.iter().any(|u| self_urls.contains(u)) {
-                    return Err(EtcdStatus::PeerUrlExists.into());
-                }
-                Err::<pb::MemberAddResponse, _>(Status::new(
-                    Code::Unimplemented,
-                    "basalt: adding a member needs clustering, which this version does not have \
-                     yet",
-                ))
+                let member_id = new_member_id(&request.peer_ur_ls);
+                let change = MembershipChange::Add {
+                    member_id,
+                    peer_urls: request.peer_ur_ls.clone(),
+                    learner: request.is_learner,
+                };
+                member.call(ProposeMembership(change)).await??;
+                Ok(pb::MemberAddResponse {
+                    header: Some(header(&member)),
+                    member: Some(pb::Member {
+                        id: member_id,
+                        peer_ur_ls: request.peer_ur_ls,
+                        is_learner: request.is_learner,
+                        ..Default::default()
+                    }),
+                    members: members(&member, &info).await?,
+                })
             }
         },
     );
-    let m = member.clone();
+    let (m, i) = (member.clone(), info.clone());
     router.unary(
         "/etcdserverpb.Cluster/MemberRemove",
         move |metadata: Metadata, request: pb::MemberRemoveRequest| {
-            let member = m.clone();
+            let (member, info) = (m.clone(), i.clone());
             async move {
                 member.caller(&metadata)?.check_admin()?;
-                if request.id == member.identity().member_id {
-                    return Err(EtcdStatus::MemberNotEnoughStarted.into());
-                }
-                Err::<pb::MemberRemoveResponse, _>(EtcdStatus::MemberNotFound.into())
+                let change = MembershipChange::Remove {
+                    member_id: request.id,
+                };
+                member.call(ProposeMembership(change)).await??;
+                Ok(pb::MemberRemoveResponse {
+                    header: Some(header(&member)),
+                    members: members(&member, &info).await?,
+                })
             }
         },
     );
@@ -96,16 +99,37 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
     router.unary(
         "/etcdserverpb.Cluster/MemberPromote",
         move |metadata: Metadata, request: pb::MemberPromoteRequest| {
-            let member = member.clone();
+            let (member, info) = (member.clone(), info.clone());
             async move {
                 member.caller(&metadata)?.check_admin()?;
-                if request.id == member.identity().member_id {
-                    return Err(EtcdStatus::MemberNotLearner.into());
-                }
-                Err::<pb::MemberPromoteResponse, _>(EtcdStatus::MemberNotFound.into())
+                let change = MembershipChange::Promote {
+                    member_id: request.id,
+                };
+                member.call(ProposeMembership(change)).await??;
+                Ok(pb::MemberPromoteResponse {
+                    header: Some(header(&member)),
+                    members: members(&member, &info).await?,
+                })
             }
         },
     );
+}
+
+/// A new member's ID, as etcd's `NewMember` derives one for MemberAdd: a hash of its peer
+/// URLs and the time (so the same URLs added again get another ID).
+fn new_member_id(peer_urls: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut sorted = peer_urls.to_vec();
+    sorted.sort();
+    sorted.hash(&mut hasher);
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+        .hash(&mut hasher);
+    // 0 means "no member" to raft.
+    hasher.finish().max(1)
 }
 
 /// The members, as etcd lists them: by ID, each with the name and client URLs it published
@@ -127,7 +151,7 @@ async fn members(member: &Gateway, info: &MemberInfo) -> Result<Vec<pb::Member>,
                 name,
                 peer_ur_ls: peer_urls.to_vec(),
                 client_ur_ls: client_urls,
-                is_learner: false,
+                is_learner: cluster.is_learner(id),
             }
         })
         .collect())

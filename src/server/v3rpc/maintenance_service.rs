@@ -5,9 +5,9 @@ use std::rc::Rc;
 
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::Metadata;
-use basalt_net::{EtcdStatus, Router, Status};
+use basalt_net::{Router, Status};
 
-use crate::server::member::owner_op::{GetClusterState, GetRaftStatus};
+use crate::server::member::owner_op::TransferLeader;
 use crate::server::routing::gateway::Gateway;
 use crate::server::state_machine::apply::status_of;
 
@@ -88,26 +88,15 @@ pub fn register(router: &mut Router, member: Rc<Gateway>) {
     );
 }
 
-/// etcd's MoveLeader on a single member: only the leader may move leadership; a target that is
-/// not a voting member is a "bad leader transferee"; moving it to itself succeeds at once
-/// (raft ignores the transfer and the leader already is the target). The response carries no
-/// header, as etcd's.
+/// etcd's MoveLeader: only the leader may move leadership; a target that is not a voting
+/// member is a "bad leader transferee"; moving it to itself succeeds at once. The leader waits
+/// until the target leads (at most the request timeout: "leader transfer took too long"). The
+/// response carries no header, as etcd's.
 async fn move_leader(
     member: &Gateway,
     request: pb::MoveLeaderRequest,
 ) -> Result<pb::MoveLeaderResponse, Status> {
-    let self_id = member.identity().member_id;
-    if member.call(GetRaftStatus).await?.leader != self_id {
-        return Err(EtcdStatus::NotLeader.into());
-    }
-    if member
-        .call(GetClusterState)
-        .await?
-        .peer_urls(request.target_id)
-        .is_none()
-    {
-        return Err(EtcdStatus::BadLeaderTransferee.into());
-    }
+    member.call(TransferLeader(request.target_id)).await??;
     Ok(pb::MoveLeaderResponse { header: None })
 }
 

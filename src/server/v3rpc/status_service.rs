@@ -50,8 +50,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) 
                         .engine()
                         .size_in_use_bytes()
                         .map_err(|e| status_of(&e))? as i64,
-                    // A single member is always a voter.
-                    is_learner: false,
+                    is_learner: raft.is_learner,
                 })
             }
         },

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::peer_proxy::PeerProxy;
 use super::{free_port, Basalt, Starting};
 
 /// The environment that lets a multi-member cluster start while clustering is unfinished.
@@ -14,6 +15,8 @@ pub struct Seat {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The peer port the others dial: `peer_port`, or a fault-injecting proxy's.
+    pub advertised_peer_port: u16,
     pub data_dir: PathBuf,
 }
 
@@ -21,9 +24,11 @@ pub struct Seat {
 pub struct Cluster {
     pub seats: Vec<Seat>,
     pub members: Vec<Option<Basalt>>,
+    initial_cluster: String,
+    /// The proxy in front of the peer ports, for partition tests.
+    pub proxy: Option<PeerProxy>,
     /// Per member, flags added to its seat's.
     extra_flags: Vec<Vec<String>>,
-    initial_cluster: String,
     /// The peer URLs' scheme.
     scheme: String,
 }
@@ -32,7 +37,22 @@ impl Cluster {
     /// Starts `size` members in `dir` (all spawned before any is awaited: none is ready until
     /// a quorum runs), with 100 ms heartbeats and 1 s elections as etcd's defaults.
     pub fn start(dir: &Path, size: usize) -> Cluster {
+        Cluster::start_with_flags(dir, size, &[])
+    }
+
+    /// Like `start`, every member with `extra_flags` too.
+    pub fn start_with_flags(dir: &Path, size: usize, extra_flags: &[&str]) -> Cluster {
         let mut cluster = Cluster::plan(dir, size, "http");
+        for i in 0..size {
+            cluster.set_flags(i, extra_flags.iter().map(|f| f.to_string()).collect());
+        }
+        cluster.start_all();
+        cluster
+    }
+
+    /// [`Cluster::start`] with every peer link through a [`PeerProxy`] that can cut them.
+    pub fn start_behind_proxy(dir: &Path, size: usize) -> Cluster {
+        let mut cluster = Cluster::plan_seated(dir, size, "http", true);
         cluster.start_all();
         cluster
     }
@@ -40,17 +60,38 @@ impl Cluster {
     /// The seats of `size` members in `dir` whose peer URLs use `scheme` (`http`, `https`);
     /// none runs yet.
     pub fn plan(dir: &Path, size: usize, scheme: &str) -> Cluster {
-        let seats: Vec<Seat> = (0..size)
-            .map(|i| Seat {
-                name: format!("m{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
-                data_dir: dir.join(format!("m{i}")),
+        Cluster::plan_seated(dir, size, scheme, false)
+    }
+
+    fn plan_seated(dir: &Path, size: usize, scheme: &str, behind_proxy: bool) -> Cluster {
+        let mut seats: Vec<Seat> = (0..size)
+            .map(|i| {
+                let peer_port = free_port();
+                Seat {
+                    name: format!("m{i}"),
+                    client_port: free_port(),
+                    peer_port,
+                    advertised_peer_port: peer_port,
+                    data_dir: dir.join(format!("m{i}")),
+                }
             })
             .collect();
+        let proxy = behind_proxy.then(|| {
+            let targets: Vec<u16> = seats.iter().map(|seat| seat.peer_port).collect();
+            let proxy = PeerProxy::start(&targets);
+            for (seat, &port) in seats.iter_mut().zip(&proxy.ports) {
+                seat.advertised_peer_port = port;
+            }
+            proxy
+        });
         let initial_cluster = seats
             .iter()
-            .map(|seat| format!("{}={scheme}://127.0.0.1:{}", seat.name, seat.peer_port))
+            .map(|seat| {
+                format!(
+                    "{}={scheme}://127.0.0.1:{}",
+                    seat.name, seat.advertised_peer_port
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         Cluster {
@@ -58,6 +99,7 @@ impl Cluster {
             extra_flags: (0..size).map(|_| Vec::new()).collect(),
             seats,
             initial_cluster,
+            proxy,
             scheme: scheme.to_string(),
         }
     }
@@ -78,14 +120,16 @@ impl Cluster {
     /// Starts member `i` without waiting for it (a member is ready only once a quorum runs).
     pub fn spawn(&self, i: usize) -> Starting {
         let seat = &self.seats[i];
-        let peer_url = format!("{}://127.0.0.1:{}", self.scheme, seat.peer_port);
+        let listen_peer_url = format!("{}://127.0.0.1:{}", self.scheme, seat.peer_port);
+        let advertised_peer_url =
+            format!("{}://127.0.0.1:{}", self.scheme, seat.advertised_peer_port);
         let mut flags: Vec<&str> = vec![
             "--name",
             &seat.name,
             "--listen-peer-urls",
-            &peer_url,
+            &listen_peer_url,
             "--initial-advertise-peer-urls",
-            &peer_url,
+            &advertised_peer_url,
             "--initial-cluster",
             &self.initial_cluster,
             "--initial-cluster-token",
@@ -98,6 +142,54 @@ impl Cluster {
             &flags,
             &[CLUSTERING],
         )
+    }
+
+    /// A seat for a member to add: a name and free ports, not started.
+    pub fn new_seat(&mut self, dir: &Path) -> usize {
+        let i = self.seats.len();
+        let peer_port = free_port();
+        self.seats.push(Seat {
+            name: format!("m{i}"),
+            client_port: free_port(),
+            peer_port,
+            advertised_peer_port: peer_port,
+            data_dir: dir.join(format!("m{i}")),
+        });
+        self.members.push(None);
+        self.extra_flags.push(Vec::new());
+        i
+    }
+
+    /// Starts member `i` (added with `member add` first) with `--initial-cluster-state
+    /// existing`: it asks the running members who it is, then follows the log.
+    pub fn join(&mut self, i: usize) {
+        let seat = &self.seats[i];
+        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        let initial_cluster = format!("{},{}={}", self.initial_cluster, seat.name, peer_url);
+        let member = Basalt::spawn(
+            seat.data_dir.clone(),
+            seat.client_port,
+            &[
+                "--name",
+                &seat.name,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &initial_cluster,
+                "--initial-cluster-state",
+                "existing",
+            ],
+            &[CLUSTERING],
+        )
+        .wait_ready();
+        self.members[i] = Some(member);
+    }
+
+    /// Member `i`'s process, taken out of the cluster (to wait for it to exit).
+    pub fn take(&mut self, i: usize) -> Basalt {
+        self.members[i].take().expect("member is running")
     }
 
     /// Restarts member `i` (stopped before) on its data directory and waits until it serves.
@@ -167,5 +259,29 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Every running member's ID, by seat (0 for a member not running or not answering).
+    pub fn member_ids(&self) -> Vec<u64> {
+        (0..self.members.len())
+            .map(|i| {
+                if self.members[i].is_some() {
+                    self.leader_seen_by(i).1
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    /// Cuts member `i` off from every other member (needs [`Cluster::start_behind_proxy`]).
+    pub fn isolate(&self, i: usize, ids: &[u64]) {
+        let proxy = self.proxy.as_ref().expect("started behind a proxy");
+        proxy.isolate(ids[i], ids);
+    }
+
+    /// Restores every peer link.
+    pub fn heal(&self) {
+        self.proxy.as_ref().expect("started behind a proxy").heal();
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod peer_proxy;
 /// The throwaway PKI of the TLS tests (client TLS, peer TLS), shared with net's TLS tests.
 #[path = "../../../net/tests/tls/pki.rs"]
 pub mod pki;
@@ -11,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a member may take to print "ready to serve client requests".
@@ -22,6 +23,8 @@ pub struct Basalt {
     child: Child,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// Every line the process wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Basalt {
@@ -131,23 +134,25 @@ impl Starting {
         } = self;
         let stderr = child.stderr.take().expect("piped stderr");
         let (ready_sender, ready_receiver) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
-            let mut lines = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("ready to serve client requests") {
                     let _ = ready_sender.send(Ok(()));
                 }
                 // Shown by the test harness when a test fails: what the member said.
                 eprintln!("basalt: {line}");
-                lines.push(line);
+                lines.lock().unwrap().push(line);
             }
-            let _ = ready_sender.send(Err(lines.join("\n")));
+            let _ = ready_sender.send(Err(lines.lock().unwrap().join("\n")));
         });
         match ready_receiver.recv_timeout(START_LIMIT) {
             Ok(Ok(())) => Basalt {
                 child,
                 port,
                 data_dir,
+                log,
             },
             Ok(Err(output)) => panic!("basalt exited before it was ready:\n{output}"),
             Err(_) => {
@@ -162,6 +167,28 @@ impl Basalt {
     /// `127.0.0.1:port`.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The most resident memory the process has held so far (Linux's VmHWM).
+    pub fn peak_resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the member's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|number| number.trim().parse().ok())
+            .expect("VmHWM in /proc status");
+        kib * 1024
+    }
+
+    /// The lines the process has written to stderr so far that contain `text`.
+    pub fn logged(&self, text: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|line| line.contains(text))
+            .cloned()
+            .collect()
     }
 
     /// Kills the process with SIGKILL and waits for it to be gone.
@@ -219,6 +246,20 @@ impl Basalt {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Waits at most `limit` for the process to exit on its own; its exit status, or `None`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll basalt") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs etcdctl expecting failure and returns its stderr.

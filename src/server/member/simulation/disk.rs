@@ -1,0 +1,147 @@
+//! A member's simulated log disk, shaped like basalt's WAL: raft's writes become records in
+//! order (a truncation, entries, the hard state), written at once but durable only when a
+//! later fdatasync completes; one fdatasync covers every record written before it started
+//! (group commit). A stall holds the fdatasync in flight for as long as it lasts. A crash keeps
+//! what was synced plus a seeded prefix of what was not: the WAL's crc per record and torn-tail
+//! repair make a torn write lose a suffix of records, never a record in the middle.
+
+use std::collections::VecDeque;
+
+use raft::prelude::{Entry, HardState, Message};
+
+use crate::node::Persist;
+
+use super::clock::Micros;
+use super::rng::Rng;
+
+/// One WAL record.
+enum Record {
+    TruncateAfter(u64),
+    Entry(Entry),
+    HardState(HardState),
+}
+
+/// What survives a crash: the log a restarted member recovers from.
+#[derive(Clone, Default)]
+pub struct DurableLog {
+    pub entries: Vec<Entry>,
+    pub hard_state: HardState,
+}
+
+impl DurableLog {
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::TruncateAfter(index) => self.entries.retain(|e| e.index <= index),
+            Record::Entry(entry) => {
+                let expected = self.entries.last().map_or(1, |e| e.index + 1);
+                assert_eq!(entry.index, expected, "the log has a gap");
+                self.entries.push(entry);
+            }
+            Record::HardState(hard_state) => self.hard_state = hard_state,
+        }
+    }
+}
+
+/// A persist waiting for the fdatasync that covers its records.
+struct Waiting {
+    /// Records written (ever) when it was queued: durable once `synced` reaches this.
+    upto: u64,
+    ready_number: u64,
+    messages_after: Vec<Message>,
+}
+
+/// Persists made durable by one fdatasync, to report to raft in one go.
+pub struct Synced {
+    pub ready_number: u64,
+    pub messages_after: Vec<Message>,
+}
+
+pub struct Disk {
+    durable: DurableLog,
+    /// Records ever made durable.
+    synced: u64,
+    /// Written, not yet durable, oldest first.
+    written: VecDeque<Record>,
+    waiting: VecDeque<Waiting>,
+    /// The fdatasync in flight: the record count it makes durable.
+    fsync_in_flight: Option<u64>,
+    /// Until when every fdatasync hangs.
+    pub stalled_until: Micros,
+}
+
+impl Disk {
+    pub fn new(durable: DurableLog) -> Disk {
+        Disk {
+            durable,
+            synced: 0,
+            written: VecDeque::new(),
+            waiting: VecDeque::new(),
+            fsync_in_flight: None,
+            stalled_until: 0,
+        }
+    }
+
+    /// Writes raft's persist, in order (no fdatasync yet).
+    pub fn write(&mut self, persist: Persist) {
+        assert!(
+            persist.snapshot.is_none(),
+            "no raft snapshots: the simulated log is never compacted"
+        );
+        if let Some(index) = persist.truncate_after {
+            self.written.push_back(Record::TruncateAfter(index));
+        }
+        self.written
+            .extend(persist.entries.into_iter().map(Record::Entry));
+        if let Some(hard_state) = persist.hard_state {
+            self.written.push_back(Record::HardState(hard_state));
+        }
+        self.waiting.push_back(Waiting {
+            upto: self.synced + self.written.len() as u64,
+            ready_number: persist.ready_number,
+            messages_after: persist.messages_after,
+        });
+    }
+
+    /// Starts an fdatasync if one is due and none is in flight; true if it did.
+    pub fn start_fsync(&mut self) -> bool {
+        if self.fsync_in_flight.is_some() || self.waiting.is_empty() {
+            return false;
+        }
+        self.fsync_in_flight = Some(self.synced + self.written.len() as u64);
+        true
+    }
+
+    /// The fdatasync in flight completed: its records are durable; returns the persists it
+    /// covered (the newest ready number and every held message), if any.
+    pub fn finish_fsync(&mut self) -> Option<Synced> {
+        let upto = self
+            .fsync_in_flight
+            .take()
+            .expect("an fdatasync was in flight");
+        while self.synced < upto {
+            let record = self.written.pop_front().expect("counted records exist");
+            self.durable.apply(record);
+            self.synced += 1;
+        }
+        let mut done: Option<Synced> = None;
+        while self.waiting.front().is_some_and(|w| w.upto <= upto) {
+            let waiting = self.waiting.pop_front().expect("front was just seen");
+            let synced = done.get_or_insert(Synced {
+                ready_number: 0,
+                messages_after: Vec::new(),
+            });
+            synced.ready_number = waiting.ready_number;
+            synced.messages_after.extend(waiting.messages_after);
+        }
+        done
+    }
+
+    /// A crash: what was synced survives, plus a seeded prefix of the unsynced records.
+    pub fn crash(mut self, rng: &mut Rng) -> DurableLog {
+        let kept = rng.below(self.written.len() as u64 + 1);
+        for record in self.written.drain(..).take(kept as usize) {
+            self.durable.apply(record);
+        }
+        self.durable
+    }
+}
