@@ -288,10 +288,7 @@ impl RaftNode {
             .raw
             .apply_conf_change(change)
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        self.raw
-            .mut_store()
-            .wl()
-            .set_conf_state(conf_state.clone());
+        self.raw.mut_store().wl().set_conf_state(conf_state.clone());
         Ok(conf_state)
     }
 

@@ -96,8 +96,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     .filter(|member| member.name != config.member.name)
                     .flat_map(|member| member.peer_urls.iter().map(|url| url.text.clone()))
                     .collect();
-                let advertised: Vec<String> =
-                    config.urls.advertise_peer.iter().map(|url| url.text.clone()).collect();
+                let advertised: Vec<String> = config
+                    .urls
+                    .advertise_peer
+                    .iter()
+                    .map(|url| url.text.clone())
+                    .collect();
                 let joined = member::join::fetch_cluster(&asked, &advertised, JOIN_ASK_LIMIT)
                     .map_err(ServerError::Member)?;
                 joined_peers = joined.members;

@@ -861,6 +861,18 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         &[],
         "min_and_max_versions_are_honoured",
     ),
+    (
+        "initial-cluster-state",
+        "existing",
+        &[],
+        "member_commands_add_join_promote_update_move_remove",
+    ),
+    (
+        "strict-reconfig-check",
+        "false",
+        &[],
+        "member_commands_add_join_promote_update_move_remove",
+    ),
 ];
 
 /// Goal: a flag the table marks honoured is acted on, never parsed and ignored. Method: walk

@@ -197,13 +197,16 @@ fn endpoint_status_cluster_accepts_url_authority() {
     let dir = tempfile::tempdir().unwrap();
     let basalt = Basalt::start(dir.path());
     let id = member_id_hex(&basalt);
-    let status: serde_json::Value = serde_json::from_str(&basalt.ok(&[
-        "endpoint", "status", "--cluster", "-w", "json",
-    ]))
-    .unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&basalt.ok(&["endpoint", "status", "--cluster", "-w", "json"]))
+            .unwrap();
     let rows = status.as_array().unwrap();
     assert_eq!(rows.len(), 1, "{status}");
-    assert_eq!(rows[0]["Endpoint"], format!("http://{}", basalt.endpoint()), "{status}");
+    assert_eq!(
+        rows[0]["Endpoint"],
+        format!("http://{}", basalt.endpoint()),
+        "{status}"
+    );
     assert_eq!(
         format!("{:x}", rows[0]["Status"]["leader"].as_u64().unwrap()),
         id

@@ -84,19 +84,33 @@ fn member_commands_add_join_promote_update_move_remove() {
 
     let listed = members(cluster.member(leader));
     assert_eq!(listed.len(), 3, "{listed:?}");
-    assert!(listed.iter().all(|(_, name, learner, _)| !name.is_empty() && !learner));
+    assert!(listed
+        .iter()
+        .all(|(_, name, learner, _)| !name.is_empty() && !learner));
     let voter = listed[0].0;
     let taken_url = listed[0].3[0].clone();
 
     // etcd's refusals before anything changes.
-    let refusal = cluster.member(leader).fails(&["member", "promote", &hex(voter)]);
-    assert!(refusal.contains("etcdserver: can only promote a learner member"), "{refusal}");
-    let refusal = cluster.member(leader).fails(&["member", "remove", "1234"]);
-    assert!(refusal.contains("etcdserver: member not found"), "{refusal}");
     let refusal = cluster
         .member(leader)
-        .fails(&["member", "add", "dup", "--peer-urls", &taken_url]);
-    assert!(refusal.contains("etcdserver: Peer URLs already exists"), "{refusal}");
+        .fails(&["member", "promote", &hex(voter)]);
+    assert!(
+        refusal.contains("etcdserver: can only promote a learner member"),
+        "{refusal}"
+    );
+    let refusal = cluster.member(leader).fails(&["member", "remove", "1234"]);
+    assert!(
+        refusal.contains("etcdserver: member not found"),
+        "{refusal}"
+    );
+    let refusal =
+        cluster
+            .member(leader)
+            .fails(&["member", "add", "dup", "--peer-urls", &taken_url]);
+    assert!(
+        refusal.contains("etcdserver: Peer URLs already exists"),
+        "{refusal}"
+    );
     let refusal = cluster.member(leader).fails(&[
         "member",
         "update",
@@ -104,7 +118,10 @@ fn member_commands_add_join_promote_update_move_remove() {
         "--peer-urls",
         "http://127.0.0.1:1",
     ]);
-    assert!(refusal.contains("etcdserver: member not found"), "{refusal}");
+    assert!(
+        refusal.contains("etcdserver: member not found"),
+        "{refusal}"
+    );
 
     // A learner is added; a second one is refused (etcd allows one).
     let joiner = cluster.new_seat(dir.path());
@@ -117,7 +134,10 @@ fn member_commands_add_join_promote_update_move_remove() {
         "--peer-urls",
         &joiner_url,
     ]);
-    assert!(added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{added}");
+    assert!(
+        added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{added}"
+    );
     let (joiner_id, _, is_learner, _) = members(cluster.member(leader))
         .into_iter()
         .find(|(_, _, _, urls)| urls == &[joiner_url.clone()])
@@ -131,10 +151,16 @@ fn member_commands_add_join_promote_update_move_remove() {
         "--peer-urls",
         "http://127.0.0.1:2",
     ]);
-    assert!(refusal.contains("etcdserver: too many learner members in cluster"), "{refusal}");
-    let refusal = cluster.member(leader).fails(&["member", "promote", &hex(joiner_id)]);
     assert!(
-        refusal.contains("etcdserver: can only promote a learner member which is in sync with leader"),
+        refusal.contains("etcdserver: too many learner members in cluster"),
+        "{refusal}"
+    );
+    let refusal = cluster
+        .member(leader)
+        .fails(&["member", "promote", &hex(joiner_id)]);
+    assert!(
+        refusal
+            .contains("etcdserver: can only promote a learner member which is in sync with leader"),
         "{refusal}"
     );
 
@@ -142,17 +168,31 @@ fn member_commands_add_join_promote_update_move_remove() {
     // writes and linearizable reads as a learner.
     cluster.join(joiner);
     let learner = cluster.member(joiner);
-    assert_eq!(status(learner), (joiner_id, status(cluster.member(leader)).1, true));
+    assert_eq!(
+        status(learner),
+        (joiner_id, status(cluster.member(leader)).1, true)
+    );
     let read = eventually_ok(
         learner,
-        &["get", "before-join", "--print-value-only", "--consistency=s"],
+        &[
+            "get",
+            "before-join",
+            "--print-value-only",
+            "--consistency=s",
+        ],
         ELECTION_LIMIT,
     );
     assert_eq!(read, "1\n");
     let refusal = learner.fails(&["put", "on-learner", "x"]);
-    assert!(refusal.contains("etcdserver: rpc not supported for learner"), "{refusal}");
+    assert!(
+        refusal.contains("etcdserver: rpc not supported for learner"),
+        "{refusal}"
+    );
     let refusal = learner.fails(&["get", "before-join"]);
-    assert!(refusal.contains("etcdserver: rpc not supported for learner"), "{refusal}");
+    assert!(
+        refusal.contains("etcdserver: rpc not supported for learner"),
+        "{refusal}"
+    );
 
     // Promoted once in sync; then it takes writes like any voter.
     eventually_ok(
@@ -160,16 +200,28 @@ fn member_commands_add_join_promote_update_move_remove() {
         &["member", "promote", &hex(joiner_id)],
         ELECTION_LIMIT,
     );
-    assert!(members(cluster.member(leader)).iter().all(|(_, _, learner, _)| !learner));
-    eventually_ok(cluster.member(joiner), &["put", "via-joiner", "2"], ELECTION_LIMIT);
+    assert!(members(cluster.member(leader))
+        .iter()
+        .all(|(_, _, learner, _)| !learner));
+    eventually_ok(
+        cluster.member(joiner),
+        &["put", "via-joiner", "2"],
+        ELECTION_LIMIT,
+    );
     assert_eq!(
-        cluster.member(leader).ok(&["get", "via-joiner", "--print-value-only"]),
+        cluster
+            .member(leader)
+            .ok(&["get", "via-joiner", "--print-value-only"]),
         "2\n"
     );
 
     // `endpoint status --cluster` tells the truth from any member: four voters, one leader.
     let rows: serde_json::Value = serde_json::from_str(&cluster.member(joiner).ok(&[
-        "endpoint", "status", "--cluster", "-w", "json",
+        "endpoint",
+        "status",
+        "--cluster",
+        "-w",
+        "json",
     ]))
     .unwrap();
     let rows = rows.as_array().unwrap();
@@ -177,7 +229,10 @@ fn member_commands_add_join_promote_update_move_remove() {
     let leader_id = status(cluster.member(leader)).0;
     for row in rows {
         assert_eq!(row["Status"]["leader"].as_u64(), Some(leader_id), "{row}");
-        assert!(!row["Status"]["isLearner"].as_bool().unwrap_or(false), "{row}");
+        assert!(
+            !row["Status"]["isLearner"].as_bool().unwrap_or(false),
+            "{row}"
+        );
     }
 
     // Update: the joiner's peer URL by another name for the same address.
@@ -191,28 +246,40 @@ fn member_commands_add_join_promote_update_move_remove() {
 
     // move-leader: to an unknown member is refused; to the joiner it moves.
     let refusal = cluster.member(leader).fails(&["move-leader", "1234"]);
-    assert!(refusal.contains("etcdserver: bad leader transferee"), "{refusal}");
-    cluster
-        .member(leader)
-        .ok(&["move-leader", &hex(joiner_id)]);
+    assert!(
+        refusal.contains("etcdserver: bad leader transferee"),
+        "{refusal}"
+    );
+    cluster.member(leader).ok(&["move-leader", &hex(joiner_id)]);
     assert_eq!(cluster.wait_for_leader(ELECTION_LIMIT), joiner);
 
     // Remove the leader (etcd allows it): its process exits, the others elect another and
     // keep every write.
     let mut removed = cluster.take(joiner);
     let other = (joiner + 1) % cluster.seats.len();
-    cluster.member(other).ok(&["member", "remove", &hex(joiner_id)]);
+    cluster
+        .member(other)
+        .ok(&["member", "remove", &hex(joiner_id)]);
     assert!(
         removed.wait_exit(ELECTION_LIMIT).is_some(),
         "the removed member's process did not exit"
     );
     let new_leader = cluster.wait_for_leader(ELECTION_LIMIT);
-    eventually_ok(cluster.member(new_leader), &["put", "after-remove", "3"], ELECTION_LIMIT);
+    eventually_ok(
+        cluster.member(new_leader),
+        &["put", "after-remove", "3"],
+        ELECTION_LIMIT,
+    );
     let listed = members(cluster.member(new_leader));
     assert_eq!(listed.len(), 3, "{listed:?}");
     assert!(listed.iter().all(|(id, ..)| *id != joiner_id));
-    let refusal = cluster.member(new_leader).fails(&["member", "remove", &hex(joiner_id)]);
-    assert!(refusal.contains("etcdserver: member not found"), "{refusal}");
+    let refusal = cluster
+        .member(new_leader)
+        .fails(&["member", "remove", &hex(joiner_id)]);
+    assert!(
+        refusal.contains("etcdserver: member not found"),
+        "{refusal}"
+    );
 
     // --strict-reconfig-check: two voters that never start are accepted (three of five
     // started is a quorum), a third is not (three of six is not).

@@ -74,7 +74,9 @@ pub fn fetch_cluster(
     limit: Duration,
 ) -> Result<Joined, String> {
     if peer_urls.is_empty() {
-        return Err("--initial-cluster lists no other member to ask for the cluster's members".into());
+        return Err(
+            "--initial-cluster lists no other member to ask for the cluster's members".into(),
+        );
     }
     let deadline = Instant::now() + limit;
     let mut last_error = String::from("no peer URLs to ask");
@@ -141,8 +143,8 @@ fn ask(url: &str, deadline: Instant) -> Result<MemberListing, String> {
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(100));
-    let mut stream =
-        TcpStream::connect_timeout(&socket, left.min(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&socket, left.min(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;

@@ -281,9 +281,7 @@ impl Member {
         if cluster.is_recorded() {
             // The table holds the membership as of the engine's applied index; raft's log
             // replays only what follows it, so that is raft's membership now.
-            metadata
-                .snapshot
-                .set_conf_state(cluster.conf_state());
+            metadata.snapshot.set_conf_state(cluster.conf_state());
         }
         let conf_state = metadata.snapshot.get_conf_state().clone();
         let voters = conf_state.voters.clone();
@@ -820,7 +818,8 @@ impl Member {
     /// its members, or the leader compacted them away — applying the rest would make it
     /// believe a membership of only the changes it saw (possibly itself alone: two clusters).
     fn unjoinable(&self, entries: &[Entry]) -> Option<String> {
-        if self.cluster.borrow().is_recorded() {
+        // Only a member that joined starts with no member at all (not even itself).
+        if self.cluster.borrow().members().next().is_some() {
             return None;
         }
         let first_meaningful = entries.iter().find(|entry| {
@@ -901,6 +900,28 @@ impl Member {
         change: MembershipChange,
     ) -> Result<(), Status> {
         self.check_running()?;
+        if let MembershipChange::Add { peer_urls, .. } = &change {
+            // Checked again at apply; here so that a member that cannot add answers it first.
+            let taken = self
+                .cluster
+                .borrow()
+                .members()
+                .any(|(_, urls)| urls.iter().any(|url| peer_urls.contains(url)));
+            if taken {
+                return Err(EtcdStatus::PeerUrlExists.into());
+            }
+        }
+        if matches!(change, MembershipChange::Add { .. }) && self.peers.borrow().is_none() {
+            // A member started alone binds no peer listener (only a multi-member
+            // --initial-cluster does): a member added now could never reach it, and a voter
+            // added would leave the cluster without a quorum.
+            return Err(Status::new(
+                basalt_net::Code::Unimplemented,
+                "basalt: adding a member to a cluster started as one member is not supported \
+                 yet (it has no peer listener); start the cluster with every member in \
+                 --initial-cluster",
+            ));
+        }
         if let MembershipChange::Promote { member_id } = change {
             // etcd: only the leader knows how far a learner is; a follower's request is
             // answered by the leader (here: the client is told to ask it).
@@ -961,7 +982,10 @@ impl Member {
         if target == own {
             return Ok(());
         }
-        tracing::info!(transferee = format!("{target:x}"), "leadership transfer starting");
+        tracing::info!(
+            transferee = format!("{target:x}"),
+            "leadership transfer starting"
+        );
         self.state.borrow_mut().node.transfer_leader(target);
         self.pump();
         let deadline = std::time::Instant::now() + self.request_timeout;
@@ -971,7 +995,10 @@ impl Member {
             }
             glommio::timer::sleep(self.tick_interval).await;
         }
-        tracing::info!(new_leader = format!("{target:x}"), "leadership transfer finished");
+        tracing::info!(
+            new_leader = format!("{target:x}"),
+            "leadership transfer finished"
+        );
         Ok(())
     }
 
@@ -1301,12 +1328,15 @@ fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
     use raft::prelude::{EntryType, MessageType};
     match message.get_msg_type() {
         MessageType::MsgPropose => {
-            let bad = message.entries.iter().any(|entry| match entry.get_entry_type() {
-                EntryType::EntryNormal => Proposal::decode(&entry.data).is_err(),
-                // A membership change a follower's Cluster service proposed.
-                EntryType::EntryConfChange => MembershipChange::from_entry(entry).is_err(),
-                EntryType::EntryConfChangeV2 => true,
-            });
+            let bad = message
+                .entries
+                .iter()
+                .any(|entry| match entry.get_entry_type() {
+                    EntryType::EntryNormal => Proposal::decode(&entry.data).is_err(),
+                    // A membership change a follower's Cluster service proposed.
+                    EntryType::EntryConfChange => MembershipChange::from_entry(entry).is_err(),
+                    EntryType::EntryConfChangeV2 => true,
+                });
             bad.then_some("a forwarded proposal that is not a basalt proposal")
         }
         MessageType::MsgSnapshot => Some("a snapshot, which this version cannot install"),

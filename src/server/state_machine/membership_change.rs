@@ -188,7 +188,10 @@ mod tests {
         }
         let entries = MembershipChange::bootstrap_entries(&[(1, vec![]), (2, vec![])]);
         assert_eq!(
-            entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
+            entries
+                .iter()
+                .map(|e| (e.index, e.term))
+                .collect::<Vec<_>>(),
             [(1, 1), (2, 1)]
         );
         assert!(MembershipChange::from_entry(&entries[1]).is_ok());

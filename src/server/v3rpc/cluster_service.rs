@@ -13,8 +13,8 @@ use basalt_net::{EtcdStatus, Router, Status};
 
 use super::status_service::MemberInfo;
 use crate::server::member::owner_op::{GetClusterState, ProposeMembership};
-use crate::server::state_machine::membership_change::MembershipChange;
 use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::membership_change::MembershipChange;
 
 /// Registers the Cluster methods on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>, info: Rc<MemberInfo>) {
