@@ -270,7 +270,8 @@ impl ClusterState {
                 (members + 1, started + 1)
             }
         };
-        started >= members / 2 + 1
+        // A quorum of `members`: more than half.
+        started > members / 2
     }
 
     /// Applies a committed membership change as etcd validates it
