@@ -160,10 +160,6 @@ fn kubeadm_manifest_reads_its_tls_and_its_metrics_listener() {
         [
             "flag --experimental-initial-corrupt-check",
             "flag --listen-peer-urls",
-            "flag --peer-cert-file",
-            "flag --peer-client-cert-auth",
-            "flag --peer-key-file",
-            "flag --peer-trusted-ca-file",
         ],
         "{:?}",
         config.warnings
@@ -928,6 +924,16 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         "peer.example.com",
         &[],
         "allowed_hostname_and_allowed_cn_are_enforced",
+        "initial-cluster-state",
+        "existing",
+        &[],
+        "member_commands_add_join_promote_update_move_remove",
+    ),
+    (
+        "strict-reconfig-check",
+        "false",
+        &[],
+        "member_commands_add_join_promote_update_move_remove",
     ),
 ];
 

@@ -140,7 +140,7 @@ fn member_commands_add_join_promote_update_move_remove() {
     );
     let (joiner_id, _, is_learner, _) = members(cluster.member(leader))
         .into_iter()
-        .find(|(_, _, _, urls)| urls == &[joiner_url.clone()])
+        .find(|(_, _, _, urls)| urls == std::slice::from_ref(&joiner_url))
         .expect("the learner is listed");
     assert!(is_learner);
     let refusal = cluster.member(leader).fails(&[
@@ -242,7 +242,7 @@ fn member_commands_add_join_promote_update_move_remove() {
         .ok(&["member", "update", &hex(joiner_id), "--peer-urls", &renamed]);
     let listed = members(cluster.member(joiner));
     let updated = listed.iter().find(|(id, ..)| *id == joiner_id).unwrap();
-    assert_eq!(updated.3, [renamed.clone()]);
+    assert_eq!(updated.3, std::slice::from_ref(&renamed));
 
     // move-leader: to an unknown member is refused; to the joiner it moves.
     let refusal = cluster.member(leader).fails(&["move-leader", "1234"]);

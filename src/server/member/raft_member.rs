@@ -867,7 +867,8 @@ impl Member {
     /// its members, or the leader compacted them away — applying the rest would make it
     /// believe a membership of only the changes it saw (possibly itself alone: two clusters).
     fn unjoinable(&self, entries: &[Entry]) -> Option<String> {
-        if self.cluster.borrow().is_recorded() {
+        // Only a member that joined starts with no member at all (not even itself).
+        if self.cluster.borrow().members().next().is_some() {
             return None;
         }
         let first_meaningful = entries.iter().find(|entry| {
@@ -948,6 +949,28 @@ impl Member {
         change: MembershipChange,
     ) -> Result<(), Status> {
         self.check_running()?;
+        if let MembershipChange::Add { peer_urls, .. } = &change {
+            // Checked again at apply; here so that a member that cannot add answers it first.
+            let taken = self
+                .cluster
+                .borrow()
+                .members()
+                .any(|(_, urls)| urls.iter().any(|url| peer_urls.contains(url)));
+            if taken {
+                return Err(EtcdStatus::PeerUrlExists.into());
+            }
+        }
+        if matches!(change, MembershipChange::Add { .. }) && self.peers.borrow().is_none() {
+            // A member started alone binds no peer listener (only a multi-member
+            // --initial-cluster does): a member added now could never reach it, and a voter
+            // added would leave the cluster without a quorum.
+            return Err(Status::new(
+                basalt_net::Code::Unimplemented,
+                "basalt: adding a member to a cluster started as one member is not supported \
+                 yet (it has no peer listener); start the cluster with every member in \
+                 --initial-cluster",
+            ));
+        }
         if let MembershipChange::Promote { member_id } = change {
             // etcd: only the leader knows how far a learner is; a follower's request is
             // answered by the leader (here: the client is told to ask it).

@@ -274,7 +274,8 @@ impl ClusterState {
                 (members + 1, started + 1)
             }
         };
-        started >= members / 2 + 1
+        // A quorum of `members`: more than half.
+        started > members / 2
     }
 
     /// Applies a committed membership change as etcd validates it
@@ -403,4 +404,138 @@ fn prefixed(prefix: &[u8], id: u64) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(member_id: u64, port: u16, learner: bool) -> MembershipChange {
+        MembershipChange::Add {
+            member_id,
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+            learner,
+        }
+    }
+
+    /// Applies `change` in an engine commit of its own; etcd's refusal message if refused.
+    fn apply(
+        engine: &Engine,
+        cluster: &mut ClusterState,
+        change: &MembershipChange,
+    ) -> Result<bool, String> {
+        let mut batch = engine.write().unwrap();
+        let outcome = cluster
+            .apply_membership_change(&mut batch, change, false)
+            .unwrap();
+        batch.commit().unwrap();
+        outcome.map_err(|status| status.message.to_string())
+    }
+
+    fn start(cluster: &mut ClusterState, engine: &Engine, id: u64) {
+        let mut batch = engine.write().unwrap();
+        let published = pb::Member {
+            id,
+            name: format!("m{id}"),
+            ..Default::default()
+        };
+        cluster
+            .apply_member_attributes(&mut batch, &published)
+            .unwrap();
+        batch.commit().unwrap();
+    }
+
+    /// Goal: membership changes are validated as etcd's ValidateConfigurationChange validates
+    /// them, recorded in the cluster table (a reload sees the same membership and raft conf
+    /// state), and a removed ID never comes back.
+    #[test]
+    fn membership_changes_are_validated_recorded_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path().join("db")).unwrap();
+        let mut cluster = ClusterState::load(&engine, (1, Vec::new()), true).unwrap();
+        assert!(!cluster.is_recorded());
+        assert_eq!(apply(&engine, &mut cluster, &add(1, 1, false)), Ok(true));
+        assert_eq!(apply(&engine, &mut cluster, &add(2, 2, false)), Ok(true));
+        let exists = "etcdserver: member ID already exist";
+        assert_eq!(
+            apply(&engine, &mut cluster, &add(2, 9, false)),
+            Err(exists.into())
+        );
+        let taken = "etcdserver: Peer URLs already exists";
+        assert_eq!(
+            apply(&engine, &mut cluster, &add(3, 2, false)),
+            Err(taken.into())
+        );
+        assert_eq!(apply(&engine, &mut cluster, &add(3, 3, true)), Ok(true));
+        let too_many = "etcdserver: too many learner members in cluster";
+        assert_eq!(
+            apply(&engine, &mut cluster, &add(4, 4, true)),
+            Err(too_many.into())
+        );
+        let not_learner = "etcdserver: can only promote a learner member";
+        let promote = |member_id| MembershipChange::Promote { member_id };
+        assert_eq!(
+            apply(&engine, &mut cluster, &promote(1)),
+            Err(not_learner.into())
+        );
+        let conf_state = ClusterState::load(&engine, (9, Vec::new()), false)
+            .unwrap()
+            .conf_state();
+        assert_eq!(
+            (conf_state.voters, conf_state.learners),
+            (vec![1, 2], vec![3])
+        );
+        assert_eq!(apply(&engine, &mut cluster, &promote(3)), Ok(true));
+        let remove = MembershipChange::Remove { member_id: 2 };
+        assert_eq!(apply(&engine, &mut cluster, &remove), Ok(true));
+        let not_found = "etcdserver: member not found";
+        assert_eq!(apply(&engine, &mut cluster, &remove), Err(not_found.into()));
+        assert_eq!(
+            apply(&engine, &mut cluster, &add(2, 2, false)),
+            Err(not_found.into())
+        );
+        let reloaded = ClusterState::load(&engine, (9, Vec::new()), false).unwrap();
+        let conf_state = reloaded.conf_state();
+        assert_eq!(
+            (conf_state.voters, conf_state.learners),
+            (vec![1, 3], vec![])
+        );
+        assert!(reloaded.is_removed(2) && reloaded.is_recorded());
+        // The bootstrap's entry for a member already recorded changes nothing.
+        let mut batch = engine.write().unwrap();
+        let replayed = cluster
+            .apply_membership_change(&mut batch, &add(1, 1, false), true)
+            .unwrap();
+        assert_eq!(replayed.ok(), Some(false));
+    }
+
+    /// Goal: `--strict-reconfig-check` follows etcd's IsReadyTo* rules: started voting members
+    /// must remain a quorum after the change; learners never count.
+    #[test]
+    fn strict_reconfig_check_counts_started_voters() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path().join("db")).unwrap();
+        let mut cluster = ClusterState::load(&engine, (1, Vec::new()), true).unwrap();
+        for id in 1..=3 {
+            apply(&engine, &mut cluster, &add(id, id as u16, false)).unwrap();
+            start(&mut cluster, &engine, id);
+        }
+        // 3 started of 4, then of 5: a quorum; 3 of 6 is not.
+        assert!(cluster.keeps_started_quorum(&add(4, 4, false)));
+        apply(&engine, &mut cluster, &add(4, 4, false)).unwrap();
+        assert!(cluster.keeps_started_quorum(&add(5, 5, false)));
+        apply(&engine, &mut cluster, &add(5, 5, false)).unwrap();
+        assert!(!cluster.keeps_started_quorum(&add(6, 6, false)));
+        assert!(cluster.keeps_started_quorum(&add(6, 6, true)));
+        // Removing a started voter leaves 2 started of 4.
+        assert!(!cluster.keeps_started_quorum(&MembershipChange::Remove { member_id: 1 }));
+        assert!(cluster.keeps_started_quorum(&MembershipChange::Remove { member_id: 5 }));
+        // A one-member cluster may take a second member; it may not remove its only one.
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path().join("db")).unwrap();
+        let mut alone = ClusterState::load(&engine, (1, Vec::new()), false).unwrap();
+        start(&mut alone, &engine, 1);
+        assert!(alone.keeps_started_quorum(&add(2, 2, false)));
+        assert!(!alone.keeps_started_quorum(&MembershipChange::Remove { member_id: 1 }));
+    }
 }

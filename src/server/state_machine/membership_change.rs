@@ -84,7 +84,7 @@ impl MembershipChange {
         let mut change = ConfChange::default();
         change.set_change_type(change_type);
         change.node_id = self.member_id();
-        change.context = context.into();
+        change.context = context;
         change
     }
 
@@ -157,7 +157,7 @@ impl MembershipChange {
                 entry.set_entry_type(EntryType::EntryConfChange);
                 entry.index = i as u64 + 1;
                 entry.term = 1;
-                entry.data = change.encode_to_vec().into();
+                entry.data = change.encode_to_vec();
                 entry
             })
             .collect()
@@ -182,7 +182,7 @@ mod tests {
         ] {
             let mut entry = Entry::default();
             entry.set_entry_type(EntryType::EntryConfChange);
-            entry.data = change.to_conf_change(42).encode_to_vec().into();
+            entry.data = change.to_conf_change(42).encode_to_vec();
             let (id, decoded, _) = MembershipChange::from_entry(&entry).unwrap();
             assert_eq!((id, decoded), (42, change));
         }
