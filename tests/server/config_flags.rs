@@ -924,6 +924,8 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         "peer.example.com",
         &[],
         "allowed_hostname_and_allowed_cn_are_enforced",
+    ),
+    (
         "initial-cluster-state",
         "existing",
         &[],
