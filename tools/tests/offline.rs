@@ -165,13 +165,19 @@ fn wal_dump_prints_every_write_and_reports_a_damaged_record_where_it_is() {
     );
 
     let rows = rows(&dump);
-    let entries: Vec<_> = rows.iter().filter(|row| row.3 != "meta").collect();
-    // Indices are consecutive from 1; terms are numbers, never falling.
-    for (position, entry) in entries.iter().enumerate() {
+    let all_entries: Vec<_> = rows.iter().filter(|row| row.3 != "meta").collect();
+    // The log opens with the bootstrap's membership (one AddNode per initial member, as
+    // etcd's), then normal entries; indices are consecutive from 1; terms never fall.
+    assert_eq!(all_entries[0].3, "conf", "{dump}");
+    assert!(all_entries[0].4.starts_with("AddNode node_id="), "{dump}");
+    for (position, entry) in all_entries.iter().enumerate() {
         assert_eq!(entry.2, (position + 1).to_string(), "{dump}");
-        assert_eq!(entry.3, "norm", "{dump}");
+        if position > 0 {
+            assert_eq!(entry.3, "norm", "{dump}");
+        }
     }
-    let terms: Vec<u64> = entries
+    let entries: Vec<_> = all_entries[1..].to_vec();
+    let terms: Vec<u64> = all_entries
         .iter()
         .map(|entry| entry.1.parse().unwrap())
         .collect();
