@@ -34,11 +34,21 @@ pub struct Scenario {
 }
 
 enum Event {
-    Deliver(Message),
-    Tick { member: usize, incarnation: u64 },
-    FsyncDone { member: usize, incarnation: u64 },
+    /// Boxed: a message is far larger than every other event.
+    Deliver(Box<Message>),
+    Tick {
+        member: usize,
+        incarnation: u64,
+    },
+    FsyncDone {
+        member: usize,
+        incarnation: u64,
+    },
     ClientCall(usize),
-    ClientTimeout { client: usize, operation: u64 },
+    ClientTimeout {
+        client: usize,
+        operation: u64,
+    },
     Fault,
     Restart(usize),
     EndFaults,
@@ -184,7 +194,7 @@ impl World {
                 };
                 // A message from an earlier life of a member, or a stale one, is raft's
                 // to judge; an error here is raft refusing it, which a member logs and drops.
-                let _ = member.node.step(message);
+                let _ = member.node.step(*message);
                 self.pump(to);
             }
             Event::Tick {
@@ -287,7 +297,7 @@ impl World {
                 Fate::Lost => {}
                 Fate::Deliver(delays) => {
                     for delay in delays {
-                        self.schedule(delay, Event::Deliver(message.clone()));
+                        self.schedule(delay, Event::Deliver(Box::new(message.clone())));
                     }
                 }
             }
