@@ -8,8 +8,10 @@
 # leader's log is compacted past the follower, so it must install a snapshot: the script checks
 # the follower logged "installed a raft snapshot"). Prints the database size and the time.
 #
-# Usage: bench/snapshot-catch-up.sh
-# Knobs (environment): VALUES (12500: ~100 MB), SNAPSHOT_COUNT (1000), BASALT_BIN (target/release/basalt),
+# Usage: bench/snapshot-catch-up.sh                # basalt
+#        SERVER=etcd bench/snapshot-catch-up.sh     # Debian's etcd, same steps and flags
+# Knobs (environment): VALUES (12500: ~100 MB), SNAPSHOT_COUNT (1000), SERVER (basalt | etcd),
+#   BASALT_BIN (target/release/basalt), ETCD_BIN (etcd),
 #   BENCH_BIN (target/release/basalt-bench), BASE_PORT (24300), WORKDIR (fresh temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,14 @@ repo=$(pwd)
 
 VALUES=${VALUES:-12500}
 SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-1000}
+SERVER=${SERVER:-basalt}
 BASALT_BIN=${BASALT_BIN:-$repo/target/release/basalt}
+ETCD_BIN=${ETCD_BIN:-etcd}
+case "$SERVER" in
+  basalt) server_bin=$BASALT_BIN ;;
+  etcd) server_bin=$ETCD_BIN ;;
+  *) echo "SERVER is basalt or etcd" >&2; exit 2 ;;
+esac
 BENCH_BIN=${BENCH_BIN:-$repo/target/release/basalt-bench}
 BASE_PORT=${BASE_PORT:-24300}
 if [ -z "${WORKDIR:-}" ]; then
@@ -39,7 +48,7 @@ pids=(0 0 0)
 
 start_member() {
   local i=$1
-  BASALT_EXPERIMENTAL_CLUSTERING=1 "$BASALT_BIN" --name "m$i" --data-dir "$WORKDIR/m$i" \
+  BASALT_EXPERIMENTAL_CLUSTERING=1 "$server_bin" --name "m$i" --data-dir "$WORKDIR/m$i" \
     --listen-client-urls "http://127.0.0.1:$((BASE_PORT + i))" \
     --advertise-client-urls "http://127.0.0.1:$((BASE_PORT + i))" \
     --listen-peer-urls "http://127.0.0.1:$((BASE_PORT + 10 + i))" \
@@ -104,7 +113,9 @@ until [ "$(etcdctl --endpoints "$(endpoint "$follower")" --command-timeout 2s ge
   sleep 0.02
 done
 ended=$(date +%s.%N)
-grep -q "installed a raft snapshot" "$WORKDIR/m$follower.log" || {
+# What each server logs when a follower installs a snapshot from its leader.
+if [ "$SERVER" = basalt ]; then installed="installed a raft snapshot"; else installed="applied incoming snapshot"; fi
+grep -q "$installed" "$WORKDIR/m$follower.log" || {
   log "the follower did not install a snapshot"
   exit 1
 }

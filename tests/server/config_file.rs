@@ -121,8 +121,7 @@ fn a_complete_file_is_read() {
 }
 
 /// Goal: a file's TLS sections read as etcd reads them: the client's into the TLS the member
-/// serves, the peer's accepted and named in a warning (a one-member basalt has no peer
-/// listener); an https URL without a certificate is refused in etcd's words.
+/// serves, the peer's into the TLS the peer transport serves and dials with; an https URL without a certificate is refused in etcd's words.
 #[test]
 fn tls_sections_are_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,11 +136,16 @@ fn tls_sections_are_read() {
         Some(PathBuf::from("/pki/ca.crt"))
     );
     assert_eq!(config.peer_tls.allowed_cn.as_deref(), Some("etcd-peer"));
+    assert_eq!(
+        config.peer_tls.cert_file,
+        Some(PathBuf::from("/pki/peer.crt"))
+    );
+    // Peer TLS is honoured now (a multi-member cluster serves and dials with it): no warning.
     assert!(
-        config
+        !config
             .warnings
             .iter()
-            .any(|warning| warning.contains("peer-transport-security.cert-file")),
+            .any(|warning| warning.contains("peer-transport-security")),
         "{:?}",
         config.warnings
     );
