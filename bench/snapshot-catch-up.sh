@@ -2,7 +2,7 @@
 # Time for a member to catch up by snapshot over a database of about DB_MB megabytes.
 #
 # Starts three basalt members on loopback (BASALT_EXPERIMENTAL_CLUSTERING=1, --snapshot-count
-# SNAPSHOT_COUNT), kills one follower with kill -9, loads VALUES values of 4 KiB (distinct keys) through
+# SNAPSHOT_COUNT, an 8 GiB --quota-backend-bytes so a 1 GiB load fits), kills one follower with kill -9, loads VALUES values of 4 KiB (distinct keys) through
 # the leader with basalt-bench put, writes a marker key last, then restarts the follower and
 # measures the time from its spawn until a serializable read on it returns the marker (the
 # leader's log is compacted past the follower, so it must install a snapshot: the script checks
@@ -54,7 +54,7 @@ start_member() {
     --listen-peer-urls "http://127.0.0.1:$((BASE_PORT + 10 + i))" \
     --initial-advertise-peer-urls "http://127.0.0.1:$((BASE_PORT + 10 + i))" \
     --initial-cluster "$cluster" --initial-cluster-token catch-up \
-    --snapshot-count "$SNAPSHOT_COUNT" >>"$WORKDIR/m$i.log" 2>&1 &
+    --snapshot-count "$SNAPSHOT_COUNT" --quota-backend-bytes 8589934592 >>"$WORKDIR/m$i.log" 2>&1 &
   pids[$i]=$!
 }
 
@@ -119,6 +119,6 @@ grep -q "$installed" "$WORKDIR/m$follower.log" || {
   log "the follower did not install a snapshot"
   exit 1
 }
-sent=$(grep -o '"sent a raft snapshot".*' "$WORKDIR/m$leader.log" | tail -1)
+sent=$(grep -o '"sent a raft snapshot".*\|sent database snapshot.*' "$WORKDIR/m$leader.log" | tail -1 || true)
 printf 'db file %d bytes (in use %s), catch-up %.2f s\nleader: %s\n' "$db_bytes" "${in_use:-?}" \
   "$(echo "$ended - $started" | bc -l)" "$sent"
