@@ -121,10 +121,16 @@ start_server() {
     for pid in ${server_pids[$name]}; do
       kill -0 "$pid" 2>/dev/null || { stop_server "$name"; return 1; }
     done
-    # A put goes through raft: the cluster has a leader and a quorum.
-    if "$BENCH" put --endpoints "$endpoints" --total 1 --dial-timeout 1 >/dev/null 2>&1; then
-      return 0
-    fi
+    # A put goes through raft: the cluster has a leader and a quorum. Through every member,
+    # since the load dials every endpoint (a member serves clients only once it has caught up).
+    local serving=1 endpoint
+    for endpoint in ${endpoints//,/ }; do
+      "$BENCH" put --endpoints "$endpoint" --total 1 --dial-timeout 1 >/dev/null 2>&1 || {
+        serving=0
+        break
+      }
+    done
+    [ "$serving" = 1 ] && return 0
     sleep 0.2
   done
   stop_server "$name"
