@@ -44,7 +44,7 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use basalt_net::tls::{TlsPolicy, TlsServerSettings};
+use basalt_net::tls::TlsPolicy;
 use basalt_net::ServerTls;
 
 use crate::config::{Config, Scheme};
@@ -446,17 +446,9 @@ fn client_tls(
             if settings.auto_tls {
                 milestones.warn("ignoring client auto TLS since certs given", &[]);
             }
-            ServerTls::new(TlsServerSettings {
-                cert_file: cert_file.clone(),
-                key_file: key_file.clone(),
-                trusted_ca_file: settings.trusted_ca_file.clone(),
-                client_cert_auth: settings.client_cert_auth,
-                crl_file: settings.crl_file.clone(),
-                allowed_hostnames: settings.allowed_hostname.iter().cloned().collect(),
-                allowed_cns: Vec::new(),
-                policy,
-                endpoint: "client",
-            })?
+            ServerTls::new(peer_tls::server_settings(
+                settings, cert_file, key_file, policy, "client",
+            ))?
         }
         _ => {
             // The configuration's check leaves only --auto-tls here.

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use std::path::Path;
+
 use basalt_net::tls::{ClientTls, TlsClientSettings, TlsPolicy, TlsServerSettings};
 use basalt_net::ServerTls;
 
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::server::error::ServerError;
 use crate::server::logging::Milestones;
 
@@ -50,17 +52,13 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
             if settings.auto_tls {
                 milestones.warn("ignoring peer auto TLS since certs given", &[]);
             }
-            let server = ServerTls::new(TlsServerSettings {
-                cert_file: cert_file.clone(),
-                key_file: key_file.clone(),
-                trusted_ca_file: settings.trusted_ca_file.clone(),
-                client_cert_auth: settings.client_cert_auth,
-                crl_file: settings.crl_file.clone(),
-                allowed_hostnames: settings.allowed_hostname.iter().cloned().collect(),
-                allowed_cns: settings.allowed_cn.iter().cloned().collect(),
-                policy: policy()?,
-                endpoint: "peer",
-            })?;
+            let server = ServerTls::new(server_settings(
+                settings,
+                cert_file,
+                key_file,
+                policy()?,
+                "peer",
+            ))?;
             // etcd's ClientConfig: the explicit client pair if given, else the peer pair.
             let (client_cert, client_key) =
                 match (&settings.client_cert_file, &settings.client_key_file) {
@@ -112,4 +110,26 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
         }
     };
     Ok(Some(tls))
+}
+
+/// What a TLS listener serves and checks, from one side's flags (client or peer; only the
+/// peer side has an allowed CN) and its certificate pair.
+pub(crate) fn server_settings(
+    settings: &TlsConfig,
+    cert_file: &Path,
+    key_file: &Path,
+    policy: TlsPolicy,
+    endpoint: &'static str,
+) -> TlsServerSettings {
+    TlsServerSettings {
+        cert_file: cert_file.to_path_buf(),
+        key_file: key_file.to_path_buf(),
+        trusted_ca_file: settings.trusted_ca_file.clone(),
+        client_cert_auth: settings.client_cert_auth,
+        crl_file: settings.crl_file.clone(),
+        allowed_hostnames: settings.allowed_hostname.iter().cloned().collect(),
+        allowed_cns: settings.allowed_cn.iter().cloned().collect(),
+        policy,
+        endpoint,
+    }
 }
