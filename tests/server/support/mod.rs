@@ -236,6 +236,21 @@ impl Basalt {
         }
     }
 
+    /// Runs etcdctl until it succeeds (a cluster electing, a member catching up) and returns
+    /// its stdout; past `limit`, the last attempt's stderr as the error.
+    pub fn etcdctl_until_ok(&self, args: &[&str], limit: Duration) -> Result<String, String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let output = self.etcdctl(args, "");
+            if output.status.success() {
+                return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+            }
+        }
+    }
+
     /// Runs etcdctl and returns its stdout, failing the test if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.etcdctl(args, "");
