@@ -1,7 +1,7 @@
 //! Membership changes end to end: three real members on loopback and Debian's etcdctl 3.4 for
 //! every `member` command — list, add a learner, start it with `--initial-cluster-state
-//! existing`, catch-up, promote, update, remove — with etcd's refusals, `endpoint status
-//! --cluster` and `move-leader`.
+//! existing`, catch-up, promote (through a follower too), update, remove — with etcd's
+//! refusals ("unhealthy cluster" too), `endpoint status --cluster` and `move-leader`.
 
 use std::time::{Duration, Instant};
 
@@ -163,6 +163,31 @@ fn member_commands_add_join_promote_update_move_remove() {
             .contains("etcdserver: can only promote a learner member which is in sync with leader"),
         "{refusal}"
     );
+    // A follower forwards a promotion to the leader (only the leader knows how far a learner
+    // is), and answers with the leader's refusals, as etcd's does.
+    let follower = (leader + 1) % 3;
+    let refusal = cluster
+        .member(follower)
+        .fails(&["member", "promote", &hex(joiner_id)]);
+    assert!(
+        refusal
+            .contains("etcdserver: can only promote a learner member which is in sync with leader"),
+        "{refusal}"
+    );
+    let refusal = cluster
+        .member(follower)
+        .fails(&["member", "promote", &hex(voter)]);
+    assert!(
+        refusal.contains("etcdserver: can only promote a learner member"),
+        "{refusal}"
+    );
+    let refusal = cluster
+        .member(follower)
+        .fails(&["member", "promote", "1234"]);
+    assert!(
+        refusal.contains("etcdserver: member not found"),
+        "{refusal}"
+    );
 
     // It joins, replays the membership and the key written before it existed, and refuses
     // writes and linearizable reads as a learner.
@@ -194,9 +219,9 @@ fn member_commands_add_join_promote_update_move_remove() {
         "{refusal}"
     );
 
-    // Promoted once in sync; then it takes writes like any voter.
+    // Promoted once in sync, through a follower; then it takes writes like any voter.
     eventually_ok(
-        cluster.member(leader),
+        cluster.member(follower),
         &["member", "promote", &hex(joiner_id)],
         ELECTION_LIMIT,
     );
@@ -281,26 +306,93 @@ fn member_commands_add_join_promote_update_move_remove() {
         "{refusal}"
     );
 
-    // --strict-reconfig-check: two voters that never start are accepted (three of five
-    // started is a quorum), a third is not (three of six is not).
-    for port in [3, 4] {
-        cluster.member(new_leader).ok(&[
-            "member",
-            "add",
-            "ghost",
-            "--peer-urls",
-            &format!("http://127.0.0.1:{port}"),
-        ]);
-    }
+    // --strict-reconfig-check: a voter that never starts is accepted while every voter is
+    // connected (three of four started is a quorum); the next is refused, as etcd refuses
+    // it, since the leader is not connected to every voter ("unhealthy cluster").
+    cluster.member(new_leader).ok(&[
+        "member",
+        "add",
+        "ghost",
+        "--peer-urls",
+        "http://127.0.0.1:3",
+    ]);
     let refusal = cluster.member(new_leader).fails(&[
         "member",
         "add",
         "ghost",
         "--peer-urls",
-        "http://127.0.0.1:5",
+        "http://127.0.0.1:4",
     ]);
     assert!(
-        refusal.contains("etcdserver: re-configuration failed due to not enough started members"),
+        refusal.contains("etcdserver: unhealthy cluster"),
         "{refusal}"
     );
+}
+
+/// Goal: `--strict-reconfig-check`'s connectivity rules refuse what etcd 3.4 refuses with
+/// "etcdserver: unhealthy cluster", through etcdctl. Method: three members; one follower is
+/// killed; once the leader has seen it go, removing the live follower (two connected less one
+/// is no quorum of three) and adding a voter (not every voter connected) are refused, while
+/// removing the dead member is allowed (it is no part of the active quorum); then, with the
+/// two live members connected for etcd's health interval, a voter may be added again.
+#[test]
+fn unhealthy_cluster_refuses_reconfiguration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    let leader = cluster.wait_for_leader(ELECTION_LIMIT);
+    let ids = cluster.member_ids();
+    let (live, dead) = ((leader + 1) % 3, (leader + 2) % 3);
+    // Lines from dials before every member listened do not count.
+    let times_gone = |cluster: &Cluster| {
+        cluster
+            .member(leader)
+            .logged("peer became inactive")
+            .iter()
+            .filter(|line| line.contains(&hex(ids[dead])))
+            .count()
+    };
+    let gone_before = times_gone(&cluster);
+    cluster.kill_9(dead);
+    let seen_gone = Instant::now() + ELECTION_LIMIT;
+    while times_gone(&cluster) == gone_before {
+        assert!(
+            Instant::now() < seen_gone,
+            "the leader never saw the member killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let refusal = cluster
+        .member(leader)
+        .fails(&["member", "remove", &hex(ids[live])]);
+    assert!(
+        refusal.contains("etcdserver: unhealthy cluster"),
+        "{refusal}"
+    );
+    let add_voter = [
+        "member",
+        "add",
+        "voter",
+        "--peer-urls",
+        "http://127.0.0.1:7",
+    ];
+    let refusal = cluster.member(leader).fails(&add_voter);
+    assert!(
+        refusal.contains("etcdserver: unhealthy cluster"),
+        "{refusal}"
+    );
+    // A follower sees the dead member from its own links, and refuses as well.
+    let refusal = cluster.member(live).fails(&add_voter);
+    assert!(
+        refusal.contains("etcdserver: unhealthy cluster"),
+        "{refusal}"
+    );
+    assert_eq!(members(cluster.member(leader)).len(), 3);
+
+    cluster
+        .member(leader)
+        .ok(&["member", "remove", &hex(ids[dead])]);
+    // The two left have been (or soon will have been) connected for the health interval.
+    eventually_ok(cluster.member(live), &add_voter, ELECTION_LIMIT);
+    assert_eq!(members(cluster.member(leader)).len(), 3);
 }

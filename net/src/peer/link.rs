@@ -52,6 +52,9 @@ pub(crate) struct PeerLink {
     pub lane_states: [Cell<LaneState>; 2],
     /// Why the peer was last reported unreachable (`None` while reachable).
     pub last_error: RefCell<Option<String>>,
+    /// Since when the peer has been reachable without a break (`None` while it is not):
+    /// etcd's `ActiveSince`.
+    pub active_since: Cell<Option<Instant>>,
     pub events: Rc<Events>,
     /// The origin of ping timestamps.
     pub epoch: Instant,
@@ -88,6 +91,7 @@ impl PeerLink {
         if after {
             if !before {
                 self.last_error.borrow_mut().take();
+                self.active_since.set(Some(Instant::now()));
                 self.counters.active.set(1);
                 tracing::info!(peer_id = %peer, "peer became active");
                 self.events.push(PeerEvent::Reachable { peer: self.peer });
@@ -103,6 +107,7 @@ impl PeerLink {
         if !before && self.last_error.borrow().as_deref() == Some(reason.as_str()) {
             return;
         }
+        self.active_since.set(None);
         if before {
             self.counters.active.set(0);
             self.counters.disconnects.inc();

@@ -343,6 +343,7 @@ impl Transport {
             counters,
             lane_states: [Cell::new(LaneState::Idle), Cell::new(LaneState::Idle)],
             last_error: RefCell::new(None),
+            active_since: Cell::new(None),
             events: self.shared.events.clone(),
             epoch: self.shared.epoch,
             ping_interval: config.ping_interval,
@@ -511,6 +512,17 @@ impl Transport {
             .borrow()
             .get(&peer)
             .is_some_and(|peer| peer.link.reachable())
+    }
+
+    /// Since when `peer` has been reachable without a break; `None` while it is not (or is
+    /// not a member). etcd's `Transport.ActiveSince`, which its `--strict-reconfig-check`
+    /// health rules read.
+    pub fn active_since(&self, peer: u64) -> Option<std::time::Instant> {
+        self.shared
+            .peers
+            .borrow()
+            .get(&peer)
+            .and_then(|peer| peer.link.active_since.get())
     }
 
     /// Every counted peer's counters as read now, ordered by ID.

@@ -1,4 +1,5 @@
-//! One writer task per peer and framed lane: it dials on demand, drains everything queued into
+//! One writer task per peer and framed lane: it dials on demand (the control lane at once, and
+//! again whenever it drops), drains everything queued into
 //! one buffered write (many frames per syscall), pings on the control lane for the round-trip
 //! metric, and redials with a capped backoff when the connection fails.
 
@@ -66,11 +67,16 @@ pub(crate) async fn run_lane_writer(
     let mut next_ping = Instant::now() + link.ping_interval;
     loop {
         let pings = lane == Lane::Control && connection.is_some();
+        // The control lane is kept connected whether or not raft has something to say (etcd
+        // keeps its peer streams up the same way): a member's view of which peers are
+        // reachable, and since when, decides whether a membership change is safe
+        // (`--strict-reconfig-check`), and followers rarely send each other anything.
+        let dial_now = lane == Lane::Control && connection.is_none();
         // A kick that came while this task was writing is not waited for again: look first.
         let stale = connection
             .as_ref()
             .is_some_and(|open| !open.alive.get() || open.generation != link.generation.get());
-        if !stale {
+        if !stale && !dial_now {
             if pings {
                 let wait_ping = async {
                     glommio::timer::sleep(next_ping.saturating_duration_since(Instant::now()))
@@ -103,7 +109,8 @@ pub(crate) async fn run_lane_writer(
             }
         }
         let ping_due = pings && connection.is_some() && Instant::now() >= next_ping;
-        if queue.len() == 0 && !ping_due {
+        let keep_connected = lane == Lane::Control && connection.is_none();
+        if queue.len() == 0 && !ping_due && !keep_connected {
             continue;
         }
         if connection.is_none() {

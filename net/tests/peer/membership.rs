@@ -163,6 +163,11 @@ fn an_injected_partition_cuts_and_heals() {
             next_event(&a.transport).await,
             PeerEvent::Reachable { peer: 2 }
         ));
+        // b's control lane is dialed at once too, though b has sent nothing.
+        assert!(matches!(
+            next_event(&b.transport).await,
+            PeerEvent::Reachable { peer: 1 }
+        ));
 
         a.transport.set_partitioned(2, true);
         b.transport.set_partitioned(1, true);
@@ -204,6 +209,35 @@ fn an_injected_partition_cuts_and_heals() {
             "a frame sent across the cut arrived: {first_after}"
         );
         a.stop().await;
+        b.stop().await;
+    });
+}
+
+/// Goal: a member knows since when each peer has been reachable (etcd's `ActiveSince`, which
+/// the reconfiguration health rules read), even a peer it never sent anything. Method: b adds
+/// a and sends nothing; its control lane connects on its own, `active_since` is set and stays
+/// put while connected; once a stops, it is cleared.
+#[test]
+fn active_since_follows_a_silent_peer() {
+    run(|_logs| async move {
+        let a = Member::start(7, 1);
+        let b = Member::start(7, 2);
+        let before = std::time::Instant::now();
+        b.dial(1, &a);
+        assert!(matches!(
+            next_event(&b.transport).await,
+            PeerEvent::Reachable { peer: 1 }
+        ));
+        let since = b.transport.active_since(1).expect("reachable");
+        assert!(since >= before);
+        glommio::timer::sleep(Duration::from_millis(300)).await;
+        assert_eq!(b.transport.active_since(1), Some(since));
+        a.stop().await;
+        assert!(matches!(
+            next_event(&b.transport).await,
+            PeerEvent::Unreachable { peer: 1, .. }
+        ));
+        assert_eq!(b.transport.active_since(1), None);
         b.stop().await;
     });
 }

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 
+use super::leader_forward::{LeaderQuery, LeaderReply};
 use super::lease_driver;
-use super::lease_forward::{LeaseQuery, LeaseReply};
 use super::owner_op::OwnerOp;
 use super::raft_member::Member;
 use crate::server::state_machine::lease_lessor::{Renewed, LEASE_TTL_MAX_S};
@@ -57,12 +57,12 @@ impl OwnerOp for LeaseRenew {
 }
 
 async fn renew(member: &Rc<Member>, id: i64) -> Result<i64, Status> {
-    let reply = ask_the_primary(member, LeaseQuery::Renew(id), || async move {
+    let reply = ask_the_primary(member, LeaderQuery::Renew(id), || async move {
         renew_here(member, id).await
     })
     .await?;
     match reply {
-        LeaseReply::Renewed(ttl) => Ok(ttl),
+        LeaderReply::Renewed(ttl) => Ok(ttl),
         other => unreachable!("a renew answered with {other:?}"),
     }
 }
@@ -96,12 +96,12 @@ impl OwnerOp for LeaseTimeToLive {
     type Answer = Result<Option<(i64, i64)>, Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
         let (id, member) = (self.0, &member);
-        let reply = ask_the_primary(member, LeaseQuery::TimeToLive(id), || async move {
-            Ok(time_to_live_here(member, id).map(LeaseReply::TimeToLive))
+        let reply = ask_the_primary(member, LeaderQuery::TimeToLive(id), || async move {
+            Ok(time_to_live_here(member, id).map(LeaderReply::TimeToLive))
         })
         .await?;
         match reply {
-            LeaseReply::TimeToLive(found) => Ok(found),
+            LeaderReply::TimeToLive(found) => Ok(found),
             other => unreachable!("a TimeToLive answered with {other:?}"),
         }
     }
@@ -127,13 +127,13 @@ const PRIMARY_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 /// its forward until then. `here` answers `Renewed`/`TimeToLive` as the query asks.
 async fn ask_the_primary<F, Fut, T>(
     member: &Rc<Member>,
-    query: LeaseQuery,
+    query: LeaderQuery,
     here: F,
-) -> Result<LeaseReply, Status>
+) -> Result<LeaderReply, Status>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, Status>>,
-    T: Into<LeaseReply>,
+    T: Into<LeaderReply>,
 {
     let timeout = std::time::Duration::from_millis(member.lessor().config().expired_retry_ms);
     let deadline = std::time::Instant::now() + timeout;
@@ -146,14 +146,14 @@ where
         let outlet = member.peer_outlet();
         if let (Some(outlet), true) = (outlet, leader != 0 && leader != own) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let asked = futures_lite::future::or(outlet.forward_lease(leader, query), async {
+            let asked = futures_lite::future::or(outlet.forward_to_leader(leader, query), async {
                 glommio::timer::sleep(left).await;
                 None
             })
             .await;
             match asked {
-                Some(LeaseReply::Busy) => return Err(EtcdStatus::TooManyRequests.into()),
-                Some(LeaseReply::Retry) | None => {}
+                Some(LeaderReply::Busy) => return Err(EtcdStatus::TooManyRequests.into()),
+                Some(LeaderReply::Retry) | None => {}
                 Some(answer) => return Ok(answer),
             }
         }
@@ -164,9 +164,9 @@ where
     }
 }
 
-impl From<i64> for LeaseReply {
-    fn from(ttl: i64) -> LeaseReply {
-        LeaseReply::Renewed(ttl)
+impl From<i64> for LeaderReply {
+    fn from(ttl: i64) -> LeaderReply {
+        LeaderReply::Renewed(ttl)
     }
 }
 

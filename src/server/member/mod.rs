@@ -8,14 +8,15 @@ pub mod auto_compaction_driver;
 mod id_generator;
 pub mod identity_file;
 pub mod join;
+pub mod leader_forward;
 pub mod lease_driver;
-pub mod lease_forward;
 pub mod lease_ids;
 pub mod lease_owner;
 pub mod offload;
 pub mod owner_op;
 pub mod peer_link;
 pub mod raft_member;
+mod reconfig_health;
 pub mod snapshot_installer;
 mod snapshot_sender;
 

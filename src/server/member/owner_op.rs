@@ -100,7 +100,21 @@ pub struct ProposeMembership(pub MembershipChange);
 impl OwnerOp for ProposeMembership {
     type Answer = Result<(), Status>;
     async fn run(self, member: Rc<Member>) -> Self::Answer {
-        member.propose_membership(self.0).await
+        let change = self.0;
+        let MembershipChange::Promote {
+            member_id: promoted,
+        } = change
+        else {
+            return member.propose_membership(change).await;
+        };
+        // etcd: only the leader knows whether a learner is in sync, so a member that does
+        // not lead forwards the promotion to the leader.
+        match member.propose_membership(change).await {
+            Err(status) if status == basalt_net::EtcdStatus::NotLeader.into() => {
+                super::leader_forward::promote_through_leader(&member, promoted).await
+            }
+            answer => answer,
+        }
     }
 }
 

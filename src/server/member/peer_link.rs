@@ -15,7 +15,7 @@ use basalt_net::peer::{Lane, PeerEvent, SendError, TlsDialer, Transport, Transpo
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
-use super::lease_forward::{self, LeaseForwarder, LeaseQuery, LeaseReply};
+use super::leader_forward::{self, LeaderForwarder, LeaderQuery, LeaderReply};
 use super::raft_member::{Member, PeerOutlet};
 use super::snapshot_sender::SnapshotSender;
 use crate::server::peer_tls::PeerTls;
@@ -23,8 +23,8 @@ use crate::server::peer_tls::PeerTls;
 /// The member's side of the transport.
 pub struct PeerLink {
     transport: Transport,
-    /// Lease questions this member forwards to the leader (`lease_forward.rs`).
-    leases: Rc<LeaseForwarder>,
+    /// Lease questions this member forwards to the leader (`leader_forward.rs`).
+    leases: Rc<LeaderForwarder>,
     /// MsgSnapshot goes out with the engine's data, on a connection of its own.
     snapshots: SnapshotSender,
 }
@@ -48,12 +48,16 @@ impl PeerOutlet for PeerLink {
         }
     }
 
-    fn forward_lease(
+    fn forward_to_leader(
         &self,
         to: u64,
-        query: LeaseQuery,
-    ) -> Pin<Box<dyn Future<Output = Option<LeaseReply>>>> {
+        query: LeaderQuery,
+    ) -> Pin<Box<dyn Future<Output = Option<LeaderReply>>>> {
         self.leases.ask(to, query)
+    }
+
+    fn active_since(&self, peer: u64) -> Option<std::time::Instant> {
+        self.transport.active_since(peer)
     }
 
     fn set_peer(&self, id: u64, peer_urls: Option<&[String]>) {
@@ -129,15 +133,15 @@ pub fn start(
             .add_peer(id, &urls)
             .map_err(|e| format!("adding peer {id:x} at {urls:?}: {e}"))?;
     }
-    let leases = Rc::new(LeaseForwarder::new(transport.clone()));
+    let leases = Rc::new(LeaderForwarder::new(transport.clone()));
     for lane in Lane::FRAMED {
         let (receiving, transport) = (member.clone(), transport.clone());
         let leases = leases.clone();
         glommio::spawn_local(async move {
             loop {
                 let (from, frame) = transport.recv(lane).await;
-                if frame.first() == Some(&lease_forward::FRAME_MARKER) {
-                    lease_forward::on_frame(&receiving, &leases, from, frame);
+                if frame.first() == Some(&leader_forward::FRAME_MARKER) {
+                    leader_forward::on_frame(&receiving, &leases, from, frame);
                     continue;
                 }
                 match Message::decode(frame) {

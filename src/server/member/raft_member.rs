@@ -25,6 +25,7 @@ use raft::prelude::{Entry, SnapshotMetadata};
 use super::id_generator::IdGenerator;
 use super::lease_ids::LeaseIds;
 use super::offload::on_own_thread;
+use super::reconfig_health::Connectivity;
 use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
 use crate::server::metrics::ServerMetrics;
 use crate::server::state_machine::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
@@ -177,11 +178,13 @@ pub trait PeerOutlet {
 
     /// Asks member `to` a lease question (a follower forwarding to the leader); `None` when
     /// it could not be asked or its answer was lost.
-    fn forward_lease(
+    fn forward_to_leader(
         &self,
         to: u64,
-        query: super::lease_forward::LeaseQuery,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Option<super::lease_forward::LeaseReply>>>>;
+        query: super::leader_forward::LeaderQuery,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<super::leader_forward::LeaderReply>>>>;
+    /// Since when member `peer` has been reachable without a break (`None`: not now).
+    fn active_since(&self, peer: u64) -> Option<std::time::Instant>;
     /// Dials member `id` at `peer_urls` from now on (`None`: it was removed; its messages
     /// are refused).
     fn set_peer(&self, id: u64, peer_urls: Option<&[String]>);
@@ -563,6 +566,11 @@ impl Member {
     /// The lessor's clock: milliseconds since this member started.
     pub fn now_ms(&self) -> Millis {
         self.clock_origin.elapsed().as_millis() as Millis
+    }
+
+    /// etcd's request timeout: how long a client waits for its write or read point.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// Whether the member stopped on a storage fault.
@@ -972,8 +980,8 @@ impl Member {
             ));
         }
         if let MembershipChange::Promote { member_id } = change {
-            // etcd: only the leader knows how far a learner is; a follower's request is
-            // answered by the leader (here: the client is told to ask it).
+            // etcd: only the leader knows how far a learner is; a follower forwards the
+            // request to it (`ProposeMembership`, `leader_forward`).
             let in_sync = self.state.borrow().node.learner_in_sync(member_id);
             match in_sync {
                 None if !self.is_leader() => return Err(EtcdStatus::NotLeader.into()),
@@ -991,6 +999,14 @@ impl Member {
         }
         if self.strict_reconfig_check && !self.cluster.borrow().keeps_started_quorum(&change) {
             return Err(EtcdStatus::MemberNotEnoughStarted.into());
+        }
+        if self.strict_reconfig_check && !self.connected_enough_for(&change) {
+            tracing::warn!(
+                ?change,
+                "rejecting a membership change: this member has not been connected to enough \
+                 voters for the health interval; the change could break the active quorum"
+            );
+            return Err(EtcdStatus::Unhealthy.into());
         }
         let id = self.request_ids.next();
         let (sender, receiver) = oneshot::channel();
@@ -1010,6 +1026,38 @@ impl Member {
                 self.state.borrow_mut().waiting.remove(&id);
                 Err(EtcdStatus::Timeout.into())
             }
+        }
+    }
+
+    /// etcd's connectivity rules for `change` (`reconfig_health`), as this member's peer
+    /// links see the voters now: adding a voter needs every voter connected for the health
+    /// interval, removing one needs the rest to keep a connected quorum.
+    fn connected_enough_for(&self, change: &MembershipChange) -> bool {
+        let own = self.headers.identity().member_id;
+        let outlet = self.peers.borrow().clone();
+        let cluster = self.cluster.borrow();
+        let voters: Vec<(u64, Option<std::time::Instant>)> = cluster
+            .members()
+            .filter(|(id, _)| !cluster.is_learner(*id))
+            .map(|(id, _)| {
+                let active_since = match &outlet {
+                    Some(outlet) if id != own => outlet.active_since(id),
+                    _ => None,
+                };
+                (id, active_since)
+            })
+            .collect();
+        let connectivity = Connectivity {
+            own,
+            voters: &voters,
+            now: std::time::Instant::now(),
+        };
+        match change {
+            MembershipChange::Add { learner: false, .. } => connectivity.may_add_voter(),
+            MembershipChange::Remove { member_id } if !cluster.is_learner(*member_id) => {
+                connectivity.may_remove_voter(*member_id)
+            }
+            _ => true,
         }
     }
 

@@ -1,7 +1,7 @@
 //! etcd's Lease service: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive,
 //! LeaseLeases, on every core. Grants and revokes go through raft; keep-alives renew in the
 //! leader's lessor and TimeToLive reads it (a follower's owner forwards them to the leader:
-//! `member/lease_owner.rs`, `member/lease_forward.rs`), as etcd does; Leases reads this
+//! `member/lease_owner.rs`, `member/leader_forward.rs`), as etcd does; Leases reads this
 //! member's lessor, the keys of a lease this core's engine.
 
 use std::rc::Rc;
