@@ -1,7 +1,8 @@
 //! A member that falls behind the leader's compacted log catches up by snapshot, as etcd's
 //! does: three real members with a small `--snapshot-count`, one killed while the others take
 //! more writes than the log keeps (etcd's 5,000-entry catch-up margin plus a checkpoint), then
-//! restarted. (A truncated or damaged stream is refused by the installer's unit tests.)
+//! restarted; and a member added after the log was compacted past its first entries joins by
+//! snapshot. (A truncated or damaged stream is refused by the installer's unit tests.)
 
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,75 @@ fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
         std::thread::sleep(Duration::from_millis(50));
     }
     cluster.wait_for_leader(ELECTION_LIMIT);
+}
+
+/// Goal: a member added with MemberAdd after the leader's log was compacted past its first
+/// entries (the bootstrap's members) joins by snapshot, as etcd's does: the snapshot's cluster
+/// table is its membership. Method: three members with a small `--snapshot-count`, more
+/// writes than the log keeps, `member add` of a voter through etcdctl, the new member started
+/// with `--initial-cluster-state existing`; it serves every key (serializable reads on it
+/// alone), lists the four members, and takes a write as a voter.
+#[test]
+fn a_member_added_after_compaction_joins_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_with_flags(dir.path(), 3, &["--snapshot-count", "100"]);
+    let leader = cluster.wait_for_leader(ELECTION_LIMIT);
+    let endpoints: Vec<String> = (0..3).map(|i| cluster.member(i).endpoint()).collect();
+    put_many(&endpoints);
+    assert!(
+        logged_by_any(&cluster, &[0, 1, 2], "checkpointed the raft log"),
+        "the log was compacted before the member was added"
+    );
+
+    let joiner = cluster.new_seat(dir.path());
+    let peer_url = format!("http://127.0.0.1:{}", cluster.seats[joiner].peer_port);
+    let name = cluster.seats[joiner].name.clone();
+    // A voter may be added once the leader has been connected to every voter for etcd's
+    // health interval.
+    cluster
+        .member(leader)
+        .etcdctl_until_ok(
+            &["member", "add", &name, "--peer-urls", &peer_url],
+            ELECTION_LIMIT,
+        )
+        .expect("member add");
+    cluster.join(joiner);
+    let member = cluster.member(joiner);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let count = member.ok(&[
+            "get",
+            "key-",
+            "--prefix",
+            "--limit=1",
+            "--consistency=s",
+            "-w",
+            "json",
+        ]);
+        if count.contains(&format!("\"count\":{WRITES}")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every key on the new member: {count}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !member.logged("installed a raft snapshot").is_empty(),
+        "the new member installed a snapshot"
+    );
+    let listed = member.ok(&["member", "list"]);
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    member
+        .etcdctl_until_ok(&["put", "via-new-member", "1"], ELECTION_LIMIT)
+        .expect("a write through the new member");
+    assert_eq!(
+        cluster
+            .member(leader)
+            .ok(&["get", "via-new-member", "--print-value-only"]),
+        "1\n"
+    );
 }
 
 /// Whether any of `members` logged `text`: whichever member leads logs the leader's part (the
