@@ -458,11 +458,17 @@ impl Config {
     /// (replication between members works; snapshots to lagging members, membership changes
     /// and keep-alives through followers do not yet — see docs/server.md).
     pub fn start_bootstrap(&self) -> Result<Bootstrap, ConfigError> {
-        if std::env::var_os(EXPERIMENTAL_CLUSTERING).is_some_and(|value| value == "1") {
+        if Config::experimental_clustering() {
             self.bootstrap()
         } else {
             self.one_member_bootstrap()
         }
+    }
+
+    /// Whether the environment asks for the unfinished clustering
+    /// (`BASALT_EXPERIMENTAL_CLUSTERING=1`).
+    pub fn experimental_clustering() -> bool {
+        std::env::var_os(EXPERIMENTAL_CLUSTERING).is_some_and(|value| value == "1")
     }
 
     /// The data directory of the WAL: `--wal-dir`, or `member/wal` inside the data directory

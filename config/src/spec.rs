@@ -171,7 +171,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("heartbeat-interval", Uint, "100", Honored, Member, "Time (in milliseconds) of a heartbeat interval."),
     flag!("election-timeout", Uint, "1000", Honored, Member, "Time (in milliseconds) for an election to timeout."),
     flag!("initial-election-tick-advance", Bool, "true", NoEffect(ONE_MEMBER), Member, "Whether to fast-forward initial election ticks on boot for faster election."),
-    flag!("listen-peer-urls", Urls, "http://127.0.0.1:2380", NoEffect(ONE_MEMBER), Member, "List of URLs to listen on for peer traffic."),
+    flag!("listen-peer-urls", Urls, "http://127.0.0.1:2380", Honored, Member, "List of URLs to listen on for peer traffic."),
     flag!("listen-client-urls", Urls, "http://127.0.0.1:2379", Honored, Member, "List of URLs to listen on for client traffic."),
     flag!("listen-client-http-urls", Urls, "", DefaultOnly(NO_HTTP_ONLY_LISTENER), Member, "List of URLs to listen on for http only client traffic (basalt serves HTTP on the client URLs)."),
     flag!("max-snapshots", Uint, "5", DefaultOnly(NO_SNAPSHOT_FILES), Member, "Maximum number of snapshot files to retain (0 is unlimited)."),

@@ -77,7 +77,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     // before writing it takes the flags again (the owner stores them before its first write).
     let log_written = std::fs::read_dir(config.wal_dir()).is_ok_and(|mut dir| dir.next().is_some());
     let joining = config.cluster.state == crate::config::ClusterState::Existing;
-    if joining && std::env::var_os("BASALT_EXPERIMENTAL_CLUSTERING").is_none_or(|v| v != "1") {
+    if joining && !Config::experimental_clustering() {
         return Err(ServerError::Member(
             "joining a running cluster needs clustering, which is experimental: set \
              BASALT_EXPERIMENTAL_CLUSTERING=1"

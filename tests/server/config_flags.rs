@@ -157,10 +157,7 @@ fn kubeadm_manifest_reads_its_tls_and_its_metrics_listener() {
         .collect();
     assert_eq!(
         warned,
-        [
-            "flag --experimental-initial-corrupt-check",
-            "flag --listen-peer-urls",
-        ],
+        ["flag --experimental-initial-corrupt-check"],
         "{:?}",
         config.warnings
     );
@@ -936,6 +933,12 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         "false",
         &[],
         "member_commands_add_join_promote_update_move_remove",
+    ),
+    (
+        "listen-peer-urls",
+        "http://127.0.0.1:23801",
+        &[],
+        "a_one_member_cluster_grows_with_member_add",
     ),
 ];
 

@@ -396,3 +396,54 @@ fn unhealthy_cluster_refuses_reconfiguration() {
     eventually_ok(cluster.member(live), &add_voter, ELECTION_LIMIT);
     assert_eq!(members(cluster.member(leader)).len(), 3);
 }
+
+/// Goal: a cluster started as one member grows with MemberAdd, as etcd's does (it always
+/// serves `--listen-peer-urls`; basalt does with the clustering gate). Method: one member,
+/// a key, `member add` of a voter through etcdctl, the new member started with
+/// `--initial-cluster-state existing`; it serves the key, takes a write, and after a kill -9
+/// and restart of the first member both still list two members.
+#[test]
+fn a_one_member_cluster_grows_with_member_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 1);
+    cluster.wait_for_leader(ELECTION_LIMIT);
+    cluster.member(0).ok(&["put", "alone", "1"]);
+
+    let joiner = cluster.new_seat(dir.path());
+    let peer_url = format!("http://127.0.0.1:{}", cluster.seats[joiner].peer_port);
+    let name = cluster.seats[joiner].name.clone();
+    let added = cluster
+        .member(0)
+        .ok(&["member", "add", &name, "--peer-urls", &peer_url]);
+    assert!(
+        added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{added}"
+    );
+    cluster.join(joiner);
+    let read = eventually_ok(
+        cluster.member(joiner),
+        &["get", "alone", "--print-value-only", "--consistency=s"],
+        ELECTION_LIMIT,
+    );
+    assert_eq!(read, "1\n");
+    eventually_ok(
+        cluster.member(joiner),
+        &["put", "grown", "2"],
+        ELECTION_LIMIT,
+    );
+    assert_eq!(members(cluster.member(0)).len(), 2);
+
+    // The first member's stored membership holds itself too: a restart keeps both.
+    cluster.kill_9(0);
+    cluster.restart(0);
+    cluster.wait_for_leader(ELECTION_LIMIT);
+    assert_eq!(members(cluster.member(0)).len(), 2);
+    assert_eq!(
+        eventually_ok(
+            cluster.member(0),
+            &["get", "grown", "--print-value-only"],
+            ELECTION_LIMIT
+        ),
+        "2\n"
+    );
+}

@@ -108,7 +108,20 @@ pub async fn serve(
     )
     .await
     .map_err(ServerError::Member)?;
-    if member.cluster().members().count() > 1 || !joined_peers.is_empty() {
+    // etcd always serves --listen-peer-urls; basalt does for a one-member cluster only with
+    // the clustering gate, so that it can grow by MemberAdd (without it, nothing replicates
+    // and MemberAdd is refused).
+    let serves_peers = member.cluster().members().count() > 1
+        || !joined_peers.is_empty()
+        || Config::experimental_clustering();
+    if !serves_peers && config.urls.listen_peer != Config::defaults().urls.listen_peer {
+        milestones.warn(
+            "--listen-peer-urls is not served: a one-member cluster binds it only with \
+             BASALT_EXPERIMENTAL_CLUSTERING=1",
+            &[],
+        );
+    }
+    if serves_peers {
         let listen = peer_listen_addresses(&config)?;
         let tls = crate::server::peer_tls::peer_tls(&config, &milestones)?;
         peer_link::start(

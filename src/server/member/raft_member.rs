@@ -872,8 +872,9 @@ impl Member {
     /// Why `entries` must not be applied here, if they must not: a member that joined with
     /// no membership learns it from the log's first entries (the bootstrap's members). If the
     /// log it receives starts elsewhere — the cluster was bootstrapped before its log carried
-    /// its members, or the leader compacted them away — applying the rest would make it
-    /// believe a membership of only the changes it saw (possibly itself alone: two clusters).
+    /// its members (a leader that compacted them away sends a snapshot instead, whose cluster
+    /// table is the membership) — applying the rest would make it believe a membership of
+    /// only the changes it saw (possibly itself alone: two clusters).
     fn unjoinable(&self, entries: &[Entry]) -> Option<String> {
         // Only a member that joined starts with no member at all (not even itself).
         if self.cluster.borrow().members().next().is_some() {
@@ -890,8 +891,8 @@ impl Member {
         (!starts_membership).then(|| {
             format!(
                 "this member joined with an empty log, but the log it received does not start \
-                 with the cluster's members (entry {}); it needs a snapshot of the cluster, \
-                 which this version cannot receive",
+                 with the cluster's members (entry {}): the cluster was bootstrapped before \
+                 its log carried its members",
                 first_meaningful.index
             )
         })
@@ -969,14 +970,14 @@ impl Member {
             }
         }
         if matches!(change, MembershipChange::Add { .. }) && self.peers.borrow().is_none() {
-            // A member started alone binds no peer listener (only a multi-member
-            // --initial-cluster does): a member added now could never reach it, and a voter
-            // added would leave the cluster without a quorum.
+            // A member started alone binds its peer listener only with the clustering gate:
+            // without it, a member added now could never reach it, and a voter added would
+            // leave the cluster without a quorum.
             return Err(Status::new(
                 basalt_net::Code::Unimplemented,
-                "basalt: adding a member to a cluster started as one member is not supported \
-                 yet (it has no peer listener); start the cluster with every member in \
-                 --initial-cluster",
+                "basalt: adding a member to a cluster started as one member needs clustering, \
+                 which is experimental: restart this member with \
+                 BASALT_EXPERIMENTAL_CLUSTERING=1 (it then serves --listen-peer-urls)",
             ));
         }
         if let MembershipChange::Promote { member_id } = change {

@@ -40,6 +40,10 @@ pub struct ClusterState {
     removed: BTreeSet<u64>,
     /// Whether the table records the membership (else it is only `local`, from the flags).
     recorded: bool,
+    /// A one-member cluster's member, known from the flags but not stored in the table: the
+    /// first membership change stores it too, else a restart would load a membership without
+    /// it (the member it added alone).
+    unstored_local: Option<u64>,
 }
 
 impl ClusterState {
@@ -85,7 +89,9 @@ impl ClusterState {
             removed.insert(id_of(&key, REMOVED_PREFIX)?);
         }
         let mut recorded = !peer_urls.is_empty() || !removed.is_empty();
+        let mut unstored_local = None;
         if !recorded && !joining {
+            unstored_local = Some(local.0);
             // A one-member cluster (from before the bootstrap recorded members, or new): its
             // membership is itself. Only a joining member learns it from the log; counting this
             // one as unrecorded made it refuse its own log when the bootstrap entry and the
@@ -109,6 +115,7 @@ impl ClusterState {
             learners,
             removed,
             recorded,
+            unstored_local,
         })
     }
 
@@ -350,6 +357,15 @@ impl ClusterState {
                 self.removed.insert(id);
             }
         }
+        if let Some(local) = self.unstored_local.take() {
+            if let Some(urls) = self.peer_urls.get(&local) {
+                let record = pb::MemberUpdateRequest {
+                    id: local,
+                    peer_ur_ls: urls.clone(),
+                };
+                batch.put_cluster_record(&member_key(local), &record.encode_to_vec())?;
+            }
+        }
         self.recorded = true;
         tracing::info!(
             member_id = format!("{id:x}"),
@@ -443,6 +459,24 @@ mod tests {
             .apply_member_attributes(&mut batch, &published)
             .unwrap();
         batch.commit().unwrap();
+    }
+
+    /// Goal: a one-member cluster that grows (MemberAdd on a member started alone) keeps
+    /// itself in its stored membership: a reload sees both members.
+    #[test]
+    fn a_one_member_cluster_stores_itself_with_its_first_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path().join("db")).unwrap();
+        let local = (1, vec!["http://10.0.0.1:2380".to_string()]);
+        let mut cluster = ClusterState::load(&engine, local.clone(), false).unwrap();
+        assert_eq!(apply(&engine, &mut cluster, &add(2, 2, false)), Ok(true));
+        let reloaded = ClusterState::load(&engine, (9, Vec::new()), false).unwrap();
+        let members: Vec<(u64, Vec<String>)> = reloaded
+            .members()
+            .map(|(id, urls)| (id, urls.to_vec()))
+            .collect();
+        assert_eq!(members[0], local);
+        assert_eq!(members.len(), 2);
     }
 
     /// Goal: membership changes are validated as etcd's ValidateConfigurationChange validates
