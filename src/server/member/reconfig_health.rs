@@ -47,8 +47,9 @@ impl Connectivity<'_> {
         if removed != self.own && !removed_active {
             return true;
         }
-        let connected = self.connected_throughout();
-        connected.saturating_sub(1) >= 1 + (self.voters.len().saturating_sub(1)) / 2
+        // etcd: refused when `connected - 1 < 1 + (voters - 1) / 2`.
+        let quorum_after = 1 + self.voters.len().saturating_sub(1) / 2;
+        self.connected_throughout() > quorum_after
     }
 }
 
