@@ -8,6 +8,8 @@ pub mod applier;
 pub mod auto_compaction_driver;
 mod id_generator;
 pub mod identity_file;
+#[cfg(test)]
+mod in_process_cluster;
 pub mod join;
 pub mod lease_driver;
 pub mod lease_forward;
