@@ -52,6 +52,9 @@ impl Collector for Scrape {
         disk(out, metrics)?;
         mvcc(out, metrics)?;
         grpc(out, metrics)?;
+        if let Some(peers) = metrics.peers.get() {
+            super::peer_exposition::network(out, peers)?;
+        }
         process(out, metrics)?;
         Ok(())
     }

@@ -7,12 +7,14 @@
 
 pub mod exposition;
 pub mod member_metrics;
+mod peer_exposition;
 mod process_metrics;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use basalt_engine::Engine;
 use basalt_net::grpc::GrpcCallCounts;
+use basalt_net::peer::PeerMetrics;
 use basalt_wal::WalMetrics;
 
 pub use member_metrics::MemberMetrics;
@@ -43,6 +45,9 @@ pub struct ServerMetrics {
     pub member: MemberMetrics,
     /// The WAL's histograms, once the owner has opened it.
     wal: OnceLock<Arc<WalMetrics>>,
+    /// The peer transport's per-peer counters, once it starts (never on a one-member
+    /// cluster, which exposes no `etcd_network_peer_*` series, as etcd with no peers).
+    peers: OnceLock<Arc<PeerMetrics>>,
     /// Each core's gRPC call counts (one entry per client server built; a handful).
     grpc: Mutex<Vec<Arc<GrpcCallCounts>>>,
     engine: Arc<Engine>,
@@ -67,6 +72,7 @@ impl ServerMetrics {
             facts,
             member: MemberMetrics::default(),
             wal: OnceLock::new(),
+            peers: OnceLock::new(),
             grpc: Mutex::new(Vec::new()),
             engine,
             started_at: std::time::SystemTime::now(),
@@ -78,6 +84,14 @@ impl ServerMetrics {
         assert!(
             self.wal.set(wal).is_ok(),
             "one write-ahead log per member run"
+        );
+    }
+
+    /// Adds the peer transport's counters (the owner starts one transport per run).
+    pub fn add_peers(&self, peers: Arc<PeerMetrics>) {
+        assert!(
+            self.peers.set(peers).is_ok(),
+            "one peer transport per member run"
         );
     }
 
