@@ -9,7 +9,7 @@ use prost014::Message;
 use crate::support::{free_port, http_request, with_member, Basalt};
 
 /// The samples of a text exposition: `name{labels}` → value (`# ` lines skipped).
-fn samples(text: &str) -> HashMap<String, f64> {
+pub(crate) fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .map(|line| {
@@ -25,7 +25,7 @@ fn samples(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-fn scrape(port: u16) -> HashMap<String, f64> {
+pub(crate) fn scrape(port: u16) -> HashMap<String, f64> {
     let (status, body) = http_request(port, "GET", "/metrics");
     assert_eq!(status, 200, "{body}");
     samples(&body)
@@ -33,7 +33,10 @@ fn scrape(port: u16) -> HashMap<String, f64> {
 
 /// Scrapes until `ready` holds, for at most ten seconds.
 #[track_caller]
-fn scrape_until(port: u16, ready: impl Fn(&HashMap<String, f64>) -> bool) -> HashMap<String, f64> {
+pub(crate) fn scrape_until(
+    port: u16,
+    ready: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let samples = scrape(port);
@@ -49,7 +52,7 @@ fn scrape_until(port: u16, ready: impl Fn(&HashMap<String, f64>) -> bool) -> Has
 }
 
 #[track_caller]
-fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no sample {series} among {:?}", samples.keys()))
