@@ -1,6 +1,7 @@
-//! One writer task per peer and framed lane: it dials on demand, drains everything queued into
-//! one buffered write (many frames per syscall), pings on the control lane for the round-trip
-//! metric, and redials with a capped backoff when the connection fails.
+//! One writer task per peer and framed lane: it dials (the append lane on demand, the control
+//! lane at once and for good), drains everything queued into one buffered write (many frames
+//! per syscall), pings on the control lane for the round-trip metric, and redials with a capped
+//! backoff when the connection fails.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -66,11 +67,16 @@ pub(crate) async fn run_lane_writer(
     let mut next_ping = Instant::now() + link.ping_interval;
     loop {
         let pings = lane == Lane::Control && connection.is_some();
+        // The control lane stays connected whether raft has something to say or not, as
+        // etcd's streams to every member do: its pings feed the round-trip metric and find a
+        // silent peer, and `etcd_network_active_peers` means the same between two followers
+        // as between a leader and a follower.
+        let dial_now = lane == Lane::Control && connection.is_none();
         // A kick that came while this task was writing is not waited for again: look first.
         let stale = connection
             .as_ref()
             .is_some_and(|open| !open.alive.get() || open.generation != link.generation.get());
-        if !stale {
+        if !stale && !dial_now {
             if pings {
                 let wait_ping = async {
                     glommio::timer::sleep(next_ping.saturating_duration_since(Instant::now()))
@@ -103,7 +109,8 @@ pub(crate) async fn run_lane_writer(
             }
         }
         let ping_due = pings && connection.is_some() && Instant::now() >= next_ping;
-        if queue.len() == 0 && !ping_due {
+        let must_dial = lane == Lane::Control && connection.is_none();
+        if queue.len() == 0 && !ping_due && !must_dial {
             continue;
         }
         if connection.is_none() {

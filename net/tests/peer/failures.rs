@@ -344,7 +344,6 @@ fn inbound_connections_are_bounded() {
     run(|logs| async move {
         let b = Member::start(7, 2);
         let a = Member::start(7, 1);
-        a.dial(2, &b);
         let mut strays = Vec::new();
         for _ in 0..256 {
             let stray = glommio::net::TcpStream::connect(format!("127.0.0.1:{}", b.port))
@@ -352,6 +351,8 @@ fn inbound_connections_are_bounded() {
                 .unwrap();
             strays.push(stray);
         }
+        // After the strays: the control lane dials as soon as the peer is added.
+        a.dial(2, &b);
         a.transport
             .send(2, Lane::Control, pattern_frame(0, 0, 32))
             .unwrap();

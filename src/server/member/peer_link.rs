@@ -89,6 +89,7 @@ pub fn start(
         Some(tls) => Transport::with_dialer(config, Rc::new(TlsDialer::new(tls.client.clone()))),
         None => Transport::new(config),
     };
+    member.metrics().add_peers(transport.metrics());
     let listing = member.clone();
     transport.set_http1(move |request| {
         let response = if request.path() == super::join::MEMBERS_PATH {

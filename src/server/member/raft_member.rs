@@ -488,6 +488,11 @@ impl Member {
         self.headers.header(revision)
     }
 
+    /// Where the member and its parts record for `/metrics`.
+    pub fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
+    }
+
     /// The header source, for other cores.
     pub fn headers(&self) -> HeaderSource {
         self.headers.clone()
