@@ -109,8 +109,11 @@ pub fn start(
         match (secure, tls) {
             (true, Some(tls)) => {
                 let server = tls.server.clone();
-                glommio::spawn_local(async move { serving.serve_tls(listener, server).await })
-                    .detach();
+                let check_client_san = tls.check_client_san;
+                glommio::spawn_local(async move {
+                    serving.serve_tls(listener, server, check_client_san).await
+                })
+                .detach();
             }
             (true, None) => return Err(format!("https peer URL {address} without peer TLS")),
             (false, _) => {
