@@ -136,9 +136,6 @@ const WAL_RETENTION: &str = "basalt removes WAL segments as soon as its database
      checkpointed them, so it cannot retain the number asked";
 const ONE_MEMBER: &str = "it concerns peers, and basalt runs one-member clusters only until \
      clustering lands";
-const NO_PEER_SAN_CHECK: &str = "basalt does not check a peer's client certificate SANs against \
-     its remote address (etcd does unless this flag is set), so there is nothing to skip; the \
-     CA, CRL, --peer-cert-allowed-cn and --peer-cert-allowed-hostname checks apply";
 const PEER_HASHES: &str =
     "it compares this member's hashes with its peers', and a one-member basalt has none (as in etcd)";
 const LEASE_CHECKPOINTS: &str = "basalt always checkpoints remaining lease TTLs and keeps them \
@@ -265,7 +262,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("experimental-enable-lease-checkpoint-persist", Bool, "false", NoEffect(LEASE_CHECKPOINTS), Experimental, "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases."),
     flag!("experimental-compaction-batch-limit", Int, "1000", Honored, Experimental, "Sets the maximum revisions deleted in each compaction batch."),
     flag!("experimental-compaction-sleep-interval", Duration, "10ms", Honored, Experimental, "Sets the sleep interval between each compaction batch."),
-    flag!("experimental-peer-skip-client-san-verification", Bool, "false", NoEffect(NO_PEER_SAN_CHECK), Experimental, "Skip verification of SAN field in client certificate for peer connections."),
+    flag!("experimental-peer-skip-client-san-verification", Bool, "false", Honored, Experimental, "Skip verification of SAN field in client certificate for peer connections."),
     flag!("experimental-watch-progress-notify-interval", Duration, "10m", Honored, Experimental, "Duration of periodic watch progress notifications."),
     flag!("experimental-warning-apply-duration", Duration, "100ms", NoEffect(NO_SLOW_REQUEST_LOG), Experimental, "Time duration after which a warning is generated if request takes more time."),
     flag!("experimental-warning-unary-request-duration", Duration, "300ms", NoEffect(NO_SLOW_REQUEST_LOG), Experimental, "Time duration after which a warning is generated if a unary request takes more time."),

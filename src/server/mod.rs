@@ -195,6 +195,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         )),
     };
 
+    settings
+        .metrics
+        .add_watch_counts(settings.watch_limits.clone());
     let cores = config
         .basalt
         .cores
@@ -205,18 +208,21 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let mut executors = Vec::with_capacity(cores);
     for (core, placement) in placements.iter().enumerate().skip(1) {
         let (calls_sender, calls) = shared_channel::new_bounded(owner_link::CALL_QUEUE_LIMIT);
+        let depth = settings.metrics.add_owner_link(core);
         // Capacity 1: a ring pending is as good as many.
         let (doorbell, doorbell_receiver) = shared_channel::new_bounded(1);
         let (started, started_receiver) = oneshot::channel();
         let (bound_sender, bound) = oneshot::channel();
         owner_links.push(OwnerLinks {
             calls,
+            depth: depth.clone(),
             doorbell,
             started,
             bound,
         });
         let links = ClientCoreLinks {
             calls: calls_sender,
+            depth,
             doorbell: doorbell_receiver,
             started: started_receiver,
             bound: bound_sender,

@@ -19,6 +19,9 @@ pub struct PeerTls {
     pub server: Arc<ServerTls>,
     /// What this member presents and checks when it dials an `https://` peer URL.
     pub client: Arc<ClientTls>,
+    /// etcd's check that a peer's client certificate names the IP it connects from; off with
+    /// `--experimental-peer-skip-client-san-verification`.
+    pub check_client_san: bool,
 }
 
 /// Peer TLS as etcd builds its `PeerTLSInfo`: from `--peer-cert-file`/`--peer-key-file` (with
@@ -76,6 +79,7 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
             PeerTls {
                 server: Arc::new(server),
                 client: Arc::new(client),
+                check_client_san: !settings.skip_client_san_verification,
             }
         }
         _ => {
@@ -106,6 +110,7 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
             PeerTls {
                 server: Arc::new(server),
                 client: Arc::new(client),
+                check_client_san: !settings.skip_client_san_verification,
             }
         }
     };

@@ -908,6 +908,12 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         &[],
         "peers_replicate_over_auto_tls",
     ),
+    (
+        "experimental-peer-skip-client-san-verification",
+        "true",
+        &[],
+        "a_peer_whose_client_certificate_names_another_ip_is_refused_unless_skipped",
+    ),
     // The TLS library's own tests (net/tests/tls) prove these; `server::peer_tls` hands the
     // flags to it as they are, as for the client side.
     (

@@ -9,7 +9,7 @@ use prost014::Message;
 use crate::support::{free_port, http_request, with_member, Basalt};
 
 /// The samples of a text exposition: `name{labels}` → value (`# ` lines skipped).
-fn samples(text: &str) -> HashMap<String, f64> {
+pub(crate) fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .map(|line| {
@@ -25,7 +25,7 @@ fn samples(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-fn scrape(port: u16) -> HashMap<String, f64> {
+pub(crate) fn scrape(port: u16) -> HashMap<String, f64> {
     let (status, body) = http_request(port, "GET", "/metrics");
     assert_eq!(status, 200, "{body}");
     samples(&body)
@@ -33,7 +33,10 @@ fn scrape(port: u16) -> HashMap<String, f64> {
 
 /// Scrapes until `ready` holds, for at most ten seconds.
 #[track_caller]
-fn scrape_until(port: u16, ready: impl Fn(&HashMap<String, f64>) -> bool) -> HashMap<String, f64> {
+pub(crate) fn scrape_until(
+    port: u16,
+    ready: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let samples = scrape(port);
@@ -49,7 +52,7 @@ fn scrape_until(port: u16, ready: impl Fn(&HashMap<String, f64>) -> bool) -> Has
 }
 
 #[track_caller]
-fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no sample {series} among {:?}", samples.keys()))
@@ -255,4 +258,48 @@ fn a_metrics_listener_serves_metrics_and_health_beside_the_client_port() {
     );
     // Nothing else is served there.
     assert_eq!(http_request(metrics_port, "GET", "/version").0, 404);
+}
+
+#[test]
+fn watch_gauges_count_streams_and_watchers_on_every_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(dir.path().join("data"), free_port(), &["--cores", "2"]);
+    let port = basalt.port;
+    let watching = |streams: f64, watchers: f64| {
+        move |samples: &HashMap<String, f64>| {
+            samples.get("etcd_debugging_mvcc_watch_stream_total") == Some(&streams)
+                && samples.get("etcd_debugging_mvcc_watcher_total") == Some(&watchers)
+        }
+    };
+    scrape_until(port, watching(0.0, 0.0));
+    with_member(&basalt, |mut client| async move {
+        let mut stream = client.watch("a", None).await.unwrap();
+        stream.watch("b", None).await.unwrap();
+        for _ in 0..2 {
+            let created = stream.message().await.unwrap().expect("a created answer");
+            assert!(created.created());
+        }
+        // The creates were answered: the member counts them now.
+        scrape_until(port, watching(1.0, 2.0));
+    });
+    // The client's connection closed with its runtime: stream and watchers are gone.
+    scrape_until(port, watching(0.0, 0.0));
+}
+
+#[test]
+fn owner_link_depths_are_per_core_and_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start_with_flags(dir.path().join("data"), free_port(), &["--cores", "2"]);
+    with_member(&basalt, |mut client| async move {
+        for i in 0..20 {
+            client.put(format!("k{i}"), "v", None).await.unwrap();
+        }
+    });
+    // Core 1 has a link (core 0 is the owner: none); once every call is answered, nothing
+    // waits on it and nothing is in flight.
+    let samples = scrape_until(basalt.port, |samples| {
+        samples.get(r#"basalt_owner_link_calls_waiting{core="1"}"#) == Some(&0.0)
+            && samples.get(r#"basalt_owner_link_calls_in_flight{core="1"}"#) == Some(&0.0)
+    });
+    assert!(!samples.contains_key(r#"basalt_owner_link_calls_waiting{core="0"}"#));
 }

@@ -1,6 +1,7 @@
 //! Peer TLS end to end: three real members on `https://` peer URLs with etcd's `--peer-*`
 //! flags, replicating through raft over mutual TLS, and refusing a member whose certificate
-//! comes from another CA or carries a common name `--peer-cert-allowed-cn` does not allow.
+//! comes from another CA, carries a common name `--peer-cert-allowed-cn` does not allow, or
+//! names another IP than the one it connects from (etcd's SAN check).
 //! Clients talk plain HTTP (Debian's etcdctl), so only the peer traffic is under test.
 
 use std::path::{Path, PathBuf};
@@ -29,12 +30,26 @@ fn issue(
     dir: &Path,
     name: &str,
     common_name: &str,
+    usage: (bool, bool),
+    serial: u64,
+) -> Pair {
+    let sans = ["localhost", "127.0.0.1"];
+    issue_for(ca, dir, name, common_name, usage, serial, &sans)
+}
+
+/// As `issue`, for the subject alternative names `sans`.
+fn issue_for(
+    ca: &Ca,
+    dir: &Path,
+    name: &str,
+    common_name: &str,
     (server, client): (bool, bool),
     serial: u64,
+    sans: &[&str],
 ) -> Pair {
     let issued = ca.issue(Leaf {
         common_name,
-        sans: &["localhost", "127.0.0.1"],
+        sans,
         serial,
         server,
         client,
@@ -184,4 +199,75 @@ fn a_peer_from_another_ca_or_with_another_cn_is_refused() {
     cluster.spawn(2).assert_never_ready(REFUSED_WATCH);
     assert_replicates(&cluster, leader, "after-wrong-cn", "2");
     assert_replicates(&cluster, 1 - leader, "after-wrong-cn", "3");
+}
+
+/// Goal: etcd's SAN check on peer connections. A member whose client certificate (the CA's,
+/// the allowed usage) names only 127.0.0.2 while it connects from 127.0.0.1 is refused; with
+/// `--experimental-peer-skip-client-san-verification` on every member it is let in. Method:
+/// member 2 serves with a certificate for 127.0.0.1 (so dialing it works) and dials with
+/// `--peer-client-cert-file` naming 127.0.0.2; the others refuse its connections and say why,
+/// so it never becomes ready. Restarted with the skip flag, the three replicate.
+#[test]
+fn a_peer_whose_client_certificate_names_another_ip_is_refused_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("pki");
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    let ca = Ca::new("basalt peer CA");
+    let ca_file = pki::write(&pki_dir, "ca.crt", &ca.cert_pem);
+    let mut cluster = Cluster::plan(dir.path(), 3, "https");
+    let mut flags = Vec::new();
+    for i in 0..2 {
+        let pair = issue(&ca, &pki_dir, &format!("m{i}"), "m", (true, true), 50 + i);
+        flags.push(mutual_tls(&pair, &ca_file));
+    }
+    let server = issue(&ca, &pki_dir, "m2-server", "m2", (true, false), 52);
+    let elsewhere = issue_for(
+        &ca,
+        &pki_dir,
+        "m2-client",
+        "m2",
+        (false, true),
+        53,
+        &["127.0.0.2"],
+    );
+    let mut member_2 = mutual_tls(&server, &ca_file);
+    member_2.push(format!(
+        "--peer-client-cert-file={}",
+        elsewhere.cert.display()
+    ));
+    member_2.push(format!(
+        "--peer-client-key-file={}",
+        elsewhere.key.display()
+    ));
+    flags.push(member_2);
+    for (i, member_flags) in flags.iter().enumerate() {
+        cluster.set_flags(i, member_flags.clone());
+    }
+
+    let starting: Vec<_> = (0..3).map(|i| cluster.spawn(i)).collect();
+    let mut starting = starting.into_iter();
+    cluster.members[0] = Some(starting.next().unwrap().wait_ready());
+    cluster.members[1] = Some(starting.next().unwrap().wait_ready());
+    starting.next().unwrap().assert_never_ready(REFUSED_WATCH);
+    let refusal = "certificate is valid for 127.0.0.2, not 127.0.0.1";
+    let refusals: usize = (0..2)
+        .map(|i| cluster.member(i).logged(refusal).len())
+        .sum();
+    assert!(refusals > 0, "no member logged the SAN refusal ({refusal})");
+    let leader = cluster.wait_for_leader(ELECTION_LIMIT);
+    assert!(leader < 2);
+    assert_replicates(&cluster, 1 - leader, "san-refused", "1");
+
+    // Skipped on every member: member 2 joins in.
+    for i in 0..2 {
+        cluster.kill_9(i);
+    }
+    for (i, mut member_flags) in flags.into_iter().enumerate() {
+        member_flags.push("--experimental-peer-skip-client-san-verification=true".to_string());
+        cluster.set_flags(i, member_flags);
+    }
+    cluster.start_all();
+    let leader = cluster.wait_for_leader(ELECTION_LIMIT);
+    assert_replicates(&cluster, leader, "san-skipped", "2");
+    assert_replicates(&cluster, 2, "via-member-2", "3");
 }

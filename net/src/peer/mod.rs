@@ -70,5 +70,5 @@ pub use error::{PeerError, Refusal};
 pub use events::PeerEvent;
 pub use lane::Lane;
 pub use snapshot::{IncomingSnapshot, SnapshotWriter, SNAPSHOT_CHUNK_BYTES_MAX};
-pub use stats::{PeerCounters, PeerStats, ROUND_TRIP_SECONDS_BUCKETS};
+pub use stats::{PeerCounters, PeerMetrics, PeerStats, ROUND_TRIP_SECONDS_BUCKETS};
 pub use transport::{SendError, Transport};

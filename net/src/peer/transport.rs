@@ -24,7 +24,7 @@ use super::snapshot::{IncomingSnapshot, SnapshotWriter};
 use super::stats::{PeerCounters, PeerMetrics, PeerStats};
 use super::writer::run_lane_writer;
 use crate::http1::{Http1Answer, Http1Handler, Http1Request};
-use crate::tls::ServerTls;
+use crate::tls::{check_client_san, ServerTls};
 
 /// Snapshot transfers handed to the member and not yet taken; more wait on their connection.
 const SNAPSHOTS_QUEUED_MAX: usize = 2;
@@ -213,12 +213,20 @@ impl Transport {
 
     /// As `serve`, for an `https://` peer listener: each connection's TLS handshake (etcd's
     /// `--peer-cert-file`, `--peer-client-cert-auth`, `--peer-trusted-ca-file`, ...) runs on
-    /// its own task, then the peer protocol runs inside TLS.
-    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<ServerTls>) {
-        self.accept_loop(listener, Some(tls)).await
+    /// its own task, then the peer protocol runs inside TLS. With `check_client_san` (etcd's
+    /// default; `--experimental-peer-skip-client-san-verification` turns it off) a client
+    /// certificate's SANs must name the connection's remote IP.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        tls: Arc<ServerTls>,
+        check_client_san: bool,
+    ) {
+        self.accept_loop(listener, Some((tls, check_client_san)))
+            .await
     }
 
-    async fn accept_loop(&self, listener: TcpListener, tls: Option<Arc<ServerTls>>) {
+    async fn accept_loop(&self, listener: TcpListener, tls: Option<(Arc<ServerTls>, bool)>) {
         loop {
             let accepted = async { Some(listener.accept().await) }
                 .or(async {
@@ -229,22 +237,32 @@ impl Transport {
             match accepted {
                 None => return,
                 Some(Ok(stream)) => {
-                    let remote = stream
-                        .peer_addr()
+                    let remote_address = stream.peer_addr().ok();
+                    let remote = remote_address
                         .map(|address| address.to_string())
                         .unwrap_or_default();
                     let _ = stream.set_nodelay(true);
                     match &tls {
                         None => self.serve_stream(Box::new(stream), remote),
-                        Some(tls) => {
+                        Some((tls, check_client_san)) => {
                             let Some(count) = admit(&self.shared, &remote) else {
                                 continue;
                             };
                             let shared = self.shared.clone();
                             let acceptor = tls.acceptor();
+                            let check_client_san = *check_client_san;
                             glommio::spawn_local(async move {
-                                let handshake =
-                                    with_timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                                // The SAN check's DNS lookups are under the handshake's
+                                // deadline too: a stuck resolver must not hold the slot.
+                                let handshake = with_timeout(HANDSHAKE_TIMEOUT, async {
+                                    let stream =
+                                        acceptor.accept(stream).await.map_err(|e| e.to_string())?;
+                                    if check_client_san {
+                                        check_peer_san(&stream, remote_address).await?;
+                                    }
+                                    Ok::<_, String>(stream)
+                                })
+                                .await;
                                 match handshake {
                                     Some(Ok(stream)) => {
                                         serve_connection(shared, Box::new(stream), remote, count).await
@@ -534,4 +552,23 @@ impl Transport {
     pub fn metrics(&self) -> Arc<PeerMetrics> {
         self.shared.metrics.clone()
     }
+}
+
+/// etcd's `checkSAN` on an accepted peer connection: the client certificate it presented (if
+/// any: without `--peer-client-cert-auth` none is asked for) must name `remote`'s IP.
+async fn check_peer_san<S>(
+    stream: &futures_rustls::server::TlsStream<S>,
+    remote: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
+    let Some(end_entity) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|certificate| certificate.clone().into_owned())
+    else {
+        return Ok(());
+    };
+    let remote = remote.ok_or("the connection has no remote address to check its SANs against")?;
+    check_client_san(&end_entity, remote.ip()).await
 }

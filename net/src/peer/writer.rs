@@ -1,7 +1,7 @@
-//! One writer task per peer and framed lane: it dials on demand (the control lane at once, and
-//! again whenever it drops), drains everything queued into
-//! one buffered write (many frames per syscall), pings on the control lane for the round-trip
-//! metric, and redials with a capped backoff when the connection fails.
+//! One writer task per peer and framed lane: it dials (the append lane on demand, the control
+//! lane at once and for good), drains everything queued into one buffered write (many frames
+//! per syscall), pings on the control lane for the round-trip metric, and redials with a capped
+//! backoff when the connection fails.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -67,10 +67,10 @@ pub(crate) async fn run_lane_writer(
     let mut next_ping = Instant::now() + link.ping_interval;
     loop {
         let pings = lane == Lane::Control && connection.is_some();
-        // The control lane is kept connected whether or not raft has something to say (etcd
-        // keeps its peer streams up the same way): a member's view of which peers are
-        // reachable, and since when, decides whether a membership change is safe
-        // (`--strict-reconfig-check`), and followers rarely send each other anything.
+        // The control lane stays connected whether raft has something to say or not, as
+        // etcd's streams to every member do: its pings feed the round-trip metric and find a
+        // silent peer, and `etcd_network_active_peers` means the same between two followers
+        // as between a leader and a follower.
         let dial_now = lane == Lane::Control && connection.is_none();
         // A kick that came while this task was writing is not waited for again: look first.
         let stale = connection
@@ -109,8 +109,8 @@ pub(crate) async fn run_lane_writer(
             }
         }
         let ping_due = pings && connection.is_some() && Instant::now() >= next_ping;
-        let keep_connected = lane == Lane::Control && connection.is_none();
-        if queue.len() == 0 && !ping_due && !keep_connected {
+        let must_dial = lane == Lane::Control && connection.is_none();
+        if queue.len() == 0 && !ping_due && !must_dial {
             continue;
         }
         if connection.is_none() {

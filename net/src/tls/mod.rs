@@ -28,6 +28,7 @@
 //! ```
 
 mod client;
+mod client_san;
 mod files;
 mod policy;
 mod reload;
@@ -39,6 +40,7 @@ pub(crate) mod x509;
 use std::path::PathBuf;
 
 pub use client::{ClientTls, TlsClientSettings};
+pub use client_san::check_client_san;
 pub use policy::{TlsPolicy, TlsVersion};
 pub use self_signed::{self_signed_files, SelfSignedFiles};
 pub use server::{ServerTls, TlsServerSettings};

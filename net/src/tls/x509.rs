@@ -1,5 +1,6 @@
 //! Just enough DER to read what rustls does not expose and etcd checks: a certificate's serial
-//! number and subject common name, and the serial numbers a CRL lists.
+//! number, subject common name and subject alternative names, and the serial numbers a CRL
+//! lists.
 //!
 //! Certificates reach this module only after webpki parsed and verified them; CRLs are read
 //! once per (re)load. Every length is checked against the bytes that remain before use.
@@ -12,6 +13,15 @@ const OBJECT_IDENTIFIER: u8 = 0x06;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 const CONTEXT_0_CONSTRUCTED: u8 = 0xa0;
+const CONTEXT_3_CONSTRUCTED: u8 = 0xa3;
+const BOOLEAN: u8 = 0x01;
+const OCTET_STRING: u8 = 0x04;
+/// GeneralName's `dNSName [2] IA5String` and `iPAddress [7] OCTET STRING` (implicit tags).
+const GENERAL_NAME_DNS: u8 = 0x82;
+const GENERAL_NAME_IP: u8 = 0x87;
+
+/// The content octets of id-ce-subjectAltName (2.5.29.17).
+const SUBJECT_ALT_NAME_OID: &[u8] = &[0x55, 0x1d, 0x11];
 
 /// The content octets of id-at-commonName (2.5.4.3).
 const COMMON_NAME_OID: &[u8] = &[0x55, 0x04, 0x03];
@@ -100,6 +110,70 @@ fn serial_and_subject(certificate: &[u8]) -> Result<(&[u8], &[u8]), &'static str
     fields.expect(SEQUENCE, "no validity")?;
     let subject = fields.expect(SEQUENCE, "no subject")?;
     Ok((serial, subject))
+}
+
+/// A certificate's subject alternative names of the two kinds Go's `x509.Certificate` keeps
+/// as `DNSNames` and `IPAddresses`, in the certificate's order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct SubjectAltNames {
+    pub(crate) dns_names: Vec<String>,
+    pub(crate) ip_addresses: Vec<std::net::IpAddr>,
+}
+
+/// A certificate's DNS and IP subject alternative names (none without the extension).
+pub(crate) fn subject_alt_names(certificate: &[u8]) -> Result<SubjectAltNames, &'static str> {
+    let certificate = Reader::new(certificate).expect(SEQUENCE, "not a certificate")?;
+    let tbs = Reader::new(certificate).expect(SEQUENCE, "no TBSCertificate")?;
+    let mut fields = Reader::new(tbs);
+    if fields.peek_tag() == Some(CONTEXT_0_CONSTRUCTED) {
+        fields.read()?; // version
+    }
+    fields.expect(INTEGER, "no serial number")?;
+    for what in [
+        "no signature algorithm",
+        "no issuer",
+        "no validity",
+        "no subject",
+        "no subject public key",
+    ] {
+        fields.expect(SEQUENCE, what)?;
+    }
+    let mut names = SubjectAltNames::default();
+    // issuerUniqueID [1] and subjectUniqueID [2] may come before extensions [3].
+    while !fields.is_empty() {
+        let (tag, content) = fields.read()?;
+        if tag != CONTEXT_3_CONSTRUCTED {
+            continue;
+        }
+        let mut extensions = Reader::new(Reader::new(content).expect(SEQUENCE, "no extensions")?);
+        while !extensions.is_empty() {
+            let mut extension = Reader::new(extensions.expect(SEQUENCE, "malformed extension")?);
+            let oid = extension.expect(OBJECT_IDENTIFIER, "malformed extension id")?;
+            if extension.peek_tag() == Some(BOOLEAN) {
+                extension.read()?; // critical
+            }
+            let value = extension.expect(OCTET_STRING, "malformed extension value")?;
+            if oid != SUBJECT_ALT_NAME_OID {
+                continue;
+            }
+            let mut general_names =
+                Reader::new(Reader::new(value).expect(SEQUENCE, "malformed alternative names")?);
+            while !general_names.is_empty() {
+                match general_names.read()? {
+                    (GENERAL_NAME_DNS, name) => names
+                        .dns_names
+                        .push(String::from_utf8(name.to_vec()).map_err(|_| "invalid DNS name")?),
+                    (GENERAL_NAME_IP, ip) => names.ip_addresses.push(match ip.len() {
+                        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(ip).expect("4 octets")),
+                        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(ip).expect("16 octets")),
+                        _ => return Err("IP address of neither 4 nor 16 octets"),
+                    }),
+                    _ => {} // e-mail, URI, directory and other names: not checked by etcd
+                }
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// A certificate's serial number, leading zeros removed.
@@ -267,6 +341,33 @@ mod tests {
             let _ = certificate_serial(&der[..cut]);
             let _ = subject_common_name(&der[..cut]);
             let _ = crl_revoked_serials(&der[..cut]);
+            let _ = subject_alt_names(&der[..cut]);
         }
+    }
+
+    #[test]
+    fn subject_alt_names_of_a_certificate() {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec![
+            "localhost".into(),
+            "127.0.0.2".into(),
+            "*.example.com".into(),
+            "::1".into(),
+        ])
+        .unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let names = subject_alt_names(&der).unwrap();
+        assert_eq!(names.dns_names, vec!["localhost", "*.example.com"]);
+        assert_eq!(
+            names.ip_addresses,
+            vec![
+                "127.0.0.2".parse::<std::net::IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        let mut without = CertificateParams::new(Vec::<String>::new()).unwrap();
+        without.distinguished_name.push(DnType::CommonName, "x");
+        let der = without.self_signed(&key).unwrap().der().to_vec();
+        assert_eq!(subject_alt_names(&der).unwrap(), SubjectAltNames::default());
     }
 }

@@ -351,7 +351,7 @@ fn inbound_connections_are_bounded() {
                 .unwrap();
             strays.push(stray);
         }
-        // Added once the strays hold every slot: its control lane is dialed at once.
+        // After the strays: the control lane dials as soon as the peer is added.
         a.dial(2, &b);
         a.transport
             .send(2, Lane::Control, pattern_frame(0, 0, 32))

@@ -72,7 +72,7 @@ fn start_tls_member(
         Rc::new(TlsDialer::new(client)),
     );
     let accept = transport.clone();
-    glommio::spawn_local(async move { accept.serve_tls(listener, server).await }).detach();
+    glommio::spawn_local(async move { accept.serve_tls(listener, server, true).await }).detach();
     TlsMember {
         transport,
         url: format!("https://127.0.0.1:{port}"),

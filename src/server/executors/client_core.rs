@@ -15,6 +15,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
 use crate::server::error::ServerError;
+use crate::server::metrics::OwnerLinkDepth;
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{OwnerCall, RemoteOwner};
 use crate::server::state_machine::header::HeaderSource;
@@ -27,6 +28,8 @@ const IDLE_CATCH_UP_INTERVAL: Duration = Duration::from_millis(100);
 /// This core's ends of its link to the raft owner.
 pub struct ClientCoreLinks {
     pub calls: SharedSender<OwnerCall>,
+    /// `/metrics`: the link's depth, counted on both ends.
+    pub depth: Arc<OwnerLinkDepth>,
     pub doorbell: SharedReceiver<()>,
     /// The owner's header source, sent once the member has started.
     pub started: oneshot::Receiver<HeaderSource>,
@@ -46,7 +49,7 @@ pub async fn serve(
         .map_err(|_| ServerError::PeerExecutorFailed)?;
     let calls = links.calls.connect().await;
     let gateway = Gateway::remote(
-        RemoteOwner::new(calls),
+        RemoteOwner::new(calls, links.depth),
         engine,
         headers,
         settings.auth.clone(),

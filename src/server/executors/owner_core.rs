@@ -15,11 +15,13 @@ use super::metrics_listener;
 use crate::config::Config;
 use crate::node::RaftOptions;
 use crate::server::error::ServerError;
+use crate::server::member::applier::CompactionPacing;
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::peer_link;
-use crate::server::member::raft_member::{CompactionPacing, Member, MembershipOptions};
+use crate::server::member::raft_member::{Member, MembershipOptions};
 use crate::server::member::snapshot_installer;
+use crate::server::metrics::OwnerLinkDepth;
 use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
 use crate::server::state_machine::header::{HeaderSource, Identity};
@@ -28,6 +30,8 @@ use crate::server::state_machine::lease_lessor::LessorConfig;
 /// The owner's ends of one client core's link.
 pub struct OwnerLinks {
     pub calls: SharedReceiver<OwnerCall>,
+    /// `/metrics`: the link's depth, counted on both ends.
+    pub depth: Arc<OwnerLinkDepth>,
     pub doorbell: SharedSender<()>,
     pub started: oneshot::Sender<HeaderSource>,
     pub bound: oneshot::Receiver<()>,
@@ -173,9 +177,10 @@ pub async fn serve(
     let mut bound = Vec::with_capacity(links.len());
     for link in links {
         let serving = member.clone();
+        let depth = link.depth.clone();
         glommio::spawn_local(async move {
             let calls = link.calls.connect().await;
-            serve_link(serving, calls).await;
+            serve_link(serving, calls, depth).await;
         })
         .detach();
         let ringing = member.clone();

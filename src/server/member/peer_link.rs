@@ -93,6 +93,7 @@ pub fn start(
         Some(tls) => Transport::with_dialer(config, Rc::new(TlsDialer::new(tls.client.clone()))),
         None => Transport::new(config),
     };
+    member.metrics().add_peers(transport.metrics());
     let listing = member.clone();
     transport.set_http1(move |request| {
         let response = if request.path() == super::join::MEMBERS_PATH {
@@ -112,8 +113,11 @@ pub fn start(
         match (secure, tls) {
             (true, Some(tls)) => {
                 let server = tls.server.clone();
-                glommio::spawn_local(async move { serving.serve_tls(listener, server).await })
-                    .detach();
+                let check_client_san = tls.check_client_san;
+                glommio::spawn_local(async move {
+                    serving.serve_tls(listener, server, check_client_san).await
+                })
+                .detach();
             }
             (true, None) => return Err(format!("https peer URL {address} without peer TLS")),
             (false, _) => {

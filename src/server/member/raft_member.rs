@@ -7,7 +7,7 @@
 //! that raft keeps stepping while the disk works.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,18 +17,20 @@ use std::time::Duration;
 use basalt_engine::Engine;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
-use basalt_wal::{Queued, Wal};
+use basalt_wal::Wal;
 use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
+use super::applier::{AnswerSender, Applier, ApplierSetup, CompactionPacing};
 use super::id_generator::IdGenerator;
 use super::lease_ids::LeaseIds;
+use super::log_writer::{LogWork, LogWriter};
 use super::offload::on_own_thread;
 use super::reconfig_health::Connectivity;
-use crate::node::{LogMetadata, Persist, RaftNode, RaftOptions, Recovered};
+use crate::node::{LogMetadata, RaftNode, RaftOptions, Recovered};
 use crate::server::metrics::ServerMetrics;
-use crate::server::state_machine::apply::{apply_entries, compaction_step, Applied, LeaseApplied};
+use crate::server::state_machine::apply::{Applied, AppliedBatch};
 use crate::server::state_machine::auth_hub::AuthHub;
 use crate::server::state_machine::auth_store::AuthState;
 use crate::server::state_machine::cluster_state::ClusterState;
@@ -46,37 +48,6 @@ const WAITING_PROPOSALS_LIMIT: usize = 64 * 1024;
 /// How often the raft owner makes the engine's published commits durable (see
 /// `run_engine_syncer`).
 const ENGINE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// How a compaction's removal is paced once its first step has applied:
-/// `--experimental-compaction-batch-limit` revisions a step, `--experimental-compaction-sleep-interval`
-/// between steps (etcd's defaults: 1,000 and 10 ms).
-#[derive(Clone, Copy, Debug)]
-pub struct CompactionPacing {
-    pub step_revisions: usize,
-    pub step_interval: Duration,
-}
-
-impl CompactionPacing {
-    /// etcd's defaults, which it also uses for a flag set to 0.
-    const DEFAULT: CompactionPacing = CompactionPacing {
-        step_revisions: 1_000,
-        step_interval: Duration::from_millis(10),
-    };
-
-    /// The pacing the flags ask for, with etcd's rule that 0 means the default.
-    pub fn from_config(config: &crate::config::CompactionConfig) -> CompactionPacing {
-        CompactionPacing {
-            step_revisions: match config.batch_limit {
-                0 => Self::DEFAULT.step_revisions,
-                limit => usize::try_from(limit).unwrap_or(usize::MAX),
-            },
-            step_interval: match config.sleep_interval {
-                Duration::ZERO => Self::DEFAULT.step_interval,
-                interval => interval,
-            },
-        }
-    }
-}
-
 /// Largest proposal data: the WAL's default record limit (16 MiB) less room for the raft
 /// entry's own fields (index, term, type).
 const ENTRY_BYTES_LIMIT: usize = (16 << 20) - 1024;
@@ -105,65 +76,34 @@ pub struct RaftStatus {
     pub is_learner: bool,
 }
 
-/// The member's raft owner: node, log, engine, and the clients waiting on them.
+/// The member's raft loop on the owner core: the node, the clients waiting on it, and the two
+/// parts it drives — the log writer (raft's writes into the WAL) and the applier (committed
+/// entries into the state machine).
 pub struct Member {
     state: RefCell<MemberState>,
-    wal: Rc<Wal>,
-    engine: Arc<Engine>,
-    /// Writes handed out by raft, in order, for the persister task.
-    persist_queue: RefCell<VecDeque<LogWork>>,
-    persist_wake: RefCell<Option<std::task::Waker>>,
-    /// Queued writes waiting to become durable, in order, for the durability waiter task.
-    durable_queue: RefCell<VecDeque<DurableWait>>,
-    durable_wake: RefCell<Option<std::task::Waker>>,
+    log: LogWriter,
+    applier: Applier,
     /// The storage fault that stopped the member, if one did.
     stopped: RefCell<Option<String>>,
     /// Names this member's proposals and read requests (unique across members).
     request_ids: IdGenerator,
     /// Response headers; the member keeps their raft term current for every core.
     headers: HeaderSource,
-    /// One doorbell per other core: rung after each apply batch so that core's watchers read
-    /// the new events from the engine (a full doorbell already has a ring pending).
-    doorbells: RefCell<Vec<glommio::channels::shared_channel::ConnectedSender<()>>>,
-    watch_hub: Rc<WatchHub>,
     /// How long a client waits for its write to apply or its read point, as etcd's request
     /// timeout: 5 s plus two election timeouts.
     request_timeout: Duration,
     /// Largest proposal: `--max-request-bytes` of request plus the proposal header, and never
     /// more than the WAL's record limit allows.
     entry_bytes_limit: usize,
-    /// A compaction has revisions left to remove; the compactor task removes them in steps.
-    compaction_pending: Cell<bool>,
-    /// Revisions a compaction step removes, and the pause between steps.
-    compaction_pacing: CompactionPacing,
-    /// Answers to physical compactions (etcd's `physical`), sent when the compaction is done.
-    compaction_waiters: RefCell<Vec<(AnswerSender, Applied)>>,
-    /// The hard state most recently queued into the WAL (a checkpoint stores it again).
-    persisted_hard_state: RefCell<raft::prelude::HardState>,
     /// Applied entries between checkpoints (etcd's --snapshot-count).
     checkpoint_entries: u64,
     /// The index of the last checkpoint handed to the persister.
     last_checkpoint: Cell<u64>,
-    /// Alarms and member attributes, changed only by applied entries.
-    cluster: RefCell<ClusterState>,
-    /// The leases and their timers; told about every applied lease change.
-    lessor: RefCell<Lessor>,
-    /// The origin of the lessor's clock.
-    clock_origin: std::time::Instant,
-    /// Names the leases granted with ID 0 (one generator, so cores never collide).
-    lease_ids: LeaseIds,
-    /// Where the member records leadership, proposals and database commits for `/metrics`.
+    /// Where the member records leadership and proposals for `/metrics`.
     metrics: Arc<ServerMetrics>,
-    /// The auth store every core reads; apply publishes its changes there.
-    auth: Arc<AuthHub>,
     /// Where raft's messages to other members go; `None` until the peer transport is attached
     /// (and for a single member, which sends none). Raft retries what is lost meanwhile.
     peers: RefCell<Option<Rc<dyn PeerOutlet>>>,
-    /// This member leads and its lessor waits to be promoted (see `on_leader_changed`).
-    promote_pending: Cell<bool>,
-    /// How long a new leader's lessor extends every lease (the election timeout), so no lease
-    /// expires before its holder could have found the new leader.
-    lease_extend_ms: Millis,
     /// `--strict-reconfig-check`.
     strict_reconfig_check: bool,
     /// One raft tick (the heartbeat interval).
@@ -176,7 +116,7 @@ pub trait PeerOutlet {
     /// unreachable or its queue is full), so raft stops pipelining to it and probes again.
     fn send(&self, message: raft::prelude::Message) -> bool;
 
-    /// Asks member `to` a lease question (a follower forwarding to the leader); `None` when
+    /// Asks member `to` (the leader) a question a follower forwards (leases, promotions); `None` when
     /// it could not be asked or its answer was lost.
     fn forward_to_leader(
         &self,
@@ -190,26 +130,12 @@ pub trait PeerOutlet {
     fn set_peer(&self, id: u64, peer_urls: Option<&[String]>);
 }
 
-/// Where a proposal's answer goes.
-type AnswerSender = oneshot::Sender<Result<Applied, Status>>;
-
-/// A write queued into the log: raft's ready number, the WAL position that makes it durable
-/// (none when it wrote nothing), and the messages to send once it is durable.
-type DurableWait = (u64, Option<Queued>, Vec<raft::prelude::Message>);
-
-/// What the persister writes into the log, in order.
-enum LogWork {
-    Raft(Box<Persist>),
-    Checkpoint(u64),
-}
-
 struct MemberState {
     node: RaftNode,
-    waiting: HashMap<u64, oneshot::Sender<Result<Applied, Status>>>,
+    waiting: HashMap<u64, AnswerSender>,
     read_waiters: HashMap<u64, oneshot::Sender<u64>>,
     applied_waiters: Vec<(u64, oneshot::Sender<()>)>,
     applied_index: u64,
-    snapshot: SnapshotMetadata,
 }
 
 impl Member {
@@ -378,6 +304,19 @@ impl Member {
         let headers = HeaderSource::new(identity);
         headers.set_term(node.term());
         let watch_hub = WatchHub::new(engine.clone(), headers.clone());
+        let applier = Applier::new(ApplierSetup {
+            engine,
+            cluster,
+            auth,
+            watch_hub,
+            lessor_config,
+            stored_leases,
+            lease_ids: LeaseIds::new(identity.member_id),
+            lease_extend: tick_interval * timing.election_ticks as u32,
+            compaction_pending,
+            compaction_pacing,
+            metrics: metrics.clone(),
+        });
         let member = Rc::new(Member {
             state: RefCell::new(MemberState {
                 node,
@@ -385,38 +324,20 @@ impl Member {
                 read_waiters: HashMap::new(),
                 applied_waiters: Vec::new(),
                 applied_index,
-                snapshot: metadata.snapshot,
             }),
-            wal,
-            engine,
-            persist_queue: RefCell::new(VecDeque::new()),
-            persist_wake: RefCell::new(None),
-            durable_queue: RefCell::new(VecDeque::new()),
-            durable_wake: RefCell::new(None),
+            log: LogWriter::new(wal, persisted_hard_state, metadata.snapshot),
+            applier,
             stopped: RefCell::new(None),
             request_ids: IdGenerator::new(identity.member_id, replayed_id_floor),
             headers,
-            doorbells: RefCell::new(Vec::new()),
-            watch_hub,
             request_timeout: Duration::from_secs(5)
                 + 2 * tick_interval * timing.election_ticks as u32,
             // etcd refuses a request whose encoding exceeds --max-request-bytes before proposing.
             entry_bytes_limit: ENTRY_BYTES_LIMIT.min(max_request_bytes + PROPOSAL_HEADER_BYTES),
-            compaction_pending: Cell::new(compaction_pending),
-            compaction_pacing,
-            compaction_waiters: RefCell::new(Vec::new()),
-            persisted_hard_state: RefCell::new(persisted_hard_state),
             checkpoint_entries: checkpoint_entries.max(1),
             last_checkpoint: Cell::new(snapshot_index),
-            cluster: RefCell::new(cluster),
-            lessor: RefCell::new(Lessor::new(lessor_config, &stored_leases)),
-            clock_origin: std::time::Instant::now(),
-            lease_ids: LeaseIds::new(identity.member_id),
             metrics,
-            auth,
             peers: RefCell::new(None),
-            promote_pending: Cell::new(false),
-            lease_extend_ms: tick_interval.as_millis() as Millis * timing.election_ticks as Millis,
             strict_reconfig_check: membership.strict_reconfig_check,
             tick_interval,
         });
@@ -530,42 +451,34 @@ impl Member {
     /// The hard state most recently queued into the log (term and vote a snapshot install
     /// keeps).
     pub fn persisted_hard_state(&self) -> raft::prelude::HardState {
-        self.persisted_hard_state.borrow().clone()
+        self.log.persisted_hard_state()
     }
 
-    /// Moves the lessor with leadership. A member that stops leading stops expiring leases
-    /// (etcd's `Demote`) at once; a new leader's lessor takes over only once it has applied an
-    /// entry of its own term, i.e. every lease change of the terms before (etcd promotes after
-    /// applying the leader's first entry): a renew or checkpoint committed by the old leader
-    /// and not yet applied here would otherwise be missed and its lease revoked early.
+    /// Moves the lessor with leadership (see `Applier::on_leader_changed`).
     fn on_leader_changed(&self, leader: u64) {
         let own = self.headers.identity().member_id;
-        self.promote_pending.set(leader == own);
-        let mut lessor = self.lessor.borrow_mut();
-        if leader != own && lessor.is_primary() {
-            lessor.demote();
-        }
+        self.applier.on_leader_changed(leader == own);
         tracing::info!(leader = format!("{leader:x}"), "raft leader changed");
     }
 
     /// The lessor (never borrow it across an await).
     pub fn lessor(&self) -> std::cell::RefMut<'_, Lessor> {
-        self.lessor.borrow_mut()
+        self.applier.lessor()
     }
 
     /// The auth store every core reads.
     pub fn auth_hub(&self) -> Arc<AuthHub> {
-        self.auth.clone()
+        self.applier.auth_hub()
     }
 
     /// The id generator of leases granted with ID 0.
     pub fn lease_ids(&self) -> &LeaseIds {
-        &self.lease_ids
+        self.applier.lease_ids()
     }
 
     /// The lessor's clock: milliseconds since this member started.
     pub fn now_ms(&self) -> Millis {
-        self.clock_origin.elapsed().as_millis() as Millis
+        self.applier.now_ms()
     }
 
     /// etcd's request timeout: how long a client waits for its write or read point.
@@ -583,6 +496,11 @@ impl Member {
         self.headers.header(revision)
     }
 
+    /// Where the member and its parts record for `/metrics`.
+    pub fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
+    }
+
     /// The header source, for other cores.
     pub fn headers(&self) -> HeaderSource {
         self.headers.clone()
@@ -590,17 +508,17 @@ impl Member {
 
     /// Adds another core's doorbell, rung after every apply batch.
     pub fn add_doorbell(&self, doorbell: glommio::channels::shared_channel::ConnectedSender<()>) {
-        self.doorbells.borrow_mut().push(doorbell);
+        self.applier.add_doorbell(doorbell);
     }
 
     /// The watchers of this member.
     pub fn watch_hub(&self) -> Rc<WatchHub> {
-        self.watch_hub.clone()
+        self.applier.watch_hub()
     }
 
     /// The engine, to share with readers on other cores.
     pub fn shared_engine(&self) -> Arc<Engine> {
-        self.engine.clone()
+        self.applier.engine().clone()
     }
 
     /// Whether this member leads the raft group now.
@@ -622,7 +540,7 @@ impl Member {
 
     /// Alarms and member attributes as of the last applied entry.
     pub fn cluster(&self) -> std::cell::Ref<'_, ClusterState> {
-        self.cluster.borrow()
+        self.applier.cluster()
     }
 
     /// Proposes a client write and waits until it is applied; returns its typed answer.
@@ -747,12 +665,7 @@ impl Member {
             }
             self.send_messages(effects.messages);
             if let Some(persist) = effects.persist {
-                self.persist_queue
-                    .borrow_mut()
-                    .push_back(LogWork::Raft(Box::new(persist)));
-                if let Some(waker) = self.persist_wake.borrow_mut().take() {
-                    waker.wake();
-                }
+                self.log.push(LogWork::Raft(Box::new(persist)));
             }
             if !effects.committed.is_empty() {
                 self.apply(&effects.committed);
@@ -773,6 +686,8 @@ impl Member {
         }
     }
 
+    /// Applies the committed entries not yet applied, answers their proposers, and carries
+    /// what they changed into raft (membership, the applied index) and the log (checkpoints).
     fn apply(&self, committed: &[Entry]) {
         let applied_before = self.state.borrow().applied_index;
         let fresh: Vec<Entry> = committed
@@ -786,86 +701,48 @@ impl Member {
         if let Some(reason) = self.unjoinable(&fresh) {
             return self.stop(reason);
         }
-        let header = self.header(0);
-        let applied = apply_entries(
-            &self.engine,
-            &fresh,
-            header,
-            self.compaction_pending.get(),
-            self.compaction_pacing.step_revisions,
-            &mut self.cluster.borrow_mut(),
-            &self.auth,
-        );
-        match applied {
-            Ok(batch) => {
-                self.apply_membership(&batch);
-                self.metrics.member.count_key_changes(&batch.events);
-                self.compaction_pending.set(batch.compaction_pending);
-                self.lessor_applied(&batch.leases);
-                self.watch_hub.publish(&batch.events);
-                self.watch_hub.catch_up_all();
-                for doorbell in self.doorbells.borrow().iter() {
-                    // Full means a ring is pending: that core reads everything new anyway.
-                    let _ = doorbell.try_send(());
-                }
-                let mut state = self.state.borrow_mut();
-                for (id, answer) in batch.answers {
-                    let Some(sender) = state.waiting.remove(&id) else {
-                        continue;
-                    };
-                    match answer {
-                        Ok(applied)
-                            if batch.compaction_pending
-                                && batch.physical_compactions.contains(&id) =>
-                        {
-                            self.compaction_waiters.borrow_mut().push((sender, applied));
-                        }
-                        answer => {
-                            let _ = sender.send(answer);
-                        }
-                    }
-                }
-                state.applied_index = last;
-                state.node.on_applied(last);
-                let last_term = fresh.last().map_or(0, |entry| entry.term);
-                if self.promote_pending.get()
-                    && state.node.is_leader()
-                    && last_term == state.node.term()
+        let batch = match self.applier.apply(&fresh, self.header(0)) {
+            Ok(batch) => batch,
+            Err(reason) => return self.stop(reason),
+        };
+        self.apply_membership(&batch);
+        let mut state = self.state.borrow_mut();
+        for (id, answer) in batch.answers {
+            let Some(sender) = state.waiting.remove(&id) else {
+                continue;
+            };
+            match answer {
+                Ok(applied)
+                    if batch.compaction_pending && batch.physical_compactions.contains(&id) =>
                 {
-                    // Everything of the earlier terms is applied: the lessor may take over,
-                    // every lease with its remaining TTL plus the election timeout (etcd's
-                    // `Promote`, so no mass revoke at a leader change).
-                    self.promote_pending.set(false);
-                    self.lessor
-                        .borrow_mut()
-                        .promote(self.now_ms(), self.lease_extend_ms);
+                    self.applier.answer_when_compacted(sender, applied);
                 }
-                let member = &self.metrics.member;
-                member.proposals_applied.set(last as i64);
-                member.proposals_pending.set(state.waiting.len() as i64);
-                let keep_from = state.node.compaction_bound(last);
-                if keep_from >= self.last_checkpoint.get() + self.checkpoint_entries {
-                    // The checkpoint syncs the engine through at least `keep_from`, then lets
-                    // the log forget it.
-                    self.last_checkpoint.set(keep_from);
-                    self.persist_queue
-                        .borrow_mut()
-                        .push_back(LogWork::Checkpoint(keep_from));
-                    if let Some(waker) = self.persist_wake.borrow_mut().take() {
-                        waker.wake();
-                    }
-                }
-                let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.applied_waiters)
-                    .into_iter()
-                    .partition(|(index, _)| *index <= last);
-                state.applied_waiters = waiting;
-                for (_, sender) in ready {
-                    let _ = sender.send(());
+                answer => {
+                    let _ = sender.send(answer);
                 }
             }
-            Err(error) => self.stop(format!(
-                "applying raft entries to the database failed: {error}"
-            )),
+        }
+        state.applied_index = last;
+        state.node.on_applied(last);
+        let last_term = fresh.last().map_or(0, |entry| entry.term);
+        self.applier
+            .on_applied_as_leader(state.node.is_leader() && last_term == state.node.term());
+        let member = &self.metrics.member;
+        member.proposals_applied.set(last as i64);
+        member.proposals_pending.set(state.waiting.len() as i64);
+        let keep_from = state.node.compaction_bound(last);
+        if keep_from >= self.last_checkpoint.get() + self.checkpoint_entries {
+            // The checkpoint syncs the engine through at least `keep_from`, then lets the log
+            // forget it.
+            self.last_checkpoint.set(keep_from);
+            self.log.push(LogWork::Checkpoint(keep_from));
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.applied_waiters)
+            .into_iter()
+            .partition(|(index, _)| *index <= last);
+        state.applied_waiters = waiting;
+        for (_, sender) in ready {
+            let _ = sender.send(());
         }
     }
 
@@ -877,7 +754,7 @@ impl Member {
     /// only the changes it saw (possibly itself alone: two clusters).
     fn unjoinable(&self, entries: &[Entry]) -> Option<String> {
         // Only a member that joined starts with no member at all (not even itself).
-        if self.cluster.borrow().members().next().is_some() {
+        if self.applier.cluster().members().next().is_some() {
             return None;
         }
         let first_meaningful = entries.iter().find(|entry| {
@@ -900,7 +777,7 @@ impl Member {
 
     /// Carries the membership changes of an applied batch into raft (in order) and the peer
     /// transport; a member that applied its own removal stops, as etcd's does.
-    fn apply_membership(&self, batch: &crate::server::state_machine::apply::AppliedBatch) {
+    fn apply_membership(&self, batch: &AppliedBatch) {
         if batch.conf_changes.is_empty() && batch.peer_changes.is_empty() {
             return;
         }
@@ -961,8 +838,8 @@ impl Member {
         if let MembershipChange::Add { peer_urls, .. } = &change {
             // Checked again at apply; here so that a member that cannot add answers it first.
             let taken = self
-                .cluster
-                .borrow()
+                .applier
+                .cluster()
                 .members()
                 .any(|(_, urls)| urls.iter().any(|url| peer_urls.contains(url)));
             if taken {
@@ -987,7 +864,7 @@ impl Member {
             match in_sync {
                 None if !self.is_leader() => return Err(EtcdStatus::NotLeader.into()),
                 None => {
-                    let cluster = self.cluster.borrow();
+                    let cluster = self.applier.cluster();
                     return Err(if cluster.peer_urls(member_id).is_none() {
                         EtcdStatus::MemberNotFound.into()
                     } else {
@@ -998,7 +875,7 @@ impl Member {
                 Some(true) => {}
             }
         }
-        if self.strict_reconfig_check && !self.cluster.borrow().keeps_started_quorum(&change) {
+        if self.strict_reconfig_check && !self.applier.cluster().keeps_started_quorum(&change) {
             return Err(EtcdStatus::MemberNotEnoughStarted.into());
         }
         if self.strict_reconfig_check && !self.connected_enough_for(&change) {
@@ -1036,7 +913,7 @@ impl Member {
     fn connected_enough_for(&self, change: &MembershipChange) -> bool {
         let own = self.headers.identity().member_id;
         let outlet = self.peers.borrow().clone();
-        let cluster = self.cluster.borrow();
+        let cluster = self.applier.cluster();
         let voters: Vec<(u64, Option<std::time::Instant>)> = cluster
             .members()
             .filter(|(id, _)| !cluster.is_learner(*id))
@@ -1071,7 +948,7 @@ impl Member {
         }
         let own = self.headers.identity().member_id;
         let is_voter = {
-            let cluster = self.cluster.borrow();
+            let cluster = self.applier.cluster();
             cluster.peer_urls(target).is_some() && !cluster.is_learner(target)
         };
         if !is_voter {
@@ -1100,25 +977,6 @@ impl Member {
         Ok(())
     }
 
-    /// Tells the lessor about applied lease changes (before clients hear their answers, so a
-    /// TimeToLive after a Grant sees the lease).
-    fn lessor_applied(&self, changes: &[LeaseApplied]) {
-        if changes.is_empty() {
-            return;
-        }
-        let now = self.now_ms();
-        let mut lessor = self.lessor.borrow_mut();
-        for change in changes {
-            match *change {
-                LeaseApplied::Granted { id, ttl } => lessor.on_granted(id, ttl, now),
-                LeaseApplied::Revoked { id } => lessor.on_revoked(id),
-                LeaseApplied::Checkpointed { id, remaining_ttl } => {
-                    lessor.on_checkpointed(id, remaining_ttl, now)
-                }
-            }
-        }
-    }
-
     /// Fail-stop: a storage fault ends the member. Everyone waiting gets an error; the process
     /// exits so a supervisor restarts it from what is durable.
     pub(super) fn stop(&self, reason: String) {
@@ -1132,31 +990,16 @@ impl Member {
         std::process::exit(1);
     }
 
-    /// Queues raft's writes into the WAL in order, without waiting for them to be durable, and
-    /// carries out checkpoints in the same order (the one writer of the log's metadata).
+    /// Writes raft's work into the log in order (see `LogWriter`), and carries out
+    /// checkpoints in the same order (the log writer is the one writer of the log's metadata).
     async fn run_persister(self: Rc<Self>) {
         loop {
-            let work = poll_fn(|cx| match self.persist_queue.borrow_mut().pop_front() {
-                Some(work) => Poll::Ready(work),
-                None => {
-                    *self.persist_wake.borrow_mut() = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            })
-            .await;
-            let result = match work {
-                LogWork::Raft(persist) => self.queue_persist(*persist).await.map(Some),
-                LogWork::Checkpoint(index) => self.checkpoint(index).await.map(|()| None),
+            let result = match self.log.next_work().await {
+                LogWork::Raft(persist) => self.log.write(*persist).await,
+                LogWork::Checkpoint(index) => self.checkpoint(index).await,
             };
-            match result {
-                Ok(Some(item)) => {
-                    self.durable_queue.borrow_mut().push_back(item);
-                    if let Some(waker) = self.durable_wake.borrow_mut().take() {
-                        waker.wake();
-                    }
-                }
-                Ok(None) => {}
-                Err(reason) => return self.stop(reason),
+            if let Err(reason) = result {
+                return self.stop(reason);
             }
         }
     }
@@ -1169,119 +1012,32 @@ impl Member {
         // First make the engine durable through `index` (applies since are included): only
         // then may the log forget the entries.
         let durable = self
-            .timed_engine_sync()
+            .applier
+            .sync_engine()
             .await
             .map_err(|e| format!("syncing the database for a checkpoint failed: {e}"))?;
         assert!(
             durable >= index,
             "engine durable through {durable}, checkpoint at {index}"
         );
-        let snapshot = {
-            let mut state = self.state.borrow_mut();
-            let snapshot = state
-                .node
-                .compact_log_to(index)
-                .map_err(|e| e.to_string())?;
-            state.snapshot = snapshot.clone();
-            snapshot
-        };
-        let hard_state = self.persisted_hard_state.borrow().clone();
-        let metadata = LogMetadata {
-            hard_state,
-            snapshot,
-        };
-        let queued = self
-            .wal
-            .queue_metadata(&metadata.encode())
-            .await
+        let snapshot = self
+            .state
+            .borrow_mut()
+            .node
+            .compact_log_to(index)
             .map_err(|e| e.to_string())?;
-        self.wal
-            .wait_durable(queued)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.wal
-            .release_before(index + 1)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.log.store_checkpoint(snapshot).await?;
         tracing::info!(index, "checkpointed the raft log");
         Ok(())
     }
 
-    async fn queue_persist(&self, persist: Persist) -> Result<DurableWait, String> {
-        if persist.snapshot.is_some() {
-            // Snapshots are never stepped into raft (see `refused_message`): the installer
-            // swaps the engine and the log in before the member starts.
-            return Err(
-                "raft handed out a snapshot that did not come through the installer".into(),
-            );
-        }
-        if let Some(last_kept) = persist.truncate_after {
-            self.wal
-                .truncate_after(last_kept)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let mut last = None;
-        for entry in &persist.entries {
-            assert_eq!(
-                self.wal.next_index(),
-                entry.index,
-                "the wal and raft agree on indices"
-            );
-            last = Some(
-                self.wal
-                    .queue_entry(&entry.encode_to_vec())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        if let Some(hard_state) = persist.hard_state {
-            *self.persisted_hard_state.borrow_mut() = hard_state.clone();
-            let snapshot = self.state.borrow().snapshot.clone();
-            let metadata = LogMetadata {
-                hard_state,
-                snapshot,
-            };
-            last = Some(
-                self.wal
-                    .queue_metadata(&metadata.encode())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        Ok((persist.ready_number, last, persist.messages_after))
-    }
-
-    /// Reports raft's writes durable, in order, as the WAL's fdatasyncs complete. Everything one
-    /// fdatasync made durable is reported at once, so raft commits and the engine applies it as
-    /// one batch.
+    /// Reports raft's writes durable, in order, as the WAL's fdatasyncs complete.
     async fn run_durability_waiter(self: Rc<Self>) {
         loop {
-            let (mut ready_number, queued, mut messages) =
-                poll_fn(|cx| match self.durable_queue.borrow_mut().pop_front() {
-                    Some(item) => Poll::Ready(item),
-                    None => {
-                        *self.durable_wake.borrow_mut() = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                })
-                .await;
-            if let Some(queued) = queued {
-                if let Err(error) = self.wal.wait_durable(queued).await {
-                    return self.stop(format!("the write-ahead log failed: {error}"));
-                }
-            }
-            loop {
-                let mut pending = self.durable_queue.borrow_mut();
-                match pending.front() {
-                    Some((number, queued, _)) if queued.is_none_or(|q| self.wal.is_durable(q)) => {
-                        ready_number = *number;
-                        let (_, _, after) = pending.pop_front().expect("front was just seen");
-                        messages.extend(after);
-                    }
-                    _ => break,
-                }
-            }
+            let (ready_number, messages) = match self.log.next_durable().await {
+                Ok(durable) => durable,
+                Err(reason) => return self.stop(reason),
+            };
             self.state.borrow_mut().node.on_persisted(ready_number);
             // Raft's rule: a follower acknowledges entries (and grants votes) only once they
             // are durable here.
@@ -1291,75 +1047,34 @@ impl Member {
     }
 
     /// Makes the engine's published commits durable every ENGINE_SYNC_INTERVAL, on a thread
-    /// of its own (`sync_engine`). Apply batches are published to the engine without fsync
-    /// (the WAL is the durability point); syncing every ENGINE_SYNC_INTERVAL bounds what a restart after a crash
-    /// must replay from the WAL to about that much time's writes, whatever --snapshot-count is.
-    /// The same beat releases the engine's resident page copies.
+    /// of its own (`applier::sync_engine`). Apply batches are published to the engine without
+    /// fsync (the WAL is the durability point); syncing every ENGINE_SYNC_INTERVAL bounds what
+    /// a restart after a crash must replay from the WAL to about that much time's writes,
+    /// whatever --snapshot-count is. The same beat releases the engine's resident page copies.
     async fn run_engine_syncer(self: Rc<Self>) {
         loop {
             glommio::timer::sleep(ENGINE_SYNC_INTERVAL).await;
             if self.stopped.borrow().is_some() {
                 return;
             }
-            if let Err(error) = self.timed_engine_sync().await {
+            if let Err(error) = self.applier.sync_engine().await {
                 self.stop(format!("syncing the database failed: {error}"));
                 return;
             }
-            // Keeps the resident set near one interval's working set rather than growing toward
-            // the file size (copy-on-write touches a fresh page for every page it writes).
-            // The same thread measures the bytes in use for `/metrics`: measuring waits for the
-            // writer, which a scrape on a serving core must never do.
-            let engine = self.engine.clone();
-            let (released, in_use) = on_own_thread("basalt-release", move || {
-                (engine.release_cached_pages(), engine.size_in_use_bytes())
-            })
-            .await;
-            if let Err(error) = released {
-                tracing::warn!(%error, "could not release the database's resident pages");
-            }
-            if let Ok(bytes) = in_use {
-                self.metrics.member.db_size_in_use_bytes.set(bytes as i64);
-            }
+            self.applier.release_cached_pages().await;
         }
     }
 
-    /// `sync_engine`, timed for `etcd_disk_backend_commit_duration_seconds` (the engine's
-    /// sync is what makes a commit durable, as bbolt's commit is for etcd).
-    async fn timed_engine_sync(&self) -> basalt_engine::Result<u64> {
-        let started = std::time::Instant::now();
-        let synced = sync_engine(&self.engine).await;
-        self.metrics
-            .member
-            .backend_commit_seconds
-            .observe_duration(started.elapsed());
-        synced
-    }
-
-    /// Removes a pending compaction's revisions, a bounded step every
-    /// `compaction_pacing.step_interval` whether or not writes arrive, then answers the physical
-    /// compactions waiting for it.
+    /// Removes a pending compaction's revisions, a bounded step every compaction interval
+    /// whether or not writes arrive (`Applier::compaction_step`).
     async fn run_compactor(self: Rc<Self>) {
         loop {
-            glommio::timer::sleep(self.compaction_pacing.step_interval).await;
+            glommio::timer::sleep(self.applier.compaction_interval()).await;
             if self.stopped.borrow().is_some() {
                 return;
             }
-            if !self.compaction_pending.get() {
-                continue;
-            }
-            match compaction_step(&self.engine, self.compaction_pacing.step_revisions) {
-                Ok(done) => {
-                    self.compaction_pending.set(!done);
-                    if done {
-                        for (sender, applied) in self.compaction_waiters.take() {
-                            let _ = sender.send(Ok(applied));
-                        }
-                    }
-                }
-                Err(error) => {
-                    self.stop(format!("compacting the database failed: {error}"));
-                    return;
-                }
+            if let Err(reason) = self.applier.compaction_step() {
+                return self.stop(reason);
             }
         }
     }
@@ -1374,19 +1089,9 @@ impl Member {
             self.state.borrow_mut().node.tick();
             self.pump();
             // Lagging watchers whose catch-up was cut short make progress even when idle.
-            self.watch_hub.catch_up_all();
+            self.applier.watch_hub().catch_up_all();
         }
     }
-}
-
-/// `Engine::sync` on a thread of its own: its fdatasyncs (every page written since the last
-/// sync, up to a second of writes) would otherwise stop this core — raft, applies and every
-/// connection on it — for as long as the disk takes, and on the executor's shared blocking
-/// thread it would queue behind large range scans (see `offload`). Write batches keep going
-/// meanwhile (the engine flushes the bulk without holding its writer).
-pub async fn sync_engine(engine: &Arc<Engine>) -> basalt_engine::Result<u64> {
-    let engine = engine.clone();
-    on_own_thread("basalt-sync", move || engine.sync()).await
 }
 
 /// Counts the live keys of `view` on a thread of its own (a pass over the key index: start-up

@@ -52,7 +52,11 @@ impl Collector for Scrape {
         disk(out, metrics)?;
         mvcc(out, metrics)?;
         grpc(out, metrics)?;
+        if let Some(peers) = metrics.peers.get() {
+            super::peer_exposition::network(out, peers)?;
+        }
         process(out, metrics)?;
+        owner_links(out, metrics)?;
         Ok(())
     }
 }
@@ -191,6 +195,20 @@ fn mvcc(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
             "etcd_debugging_mvcc_keys_total",
             "Total number of keys.",
             keys,
+        )?;
+    }
+    if let Some(watches) = metrics.watches.get() {
+        gauge(
+            out,
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            watches.watch_streams() as i64,
+        )?;
+        gauge(
+            out,
+            "etcd_debugging_mvcc_watcher_total",
+            "Total number of watchers.",
+            watches.watchers() as i64,
         )?;
     }
     // Measured after each engine sync: measuring waits for the writer, a scrape must not.
@@ -367,6 +385,35 @@ fn process(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result 
         "Start time of the process since unix epoch in seconds.",
         started,
     )
+}
+
+/// basalt's own: what waits on each client core's link to the raft owner.
+fn owner_links(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
+    let links = metrics.owner_links();
+    if links.is_empty() {
+        return Ok(());
+    }
+    let families: [(&str, &str, fn(&super::OwnerLinkDepth) -> u64); 2] = [
+        (
+            "basalt_owner_link_calls_waiting",
+            "Calls (writes, read points, lease and cluster operations) a client core has sent to the raft owner's core that the owner has not taken yet: queued in the bounded cross-core channel, or waiting for room in it. By client core.",
+            super::OwnerLinkDepth::waiting,
+        ),
+        (
+            "basalt_owner_link_calls_in_flight",
+            "Calls from a client core the raft owner has taken and not answered yet (proposals waiting for commit and apply, reads waiting for their read index). By client core.",
+            super::OwnerLinkDepth::in_flight,
+        ),
+    ];
+    for (name, help, read) in families {
+        let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (core, depth) in &links {
+            family
+                .encode_family(&[("core", core.to_string())])?
+                .encode_gauge(&(read(depth) as i64))?;
+        }
+    }
+    Ok(())
 }
 
 fn gauge(

@@ -6,16 +6,28 @@
 //! This layer imports nothing from the server's other layers: they hand it their parts.
 
 pub mod exposition;
+pub mod link_depth;
 pub mod member_metrics;
+mod peer_exposition;
 mod process_metrics;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use basalt_engine::Engine;
 use basalt_net::grpc::GrpcCallCounts;
+use basalt_net::peer::PeerMetrics;
 use basalt_wal::WalMetrics;
 
+pub use link_depth::OwnerLinkDepth;
 pub use member_metrics::MemberMetrics;
+
+/// The member-wide counts of Watch streams and watchers (kept by the watch layer's limits).
+pub trait WatchCounts: std::fmt::Debug + Send + Sync {
+    /// Open Watch streams on every core.
+    fn watch_streams(&self) -> usize;
+    /// Watchers on every core.
+    fn watchers(&self) -> usize;
+}
 
 /// `--metrics`: `extensive` adds the per-method gRPC latency histogram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +55,13 @@ pub struct ServerMetrics {
     pub member: MemberMetrics,
     /// The WAL's histograms, once the owner has opened it.
     wal: OnceLock<Arc<WalMetrics>>,
+    /// The peer transport's per-peer counters, once it starts (never on a one-member
+    /// cluster, which exposes no `etcd_network_peer_*` series, as etcd with no peers).
+    peers: OnceLock<Arc<PeerMetrics>>,
+    /// Each client core's link to the owner, by core (set up before the cores start).
+    owner_links: Mutex<Vec<(usize, Arc<OwnerLinkDepth>)>>,
+    /// The watch layer's counts, once the server has its limits.
+    watches: OnceLock<Arc<dyn WatchCounts>>,
     /// Each core's gRPC call counts (one entry per client server built; a handful).
     grpc: Mutex<Vec<Arc<GrpcCallCounts>>>,
     engine: Arc<Engine>,
@@ -67,7 +86,10 @@ impl ServerMetrics {
             facts,
             member: MemberMetrics::default(),
             wal: OnceLock::new(),
+            peers: OnceLock::new(),
             grpc: Mutex::new(Vec::new()),
+            owner_links: Mutex::new(Vec::new()),
+            watches: OnceLock::new(),
             engine,
             started_at: std::time::SystemTime::now(),
         }
@@ -78,6 +100,39 @@ impl ServerMetrics {
         assert!(
             self.wal.set(wal).is_ok(),
             "one write-ahead log per member run"
+        );
+    }
+
+    /// Adds the peer transport's counters (the owner starts one transport per run).
+    pub fn add_peers(&self, peers: Arc<PeerMetrics>) {
+        assert!(
+            self.peers.set(peers).is_ok(),
+            "one peer transport per member run"
+        );
+    }
+
+    /// The counters of client core `core`'s link to the owner.
+    pub fn add_owner_link(&self, core: usize) -> Arc<OwnerLinkDepth> {
+        let depth = Arc::new(OwnerLinkDepth::default());
+        let mut links = lock(&self.owner_links);
+        assert!(
+            links.iter().all(|(known, _)| *known != core),
+            "one link per core"
+        );
+        links.push((core, depth.clone()));
+        depth
+    }
+
+    /// Each client core's link counters, by core.
+    fn owner_links(&self) -> Vec<(usize, Arc<OwnerLinkDepth>)> {
+        lock(&self.owner_links).clone()
+    }
+
+    /// Adds the member-wide watch counts.
+    pub fn add_watch_counts(&self, counts: Arc<dyn WatchCounts>) {
+        assert!(
+            self.watches.set(counts).is_ok(),
+            "one set of watch counts per member"
         );
     }
 
@@ -92,9 +147,14 @@ impl ServerMetrics {
     }
 
     fn grpc_parts(&self) -> std::sync::MutexGuard<'_, Vec<Arc<GrpcCallCounts>>> {
-        // A panic while holding this lock ends the process (fail-stop), so poison is moot.
-        self.grpc
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.grpc)
     }
+}
+
+/// Locks a list of parts (taken when a part is added and by scrapes, never per request).
+fn lock<T>(parts: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock ends the process (fail-stop), so poison is moot.
+    parts
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

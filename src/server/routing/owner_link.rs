@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use basalt_net::{EtcdStatus, Status};
 use futures_channel::oneshot;
@@ -14,6 +15,7 @@ use glommio::sync::Semaphore;
 
 use crate::server::member::owner_op::OwnerOp;
 use crate::server::member::raft_member::Member;
+use crate::server::metrics::OwnerLinkDepth;
 
 /// Calls a link's channel holds before the sending core waits.
 pub const CALL_QUEUE_LIMIT: usize = 4096;
@@ -43,18 +45,22 @@ impl OwnerCall {
 /// The sending end of a link, on a core that is not the raft owner.
 pub struct RemoteOwner {
     calls: ConnectedSender<OwnerCall>,
+    /// `/metrics`: this link's depth (the calls this core sent).
+    depth: Arc<OwnerLinkDepth>,
 }
 
 impl RemoteOwner {
-    pub fn new(calls: ConnectedSender<OwnerCall>) -> RemoteOwner {
-        RemoteOwner { calls }
+    pub fn new(calls: ConnectedSender<OwnerCall>, depth: Arc<OwnerLinkDepth>) -> RemoteOwner {
+        RemoteOwner { calls, depth }
     }
 
     /// Sends `op` to the owner and waits for its answer. A closed link or a dropped answer
     /// means the owner stopped (it exits the process on a storage fault).
     pub async fn call<Op: OwnerOp>(&self, op: Op) -> Result<Op::Answer, Status> {
         let (sender, receiver) = oneshot::channel();
+        self.depth.on_send();
         if self.calls.send(OwnerCall::new(op, sender)).await.is_err() {
+            self.depth.on_refused();
             return Err(EtcdStatus::Stopped.into());
         }
         receiver.await.map_err(|_| EtcdStatus::Stopped.into())
@@ -62,16 +68,24 @@ impl RemoteOwner {
 }
 
 /// Serves one link on the owner's executor until the other core closes it.
-pub async fn serve_link(member: Rc<Member>, calls: ConnectedReceiver<OwnerCall>) {
+pub async fn serve_link(
+    member: Rc<Member>,
+    calls: ConnectedReceiver<OwnerCall>,
+    depth: Arc<OwnerLinkDepth>,
+) {
     let in_flight = Rc::new(Semaphore::new(CALLS_IN_FLIGHT_PER_LINK));
     while let Some(OwnerCall(run)) = calls.recv().await {
         let permit = match in_flight.acquire_static_permit(1).await {
             Ok(permit) => permit,
             Err(_) => return, // the semaphore is never closed; nothing to serve with
         };
+        // Taken once it runs: a call held back by the in-flight bound still waits.
+        depth.on_taken();
         let answered = run(member.clone());
+        let depth = depth.clone();
         glommio::spawn_local(async move {
             answered.await;
+            depth.on_answered();
             drop(permit);
         })
         .detach();

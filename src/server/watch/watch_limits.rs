@@ -55,6 +55,16 @@ impl WatchLimits {
     }
 }
 
+impl crate::server::metrics::WatchCounts for WatchLimits {
+    fn watch_streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
+    }
+
+    fn watchers(&self) -> usize {
+        self.watchers.load(Ordering::Relaxed)
+    }
+}
+
 fn try_increment(count: &AtomicUsize, limit: usize) -> bool {
     count
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {

@@ -1,0 +1,195 @@
+//! The member's log writer: raft's writes go into the WAL in the order raft handed them out,
+//! queued without waiting, so one fdatasync covers many raft steps; then they are reported
+//! durable in the same order. It also stores the log's metadata (raft's hard state and the
+//! checkpoint's snapshot metadata) — it is the one writer of that metadata.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use basalt_wal::{Queued, Wal};
+use prost::Message as _;
+use raft::prelude::{HardState, Message, SnapshotMetadata};
+
+use crate::node::{LogMetadata, Persist};
+
+/// What the persister writes into the log, in order.
+pub enum LogWork {
+    Raft(Box<Persist>),
+    /// Let the log forget entries up to this index (the engine is synced through it first).
+    Checkpoint(u64),
+}
+
+/// A write queued into the log: raft's ready number, the WAL position that makes it durable
+/// (none when it wrote nothing), and the messages to send once it is durable.
+pub type DurableWait = (u64, Option<Queued>, Vec<Message>);
+
+pub struct LogWriter {
+    wal: Rc<Wal>,
+    /// Work handed out by raft and the checkpoints, in order, for the persister task. Its
+    /// length is bounded by raft: a Ready's write is queued at once and the persister only
+    /// queues into the WAL (whose pending buffer is bounded), so it drains as fast as raft
+    /// produces.
+    work: RefCell<VecDeque<LogWork>>,
+    work_wake: RefCell<Option<Waker>>,
+    /// Queued writes waiting to become durable, in order, for the durability waiter task.
+    durable: RefCell<VecDeque<DurableWait>>,
+    durable_wake: RefCell<Option<Waker>>,
+    /// The hard state most recently queued into the WAL (a checkpoint stores it again).
+    persisted_hard_state: RefCell<HardState>,
+    /// The snapshot metadata of the last checkpoint, which every metadata record carries.
+    snapshot: RefCell<SnapshotMetadata>,
+}
+
+impl LogWriter {
+    pub fn new(wal: Rc<Wal>, hard_state: HardState, snapshot: SnapshotMetadata) -> LogWriter {
+        LogWriter {
+            wal,
+            work: RefCell::new(VecDeque::new()),
+            work_wake: RefCell::new(None),
+            durable: RefCell::new(VecDeque::new()),
+            durable_wake: RefCell::new(None),
+            persisted_hard_state: RefCell::new(hard_state),
+            snapshot: RefCell::new(snapshot),
+        }
+    }
+
+    /// Hands `work` to the persister.
+    pub fn push(&self, work: LogWork) {
+        self.work.borrow_mut().push_back(work);
+        if let Some(waker) = self.work_wake.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// The persister's next work, in order.
+    pub async fn next_work(&self) -> LogWork {
+        poll_fn(|cx| match self.work.borrow_mut().pop_front() {
+            Some(work) => Poll::Ready(work),
+            None => {
+                *self.work_wake.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Queues raft's write into the WAL (a truncation, entries, the hard state) without
+    /// waiting for it to be durable, and hands it to the durability waiter.
+    pub async fn write(&self, persist: Persist) -> Result<(), String> {
+        if persist.snapshot.is_some() {
+            // Snapshots are never stepped into raft (see `refused_message`): the installer
+            // swaps the engine and the log in before the member starts.
+            return Err(
+                "raft handed out a snapshot that did not come through the installer".into(),
+            );
+        }
+        if let Some(last_kept) = persist.truncate_after {
+            self.wal
+                .truncate_after(last_kept)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mut last = None;
+        for entry in &persist.entries {
+            assert_eq!(
+                self.wal.next_index(),
+                entry.index,
+                "the wal and raft agree on indices"
+            );
+            last = Some(
+                self.wal
+                    .queue_entry(&entry.encode_to_vec())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        if let Some(hard_state) = persist.hard_state {
+            *self.persisted_hard_state.borrow_mut() = hard_state.clone();
+            let metadata = LogMetadata {
+                hard_state,
+                snapshot: self.snapshot.borrow().clone(),
+            };
+            last = Some(
+                self.wal
+                    .queue_metadata(&metadata.encode())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        self.durable
+            .borrow_mut()
+            .push_back((persist.ready_number, last, persist.messages_after));
+        if let Some(waker) = self.durable_wake.borrow_mut().take() {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest write not yet reported to be durable, and returns the newest ready
+    /// number that is durable with it and every message those writes held back. Everything one
+    /// fdatasync made durable is reported at once, so raft commits and the engine applies it
+    /// as one batch.
+    pub async fn next_durable(&self) -> Result<(u64, Vec<Message>), String> {
+        let (mut ready_number, queued, mut messages) =
+            poll_fn(|cx| match self.durable.borrow_mut().pop_front() {
+                Some(item) => Poll::Ready(item),
+                None => {
+                    *self.durable_wake.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+        if let Some(queued) = queued {
+            self.wal
+                .wait_durable(queued)
+                .await
+                .map_err(|error| format!("the write-ahead log failed: {error}"))?;
+        }
+        let mut pending = self.durable.borrow_mut();
+        while let Some((number, queued, _)) = pending.front() {
+            if !queued.is_none_or(|q| self.wal.is_durable(q)) {
+                break;
+            }
+            ready_number = *number;
+            let (_, _, after) = pending.pop_front().expect("front was just seen");
+            messages.extend(after);
+        }
+        Ok((ready_number, messages))
+    }
+
+    /// Stores a checkpoint: the metadata record carries `snapshot` (index, term, membership)
+    /// with the hard state from now on, and once it is durable the WAL releases the segments
+    /// below it, so a restart replays only what follows. The caller has made the engine
+    /// durable through `snapshot.index` first.
+    pub async fn store_checkpoint(&self, snapshot: SnapshotMetadata) -> Result<(), String> {
+        let index = snapshot.index;
+        *self.snapshot.borrow_mut() = snapshot.clone();
+        let metadata = LogMetadata {
+            hard_state: self.persisted_hard_state.borrow().clone(),
+            snapshot,
+        };
+        let queued = self
+            .wal
+            .queue_metadata(&metadata.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wal
+            .wait_durable(queued)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wal
+            .release_before(index + 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The hard state most recently queued into the log (term and vote a snapshot install
+    /// keeps).
+    pub fn persisted_hard_state(&self) -> HardState {
+        self.persisted_hard_state.borrow().clone()
+    }
+}
