@@ -413,6 +413,17 @@ fn owner_links(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Res
                 .encode_gauge(&(read(depth) as i64))?;
         }
     }
+    let mut family = out.encode_descriptor(
+        "basalt_owner_link_calls",
+        "Calls a client core has sent to the raft owner's core over its link. By client core.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (core, depth) in &links {
+        family
+            .encode_family(&[("core", core.to_string())])?
+            .encode_counter::<NoLabelSet, _, u64>(&depth.carried(), None)?;
+    }
     Ok(())
 }
 
