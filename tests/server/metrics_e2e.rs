@@ -282,8 +282,13 @@ fn watch_gauges_count_streams_and_watchers_on_every_core() {
         // The creates were answered: the member counts them now.
         scrape_until(port, watching(1.0, 2.0));
     });
-    // The client's connection closed with its runtime: stream and watchers are gone.
-    scrape_until(port, watching(0.0, 0.0));
+    // The client's connection closed with its runtime: stream and watchers are gone, and
+    // none was left counted as slow (unsynced).
+    let samples = scrape_until(port, watching(0.0, 0.0));
+    assert_eq!(
+        value(&samples, "etcd_debugging_mvcc_slow_watcher_total"),
+        0.0
+    );
 }
 
 #[test]

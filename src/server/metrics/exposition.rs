@@ -210,6 +210,12 @@ fn mvcc(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
             "Total number of watchers.",
             watches.watchers() as i64,
         )?;
+        gauge(
+            out,
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            metrics.slow_watchers(),
+        )?;
     }
     // Measured after each engine sync: measuring waits for the writer, a scrape must not.
     gauge(
