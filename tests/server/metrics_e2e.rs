@@ -282,19 +282,29 @@ fn watch_gauges_count_streams_and_watchers_on_every_core() {
         // The creates were answered: the member counts them now.
         scrape_until(port, watching(1.0, 2.0));
     });
-    // The client's connection closed with its runtime: stream and watchers are gone.
-    scrape_until(port, watching(0.0, 0.0));
+    // The client's connection closed with its runtime: stream and watchers are gone, and
+    // none was left counted as slow (unsynced).
+    let samples = scrape_until(port, watching(0.0, 0.0));
+    assert_eq!(
+        value(&samples, "etcd_debugging_mvcc_slow_watcher_total"),
+        0.0
+    );
 }
 
 #[test]
 fn owner_link_depths_are_per_core_and_drain() {
     let dir = tempfile::tempdir().unwrap();
     let basalt = Basalt::start_with_flags(dir.path().join("data"), free_port(), &["--cores", "2"]);
-    with_member(&basalt, |mut client| async move {
-        for i in 0..20 {
-            client.put(format!("k{i}"), "v", None).await.unwrap();
+    // Each etcdctl is a connection of its own, which SO_REUSEPORT gives to either core: put
+    // until one of them has gone through core 1's link (bounded).
+    let carried = r#"basalt_owner_link_calls_total{core="1"}"#;
+    for i in 0.. {
+        assert!(i < 100, "no put reached the owner over core 1's link");
+        basalt.ok(&["put", &format!("k{i}"), "v"]);
+        if value(&scrape(basalt.port), carried) > 0.0 {
+            break;
         }
-    });
+    }
     // Core 1 has a link (core 0 is the owner: none); once every call is answered, nothing
     // waits on it and nothing is in flight.
     let samples = scrape_until(basalt.port, |samples| {

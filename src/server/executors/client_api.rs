@@ -95,6 +95,7 @@ pub fn bind(
     // etcd fragments a watch response at --max-request-bytes for watchers that accept it.
     hub.set_fragment_bytes(settings.max_request_bytes);
     hub.set_limits(settings.watch_limits.clone());
+    hub.set_slow_watchers(settings.metrics.add_slow_watchers());
     watch_service::start_progress_notifier(hub.clone(), settings.watch_progress_notify_interval);
     watch_service::register(&mut router, hub, gateway.clone());
     let calls = router.count_calls(settings.metrics.times_grpc_calls());

@@ -210,6 +210,12 @@ fn mvcc(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
             "Total number of watchers.",
             watches.watchers() as i64,
         )?;
+        gauge(
+            out,
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            metrics.slow_watchers(),
+        )?;
     }
     // Measured after each engine sync: measuring waits for the writer, a scrape must not.
     gauge(
@@ -393,25 +399,47 @@ fn owner_links(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Res
     if links.is_empty() {
         return Ok(());
     }
-    let families: [(&str, &str, fn(&super::OwnerLinkDepth) -> u64); 2] = [
-        (
-            "basalt_owner_link_calls_waiting",
-            "Calls (writes, read points, lease and cluster operations) a client core has sent to the raft owner's core that the owner has not taken yet: queued in the bounded cross-core channel, or waiting for room in it. By client core.",
-            super::OwnerLinkDepth::waiting,
-        ),
-        (
-            "basalt_owner_link_calls_in_flight",
-            "Calls from a client core the raft owner has taken and not answered yet (proposals waiting for commit and apply, reads waiting for their read index). By client core.",
-            super::OwnerLinkDepth::in_flight,
-        ),
-    ];
-    for (name, help, read) in families {
-        let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (core, depth) in &links {
-            family
-                .encode_family(&[("core", core.to_string())])?
-                .encode_gauge(&(read(depth) as i64))?;
-        }
+    link_gauge(
+        out,
+        &links,
+        "basalt_owner_link_calls_waiting",
+        "Calls (writes, read points, lease and cluster operations) a client core has sent to the raft owner's core that the owner has not taken yet: queued in the bounded cross-core channel, or waiting for room in it. By client core.",
+        super::OwnerLinkDepth::waiting,
+    )?;
+    link_gauge(
+        out,
+        &links,
+        "basalt_owner_link_calls_in_flight",
+        "Calls from a client core the raft owner has taken and not answered yet (proposals waiting for commit and apply, reads waiting for their read index). By client core.",
+        super::OwnerLinkDepth::in_flight,
+    )?;
+    let mut family = out.encode_descriptor(
+        "basalt_owner_link_calls",
+        "Calls a client core has sent to the raft owner's core over its link. By client core.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (core, depth) in &links {
+        family
+            .encode_family(&[("core", core.to_string())])?
+            .encode_counter::<NoLabelSet, _, u64>(&depth.carried(), None)?;
+    }
+    Ok(())
+}
+
+/// A gauge per client core's link.
+fn link_gauge(
+    out: &mut DescriptorEncoder,
+    links: &[(usize, Arc<super::OwnerLinkDepth>)],
+    name: &str,
+    help: &str,
+    read: fn(&super::OwnerLinkDepth) -> u64,
+) -> fmt::Result {
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (core, depth) in links {
+        family
+            .encode_family(&[("core", core.to_string())])?
+            .encode_gauge(&(read(depth) as i64))?;
     }
     Ok(())
 }

@@ -65,6 +65,12 @@ impl OwnerLinkDepth {
             .saturating_sub(taken)
     }
 
+    /// Calls the link carried (sent and not refused).
+    pub fn carried(&self) -> u64 {
+        let refused = self.client.refused.get();
+        self.client.sent.get().saturating_sub(refused)
+    }
+
     /// Calls the owner took and has not answered yet.
     pub fn in_flight(&self) -> u64 {
         let answered = self.owner.answered.get();
@@ -88,5 +94,6 @@ mod tests {
         depth.on_refused();
         depth.on_answered();
         assert_eq!((depth.waiting(), depth.in_flight()), (0, 0));
+        assert_eq!(depth.carried(), 1);
     }
 }

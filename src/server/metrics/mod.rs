@@ -21,6 +21,10 @@ use basalt_wal::WalMetrics;
 pub use link_depth::OwnerLinkDepth;
 pub use member_metrics::MemberMetrics;
 
+/// One core's unsynced watchers (`etcd_debugging_mvcc_slow_watcher_total`, summed at scrape),
+/// on a line of its own: only that core's hub writes it.
+pub type SlowWatchers = basalt_metrics::CacheLinePadded<basalt_metrics::Gauge>;
+
 /// The member-wide counts of Watch streams and watchers (kept by the watch layer's limits).
 pub trait WatchCounts: std::fmt::Debug + Send + Sync {
     /// Open Watch streams on every core.
@@ -60,6 +64,8 @@ pub struct ServerMetrics {
     peers: OnceLock<Arc<PeerMetrics>>,
     /// Each client core's link to the owner, by core (set up before the cores start).
     owner_links: Mutex<Vec<(usize, Arc<OwnerLinkDepth>)>>,
+    /// Each core's unsynced watchers.
+    slow_watchers: Mutex<Vec<Arc<SlowWatchers>>>,
     /// The watch layer's counts, once the server has its limits.
     watches: OnceLock<Arc<dyn WatchCounts>>,
     /// Each core's gRPC call counts (one entry per client server built; a handful).
@@ -90,6 +96,7 @@ impl ServerMetrics {
             grpc: Mutex::new(Vec::new()),
             owner_links: Mutex::new(Vec::new()),
             watches: OnceLock::new(),
+            slow_watchers: Mutex::new(Vec::new()),
             engine,
             started_at: std::time::SystemTime::now(),
         }
@@ -134,6 +141,21 @@ impl ServerMetrics {
             self.watches.set(counts).is_ok(),
             "one set of watch counts per member"
         );
+    }
+
+    /// A new count of one core's unsynced watchers.
+    pub fn add_slow_watchers(&self) -> Arc<SlowWatchers> {
+        let slow = Arc::new(SlowWatchers::default());
+        lock(&self.slow_watchers).push(slow.clone());
+        slow
+    }
+
+    /// Unsynced watchers on every core.
+    fn slow_watchers(&self) -> i64 {
+        lock(&self.slow_watchers)
+            .iter()
+            .map(|slow| slow.get())
+            .sum()
     }
 
     /// Adds one core's gRPC call counts.

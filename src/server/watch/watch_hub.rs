@@ -20,6 +20,7 @@ use basalt_net::proto::{etcdserverpb as pb, mvccpb};
 
 use prost014::Message as _;
 
+use crate::server::metrics::SlowWatchers;
 use crate::server::state_machine::convert;
 use crate::server::state_machine::header::HeaderSource;
 use crate::server::watch::watch_limits::{self, WatchLimits};
@@ -216,6 +217,9 @@ pub struct WatchHub {
     /// The member's bounds on watchers (counted here) and Watch streams (counted by the
     /// Watch service), shared by every core's hub.
     limits: RefCell<Arc<WatchLimits>>,
+    /// This hub's unsynced watchers (`etcd_debugging_mvcc_slow_watcher_total`), kept as
+    /// watchers change state; written by this core only.
+    slow: RefCell<Arc<SlowWatchers>>,
 }
 
 /// Why a watch could not be created.
@@ -239,6 +243,7 @@ impl WatchHub {
             streams: RefCell::new(HashMap::new()),
             next_stream: Cell::new(1),
             limits: RefCell::new(WatchLimits::unlimited()),
+            slow: RefCell::new(Arc::default()),
         })
     }
 
@@ -249,6 +254,31 @@ impl WatchHub {
             "limits set after watchers were created"
         );
         *self.limits.borrow_mut() = limits;
+    }
+
+    /// Counts this hub's unsynced watchers into `slow` (before any watcher is created).
+    pub fn set_slow_watchers(&self, slow: Arc<SlowWatchers>) {
+        assert!(
+            self.watchers.borrow().is_empty(),
+            "the slow watcher count set after watchers were created"
+        );
+        *self.slow.borrow_mut() = slow;
+    }
+
+    /// Marks `watcher` synced or not, counting the unsynced.
+    fn mark_synced(&self, watcher: &mut Watcher, synced: bool) {
+        if watcher.synced != synced {
+            watcher.synced = synced;
+            self.slow.borrow().add(if synced { -1 } else { 1 });
+        }
+    }
+
+    /// Uncounts `removed` watchers, of which `unsynced` were unsynced.
+    fn forget_watchers(&self, removed: usize, unsynced: usize) {
+        self.limits.borrow().remove_watchers(removed);
+        if unsynced > 0 {
+            self.slow.borrow().add(-(unsynced as i64));
+        }
     }
 
     /// The member's shared limits.
@@ -279,10 +309,13 @@ impl WatchHub {
         }
         let mut watchers = self.watchers.borrow_mut();
         let before = watchers.len();
-        watchers.retain(|(s, _), _| *s != stream);
-        self.limits
-            .borrow()
-            .remove_watchers(before - watchers.len());
+        let mut unsynced = 0;
+        watchers.retain(|(s, _), watcher| {
+            let gone = *s == stream;
+            unsynced += usize::from(gone && !watcher.synced);
+            !gone
+        });
+        self.forget_watchers(before - watchers.len(), unsynced);
     }
 
     /// Creates a watcher on `stream` and answers with `created`; a watcher starting in the past
@@ -388,19 +421,19 @@ impl WatchHub {
                 synced: start > current,
             },
         );
+        if start <= current {
+            self.slow.borrow().add(1);
+        }
         Ok(watch_id)
     }
 
     /// Cancels a watcher and answers with `canceled`.
     pub fn cancel(&self, stream: u64, watch_id: i64) {
-        let removed = self
-            .watchers
-            .borrow_mut()
-            .remove(&(stream, watch_id))
-            .is_some();
-        if removed {
-            self.limits.borrow().remove_watchers(1);
+        let removed = self.watchers.borrow_mut().remove(&(stream, watch_id));
+        if let Some(watcher) = &removed {
+            self.forget_watchers(1, usize::from(!watcher.synced));
         }
+        let removed = removed.is_some();
         let queue = self.streams.borrow().get(&stream).cloned();
         if let (true, Some(queue)) = (removed, queue) {
             queue.push(pb::WatchResponse {
@@ -465,7 +498,7 @@ impl WatchHub {
                 continue;
             }
             if !queue.has_room() {
-                watcher.synced = false; // next_revision still points at these events
+                self.mark_synced(watcher, false); // next_revision still points at these events
                 continue;
             }
             self.push_events(queue, watcher, revision, matching);
@@ -598,7 +631,7 @@ impl WatchHub {
                     // that are gone. They catch up from history like lagging watchers, which
                     // cancels the ones whose next revision was compacted, as etcd does.
                     for watcher in self.watchers.borrow_mut().values_mut() {
-                        watcher.synced = false;
+                        self.mark_synced(watcher, false);
                     }
                     self.published_through.set(current);
                 }
@@ -660,14 +693,14 @@ impl WatchHub {
             return Step::Done;
         };
         if watcher.next_revision > current {
-            watcher.synced = true;
+            self.mark_synced(watcher, true);
             return Step::Done;
         }
         match view.events_since(watcher.next_revision, CATCH_UP_EVENTS, CATCH_UP_BYTES) {
             Ok(events) => {
                 let Some(last) = events.last() else {
                     watcher.next_revision = current + 1;
-                    watcher.synced = true;
+                    self.mark_synced(watcher, true);
                     return Step::Done;
                 };
                 let revision = last.kv.mod_revision;
@@ -681,7 +714,7 @@ impl WatchHub {
                 }
                 watcher.next_revision = revision + 1;
                 if watcher.next_revision > current {
-                    watcher.synced = true;
+                    self.mark_synced(watcher, true);
                     return Step::Done;
                 }
                 Step::More
@@ -690,7 +723,7 @@ impl WatchHub {
                 // etcd cancels a watcher whose next revision was compacted away, telling it
                 // the compaction revision so it can start over.
                 let watcher = watchers.remove(&key).expect("present");
-                self.limits.borrow().remove_watchers(1);
+                self.forget_watchers(1, usize::from(!watcher.synced));
                 queue.push(pb::WatchResponse {
                     header: Some(self.headers.header(current)),
                     watch_id: watcher.watch_id,
@@ -803,6 +836,7 @@ mod tests {
             .map(|i| put_value(&engine, &format!("big/{i:03}"), vec![b'x'; VALUE_BYTES]))
             .collect();
         while hub.publish_from_engine() {}
+        assert_eq!(hub.slow.borrow().get(), 1, "the watcher fell behind");
         let queued = queue.queued_bytes.get();
         assert!(
             queued <= STREAM_QUEUE_BYTES_LIMIT + CATCH_UP_BYTES + VALUE_BYTES + 1024,
@@ -825,5 +859,19 @@ mod tests {
         }
         assert_eq!(seen, revisions, "every event once, in order");
         assert_eq!(queue.queued_bytes.get(), 0);
+        assert_eq!(hub.slow.borrow().get(), 0, "caught up");
+        // One starting in the past is slow until it catches up; closing the stream uncounts it.
+        hub.create(
+            stream,
+            &pb::WatchCreateRequest {
+                key: b"big/".to_vec(),
+                range_end: b"big0".to_vec(),
+                start_revision: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(hub.slow.borrow().get(), 1);
+        hub.close_stream(stream);
+        assert_eq!(hub.slow.borrow().get(), 0);
     }
 }
