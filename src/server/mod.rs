@@ -170,6 +170,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         kv_limits: kv_service::KvLimits {
             max_txn_ops: config.limits.max_txn_ops as usize,
             quota: backend_quota(&config),
+            read_memory: basalt_engine::ResponseMemory::new(
+                v3rpc::read_memory::read_memory_limit_bytes(),
+            ),
         },
         max_request_bytes: config.limits.max_request_bytes as usize,
         max_concurrent_streams: config.limits.max_concurrent_streams,

@@ -30,6 +30,7 @@ mod lease_restart;
 mod maintenance_client;
 mod maintenance_etcdctl;
 mod members;
+mod memory_bounds;
 mod metrics_e2e;
 mod multi_core;
 mod node_simulation;
