@@ -190,6 +190,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         watch_limits: crate::server::watch::watch_limits::WatchLimits::new(
             usize::try_from(config.basalt.max_watchers).unwrap_or(usize::MAX),
             usize::try_from(config.basalt.max_watch_streams).unwrap_or(usize::MAX),
+            crate::server::watch::watch_limits::queued_bytes_limit(),
         ),
         metrics: Arc::new(ServerMetrics::new(
             metrics_level(&config),
