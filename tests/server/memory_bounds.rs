@@ -65,13 +65,13 @@ fn concurrent_large_reads_stay_within_the_members_read_memory() {
     let answer_bytes = |keys: usize| (keys * (6 + 1 + VALUE_BYTES + 1)) as u64;
     let read = |i: usize| -> Child {
         let out = std::fs::File::create(dir.path().join(format!("read-{i}.out"))).unwrap();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             etcdctl(&basalt, &["get", "--prefix", "big/"], out.into())
         } else {
             etcdctl(&basalt, &["get", "big/00", "big/04"], out.into())
         }
     };
-    let expected = |i: usize| answer_bytes(if i % 2 == 0 { 16 } else { 4 });
+    let expected = |i: usize| answer_bytes(if i.is_multiple_of(2) { 16 } else { 4 });
 
     // Alone, a read larger than the bound is answered whole.
     let lone = read(0).wait_with_output().unwrap();
