@@ -61,6 +61,10 @@ pub enum Error {
     /// A response passed its byte budget (grpc-go's words for a message over its send limit).
     #[error("grpc: trying to send message larger than max ({at_least} vs. {limit})")]
     ResponseTooLarge { at_least: usize, limit: usize },
+    /// The member's responses together hold their member-wide bound (`ResponseMemory`); the
+    /// read, refused at `needed_bytes`, may be tried again once there is room.
+    #[error("etcdserver: too many response bytes held on this member")]
+    ResponseMemoryFull { needed_bytes: usize },
     /// A previous error left this write batch half-applied; it can only be dropped.
     #[error("write batch is poisoned by an earlier error and cannot be used or committed")]
     Poisoned,

@@ -31,4 +31,5 @@ pub use mvcc::keys::Revision;
 pub use mvcc::lease::Lease;
 pub use mvcc::read_txn::is_read_only as is_read_only_txn;
 pub use mvcc::response_budget::{ResponseBudget, KEY_VALUE_OVERHEAD_BYTES};
+pub use mvcc::response_memory::{ResponseMemory, ResponseMemoryHold, TAKE_CHUNK_BYTES};
 pub use mvcc::types::*;

@@ -170,6 +170,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         kv_limits: kv_service::KvLimits {
             max_txn_ops: config.limits.max_txn_ops as usize,
             quota: backend_quota(&config),
+            read_memory: basalt_engine::ResponseMemory::new(
+                v3rpc::read_memory::read_memory_limit_bytes(),
+            ),
         },
         max_request_bytes: config.limits.max_request_bytes as usize,
         max_concurrent_streams: config.limits.max_concurrent_streams,
@@ -187,6 +190,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         watch_limits: crate::server::watch::watch_limits::WatchLimits::new(
             usize::try_from(config.basalt.max_watchers).unwrap_or(usize::MAX),
             usize::try_from(config.basalt.max_watch_streams).unwrap_or(usize::MAX),
+            crate::server::watch::watch_limits::queued_bytes_limit(),
         ),
         metrics: Arc::new(ServerMetrics::new(
             metrics_level(&config),

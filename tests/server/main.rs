@@ -31,6 +31,7 @@ mod maintenance_client;
 mod maintenance_etcdctl;
 mod members;
 mod metrics_cluster;
+mod memory_bounds;
 mod metrics_e2e;
 mod multi_core;
 mod node_simulation;

@@ -15,6 +15,7 @@ pub(crate) mod read;
 pub(crate) mod read_txn;
 pub(crate) mod record;
 pub(crate) mod response_budget;
+pub(crate) mod response_memory;
 pub(crate) mod state;
 pub(crate) mod txn_check;
 pub mod types;

@@ -3,6 +3,9 @@
 //! build an answer larger than memory; with a budget the read stops as soon as its answer passes
 //! the bound and fails with [`Error::ResponseTooLarge`], having allocated about the bound.
 
+use std::sync::Arc;
+
+use super::response_memory::{ResponseMemory, ResponseMemoryHold};
 use crate::error::{Error, Result};
 
 /// The protobuf bytes a `KeyValue` costs beside its key and value: five varint fields of up to
@@ -11,16 +14,37 @@ use crate::error::{Error, Result};
 pub const KEY_VALUE_OVERHEAD_BYTES: usize = 64;
 
 /// The bytes a response may still grow by.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ResponseBudget {
     limit: usize,
     used: usize,
+    /// The member-wide share these bytes hold, when there is a member-wide bound.
+    member: Option<ResponseMemoryHold>,
 }
 
 impl ResponseBudget {
     /// At most `limit` bytes.
     pub fn new(limit: usize) -> ResponseBudget {
-        ResponseBudget { limit, used: 0 }
+        ResponseBudget {
+            limit,
+            used: 0,
+            member: None,
+        }
+    }
+
+    /// At most `limit` bytes, each also held under the member-wide `memory` (see
+    /// [`ResponseMemory`]); a charge it refuses fails with [`Error::ResponseMemoryFull`].
+    pub fn within_member(limit: usize, memory: Arc<ResponseMemory>) -> ResponseBudget {
+        ResponseBudget {
+            limit,
+            used: 0,
+            member: Some(ResponseMemoryHold::new(memory)),
+        }
+    }
+
+    /// The member-wide hold of the bytes charged, to keep until the answer is sent.
+    pub fn into_member_hold(self) -> Option<ResponseMemoryHold> {
+        self.member
     }
 
     /// No bound (tools and tests reading their own data).
@@ -52,7 +76,15 @@ impl ResponseBudget {
     /// Charges `bytes`; fails once the total passes the limit.
     pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
         self.used = self.used.saturating_add(bytes);
-        self.check()
+        self.check()?;
+        if let Some(member) = &mut self.member {
+            if !member.charge(bytes) {
+                return Err(Error::ResponseMemoryFull {
+                    needed_bytes: self.used,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -56,6 +56,24 @@ impl Router {
         Fut: Future<Output = Result<Resp, Status>> + 'static,
     {
         let handler = Rc::new(handler);
+        self.unary_holding(path, move |metadata, request| {
+            let answer = handler(metadata, request);
+            async move { answer.await.map(|response| (response, ())) }
+        })
+    }
+
+    /// As `unary`, for a handler whose answer comes with something to hold until the answer
+    /// has been sent (or the call ended otherwise): e.g. the answer's share of a memory bound,
+    /// which the encoded copy and its sending still take.
+    pub fn unary_holding<Req, Resp, Held, F, Fut>(&mut self, path: &str, handler: F) -> &mut Router
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        Held: 'static,
+        F: Fn(Metadata, Req) -> Fut + 'static,
+        Fut: Future<Output = Result<(Resp, Held), Status>> + 'static,
+    {
+        let handler = Rc::new(handler);
         self.insert(path, CallKind::Unary, move |call: RawCall| {
             let handler = handler.clone();
             Box::pin(async move {
@@ -73,11 +91,14 @@ impl Router {
                     poll_fn(|cx| state.borrow_mut().poll_client_gone(cx)).await;
                     Err(Status::cancelled("context canceled"))
                 };
-                let response =
+                let (response, held) =
                     futures_lite::future::or(handler(call.metadata, request), client_gone).await?;
-                ResponseSink::<Resp>::new(call.response, call.message_bytes)
+                let sent = ResponseSink::<Resp>::new(call.response, call.message_bytes)
                     .send(&response)
-                    .await
+                    .await;
+                drop(response);
+                drop(held);
+                sent
             })
         })
     }

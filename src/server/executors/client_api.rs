@@ -79,7 +79,7 @@ pub fn bind(
     settings: &ClientApiSettings,
 ) -> Result<BoundClientApi, ServerError> {
     let mut router = Router::new();
-    kv_service::register(&mut router, gateway.clone(), settings.kv_limits);
+    kv_service::register(&mut router, gateway.clone(), settings.kv_limits.clone());
     let info = Rc::new(settings.info.clone());
     status_service::register(&mut router, gateway.clone(), info.clone());
     maintenance_service::register(&mut router, gateway.clone());

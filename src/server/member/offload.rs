@@ -30,7 +30,10 @@ pub async fn on_own_thread<R: Send + 'static>(
 /// Runs `work` on this executor's blocking thread (see `glommio::executor().spawn_blocking`),
 /// unless the caller has stopped waiting by the time the thread gets to it: a large range whose
 /// client went away (its handler is dropped on RST_STREAM) is then skipped instead of scanned.
-/// Work that has started runs to its end; its result is dropped.
+/// Work that has started runs to its end; its result is dropped, on that thread, if nobody
+/// waits for it any more. (The result comes back over a oneshot, not as glommio's return
+/// value: glommio keeps that in a `MaybeUninit` that is never dropped when its waiter is, so a
+/// large answer — and any memory hold it carries — would leak.)
 pub async fn on_blocking_thread<R: Send + 'static>(
     work: impl FnOnce() -> R + Send + 'static,
 ) -> Option<R> {
@@ -47,11 +50,17 @@ pub async fn on_blocking_thread<R: Send + 'static>(
 
     let abandoned = Arc::new(AtomicBool::new(false));
     let waiting = Waiting(abandoned.clone());
-    let result = glommio::executor()
-        .spawn_blocking(move || (!abandoned.load(Ordering::Acquire)).then(work))
+    let (sender, receiver) = oneshot::channel();
+    glommio::executor()
+        .spawn_blocking(move || {
+            if !abandoned.load(Ordering::Acquire) {
+                // Fails (and drops the result here) when the receiver is gone.
+                let _ = sender.send(work());
+            }
+        })
         .await;
     drop(waiting);
-    result
+    receiver.await.ok()
 }
 
 #[cfg(test)]

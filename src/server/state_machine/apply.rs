@@ -411,7 +411,7 @@ pub fn status_of(error: &engine::Error) -> Status {
         engine::Error::KeyTooLarge { .. } | engine::Error::ValueTooLarge { .. } => {
             EtcdStatus::RequestTooLarge.into()
         }
-        engine::Error::ResponseTooLarge { .. } => {
+        engine::Error::ResponseTooLarge { .. } | engine::Error::ResponseMemoryFull { .. } => {
             Status::new(basalt_net::Code::ResourceExhausted, error.to_string())
         }
         other => Status::new(basalt_net::Code::Internal, other.to_string()),

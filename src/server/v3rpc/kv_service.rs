@@ -3,41 +3,50 @@
 //! ReadIndex round.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
-use basalt_engine::{ReadView, ResponseBudget};
+use basalt_engine::{ReadView, ResponseMemory, ResponseMemoryHold};
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Metadata, Router, Status};
 
 use super::quota::Quota;
+use super::read_memory::read_within_memory;
 use crate::server::member::offload::on_blocking_thread;
 use crate::server::routing::gateway::Gateway;
 use crate::server::state_machine::apply::status_of;
 use crate::server::state_machine::convert;
 use crate::server::state_machine::write_cost;
 
-/// Request limits the KV service enforces before proposing.
-#[derive(Clone, Copy, Debug)]
+/// Request limits the KV service enforces before proposing, and the member's bound on read
+/// answers.
+#[derive(Clone, Debug)]
 pub struct KvLimits {
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
     /// `--quota-backend-bytes`.
     pub quota: Quota,
+    /// Bytes held by every read answer together (see `read_memory`).
+    pub read_memory: Arc<ResponseMemory>,
 }
 
 /// Registers the KV methods on `router`.
 pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
     let m = member.clone();
-    router.unary(
+    let read_memory = limits.read_memory.clone();
+    router.unary_holding(
         "/etcdserverpb.KV/Range",
         move |metadata: Metadata, request: pb::RangeRequest| {
             let member = m.clone();
+            let read_memory = read_memory.clone();
             async move {
                 let caller = member.caller(&metadata)?;
                 caller.check_read(&request.key, &request.range_end)?;
-                range(&member, request).await
+                range(&member, &read_memory, request).await
             }
         },
     );
+    let quota = limits.quota;
+    let max_txn_ops = limits.max_txn_ops;
     let m = member.clone();
     router.unary(
         "/etcdserverpb.KV/Put",
@@ -49,10 +58,7 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
                 if caller.auth_enabled() {
                     caller.check_put(&request, &read_view(&member)?)?;
                 }
-                limits
-                    .quota
-                    .check(&member, write_cost::put_cost(&request))
-                    .await?;
+                quota.check(&member, write_cost::put_cost(&request)).await?;
                 member.propose_as(&caller, request).await
             }
         },
@@ -73,43 +79,23 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
         },
     );
     let m = member.clone();
-    router.unary(
+    let read_memory = limits.read_memory;
+    router.unary_holding(
         "/etcdserverpb.KV/Txn",
         move |metadata: Metadata, request: pb::TxnRequest| {
             let member = m.clone();
+            let read_memory = read_memory.clone();
             async move {
-                check_txn(&request, limits.max_txn_ops)?;
+                check_txn(&request, max_txn_ops)?;
                 let caller = member.caller(&metadata)?;
                 if caller.auth_enabled() {
                     caller.check_txn(&request, &read_view(&member)?)?;
                 }
                 if is_read_only(&request) {
-                    // etcd serves a read-only txn without raft, after a ReadIndex round.
-                    member.wait_linearizable().await?;
-                    let txn = convert::txn_request(&request).ok_or_else(empty_op)?;
-                    let view = member.engine().read().map_err(|e| status_of(&e))?;
-                    let response = if has_only_small_ranges(&view, &request)? {
-                        view.read_only_txn_within(&txn, &mut response_budget())
-                    } else {
-                        // Off this core, as a large Range (see `range`).
-                        drop(view);
-                        let engine = member.shared_engine();
-                        on_blocking_thread(move || {
-                            engine.read().and_then(|view| {
-                                view.read_only_txn_within(&txn, &mut response_budget())
-                            })
-                        })
-                        .await
-                        .unwrap_or(Err(basalt_engine::Error::Busy))
-                    }
-                    .map_err(|e| status_of(&e))?;
-                    return Ok(convert::txn_response(response, member.header(0)));
+                    return read_only_txn(&member, &read_memory, &request).await;
                 }
-                limits
-                    .quota
-                    .check(&member, write_cost::txn_cost(&request))
-                    .await?;
-                member.propose_as(&caller, request).await
+                quota.check(&member, write_cost::txn_cost(&request)).await?;
+                Ok((member.propose_as(&caller, request).await?, None))
             }
         },
     );
@@ -129,39 +115,85 @@ pub fn register(router: &mut Router, member: Rc<Gateway>, limits: KvLimits) {
     );
 }
 
-async fn range(member: &Gateway, request: pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
+/// A Range, with the member-wide hold of its answer's bytes.
+async fn range(
+    member: &Gateway,
+    read_memory: &Arc<ResponseMemory>,
+    request: pb::RangeRequest,
+) -> Result<(pb::RangeResponse, Option<ResponseMemoryHold>), Status> {
     if request.key.is_empty() {
         return Err(EtcdStatus::EmptyKey.into());
     }
     if !request.serializable {
         member.wait_linearizable().await?;
     }
-    let view = member.engine().read().map_err(|e| status_of(&e))?;
     let range = convert::range_request(&request);
-    let small = view
-        .is_small_range(&range.key, &range.range_end)
-        .map_err(|e| status_of(&e))?;
-    let response = if small {
-        view.range_within(&range, &mut response_budget())
-    } else {
-        // etcd's count covers the whole range whatever the limit: a range over a large prefix
-        // (a Kubernetes LIST page or count) scans all of it, for up to ~100 ms. Served here it
-        // would stop every request on this core meanwhile. The scan pins a snapshot of its own
-        // when it starts (still past the read index): one pinned while it waits in the queue
-        // would hold back page reuse for the whole wait.
-        drop(view);
-        let engine = member.shared_engine();
-        // `None` only when nobody waits for the answer any more.
-        on_blocking_thread(move || {
-            engine
-                .read()
-                .and_then(|view| view.range_within(&range, &mut response_budget()))
-        })
-        .await
-        .unwrap_or(Err(basalt_engine::Error::Busy))
-    }
-    .map_err(|e| status_of(&e))?;
-    Ok(convert::range_response(response, member.header(0)))
+    let (response, hold) = read_within_memory(
+        read_memory,
+        basalt_net::MAX_SEND_MESSAGE_BYTES,
+        |mut budget| {
+            let range = range.clone();
+            async move {
+                let view = member.engine().read()?;
+                if view.is_small_range(&range.key, &range.range_end)? {
+                    let response = view.range_within(&range, &mut budget)?;
+                    return Ok((response, budget));
+                }
+                // etcd's count covers the whole range whatever the limit: a range over a
+                // large prefix (a Kubernetes LIST page or count) scans all of it, for up to
+                // ~100 ms. Served here it would stop every request on this core meanwhile.
+                // The scan pins a snapshot of its own when it starts (still past the read
+                // index): one pinned while it waits in the queue would hold back page reuse
+                // for the whole wait.
+                drop(view);
+                let engine = member.shared_engine();
+                // `None` only when nobody waits for the answer any more.
+                on_blocking_thread(move || {
+                    let response = engine.read()?.range_within(&range, &mut budget)?;
+                    Ok((response, budget))
+                })
+                .await
+                .unwrap_or(Err(basalt_engine::Error::Busy))
+            }
+        },
+    )
+    .await?;
+    Ok((convert::range_response(response, member.header(0)), hold))
+}
+
+/// A read-only Txn: etcd serves it without raft, after a ReadIndex round.
+async fn read_only_txn(
+    member: &Gateway,
+    read_memory: &Arc<ResponseMemory>,
+    request: &pb::TxnRequest,
+) -> Result<(pb::TxnResponse, Option<ResponseMemoryHold>), Status> {
+    member.wait_linearizable().await?;
+    let txn = convert::txn_request(request).ok_or_else(empty_op)?;
+    let (response, hold) = read_within_memory(
+        read_memory,
+        basalt_net::MAX_SEND_MESSAGE_BYTES,
+        |mut budget| {
+            let txn = txn.clone();
+            async move {
+                let view = member.engine().read()?;
+                if has_only_small_ranges(&view, request)? {
+                    let response = view.read_only_txn_within(&txn, &mut budget)?;
+                    return Ok((response, budget));
+                }
+                // Off this core, as a large Range (see `range`).
+                drop(view);
+                let engine = member.shared_engine();
+                on_blocking_thread(move || {
+                    let response = engine.read()?.read_only_txn_within(&txn, &mut budget)?;
+                    Ok((response, budget))
+                })
+                .await
+                .unwrap_or(Err(basalt_engine::Error::Busy))
+            }
+        },
+    )
+    .await?;
+    Ok((convert::txn_response(response, member.header(0)), hold))
 }
 
 /// etcd's checks of a put before it is proposed (`checkPutRequest`).
@@ -208,12 +240,6 @@ fn check_txn(request: &pb::TxnRequest, max_txn_ops: usize) -> Result<(), Status>
     Ok(())
 }
 
-/// What one read's answer may hold: what gRPC would send at most. The read stops there instead
-/// of building an answer larger than memory (128 full-range reads in one txn, say).
-fn response_budget() -> ResponseBudget {
-    ResponseBudget::new(basalt_net::MAX_SEND_MESSAGE_BYTES)
-}
-
 fn is_read_only(request: &pb::TxnRequest) -> bool {
     use pb::request_op::Request;
     request
@@ -228,13 +254,14 @@ fn is_read_only(request: &pb::TxnRequest) -> bool {
 }
 
 /// Whether every Range of a read-only txn (nested ones included) is cheap to serve on this core.
-fn has_only_small_ranges(view: &ReadView, request: &pb::TxnRequest) -> Result<bool, Status> {
+fn has_only_small_ranges(
+    view: &ReadView,
+    request: &pb::TxnRequest,
+) -> Result<bool, basalt_engine::Error> {
     use pb::request_op::Request;
     for op in request.success.iter().chain(&request.failure) {
         let small = match &op.request {
-            Some(Request::RequestRange(r)) => view
-                .is_small_range(&r.key, &r.range_end)
-                .map_err(|e| status_of(&e))?,
+            Some(Request::RequestRange(r)) => view.is_small_range(&r.key, &r.range_end)?,
             Some(Request::RequestTxn(nested)) => has_only_small_ranges(view, nested)?,
             _ => true,
         };

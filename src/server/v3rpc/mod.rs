@@ -16,6 +16,7 @@ pub mod lock_service;
 pub mod maintenance_service;
 pub mod probe_service;
 pub mod quota;
+pub mod read_memory;
 pub mod snapshot_service;
 pub mod status_service;
 pub mod watch_service;

@@ -56,8 +56,9 @@ fn event_len(event: &mvccpb::Event) -> usize {
 const PULL_BATCHES_PER_CALL: usize = 8;
 
 /// The response queue of one Watch stream: filled by the hub, drained by the stream's sender.
-#[derive(Default)]
 pub struct StreamQueue {
+    /// The member's limits: its queued bytes are counted there too.
+    limits: Arc<WatchLimits>,
     /// The next id the server chooses for this stream's watchers (etcd counts up from 0 and
     /// never reuses one within a stream).
     next_watch_id: Cell<i64>,
@@ -74,9 +75,29 @@ pub struct StreamQueue {
 }
 
 impl StreamQueue {
-    /// Whether event responses may be queued: below both the count and the byte limit (one
-    /// response may take the queue past its byte limit; then nothing more until it drains).
+    fn new(limits: Arc<WatchLimits>) -> StreamQueue {
+        StreamQueue {
+            limits,
+            next_watch_id: Cell::default(),
+            progress_wanted: Cell::default(),
+            responses: RefCell::default(),
+            queued_bytes: Cell::default(),
+            waker: RefCell::default(),
+            room_waker: RefCell::default(),
+            closed: Cell::default(),
+        }
+    }
+
+    /// Whether event responses may be queued: the stream is below its own count and byte
+    /// limits, and the member below its byte limit over every stream (one response may take
+    /// either past its byte limit; then nothing more until they drain).
     fn has_room(&self) -> bool {
+        self.has_own_room() && self.limits.has_queue_room()
+    }
+
+    /// Below the stream's own limits. A full member does not stop a stream reading its
+    /// client's requests: only its own sends would wake it, and an empty queue has none.
+    fn has_own_room(&self) -> bool {
         self.responses.borrow().len() < STREAM_QUEUE_LIMIT
             && self.queued_bytes.get() < STREAM_QUEUE_BYTES_LIMIT
     }
@@ -87,6 +108,7 @@ impl StreamQueue {
     fn push(&self, response: pb::WatchResponse) {
         let bytes = response.encoded_len();
         self.queued_bytes.set(self.queued_bytes.get() + bytes);
+        self.limits.queue_bytes(bytes);
         self.responses.borrow_mut().push_back((response, bytes));
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
@@ -114,6 +136,7 @@ impl StreamQueue {
         let queued = self.queued_bytes.get();
         assert!(bytes <= queued, "the queue's byte count lost track");
         self.queued_bytes.set(queued - bytes);
+        self.limits.unqueue_bytes(bytes);
         if let Some(waker) = self.room_waker.borrow_mut().take() {
             waker.wake();
         }
@@ -124,7 +147,7 @@ impl StreamQueue {
     /// while that client does not read its responses.
     pub async fn room(&self) {
         poll_fn(|cx| {
-            if self.has_room() || self.closed.get() {
+            if self.has_own_room() || self.closed.get() {
                 return Poll::Ready(());
             }
             self.room_waker.borrow_mut().replace(cx.waker().clone());
@@ -137,6 +160,16 @@ impl StreamQueue {
         self.closed.set(true);
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
+        }
+    }
+}
+
+impl Drop for StreamQueue {
+    /// A closed stream's unsent responses leave the member's count with it.
+    fn drop(&mut self) {
+        let unsent = self.queued_bytes.get();
+        if unsent > 0 {
+            self.limits.unqueue_bytes(unsent);
         }
     }
 }
@@ -297,7 +330,7 @@ impl WatchHub {
     pub fn open_stream(&self) -> (u64, Rc<StreamQueue>) {
         let id = self.next_stream.get();
         self.next_stream.set(id + 1);
-        let queue = Rc::new(StreamQueue::default());
+        let queue = Rc::new(StreamQueue::new(self.limits()));
         self.streams.borrow_mut().insert(id, queue.clone());
         (id, queue)
     }
