@@ -5,6 +5,7 @@
 //! `state_machine`.
 
 pub mod auto_compaction_driver;
+mod chunk_pipe;
 mod id_generator;
 pub mod identity_file;
 pub mod join;

@@ -32,7 +32,8 @@ use bytes::Bytes;
 use prost::Message as _;
 use raft::prelude::{HardState, Message, MessageType};
 
-use super::offload::on_own_thread;
+use super::chunk_pipe::{pipe, PipeReceiver};
+use super::offload::{on_own_thread, start_own_thread};
 use super::raft_member::Member;
 use crate::node::LogMetadata;
 
@@ -121,27 +122,42 @@ async fn take(
     if !metadata.get_conf_state().voters.contains(&own) {
         return Err("the snapshot's membership does not hold this member".into());
     }
-    let mut file =
-        Some(File::create(db_dir.join(PARTIAL)).map_err(|e| format!("creating {PARTIAL}: {e}"))?);
+    let receiving = std::time::Instant::now();
+    let file =
+        File::create(db_dir.join(PARTIAL)).map_err(|e| format!("creating {PARTIAL}: {e}"))?;
+    // A thread of its own writes the chunks while the next ones arrive, at most
+    // WRITE_AHEAD_CHUNKS behind the socket (the follower's memory per transfer).
+    let (mut to_disk, from_network) = pipe::<ToDisk>(WRITE_AHEAD_CHUNKS);
+    let writer = start_own_thread("basalt-snapshot-write", move || {
+        write_copy(file, from_network)
+    });
     let mut received = 0u64;
-    while let Some(chunk) = incoming
-        .next_chunk()
-        .await
-        .map_err(|e| format!("receiving: {e}"))?
-    {
+    let streamed = loop {
+        let chunk = match incoming.next_chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(format!("receiving: {e}")),
+        };
         received += chunk.len() as u64;
         if received > size_bytes {
-            return Err(format!(
+            break Err(format!(
                 "the stream is longer than the {size_bytes} bytes its header declared"
             ));
         }
-        let writing = file.take().expect("the file comes back after every chunk");
-        // Off the executor: a write may wait on the disk.
-        let (writing, written) =
-            on_own_thread("basalt-snapshot-write", move || append(writing, &chunk)).await;
-        written.map_err(|e| format!("writing {PARTIAL}: {e}"))?;
-        file = Some(writing);
+        if !to_disk.send(ToDisk::Chunk(chunk)).await {
+            // The writer stopped on an error: it says which below.
+            break Ok(());
+        }
+    };
+    let received_ms = receiving.elapsed().as_millis() as u64;
+    let whole = streamed.is_ok() && received == size_bytes;
+    if whole {
+        to_disk.send(ToDisk::End).await;
     }
+    drop(to_disk);
+    let (file, disk) = writer.await;
+    let file = file.map_err(|e| format!("writing {PARTIAL}: {e}"))?;
+    streamed?;
     if received != size_bytes {
         return Err(format!(
             "truncated snapshot: {received} of the {size_bytes} bytes its header declared"
@@ -159,22 +175,103 @@ async fn take(
         hard_state,
         snapshot: metadata,
     };
-    let (file, dir, committing) = (file.take(), db_dir.to_path_buf(), log.clone());
+    let (dir, committing) = (db_dir.to_path_buf(), log.clone());
     on_own_thread("basalt-snapshot-check", move || {
-        if let Some(file) = file {
-            file.sync_all()
-                .map_err(|e| format!("syncing {PARTIAL}: {e}"))?;
-        }
+        let checking = std::time::Instant::now();
+        drop(file);
         check_database(&dir.join(PARTIAL), committing.snapshot.index)?;
-        commit(&dir, &committing).map_err(|e| format!("committing the snapshot: {e}"))
+        let check_ms = checking.elapsed().as_millis() as u64;
+        let committing_at = std::time::Instant::now();
+        commit(&dir, &committing).map_err(|e| format!("committing the snapshot: {e}"))?;
+        tracing::info!(
+            received_ms,
+            write_wait_ms = disk.write_wait_ms,
+            sync_ms = disk.sync_ms,
+            check_ms,
+            commit_ms = committing_at.elapsed().as_millis() as u64,
+            "stored a raft snapshot"
+        );
+        Ok::<_, String>(())
     })
     .await?;
     Ok(log)
 }
 
-fn append(mut file: File, chunk: &Bytes) -> (File, io::Result<()>) {
-    let written = file.write_all(chunk);
-    (file, written)
+/// What the network side hands the disk writer.
+enum ToDisk {
+    Chunk(Bytes),
+    /// Every chunk arrived and the stream's length and crc matched: make the file durable.
+    /// Without it (the pipe closed first) the transfer failed and nothing is synced.
+    End,
+}
+
+/// Where the disk writer's time went.
+#[derive(Clone, Copy, Debug, Default)]
+struct DiskTimes {
+    /// Time the writer spent in write calls (the network waited only when the pipe was full).
+    write_wait_ms: u64,
+    /// The final fdatasync, after the last chunk: what early writeback left to flush.
+    sync_ms: u64,
+}
+
+/// Bytes written between two requests to start writeback: the disk writes the copy while the
+/// rest arrives (the kernel would otherwise hold up to `dirty_background_ratio` of memory, here
+/// the whole copy, until the final fdatasync), so that sync waits for the last step only.
+const WRITEBACK_STEP_BYTES: u64 = 32 << 20;
+
+/// Chunks that may wait for the disk writer: the follower holds at most this many per
+/// transfer, while the socket keeps receiving during a write.
+const WRITE_AHEAD_CHUNKS: usize = 8;
+
+/// The disk writer's thread: appends every chunk to `file`, starting writeback every
+/// [`WRITEBACK_STEP_BYTES`], and on [`ToDisk::End`] syncs it. Returns the file (synced only
+/// after `End`) and its times.
+fn write_copy(mut file: File, mut chunks: PipeReceiver<ToDisk>) -> (io::Result<File>, DiskTimes) {
+    let mut times = DiskTimes::default();
+    let mut writing = std::time::Duration::ZERO;
+    let (mut written, mut flushed) = (0u64, 0u64);
+    loop {
+        match chunks.recv_blocking() {
+            Some(ToDisk::Chunk(chunk)) => {
+                let started = std::time::Instant::now();
+                if let Err(error) = file.write_all(&chunk) {
+                    return (Err(error), times);
+                }
+                written += chunk.len() as u64;
+                if written - flushed >= WRITEBACK_STEP_BYTES {
+                    start_writeback(&file, flushed, written - flushed);
+                    flushed = written;
+                }
+                writing += started.elapsed();
+            }
+            Some(ToDisk::End) => break,
+            None => {
+                let aborted = io::Error::other("the transfer stopped before its end");
+                return (Err(aborted), times);
+            }
+        }
+    }
+    times.write_wait_ms = writing.as_millis() as u64;
+    let syncing = std::time::Instant::now();
+    let synced = file.sync_all();
+    times.sync_ms = syncing.elapsed().as_millis() as u64;
+    (synced.map(|()| file), times)
+}
+
+/// Asks the kernel to start writing `length` bytes of `file` from `offset` to disk, without
+/// waiting (durability still comes from the final fdatasync; this only moves the work earlier).
+fn start_writeback(file: &File, offset: u64, length: u64) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open; a failure
+    // (a file system without it) leaves the final fdatasync to do all the work.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            length as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 /// Whether the database at `path` is whole and is the engine's state at raft `index`.
