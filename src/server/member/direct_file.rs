@@ -81,7 +81,7 @@ impl DirectFile {
     /// Writes what is staged and makes the file durable (fdatasync: O_DIRECT alone leaves the
     /// device's cache and the file's size unsynced).
     pub fn finish(mut self) -> io::Result<File> {
-        if self.direct && self.filled % DIRECT_ALIGN_BYTES != 0 {
+        if self.direct && !self.filled.is_multiple_of(DIRECT_ALIGN_BYTES) {
             // O_DIRECT writes whole blocks only: the unaligned tail goes through the page cache.
             let fd = self.file.as_raw_fd();
             // SAFETY: fcntl on a descriptor `self.file` keeps open only reads and sets its
