@@ -158,8 +158,9 @@ async fn take(
     }
     drop(to_disk);
     let (file, disk) = writer.await;
-    let file = file.map_err(|e| format!("writing {PARTIAL}: {e}"))?;
+    // A failed stream also stops the writer: its own reason says more than the writer's.
     streamed?;
+    let file = file.map_err(|e| format!("writing {PARTIAL}: {e}"))?;
     if received != size_bytes {
         return Err(format!(
             "truncated snapshot: {received} of the {size_bytes} bytes its header declared"
