@@ -2,7 +2,8 @@
 # Time for a member to catch up by snapshot over a database of about DB_MB megabytes.
 #
 # Starts three basalt members on loopback (BASALT_EXPERIMENTAL_CLUSTERING=1, --snapshot-count
-# SNAPSHOT_COUNT, an 8 GiB --quota-backend-bytes so a 1 GiB load fits), kills one follower with kill -9, loads VALUES values of 4 KiB (distinct keys) through
+# SNAPSHOT_COUNT, an 8 GiB --quota-backend-bytes so a 1 GiB load fits), kills one follower with
+# kill -9, loads VALUES values of 4 KiB (distinct keys, random bytes: incompressible) through
 # the leader with basalt-bench put, writes a marker key last, then restarts the follower and
 # measures the time from its spawn until a serializable read on it returns the marker (the
 # leader's log is compacted past the follower, so it must install a snapshot: the script checks
@@ -63,7 +64,7 @@ stop_all() {
     [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true
-  [ "$remove_workdir" = 1 ] && rm -rf "$WORKDIR"
+  if [ "$remove_workdir" = 1 ]; then rm -rf "$WORKDIR"; fi
 }
 trap stop_all EXIT
 
@@ -100,7 +101,8 @@ pids[$follower]=0
 
 log "loading $VALUES values of 4 KiB through m$leader"
 "$BENCH_BIN" put --endpoints "$(endpoint "$leader")" --conns 4 --clients 64 --total "$VALUES" \
-  --key-size 16 --val-size 4096 --key-space-size "$VALUES" --sequential-keys >"$WORKDIR/load.txt"
+  --key-size 16 --val-size 4096 --key-space-size "$VALUES" --sequential-keys --random-values \
+  >"$WORKDIR/load.txt"
 etcdctl --endpoints "$(endpoint "$leader")" put catch-up-marker done >/dev/null
 db_bytes=$(stat -c %s "$WORKDIR/m$leader/member/snap/db")
 in_use=$(etcdctl --endpoints "$(endpoint "$leader")" endpoint status -w json | sed -n 's/.*"dbSizeInUse":\([0-9]*\).*/\1/p')
@@ -120,5 +122,7 @@ grep -q "$installed" "$WORKDIR/m$follower.log" || {
   exit 1
 }
 sent=$(grep -o '"sent a raft snapshot".*\|sent database snapshot.*' "$WORKDIR/m$leader.log" | tail -1 || true)
-printf 'db file %d bytes (in use %s), catch-up %.2f s\nleader: %s\n' "$db_bytes" "${in_use:-?}" \
-  "$(echo "$ended - $started" | bc -l)" "$sent"
+# basalt's follower logs where its time went (receive, disk, check) before it restarts.
+stored=$(grep -o '"stored a raft snapshot".*\|saved database snapshot.*' "$WORKDIR/m$follower.log" | tail -1 || true)
+printf 'db file %d bytes (in use %s), catch-up %.2f s\nleader: %s\nfollower: %s\n' "$db_bytes" \
+  "${in_use:-?}" "$(echo "$ended - $started" | bc -l)" "$sent" "$stored"

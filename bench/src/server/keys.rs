@@ -21,6 +21,10 @@ pub struct KeyArgs {
     /// Use keys 0, 1, 2, ... (mod --key-space-size) instead of random ones.
     #[arg(long)]
     pub sequential_keys: bool,
+    /// Fill each value with pseudo-random bytes drawn from its request's sequence number
+    /// (incompressible, and different per request) instead of one repeated byte.
+    #[arg(long)]
+    pub random_values: bool,
 }
 
 impl KeyArgs {
@@ -43,9 +47,26 @@ impl KeyArgs {
         padded_key(index % self.key_space_size, self.key_size as usize)
     }
 
-    /// The value every request writes.
+    /// The value every request writes (with `--random-values`, the template that
+    /// [`KeyArgs::value_for`] overwrites).
     pub fn value(&self) -> Vec<u8> {
         vec![b'v'; self.val_size as usize]
+    }
+
+    /// The value request `sequence` writes: `template` (from [`KeyArgs::value`]), or with
+    /// `--random-values` bytes of a splitmix64 stream seeded by the sequence number.
+    pub fn value_for(&self, template: &[u8], sequence: u64) -> Vec<u8> {
+        if !self.random_values {
+            return template.to_vec();
+        }
+        let mut value = Vec::with_capacity(template.len());
+        let mut state = mix(sequence);
+        while value.len() < template.len() {
+            state = mix(state);
+            let take = (template.len() - value.len()).min(8);
+            value.extend_from_slice(&state.to_le_bytes()[..take]);
+        }
+        value
     }
 }
 
@@ -74,6 +95,7 @@ mod tests {
             val_size: 256,
             key_space_size: 1000,
             sequential_keys: sequential,
+            random_values: false,
         }
     }
 
@@ -90,5 +112,24 @@ mod tests {
         assert!(distinct.len() > 900 && distinct.len() <= 1000);
         assert!(distinct.iter().all(|key| key.len() == 8));
         assert_eq!(random.value().len(), 256);
+    }
+
+    // Goal: --random-values gives each request its own value of the asked size, with no long
+    // run of one byte (so no compressor can shrink a load to nothing).
+    #[test]
+    fn random_values_differ_per_request_and_keep_their_size() {
+        let mut random = args(false);
+        random.random_values = true;
+        let template = random.value();
+        let (first, second) = (
+            random.value_for(&template, 1),
+            random.value_for(&template, 2),
+        );
+        assert_eq!((first.len(), second.len()), (256, 256));
+        assert_ne!(first, second);
+        assert_eq!(random.value_for(&template, 1), first, "reproducible");
+        let distinct: std::collections::HashSet<u8> = first.iter().copied().collect();
+        assert!(distinct.len() > 64, "bytes spread: {}", distinct.len());
+        assert_eq!(args(false).value_for(&template, 1), template);
     }
 }

@@ -28,7 +28,11 @@ struct PutRequest {
 impl Request for PutRequest {
     async fn issue(&self, client: &mut Client, sequence: u64) -> Result<(), etcd_client::Error> {
         client
-            .put(self.keys.key(sequence), self.value.clone(), None)
+            .put(
+                self.keys.key(sequence),
+                self.keys.value_for(&self.value, sequence),
+                None,
+            )
             .await
             .map(drop)
     }

@@ -72,7 +72,11 @@ impl Request for TxnMixedRequest {
             }
             TxnOp::get(self.args.key.as_bytes(), Some(options))
         } else {
-            TxnOp::put(self.args.keys.key(sequence), self.value.clone(), None)
+            TxnOp::put(
+                self.args.keys.key(sequence),
+                self.args.keys.value_for(&self.value, sequence),
+                None,
+            )
         };
         let result = client.txn(Txn::new().and_then([op])).await;
         let recorder = if read { &self.reads } else { &self.writes };

@@ -35,7 +35,10 @@ impl Request for TxnPutRequest {
         // and `run` checked that --txn-ops fits in the key space.
         let first = self.keys.index(sequence * self.txn_ops);
         let ops: Vec<TxnOp> = (first..first + self.txn_ops)
-            .map(|index| TxnOp::put(self.keys.key_at(index), self.value.clone(), None))
+            .map(|index| {
+                let value = self.keys.value_for(&self.value, index);
+                TxnOp::put(self.keys.key_at(index), value, None)
+            })
             .collect();
         client.txn(Txn::new().and_then(ops)).await.map(drop)
     }

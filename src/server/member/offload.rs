@@ -1,5 +1,6 @@
 //! Blocking engine work off the executor, awaited without blocking it: on a thread of its own
-//! ([`on_own_thread`]), or on the executor's blocking thread ([`on_blocking_thread`]).
+//! ([`on_own_thread`], [`start_own_thread`]), or on the executor's blocking thread
+//! ([`on_blocking_thread`]).
 //!
 //! glommio gives each executor one blocking thread with a first-in-first-out queue, shared by
 //! everything `spawn_blocking` hands it (large range scans, up to ~1 s each under a Kubernetes
@@ -15,6 +16,17 @@ pub async fn on_own_thread<R: Send + 'static>(
     name: &str,
     work: impl FnOnce() -> R + Send + 'static,
 ) -> R {
+    start_own_thread(name, work).await
+}
+
+/// Starts `work` on a new thread named `name` at once (not when first polled, unlike
+/// [`on_own_thread`]), so the caller can go on meanwhile; the future yields its result. A panic
+/// on that thread is re-raised where the future is awaited (fail-stop); a future dropped
+/// unawaited lets the thread run to its end.
+pub fn start_own_thread<R: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> impl std::future::Future<Output = R> + 'static {
     let (sender, receiver) = oneshot::channel();
     std::thread::Builder::new()
         .name(name.to_string())
@@ -22,9 +34,12 @@ pub async fn on_own_thread<R: Send + 'static>(
             let _ = sender.send(work());
         })
         .unwrap_or_else(|error| panic!("could not start a thread for {name}: {error}"));
-    receiver
-        .await
-        .unwrap_or_else(|_| panic!("the {name} thread ended without a result"))
+    let name = name.to_string();
+    async move {
+        receiver
+            .await
+            .unwrap_or_else(|_| panic!("the {name} thread ended without a result"))
+    }
 }
 
 /// Runs `work` on this executor's blocking thread (see `glommio::executor().spawn_blocking`),

@@ -6,8 +6,9 @@
 //! `ReadView::into_snapshot`: a pinned, durable commit, so writes go on meanwhile). Raft's
 //! metadata travels in the stream's header: the copy's own applied index (not raft's commit
 //! index, which may be ahead of the engine), its term from the log, and the membership raft
-//! sent. Memory stays bounded: one chunk of [`CHUNK_BYTES`] is read and in flight at a time,
-//! and one transfer per follower runs at a time (raft asks for no other until it is told).
+//! sent. Memory stays bounded: a reader thread stays at most [`READ_AHEAD_CHUNKS`] chunks of
+//! [`CHUNK_BYTES`] ahead of the socket, and one transfer per follower runs at a time (raft asks
+//! for no other until it is told).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -17,12 +18,17 @@ use basalt_net::peer::Transport;
 use prost::Message as _;
 use raft::prelude::Message;
 
-use super::offload::on_own_thread;
+use super::chunk_pipe::pipe;
+use super::offload::{on_own_thread, start_own_thread};
 use super::raft_member::Member;
 
 /// Bytes per chunk read from the copy and sent: large enough that framing costs nothing, small
 /// enough that both sides hold little.
 pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Chunks the reader thread may hold ready ahead of the socket: the leader holds at most this
+/// many (plus the one being sent) per transfer.
+const READ_AHEAD_CHUNKS: usize = 4;
 
 /// Starts and tracks the snapshot transfers of one leader.
 pub struct SnapshotSender {
@@ -62,10 +68,12 @@ impl SnapshotSender {
                 return;
             };
             match &result {
-                Ok((index, bytes)) => tracing::info!(
+                Ok(sent) => tracing::info!(
                     to = format!("{to:x}"),
-                    index,
-                    size_bytes = bytes,
+                    index = sent.index,
+                    size_bytes = sent.size_bytes,
+                    pin_ms = sent.pin_ms,
+                    streamed_ms = sent.streamed_ms,
                     took_ms = started.elapsed().as_millis() as u64,
                     "sent a raft snapshot"
                 ),
@@ -82,15 +90,28 @@ impl SnapshotSender {
     }
 }
 
-/// Streams one copy of the engine to `message.to`; returns its raft index and size in bytes.
+/// What one transfer sent, and where its time went.
+struct Sent {
+    /// The copy's raft index.
+    index: u64,
+    size_bytes: u64,
+    /// Pinning a durable commit (may sync the engine first).
+    pin_ms: u64,
+    /// From the stream's header to its last chunk on the socket; the rest of the transfer's
+    /// time is the follower storing it before its verdict.
+    streamed_ms: u64,
+}
+
+/// Streams one copy of the engine to `message.to`.
 async fn transfer(
     transport: &Transport,
     member: &Weak<Member>,
     mut message: Message,
-) -> Result<(u64, u64), String> {
+) -> Result<Sent, String> {
     let gone = || "the member stopped".to_string();
     let to = message.to;
     let engine = member.upgrade().ok_or_else(gone)?.shared_engine();
+    let pinning = std::time::Instant::now();
     // Off the executor: pinning a durable commit may sync the engine first.
     let (index, copy) = on_own_thread("basalt-snapshot-send", move || {
         let view = engine.durable_view()?;
@@ -99,6 +120,7 @@ async fn transfer(
     })
     .await
     .map_err(|e| format!("pinning the database: {e}"))?;
+    let pin_ms = pinning.elapsed().as_millis() as u64;
     let size = copy.size_bytes();
     let conf_state = message
         .get_snapshot()
@@ -117,37 +139,55 @@ async fn transfer(
         .open_snapshot(to, &message.encode_to_vec())
         .await
         .map_err(|e| format!("opening the stream: {e}"))?;
-    let mut copy = Some(copy);
-    let mut sent = 0u64;
-    while sent < size {
-        let length = CHUNK_BYTES.min((size - sent) as usize);
-        let reading = copy.take().expect("the copy comes back after every chunk");
-        // Off the executor: the copy reads the mmap, which may fault pages in from disk.
-        let (reading, chunk) = on_own_thread("basalt-snapshot-read", move || {
+    let streaming = std::time::Instant::now();
+    // A thread of its own reads the copy ahead of the socket (reading the mmap may fault pages
+    // in from disk, which must not stall the executor), at most READ_AHEAD_CHUNKS chunks ahead:
+    // the socket never waits for a read, and the leader holds a bounded amount per transfer.
+    let (mut sending, mut chunks) = pipe::<Result<Vec<u8>, String>>(READ_AHEAD_CHUNKS);
+    let reader = start_own_thread("basalt-snapshot-read", move || {
+        let mut read = 0u64;
+        while read < size {
+            let length = CHUNK_BYTES.min((size - read) as usize);
             let mut chunk = vec![0u8; length];
-            let read = reading.read_at(sent, &mut chunk);
-            (reading, read.map(|n| (n, chunk)))
-        })
-        .await;
-        copy = Some(reading);
-        let (read, chunk) = match chunk {
-            Ok(read) => read,
-            Err(error) => {
-                let reason = format!("reading the database copy: {error}");
+            let chunk = match copy.read_at(read, &mut chunk) {
+                Ok(n) => {
+                    assert_eq!(n, length, "a copy yields every byte it sized");
+                    Ok(chunk)
+                }
+                Err(error) => Err(format!("reading the database copy: {error}")),
+            };
+            let failed = chunk.is_err();
+            // The transfer stopped (the receiving side is gone): unpin the copy.
+            if !sending.send_blocking(chunk) || failed {
+                return;
+            }
+            read += length as u64;
+        }
+    });
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(reason) => {
                 writer.abort(&reason).await;
                 return Err(reason);
             }
         };
-        assert_eq!(read, length, "a copy yields every byte it sized");
         writer
             .send_chunk(&chunk)
             .await
             .map_err(|e| format!("sending: {e}"))?;
-        sent += read as u64;
     }
+    reader.await;
+    assert_eq!(writer.bytes_sent(), size, "every byte of the copy was sent");
+    let streamed_ms = streaming.elapsed().as_millis() as u64;
     writer
         .finish()
         .await
         .map_err(|e| format!("finishing: {e}"))?;
-    Ok((index, size))
+    Ok(Sent {
+        index,
+        size_bytes: size,
+        pin_ms,
+        streamed_ms,
+    })
 }
