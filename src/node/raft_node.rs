@@ -230,6 +230,11 @@ impl RaftNode {
         self.raw.raft.raft_log.committed
     }
 
+    /// Whether the log (unstable entries included) holds an entry at `index` of `term`.
+    pub fn log_matches(&self, index: u64, term: u64) -> bool {
+        self.raw.raft.raft_log.match_term(index, term)
+    }
+
     /// Whether this member is the only voter of its group (it may elect itself at once).
     pub fn is_sole_voter(&self) -> bool {
         let voters = self.raw.raft.prs().conf().voters().ids();

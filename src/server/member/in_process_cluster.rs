@@ -327,3 +327,58 @@ fn an_isolated_leader_is_replaced_and_catches_up_when_healed() {
         assert!(cluster.member(leader).is_leader());
     });
 }
+
+/// Goal: a snapshot install never throws away what the member may have acknowledged. A copy
+/// whose index is committed here, or whose entry the log already holds, is refused (raft's
+/// `restore` rule); an accepted one stops raft on the member until it restarts, so it
+/// acknowledges nothing the install would drop.
+#[test]
+fn a_snapshot_install_is_refused_once_stale_and_freezes_raft_while_it_commits() {
+    run(|| async {
+        let cluster = InProcessCluster::start(3).await;
+        let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+        let follower = (1..=3).find(|id| *id != leader).unwrap();
+        for round in 0..5 {
+            cluster
+                .member(leader)
+                .propose_write(put(&format!("k{round}"), "v"))
+                .await
+                .unwrap();
+        }
+        let installing = cluster.member(follower);
+        installing.wait_linearizable().await.unwrap();
+        let status = installing.raft_status();
+        let committed = installing
+            .freeze_for_snapshot(status.commit_index, status.term)
+            .unwrap_err();
+        assert!(committed.contains("has committed"), "{committed}");
+        let beyond = status.commit_index + 100;
+        installing.freeze_for_snapshot(beyond, status.term).unwrap();
+        // Frozen: the others go on, this member applies and acknowledges nothing.
+        let applied = installing.raft_status().applied_index;
+        for round in 5..10 {
+            cluster
+                .member(leader)
+                .propose_write(put(&format!("k{round}"), "v"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(installing.raft_status().applied_index, applied);
+        assert_eq!(cluster.contents(follower).len(), 5);
+        // A copy that failed its check lets raft run again: the member catches up by log.
+        installing.unfreeze();
+        let deadline = Instant::now() + PATIENCE;
+        while cluster.contents(follower) != cluster.contents(leader) {
+            assert!(
+                Instant::now() < deadline,
+                "the unfrozen member never caught up"
+            );
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        let holds = installing.raft_status();
+        let known = installing
+            .freeze_for_snapshot(holds.applied_index, holds.term)
+            .unwrap_err();
+        assert!(known.contains("stale snapshot"), "{known}");
+    });
+}

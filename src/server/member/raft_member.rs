@@ -85,6 +85,8 @@ pub struct Member {
     applier: Applier,
     /// The storage fault that stopped the member, if one did.
     stopped: RefCell<Option<String>>,
+    /// A snapshot install is committing: raft is not advanced (see `freeze_for_snapshot`).
+    frozen: Cell<bool>,
     /// Names this member's proposals and read requests (unique across members).
     request_ids: IdGenerator,
     /// Response headers; the member keeps their raft term current for every core.
@@ -328,6 +330,7 @@ impl Member {
             log: LogWriter::new(wal, persisted_hard_state, metadata.snapshot),
             applier,
             stopped: RefCell::new(None),
+            frozen: Cell::new(false),
             request_ids: IdGenerator::new(identity.member_id, replayed_id_floor),
             headers,
             request_timeout: Duration::from_secs(5)
@@ -363,7 +366,7 @@ impl Member {
 
     /// Feeds a raft message from another member, and carries out what it causes.
     pub fn receive(&self, message: raft::prelude::Message) {
-        if self.stopped.borrow().is_some() {
+        if self.stopped.borrow().is_some() || self.frozen.get() {
             return;
         }
         let from = message.from;
@@ -420,6 +423,37 @@ impl Member {
         for to in snapshot_failed {
             state.node.report_snapshot(to, false);
         }
+    }
+
+    /// Stops raft on this member while a received snapshot at (`index`, `term`) is committed
+    /// and the process restarts into it: no message is stepped and no tick or proposal
+    /// advances raft from now on, so nothing new is persisted or acknowledged. Refused, as
+    /// raft's own `restore` refuses, when the snapshot is no longer news — its index is
+    /// committed here, or the log already holds its entry (the member caught up by log while
+    /// the copy streamed): installing it would then throw away entries after it that this
+    /// member may have acknowledged. Entries the install does discard are ones the snapshot
+    /// holds (before its index) or contradicts (so never committed).
+    pub fn freeze_for_snapshot(&self, index: u64, term: u64) -> Result<(), String> {
+        let state = self.state.borrow();
+        let committed = state.node.commit_index();
+        if index <= committed {
+            return Err(format!(
+                "stale snapshot at index {index}: this member has committed {committed}"
+            ));
+        }
+        if state.node.log_matches(index, term) {
+            return Err(format!(
+                "stale snapshot at index {index}: this member's log already holds that entry"
+            ));
+        }
+        self.frozen.set(true);
+        Ok(())
+    }
+
+    /// Lets raft run again after an install that failed to commit.
+    pub fn unfreeze(&self) {
+        self.frozen.set(false);
+        self.pump();
     }
 
     /// Tells raft how the snapshot transfer to `to` ended.
@@ -647,6 +681,10 @@ impl Member {
 
     /// Carries out every effect raft has, until it has none.
     fn pump(&self) {
+        if self.frozen.get() {
+            // Nothing new may be persisted or acknowledged while an install commits.
+            return;
+        }
         loop {
             let effects = {
                 let mut state = self.state.borrow_mut();
@@ -931,7 +969,8 @@ impl Member {
             now: std::time::Instant::now(),
         };
         match change {
-            MembershipChange::Add { learner: false, .. } => connectivity.may_add_voter(),
+            // etcd 3.4 checks a learner's addition too (only the started-members rule is for voters).
+            MembershipChange::Add { .. } => connectivity.may_add_voter(),
             MembershipChange::Remove { member_id } if !cluster.is_learner(*member_id) => {
                 connectivity.may_remove_voter(*member_id)
             }
@@ -1085,6 +1124,9 @@ impl Member {
             glommio::timer::sleep(interval).await;
             if self.stopped.borrow().is_some() {
                 return;
+            }
+            if self.frozen.get() {
+                continue;
             }
             self.state.borrow_mut().node.tick();
             self.pump();

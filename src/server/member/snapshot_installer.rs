@@ -121,7 +121,8 @@ async fn take(
             metadata.index
         ));
     }
-    if !metadata.get_conf_state().voters.contains(&own) {
+    let conf_state = metadata.get_conf_state();
+    if !conf_state.voters.contains(&own) && !conf_state.learners.contains(&own) {
         return Err("the snapshot's membership does not hold this member".into());
     }
     let receiving = std::time::Instant::now();
@@ -178,11 +179,18 @@ async fn take(
         hard_state,
         snapshot: metadata,
     };
+    // From here the member stands still until it restarts into the copy (or the copy fails
+    // its check).
+    member.freeze_for_snapshot(log.snapshot.index, log.snapshot.term)?;
     let (dir, committing) = (db_dir.to_path_buf(), log.clone());
-    on_own_thread("basalt-snapshot-check", move || {
+    // Ok(Err): the copy was refused and nothing was committed; Err: committing failed, so
+    // what is on disk is unknown.
+    let committed = on_own_thread("basalt-snapshot-check", move || {
         let checking = std::time::Instant::now();
         drop(file);
-        check_database(&dir.join(PARTIAL), committing.snapshot.index)?;
+        if let Err(refused) = check_database(&dir.join(PARTIAL), committing.snapshot.index) {
+            return Ok(Err(refused));
+        }
         let check_ms = checking.elapsed().as_millis() as u64;
         let committing_at = std::time::Instant::now();
         commit(&dir, &committing).map_err(|e| format!("committing the snapshot: {e}"))?;
@@ -194,10 +202,22 @@ async fn take(
             commit_ms = committing_at.elapsed().as_millis() as u64,
             "stored a raft snapshot"
         );
-        Ok::<_, String>(())
+        Ok::<_, String>(Ok(()))
     })
-    .await?;
-    Ok(log)
+    .await;
+    match committed {
+        Ok(Ok(())) => Ok(log),
+        Ok(Err(refused)) => {
+            member.unfreeze();
+            Err(refused)
+        }
+        Err(fault) => {
+            // The commit point may or may not be durable: going on could acknowledge entries
+            // a restart into the snapshot would then drop. Fail-stop, as for any storage fault.
+            member.stop(fault.clone());
+            Err(fault)
+        }
+    }
 }
 
 /// What the network side hands the disk writer.
