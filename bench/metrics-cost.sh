@@ -1,63 +1,36 @@
 #!/usr/bin/env bash
-# What recording metrics costs the request path: put throughput against one basalt, with and
-# without a scraper reading /metrics every SCRAPE_MS (default 100 ms, 150 times Prometheus'
-# usual 15 s), alternating plain and scraped runs so drift on the machine hits both alike.
-#
-# Usage: bench/metrics-cost.sh
-# Knobs (environment): SECONDS_PER_RUN (10), ROUNDS (3 per mode), CONNS (100), CLIENTS (1000),
-#   SCRAPE_MS (100), PORT (23793), BASALT_BIN (target/release/basalt).
+# Put throughput with and without /metrics scraped (docs/benchmarks.md, "Put throughput while
+# /metrics is scraped"): ROUNDS rounds, each a "quiet" and a "scraped" run of basalt-bench put
+# (CONNS connections, CLIENTS clients, 256-byte values, RUN_SECONDS s) against a fresh member; in
+# scraped runs a loop fetches /metrics every 0.1 s throughout. Prints one line per run with the
+# load average before it and basalt-bench's JSON summary.
+# Knobs (environment): ROUNDS (3), RUN_SECONDS (10), CONNS (10), CLIENTS (100), PORT (23809),
+#   BIN (target/release).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
-ROUNDS=${ROUNDS:-3}
-CONNS=${CONNS:-100}
-CLIENTS=${CLIENTS:-1000}
-SCRAPE_MS=${SCRAPE_MS:-100}
-PORT=${PORT:-23793}
-BASALT_BIN=${BASALT_BIN:-$repo/target/release/basalt}
-
-cargo build --release -q -p basalt-bench --bin basalt-bench
-[ -x "$BASALT_BIN" ] || cargo build --release -q --bin basalt
-workdir=$(mktemp -d /tmp/basalt-metrics-cost.XXXXXX)
-url="http://127.0.0.1:$PORT"
-"$BASALT_BIN" --data-dir "$workdir/data" --listen-client-urls "$url" \
-  --advertise-client-urls "$url" --listen-peer-urls "http://127.0.0.1:$((PORT + 10))" \
-  2>"$workdir/basalt.log" &
-server=$!
-scraper=
-cleanup() {
-  [ -n "$scraper" ] && kill "$scraper" 2>/dev/null || true
-  kill "$server" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-for _ in $(seq 1 150); do
-  curl -sf "$url/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-
-scrape_forever() {
-  local scrapes=0
-  while true; do
-    curl -sf -o /dev/null "$url/metrics" || { echo "scrape failed" >&2; exit 1; }
-    scrapes=$((scrapes + 1))
-    sleep "$(awk "BEGIN { print $SCRAPE_MS / 1000 }")"
+repo=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$repo/target/release}
+ROUNDS=${ROUNDS:-3} RUN_SECONDS=${RUN_SECONDS:-10} CONNS=${CONNS:-10} CLIENTS=${CLIENTS:-100}
+PORT=${PORT:-23809}
+[ -x "$BIN/basalt" ] && [ -x "$BIN/basalt-bench" ] ||
+  cargo build --release -q -p basalt --bin basalt -p basalt-bench
+for round in $(seq "$ROUNDS"); do
+  for mode in quiet scraped; do
+    dir=$(mktemp -d)
+    "$BIN/basalt" --data-dir "$dir/data" --listen-client-urls "http://127.0.0.1:$PORT" \
+      --advertise-client-urls "http://127.0.0.1:$PORT" --log-level warn >/dev/null 2>&1 &
+    server=$!
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+    scraper=
+    if [ "$mode" = scraped ]; then
+      (while :; do curl -s -o /dev/null "127.0.0.1:$PORT/metrics"; sleep 0.1; done) &
+      scraper=$!
+    fi
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    summary=$("$BIN/basalt-bench" put --endpoints "127.0.0.1:$PORT" --conns "$CONNS" \
+      --clients "$CLIENTS" --val-size 256 --seconds "$RUN_SECONDS" --json 2>/dev/null | tail -1)
+    [ -n "$scraper" ] && kill "$scraper"
+    kill "$server"; wait "$server" 2>/dev/null || true
+    rm -rf "$dir"
+    echo "round $round $mode (load average $load): $summary"
   done
-}
-
-run() {
-  "$repo/target/release/basalt-bench" put --endpoints "127.0.0.1:$PORT" --conns "$CONNS" \
-    --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" --json | tail -1 |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d" % (r["qps"], r["p50_ms"], r["p99_ms"], r["errors"]))'
-}
-
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round plain:   $(run)"
-  scrape_forever &
-  scraper=$!
-  echo "round $round scraped: $(run)"
-  kill "$scraper"; wait "$scraper" 2>/dev/null || true
-  scraper=
 done
