@@ -3,6 +3,10 @@
 //! filesystem metadata, which costs milliseconds instead of a fraction of one. A background task
 //! keeps `target` spares ready (zero-filled, synced, their directory entry synced), and released
 //! segments are recycled into the pool instead of being deleted.
+//!
+//! Every ready spare keeps its file open, and the pool keeps the log's directory open, so a roll
+//! opens no descriptor: a member whose clients have used up the process's descriptors keeps its
+//! log going (a failed open there would stop the member).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -25,13 +29,21 @@ const PREWRITE_CHUNK_BYTES: usize = 1 << 20;
 /// Pause before trying again after pre-writing failed (a full disk may be freed meanwhile).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
+/// A ready spare: its path and its file, open for O_DIRECT reads and writes.
+pub struct Spare {
+    pub path: PathBuf,
+    pub file: Rc<DmaFile>,
+}
+
 /// The pool of ready spares and the task that refills it.
 pub struct SparePool {
     dir: PathBuf,
     segment_bytes: u64,
     target: usize,
     fault_injector: Option<Rc<dyn FaultInjector>>,
-    ready: RefCell<VecDeque<PathBuf>>,
+    /// The log's directory, open for the log's lifetime (see the module's doc).
+    directory: Directory,
+    ready: RefCell<VecDeque<Spare>>,
     /// Why the last attempt to make a spare failed; cleared by the next success.
     last_failure: RefCell<Option<Rc<io::Error>>>,
     /// Tasks waiting for a spare.
@@ -43,26 +55,35 @@ pub struct SparePool {
 }
 
 impl SparePool {
-    /// A pool over `dir` starting with the spares recovery found.
-    pub fn new(
+    /// A pool over `dir` starting with the spares recovery found (opened here).
+    pub async fn new(
         dir: &Path,
         segment_bytes: u64,
         target: usize,
         found: Vec<PathBuf>,
         fault_injector: Option<Rc<dyn FaultInjector>>,
-    ) -> Rc<SparePool> {
-        Rc::new(SparePool {
+    ) -> WalResult<Rc<SparePool>> {
+        let directory = Directory::open(dir)
+            .await
+            .map_err(|e| WalError::glommio("open directory", dir, e))?;
+        let mut ready = VecDeque::with_capacity(found.len());
+        for path in found {
+            let file = Rc::new(open_segment_file(&path).await?);
+            ready.push_back(Spare { path, file });
+        }
+        Ok(Rc::new(SparePool {
             dir: dir.to_owned(),
             segment_bytes,
             target,
             fault_injector,
-            ready: RefCell::new(found.into()),
+            directory,
+            ready: RefCell::new(ready),
             last_failure: RefCell::new(None),
             takers: WaitList::default(),
             refill: WaitList::default(),
             stopped: Cell::new(false),
             names_made: Cell::new(0),
-        })
+        }))
     }
 
     /// Number of spares ready now.
@@ -72,11 +93,11 @@ impl SparePool {
 
     /// Takes a ready spare, waiting while one is being made. Fails with `NoSpace` when making one
     /// failed and none is left: the caller (a roll) cannot go on, and the log stops.
-    pub async fn take(&self) -> WalResult<PathBuf> {
+    pub async fn take(&self) -> WalResult<Spare> {
         poll_fn(|cx| {
-            if let Some(path) = self.ready.borrow_mut().pop_front() {
+            if let Some(spare) = self.ready.borrow_mut().pop_front() {
                 self.refill.wake_all();
-                return Poll::Ready(Ok(path));
+                return Poll::Ready(Ok(spare));
             }
             if let Some(failure) = self.last_failure.borrow().as_ref() {
                 let source = match failure.raw_os_error() {
@@ -98,17 +119,24 @@ impl SparePool {
         .await
     }
 
-    /// Returns a recycled segment (already renamed to a spare) to the pool, or deletes it when the
-    /// pool is full.
-    pub fn give_back(&self, path: PathBuf) -> WalResult<()> {
+    /// Returns a recycled segment (already renamed to a spare, its file still open) to the
+    /// pool, or deletes it when the pool is full.
+    pub fn give_back(&self, spare: Spare) -> WalResult<()> {
         if self.ready.borrow().len() >= self.target {
-            std::fs::remove_file(&path).map_err(|e| WalError::io("remove spare", &path, e))?;
+            std::fs::remove_file(&spare.path)
+                .map_err(|e| WalError::io("remove spare", &spare.path, e))?;
         } else {
-            self.ready.borrow_mut().push_back(path);
+            self.ready.borrow_mut().push_back(spare);
             *self.last_failure.borrow_mut() = None;
             self.takers.wake_all();
         }
         Ok(())
+    }
+
+    /// Makes the directory's entries (created and renamed files) durable, through the handle
+    /// the pool holds.
+    pub async fn sync_directory(&self) -> io::Result<()> {
+        self.directory.sync().await.map_err(io_error_of)
     }
 
     /// Stops the refill task and wakes anyone waiting.
@@ -134,9 +162,9 @@ impl SparePool {
                 continue;
             }
             match self.make_spare().await {
-                Ok(path) => {
+                Ok(spare) => {
                     *self.last_failure.borrow_mut() = None;
-                    self.ready.borrow_mut().push_back(path);
+                    self.ready.borrow_mut().push_back(spare);
                 }
                 Err(error) => {
                     tracing::warn!(dir = %self.dir.display(), %error, "could not pre-write a spare wal segment");
@@ -151,7 +179,7 @@ impl SparePool {
 
     /// Writes a new zero-filled spare: `.partial` while being made, `.spare` once its data and its
     /// directory entry are durable. A failure removes the partial file (giving back its space).
-    async fn make_spare(&self) -> io::Result<PathBuf> {
+    async fn make_spare(&self) -> io::Result<Spare> {
         let serial = self.names_made.get();
         self.names_made.set(serial + 1);
         let stamp = std::time::SystemTime::now()
@@ -159,18 +187,24 @@ impl SparePool {
             .map_or(0, |elapsed| elapsed.as_nanos());
         let stem = format!("fresh-{stamp:x}-{serial}");
         let partial = self.dir.join(format!("{stem}{PARTIAL_SUFFIX}"));
-        let result = self.prewrite(&partial).await;
-        if let Err(error) = result {
-            let _ = std::fs::remove_file(&partial);
-            return Err(error);
-        }
-        let spare = self.dir.join(format!("{stem}{SPARE_SUFFIX}"));
-        std::fs::rename(&partial, &spare)?;
-        sync_directory(&self.dir).await?;
-        Ok(spare)
+        let file = match self.prewrite(&partial).await {
+            Ok(file) => file,
+            Err(error) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(error);
+            }
+        };
+        let path = self.dir.join(format!("{stem}{SPARE_SUFFIX}"));
+        std::fs::rename(&partial, &path)?;
+        self.sync_directory().await?;
+        Ok(Spare {
+            path,
+            file: Rc::new(file),
+        })
     }
 
-    async fn prewrite(&self, path: &Path) -> io::Result<()> {
+    /// Writes zeros over the whole file at `path` (created) and syncs it; returns it open.
+    async fn prewrite(&self, path: &Path) -> io::Result<DmaFile> {
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
@@ -199,8 +233,7 @@ impl SparePool {
             injector.before_fdatasync(path)?;
         }
         file.fdatasync().await.map_err(io_error_of)?;
-        file.close().await.map_err(io_error_of)?;
-        Ok(())
+        Ok(file)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::layout::{
 use crate::options::WalOptions;
 use crate::recovery::{self, EntryLocation, SPARE_SUFFIX};
 use crate::segment::{segment_file_name, Segment};
-use crate::spare_pool::{open_segment_file, sync_directory, SparePool};
+use crate::spare_pool::{open_segment_file, sync_directory, Spare, SparePool};
 use crate::wait_list::WaitList;
 
 mod exclusive;
@@ -214,7 +214,8 @@ impl Wal {
             options.spare_segments,
             recovered.spares,
             options.fault_injector.clone(),
-        );
+        )
+        .await?;
         let is_new = segments.is_empty();
         let shared = Rc::new(Shared {
             dir,

@@ -32,16 +32,19 @@ pub(super) async fn roll(
         seal_record(&mut opening, seq, FIRST_RECORD_OFFSET as u32);
         (seq, shared.dir.join(segment_file_name(seq)), opening)
     };
-    std::fs::rename(&spare, &path)
-        .map_err(|e| WalError::io("rename spare to segment", &spare, e))?;
+    std::fs::rename(&spare.path, &path)
+        .map_err(|e| WalError::io("rename spare to segment", &spare.path, e))?;
     // Make the new name durable before any record in the file is: a later fdatasync of a
     // pre-written file commits no metadata, so it would not carry the rename. Recovery also
     // reads a spare's header, but the name keeps the file's seq known even if its header write
     // is lost, so a discarded segment's seq is never handed out again.
-    sync_directory(&shared.dir)
+    shared
+        .spares
+        .sync_directory()
         .await
         .map_err(|e| WalError::io("sync directory", &shared.dir, e))?;
-    let file = open_segment_file(&path).await?;
+    // The spare's file stays open under its new name: no descriptor is opened here.
+    let file = spare.file;
     let segment_bytes = shared.options.segment_bytes;
     let end = FIRST_RECORD_OFFSET + opening.len() as u64;
     let buffer_len = align_up(end, BLOCK_BYTES as u64) as usize;
@@ -78,7 +81,7 @@ pub(super) async fn roll(
         first_index,
         segment_bytes,
         path,
-        file: Rc::new(file),
+        file,
         entries: Vec::new(),
         end_offset: end,
     });
@@ -117,7 +120,10 @@ pub(super) async fn recycle(shared: &Shared, segment: Segment) -> WalResult<()> 
     let spare = path.with_extension(&SPARE_SUFFIX[1..]);
     std::fs::rename(path, &spare).map_err(|e| WalError::io("rename segment to spare", path, e))?;
     if segment.segment_bytes == shared.options.segment_bytes {
-        shared.spares.give_back(spare)
+        shared.spares.give_back(Spare {
+            path: spare,
+            file: segment.file,
+        })
     } else {
         std::fs::remove_file(&spare).map_err(|e| WalError::io("remove spare", &spare, e))
     }
