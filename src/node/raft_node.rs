@@ -114,6 +114,12 @@ pub struct RaftNode {
     /// follower to know a leader: raft-rs drops a ReadIndex until then, so they are held here
     /// and re-issued.
     pending_reads: Vec<Vec<u8>>,
+    /// Followers' ReadIndex requests that reached this leader before it committed an entry of
+    /// its term (raft-rs would drop them, and each follower's reader would wait out its whole
+    /// request timeout: every linearizable read on a follower right after an election). Stepped
+    /// again once the leader can answer; dropped if it stops leading (their readers time out,
+    /// as any read lost with a leader).
+    pending_forwarded_reads: Vec<Message>,
     /// The election timeout's range in ticks, `[min, max)`.
     election_range: (usize, usize),
 }
@@ -195,6 +201,7 @@ impl RaftNode {
             last_handed_index,
             leader: 0,
             pending_reads: Vec::new(),
+            pending_forwarded_reads: Vec::new(),
             election_range,
         })
     }
@@ -387,6 +394,16 @@ impl RaftNode {
 
     /// Re-issues held read requests once raft can answer them.
     fn release_pending_reads(&mut self) {
+        if !self.pending_forwarded_reads.is_empty() {
+            if !self.is_leader() {
+                self.pending_forwarded_reads.clear();
+            } else if self.raw.raft.commit_to_current_term() {
+                for message in std::mem::take(&mut self.pending_forwarded_reads) {
+                    // A leader that committed in its term acts on it (raft-rs's rules apply).
+                    let _ = self.raw.step(message);
+                }
+            }
+        }
         if self.pending_reads.is_empty() || !self.can_read_index() {
             return;
         }
@@ -397,6 +414,17 @@ impl RaftNode {
 
     /// Feeds a message from another member.
     pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
+        // (A forwarded ReadIndex carries no term: raft-rs sends it as a local message.)
+        if message.get_msg_type() == raft::prelude::MessageType::MsgReadIndex
+            && self.is_leader()
+            && !self.raw.raft.commit_to_current_term()
+        {
+            // Past the limit the request is dropped: its reader times out, as with raft-rs.
+            if self.pending_forwarded_reads.len() < PENDING_READS_LIMIT {
+                self.pending_forwarded_reads.push(message);
+            }
+            return Ok(());
+        }
         self.raw
             .step(message)
             .map_err(|e| NodeError::Raft(e.to_string()))

@@ -123,17 +123,26 @@ fn member_commands_add_join_promote_update_move_remove() {
         "{refusal}"
     );
 
-    // A learner is added; a second one is refused (etcd allows one).
+    // A learner is added; a second one is refused (etcd allows one). etcd 3.4 refuses any
+    // addition ("unhealthy cluster") until the leader has been connected to every voter for
+    // its 5 s health interval, so an operator retries, as here.
     let joiner = cluster.new_seat(dir.path());
     let joiner_url = format!("http://127.0.0.1:{}", cluster.seats[joiner].peer_port);
-    let added = cluster.member(leader).ok(&[
-        "member",
-        "add",
-        &cluster.seats[joiner].name.clone(),
-        "--learner",
-        "--peer-urls",
-        &joiner_url,
-    ]);
+    let joiner_name = cluster.seats[joiner].name.clone();
+    let added = cluster
+        .member(leader)
+        .etcdctl_until_ok(
+            &[
+                "member",
+                "add",
+                &joiner_name,
+                "--learner",
+                "--peer-urls",
+                &joiner_url,
+            ],
+            Duration::from_secs(20),
+        )
+        .unwrap();
     assert!(
         added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
         "{added}"

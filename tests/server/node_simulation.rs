@@ -452,3 +452,104 @@ fn pre_vote_keeps_a_cut_off_member_from_raising_its_term() {
         );
     }
 }
+
+/// Goal: a follower's linearizable read asked right after an election is answered, not lost.
+/// raft-rs drops a ReadIndex that reaches a leader before it committed an entry of its term;
+/// the follower's reader then waited out its whole request timeout (~7 s: every fresh cluster's
+/// first reads on followers, and reads on followers after every leader change). Method: member 1
+/// is elected while every append acknowledgement to it is held back, so it cannot commit its
+/// term's first entry; member 2, which knows the leader, asks a ReadIndex that reaches member 1
+/// then; the acknowledgements are released and the read must be answered.
+#[test]
+fn a_follower_read_reaching_a_new_leader_before_its_first_commit_is_answered() {
+    use raft::prelude::MessageType;
+    let voters = [1u64, 2, 3];
+    let mut members: Vec<Member> = voters
+        .iter()
+        .map(|&id| Member::start(id, &voters, DurableLog::default()))
+        .collect();
+    let (mut network, mut history) = (VecDeque::new(), History::default());
+    let mut held_acks = Vec::new();
+    // Elect member 1, holding back every append acknowledgement to it.
+    for _ in 0..100_000 {
+        if members[0].node.is_leader() && members[1].node.leader() == 1 {
+            break;
+        }
+        if !members[0].node.is_leader() {
+            members[0].node.tick();
+        }
+        for member in members.iter_mut() {
+            drain(member, &mut network, &mut history, 0);
+            complete_one_write(member, &mut network);
+        }
+        while let Some(message) = network.pop_front() {
+            if message.get_msg_type() == MessageType::MsgAppendResponse && message.to == 1 {
+                held_acks.push(message);
+                continue;
+            }
+            let to = members.iter_mut().find(|m| m.id == message.to).unwrap();
+            let _ = to.node.step(message);
+        }
+    }
+    assert!(members[0].node.is_leader(), "member 1 leads");
+    assert_eq!(members[1].node.leader(), 1, "member 2 knows the leader");
+    assert!(
+        members[0].node.commit_index() < 2,
+        "the leader has not committed its term's first entry yet"
+    );
+
+    // Member 2 asks; its ReadIndex reaches the leader before the leader's first commit.
+    members[1].node.read_index(b"follower-read".to_vec());
+    let mut answered = None;
+    /// Drains `member`, applying what it commits; the follower read's index once answered.
+    fn take_read_states(member: &mut Member, network: &mut VecDeque<Message>) -> Option<u64> {
+        let mut answered = None;
+        while let Some(effects) = member.node.advance() {
+            network.extend(effects.messages);
+            if let Some(persist) = effects.persist {
+                member.in_flight.push_back(persist);
+            }
+            for state in &effects.read_states {
+                if state.request_ctx == b"follower-read" {
+                    answered = Some(state.index);
+                }
+            }
+            if let Some(last) = effects.committed.last() {
+                member.applied = last.index;
+                member.node.on_applied(last.index);
+            }
+        }
+        answered
+    }
+    answered = answered.or(take_read_states(&mut members[1], &mut network));
+    let read_requests: Vec<Message> = network
+        .drain(..)
+        .filter(|m| m.get_msg_type() == MessageType::MsgReadIndex)
+        .collect();
+    assert_eq!(read_requests.len(), 1, "the follower forwarded its read");
+    for message in read_requests {
+        members[0].node.step(message).unwrap();
+    }
+    // Now the acknowledgements arrive: the leader commits and must answer the held read.
+    for message in held_acks {
+        let _ = members[0].node.step(message);
+    }
+    for _ in 0..1_000 {
+        for member in members.iter_mut() {
+            answered = answered.or(take_read_states(member, &mut network));
+            complete_one_write(member, &mut network);
+        }
+        while let Some(message) = network.pop_front() {
+            let to = members.iter_mut().find(|m| m.id == message.to).unwrap();
+            let _ = to.node.step(message);
+        }
+        if answered.is_some() {
+            break;
+        }
+    }
+    let index = answered.expect("the follower's read was answered");
+    assert!(
+        index >= 1,
+        "the read covers the leader's first entry ({index})"
+    );
+}
