@@ -283,9 +283,13 @@ fn writes_through_any_member_reach_every_engine_identically() {
             let revision = answer.header.unwrap().revision;
             assert_eq!(revision, round + 2, "one revision per put, in order");
         }
+        // ReadIndex on every member first (the leader too: a put acknowledged by a follower
+        // may be committed but not yet applied on the leader), then every engine holds every
+        // acknowledged put.
         for id in 1..=3 {
-            // ReadIndex on every member, then its engine holds every acknowledged put.
             cluster.member(id).wait_linearizable().await.unwrap();
+        }
+        for id in 1..=3 {
             let contents = cluster.contents(id);
             assert_eq!(contents.len(), 20, "member {id}");
             assert_eq!(contents, cluster.contents(leader), "member {id}");
@@ -314,7 +318,10 @@ fn an_isolated_leader_is_replaced_and_catches_up_when_healed() {
                 .await
                 .unwrap();
         }
-        // The cut-off member never learns of them while cut off.
+        // The new leader has applied all of them (one may have been acknowledged by the other
+        // member first); the cut-off member never learns of them while cut off.
+        cluster.member(new).wait_linearizable().await.unwrap();
+        assert_eq!(cluster.contents(new).len(), 11);
         assert_eq!(cluster.contents(old).len(), 1);
         cluster.heal();
         let deadline = Instant::now() + PATIENCE;
