@@ -12,6 +12,17 @@ use basalt_wal::{Wal, WalOptions};
 const SEGMENT_BYTES: u64 = 1 << 20;
 const RECORD_BYTES: usize = 16 << 10;
 
+/// Small segments and records, so ten segments are written quickly.
+fn options() -> WalOptions {
+    WalOptions {
+        segment_bytes: SEGMENT_BYTES,
+        record_bytes_limit: 64 << 10,
+        metadata_bytes_limit: 4 << 10,
+        spare_segments: 2,
+        ..WalOptions::default()
+    }
+}
+
 fn nofile_limit() -> libc::rlimit {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -35,18 +46,7 @@ fn the_log_rolls_with_no_descriptor_left() {
     glommio::LocalExecutorBuilder::default()
         .spawn(|| async {
             let dir = tempfile::tempdir().unwrap();
-            let wal = Wal::open(
-                dir.path().join("wal"),
-                WalOptions {
-                    segment_bytes: SEGMENT_BYTES,
-                    record_bytes_limit: 64 << 10,
-                    metadata_bytes_limit: 4 << 10,
-                    spare_segments: 2,
-                    ..WalOptions::default()
-                },
-            )
-            .await
-            .unwrap();
+            let wal = Wal::open(dir.path().join("wal"), options()).await.unwrap();
             let deadline = Instant::now() + Duration::from_secs(20);
             while wal.spare_count() < 2 {
                 assert!(Instant::now() < deadline, "the spares were never made");
@@ -99,18 +99,7 @@ fn the_log_rolls_with_no_descriptor_left() {
             wal.close().await.unwrap();
 
             // Everything written is there after a reopen.
-            let reopened = Wal::open(
-                dir.path().join("wal"),
-                WalOptions {
-                    segment_bytes: SEGMENT_BYTES,
-                    record_bytes_limit: 64 << 10,
-                    metadata_bytes_limit: 4 << 10,
-                    spare_segments: 2,
-                    ..WalOptions::default()
-                },
-            )
-            .await
-            .unwrap();
+            let reopened = Wal::open(dir.path().join("wal"), options()).await.unwrap();
             assert_eq!(reopened.next_index(), next);
         })
         .unwrap()
