@@ -50,7 +50,7 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
             config.tls.max_version.as_deref().unwrap_or(""),
         )
     };
-    let tls = match (&settings.cert_file, &settings.key_file) {
+    let (server, client) = match (&settings.cert_file, &settings.key_file) {
         (Some(cert_file), Some(key_file)) => {
             if settings.auto_tls {
                 milestones.warn("ignoring peer auto TLS since certs given", &[]);
@@ -76,11 +76,7 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
                 alpn_protocols: Vec::new(),
                 policy: policy()?,
             })?;
-            PeerTls {
-                server: Arc::new(server),
-                client: Arc::new(client),
-                check_client_san: !settings.skip_client_san_verification,
-            }
+            (server, client)
         }
         _ => {
             // The configuration's check leaves only --peer-auto-tls here for an https URL.
@@ -107,14 +103,14 @@ pub fn peer_tls(config: &Config, milestones: &Milestones) -> Result<Option<PeerT
                 alpn_protocols: Vec::new(),
                 policy: policy()?,
             })?;
-            PeerTls {
-                server: Arc::new(server),
-                client: Arc::new(client),
-                check_client_san: !settings.skip_client_san_verification,
-            }
+            (server, client)
         }
     };
-    Ok(Some(tls))
+    Ok(Some(PeerTls {
+        server: Arc::new(server),
+        client: Arc::new(client),
+        check_client_san: !settings.skip_client_san_verification,
+    }))
 }
 
 /// What a TLS listener serves and checks, from one side's flags (client or peer; only the
