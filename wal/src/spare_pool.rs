@@ -203,12 +203,15 @@ impl SparePool {
         })
     }
 
-    /// Writes zeros over the whole file at `path` (created) and syncs it; returns it open.
+    /// Writes zeros over the whole file at `path` (created) and syncs it; returns it open, O_DSYNC
+    /// as every segment file (each 1 MiB chunk then commits its extent: ~40 ms per 64 MiB spare
+    /// against ~30 ms with one final sync, off the hot path, and no second descriptor).
     async fn prewrite(&self, path: &Path) -> io::Result<DmaFile> {
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
             .write(true)
+            .custom_flags(libc::O_DSYNC)
             .dma_open(path)
             .await
             .map_err(io_error_of)?;
@@ -245,11 +248,13 @@ pub async fn sync_directory(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens a segment file for O_DIRECT reads and writes.
+/// Opens a segment file for O_DIRECT reads and O_DSYNC writes: a write that completes is on the
+/// device (data and the cache flush), which the log's acknowledgements rely on.
 pub async fn open_segment_file(path: &Path) -> WalResult<DmaFile> {
     OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc::O_DSYNC)
         .dma_open(path)
         .await
         .map_err(|e| WalError::glommio("open segment", path, e))

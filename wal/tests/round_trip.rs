@@ -342,3 +342,70 @@ fn a_log_opens_at_a_relative_path_that_does_not_exist_yet() {
         assert_eq!(wal.read(1, 2).await.unwrap(), vec![b"entry".to_vec()]);
     });
 }
+
+/// The open flags (octal, as `/proc/self/fdinfo` prints them) of every descriptor this process
+/// holds on a file inside `dir`.
+fn open_flags_of_files_in(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.parent() != Some(dir) {
+            continue;
+        }
+        let fd = entry.file_name();
+        let Ok(info) =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.to_string_lossy()))
+        else {
+            continue;
+        };
+        let flags = info
+            .lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+            .unwrap();
+        found.push((target, flags));
+    }
+    found
+}
+
+/// The log acknowledges an append when its write completes, with no fdatasync after it: that
+/// is durable only because every segment file (tail, sealed and spare) is open O_DSYNC.
+#[test]
+fn every_segment_file_is_open_for_durable_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    run(move || async move {
+        let wal = Wal::open(&path, small_options()).await.unwrap();
+        append_sequential(&wal, 5, 1, 300, 3000).await;
+        assert!(wal.segment_count() > 1, "the log rolled");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while wal.spare_count() < 1 {
+            assert!(std::time::Instant::now() < deadline, "no spare was made");
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let files: Vec<_> = open_flags_of_files_in(&path)
+            .into_iter()
+            .filter(|(file, _)| file.is_file())
+            .collect();
+        assert!(
+            files.len() > wal.segment_count(),
+            "segments and a spare are open: {files:?}"
+        );
+        for (file, flags) in files {
+            assert_ne!(
+                flags & libc::O_DSYNC as u32,
+                0,
+                "{} is open without O_DSYNC (flags {flags:o})",
+                file.display()
+            );
+            assert_ne!(
+                flags & libc::O_DIRECT as u32,
+                0,
+                "{} O_DIRECT",
+                file.display()
+            );
+        }
+    });
+}

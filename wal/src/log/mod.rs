@@ -51,9 +51,10 @@ pub struct Queued {
 pub struct WalStats {
     /// Entry and metadata records made durable.
     pub records: u64,
-    /// Write batches made durable (each ends with one fdatasync of the tail).
+    /// Write batches made durable.
     pub batches: u64,
-    /// fdatasync calls (a batch that rolls to a new segment needs two).
+    /// Device syncs: segment files are O_DSYNC, so every write of the log is one (a batch is one
+    /// write; one that rolls to a new segment is three: the old tail, the new header, the rest).
     pub fdatasyncs: u64,
     /// Bytes handed to write calls, block padding included.
     pub bytes_written: u64,
@@ -64,7 +65,8 @@ pub struct WalStats {
 /// from any core.
 #[derive(Debug)]
 pub struct WalMetrics {
-    /// Seconds each fdatasync of a segment took.
+    /// Seconds each durable (O_DSYNC) write of a segment took: the write and its device flush,
+    /// what etcd's fsync histogram times after its write.
     pub fsync_seconds: basalt_metrics::Histogram,
     /// Records made durable per write batch (group commit).
     pub batch_records: basalt_metrics::Histogram,

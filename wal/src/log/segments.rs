@@ -5,7 +5,8 @@ use super::*;
 
 /// Starts a new tail segment whose first entry will be `first_index`, from a pre-written spare:
 /// syncs the old tail first (so a new segment never holds data while an older one has unsynced
-/// writes), then writes the header block and an opening metadata record (not yet synced).
+/// writes), then writes the header block and an opening metadata record (durable once written: segment
+/// files are O_DSYNC).
 /// `checkpoint` replaces the checkpoint (a reset); otherwise the current one is carried over.
 pub(super) async fn roll(
     shared: &Shared,
@@ -88,6 +89,7 @@ pub(super) async fn roll(
     state.tail_block = tail_block;
     state.unsynced_start = Some(FIRST_RECORD_OFFSET);
     state.stats.bytes_written += buffer_len as u64;
+    state.stats.fdatasyncs += 1;
     Ok(())
 }
 
