@@ -17,13 +17,13 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Response};
 
 use crate::grpc::call_counts::SharedMessageBytes;
-use crate::grpc::frame::{encode_message, FrameDecoder, FRAME_HEADER_BYTES};
+use crate::grpc::frame::{encode_message, encode_message_into, FrameDecoder, FRAME_HEADER_BYTES};
 use crate::grpc::local::{LocalRequestBody, LocalResponse};
 use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::status::{Code, Status};
@@ -170,6 +170,30 @@ impl<M: prost::Message> ResponseSink<M> {
         }
         // The RefCell is borrowed only inside each poll, never across an await, so a sink held
         // by a helper task and the framework's end-of-call trailers never overlap.
+        poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await
+    }
+
+    /// Sends `messages` in order as one write: their gRPC frames back to back in one buffer,
+    /// so HTTP/2 sees one send (flow control, framing, its stream lock) instead of one per
+    /// message. A watch stream fanning one put out to a hundred watchers sends a hundred
+    /// small responses at once. Each message is checked against the send limit and counted
+    /// as `send` would.
+    /// The JSON gateway's in-process calls take one message per send, so they get them so.
+    pub async fn send_all(&mut self, messages: &[M]) -> Result<(), Status> {
+        if matches!(*self.state.borrow(), ResponseState::Local(_)) {
+            for message in messages {
+                self.send(message).await?;
+            }
+            return Ok(());
+        }
+        let mut frames = BytesMut::new();
+        for message in messages {
+            let body_bytes = encode_message_into(message, &mut frames)?;
+            if let Some(counts) = &self.message_bytes {
+                counts.record_sent(body_bytes);
+            }
+        }
+        let mut pending = frames.freeze();
         poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await
     }
 }

@@ -23,19 +23,38 @@ pub fn encode_message<M: prost::Message>(message: &M) -> Result<Bytes, Status> {
 }
 
 fn encode_message_within<M: prost::Message>(message: &M, limit: usize) -> Result<Bytes, Status> {
+    let mut buffer = BytesMut::new();
+    append_frame(message, limit, &mut buffer)?;
+    Ok(buffer.freeze())
+}
+
+/// Appends `message`'s gRPC frame (uncompressed) to `buffer`; returns the message's own bytes.
+/// Fails with RESOURCE_EXHAUSTED, as grpc-go, when the message is larger than the send limit.
+pub fn encode_message_into<M: prost::Message>(
+    message: &M,
+    buffer: &mut BytesMut,
+) -> Result<usize, Status> {
+    append_frame(message, MAX_SEND_MESSAGE_BYTES, buffer)
+}
+
+fn append_frame<M: prost::Message>(
+    message: &M,
+    limit: usize,
+    buffer: &mut BytesMut,
+) -> Result<usize, Status> {
     let body_bytes = message.encoded_len();
     if body_bytes > limit {
         return Err(Status::resource_exhausted(format!(
             "grpc: trying to send message larger than max ({body_bytes} vs. {limit})"
         )));
     }
-    let mut buffer = BytesMut::with_capacity(FRAME_HEADER_BYTES + body_bytes);
+    buffer.reserve(FRAME_HEADER_BYTES + body_bytes);
     buffer.put_u8(0);
     buffer.put_u32(u32::try_from(body_bytes).expect("the limit is below 4 GiB"));
     message
-        .encode(&mut buffer)
+        .encode(buffer)
         .expect("buffer was sized by encoded_len");
-    Ok(buffer.freeze())
+    Ok(body_bytes)
 }
 
 /// Splits a stream of HTTP/2 DATA chunks into gRPC messages, with a size limit.

@@ -1,7 +1,8 @@
 //! etcd's Watch service: one bidirectional stream carries any number of watchers. Requests
 //! (create, cancel, progress) are read on the handler's task; a sender task drains the stream's
 //! bounded response queue into the HTTP/2 stream (which itself waits for the client's window),
-//! and after each send lets the stream's lagging watchers catch up.
+//! the responses waiting at that moment in one send, and after each send lets the stream's
+//! lagging watchers catch up.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -34,8 +35,8 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
                 let sender_queue = queue.clone();
                 let sender = glommio::spawn_local(async move {
                     let queue = sender_queue;
-                    while let Some(response) = queue.next().await {
-                        if responses.send(&response).await.is_err() {
+                    while let Some(batch) = queue.next_batch().await {
+                        if responses.send_all(&batch).await.is_err() {
                             break; // the client went away
                         }
                         sender_hub.catch_up(stream);

@@ -30,6 +30,10 @@ pub const STREAM_QUEUE_LIMIT: usize = 256;
 /// Encoded bytes a stream may have waiting to be sent; past it, its watchers fall behind. With
 /// values of up to 1.5 MiB the count alone would let one slow client hold hundreds of MiB.
 pub const STREAM_QUEUE_BYTES_LIMIT: usize = 8 * 1024 * 1024;
+/// Responses a stream's sender takes from its queue for one send to HTTP/2, and their bytes
+/// (whole responses; a larger one goes alone). Held outside the queue's byte count while sent.
+const SEND_BATCH_RESPONSES: usize = 128;
+const SEND_BATCH_BYTES: usize = 256 * 1024;
 /// Watchers one stream may hold.
 pub const WATCHERS_PER_STREAM_LIMIT: usize = 10_000;
 /// Events read from history per catch-up step of one watcher.
@@ -128,6 +132,26 @@ impl StreamQueue {
             Poll::Pending
         })
         .await
+    }
+
+    /// Waits for at least one response, then takes the oldest ones together: up to
+    /// `SEND_BATCH_RESPONSES` or until `SEND_BATCH_BYTES` are reached (always at least one), so
+    /// the sender hands them to HTTP/2 in one send. `None` once the stream is closed and empty.
+    pub async fn next_batch(&self) -> Option<Vec<pb::WatchResponse>> {
+        let first = self.next().await?;
+        let mut bytes = first.encoded_len();
+        let mut batch = vec![first];
+        while batch.len() < SEND_BATCH_RESPONSES && bytes < SEND_BATCH_BYTES {
+            let Some(next_bytes) = self.responses.borrow().front().map(|(_, bytes)| *bytes) else {
+                break;
+            };
+            if bytes + next_bytes > SEND_BATCH_BYTES {
+                break;
+            }
+            bytes += next_bytes;
+            batch.push(self.pop().expect("the front was just seen"));
+        }
+        Some(batch)
     }
 
     /// Takes the oldest response, waking a request reader waiting for room.
@@ -827,6 +851,46 @@ mod tests {
                 ..Default::default()
             },
         );
+    }
+
+    // Goal: the sender takes what waits in one batch, in order, within its bounds; a response
+    // above the byte bound goes alone; the queue's byte count ends at zero.
+    #[test]
+    fn a_send_batch_takes_the_waiting_responses_in_order_within_its_bounds() {
+        let queue = StreamQueue::new(WatchLimits::unlimited());
+        let response = |watch_id: i64, value_bytes: usize| pb::WatchResponse {
+            watch_id,
+            events: vec![mvccpb::Event {
+                kv: Some(mvccpb::KeyValue {
+                    value: vec![b'v'; value_bytes],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let ids =
+            |batch: Vec<pb::WatchResponse>| batch.iter().map(|r| r.watch_id).collect::<Vec<_>>();
+        for id in 0..SEND_BATCH_RESPONSES as i64 + 3 {
+            queue.push(response(id, 10));
+        }
+        let first = futures_lite::future::block_on(queue.next_batch()).unwrap();
+        assert_eq!(
+            ids(first),
+            (0..SEND_BATCH_RESPONSES as i64).collect::<Vec<_>>()
+        );
+        queue.push(response(1000, SEND_BATCH_BYTES));
+        queue.push(response(1001, 10));
+        let second = futures_lite::future::block_on(queue.next_batch()).unwrap();
+        let last = SEND_BATCH_RESPONSES as i64;
+        assert_eq!(ids(second), vec![last, last + 1, last + 2]);
+        let big = futures_lite::future::block_on(queue.next_batch()).unwrap();
+        assert_eq!(ids(big), vec![1000]);
+        let rest = futures_lite::future::block_on(queue.next_batch()).unwrap();
+        assert_eq!(ids(rest), vec![1001]);
+        assert_eq!(queue.queued_bytes.get(), 0);
+        queue.close();
+        assert!(futures_lite::future::block_on(queue.next_batch()).is_none());
     }
 
     // Goal: the index of unsynced watchers (what catching up visits) follows every way a
