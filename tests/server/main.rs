@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_faults;
 mod cluster_learner_catch_up;
 mod cluster_membership_load;
+mod cluster_partition;
 mod cluster_rolling_restart;
 mod cluster_snapshot;
 mod compaction_physical;

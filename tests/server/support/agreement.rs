@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::workload::{connect, run};
+use super::workload::{connect, connect_within, run};
 
 /// Waits at most `limit` until every member (by client endpoint) reports the same revision in
 /// `endpoint status` after a linearizable read through it, then asserts their `hashkv` at that
@@ -27,7 +27,7 @@ pub fn assert_members_agree(endpoints: &[String], limit: Duration) -> (i64, u32)
         };
         let mut hashes = Vec::new();
         for endpoint in endpoints {
-            let mut client = connect(endpoint).await.expect("connect");
+            let mut client = connect_within(endpoint, limit).await.expect("connect");
             let hashed = client.hash_kv(revision).await.expect("hashkv");
             hashes.push(hashed.hash());
         }

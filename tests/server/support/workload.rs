@@ -237,9 +237,15 @@ pub fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 
 /// A client of `endpoint` alone, every request bounded by REQUEST_LIMIT.
 pub async fn connect(endpoint: &str) -> Result<Client, etcd_client::Error> {
+    connect_within(endpoint, REQUEST_LIMIT).await
+}
+
+/// A client of `endpoint` alone, every request bounded by `limit` (a `hashkv` over a big
+/// database takes longer than a put).
+pub async fn connect_within(endpoint: &str, limit: Duration) -> Result<Client, etcd_client::Error> {
     let options = ConnectOptions::new()
         .with_connect_timeout(REQUEST_LIMIT)
-        .with_timeout(REQUEST_LIMIT);
+        .with_timeout(limit);
     Client::connect([endpoint], Some(options)).await
 }
 
