@@ -128,6 +128,7 @@ fn a_learner_catches_up_over_a_gibibyte_by_snapshot_to_the_leaders_hashkv() {
             })
         })
         .collect();
+    eprintln!("{db_bytes} bytes at revision {leader_revision}: hashkv {hashes:?}");
     assert_eq!(
         hashes[0].0, hashes[1].0,
         "hashkv of leader and learner: {hashes:?}"

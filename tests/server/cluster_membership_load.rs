@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::agreement::assert_members_agree;
 use crate::support::cluster::Cluster;
@@ -196,11 +196,30 @@ fn remove(cluster: &mut Cluster, i: usize, endpoints: &Endpoints, workload: &Wor
 }
 
 /// `member remove` through member `through`, retried while it is refused (a reconfiguration
-/// still settling).
-fn removed_through(cluster: &Cluster, through: usize, id: u64) -> Result<String, String> {
-    cluster
-        .member(through)
-        .etcdctl_until_ok(&["member", "remove", &format!("{id:x}")], RECONFIGURE_LIMIT)
+/// still settling). An attempt whose answer was lost (the removed leader exits as it applies
+/// the removal) may still have removed it: then the member list no longer names it.
+fn removed_through(cluster: &Cluster, through: usize, id: u64) -> Result<(), String> {
+    let deadline = Instant::now() + RECONFIGURE_LIMIT;
+    loop {
+        let output = cluster
+            .member(through)
+            .etcdctl(&["member", "remove", &format!("{id:x}")], "");
+        if output.status.success() {
+            return Ok(());
+        }
+        let listed = cluster
+            .member(through)
+            .etcdctl(&["member", "list", "-w", "json"], "");
+        if listed.status.success()
+            && !String::from_utf8_lossy(&listed.stdout).contains(&id.to_string())
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `member list -w json` on member `i`: (id, name, is learner, peer URLs) of every member.
