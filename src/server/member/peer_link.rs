@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use basalt_net::peer::{Lane, PeerEvent, SendError, TlsDialer, Transport, TransportConfig};
+use basalt_net::peer::{
+    Lane, PeerError, PeerEvent, Refusal, SendError, TlsDialer, Transport, TransportConfig,
+};
 use prost::Message as _;
 use raft::prelude::{Message, MessageType};
 
@@ -168,8 +170,13 @@ pub fn start(
     let (watching, events) = (member.clone(), transport.clone());
     glommio::spawn_local(async move {
         loop {
-            if let PeerEvent::Unreachable { peer, .. } = events.next_event().await {
+            if let PeerEvent::Unreachable { peer, error } = events.next_event().await {
                 watching.peer_unreachable(peer);
+                // A peer refuses this member as removed only once it applied the removal, so
+                // the removal committed; etcd's member stops on that refusal too.
+                if matches!(error, PeerError::Refused(Refusal::Removed)) {
+                    watching.stop_removed("a peer refused it as removed");
+                }
             }
         }
     })

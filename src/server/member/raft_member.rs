@@ -847,15 +847,22 @@ impl Member {
             }
         }
         if removed_self {
-            self.stop_removed();
+            self.stop_removed("it applied its own removal");
         }
     }
 
     /// Ends a member removed from its cluster. Its last messages (a leader's, telling the
     /// others the removal committed) are queued; the process exits once two heartbeats had
     /// the time to carry them, so the others need not wait out an election timeout.
-    fn stop_removed(&self) {
-        tracing::warn!("{REMOVED_MESSAGE}");
+    /// Called when it applies its own removal, or when a peer refuses it as removed (a
+    /// removed follower rarely learns that its removal committed: the leader stops sending
+    /// to it once it applied the removal, as etcd's does); the first call counts. `cause`
+    /// says which.
+    pub(super) fn stop_removed(&self, cause: &str) {
+        if self.stopped.borrow().as_deref() == Some(REMOVED_MESSAGE) {
+            return;
+        }
+        tracing::warn!(cause, "{REMOVED_MESSAGE}");
         eprintln!("basalt: {REMOVED_MESSAGE}");
         *self.stopped.borrow_mut() = Some(REMOVED_MESSAGE.to_string());
         let grace = 2 * self.tick_interval;

@@ -166,6 +166,14 @@ impl Cluster {
         let seat = &self.seats[i];
         let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
         let initial_cluster = format!("{},{}={}", self.initial_cluster, seat.name, peer_url);
+        self.join_with(i, &initial_cluster);
+    }
+
+    /// Like [`Cluster::join`], with the `--initial-cluster` that `member add` printed (the
+    /// members of that moment, which differ from the bootstrap's once members were removed).
+    pub fn join_with(&mut self, i: usize, initial_cluster: &str) {
+        let seat = &self.seats[i];
+        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
         let member = Basalt::spawn(
             seat.data_dir.clone(),
             seat.client_port,
@@ -177,7 +185,7 @@ impl Cluster {
                 "--initial-advertise-peer-urls",
                 &peer_url,
                 "--initial-cluster",
-                &initial_cluster,
+                initial_cluster,
                 "--initial-cluster-state",
                 "existing",
             ],
@@ -196,6 +204,14 @@ impl Cluster {
     pub fn restart(&mut self, i: usize) {
         assert!(self.members[i].is_none(), "member {i} is running");
         self.members[i] = Some(self.spawn(i).wait_ready());
+    }
+
+    /// Stops member `i` with SIGTERM and waits for its process to exit.
+    pub fn terminate(&mut self, i: usize, limit: Duration) -> std::process::ExitStatus {
+        self.members[i]
+            .take()
+            .expect("member is running")
+            .terminate(limit)
     }
 
     /// Kills member `i` with SIGKILL.

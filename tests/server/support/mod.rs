@@ -1,11 +1,13 @@
 //! Starting the real `basalt` binary and driving it with Debian's real `etcdctl`.
 #![allow(dead_code)]
 
+pub mod agreement;
 pub mod cluster;
 pub mod peer_proxy;
 /// The throwaway PKI of the TLS tests (client TLS, peer TLS), shared with net's TLS tests.
 #[path = "../../../net/tests/tls/pki.rs"]
 pub mod pki;
+pub mod workload;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -196,6 +198,20 @@ impl Basalt {
         self.child.kill().expect("SIGKILL basalt");
         self.child.wait().expect("reap basalt");
         (std::mem::take(&mut self.data_dir), self.port)
+    }
+
+    /// Stops the process with SIGTERM (an operator's graceful stop) and waits at most `limit`
+    /// for it to exit; its exit status.
+    pub fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM basalt");
+        match self.wait_exit(limit) {
+            Some(status) => status,
+            None => panic!("basalt did not exit within {limit:?} of SIGTERM"),
+        }
     }
 
     /// Runs etcdctl (v3 API) against this member with `args`, feeding `stdin`.
