@@ -3,11 +3,11 @@
 //! freed by this transaction.
 
 use super::node::{branch_entry_bytes, leaf_entry_bytes, Child, NewVal, Node};
-use super::page::{PageNode, ValRef};
+use super::page::{PageNode, ValRef, RUN_REF_BYTES};
 use super::read::resolve;
 use super::{is_inline, MERGE_BELOW_BYTES, NODE_CAPACITY};
 use crate::error::Result;
-use crate::pager::{run_pages, PageKind, View};
+use crate::pager::{PageKind, View};
 
 /// What a write transaction's tree edits need: the committed snapshot to copy pages from, and
 /// the list of pages this transaction stops referencing.
@@ -43,14 +43,13 @@ impl Cow<'_> {
         Ok(node)
     }
 
-    /// Releases the value of leaf entry `i` (its overflow run, or its fresh bytes).
+    /// Releases the value of leaf entry `i` (its run, or its fresh bytes).
     fn free_value(&mut self, leaf: &mut Node, i: usize) -> Result<()> {
-        match leaf.page().value(self.view, i)? {
-            ValRef::Overflow { page, len } => {
-                self.freed.extend(page..page + run_pages(len as usize));
-            }
-            ValRef::Fresh { index } => leaf.fresh[index] = Vec::new(),
-            ValRef::Inline(_) => {}
+        let value = leaf.page().value(self.view, i)?;
+        if let ValRef::Fresh { index } = value {
+            leaf.fresh[index] = Vec::new();
+        } else if let Some((page, pages)) = value.run_pages() {
+            self.freed.extend(page..page + pages);
         }
         Ok(())
     }
@@ -185,7 +184,10 @@ fn insert_into(
     let (fresh, entry_bytes) = if is_inline(key.len(), value.len()) {
         (None, leaf_entry_bytes(key.len(), value.len()))
     } else {
-        (Some(value.to_vec()), leaf_entry_bytes(key.len(), 8))
+        (
+            Some(value.to_vec()),
+            leaf_entry_bytes(key.len(), RUN_REF_BYTES),
+        )
     };
     let split = insert_entry(node, i, entry_bytes, |n, at| {
         let new_val = match fresh {
