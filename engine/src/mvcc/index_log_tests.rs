@@ -384,8 +384,9 @@ fn check_finds_a_legacy_log_entry_logged_for_another_key() {
 
 /// Goal: a change log holding entries of both layouts (format 2's, keyed by revision alone,
 /// next to format 3's) reads, compacts and checks as one log. Method: rewrite b's entry (rev 3)
-/// in the legacy layout under the raw tables; read it, overwrite b, compact past rev 3 and
-/// check that the legacy entry is gone and nothing else is.
+/// in the legacy layout under the raw tables; compare the whole-store hash with the same
+/// history stored in the current layout; read it, overwrite b, compact past rev 3 and check
+/// that the legacy entry is gone and nothing else is.
 #[test]
 fn a_log_mixing_both_layouts_reads_compacts_and_checks() {
     let dir = tempfile::tempdir().unwrap();
@@ -403,6 +404,19 @@ fn a_log_mixing_both_layouts_reads_compacts_and_checks() {
     })
     .unwrap();
     let engine = Engine::open(&path).unwrap();
+    // The whole-store hash does not see the layout: the same history, all in format 3.
+    let same_dir = tempfile::tempdir().unwrap();
+    let same = same_dir.path().join("db");
+    check_in(&same, |_| {}).unwrap();
+    assert_eq!(
+        engine.read().unwrap().hash_store().unwrap(),
+        Engine::open(&same)
+            .unwrap()
+            .read()
+            .unwrap()
+            .hash_store()
+            .unwrap()
+    );
     let got = engine.read().unwrap().range(&everything()).unwrap();
     assert_eq!(got.kvs.len(), 1);
     assert_eq!(
