@@ -23,6 +23,7 @@
 use std::ops::Bound;
 
 use super::keys::{Revision, REVISION_BYTES};
+use crate::btree::KEY_BYTES_MAX;
 use crate::db::{Table, Tables, WriteTxn};
 use crate::error::Result;
 
@@ -171,7 +172,20 @@ pub(crate) fn value<'a, T: Tables>(
 ) -> Result<&'a [u8]> {
     #[cfg(test)]
     tests::count_value_read();
-    let wanted = tree_key(revision, key);
+    // On the stack: a range returning values does one lookup per value.
+    let mut stack = [0u8; KEY_BYTES_MAX];
+    let heap;
+    let wanted: &[u8] = match stack.get_mut(..REVISION_BYTES + key.len()) {
+        Some(buffer) => {
+            buffer[..REVISION_BYTES].copy_from_slice(&revision.to_bytes());
+            buffer[REVISION_BYTES..].copy_from_slice(key);
+            buffer
+        }
+        None => {
+            heap = [&revision.to_bytes()[..], key].concat();
+            &heap
+        }
+    };
     let missing = || {
         tables.view().corrupt(
             0,
@@ -182,9 +196,10 @@ pub(crate) fn value<'a, T: Tables>(
         )
     };
     let (found_key, found_value) = tables
-        .seek_le(Table::Revisions, &wanted)?
+        .seek_le(Table::Revisions, wanted)?
         .ok_or_else(missing)?;
-    if found_key == wanted.as_slice() {
+    // A key of exactly the revision's bytes is a legacy entry, whatever `key` is.
+    if found_key.len() > REVISION_BYTES && found_key == wanted {
         return Ok(found_value);
     }
     if found_key.get(..REVISION_BYTES) != Some(&wanted[..REVISION_BYTES]) {
