@@ -42,6 +42,16 @@ fn with_run(path: &Path, durability: Durability, then_sync: usize) -> (u64, u64)
         }
         other => panic!("b's value is not in a value run: {other:?}"),
     };
+    drop(read);
+    drop(db);
+    // The control: undamaged, the file opens with b's commit and value whole.
+    let db = Db::open(path).unwrap();
+    assert_eq!(db.shared.torn_commit_discarded, None);
+    let read = db.begin_read();
+    assert_eq!(
+        read.get(Table::Index, b"b").unwrap(),
+        Some(&[0xAB; VALUE_BYTES][..])
+    );
     (run, commit)
 }
 
