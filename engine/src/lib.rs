@@ -4,7 +4,8 @@
 //! Layers, bottom up:
 //! - [`pager`]: the file as 4 KiB pages, two checksummed meta pages, the page allocator and
 //!   the memory map and pwritev (the only `unsafe` code);
-//! - `btree`: copy-on-write B+tree nodes in slotted pages, overflow runs for large values;
+//! - `btree`: copy-on-write B+tree nodes in slotted pages, headerless value runs for large
+//!   values (length and checksum in the leaf entry);
 //! - `db`: tables, read snapshots (`Send`, lock-free), the single writer and its commit;
 //! - `mvcc`: revisions, the key index (records without values), the change log (revision →
 //!   key and value), Range/Put/DeleteRange/Txn, compaction, events, hash;

@@ -1,13 +1,45 @@
 //! Commit-time flush: every owned node (children first) gets a fresh page, every fresh large
-//! value its overflow run. Owned nodes already are page images; flushing fills in child page
-//! ids and overflow pages, seals the checksum and hands the image over without copying it.
+//! value its headerless value run. Owned nodes already are page images; flushing fills in child
+//! page ids and value run references (page and checksum), seals the checksum and hands the
+//! image over without copying it.
 
 use super::node::{Child, Node};
 use super::page::ValRef;
-use crate::pager::{build_run, run_pages, seal, PageKind, View};
+use crate::pager::{build_value_run, seal, value_run_pages, PageKind, View, PAGE_SIZE};
 
-/// Encoded pages to write, as (first page id, bytes of one page or a whole run).
-pub(crate) type PageWrites = Vec<(u64, Vec<u8>)>;
+/// One page or run to write.
+pub(crate) struct PageWrite {
+    /// First page id.
+    pub(crate) page: u64,
+    /// Bytes of one page or a whole run (a multiple of the page size).
+    pub(crate) bytes: Vec<u8>,
+    /// Its checksum (in its header, or for a value run, in the leaf pointing at it).
+    pub(crate) crc: u32,
+    /// A headerless value run: nothing in its bytes says what it is or how long it is.
+    pub(crate) value_run: bool,
+}
+
+impl PageWrite {
+    /// A sealed page or headed run: its checksum is in its header.
+    pub(crate) fn sealed(page: u64, bytes: Vec<u8>) -> PageWrite {
+        let crc = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+        PageWrite {
+            page,
+            bytes,
+            crc,
+            value_run: false,
+        }
+    }
+
+    /// Pages it covers.
+    pub(crate) fn pages(&self) -> u64 {
+        debug_assert!(self.bytes.len().is_multiple_of(PAGE_SIZE));
+        (self.bytes.len() / PAGE_SIZE) as u64
+    }
+}
+
+/// Encoded pages to write.
+pub(crate) type PageWrites = Vec<PageWrite>;
 
 /// Encodes the subtree under `child`, allocating pages with `alloc(n)` (n contiguous pages);
 /// returns the page id of its root.
@@ -37,10 +69,16 @@ fn flush_node(
                     .value(view, i)
                     .expect("owned images are well formed");
                 if let ValRef::Fresh { index } = value {
-                    let bytes = std::mem::take(&mut node.fresh[index]);
-                    let page = alloc(run_pages(bytes.len()));
-                    out.push((page, build_run(page, PageKind::Overflow, &bytes)));
-                    node.set_overflow_page(i, page);
+                    let value = std::mem::take(&mut node.fresh[index]);
+                    let page = alloc(value_run_pages(value.len()));
+                    let (bytes, crc) = build_value_run(page, &value);
+                    out.push(PageWrite {
+                        page,
+                        bytes,
+                        crc,
+                        value_run: true,
+                    });
+                    node.set_value_run(i, page, crc);
                 }
             }
         }
@@ -58,6 +96,6 @@ fn flush_node(
     let page = alloc(1);
     let mut image = node.image.into_vec();
     seal(page, &mut image);
-    out.push((page, image));
+    out.push(PageWrite::sealed(page, image));
     page
 }

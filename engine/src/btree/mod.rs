@@ -29,15 +29,20 @@ pub(crate) const NODE_CAPACITY: usize = PAGE_SIZE - HEADER_SIZE;
 pub(crate) const ENTRY_BYTES_MAX: usize = NODE_CAPACITY / 4;
 /// Largest leaf entry with its value inline (slot included): half a page, so an overfull node
 /// (at most a page and a half) always splits into two that fit (see `write::split_point`).
-/// Larger values go to overflow runs. Half a page keeps Kubernetes objects of 1–2 KB in the
-/// leaf: an overflow run costs a whole page per value and a second page read.
+/// Larger values go to value runs. Half a page keeps Kubernetes objects of 1–2 KB in the
+/// leaf: a value run costs a whole page per value and a second page read.
 pub(crate) const INLINE_ENTRY_BYTES_MAX: usize = NODE_CAPACITY / 2;
 /// Bytes of a leaf entry besides key and stored value: slot u16, key len u16, flags u8, len u32.
 pub(crate) const LEAF_ENTRY_OVERHEAD: usize = 2 + 2 + 1 + 4;
 /// Bytes of a branch entry besides the key: slot u16, key len u16, child page u64.
 pub(crate) const BRANCH_ENTRY_OVERHEAD: usize = 2 + 2 + 8;
-/// Longest key the tree accepts (a leaf entry with an overflow value must stay ≤ a quarter page).
+/// Longest key the tree accepts: a leaf entry with a legacy overflow reference (8 bytes) stays
+/// ≤ a quarter page. Unchanged since format 2, so no stored key becomes too long; the value run
+/// reference of format 3 (12 bytes) takes such an entry 4 bytes past a quarter page, still far
+/// inside the half page every split relies on (asserted below).
 pub const KEY_BYTES_MAX: usize = ENTRY_BYTES_MAX - LEAF_ENTRY_OVERHEAD - 8;
+const _: () =
+    assert!(LEAF_ENTRY_OVERHEAD + KEY_BYTES_MAX + page::RUN_REF_BYTES <= INLINE_ENTRY_BYTES_MAX);
 /// Largest value the tree accepts (etcd's default request limit is 1.5 MiB).
 pub const VALUE_BYTES_MAX: usize = 32 << 20;
 /// Nodes below this many entry bytes try to merge with a sibling after a delete. Half a page:

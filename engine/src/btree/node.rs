@@ -12,8 +12,8 @@
 //! closes its hole at once (a memmove of the entries below it), which keeps that true.
 
 use super::page::{
-    branch_entry_len, leaf_entry_len, PageNode, BRANCH_HEADER, FLAG_FRESH, FLAG_OVERFLOW,
-    LEAF_HEADER,
+    branch_entry_len, leaf_entry_len, PageNode, BRANCH_HEADER, FLAG_FRESH, FLAG_RUN, LEAF_HEADER,
+    RUN_REF_BYTES,
 };
 use super::NODE_CAPACITY;
 use crate::pager::{PageKind, HEADER_SIZE, PAGE_SIZE};
@@ -39,7 +39,8 @@ impl NewVal<'_> {
     fn stored_len(&self) -> usize {
         match self {
             NewVal::Inline(bytes) => bytes.len(),
-            NewVal::Fresh { .. } => 8,
+            // The slot a value run reference takes once the value is written.
+            NewVal::Fresh { .. } => RUN_REF_BYTES,
         }
     }
 }
@@ -212,7 +213,8 @@ impl Node {
                 (0, bytes.len() as u32)
             }
             NewVal::Fresh { index, len } => {
-                entry[rest..].copy_from_slice(&index.to_le_bytes());
+                entry[rest..rest + 8].copy_from_slice(&index.to_le_bytes());
+                entry[rest + 8..].fill(0);
                 (FLAG_FRESH, len)
             }
         };
@@ -278,30 +280,19 @@ impl Node {
         self.image[offset + 2..offset + 10].copy_from_slice(&page.to_le_bytes());
     }
 
-    /// Turns leaf entry `i` (an overflow value) into a fresh value holding `bytes`.
-    pub(crate) fn make_fresh(&mut self, i: usize, bytes: Vec<u8>) {
+    /// Points leaf entry `i` (a fresh value) at the value run it was written to.
+    pub(crate) fn set_value_run(&mut self, i: usize, page: u64, crc: u32) {
         let offset = self.slot(i);
         let key_len = read_u16(&self.image, offset);
         assert_eq!(
             self.image[offset + 2],
-            FLAG_OVERFLOW,
-            "only overflow values turn fresh"
+            FLAG_FRESH,
+            "only fresh values get a run"
         );
-        let index = self.fresh.len() as u64;
-        self.fresh.push(bytes);
         let at = offset + LEAF_HEADER + key_len;
-        self.image[offset + 2] = FLAG_FRESH;
-        self.image[at..at + 8].copy_from_slice(&index.to_le_bytes());
-    }
-
-    /// Points leaf entry `i` (a fresh value) at the overflow run it was written to.
-    pub(crate) fn set_overflow_page(&mut self, i: usize, page: u64) {
-        let offset = self.slot(i);
-        let key_len = read_u16(&self.image, offset);
-        debug_assert_eq!(self.image[offset + 2], FLAG_FRESH);
-        let at = offset + LEAF_HEADER + key_len;
-        self.image[offset + 2] = FLAG_OVERFLOW;
+        self.image[offset + 2] = FLAG_RUN;
         self.image[at..at + 8].copy_from_slice(&page.to_le_bytes());
+        self.image[at + 8..at + RUN_REF_BYTES].copy_from_slice(&crc.to_le_bytes());
     }
 
     /// Moves the entries from `from` on into a new node (a split), keeping their owned

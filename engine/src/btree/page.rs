@@ -5,13 +5,18 @@
 //! slots: count × u16             offset of each entry, in key order
 //! ... free space ...
 //! entries, packed at the end of the page (in any order):
-//!   leaf:   key_len u16 | flags u8 | value_len u32 | key | value, or page u64 (overflow)
+//!   leaf:   key_len u16 | flags u8 | value_len u32 | key | stored value (by flags):
+//!             0 inline:     the value
+//!             1 overflow:   page u64 (a headed run, format 2: read, never written)
+//!             3 value run:  page u64 | crc u32 (a headerless run: the value alone)
 //!   branch: key_len u16 | child page u64 | key
 //! ```
 //!
-//! Leaf flags: 0 inline, 1 overflow run. 2 (fresh: a large value not written yet, the u64 is an
-//! index into the owning node's list) exists only in a write transaction's images; on disk it
-//! is corruption.
+//! A value run keeps its checksum and length here rather than in a page header, so a value of
+//! N bytes takes exactly ceil(N / 4096) pages. Flag 2 (fresh: a large value not written yet,
+//! index u64 into the owning node's list, then 4 unused bytes, the size of the value run
+//! reference it becomes at commit) exists only in a write transaction's images; on disk it is
+//! corruption.
 
 use crate::error::Result;
 use crate::pager::{PageKind, View, HEADER_SIZE, PAGE_SIZE};
@@ -22,13 +27,19 @@ pub(crate) const LEAF_HEADER: usize = 7;
 pub(crate) const BRANCH_HEADER: usize = 10;
 pub(crate) const FLAG_OVERFLOW: u8 = 1;
 pub(crate) const FLAG_FRESH: u8 = 2;
+pub(crate) const FLAG_RUN: u8 = 3;
+/// Stored bytes of a legacy overflow reference (page u64).
+pub(crate) const OVERFLOW_REF_BYTES: usize = 8;
+/// Stored bytes of a value run reference (page u64, crc u32), and of a fresh value's slot.
+pub(crate) const RUN_REF_BYTES: usize = 12;
 
 /// Length of the leaf entry starting at `entry[0]` (a well-formed one: owned images only).
 pub(crate) fn leaf_entry_len(entry: &[u8]) -> usize {
     let key_len = u16::from_le_bytes([entry[0], entry[1]]) as usize;
     let stored = match entry[2] {
         0 => u32::from_le_bytes(entry[3..7].try_into().unwrap()) as usize,
-        _ => 8,
+        FLAG_OVERFLOW => OVERFLOW_REF_BYTES,
+        _ => RUN_REF_BYTES,
     };
     LEAF_HEADER + key_len + stored
 }
@@ -42,14 +53,43 @@ pub(crate) fn branch_entry_len(entry: &[u8]) -> usize {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum ValRef<'a> {
     Inline(&'a [u8]),
+    /// A legacy headed overflow run (format 2).
     Overflow {
         page: u64,
         len: u32,
+    },
+    /// A headerless value run.
+    Run {
+        page: u64,
+        len: u32,
+        crc: u32,
     },
     /// A fresh value of an owned image: index into its node's list.
     Fresh {
         index: usize,
     },
+}
+
+impl ValRef<'_> {
+    /// The pages of the run this value lives in, as (first page, pages), if it has one.
+    pub(crate) fn run_pages(&self) -> Option<(u64, u64)> {
+        match *self {
+            ValRef::Overflow { page, len } => Some((page, crate::pager::run_pages(len as usize))),
+            ValRef::Run { page, len, .. } => {
+                Some((page, crate::pager::value_run_pages(len as usize)))
+            }
+            ValRef::Inline(_) | ValRef::Fresh { .. } => None,
+        }
+    }
+
+    /// Bytes the value takes inside its leaf entry.
+    fn stored_len(&self) -> usize {
+        match self {
+            ValRef::Inline(bytes) => bytes.len(),
+            ValRef::Overflow { .. } => OVERFLOW_REF_BYTES,
+            ValRef::Run { .. } | ValRef::Fresh { .. } => RUN_REF_BYTES,
+        }
+    }
 }
 
 /// A checked, read-only view of a node page.
@@ -215,9 +255,19 @@ impl<'a> PageNode<'a> {
                 let page = u64::from_le_bytes(raw.try_into().unwrap());
                 Ok(ValRef::Overflow { page, len })
             }
+            FLAG_RUN => {
+                let raw = entry
+                    .get(start..start + RUN_REF_BYTES)
+                    .ok_or_else(past_end)?;
+                let page = u64::from_le_bytes(raw[..8].try_into().unwrap());
+                let crc = u32::from_le_bytes(raw[8..].try_into().unwrap());
+                Ok(ValRef::Run { page, len, crc })
+            }
             FLAG_FRESH if self.owned => {
-                let raw = entry.get(start..start + 8).ok_or_else(past_end)?;
-                let index = u64::from_le_bytes(raw.try_into().unwrap()) as usize;
+                let raw = entry
+                    .get(start..start + RUN_REF_BYTES)
+                    .ok_or_else(past_end)?;
+                let index = u64::from_le_bytes(raw[..8].try_into().unwrap()) as usize;
                 Ok(ValRef::Fresh { index })
             }
             other => Err(view.corrupt(self.page, format!("entry {i} has unknown flags {other}"))),
@@ -228,10 +278,9 @@ impl<'a> PageNode<'a> {
     pub(crate) fn entry_bytes(&self, view: &View, i: usize) -> Result<usize> {
         let key_len = self.key(view, i)?.len();
         Ok(match self.kind {
-            PageKind::Leaf => match self.value(view, i)? {
-                ValRef::Inline(bytes) => super::LEAF_ENTRY_OVERHEAD + key_len + bytes.len(),
-                _ => super::LEAF_ENTRY_OVERHEAD + key_len + 8,
-            },
+            PageKind::Leaf => {
+                super::LEAF_ENTRY_OVERHEAD + key_len + self.value(view, i)?.stored_len()
+            }
             _ => super::BRANCH_ENTRY_OVERHEAD + key_len,
         })
     }

@@ -73,11 +73,12 @@ impl<'a> Opened<'a> {
 /// Called for every entry of a scan, in order; returns `false` to stop.
 pub(crate) type Visit<'a, 'f> = &'f mut dyn FnMut(&'a [u8], &'a [u8]) -> Result<bool>;
 
-/// Resolves a leaf value found in a committed page to its bytes (reading the overflow run if
-/// needed).
+/// Resolves a leaf value found in a committed page to its bytes (reading and checking its run
+/// if it has one).
 pub(crate) fn resolve<'a>(view: &'a View, val: ValRef<'a>) -> Result<&'a [u8]> {
     match val {
         ValRef::Inline(bytes) => Ok(bytes),
+        ValRef::Run { page, len, crc } => view.value_run(page, len, crc),
         ValRef::Overflow { page, len } => {
             let bytes = view.run(page, PageKind::Overflow)?;
             if bytes.len() != len as usize {

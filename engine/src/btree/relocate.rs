@@ -1,14 +1,16 @@
 //! Relocation for online defragmentation: find keys whose root-to-leaf path touches a page at
 //! or past a threshold (read-only, on a snapshot), then copy those paths in a write
-//! transaction. Copy-on-write does the moving: every copied node, and every large value read
-//! back as fresh, gets a new page at commit, and the allocator hands out the lowest free pages.
+//! transaction. Copy-on-write does the moving: every copied node, and every large value put
+//! again, gets a new page at commit, and the allocator hands out the lowest free pages. A value
+//! put again is written as a headerless value run, so defragmentation also rewrites legacy
+//! (format 2) overflow runs it moves into the current layout.
 
 use super::node::Child;
-use super::page::{PageNode, ValRef};
+use super::page::PageNode;
 use super::read::resolve;
-use super::write::Cow;
+use super::write::{insert, Cow, NewValue};
 use crate::error::Result;
-use crate::pager::{run_pages, PageKind, View};
+use crate::pager::{PageKind, View};
 
 /// Appends to `out` (up to `limit` keys in all) one key per leaf whose path from `root`
 /// touches a page ≥ `threshold` (node or overflow run); returns whether this subtree had one.
@@ -29,8 +31,8 @@ pub(crate) fn keys_above(
     if node.kind == PageKind::Leaf {
         let mut high = root >= threshold;
         for i in 0..node.count {
-            if let ValRef::Overflow { page, len } = node.value(view, i)? {
-                high |= page + run_pages(len as usize) > threshold;
+            if let Some((page, pages)) = node.value(view, i)?.run_pages() {
+                high |= page + pages > threshold;
             }
         }
         if high {
@@ -61,8 +63,10 @@ fn leftmost_key(view: &View, mut page: u64) -> Result<Vec<u8>> {
     Err(view.corrupt(page, "tree deeper than 64 levels"))
 }
 
-/// Copies every node on the path to `key` (they get new pages at commit) and makes each large
-/// value of the leaf whose run reaches `threshold` fresh (rewritten at commit).
+/// Copies every node on the path to `key` (they get new pages at commit) and puts again each
+/// large value of the leaf whose run reaches `threshold` (rewritten at commit; the old run is
+/// freed by the put). A put rather than an in-place edit: a legacy overflow reference is
+/// smaller than the value run reference that replaces it, so the leaf may have to split.
 pub(crate) fn relocate_path(
     cx: &mut Cow,
     root: &mut Option<Child>,
@@ -77,15 +81,20 @@ pub(crate) fn relocate_path(
         let i = node.page().child_index(cx.view, key)?;
         node = cx.own_child(node, i)?;
     }
+    let mut high = Vec::new();
     for i in 0..node.count() {
-        if let ValRef::Overflow { page, len } = node.page().value(cx.view, i)? {
-            if page + run_pages(len as usize) > threshold {
+        let value = node.page().value(cx.view, i)?;
+        if let Some((page, pages)) = value.run_pages() {
+            if page + pages > threshold {
                 let view: &View = cx.view;
-                let bytes = resolve(view, ValRef::Overflow { page, len })?.to_vec();
-                cx.freed.extend(page..page + run_pages(len as usize));
-                node.make_fresh(i, bytes);
+                let key = node.page().key(view, i)?.to_vec();
+                high.push((key, resolve(view, value)?.to_vec()));
             }
         }
+    }
+    for (key, value) in high {
+        let replaced = insert(cx, root, &key, NewValue::Bytes(&value))?;
+        assert_eq!(replaced, Some(true), "a relocated value replaces itself");
     }
     Ok(())
 }

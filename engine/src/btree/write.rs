@@ -3,11 +3,11 @@
 //! freed by this transaction.
 
 use super::node::{branch_entry_bytes, leaf_entry_bytes, Child, NewVal, Node};
-use super::page::{PageNode, ValRef};
+use super::page::{PageNode, ValRef, RUN_REF_BYTES};
 use super::read::resolve;
 use super::{is_inline, MERGE_BELOW_BYTES, NODE_CAPACITY};
 use crate::error::Result;
-use crate::pager::{run_pages, PageKind, View};
+use crate::pager::{PageKind, View};
 
 /// What a write transaction's tree edits need: the committed snapshot to copy pages from, and
 /// the list of pages this transaction stops referencing.
@@ -43,14 +43,13 @@ impl Cow<'_> {
         Ok(node)
     }
 
-    /// Releases the value of leaf entry `i` (its overflow run, or its fresh bytes).
+    /// Releases the value of leaf entry `i` (its run, or its fresh bytes).
     fn free_value(&mut self, leaf: &mut Node, i: usize) -> Result<()> {
-        match leaf.page().value(self.view, i)? {
-            ValRef::Overflow { page, len } => {
-                self.freed.extend(page..page + run_pages(len as usize));
-            }
-            ValRef::Fresh { index } => leaf.fresh[index] = Vec::new(),
-            ValRef::Inline(_) => {}
+        let value = leaf.page().value(self.view, i)?;
+        if let ValRef::Fresh { index } = value {
+            leaf.fresh[index] = Vec::new();
+        } else if let Some((page, pages)) = value.run_pages() {
+            self.freed.extend(page..page + pages);
         }
         Ok(())
     }
@@ -106,13 +105,32 @@ pub(crate) fn insert(
         let Some(Child::Dirty(left)) = root.take() else {
             unreachable!("the root an insert went through is owned");
         };
-        let separator = right.key(0).to_vec();
+        let separator = separator(&left, &right);
         let mut branch = Node::new(PageKind::Branch);
         branch.insert_branch(0, &[], 0, Some(left));
         branch.insert_branch(1, &separator, 0, Some(Box::new(right)));
         *root = Some(Child::Dirty(Box::new(branch)));
     }
     Ok(Some(replaced))
+}
+
+/// The key a parent stores for `right`, the new right half of a split whose left half is
+/// `left`. Between leaves: the shortest prefix of right's first key that still sorts above
+/// left's last key (suffix truncation). Every key of left is below it and every key of right at
+/// or above it, which is all a separator must say, and short separators keep branches wide:
+/// the change log's keys carry a user key after 16 revision bytes, but its separators need at
+/// most those 16. A branch's first key is itself a separator (its subtree may hold keys below
+/// it, above left's last one), so between branches it is used whole.
+fn separator(left: &Node, right: &Node) -> Vec<u8> {
+    let first = right.key(0);
+    if right.kind != PageKind::Leaf || left.is_empty() {
+        return first.to_vec();
+    }
+    let last = left.key(left.count() - 1);
+    assert!(last < first, "the halves of a split are in key order");
+    // `last < first`: they differ at `common`, or `last` is a proper prefix of `first`.
+    let common = last.iter().zip(first).take_while(|(a, b)| a == b).count();
+    first[..common + 1].to_vec()
 }
 
 /// Index of the first key ≥ `key` in an owned node, trying the end first: appends (the change
@@ -150,7 +168,10 @@ fn insert_into(
         let Some(right) = split else {
             return Ok(Some((replaced, None)));
         };
-        let separator = right.key(0).to_vec();
+        let left = node.children[i]
+            .as_ref()
+            .expect("the child just split is owned");
+        let separator = separator(left, &right);
         let split = insert_entry(node, i + 1, branch_entry_bytes(separator.len()), |n, at| {
             n.insert_branch(at, &separator, 0, Some(Box::new(right)))
         });
@@ -185,7 +206,10 @@ fn insert_into(
     let (fresh, entry_bytes) = if is_inline(key.len(), value.len()) {
         (None, leaf_entry_bytes(key.len(), value.len()))
     } else {
-        (Some(value.to_vec()), leaf_entry_bytes(key.len(), 8))
+        (
+            Some(value.to_vec()),
+            leaf_entry_bytes(key.len(), RUN_REF_BYTES),
+        )
     };
     let split = insert_entry(node, i, entry_bytes, |n, at| {
         let new_val = match fresh {

@@ -4,7 +4,8 @@
 //! tests call.
 
 use super::Shared;
-use crate::btree::page::{PageNode, ValRef};
+use crate::btree::page::PageNode;
+use crate::btree::read::resolve;
 use crate::error::{Error, Result};
 use crate::pager::meta::Meta;
 use crate::pager::{run_pages, PageKind, View};
@@ -14,7 +15,7 @@ use crate::pager::{run_pages, PageKind, View};
 pub struct CheckReport {
     /// Pages in the file's used area (meta pages included).
     pub pages_total: u64,
-    /// Pages reachable from the meta (tree nodes, overflow runs, the free-list run).
+    /// Pages reachable from the meta (tree nodes, value runs, the free-list run).
     pub pages_reachable: u64,
     /// Pages free for reuse now.
     pub pages_free: u64,
@@ -69,13 +70,12 @@ impl Walk<'_> {
                 self.node(node.child(self.view, i)?, depth + 1)?;
             } else {
                 self.report.entries += 1;
-                if let ValRef::Overflow { page: run, len } = node.value(self.view, i)? {
-                    let bytes = self.view.run(run, PageKind::Overflow)?;
-                    if bytes.len() != len as usize {
-                        return Err(self.view.corrupt(run, "overflow length mismatch"));
-                    }
-                    self.claim(run, run_pages(len as usize), "overflow")?;
-                    self.report.pages_reachable += run_pages(len as usize);
+                let value = node.value(self.view, i)?;
+                if let Some((run, pages)) = value.run_pages() {
+                    // Reads the run: checks its checksum and (legacy runs) its length.
+                    resolve(self.view, value)?;
+                    self.claim(run, pages, "value run")?;
+                    self.report.pages_reachable += pages;
                 }
             }
         }

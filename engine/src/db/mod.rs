@@ -12,6 +12,8 @@ pub mod write;
 mod layout_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod value_run_tests;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use super::{Db, Published, Shared, WriterState};
 use crate::error::{Error, Result};
 use crate::pager::file::DataFile;
-use crate::pager::freelist::{decode_commit_record, FreeList};
+use crate::pager::freelist::{decode_commit_record, FreeList, Written};
 use crate::pager::mapping::Mapping;
-use crate::pager::meta::{Meta, FORMAT_VERSION};
-use crate::pager::{checksum, run_pages, PageKind, View, PAGE_SIZE, RUN_BYTES_MAX};
+use crate::pager::meta::{Meta, FORMAT_VERSION, FORMAT_VERSION_MIN};
+use crate::pager::{checksum, run_checksum, run_pages, PageKind, View, PAGE_SIZE, RUN_BYTES_MAX};
 
 /// Address space reserved up front; the file can grow this far without a new mapping.
 const RESERVE_BYTES_MIN: u64 = 16 << 30;
@@ -141,14 +141,14 @@ fn metas_newest_first(file: &DataFile) -> Result<Vec<(u64, Meta)>> {
         if let Some(other) = pages
             .iter()
             .filter_map(|page| Meta::declared_format(page))
-            .find(|&format| format != FORMAT_VERSION)
+            .find(|format| !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(format))
         {
             return Err(Error::BadFile {
                 path: file.path.to_path_buf(),
                 reason: format!(
-                    "it is in format version {other}; this build reads only format version \
-                     {FORMAT_VERSION}, and there is no migration (start from an empty data \
-                     directory)"
+                    "it is in format version {other}; this build writes format version \
+                     {FORMAT_VERSION} and also reads format version {FORMAT_VERSION_MIN}, and \
+                     there is no migration from it (start from an empty data directory)"
                 ),
             });
         }
@@ -208,17 +208,34 @@ fn load_commit(
     }
     let (free, written) = decode_commit_record(bytes, meta.page_count)
         .map_err(|reason| view.corrupt(meta.freelist_page, reason))?;
-    for (page, crc) in written {
-        verify_written(file, &view, page, crc)?;
+    for written in written {
+        verify_written(file, &view, written)?;
     }
     Ok(FreeList::from_free(free))
 }
 
 /// Checks one page (or run) the newest commit wrote: content against its own checksum, and
 /// that checksum against the commit record (a stale older version has a valid checksum of its
-/// own, so only the record can tell a lost write). Read with pread, not through the mapping:
-/// faulting pages in would map their neighbours too and inflate RSS at open.
-fn verify_written(file: &DataFile, view: &View, page: u64, crc: u32) -> Result<()> {
+/// own, so only the record can tell a lost write). A headerless value run has no checksum of
+/// its own on disk: the record's (the one its leaf holds) is the only one. Read with pread, not
+/// through the mapping: faulting pages in would map their neighbours too and inflate RSS at
+/// open.
+fn verify_written(file: &DataFile, view: &View, written: Written) -> Result<()> {
+    let Written {
+        page,
+        crc,
+        value_run_pages,
+    } = written;
+    if value_run_pages > 0 {
+        let bytes = file.read_pages(page, u64::from(value_run_pages))?;
+        if run_checksum(page, &bytes) != crc {
+            return Err(view.corrupt(
+                page,
+                "value run is not the version its commit wrote (write lost)",
+            ));
+        }
+        return Ok(());
+    }
     let first = file.read_pages(page, 1)?;
     let bytes = if first[4] == PageKind::Overflow as u8 {
         let data_len = u64::from_le_bytes(first[8..16].try_into().unwrap());

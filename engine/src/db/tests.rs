@@ -1,5 +1,5 @@
 //! Model-based test of the B+tree and pager alone: random inserts, overwrites, deletes (single
-//! and in bulk, to force splits and merges over several levels), large values in overflow runs,
+//! and in bulk, to force splits and merges over several levels), large values in value runs,
 //! commits, aborts, reopens and pinned readers, against a `BTreeMap`. After every commit the
 //! whole file's page accounting is checked: nothing leaked, nothing referenced twice.
 

@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
 use super::{Shared, Table, Tables, WriterState};
-use crate::btree::flush::{flush, PageWrites};
+use crate::btree::flush::{flush, PageWrite, PageWrites};
 use crate::btree::node::Child;
 use crate::btree::read::NodeRef;
 use crate::btree::relocate::relocate_path;
@@ -236,11 +236,10 @@ impl<'a> WriteTxn<'a> {
                     root.map_or(0, |child| flush(&self.view, child, &mut alloc, &mut writes));
             }
         }
-        for (page, bytes) in &writes {
-            let crc = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+        for write in &writes {
             writer
                 .freelist
-                .add_written(*page, (bytes.len() / PAGE_SIZE) as u64, crc);
+                .add_written(write.page, write.pages(), write.crc, write.value_run);
         }
 
         let mut freed = std::mem::take(&mut self.freed);
@@ -273,9 +272,9 @@ impl<'a> WriteTxn<'a> {
                 writer.freelist.give_back(page..page + run_len);
                 run_len = run_pages(bytes.len()) + 1;
             };
-            let record = build_run(page, PageKind::FreeList, &bytes);
-            let crc = u32::from_le_bytes(record[0..4].try_into().unwrap());
-            writes.push((page, record));
+            let record = PageWrite::sealed(page, build_run(page, PageKind::FreeList, &bytes));
+            let crc = record.crc;
+            writes.push(record);
             (page, crc)
         } else {
             // Readers ignore the record; naming the durable one keeps its pages accounted for.
@@ -366,7 +365,7 @@ impl<'a> WriteTxn<'a> {
         // (growing by a fraction of the file instead meant ~100 ms of zeros in one commit at
         // 1 GiB), and zeros are written only shortly before data overwrites them, so a
         // growing file does not write every page to disk twice.
-        let written: u64 = writes.iter().map(|(_, bytes)| bytes.len() as u64).sum();
+        let written: u64 = writes.iter().map(|write| write.bytes.len() as u64).sum();
         let grown = if file_len < needed {
             needed + written.max(GROW_BYTES_MIN)
         } else {
@@ -387,17 +386,17 @@ impl<'a> WriteTxn<'a> {
                 })?,
             );
         }
-        writes.sort_unstable_by_key(|(page, _)| *page);
+        writes.sort_unstable_by_key(|write| write.page);
         // Pages that follow each other in the file go out in one pwritev, straight from their
         // buffers.
         let mut run: Vec<&[u8]> = Vec::new();
         let mut run_start = 0;
         let mut run_end = 0;
-        for (i, (page, bytes)) in writes.iter().enumerate() {
+        for (i, write) in writes.iter().enumerate() {
             if lose_one && i == 0 {
                 continue; // simulate a page the disk never persisted
             }
-            let (page, pages) = (*page, (bytes.len() / PAGE_SIZE) as u64);
+            let (page, pages, bytes) = (write.page, write.pages(), &write.bytes);
             assert!(
                 page >= 2 && page + pages <= page_count,
                 "write outside the new snapshot"
@@ -423,9 +422,9 @@ impl<'a> WriteTxn<'a> {
         }
         // What was just written is what was sealed: readers of the new snapshot need not
         // checksum it again (a reopened file starts with nothing verified).
-        for (i, (page, _)) in writes.iter().enumerate() {
+        for (i, write) in writes.iter().enumerate() {
             if !(lose_one && i == 0) {
-                mapping.mark_verified(*page);
+                mapping.mark_verified(write.page);
             }
         }
         if crash_point::reached(crash_point::AFTER_PAGES) {

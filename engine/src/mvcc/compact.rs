@@ -96,12 +96,12 @@ pub(crate) fn step(
     for (rev, key) in &batch {
         let encoded = encode_user_key(key);
         if is_dropped(&*txn, &encoded, *rev, compacted)? {
-            doomed.push((*rev, encoded));
+            doomed.push((*rev, key, encoded));
         }
     }
-    for (rev, encoded) in doomed {
+    for (rev, key, encoded) in doomed {
         txn.delete(Table::Index, &index_key(&encoded, rev))?;
-        txn.delete(Table::Revisions, &rev.to_bytes())?;
+        log::delete(txn, rev, key)?;
     }
     let done = batch.len() < budget;
     state.compact_cursor = match batch.last() {

@@ -11,7 +11,7 @@
 use std::ops::Bound;
 
 use super::compact::is_dropped;
-use super::keys::{encode_user_key, index_key, Revision};
+use super::keys::{encode_user_key, index_key, Revision, REVISION_BYTES};
 use super::log::{self, Entry};
 use super::read::resolve_revision;
 use super::types::HashKv;
@@ -64,7 +64,10 @@ pub(crate) fn hash_kv<T: Tables>(
 /// (which skips its consistent index), it skips what is local progress rather than data: the
 /// applied raft index and the cursor of a compaction still running. Unlike HashKV it hashes the
 /// tables as stored, so its result changes with the file format (format 2 moved values from the
-/// key index into the change log); members on one format agree.
+/// key index into the change log); members on one format agree. Change log entries are hashed
+/// in the format 3 layout whichever layout they are stored in: a member upgraded from format 2
+/// holds legacy entries for the revisions it applied before the upgrade, and its peers hold the
+/// same revisions in either layout depending on when they were upgraded.
 pub(crate) fn hash_store<T: Tables>(tables: &T) -> Result<u32> {
     use super::state::{APPLIED_INDEX, COMPACT_CURSOR};
     let mut hasher = crc32fast::Hasher::new();
@@ -80,6 +83,16 @@ pub(crate) fn hash_store<T: Tables>(tables: &T) -> Result<u32> {
                     return Ok(true);
                 }
                 hasher.update(&[table as u8]);
+                if table == Table::Revisions {
+                    let (revision, entry) = log::parse(tables, k, v)?;
+                    let key_len = REVISION_BYTES + entry.key.len();
+                    hasher.update(&(key_len as u32).to_le_bytes());
+                    hasher.update(&revision.to_bytes());
+                    hasher.update(entry.key);
+                    hasher.update(&(entry.value.len() as u32).to_le_bytes());
+                    hasher.update(entry.value);
+                    return Ok(true);
+                }
                 hasher.update(&(k.len() as u32).to_le_bytes());
                 hasher.update(k);
                 hasher.update(&(v.len() as u32).to_le_bytes());

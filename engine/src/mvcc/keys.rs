@@ -5,7 +5,8 @@
 //! and keeps every revision of a key adjacent and in revision order: a range over user keys is a
 //! range over index keys, and "newest revision ≤ R of key k" is one reverse seek.
 //!
-//! Revisions table (change log) key: `main u64 BE ++ sub u64 BE`; its value is in `mvcc::log`.
+//! Revisions table (change log) key: `main u64 BE ++ sub u64 BE ++ user key` (format 2: the
+//! revision alone); see `mvcc::log`.
 
 use crate::btree::KEY_BYTES_MAX;
 use crate::error::{Error, Result};

@@ -150,11 +150,7 @@ impl<'t, 'a> Writer<'t, 'a> {
             (Some(prev), true) => prev.value.clone(),
             _ => request.value.clone(),
         };
-        self.txn.put(
-            Table::Revisions,
-            &revision.to_bytes(),
-            &log::encode(&request.key, &value),
-        )?;
+        log::put(self.txn, revision, &request.key, &value)?;
         let kv = KeyValue {
             key: request.key.clone(),
             create_revision: record.create_revision,
@@ -210,11 +206,7 @@ impl<'t, 'a> Writer<'t, 'a> {
                 &index_key(&encoded, revision),
                 &Record::TOMBSTONE.encode(),
             )?;
-            self.txn.put(
-                Table::Revisions,
-                &revision.to_bytes(),
-                &log::encode(&prev.key, &[]),
-            )?;
+            log::put(self.txn, revision, &prev.key, &[])?;
             if prev.lease != 0 {
                 lease::detach(self.txn, prev.lease, &prev.key)?;
             }
@@ -269,11 +261,7 @@ impl<'t, 'a> Writer<'t, 'a> {
             &record.encode(),
         )?;
         let value: &[u8] = if tombstone { &[] } else { &kv.value };
-        self.txn.put(
-            Table::Revisions,
-            &revision.to_bytes(),
-            &log::encode(&kv.key, value),
-        )?;
+        log::put(self.txn, revision, &kv.key, value)?;
         let prev_lease = prev.map_or(0, |r| r.lease);
         if prev_lease != record.lease {
             if prev_lease != 0 {

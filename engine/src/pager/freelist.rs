@@ -31,9 +31,10 @@ pub(crate) struct FreeList {
     held: BTreeMap<u64, Vec<u64>>,
     /// Every page allocated since the durable meta (all pages of a run).
     fresh: HashSet<u64>,
-    /// First page → checksum of every page or run written since the durable meta and still in
-    /// use: what the next durable commit record lists for open to verify.
-    written: BTreeMap<u64, u32>,
+    /// First page → (checksum, value run pages or 0) of every page or run written since the
+    /// durable meta and still in use: what the next durable commit record lists for open to
+    /// verify.
+    written: BTreeMap<u64, (u32, u32)>,
 }
 
 impl FreeList {
@@ -57,13 +58,19 @@ impl FreeList {
         }
     }
 
-    /// Records a page or run (`pages` long, checksum `crc`) written by the commit being built.
-    pub(crate) fn add_written(&mut self, page: u64, pages: u64, crc: u32) {
+    /// Records a page or run (`pages` long, checksum `crc`) written by the commit being built;
+    /// `value_run`: a headerless value run, whose length the commit record must carry.
+    pub(crate) fn add_written(&mut self, page: u64, pages: u64, crc: u32, value_run: bool) {
         for p in page..page + pages {
             let fresh = self.fresh.insert(p);
             assert!(fresh, "page {p} written twice since the last sync");
         }
-        self.written.insert(page, crc);
+        let run_pages = if value_run {
+            u32::try_from(pages).expect("a value run is at most RUN_BYTES_MAX")
+        } else {
+            0
+        };
+        self.written.insert(page, (crc, run_pages));
     }
 
     /// Records pages freed by commit `txn_id`: fresh ones wait only for readers, the others
@@ -90,9 +97,16 @@ impl FreeList {
         }
     }
 
-    /// (first page, checksum) of every page or run written since the durable meta and in use.
+    /// Every page or run written since the durable meta and in use.
     pub(crate) fn written_since_durable(&self) -> Vec<Written> {
-        self.written.iter().map(|(&p, &c)| (p, c)).collect()
+        self.written
+            .iter()
+            .map(|(&page, &(crc, value_run_pages))| Written {
+                page,
+                crc,
+                value_run_pages,
+            })
+            .collect()
     }
 
     /// Takes the lowest free page, if any.
@@ -189,21 +203,38 @@ impl FreeList {
 }
 
 /// One page (or run) written by a commit, with the checksum it must have on disk.
-pub(crate) type Written = (u64, u32);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) page: u64,
+    pub(crate) crc: u32,
+    /// Pages of a headerless value run (nothing on disk says how long it is); 0 for a page or
+    /// a headed run, which describe themselves.
+    pub(crate) value_run_pages: u32,
+}
 
-/// Serialises a commit record: the free runs, then the pages this commit wrote:
-/// `runs u64, (start u64, len u32)*, written u64, (page u64, crc u32)*`.
+/// Serialises a commit record: the free runs, the pages this commit wrote, then the lengths of
+/// those that are headerless value runs:
+/// `runs u64, (start u64, len u32)*, written u64, (page u64, crc u32)*,
+///  value_runs u64, (page u64, pages u32)*`.
+/// The last section is new in format 3. A format 2 record ends after the written pages, and the
+/// run holding it is zero-padded, so reading it finds no value runs (count 0, or no bytes).
 pub(crate) fn encode_commit_record(runs: &[(u64, u32)], written: &[Written]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + (runs.len() + written.len()) * 12);
+    let value_runs: Vec<&Written> = written.iter().filter(|w| w.value_run_pages > 0).collect();
+    let mut out = Vec::with_capacity(24 + (runs.len() + written.len() + value_runs.len()) * 12);
     out.extend_from_slice(&(runs.len() as u64).to_le_bytes());
     for (start, len) in runs {
         out.extend_from_slice(&start.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
     }
     out.extend_from_slice(&(written.len() as u64).to_le_bytes());
-    for (page, crc) in written {
-        out.extend_from_slice(&page.to_le_bytes());
-        out.extend_from_slice(&crc.to_le_bytes());
+    for w in written {
+        out.extend_from_slice(&w.page.to_le_bytes());
+        out.extend_from_slice(&w.crc.to_le_bytes());
+    }
+    out.extend_from_slice(&(value_runs.len() as u64).to_le_bytes());
+    for w in value_runs {
+        out.extend_from_slice(&w.page.to_le_bytes());
+        out.extend_from_slice(&w.value_run_pages.to_le_bytes());
     }
     out
 }
@@ -245,7 +276,24 @@ pub(crate) fn decode_commit_record(
         if page < 2 || page >= page_count {
             return Err(format!("written page {page} outside 2..{page_count}"));
         }
-        written.push((page, u32_of(entry)));
+        written.push(Written {
+            page,
+            crc: u32_of(entry),
+            value_run_pages: 0,
+        });
+    }
+    // A format 2 record may fill its run exactly: no bytes left means no value runs.
+    let value_runs = take(8).map_or(0, u64_of);
+    for _ in 0..value_runs {
+        let entry = take(12)?;
+        let (page, pages) = (u64_of(entry), u32_of(entry));
+        let listed = written
+            .binary_search_by_key(&page, |w| w.page)
+            .map_err(|_| format!("value run {page} is not among the written pages"))?;
+        if pages == 0 || page.saturating_add(u64::from(pages)) > page_count {
+            return Err(format!("value run {page}+{pages} outside 2..{page_count}"));
+        }
+        written[listed].value_run_pages = pages;
     }
     Ok((free, written))
 }

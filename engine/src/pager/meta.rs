@@ -14,10 +14,19 @@ use super::PAGE_SIZE;
 pub(crate) const TABLE_SLOTS: usize = 8;
 
 const MAGIC: &[u8; 8] = b"BASALTDB";
-/// The on-disk format this build reads and writes. 1: the key index held each revision's value
-/// inline. 2: the key index holds record headers only; values live in the change log
-/// (`mvcc::log`). There is no migration between formats.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The on-disk format this build writes. 1: the key index held each revision's value inline.
+/// 2: the key index holds record headers only; values live in the change log (`mvcc::log`),
+/// large ones in headed overflow runs. 3: large values live in headerless value runs (length
+/// and checksum in the leaf, `btree::page`), and the change log keys each entry by revision
+/// and user key so its value is the user's value alone (`mvcc::log`): a 4 KiB value takes one
+/// page instead of two.
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The oldest format this build opens. Format 2 files are read in both layouts, with no
+/// migration step: their records keep the format 2 layout until rewritten (a new revision, a
+/// compaction, a defragmentation moving them), new writes use format 3. The first commit
+/// marks the file format 3, after which a format 2 build refuses it (it could not read the
+/// new records). There is no path from format 1.
+pub(crate) const FORMAT_VERSION_MIN: u32 = 2;
 const CRC_OFFSET: usize = PAGE_SIZE - 4;
 
 /// What one committed transaction published.
@@ -97,9 +106,10 @@ impl Meta {
         if &page[0..8] != MAGIC {
             return Err("bad magic".into());
         }
-        if u32_at(8) != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&u32_at(8)) {
             return Err(format!(
-                "format version {} (this build reads format version {FORMAT_VERSION})",
+                "format version {} (this build reads format versions {FORMAT_VERSION_MIN} to \
+                 {FORMAT_VERSION})",
                 u32_at(8)
             ));
         }

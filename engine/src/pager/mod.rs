@@ -1,8 +1,12 @@
 //! The bottom layer: the data file as an array of 4 KiB pages.
 //!
 //! Layout: page 0 and page 1 are the two meta pages ([`meta`]); every other page is a B+tree
-//! node, the first page of an overflow run (a large value), or the first page of the free-list
-//! run. Each non-meta page starts with a 16-byte header:
+//! node, a page of a value run (a large value), or the first page of the free-list run (or of
+//! a legacy overflow run, format 2). A value run is the value's bytes alone, zero-padded to
+//! whole pages, with no header: its length and checksum live in the leaf entry that points at
+//! it (see `btree::page`), so a 4 KiB value takes exactly one page. Its checksum,
+//! [`run_checksum`], covers the page id and every byte of its pages. Each other non-meta page
+//! starts with a 16-byte header:
 //!
 //! ```text
 //! 0..4   crc32 of (page id as u64 LE ++ bytes 4..end of the page or run)
@@ -40,6 +44,7 @@ pub(crate) const HEADER_SIZE: usize = 16;
 pub(crate) enum PageKind {
     Leaf = 1,
     Branch = 2,
+    /// A headed overflow run (format 2 only; format 3 writes headerless value runs).
     Overflow = 3,
     FreeList = 4,
 }
@@ -68,6 +73,30 @@ pub(crate) fn checksum(page: u64, bytes: &[u8]) -> u32 {
 pub(crate) fn seal(page: u64, bytes: &mut [u8]) {
     let crc = checksum(page, bytes);
     bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The checksum of a headerless value run stored at `page`: every byte of its pages (value
+/// and zero padding), with the page id mixed in as for headed pages.
+pub(crate) fn run_checksum(page: u64, bytes: &[u8]) -> u32 {
+    debug_assert!(bytes.len().is_multiple_of(PAGE_SIZE));
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&page.to_le_bytes());
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
+/// Pages of a headerless value run holding `len` bytes.
+pub(crate) fn value_run_pages(len: usize) -> u64 {
+    len.div_ceil(PAGE_SIZE).max(1) as u64
+}
+
+/// Builds a headerless value run holding `data` (zero-padded to whole pages) for `page`;
+/// returns its bytes and checksum.
+pub(crate) fn build_value_run(page: u64, data: &[u8]) -> (Vec<u8>, u32) {
+    let mut bytes = vec![0u8; value_run_pages(data.len()) as usize * PAGE_SIZE];
+    bytes[..data.len()].copy_from_slice(data);
+    let crc = run_checksum(page, &bytes);
+    (bytes, crc)
 }
 
 /// Pages needed for a run holding `data_len` bytes after the header.
@@ -145,7 +174,23 @@ impl View {
         Ok((kind, bytes))
     }
 
-    /// The data bytes of the run (overflow value or free list) starting at `page`.
+    /// The `len` bytes of the headerless value run at `page` whose checksum is `crc` (both
+    /// from the leaf entry pointing at it).
+    pub(crate) fn value_run(&self, page: u64, len: u32, crc: u32) -> Result<&[u8]> {
+        if u64::from(len) > RUN_BYTES_MAX {
+            return Err(self.corrupt(page, format!("value run length {len} is implausible")));
+        }
+        let bytes = self.raw(page, value_run_pages(len as usize))?;
+        if !self.mapping.is_verified(page) {
+            if run_checksum(page, bytes) != crc {
+                return Err(self.corrupt(page, "value run checksum mismatch"));
+            }
+            self.mapping.mark_verified(page);
+        }
+        Ok(&bytes[..len as usize])
+    }
+
+    /// The data bytes of the run (legacy overflow value or free list) starting at `page`.
     pub(crate) fn run(&self, page: u64, kind: PageKind) -> Result<&[u8]> {
         let first = self.raw(page, 1)?;
         if PageKind::from_byte(first[4]) != Some(kind) {
