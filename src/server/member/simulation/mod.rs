@@ -6,24 +6,30 @@
 //! tickers), `network` (loss, delay, reordering, duplicates, partitions), `disk` (WAL-shaped
 //! log with group fdatasync, stalls, torn writes on crash), `kv` (the state machine),
 //! `member` (node + disk + state machine + the Ready handling), `client` (operations and
-//! their history), `linearizability` (the checker), `world` (the event loop, the faults and
-//! the checks). The tests below are the suites: many seeds of 3 and of 5 members under every
-//! fault, and the slow-disk scenario of etcd #7970.
+//! their history), `linearizability` (the checker), `cluster` (the state machine's
+//! membership table), `snapshot` (a snapshot transfer and its install rules),
+//! `reconfiguration` (the operator's membership changes), `world` (the event loop, the faults
+//! and the checks). The tests below are the suites: many seeds of 3 and of 5 members under
+//! every fault (logs compacted, lagging members caught up by snapshot), 3 members whose
+//! membership changes under faults, and the slow-disk scenario of etcd #7970.
 
 mod client;
 mod clock;
+mod cluster;
 mod disk;
 mod kv;
 mod linearizability;
 mod member;
 mod network;
+mod reconfiguration;
 mod rng;
+mod snapshot;
 mod world;
 
 use std::ops::Range;
 
 use clock::{Micros, TICK};
-use world::{Scenario, World};
+use world::{Scenario, Tally, World};
 
 /// The seeds to run: `BASALT_SIM_SEED=N` replays one, `BASALT_SIM_SEEDS=N` soaks N from the
 /// start of `default`, otherwise `default`.
@@ -58,38 +64,82 @@ fn faulty(members: usize) -> Scenario {
         faults_until: 1_500_000,
         writes_until: 2_500_000,
         settle_by: 10_000_000,
+        reconfigure: false,
     }
 }
 
 /// 5-member seeds start here, so their soak never repeats the 3-member seeds.
 const FIVE_MEMBER_SEEDS: u64 = 1 << 32;
 
-/// Runs the faulty scenario with `members` for every seed. A seed may acknowledge few writes
-/// (without pre-vote, a member with a stale log can win every election race for a while and
-/// keep the others from leading: raft's liveness, not a fault), so the check that the
-/// simulation is not vacuous is over many seeds together.
-fn run_faulty(members: usize, seeds: Range<u64>) {
+/// Runs `scenario` for every seed. A seed may acknowledge few writes (without pre-vote, a
+/// member with a stale log can win every election race for a while and keep the others from
+/// leading: raft's liveness, not a fault), so the check that the simulation is not vacuous is
+/// over many seeds together; returns what the seeds exercised.
+fn run_scenario(scenario: Scenario, seeds: Range<u64>) -> Tally {
     let count = seeds.end - seeds.start;
     let acknowledged = std::cell::Cell::new(0u64);
+    let tally = std::cell::Cell::new(Tally::default());
     for_each_seed(seeds, |seed| {
-        let world = World::new(seed, faulty(members)).run_and_check();
+        let world = World::new(seed, scenario).run_and_check();
         acknowledged.set(acknowledged.get() + world.history.acknowledged.len() as u64);
+        let (mut sum, run) = (tally.get(), world.tally);
+        sum.compactions += run.compactions;
+        sum.snapshots_installed += run.snapshots_installed;
+        sum.snapshots_refused += run.snapshots_refused;
+        sum.membership_changes += run.membership_changes;
+        tally.set(sum);
     });
     assert!(
         count < 100 || acknowledged.get() >= 20 * count,
         "only {} writes acknowledged over {count} seeds",
         acknowledged.get()
     );
+    let tally = tally.get();
+    eprintln!(
+        "{count} seeds of {} members: {} writes acknowledged, {tally:?}",
+        scenario.members,
+        acknowledged.get()
+    );
+    assert!(
+        count < 100
+            || (tally.compactions >= count
+                && tally.snapshots_installed >= count / 10
+                && tally.snapshots_refused > 0),
+        "the seeds hardly compacted or caught up by snapshot: {tally:?}"
+    );
+    tally
 }
 
 #[test]
 fn three_members_keep_every_acknowledged_write_and_stay_linearizable_under_faults() {
-    run_faulty(3, seeds(0..1_500));
+    run_scenario(faulty(3), seeds(0..1_500));
 }
 
 #[test]
 fn five_members_keep_every_acknowledged_write_and_stay_linearizable_under_faults() {
-    run_faulty(5, seeds(FIVE_MEMBER_SEEDS..FIVE_MEMBER_SEEDS + 800));
+    run_scenario(faulty(5), seeds(FIVE_MEMBER_SEEDS..FIVE_MEMBER_SEEDS + 800));
+}
+
+/// Reconfiguration seeds start here, apart from the others.
+const RECONFIGURATION_SEEDS: u64 = 2 << 32;
+
+/// An operator adds a learner (it catches up by log or by snapshot), promotes it once the
+/// leader finds it in sync, removes voters (the leader too) and adds one, while clients write
+/// and every fault happens; the checks of every run hold, and agreement covers every member of
+/// the final membership.
+#[test]
+fn membership_changes_under_faults_keep_every_acknowledged_write() {
+    let scenario = Scenario {
+        reconfigure: true,
+        ..faulty(3)
+    };
+    let seeds = seeds(RECONFIGURATION_SEEDS..RECONFIGURATION_SEEDS + 600);
+    let count = seeds.end - seeds.start;
+    let tally = run_scenario(scenario, seeds);
+    assert!(
+        count < 100 || tally.membership_changes >= 3 * count,
+        "the seeds hardly changed the membership: {tally:?}"
+    );
 }
 
 #[test]
@@ -122,6 +172,7 @@ fn stalled_follower_disks_cause_no_election() {
             faults_until: 0,
             writes_until: 3_000_000,
             settle_by: 10_000_000,
+            reconfigure: false,
         };
         let mut world = World::new(seed, scenario);
         world.run_until(600_000, |_| {});
