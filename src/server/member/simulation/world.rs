@@ -89,6 +89,11 @@ enum Event {
     },
     /// The operator's next look at the membership.
     Reconfigure,
+    /// A crash of this life of a member (one installing a snapshot), then a restart.
+    Crash {
+        member: usize,
+        incarnation: u64,
+    },
 }
 
 /// A member slot: up, down with what survived its crash, or gone for good after applying its
@@ -432,6 +437,16 @@ impl World {
                 self.pump(leader);
             }
             Event::Reconfigure => self.reconfigure(),
+            Event::Crash {
+                member,
+                incarnation,
+            } => {
+                if incarnation == self.incarnations[member] && self.member(member).is_some() {
+                    self.crash(member);
+                    let down_for = self.rng.between(10_000, 300_000);
+                    self.schedule(down_for, Event::Restart(member));
+                }
+            }
         }
     }
 
@@ -508,6 +523,17 @@ impl World {
         let incarnation = self.incarnations[index];
         let stalled_until = self.member(index).expect("up").disk.stalled_until;
         let commit_after = stalled_until.saturating_sub(self.now) + self.fsync_latency();
+        if self.faults && self.rng.percent(15) {
+            // A crash while the copy commits: the member restarts on its old state.
+            let at = self.rng.below(commit_after);
+            self.schedule(
+                at,
+                Event::Crash {
+                    member: index,
+                    incarnation,
+                },
+            );
+        }
         self.schedule(
             commit_after,
             Event::SnapshotCommitted {
@@ -811,7 +837,7 @@ impl World {
         self.incarnations[index] += 1;
     }
 
-    fn restart(&mut self, index: usize) {
+    pub fn restart(&mut self, index: usize) {
         let slot = std::mem::replace(
             &mut self.slots[index],
             Slot::Down(DurableLog::default(), CheckpointedKv::default()),
@@ -990,6 +1016,35 @@ impl World {
         })
     }
 
+    /// Every member's state and the operator's, for a failure's message.
+    fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            lines.push(match slot {
+                Slot::Up(m) => format!(
+                    "member {}: up, leader {} term {} commit {} applied {} frozen {} \
+                     log {}..={} raft {:?} table {:?}",
+                    index + 1,
+                    m.node.leader(),
+                    m.node.term(),
+                    m.node.commit_index(),
+                    m.kv.live.applied_index,
+                    m.frozen,
+                    m.disk.durable().snapshot.index,
+                    m.disk.durable().last_index(),
+                    m.node.conf_state(),
+                    m.kv.live.cluster.conf_state(),
+                ),
+                Slot::Down(log, _) => format!("member {}: down, log to {}", index + 1, log.last_index()),
+                Slot::Removed(_) => format!("member {}: removed", index + 1),
+            });
+        }
+        if let Some(plan) = &self.reconfiguration {
+            lines.push(format!("operator: {:?}, done {}", plan.current, plan.is_done()));
+        }
+        lines.join("\n")
+    }
+
     /// Runs the scenario to its end and checks everything; panics with the seed on failure.
     pub fn run_and_check(mut self) -> World {
         let writes_until = self.scenario.writes_until;
@@ -998,8 +1053,9 @@ impl World {
         while !self.converged() {
             assert!(
                 self.now < self.scenario.settle_by,
-                "seed {}: the members did not converge after the faults ended",
-                self.seed
+                "seed {}: the members did not converge after the faults ended:\n{}",
+                self.seed,
+                self.describe()
             );
             let until = self.now + TICK;
             self.run_until(until, |_| {});
