@@ -230,7 +230,9 @@ fn a_member_down_past_a_compaction_catches_up_by_snapshot() {
         };
         let mut world = World::new(seed, scenario);
         world.run_until(500_000, |_| {});
-        let leader = world.leader().expect("a leader within 500 ms without faults");
+        let leader = world
+            .leader()
+            .expect("a leader within 500 ms without faults");
         let down = (leader + 1) % 3;
         world.crash(down);
         world.run_until(1_500_000, |_| {});

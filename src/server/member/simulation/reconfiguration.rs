@@ -37,10 +37,28 @@ impl Reconfiguration {
     pub fn plan(rng: &mut Rng) -> Reconfiguration {
         use Step::*;
         let plans: [&[Step]; 4] = [
-            &[AddLearner, PromoteLearner, RemoveVoter, AddVoter, RemoveVoter],
+            &[
+                AddLearner,
+                PromoteLearner,
+                RemoveVoter,
+                AddVoter,
+                RemoveVoter,
+            ],
             &[RemoveVoter, AddLearner, PromoteLearner, AddVoter],
-            &[AddVoter, RemoveVoter, RemoveVoter, AddLearner, PromoteLearner],
-            &[AddLearner, RemoveVoter, PromoteLearner, RemoveVoter, AddVoter],
+            &[
+                AddVoter,
+                RemoveVoter,
+                RemoveVoter,
+                AddLearner,
+                PromoteLearner,
+            ],
+            &[
+                AddLearner,
+                RemoveVoter,
+                PromoteLearner,
+                RemoveVoter,
+                AddVoter,
+            ],
         ];
         let plan = plans[rng.below(plans.len() as u64) as usize];
         Reconfiguration {
@@ -59,9 +77,7 @@ impl Reconfiguration {
         let applied = match &self.current {
             None => return false,
             Some(MembershipChange::Add { member_id, .. }) => cluster.is_member(*member_id),
-            Some(MembershipChange::Promote { member_id }) => {
-                cluster.voters().contains(member_id)
-            }
+            Some(MembershipChange::Promote { member_id }) => cluster.voters().contains(member_id),
             Some(MembershipChange::Remove { member_id }) => cluster.is_removed(*member_id),
         };
         if applied {

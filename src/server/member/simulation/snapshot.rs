@@ -40,7 +40,13 @@ impl Transfer {
             term,
             ..Default::default()
         };
-        metadata.set_conf_state(message.get_snapshot().get_metadata().get_conf_state().clone());
+        metadata.set_conf_state(
+            message
+                .get_snapshot()
+                .get_metadata()
+                .get_conf_state()
+                .clone(),
+        );
         Ok(Transfer {
             from: message.from,
             to: message.to,

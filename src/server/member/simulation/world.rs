@@ -97,7 +97,9 @@ enum Event {
 }
 
 /// A member slot: up, down with what survived its crash, or gone for good after applying its
-/// own removal (its last durable log kept for the quorum check).
+/// own removal (its last durable log kept for the quorum check). A world has a handful of
+/// slots, so the size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     Up(Box<Member>),
     Down(DurableLog, CheckpointedKv),
@@ -553,7 +555,10 @@ impl World {
         }
         let metadata = transfer.metadata.clone();
         let member = self.member(index).expect("a live incarnation is up");
-        assert!(member.frozen, "a copy commits only on a member standing still");
+        assert!(
+            member.frozen,
+            "a copy commits only on a member standing still"
+        );
         let hard_state = transfer.hard_state(member.disk.written_hard_state());
         self.check_conf_at(metadata.index, transfer.kv.cluster.conf_state());
         // The process restarts: what its log had in flight is torn as in a crash.
@@ -624,7 +629,11 @@ impl World {
         if let MembershipChange::Add { member_id, .. } = change {
             if member_id as usize > self.slots.len() {
                 // etcd's order: MemberAdd, then the new member starts with an empty log.
-                assert_eq!(member_id as usize, self.slots.len() + 1, "ids are slots + 1");
+                assert_eq!(
+                    member_id as usize,
+                    self.slots.len() + 1,
+                    "ids are slots + 1"
+                );
                 self.slots
                     .push(Slot::Down(DurableLog::default(), CheckpointedKv::default()));
                 self.incarnations.push(0);
@@ -952,9 +961,7 @@ impl World {
             assert!(
                 point.is_leader,
                 "seed {}: member {} is the first to reach commit {} and does not lead",
-                self.seed,
-                leader.id,
-                point.commit
+                self.seed, leader.id, point.commit
             );
             for entry in checked + 1..=point.commit {
                 let term = leader
@@ -1035,12 +1042,18 @@ impl World {
                     m.node.conf_state(),
                     m.kv.live.cluster.conf_state(),
                 ),
-                Slot::Down(log, _) => format!("member {}: down, log to {}", index + 1, log.last_index()),
+                Slot::Down(log, _) => {
+                    format!("member {}: down, log to {}", index + 1, log.last_index())
+                }
                 Slot::Removed(_) => format!("member {}: removed", index + 1),
             });
         }
         if let Some(plan) = &self.reconfiguration {
-            lines.push(format!("operator: {:?}, done {}", plan.current, plan.is_done()));
+            lines.push(format!(
+                "operator: {:?}, done {}",
+                plan.current,
+                plan.is_done()
+            ));
         }
         lines.join("\n")
     }
