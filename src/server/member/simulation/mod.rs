@@ -138,7 +138,7 @@ fn membership_changes_under_faults_keep_every_acknowledged_write() {
         settle_by: 60_000_000,
         ..faulty(3)
     };
-    let seeds = seeds(RECONFIGURATION_SEEDS..RECONFIGURATION_SEEDS + 600);
+    let seeds = seeds(RECONFIGURATION_SEEDS..RECONFIGURATION_SEEDS + 1_500);
     let count = seeds.end - seeds.start;
     let tally = run_scenario(scenario, seeds);
     assert!(

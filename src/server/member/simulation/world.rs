@@ -132,6 +132,8 @@ pub struct World {
     bootstrap_entries: u64,
     /// Every index up to this one was checked durable on a quorum when committed.
     quorum_checked: u64,
+    /// The term and the voters counted of each entry committed past the bootstrap.
+    commit_quorums: BTreeMap<u64, (u64, Vec<u64>)>,
     /// Snapshot transfers running: (sender slot, its incarnation, target id).
     sending: BTreeSet<(usize, u64, u64)>,
     /// Copies that arrived, to replay as stale ones.
@@ -201,6 +203,7 @@ impl World {
             bootstrap_entries: voters.len() as u64,
             // The bootstrap's entries are committed by construction, on every initial member.
             quorum_checked: voters.len() as u64,
+            commit_quorums: BTreeMap::new(),
             sending: BTreeSet::new(),
             stale_transfers: VecDeque::new(),
             reconfiguration,
@@ -570,6 +573,7 @@ impl World {
         let log = log.clone();
         self.slots[index] = Slot::Down(log, CheckpointedKv::new(transfer.kv.clone()));
         self.restart(index);
+        self.check_committed_still_durable(transfer.metadata.index);
         self.tally.snapshots_installed += 1;
         self.send_verdict(&transfer, true);
         if self.stale_transfers.len() == STALE_TRANSFERS_LIMIT {
@@ -581,6 +585,24 @@ impl World {
             self.crash(index);
             let down_for = self.rng.between(10_000, 300_000);
             self.schedule(down_for, Event::Restart(index));
+        }
+    }
+
+    /// An install drops the entries after its index from its member's log: every committed
+    /// entry among them must still be durable on a majority of the voters its commit counted
+    /// (were this member one of them, raft's promise would now rest on fewer).
+    fn check_committed_still_durable(&self, after: u64) {
+        for (&entry, (term, voters)) in self.commit_quorums.range(after + 1..) {
+            let holders = voters
+                .iter()
+                .filter(|&&voter| self.durable_log(voter as usize - 1).holds(entry, *term))
+                .count();
+            assert!(
+                2 * holders > voters.len(),
+                "seed {}: after a snapshot install at {after}, committed entry {entry} is durable \
+                 on only {holders} of voters {voters:?}",
+                self.seed
+            );
         }
     }
 
@@ -717,7 +739,7 @@ impl World {
                 self.seed
             );
         }
-        self.quorum_checked = self.check_commit_quorum(member, &out.commit_points);
+        self.check_commit_quorum(member, &out.commit_points);
         self.tally.compactions += out.compactions;
         for (operation, answer) in out.answers {
             self.answer(operation, answer);
@@ -916,10 +938,22 @@ impl World {
                 }
             }
             _ => {
-                // A stale copy arrives late (a deposed leader's slow stream).
+                // A stale copy arrives late (a deposed leader's slow stream), at the member it
+                // was for or at another one the copy's membership holds.
                 if !self.stale_transfers.is_empty() {
                     let pick = self.rng.below(self.stale_transfers.len() as u64) as usize;
-                    let copy = self.stale_transfers[pick].stale_copy();
+                    let mut copy = self.stale_transfers[pick].stale_copy();
+                    let conf_state = copy.metadata.get_conf_state();
+                    let targets: Vec<u64> = conf_state
+                        .voters
+                        .iter()
+                        .chain(&conf_state.learners)
+                        .copied()
+                        .filter(|&id| id != copy.from)
+                        .collect();
+                    if !targets.is_empty() {
+                        copy.to = targets[self.rng.below(targets.len() as u64) as usize];
+                    }
                     let delay = self.rng.between(1_000, 50_000);
                     self.schedule(delay, Event::SnapshotArrives(Box::new(copy)));
                 }
@@ -951,7 +985,8 @@ impl World {
     /// the table says removed). Checked on `member`'s commit points right after each of its inputs: a commit
     /// index first passes what was checked on the leader that advanced it (a follower learns
     /// one only from a leader's message, a restart or a snapshot only recovers one reached).
-    fn check_commit_quorum(&self, member: usize, points: &[CommitPoint]) -> u64 {
+    fn check_commit_quorum(&mut self, member: usize, points: &[CommitPoint]) {
+        let mut counted = Vec::new();
         let mut checked = self.quorum_checked;
         let leader = self.member(member).expect("up");
         for point in points {
@@ -984,10 +1019,14 @@ impl World {
                     leader.id,
                     point.voters
                 );
+                counted.push((entry, term, point.voters.clone()));
             }
             checked = point.commit;
         }
-        checked
+        self.quorum_checked = checked;
+        for (entry, term, voters) in counted {
+            self.commit_quorums.insert(entry, (term, voters));
+        }
     }
 
     /// The members of the leader's table (voters and learners).
