@@ -155,6 +155,10 @@ pub struct Tally {
     pub snapshots_installed: u64,
     pub snapshots_refused: u64,
     pub membership_changes: u64,
+    /// Leaders that applied their own removal.
+    pub leaders_removed: u64,
+    /// Snapshots installed by members added during the run.
+    pub joiner_snapshots: u64,
 }
 
 impl World {
@@ -575,6 +579,9 @@ impl World {
         self.restart(index);
         self.check_committed_still_durable(transfer.metadata.index);
         self.tally.snapshots_installed += 1;
+        if index >= self.scenario.members {
+            self.tally.joiner_snapshots += 1;
+        }
         self.send_verdict(&transfer, true);
         if self.stale_transfers.len() == STALE_TRANSFERS_LIMIT {
             self.stale_transfers.pop_front();
@@ -744,7 +751,11 @@ impl World {
         for (operation, answer) in out.answers {
             self.answer(operation, answer);
         }
-        if self.member(member).expect("up").removed {
+        let up = self.member(member).expect("up");
+        if up.removed {
+            if up.node.is_leader() {
+                self.tally.leaders_removed += 1;
+            }
             // It applied its own removal: it stops for good, as a real member exits.
             self.crash(member);
             if let Slot::Down(log, _) = &self.slots[member] {
