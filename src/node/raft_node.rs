@@ -19,6 +19,10 @@ use raft::{Config, RawNode, StateRole};
 /// Read requests held while raft cannot answer them (see `RaftNode::read_index`).
 const PENDING_READS_LIMIT: usize = 64 * 1024;
 
+/// etcd's catch-up margin: a multi-member log keeps this many entries behind the applied index
+/// when it is compacted (see `RaftNode::compaction_bound`).
+const CATCH_UP_ENTRIES: u64 = 5_000;
+
 /// How raft runs: its timing in ticks of the shell's clock (etcd: 100 ms heartbeat, 1000 ms
 /// election) and how it elects.
 #[derive(Clone, Copy, Debug)]
@@ -122,6 +126,8 @@ pub struct RaftNode {
     pending_forwarded_reads: Vec<Message>,
     /// The election timeout's range in ticks, `[min, max)`.
     election_range: (usize, usize),
+    /// Entries a compaction keeps behind the applied index (`compaction_bound`).
+    catch_up_entries: u64,
 }
 
 impl RaftNode {
@@ -203,6 +209,7 @@ impl RaftNode {
             pending_reads: Vec::new(),
             pending_forwarded_reads: Vec::new(),
             election_range,
+            catch_up_entries: CATCH_UP_ENTRIES,
         })
     }
 
@@ -556,11 +563,21 @@ impl RaftNode {
     /// catches up by snapshot (`member/snapshot_sender.rs`), so a dead follower never holds the
     /// log back.
     pub fn compaction_bound(&self, applied: u64) -> u64 {
-        const CATCH_UP_ENTRIES: u64 = 5_000;
         if self.is_sole_voter() {
             return applied;
         }
-        applied.saturating_sub(CATCH_UP_ENTRIES)
+        applied.saturating_sub(self.catch_up_entries)
+    }
+
+    /// Replaces the catch-up margin of `compaction_bound` (the simulation uses a few entries,
+    /// so that its short runs compact their logs and members catch up by snapshot).
+    pub fn set_catch_up_entries(&mut self, entries: u64) {
+        self.catch_up_entries = entries;
+    }
+
+    /// The membership raft uses now (voters and learners, as applied so far).
+    pub fn conf_state(&self) -> ConfState {
+        self.raw.raft.prs().conf().to_conf_state()
     }
 
     /// The term of the entry at `index`, if the in-memory log still knows it (from its

@@ -4,10 +4,14 @@
 //! (group commit). A stall holds the fdatasync in flight for as long as it lasts. A crash keeps
 //! what was synced plus a seeded prefix of what was not: the WAL's crc per record and torn-tail
 //! repair make a torn write lose a suffix of records, never a record in the middle.
+//!
+//! A checkpoint (log compaction) is one more record: once durable, the log starts after its
+//! index, as the WAL's stored snapshot metadata and released segments make it. A snapshot
+//! install resets the log after the snapshot's index (`DurableLog::reset_to_snapshot`).
 
 use std::collections::VecDeque;
 
-use raft::prelude::{Entry, HardState, Message};
+use raft::prelude::{Entry, HardState, Message, SnapshotMetadata};
 
 use crate::node::Persist;
 
@@ -19,11 +23,16 @@ enum Record {
     TruncateAfter(u64),
     Entry(Entry),
     HardState(HardState),
+    /// The log forgets the entries up to the metadata's index.
+    Checkpoint(SnapshotMetadata),
 }
 
 /// What survives a crash: the log a restarted member recovers from.
 #[derive(Clone, Default)]
 pub struct DurableLog {
+    /// Where the log starts: it holds the entries after this index (and the membership the
+    /// log was started or last checkpointed with).
+    pub snapshot: SnapshotMetadata,
     pub entries: Vec<Entry>,
     pub hard_state: HardState,
 }
@@ -31,14 +40,62 @@ pub struct DurableLog {
 impl DurableLog {
     fn apply(&mut self, record: Record) {
         match record {
-            Record::TruncateAfter(index) => self.entries.retain(|e| e.index <= index),
+            Record::TruncateAfter(index) => {
+                assert!(
+                    index >= self.snapshot.index,
+                    "a truncation at {index} reaches into the checkpoint at {}",
+                    self.snapshot.index
+                );
+                self.entries.retain(|e| e.index <= index)
+            }
             Record::Entry(entry) => {
-                let expected = self.entries.last().map_or(1, |e| e.index + 1);
-                assert_eq!(entry.index, expected, "the log has a gap");
+                assert_eq!(entry.index, self.last_index() + 1, "the log has a gap");
                 self.entries.push(entry);
             }
             Record::HardState(hard_state) => self.hard_state = hard_state,
+            Record::Checkpoint(metadata) => {
+                if metadata.index <= self.snapshot.index {
+                    return;
+                }
+                assert!(
+                    metadata.index <= self.last_index(),
+                    "a checkpoint at {} beyond the durable log's end {}",
+                    metadata.index,
+                    self.last_index()
+                );
+                self.entries.retain(|e| e.index > metadata.index);
+                self.snapshot = metadata;
+            }
         }
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.entries.last().map_or(self.snapshot.index, |e| e.index)
+    }
+
+    /// Whether this log durably holds the entry at `index` of `term`, or a checkpoint or
+    /// snapshot past it (whose entries were committed).
+    pub fn holds(&self, index: u64, term: u64) -> bool {
+        if index <= self.snapshot.index {
+            return true;
+        }
+        let first = self.snapshot.index + 1;
+        self.entries
+            .get((index - first) as usize)
+            .is_some_and(|entry| entry.index == index && entry.term == term)
+    }
+
+    /// The log restarted after an installed snapshot (`snapshot_installer`'s log reset): no
+    /// entries, the snapshot's metadata, and the hard state committed with it, keeping the
+    /// term and vote this log holds if they are newer.
+    pub fn reset_to_snapshot(&mut self, metadata: SnapshotMetadata, mut hard_state: HardState) {
+        if self.hard_state.term >= hard_state.term {
+            hard_state.term = self.hard_state.term;
+            hard_state.vote = self.hard_state.vote;
+        }
+        self.entries.clear();
+        self.snapshot = metadata;
+        self.hard_state = hard_state;
     }
 }
 
@@ -81,11 +138,34 @@ impl Disk {
         }
     }
 
+    /// What the log holds durably now.
+    pub fn durable(&self) -> &DurableLog {
+        &self.durable
+    }
+
+    /// The hard state most recently written, durable or not (`LogWriter::persisted_hard_state`:
+    /// the term and vote a snapshot install keeps).
+    pub fn written_hard_state(&self) -> HardState {
+        self.written
+            .iter()
+            .rev()
+            .find_map(|record| match record {
+                Record::HardState(hard_state) => Some(hard_state.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.durable.hard_state.clone())
+    }
+
+    /// Writes a checkpoint: durable with the next fdatasync, which the next persist starts.
+    pub fn checkpoint(&mut self, metadata: SnapshotMetadata) {
+        self.written.push_back(Record::Checkpoint(metadata));
+    }
+
     /// Writes raft's persist, in order (no fdatasync yet).
     pub fn write(&mut self, persist: Persist) {
         assert!(
             persist.snapshot.is_none(),
-            "no raft snapshots: the simulated log is never compacted"
+            "raft never sees a snapshot: a member installs one by restarting into it"
         );
         if let Some(index) = persist.truncate_after {
             self.written.push_back(Record::TruncateAfter(index));

@@ -8,8 +8,16 @@
 //! fit in the default suite; an engine per member means a file, an mmap and a sync per
 //! checkpoint. The engine's own apply is tested against a model in its crate; what this
 //! simulation tests is the replication around it.
+//!
+//! Membership changes are applied to the state machine's cluster table (`cluster`), as the
+//! engine holds it, so a checkpoint and a snapshot carry the membership of their index.
 
 use std::collections::BTreeMap;
+
+use raft::prelude::{ConfChange, Entry, EntryType};
+
+use super::cluster::Cluster;
+use crate::server::state_machine::membership_change::MembershipChange;
 
 /// An entry's payload: the client operation id that proposed it, then the key and the value.
 pub fn encode_put(operation: u64, key: &[u8], value: &[u8]) -> Vec<u8> {
@@ -47,6 +55,18 @@ pub struct Kv {
     pub writes: Vec<(Vec<u8>, Vec<u8>)>,
     /// The latest value of each key.
     latest: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The membership as of `applied_index`.
+    pub cluster: Cluster,
+}
+
+/// What applying one entry did.
+pub enum Applied<'a> {
+    /// A new leader's empty entry, a membership change the table refused or already held.
+    Nothing,
+    /// A put, answered with its revision.
+    Put(Put<'a>, i64),
+    /// A membership change raft must apply too.
+    Membership(MembershipChange, ConfChange),
 }
 
 impl Kv {
@@ -54,19 +74,35 @@ impl Kv {
         self.writes.len() as i64
     }
 
-    /// Applies the entry at `index` (empty data: a new leader's first entry, nothing to do);
-    /// returns the put it held and the revision it was answered with.
-    pub fn apply<'a>(&mut self, index: u64, data: &'a [u8]) -> Option<(Put<'a>, i64)> {
-        assert_eq!(index, self.applied_index + 1, "applies are gap-free");
-        self.applied_index = index;
-        if data.is_empty() {
-            return None;
+    /// A new member's state machine: nothing applied, the initial members in its table.
+    pub fn bootstrapped(voters: &[u64]) -> Kv {
+        Kv {
+            cluster: Cluster::initial(voters),
+            ..Kv::default()
         }
-        let put = decode_put(data);
+    }
+
+    /// Applies `entry`, the next one: a put (empty data: a new leader's first entry, nothing
+    /// to do) or a membership change, checked by the cluster table.
+    pub fn apply<'a>(&mut self, entry: &'a Entry) -> Applied<'a> {
+        assert_eq!(entry.index, self.applied_index + 1, "applies are gap-free");
+        self.applied_index = entry.index;
+        if entry.get_entry_type() != EntryType::EntryNormal {
+            let (id, change, conf_change) = MembershipChange::from_entry(entry)
+                .unwrap_or_else(|reason| panic!("committed {reason}"));
+            return match self.cluster.apply(&change, id == 0) {
+                Ok(true) => Applied::Membership(change, conf_change),
+                Ok(false) | Err(_) => Applied::Nothing,
+            };
+        }
+        if entry.data.is_empty() {
+            return Applied::Nothing;
+        }
+        let put = decode_put(&entry.data);
         self.writes.push((put.key.to_vec(), put.value.to_vec()));
         self.latest.insert(put.key.to_vec(), put.value.to_vec());
         let revision = self.revision();
-        Some((put, revision))
+        Applied::Put(put, revision)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -87,11 +123,22 @@ impl CheckpointedKv {
         self.durable = self.live.clone();
     }
 
+    /// A member's state machine before anything is applied.
+    pub fn new(kv: Kv) -> CheckpointedKv {
+        CheckpointedKv {
+            live: kv.clone(),
+            durable: kv,
+        }
+    }
+
+    /// What the last checkpoint made durable (what a snapshot streams: the real sender pins
+    /// the engine's last durable commit).
+    pub fn durable(&self) -> &Kv {
+        &self.durable
+    }
+
     /// A crash: only the last checkpoint survives.
     pub fn crash(self) -> CheckpointedKv {
-        CheckpointedKv {
-            live: self.durable.clone(),
-            durable: self.durable,
-        }
+        CheckpointedKv::new(self.durable)
     }
 }

@@ -51,6 +51,20 @@ impl Network {
         Fate::Deliver(delays)
     }
 
+    /// How long a snapshot's stream from `from` to `to` takes, or `None` if it breaks (a cut
+    /// link, or a loss: a stream is one long TCP transfer, so a lossy link breaks it now and
+    /// then). A straggler arrives long after (a stale copy).
+    pub fn stream(&self, from: u64, to: u64, rng: &mut Rng) -> Option<Micros> {
+        if !self.is_open(from, to) || rng.percent(self.loss_percent) {
+            return None;
+        }
+        Some(if rng.percent(self.straggler_percent) {
+            rng.between(50_000, 300_000)
+        } else {
+            rng.between(2_000, 20_000)
+        })
+    }
+
     fn delay(&self, rng: &mut Rng) -> Micros {
         if rng.percent(self.straggler_percent) {
             rng.between(5_000, 60_000)
