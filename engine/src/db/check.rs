@@ -31,7 +31,7 @@ struct Walk<'a> {
     report: CheckReport,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     fn claim(&mut self, page: u64, pages: u64, what: &str) -> Result<()> {
         for p in page..page + pages {
             let slot = self
@@ -48,7 +48,15 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn node(&mut self, page: u64, depth: usize) -> Result<()> {
+    /// Walks the subtree at `page`, whose keys must lie in `[lower, upper)` (the separators
+    /// its parents route by; `None`: unbounded). A key outside is one a search cannot find.
+    fn node(
+        &mut self,
+        page: u64,
+        depth: usize,
+        lower: Option<&'a [u8]>,
+        upper: Option<&'a [u8]>,
+    ) -> Result<()> {
         if depth > 64 {
             return Err(self.view.corrupt(page, "tree deeper than 64 levels"));
         }
@@ -66,8 +74,27 @@ impl Walk<'_> {
                     .corrupt(page, format!("keys out of order at entry {i}")));
             }
             previous = Some(key);
+            // A branch's first key counts as −∞: its child starts at the parent's bound.
+            let routed = node.kind == PageKind::Leaf || i > 0;
+            if routed && (lower.is_some_and(|l| key < l) || upper.is_some_and(|u| key >= u)) {
+                return Err(self.view.corrupt(
+                    page,
+                    format!("entry {i} lies outside the key range its parent routes here"),
+                ));
+            }
             if node.kind == PageKind::Branch {
-                self.node(node.child(self.view, i)?, depth + 1)?;
+                let child_lower = if i == 0 { lower } else { Some(key) };
+                let child_upper = if i + 1 < node.count {
+                    Some(node.key(self.view, i + 1)?)
+                } else {
+                    upper
+                };
+                self.node(
+                    node.child(self.view, i)?,
+                    depth + 1,
+                    child_lower,
+                    child_upper,
+                )?;
             } else {
                 self.report.entries += 1;
                 let value = node.value(self.view, i)?;
@@ -96,7 +123,7 @@ fn walk_commit(walk: &mut Walk, meta: &Meta) -> Result<()> {
     walk.owner[1] = 1;
     for &root in &meta.roots {
         if root != 0 {
-            walk.node(root, 0)?;
+            walk.node(root, 0, None, None)?;
         }
     }
     if meta.freelist_page != 0 {

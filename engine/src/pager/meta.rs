@@ -24,8 +24,10 @@ pub(crate) const FORMAT_VERSION: u32 = 3;
 /// The oldest format this build opens. Format 2 files are read in both layouts, with no
 /// migration step: their records keep the format 2 layout until rewritten (a new revision, a
 /// compaction, a defragmentation moving them), new writes use format 3. The first commit
-/// marks the file format 3, after which a format 2 build refuses it (it could not read the
-/// new records). There is no path from format 1.
+/// marks its meta slot format 3; the other slot keeps the last format 2 commit until the
+/// second commit. In between, a format 2 build takes the format 3 meta for invalid and opens
+/// that older commit without a word (losing the newest one); only from the second commit on
+/// does it refuse the file. There is no path from format 1.
 pub(crate) const FORMAT_VERSION_MIN: u32 = 2;
 const CRC_OFFSET: usize = PAGE_SIZE - 4;
 
