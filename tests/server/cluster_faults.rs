@@ -210,13 +210,6 @@ fn kill_9_of_the_leader_under_load_loses_nothing_and_reads_nothing_stale() {
     }
     cluster.wait_for_leader(ELECTION_LIMIT);
     let outcome = workload.stop();
-    assert!(outcome.violations.is_empty(), "{:#?}", outcome.violations);
-    assert!(
-        outcome.reads_checked >= 30,
-        "too few reads to mean anything"
-    );
-    for endpoint in &endpoints {
-        outcome.assert_all_acknowledged_on(endpoint);
-    }
+    outcome.assert_nothing_lost_or_stale(&endpoints);
     assert_members_agree(&endpoints, ELECTION_LIMIT);
 }

@@ -54,26 +54,13 @@ fn members_replaced_under_load_lose_nothing_and_list_the_truth() {
     remove(&mut cluster, leader, &endpoints, &workload);
 
     let outcome = workload.stop();
-    eprintln!(
-        "{} puts acknowledged, {} reads checked, longest write gap {:?}",
-        outcome.expected().len(),
-        outcome.reads_checked,
-        outcome.longest_gap
-    );
-    assert!(outcome.violations.is_empty(), "{:#?}", outcome.violations);
-    assert!(
-        outcome.reads_checked >= 30,
-        "too few reads to mean anything"
-    );
     let running = cluster.running();
     assert_eq!(running.len(), 3, "{running:?}");
     let voters: Vec<String> = running
         .iter()
         .map(|&i| cluster.member(i).endpoint())
         .collect();
-    for endpoint in &voters {
-        outcome.assert_all_acknowledged_on(endpoint);
-    }
+    outcome.assert_nothing_lost_or_stale(&voters);
     assert_members_agree(&voters, ELECTION_LIMIT);
 
     // `member list` is the truth on every member: the running members, voters all, with

@@ -184,6 +184,23 @@ impl Outcome {
         expected
     }
 
+    /// The run's verdict: prints its counts, then asserts no read saw stale data, enough
+    /// reads were checked to mean anything, and every member in `endpoints` holds every
+    /// acknowledged put.
+    pub fn assert_nothing_lost_or_stale(&self, endpoints: &[String]) {
+        eprintln!(
+            "{} puts acknowledged, {} reads checked, longest write gap {:?}",
+            self.expected().len(),
+            self.reads_checked,
+            self.longest_gap
+        );
+        assert!(self.violations.is_empty(), "{:#?}", self.violations);
+        assert!(self.reads_checked >= 30, "too few reads to mean anything");
+        for endpoint in endpoints {
+            self.assert_all_acknowledged_on(endpoint);
+        }
+    }
+
     /// Asserts that a linearizable read of everything the writers wrote, through `endpoint`
     /// alone, holds every acknowledged put with its value.
     pub fn assert_all_acknowledged_on(&self, endpoint: &str) {
