@@ -12,6 +12,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
 use super::metrics_listener;
+use super::stop_signal::StopRequest;
 use crate::config::Config;
 use crate::node::RaftOptions;
 use crate::server::error::ServerError;
@@ -46,6 +47,7 @@ pub async fn serve(
     engine: Arc<Engine>,
     links: Vec<OwnerLinks>,
     settings: ClientApiSettings,
+    stop: StopRequest,
 ) -> Result<(), ServerError> {
     let milestones = crate::server::logging::milestones();
     let wal_dir = config.wal_dir();
@@ -192,6 +194,7 @@ pub async fn serve(
         let _ = link.started.send(member.headers());
         bound.push(link.bound);
     }
+    let stopping = member.clone();
     let gateway = Gateway::on_owner(member);
     let metrics_listeners = metrics_listener::bind(
         &settings.metrics_listeners,
@@ -223,7 +226,27 @@ pub async fn serve(
     }
     milestones.info("ready to serve client requests", &[]);
     notify_systemd_ready();
-    futures_lite::future::or(api.serve(), metrics_listeners.serve()).await
+    stop.listening
+        .store(true, std::sync::atomic::Ordering::Release);
+    let graceful_stop = async {
+        if stop.requested.await.is_err() {
+            // The signal thread is gone (it never ends without sending): serve on.
+            return futures_lite::future::pending().await;
+        }
+        stopping
+            .quiesce_for_stop(2 * config.raft.election_timeout)
+            .await;
+        milestones.info(
+            "closed etcd server",
+            &[
+                ("name", &config.member.name),
+                ("data-dir", &config.member.data_dir.display().to_string()),
+            ],
+        );
+        Ok(())
+    };
+    let serving = futures_lite::future::or(api.serve(), metrics_listeners.serve());
+    futures_lite::future::or(graceful_stop, serving).await
 }
 
 /// Publishes this member's name and client URLs through raft when the cluster does not
