@@ -257,9 +257,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 initial_members,
                 joined_peers,
                 engine,
-                owner_links,
+                owner_core::OwnerEnds {
+                    links: owner_links,
+                    stop,
+                },
                 settings,
-                stop,
             )
             .await;
             let _ = owner_ended.send(result);

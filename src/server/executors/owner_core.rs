@@ -38,17 +38,25 @@ pub struct OwnerLinks {
     pub bound: oneshot::Receiver<()>,
 }
 
-/// Runs the raft owner until its server fails or the process ends.
+/// The owner's ends of the process's other threads: the client cores' links and the stop
+/// signal.
+pub struct OwnerEnds {
+    pub links: Vec<OwnerLinks>,
+    pub stop: StopRequest,
+}
+
+/// Runs the raft owner until its server fails, a stop signal has been carried out, or the
+/// process ends.
 pub async fn serve(
     config: Config,
     identity: Identity,
     initial_members: Vec<(u64, Vec<String>)>,
     joined_peers: Vec<(u64, Vec<String>)>,
     engine: Arc<Engine>,
-    links: Vec<OwnerLinks>,
+    ends: OwnerEnds,
     settings: ClientApiSettings,
-    stop: StopRequest,
 ) -> Result<(), ServerError> {
+    let OwnerEnds { links, stop } = ends;
     let milestones = crate::server::logging::milestones();
     let wal_dir = config.wal_dir();
     let wal = Rc::new(
