@@ -124,6 +124,9 @@ pub struct Member {
 /// them (their members time out and their clients retry).
 const HELD_PROPOSALS_LIMIT: usize = 4096;
 
+/// How often a leader transfer's waiter looks whether the transferee leads.
+const TRANSFER_POLL: Duration = Duration::from_millis(5);
+
 /// The member's way out to the other members: the peer transport.
 pub trait PeerOutlet {
     /// Queues `message` for its `to` member; `false` when it could not be queued (the peer is
@@ -1046,7 +1049,11 @@ impl Member {
                     );
                 }
                 let held = self.held_proposals.borrow_mut().take().unwrap_or_default();
-                for proposal in held {
+                let own = self.headers.identity().member_id;
+                for mut proposal in held {
+                    // Forwarded on from here: the leader's peer link accepts a message only
+                    // from the member its connection is with.
+                    proposal.from = own;
                     self.receive(proposal);
                 }
                 // As etcd after its transfer: one more tick of serving, so the messages just
@@ -1097,7 +1104,8 @@ impl Member {
             if std::time::Instant::now() >= deadline {
                 return Err(EtcdStatus::TimeoutLeaderTransfer.into());
             }
-            glommio::timer::sleep(self.tick_interval).await;
+            // Finer than a tick: a graceful stop holds forwarded proposals until this ends.
+            glommio::timer::sleep(TRANSFER_POLL.min(self.tick_interval)).await;
         }
         tracing::info!(
             new_leader = format!("{target:x}"),
