@@ -371,6 +371,22 @@ impl RaftNode {
         Some(learner as f64 >= 0.9 * leader as f64)
     }
 
+    /// Of `voters`, the one other than this member whose log the leader knows to match
+    /// furthest: the transferee a graceful stop picks, as raft then has the least to send it
+    /// before it may campaign. `None` when this member does not lead or no other voter is
+    /// tracked.
+    pub fn most_up_to_date_voter(&self, voters: impl Iterator<Item = u64>) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        let progress = self.raw.raft.prs();
+        voters
+            .filter(|&id| id != self.id())
+            .filter_map(|id| Some((progress.get(id)?.matched, id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+
     /// Asks raft to hand leadership to `target` (raft's leader transfer: it brings the target's
     /// log up to date, then tells it to campaign at once).
     pub fn transfer_leader(&mut self, target: u64) {

@@ -66,6 +66,8 @@ const JOIN_ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs the member until the process is stopped; returns a message when it cannot start.
 pub fn run(config: Config) -> Result<(), ServerError> {
+    // First, before any thread starts: every thread inherits the blocked signals.
+    let stop_signals = executors::stop_signal::StopSignals::block()?;
     let bootstrap = config.start_bootstrap()?;
     let derived = Identity {
         cluster_id: bootstrap.cluster_id.0,
@@ -245,6 +247,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         executors.push((name, handle));
     }
     let owner_ended = ended.clone();
+    let stop = stop_signals.watch()?;
     let handle = LocalExecutorBuilder::new(placements[0].clone())
         .name("basalt-raft")
         .spawn(move || async move {
@@ -254,7 +257,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 initial_members,
                 joined_peers,
                 engine,
-                owner_links,
+                owner_core::OwnerEnds {
+                    links: owner_links,
+                    stop,
+                },
                 settings,
             )
             .await;

@@ -22,6 +22,7 @@ mod config_file;
 mod config_flags;
 mod defragment;
 mod etcdctl_e2e;
+mod graceful_stop;
 mod honoured_flags;
 mod json_gateway;
 mod kill9_durability;

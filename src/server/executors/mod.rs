@@ -5,3 +5,4 @@ pub mod client_api;
 pub mod client_core;
 pub mod metrics_listener;
 pub mod owner_core;
+pub mod stop_signal;

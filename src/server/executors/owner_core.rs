@@ -12,6 +12,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
 use super::metrics_listener;
+use super::stop_signal::StopRequest;
 use crate::config::Config;
 use crate::node::RaftOptions;
 use crate::server::error::ServerError;
@@ -37,16 +38,25 @@ pub struct OwnerLinks {
     pub bound: oneshot::Receiver<()>,
 }
 
-/// Runs the raft owner until its server fails or the process ends.
+/// The owner's ends of the process's other threads: the client cores' links and the stop
+/// signal.
+pub struct OwnerEnds {
+    pub links: Vec<OwnerLinks>,
+    pub stop: StopRequest,
+}
+
+/// Runs the raft owner until its server fails, a stop signal has been carried out, or the
+/// process ends.
 pub async fn serve(
     config: Config,
     identity: Identity,
     initial_members: Vec<(u64, Vec<String>)>,
     joined_peers: Vec<(u64, Vec<String>)>,
     engine: Arc<Engine>,
-    links: Vec<OwnerLinks>,
+    ends: OwnerEnds,
     settings: ClientApiSettings,
 ) -> Result<(), ServerError> {
+    let OwnerEnds { links, stop } = ends;
     let milestones = crate::server::logging::milestones();
     let wal_dir = config.wal_dir();
     let wal = Rc::new(
@@ -192,6 +202,7 @@ pub async fn serve(
         let _ = link.started.send(member.headers());
         bound.push(link.bound);
     }
+    let stopping = member.clone();
     let gateway = Gateway::on_owner(member);
     let metrics_listeners = metrics_listener::bind(
         &settings.metrics_listeners,
@@ -223,7 +234,27 @@ pub async fn serve(
     }
     milestones.info("ready to serve client requests", &[]);
     notify_systemd_ready();
-    futures_lite::future::or(api.serve(), metrics_listeners.serve()).await
+    stop.listening
+        .store(true, std::sync::atomic::Ordering::Release);
+    let graceful_stop = async {
+        if stop.requested.await.is_err() {
+            // The signal thread is gone (it never ends without sending): serve on.
+            return futures_lite::future::pending().await;
+        }
+        stopping
+            .quiesce_for_stop(2 * config.raft.election_timeout)
+            .await;
+        milestones.info(
+            "closed etcd server",
+            &[
+                ("name", &config.member.name),
+                ("data-dir", &config.member.data_dir.display().to_string()),
+            ],
+        );
+        Ok(())
+    };
+    let serving = futures_lite::future::or(api.serve(), metrics_listeners.serve());
+    futures_lite::future::or(graceful_stop, serving).await
 }
 
 /// Publishes this member's name and client URLs through raft when the cluster does not

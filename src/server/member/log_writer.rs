@@ -3,7 +3,7 @@
 //! durable in the same order. It also stores the log's metadata (raft's hard state and the
 //! checkpoint's snapshot metadata) — it is the one writer of that metadata.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -41,6 +41,9 @@ pub struct LogWriter {
     persisted_hard_state: RefCell<HardState>,
     /// The snapshot metadata of the last checkpoint, which every metadata record carries.
     snapshot: RefCell<SnapshotMetadata>,
+    /// Work taken off a queue and not finished yet (being written, or waiting for its
+    /// fdatasync): with both queues empty and this zero, everything handed out is durable.
+    in_hand: Cell<usize>,
 }
 
 impl LogWriter {
@@ -53,7 +56,23 @@ impl LogWriter {
             durable_wake: RefCell::new(None),
             persisted_hard_state: RefCell::new(hard_state),
             snapshot: RefCell::new(snapshot),
+            in_hand: Cell::new(0),
         }
+    }
+
+    /// Whether every write handed to the log is durable: nothing queued, nothing being
+    /// written, nothing waiting for its fdatasync. A graceful stop waits for it.
+    pub fn is_drained(&self) -> bool {
+        self.work.borrow().is_empty() && self.durable.borrow().is_empty() && self.in_hand.get() == 0
+    }
+
+    /// The persister finished the work `next_work` handed it.
+    pub fn finished_work(&self) {
+        assert!(
+            self.in_hand.get() > 0,
+            "finished work that was never handed out"
+        );
+        self.in_hand.set(self.in_hand.get() - 1);
     }
 
     /// Hands `work` to the persister.
@@ -67,7 +86,10 @@ impl LogWriter {
     /// The persister's next work, in order.
     pub async fn next_work(&self) -> LogWork {
         poll_fn(|cx| match self.work.borrow_mut().pop_front() {
-            Some(work) => Poll::Ready(work),
+            Some(work) => {
+                self.in_hand.set(self.in_hand.get() + 1);
+                Poll::Ready(work)
+            }
             None => {
                 *self.work_wake.borrow_mut() = Some(cx.waker().clone());
                 Poll::Pending
@@ -135,7 +157,10 @@ impl LogWriter {
     pub async fn next_durable(&self) -> Result<(u64, Vec<Message>), String> {
         let (mut ready_number, queued, mut messages) =
             poll_fn(|cx| match self.durable.borrow_mut().pop_front() {
-                Some(item) => Poll::Ready(item),
+                Some(item) => {
+                    self.in_hand.set(self.in_hand.get() + 1);
+                    Poll::Ready(item)
+                }
                 None => {
                     *self.durable_wake.borrow_mut() = Some(cx.waker().clone());
                     Poll::Pending
@@ -143,11 +168,13 @@ impl LogWriter {
             })
             .await;
         if let Some(queued) = queued {
+            // On an error the member stops at once; the count no longer matters.
             self.wal
                 .wait_durable(queued)
                 .await
                 .map_err(|error| format!("the write-ahead log failed: {error}"))?;
         }
+        self.in_hand.set(self.in_hand.get() - 1);
         let mut pending = self.durable.borrow_mut();
         while let Some((number, queued, _)) = pending.front() {
             if !queued.is_none_or(|q| self.wal.is_durable(q)) {

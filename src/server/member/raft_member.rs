@@ -110,7 +110,22 @@ pub struct Member {
     strict_reconfig_check: bool,
     /// One raft tick (the heartbeat interval).
     tick_interval: Duration,
+    /// A graceful stop has handed over what it could: raft takes no more ticks or messages,
+    /// so the log drains and the process can exit.
+    quiesced: Cell<bool>,
+    /// Proposals other members forwarded while a graceful stop hands leadership over: raft
+    /// drops a proposal while a transfer is under way (and while no leader is known), and the
+    /// member that forwarded it would wait out its request timeout. They are stepped again
+    /// once the new leader is known, which forwards them to it. `None` outside a hand-over.
+    held_proposals: RefCell<Option<Vec<raft::prelude::Message>>>,
 }
+
+/// Forwarded proposals a hand-over holds at most; beyond, they are dropped as raft would drop
+/// them (their members time out and their clients retry).
+const HELD_PROPOSALS_LIMIT: usize = 4096;
+
+/// How often a leader transfer's waiter looks whether the transferee leads.
+const TRANSFER_POLL: Duration = Duration::from_millis(5);
 
 /// The member's way out to the other members: the peer transport.
 pub trait PeerOutlet {
@@ -343,6 +358,8 @@ impl Member {
             peers: RefCell::new(None),
             strict_reconfig_check: membership.strict_reconfig_check,
             tick_interval,
+            quiesced: Cell::new(false),
+            held_proposals: RefCell::new(None),
         });
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
@@ -366,8 +383,16 @@ impl Member {
 
     /// Feeds a raft message from another member, and carries out what it causes.
     pub fn receive(&self, message: raft::prelude::Message) {
-        if self.stopped.borrow().is_some() || self.frozen.get() {
+        if self.stopped.borrow().is_some() || self.frozen.get() || self.quiesced.get() {
             return;
+        }
+        if message.get_msg_type() == raft::prelude::MessageType::MsgPropose {
+            if let Some(held) = self.held_proposals.borrow_mut().as_mut() {
+                if held.len() < HELD_PROPOSALS_LIMIT {
+                    held.push(message);
+                }
+                return;
+            }
         }
         let from = message.from;
         if let Some(reason) = refused_message(&message) {
@@ -988,6 +1013,71 @@ impl Member {
     /// etcd's MoveLeader on the leader: asks raft to hand leadership to `target` and waits,
     /// tick by tick, until `target` leads, at most the request timeout.
     pub async fn transfer_leader(self: &Rc<Self>, target: u64) -> Result<(), Status> {
+        self.transfer_leader_within(target, self.request_timeout)
+            .await
+    }
+
+    /// The first half of a graceful stop (SIGTERM), as etcd's TransferLeadership: a leader
+    /// with another voter hands leadership to the voter whose log matches furthest and waits
+    /// for it at most `limit`; then, leader or not, raft takes no more ticks or messages and
+    /// the log's pending writes are waited for (at most `limit` again), so the process exits
+    /// with everything it handed to the WAL durable. A transfer that fails is logged and the
+    /// stop goes on (the others elect a leader as after a crash).
+    pub async fn quiesce_for_stop(self: &Rc<Self>, limit: Duration) {
+        if self.check_running().is_err() {
+            return;
+        }
+        let transferee = {
+            let cluster = self.applier.cluster();
+            let voters = cluster
+                .members()
+                .map(|(id, _)| id)
+                .filter(|id| !cluster.is_learner(*id));
+            self.state.borrow().node.most_up_to_date_voter(voters)
+        };
+        match transferee {
+            _ if !self.is_leader() => {
+                tracing::info!("skipped leadership transfer; local server is not leader");
+            }
+            None => tracing::info!("skipped leadership transfer for single voting member cluster"),
+            Some(target) => {
+                *self.held_proposals.borrow_mut() = Some(Vec::new());
+                if let Err(status) = self.transfer_leader_within(target, limit).await {
+                    tracing::warn!(
+                        error = status.message,
+                        "failed to transfer leadership before stopping"
+                    );
+                }
+                let held = self.held_proposals.borrow_mut().take().unwrap_or_default();
+                let own = self.headers.identity().member_id;
+                for mut proposal in held {
+                    // Forwarded on from here: the leader's peer link accepts a message only
+                    // from the member its connection is with.
+                    proposal.from = own;
+                    self.receive(proposal);
+                }
+                // As etcd after its transfer: one more tick of serving, so the messages just
+                // produced (forwarded proposals, the last appends) leave before the process
+                // ends.
+                glommio::timer::sleep(self.tick_interval).await;
+            }
+        }
+        self.quiesced.set(true);
+        let deadline = std::time::Instant::now() + limit;
+        while !self.log.is_drained() && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        if !self.log.is_drained() {
+            tracing::warn!("stopping with log writes still in flight");
+        }
+    }
+
+    /// `transfer_leader`, waiting at most `limit` for the target to lead.
+    async fn transfer_leader_within(
+        self: &Rc<Self>,
+        target: u64,
+        limit: Duration,
+    ) -> Result<(), Status> {
         self.check_running()?;
         if !self.is_leader() {
             return Err(EtcdStatus::NotLeader.into());
@@ -1009,12 +1099,13 @@ impl Member {
         );
         self.state.borrow_mut().node.transfer_leader(target);
         self.pump();
-        let deadline = std::time::Instant::now() + self.request_timeout;
+        let deadline = std::time::Instant::now() + limit;
         while self.state.borrow().node.leader() != target {
             if std::time::Instant::now() >= deadline {
                 return Err(EtcdStatus::TimeoutLeaderTransfer.into());
             }
-            glommio::timer::sleep(self.tick_interval).await;
+            // Finer than a tick: a graceful stop holds forwarded proposals until this ends.
+            glommio::timer::sleep(TRANSFER_POLL.min(self.tick_interval)).await;
         }
         tracing::info!(
             new_leader = format!("{target:x}"),
@@ -1044,6 +1135,7 @@ impl Member {
                 LogWork::Raft(persist) => self.log.write(*persist).await,
                 LogWork::Checkpoint(index) => self.checkpoint(index).await,
             };
+            self.log.finished_work();
             if let Err(reason) = result {
                 return self.stop(reason);
             }
@@ -1132,7 +1224,7 @@ impl Member {
             if self.stopped.borrow().is_some() {
                 return;
             }
-            if self.frozen.get() {
+            if self.frozen.get() || self.quiesced.get() {
                 continue;
             }
             self.state.borrow_mut().node.tick();

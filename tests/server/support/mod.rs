@@ -193,6 +193,11 @@ impl Basalt {
             .collect()
     }
 
+    /// The process ID (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL and waits for it to be gone.
     pub fn kill_9(mut self) -> (PathBuf, u16) {
         self.child.kill().expect("SIGKILL basalt");
