@@ -12,6 +12,8 @@
 //! `advance_append_async`; the in-memory `MemStorage` mirrors the log (from the last snapshot on)
 //! and the WAL is its durable copy, as etcd's MemoryStorage mirrors its WAL.
 
+use std::collections::BTreeSet;
+
 use raft::prelude::{ConfState, Entry, HardState, Message, ReadState, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
@@ -124,6 +126,16 @@ pub struct RaftNode {
     /// again once the leader can answer; dropped if it stops leading (their readers time out,
     /// as any read lost with a leader).
     pending_forwarded_reads: Vec<Message>,
+    /// Read requests handed to raft and not answered yet. raft-rs forgets them when the
+    /// leader or the term changes (a leader that steps down clears its queue of reads; a
+    /// member that became leader ignores the old leader's late answer to its own request),
+    /// and each reader would wait out its whole request timeout: every read in flight through
+    /// a follower while the leader hands over on a graceful stop. On such a change they are
+    /// asked again (a later read point is still a linearizable one; a duplicate answer finds
+    /// no waiter). Ordered, so a seeded simulation asks them again in the same order.
+    reads_in_raft: BTreeSet<Vec<u8>>,
+    /// The term and leader when `reads_in_raft` were last handed to raft.
+    reads_asked_under: (u64, u64),
     /// The election timeout's range in ticks, `[min, max)`.
     election_range: (usize, usize),
     /// Entries a compaction keeps behind the applied index (`compaction_bound`).
@@ -208,6 +220,8 @@ impl RaftNode {
             leader: 0,
             pending_reads: Vec::new(),
             pending_forwarded_reads: Vec::new(),
+            reads_in_raft: BTreeSet::new(),
+            reads_asked_under: (0, 0),
             election_range,
             catch_up_entries: CATCH_UP_ENTRIES,
         })
@@ -399,11 +413,40 @@ impl RaftNode {
     /// raft-rs would drop it silently and the reader would wait out its whole timeout.
     pub fn read_index(&mut self, context: Vec<u8>) {
         if self.can_read_index() {
-            self.raw.read_index(context);
+            self.hand_read_to_raft(context);
         } else if self.pending_reads.len() < PENDING_READS_LIMIT {
             self.pending_reads.push(context);
         }
         // Past the limit the request is dropped: its reader times out, as with raft-rs.
+    }
+
+    /// Hands a read request to raft, remembering it until answered (past the limit it is not
+    /// remembered: a leader change then loses it, as with raft-rs).
+    fn hand_read_to_raft(&mut self, context: Vec<u8>) {
+        // Those asked under an older term or leader first, so this one is not asked twice.
+        self.ask_again_for_forgotten_reads();
+        if self.reads_in_raft.len() < PENDING_READS_LIMIT {
+            self.reads_in_raft.insert(context.clone());
+        }
+        self.raw.read_index(context);
+    }
+
+    /// Asks again for the reads handed to raft under another term or leader than now's.
+    fn ask_again_for_forgotten_reads(&mut self) {
+        let authority = self.read_authority();
+        if authority == self.reads_asked_under {
+            return;
+        }
+        self.reads_asked_under = authority;
+        let forgotten = std::mem::take(&mut self.reads_in_raft);
+        for context in forgotten {
+            self.read_index(context);
+        }
+    }
+
+    /// The term and leader raft's answers to reads belong to.
+    fn read_authority(&self) -> (u64, u64) {
+        (self.raw.raft.term, self.raw.raft.leader_id)
     }
 
     /// Whether raft-rs would act on a ReadIndex now rather than drop it.
@@ -415,8 +458,10 @@ impl RaftNode {
         }
     }
 
-    /// Re-issues held read requests once raft can answer them.
+    /// Re-issues held read requests once raft can answer them, and asks again for those raft
+    /// forgot on a change of term or leader.
     fn release_pending_reads(&mut self) {
+        self.ask_again_for_forgotten_reads();
         if !self.pending_forwarded_reads.is_empty() {
             if !self.is_leader() {
                 self.pending_forwarded_reads.clear();
@@ -431,7 +476,7 @@ impl RaftNode {
             return;
         }
         for context in std::mem::take(&mut self.pending_reads) {
-            self.raw.read_index(context);
+            self.hand_read_to_raft(context);
         }
     }
 
@@ -467,6 +512,9 @@ impl RaftNode {
             read_states: ready.take_read_states(),
             ..Effects::default()
         };
+        for answered in &effects.read_states {
+            self.reads_in_raft.remove(&answered.request_ctx);
+        }
         if let Some(soft_state) = ready.ss() {
             if soft_state.leader_id != self.leader {
                 self.leader = soft_state.leader_id;

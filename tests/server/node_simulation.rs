@@ -553,3 +553,97 @@ fn a_follower_read_reaching_a_new_leader_before_its_first_commit_is_answered() {
         "the read covers the leader's first entry ({index})"
     );
 }
+
+/// Goal: a read in flight when the leader changes is answered, not left to its timeout (seen on
+/// a graceful stop: a follower's ReadIndex was answered by the stopping leader after the
+/// follower had itself become leader, and raft-rs ignored the answer of the older term; a
+/// leader that steps down also clears its own queue of reads). Method: member 1 leads; member
+/// 2 asks a read, the request reaches member 1, its answer is lost; leadership moves to member
+/// 2; the read must still be answered.
+#[test]
+fn a_read_in_flight_across_a_leader_change_is_answered() {
+    use raft::prelude::MessageType;
+    let voters = [1u64, 2, 3];
+    let mut members: Vec<Member> = voters
+        .iter()
+        .map(|&id| Member::start(id, &voters, DurableLog::default()))
+        .collect();
+    let (mut network, mut history) = (VecDeque::new(), History::default());
+    let deliver =
+        |members: &mut Vec<Member>, network: &mut VecDeque<Message>, lose: MessageType| {
+            while let Some(message) = network.pop_front() {
+                if message.get_msg_type() == lose {
+                    continue;
+                }
+                let to = members.iter_mut().find(|m| m.id == message.to).unwrap();
+                let _ = to.node.step(message);
+            }
+        };
+    /// Drains `member`; whether the read was answered.
+    fn answered(member: &mut Member, network: &mut VecDeque<Message>) -> bool {
+        let mut answered = false;
+        while let Some(effects) = member.node.advance() {
+            network.extend(effects.messages);
+            if let Some(persist) = effects.persist {
+                member.in_flight.push_back(persist);
+            }
+            answered |= effects
+                .read_states
+                .iter()
+                .any(|state| state.request_ctx == b"in-flight-read");
+            if let Some(last) = effects.committed.last() {
+                member.applied = last.index;
+                member.node.on_applied(last.index);
+            }
+        }
+        answered
+    }
+    // Elect member 1 and let it commit in its term, everyone knowing it.
+    for _ in 0..100_000 {
+        if members[0].node.is_leader()
+            && members[0].node.commit_index() >= 2
+            && members.iter().all(|m| m.node.leader() == 1)
+        {
+            break;
+        }
+        if !members[0].node.is_leader() {
+            members[0].node.tick();
+        }
+        for member in members.iter_mut() {
+            drain(member, &mut network, &mut history, 0);
+            complete_one_write(member, &mut network);
+        }
+        deliver(&mut members, &mut network, MessageType::MsgUnreachable);
+    }
+    assert!(members[0].node.is_leader(), "member 1 leads");
+    // Member 2 asks; the request reaches member 1, whose answer is lost.
+    members[1].node.read_index(b"in-flight-read".to_vec());
+    let mut read_answered = answered(&mut members[1], &mut network);
+    assert!(!read_answered, "a follower's read needs the leader");
+    for _ in 0..100 {
+        for member in members.iter_mut() {
+            read_answered |= answered(member, &mut network) && member.id == 2;
+            complete_one_write(member, &mut network);
+        }
+        deliver(&mut members, &mut network, MessageType::MsgReadIndexResp);
+    }
+    assert!(!read_answered, "the answer was lost");
+    // Leadership moves to member 2.
+    members[0].node.transfer_leader(2);
+    for _ in 0..10_000 {
+        for member in members.iter_mut() {
+            let answered_here = answered(member, &mut network);
+            read_answered |= answered_here && member.id == 2;
+            complete_one_write(member, &mut network);
+        }
+        deliver(&mut members, &mut network, MessageType::MsgUnreachable);
+        if read_answered {
+            break;
+        }
+    }
+    assert!(members[1].node.is_leader(), "member 2 took over");
+    assert!(
+        read_answered,
+        "the read in flight was answered after the change"
+    );
+}
