@@ -420,6 +420,15 @@ impl RaftNode {
         // Past the limit the request is dropped: its reader times out, as with raft-rs.
     }
 
+    /// The reader of `context` gave up (its request timed out): the read is not held or asked
+    /// again any more. Without this a read whose request or answer was lost, with no change
+    /// of leader, stayed remembered: enough of them would fill the bound and switch the
+    /// re-asking off, and the next change would ask them all again at once.
+    pub fn forget_read(&mut self, context: &[u8]) {
+        self.reads_in_raft.remove(context);
+        self.pending_reads.retain(|held| held.as_slice() != context);
+    }
+
     /// Hands a read request to raft, remembering it until answered (past the limit it is not
     /// remembered: a leader change then loses it, as with raft-rs).
     fn hand_read_to_raft(&mut self, context: Vec<u8>) {

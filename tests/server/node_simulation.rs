@@ -554,14 +554,53 @@ fn a_follower_read_reaching_a_new_leader_before_its_first_commit_is_answered() {
     );
 }
 
-/// Goal: a read in flight when the leader changes is answered, not left to its timeout (seen on
-/// a graceful stop: a follower's ReadIndex was answered by the stopping leader after the
-/// follower had itself become leader, and raft-rs ignored the answer of the older term; a
-/// leader that steps down also clears its own queue of reads). Method: member 1 leads; member
-/// 2 asks a read, the request reaches member 1, its answer is lost; leadership moves to member
-/// 2; the read must still be answered.
-#[test]
-fn a_read_in_flight_across_a_leader_change_is_answered() {
+/// Drains `member`; whether the read `in-flight-read` was answered.
+fn answered_in_flight_read(member: &mut Member, network: &mut VecDeque<Message>) -> bool {
+    let mut answered = false;
+    while let Some(effects) = member.node.advance() {
+        network.extend(effects.messages);
+        if let Some(persist) = effects.persist {
+            member.in_flight.push_back(persist);
+        }
+        answered |= effects
+            .read_states
+            .iter()
+            .any(|state| state.request_ctx == b"in-flight-read");
+        if let Some(last) = effects.committed.last() {
+            member.applied = last.index;
+            member.node.on_applied(last.index);
+        }
+    }
+    answered
+}
+
+/// Delivers every message in `network`, dropping those of type `lose`; the `MsgReadIndex`
+/// requests member 2 sent for `in-flight-read`.
+fn deliver_losing(
+    members: &mut [Member],
+    network: &mut VecDeque<Message>,
+    lose: raft::prelude::MessageType,
+) -> usize {
+    let mut read_requests = 0;
+    while let Some(message) = network.pop_front() {
+        if message.get_msg_type() == raft::prelude::MessageType::MsgReadIndex
+            && message.from == 2
+            && message.entries.iter().any(|e| e.data == b"in-flight-read")
+        {
+            read_requests += 1;
+        }
+        if message.get_msg_type() == lose {
+            continue;
+        }
+        let to = members.iter_mut().find(|m| m.id == message.to).unwrap();
+        let _ = to.node.step(message);
+    }
+    read_requests
+}
+
+/// Three members, member 1 leading and committed in its term; member 2 has asked the read
+/// `in-flight-read`, the request reached member 1, and its answer was lost.
+fn a_follower_read_whose_answer_was_lost() -> (Vec<Member>, VecDeque<Message>) {
     use raft::prelude::MessageType;
     let voters = [1u64, 2, 3];
     let mut members: Vec<Member> = voters
@@ -569,36 +608,6 @@ fn a_read_in_flight_across_a_leader_change_is_answered() {
         .map(|&id| Member::start(id, &voters, DurableLog::default()))
         .collect();
     let (mut network, mut history) = (VecDeque::new(), History::default());
-    let deliver =
-        |members: &mut Vec<Member>, network: &mut VecDeque<Message>, lose: MessageType| {
-            while let Some(message) = network.pop_front() {
-                if message.get_msg_type() == lose {
-                    continue;
-                }
-                let to = members.iter_mut().find(|m| m.id == message.to).unwrap();
-                let _ = to.node.step(message);
-            }
-        };
-    /// Drains `member`; whether the read was answered.
-    fn answered(member: &mut Member, network: &mut VecDeque<Message>) -> bool {
-        let mut answered = false;
-        while let Some(effects) = member.node.advance() {
-            network.extend(effects.messages);
-            if let Some(persist) = effects.persist {
-                member.in_flight.push_back(persist);
-            }
-            answered |= effects
-                .read_states
-                .iter()
-                .any(|state| state.request_ctx == b"in-flight-read");
-            if let Some(last) = effects.committed.last() {
-                member.applied = last.index;
-                member.node.on_applied(last.index);
-            }
-        }
-        answered
-    }
-    // Elect member 1 and let it commit in its term, everyone knowing it.
     for _ in 0..100_000 {
         if members[0].node.is_leader()
             && members[0].node.commit_index() >= 2
@@ -613,37 +622,71 @@ fn a_read_in_flight_across_a_leader_change_is_answered() {
             drain(member, &mut network, &mut history, 0);
             complete_one_write(member, &mut network);
         }
-        deliver(&mut members, &mut network, MessageType::MsgUnreachable);
+        deliver_losing(&mut members, &mut network, MessageType::MsgUnreachable);
     }
     assert!(members[0].node.is_leader(), "member 1 leads");
-    // Member 2 asks; the request reaches member 1, whose answer is lost.
     members[1].node.read_index(b"in-flight-read".to_vec());
-    let mut read_answered = answered(&mut members[1], &mut network);
-    assert!(!read_answered, "a follower's read needs the leader");
+    let mut answered = false;
+    let mut asked = 0;
     for _ in 0..100 {
         for member in members.iter_mut() {
-            read_answered |= answered(member, &mut network) && member.id == 2;
+            answered |= answered_in_flight_read(member, &mut network) && member.id == 2;
             complete_one_write(member, &mut network);
         }
-        deliver(&mut members, &mut network, MessageType::MsgReadIndexResp);
+        asked += deliver_losing(&mut members, &mut network, MessageType::MsgReadIndexResp);
     }
-    assert!(!read_answered, "the answer was lost");
-    // Leadership moves to member 2.
-    members[0].node.transfer_leader(2);
-    for _ in 0..10_000 {
+    assert_eq!(asked, 1, "member 2 asked the leader once");
+    assert!(!answered, "the answer was lost");
+    (members, network)
+}
+
+/// Moves leadership from member 1 to `target`; whether member 2 got its read answered, and
+/// how many times it asked for it again.
+fn move_leader_to(
+    target: u64,
+    members: &mut [Member],
+    network: &mut VecDeque<Message>,
+) -> (bool, usize) {
+    members[0].node.transfer_leader(target);
+    let (mut answered, mut asked) = (false, 0);
+    for _ in 0..2_000 {
         for member in members.iter_mut() {
-            let answered_here = answered(member, &mut network);
-            read_answered |= answered_here && member.id == 2;
-            complete_one_write(member, &mut network);
+            answered |= answered_in_flight_read(member, network) && member.id == 2;
+            complete_one_write(member, network);
         }
-        deliver(&mut members, &mut network, MessageType::MsgUnreachable);
-        if read_answered {
-            break;
-        }
+        asked += deliver_losing(members, network, raft::prelude::MessageType::MsgUnreachable);
     }
-    assert!(members[1].node.is_leader(), "member 2 took over");
-    assert!(
-        read_answered,
-        "the read in flight was answered after the change"
+    let leader = &members[target as usize - 1];
+    assert!(leader.node.is_leader(), "member {target} took over");
+    (answered, asked)
+}
+
+/// Goal: a read in flight when the leader changes is answered, not left to its timeout (seen on
+/// a graceful stop: a follower's ReadIndex was answered by the stopping leader after the
+/// follower had itself become leader, and raft-rs ignored the answer of the older term; a
+/// leader that steps down also clears its own queue of reads). Method: member 2's read reaches
+/// member 1, the answer is lost, leadership moves to member 2: the read must be answered.
+#[test]
+fn a_read_in_flight_across_a_leader_change_is_answered() {
+    let (mut members, mut network) = a_follower_read_whose_answer_was_lost();
+    let (answered, _) = move_leader_to(2, &mut members, &mut network);
+    assert!(answered, "the read in flight was answered after the change");
+}
+
+/// Goal: a read its reader gave up on is not asked again (it would stay remembered forever
+/// and, at the next leader change, be asked with every other forgotten one at once). Method:
+/// as above, but member 2's reader times out before leadership moves to member 3; member 2
+/// must not ask for the read again, while a read still waited for is asked again.
+#[test]
+fn a_read_its_reader_gave_up_on_is_not_asked_again() {
+    let (mut members, mut network) = a_follower_read_whose_answer_was_lost();
+    members[1].node.forget_read(b"in-flight-read");
+    let (_, asked) = move_leader_to(3, &mut members, &mut network);
+    assert_eq!(asked, 0, "the forgotten read was asked again");
+    let (mut members, mut network) = a_follower_read_whose_answer_was_lost();
+    let (_, asked) = move_leader_to(3, &mut members, &mut network);
+    assert_eq!(
+        asked, 1,
+        "a read still waited for is asked again under member 3"
     );
 }

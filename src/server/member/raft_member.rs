@@ -673,7 +673,9 @@ impl Member {
             Some(Ok(index)) => index,
             Some(Err(_)) => return Err(self.stopped_status()),
             None => {
-                self.state.borrow_mut().read_waiters.remove(&context);
+                let mut state = self.state.borrow_mut();
+                state.read_waiters.remove(&context);
+                state.node.forget_read(&context.to_le_bytes());
                 return Err(EtcdStatus::Timeout.into());
             }
         };

@@ -151,7 +151,9 @@ impl Member {
     /// The client gave up on `operation`.
     pub fn forget(&mut self, operation: u64) {
         self.waiting_puts.remove(&operation);
-        self.waiting_reads.remove(&operation);
+        if self.waiting_reads.remove(&operation).is_some() {
+            self.node.forget_read(&operation.to_le_bytes());
+        }
         self.waiting_applies.retain(|(_, op, _)| *op != operation);
     }
 
