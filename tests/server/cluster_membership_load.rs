@@ -209,26 +209,9 @@ fn removed_through(cluster: &Cluster, through: usize, id: u64) -> Result<(), Str
     }
 }
 
-/// `member list -w json` on member `i`: (id, name, is learner, peer URLs) of every member.
+/// `member list -w json` on member `i`, as a set.
 fn listed_members(cluster: &Cluster, i: usize) -> BTreeSet<(u64, String, bool, Vec<String>)> {
-    let listed: serde_json::Value =
-        serde_json::from_str(&cluster.member(i).ok(&["member", "list", "-w", "json"])).unwrap();
-    listed["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["ID"].as_u64().unwrap(),
-                m["name"].as_str().unwrap_or_default().to_string(),
-                m["isLearner"].as_bool().unwrap_or(false),
-                m["peerURLs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|u| u.as_str().unwrap().to_string())
-                    .collect(),
-            )
-        })
+    crate::support::listed_members(cluster.member(i))
+        .into_iter()
         .collect()
 }

@@ -6,34 +6,10 @@
 use std::time::{Duration, Instant};
 
 use crate::support::cluster::Cluster;
-use crate::support::Basalt;
+use crate::support::{listed_members as members, Basalt};
 
 /// How long a new leader may take (etcd's election timeout is 1 s, randomized up to 2 s).
 const ELECTION_LIMIT: Duration = Duration::from_secs(10);
-
-/// `member list -w json`: (id, name, is learner, peer URLs) of every member.
-fn members(member: &Basalt) -> Vec<(u64, String, bool, Vec<String>)> {
-    let listed: serde_json::Value =
-        serde_json::from_str(&member.ok(&["member", "list", "-w", "json"])).unwrap();
-    listed["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["ID"].as_u64().unwrap(),
-                m["name"].as_str().unwrap_or_default().to_string(),
-                m["isLearner"].as_bool().unwrap_or(false),
-                m["peerURLs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|u| u.as_str().unwrap().to_string())
-                    .collect(),
-            )
-        })
-        .collect()
-}
 
 /// `endpoint status` of one member: (its id, the leader it knows, whether it is a learner).
 fn status(member: &Basalt) -> (u64, u64, bool) {

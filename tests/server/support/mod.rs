@@ -446,3 +446,27 @@ pub fn load_config(
         other => panic!("expected a configuration, got {other:?}"),
     }
 }
+
+/// `member list -w json`: (id, name, is learner, peer URLs) of every member.
+pub fn listed_members(member: &Basalt) -> Vec<(u64, String, bool, Vec<String>)> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&member.ok(&["member", "list", "-w", "json"])).unwrap();
+    listed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["ID"].as_u64().unwrap(),
+                m["name"].as_str().unwrap_or_default().to_string(),
+                m["isLearner"].as_bool().unwrap_or(false),
+                m["peerURLs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
