@@ -75,21 +75,8 @@ fn a_learner_catches_up_over_a_gibibyte_by_snapshot_to_the_leaders_hashkv() {
     );
 
     let joiner = cluster.new_seat(dir.path());
-    let name = cluster.seats[joiner].name.clone();
-    let peer_url = format!("http://127.0.0.1:{}", cluster.seats[joiner].peer_port);
     cluster
-        .member(leader)
-        .etcdctl_until_ok(
-            &[
-                "member",
-                "add",
-                &name,
-                "--learner",
-                "--peer-urls",
-                &peer_url,
-            ],
-            Duration::from_secs(30),
-        )
+        .add_learner(leader, joiner, Duration::from_secs(30))
         .expect("member add --learner");
     let started = Instant::now();
     cluster.join(joiner);

@@ -101,18 +101,7 @@ fn add_learner_and_promote(
     let peer_url = format!("http://127.0.0.1:{}", cluster.seats[joiner].peer_port);
     let leader = cluster.wait_for_leader(ELECTION_LIMIT);
     let added = cluster
-        .member(leader)
-        .etcdctl_until_ok(
-            &[
-                "member",
-                "add",
-                &name,
-                "--learner",
-                "--peer-urls",
-                &peer_url,
-            ],
-            RECONFIGURE_LIMIT,
-        )
+        .add_learner(leader, joiner, RECONFIGURE_LIMIT)
         .unwrap_or_else(|stderr| panic!("member add {name} --learner: {stderr}"));
     let initial_cluster = added
         .lines()

@@ -169,6 +169,24 @@ impl Cluster {
         self.join_with(i, &initial_cluster);
     }
 
+    /// `etcdctl member add <seat i's name> --learner --peer-urls <its peer URL>` through member
+    /// `through`, retried until it succeeds or `limit` passes; what etcdctl printed.
+    pub fn add_learner(&self, through: usize, i: usize, limit: Duration) -> Result<String, String> {
+        let seat = &self.seats[i];
+        let peer_url = format!("http://127.0.0.1:{}", seat.peer_port);
+        self.member(through).etcdctl_until_ok(
+            &[
+                "member",
+                "add",
+                &seat.name,
+                "--learner",
+                "--peer-urls",
+                &peer_url,
+            ],
+            limit,
+        )
+    }
+
     /// Like [`Cluster::join`], with the `--initial-cluster` that `member add` printed (the
     /// members of that moment, which differ from the bootstrap's once members were removed).
     pub fn join_with(&mut self, i: usize, initial_cluster: &str) {
