@@ -40,10 +40,9 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         eprintln!("basalt: warning: {warning}");
     }
-    // More than one member is refused until clustering is finished (see `start_bootstrap`).
     // The flags are checked at every start (etcd checks them only at bootstrap); a data
     // directory's stored identity wins over them after its first start.
-    if let Err(error) = config.start_bootstrap() {
+    if let Err(error) = config.bootstrap() {
         eprintln!("basalt: {error}");
         return ExitCode::from(error.exit_code() as u8);
     }

@@ -16,6 +16,33 @@ pub struct EnvSettings {
     pub warnings: Vec<String>,
 }
 
+/// Variables basalt no longer reads, each with why: one that is set draws a warning of its own
+/// (the operator set it on purpose, so "unrecognized" would mislead).
+const OBSOLETE: &[(&str, &str)] = &[(
+    "BASALT_EXPERIMENTAL_CLUSTERING",
+    "clustering is always on: every member serves --listen-peer-urls, multi-member \
+     --initial-cluster, --initial-cluster-state=existing and MemberAdd need no switch",
+)];
+
+/// basalt's variables that are not flags, read where they are used: never "unrecognized".
+const NOT_FLAGS: &[&str] = &[
+    "BASALT_LEASE_CHECKPOINT_INTERVAL_MS",
+    "BASALT_TEST_WATCH_QUEUE_BYTES",
+    "BASALT_TEST_READ_MEMORY_BYTES",
+];
+
+/// One warning per obsolete variable set in `env`, whatever else is read (flags, variables or
+/// a config file).
+pub fn obsolete_warnings(env: &[(String, String)]) -> Vec<String> {
+    OBSOLETE
+        .iter()
+        .filter(|(name, _)| lookup(env, name).is_some())
+        .map(|(name, why)| {
+            format!("environment variable {name} is obsolete and has no effect: {why}")
+        })
+        .collect()
+}
+
 /// `ETCD_CONFIG_FILE`, read on its own because it decides whether the rest is read at all.
 pub fn config_file(env: &[(String, String)]) -> Option<String> {
     let var = format!("{ETCD_ENV_PREFIX}_CONFIG_FILE");
@@ -47,7 +74,10 @@ pub fn read(env: &[(String, String)], line: &CommandLine) -> Result<EnvSettings,
     for (name, value) in env {
         let ours = name.starts_with(&format!("{ETCD_ENV_PREFIX}_"))
             || name.starts_with(&format!("{BASALT_ENV_PREFIX}_"));
-        if !ours || *name == format!("{ETCD_ENV_PREFIX}_CONFIG_FILE") {
+        let known_elsewhere = *name == format!("{ETCD_ENV_PREFIX}_CONFIG_FILE")
+            || NOT_FLAGS.contains(&name.as_str())
+            || OBSOLETE.iter().any(|(obsolete, _)| obsolete == name);
+        if !ours || known_elsewhere {
             continue;
         }
         if *name == version_var {
@@ -132,6 +162,32 @@ mod tests {
              command-line flag (either unset environment variable or disable flag)"
         );
         assert_eq!(error.exit_code(), 1);
+    }
+
+    /// Goal: the obsolete clustering switch draws exactly one warning, saying it has no effect
+    /// (not "unrecognized"), and basalt's variables read outside the flag table draw none.
+    #[test]
+    fn obsolete_and_non_flag_variables_are_not_unrecognized() {
+        let vars = env(&[
+            ("BASALT_EXPERIMENTAL_CLUSTERING", "1"),
+            ("BASALT_LEASE_CHECKPOINT_INTERVAL_MS", "500"),
+            ("BASALT_CLUSTERING", "1"),
+        ]);
+        let settings = read(&vars, &line(&[])).unwrap();
+        assert_eq!(
+            settings.warnings,
+            ["unrecognized environment variable BASALT_CLUSTERING=1"]
+        );
+        let obsolete = obsolete_warnings(&vars);
+        assert_eq!(obsolete.len(), 1, "{obsolete:?}");
+        assert!(
+            obsolete[0].starts_with(
+                "environment variable BASALT_EXPERIMENTAL_CLUSTERING is obsolete and has no \
+                 effect: clustering is always on"
+            ),
+            "{obsolete:?}"
+        );
+        assert!(obsolete_warnings(&env(&[("PATH", "/bin")])).is_empty());
     }
 
     #[test]

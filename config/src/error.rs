@@ -142,15 +142,6 @@ pub enum ConfigError {
     #[error("{0}")]
     TlsIncomplete(String),
 
-    /// `--initial-cluster` lists more than this member, which basalt cannot replicate to yet.
-    #[error(
-        "--initial-cluster={0} lists more than one member, but basalt runs one-member clusters \
-         only until clustering lands; starting anyway would give each member a store of its \
-         own (split brain); BASALT_EXPERIMENTAL_CLUSTERING=1 starts the unfinished \
-         clustering for testing"
-    )]
-    MultiMemberUnsupported(String),
-
     /// `experimental-enable-lease-checkpoint-persist` without checkpoints.
     #[error(
         "setting experimental-enable-lease-checkpoint-persist requires \

@@ -86,10 +86,12 @@ pub fn load(args: &[String], env: &[(String, String)]) -> Result<Invocation, Con
         .clone()
         .filter(|path| !path.is_empty())
         .or_else(|| env::config_file(env));
-    let settings = match config_file {
+    let mut settings = match config_file {
         Some(path) => settings::Settings::from_file(PathBuf::from(path), &line, env)?,
         None => settings::Settings::from_command_line_and_env(&line, env)?,
     };
+    // Said whichever source the settings came from: the variable is set either way.
+    settings.warnings.extend(env::obsolete_warnings(env));
     let config = resolve::resolve(&settings)?;
     validate::validate(&config, &settings)?;
     Ok(Invocation::Serve(Box::new(config)))
@@ -421,10 +423,6 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// The environment variable that lets a multi-member `--initial-cluster` start while
-/// clustering is unfinished (tests, and operators trying it out).
-pub const EXPERIMENTAL_CLUSTERING: &str = "BASALT_EXPERIMENTAL_CLUSTERING";
-
 impl Config {
     /// The configuration `basalt` runs with when given no flags and no environment.
     pub fn defaults() -> Config {
@@ -438,37 +436,6 @@ impl Config {
     /// a new data directory, and derives the member and cluster IDs.
     pub fn bootstrap(&self) -> Result<Bootstrap, ConfigError> {
         bootstrap::plan(self)
-    }
-
-    /// The bootstrap plan of a cluster basalt can serve today: one member. More would be
-    /// several independent stores under one cluster ID (split brain) until raft replicates
-    /// between members, so it is refused, never started.
-    pub fn one_member_bootstrap(&self) -> Result<Bootstrap, ConfigError> {
-        let bootstrap = self.bootstrap()?;
-        if bootstrap.members.len() > 1 {
-            return Err(ConfigError::MultiMemberUnsupported(
-                self.cluster.initial_cluster.to_string(),
-            ));
-        }
-        Ok(bootstrap)
-    }
-
-    /// The bootstrap plan this build may start: [`Config::one_member_bootstrap`], unless
-    /// `BASALT_EXPERIMENTAL_CLUSTERING=1` asks for the unfinished multi-member support
-    /// (replication between members works; snapshots to lagging members, membership changes
-    /// and keep-alives through followers do not yet — see docs/server.md).
-    pub fn start_bootstrap(&self) -> Result<Bootstrap, ConfigError> {
-        if Config::experimental_clustering() {
-            self.bootstrap()
-        } else {
-            self.one_member_bootstrap()
-        }
-    }
-
-    /// Whether the environment asks for the unfinished clustering
-    /// (`BASALT_EXPERIMENTAL_CLUSTERING=1`).
-    pub fn experimental_clustering() -> bool {
-        std::env::var_os(EXPERIMENTAL_CLUSTERING).is_some_and(|value| value == "1")
     }
 
     /// The data directory of the WAL: `--wal-dir`, or `member/wal` inside the data directory

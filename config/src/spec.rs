@@ -134,8 +134,8 @@ const NO_SNAPSHOT_FILES: &str =
     "basalt writes no raft snapshot files: its database is the snapshot, so there is nothing to retain";
 const WAL_RETENTION: &str = "basalt removes WAL segments as soon as its database has \
      checkpointed them, so it cannot retain the number asked";
-const ONE_MEMBER: &str = "it concerns peers, and basalt runs one-member clusters only until \
-     clustering lands";
+const PEER_KNOB: &str =
+    "it tunes a part of etcd's clustering that basalt does not make adjustable (yet)";
 const PEER_HASHES: &str =
     "it compares this member's hashes with its peers', and a one-member basalt has none (as in etcd)";
 const LEASE_CHECKPOINTS: &str = "basalt always checkpoints remaining lease TTLs and keeps them \
@@ -167,7 +167,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("snapshot-count", Uint, "100000", Honored, Member, "Number of committed transactions to trigger a snapshot to disk."),
     flag!("heartbeat-interval", Uint, "100", Honored, Member, "Time (in milliseconds) of a heartbeat interval."),
     flag!("election-timeout", Uint, "1000", Honored, Member, "Time (in milliseconds) for an election to timeout."),
-    flag!("initial-election-tick-advance", Bool, "true", NoEffect(ONE_MEMBER), Member, "Whether to fast-forward initial election ticks on boot for faster election."),
+    flag!("initial-election-tick-advance", Bool, "true", NoEffect(PEER_KNOB), Member, "Whether to fast-forward initial election ticks on boot for faster election."),
     flag!("listen-peer-urls", Urls, "http://127.0.0.1:2380", Honored, Member, "List of URLs to listen on for peer traffic."),
     flag!("listen-client-urls", Urls, "http://127.0.0.1:2379", Honored, Member, "List of URLs to listen on for client traffic."),
     flag!("listen-client-http-urls", Urls, "", DefaultOnly(NO_HTTP_ONLY_LISTENER), Member, "List of URLs to listen on for http only client traffic (basalt serves HTTP on the client URLs)."),
@@ -185,8 +185,8 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("grpc-keepalive-timeout", Duration, "20s", Honored, Member, "Additional duration of wait before closing a non-responsive connection (0 to disable)."),
     flag!("socket-reuse-port", Bool, "false", NoEffect("basalt always uses SO_REUSEPORT, one listener per core"), Member, "Enable SO_REUSEPORT on listeners (basalt always uses it, one listener per core)."),
     flag!("socket-reuse-address", Bool, "false", NoEffect(NO_RUNTIME_KNOB), Member, "Enable SO_REUSEADDR on listeners."),
-    flag!("raft-read-timeout", Duration, "5s", NoEffect(ONE_MEMBER), Member, "Read timeout set on each rafthttp connection."),
-    flag!("raft-write-timeout", Duration, "5s", NoEffect(ONE_MEMBER), Member, "Write timeout set on each rafthttp connection."),
+    flag!("raft-read-timeout", Duration, "5s", NoEffect(PEER_KNOB), Member, "Read timeout set on each rafthttp connection."),
+    flag!("raft-write-timeout", Duration, "5s", NoEffect(PEER_KNOB), Member, "Write timeout set on each rafthttp connection."),
     // Clustering.
     flag!("initial-advertise-peer-urls", Urls, "http://localhost:2380", Honored, Clustering, "List of this member's peer URLs to advertise to the rest of the cluster."),
     flag!("initial-cluster", Text, "default=http://localhost:2380", Honored, Clustering, "Initial cluster configuration for bootstrapping."),
@@ -267,13 +267,13 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("experimental-warning-apply-duration", Duration, "100ms", NoEffect(NO_SLOW_REQUEST_LOG), Experimental, "Time duration after which a warning is generated if request takes more time."),
     flag!("experimental-warning-unary-request-duration", Duration, "300ms", NoEffect(NO_SLOW_REQUEST_LOG), Experimental, "Time duration after which a warning is generated if a unary request takes more time."),
     flag!("experimental-bootstrap-defrag-threshold-megabytes", Uint, "0", NoEffect(NO_RUNTIME_KNOB), Experimental, "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space."),
-    flag!("experimental-max-learners", Int, "1", NoEffect(ONE_MEMBER), Experimental, "Sets the maximum number of learners that can be available in the cluster membership."),
-    flag!("experimental-snapshot-catchup-entries", Uint, "5000", NoEffect(ONE_MEMBER), Experimental, "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
-    flag!("experimental-downgrade-check-time", Duration, "5s", NoEffect(ONE_MEMBER), Experimental, "Duration of time between two downgrade status checks."),
+    flag!("experimental-max-learners", Int, "1", NoEffect(PEER_KNOB), Experimental, "Sets the maximum number of learners that can be available in the cluster membership."),
+    flag!("experimental-snapshot-catchup-entries", Uint, "5000", NoEffect(PEER_KNOB), Experimental, "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
+    flag!("experimental-downgrade-check-time", Duration, "5s", NoEffect(PEER_KNOB), Experimental, "Duration of time between two downgrade status checks."),
     flag!("experimental-memory-mlock", Bool, "false", NoEffect(NO_RUNTIME_KNOB), Experimental, "Enable to enforce etcd pages (in particular bbolt) to stay in RAM."),
     flag!("experimental-txn-mode-write-with-shared-buffer", Bool, "true", NoEffect(NO_RUNTIME_KNOB), Experimental, "Enable the write transaction to use a shared buffer in its readonly check operations."),
     flag!("experimental-stop-grpc-service-on-defrag", Bool, "false", NoEffect("basalt serves clients during a defragment"), Experimental, "Enable etcd gRPC service to stop serving client requests on defragmentation."),
-    flag!("experimental-wait-cluster-ready-timeout", Duration, "5s", NoEffect(ONE_MEMBER), Experimental, "Maximum duration to wait for the cluster to be ready."),
+    flag!("experimental-wait-cluster-ready-timeout", Duration, "5s", NoEffect(PEER_KNOB), Experimental, "Maximum duration to wait for the cluster to be ready."),
     flag!("experimental-enable-distributed-tracing", Bool, "false", NoEffect("basalt exports no traces"), Experimental, "Enable experimental distributed tracing using OpenTelemetry Tracing."),
     flag!("experimental-distributed-tracing-address", Text, "localhost:4317", NoEffect("basalt exports no traces"), Experimental, "Address for distributed tracing used for OpenTelemetry Tracing."),
     flag!("experimental-distributed-tracing-service-name", Text, "etcd", NoEffect("basalt exports no traces"), Experimental, "Configures service name for distributed tracing."),

@@ -86,6 +86,27 @@ pub fn bind(address: SocketAddr) -> Result<TcpListener, NetError> {
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
+/// Binds a listener no other socket can share: SO_REUSEADDR (a restart binds while old
+/// connections linger in TIME_WAIT) but no SO_REUSEPORT, so a port another process listens on
+/// fails with `AddrInUse` instead of silently splitting its connections with it. For a
+/// listener one executor serves alone (the peer port); bind it on any thread, then
+/// [`adopt_listener`] it on the executor that serves it.
+pub fn bind_exclusive(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// The listener of [`bind_exclusive`], served by the calling executor.
+pub fn adopt_listener(listener: std::net::TcpListener) -> TcpListener {
+    // SAFETY: the descriptor is a bound, listening TCP socket that `into_raw_fd` gave up, so the
+    // glommio listener becomes its only owner (as in `bind`).
+    unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
+}
+
 /// Pending connections the kernel queues per listener (glommio's and Go's default is the
 /// kernel's limit; 1024 matches glommio's own `bind`).
 const LISTEN_BACKLOG: i32 = 1024;

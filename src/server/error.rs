@@ -45,6 +45,10 @@ pub enum ServerError {
     #[error("listen client URL {url}: {reason}")]
     ClientUrl { url: String, reason: String },
 
+    /// A listen peer URL cannot be resolved or bound (e.g. another process holds the port).
+    #[error("listen peer URL {url}: {reason}")]
+    PeerUrl { url: String, reason: String },
+
     /// A client listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {

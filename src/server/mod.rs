@@ -68,24 +68,19 @@ const JOIN_ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub fn run(config: Config) -> Result<(), ServerError> {
     // First, before any thread starts: every thread inherits the blocked signals.
     let stop_signals = executors::stop_signal::StopSignals::block()?;
-    let bootstrap = config.start_bootstrap()?;
+    let bootstrap = config.bootstrap()?;
     let derived = Identity {
         cluster_id: bootstrap.cluster_id.0,
         member_id: bootstrap.local_member_id.0,
     };
     let milestones = logging::install(&config)?;
     io_uring_check::check_io_uring()?;
+    // Before the data directory is touched, as etcd binds its peer listeners first.
+    let peer_listeners = executors::peer_listener::bind_all(&config)?;
     // A stored identity counts once the log has been written; a first start that failed
     // before writing it takes the flags again (the owner stores them before its first write).
     let log_written = std::fs::read_dir(config.wal_dir()).is_ok_and(|mut dir| dir.next().is_some());
     let joining = config.cluster.state == crate::config::ClusterState::Existing;
-    if joining && !Config::experimental_clustering() {
-        return Err(ServerError::Member(
-            "joining a running cluster needs clustering, which is experimental: set \
-             BASALT_EXPERIMENTAL_CLUSTERING=1"
-                .into(),
-        ));
-    }
     let mut joined_peers = Vec::new();
     let identity =
         match member::identity_file::load(&config.member.data_dir).map_err(ServerError::Member)? {
@@ -255,7 +250,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 config,
                 identity,
                 initial_members,
-                joined_peers,
+                owner_core::Peers {
+                    listeners: peer_listeners,
+                    joined: joined_peers,
+                },
                 engine,
                 owner_core::OwnerEnds {
                     links: owner_links,

@@ -1,5 +1,4 @@
-//! Three real members replicating through raft on loopback (the experimental clustering
-//! behind BASALT_EXPERIMENTAL_CLUSTERING=1), driven by Debian's etcdctl.
+//! Three real members replicating through raft on loopback, driven by Debian's etcdctl.
 
 use std::time::Duration;
 

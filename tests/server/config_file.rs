@@ -80,9 +80,7 @@ fn a_complete_file_is_read() {
     );
     assert!(config.experimental.initial_corrupt_check);
     assert_eq!(config.log.level, LogLevel::Warn);
-    // The corrupt check compares peers' hashes: a one-member basalt says it has none. (The
-    // peer listener's warning, for a lone member without the clustering gate, comes at
-    // start-up, not from the file.)
+    // The corrupt check compares peers' hashes: a one-member basalt says it has none.
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert!(config.warnings[0].contains("experimental-initial-corrupt-check"));
     let bootstrap = config.bootstrap().unwrap();

@@ -180,6 +180,7 @@ fn log_lines_follow_logger_level_and_outputs() {
         .arg(format!("--data-dir={}", dir.path().join("data").display()))
         .arg(format!("--listen-client-urls={url}"))
         .arg(format!("--advertise-client-urls={url}"))
+        .arg("--listen-peer-urls=http://127.0.0.1:0")
         .arg("--logger=capnslog")
         .arg("--log-level=warn")
         .arg(format!("--log-outputs={}", log_file.display()))

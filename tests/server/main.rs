@@ -40,6 +40,7 @@ mod metrics_cluster;
 mod metrics_e2e;
 mod multi_core;
 mod node_simulation;
+mod peer_port;
 mod peer_tls;
 mod port_reuse;
 mod tls_e2e;

@@ -382,8 +382,8 @@ fn unhealthy_cluster_refuses_reconfiguration() {
     assert_eq!(members(cluster.member(leader)).len(), 3);
 }
 
-/// Goal: a cluster started as one member grows with MemberAdd, as etcd's does (it always
-/// serves `--listen-peer-urls`; basalt does with the clustering gate). Method: one member,
+/// Goal: a cluster started as one member grows with MemberAdd, as etcd's does (every member
+/// serves `--listen-peer-urls`, a lone one too). Method: one member,
 /// a key, `member add` of a voter through etcdctl, the new member started with
 /// `--initial-cluster-state existing`; it serves the key, takes a write, and after a kill -9
 /// and restart of the first member both still list two members.

@@ -1,9 +1,11 @@
-//! `basalt-util snapshot restore FILE`: a new data directory for the first member of a new
-//! cluster, preloaded with the snapshot's keys, revisions, leases and alarms (etcdutl's
-//! `snapshot restore`, with its flags and defaults). The new member's and cluster's IDs come
-//! from the restore's `--name`, `--initial-cluster`, `--initial-cluster-token` and
+//! `basalt-util snapshot restore FILE`: a new data directory for a member of a new cluster,
+//! preloaded with the snapshot's keys, revisions, leases and alarms (etcdutl's `snapshot
+//! restore`, with its flags and defaults). The new member's and cluster's IDs come from the
+//! restore's `--name`, `--initial-cluster`, `--initial-cluster-token` and
 //! `--initial-advertise-peer-urls`, derived as the server derives them when it starts with
-//! the same flags.
+//! the same flags. For a cluster of several members, restore once per member (same
+//! `--initial-cluster` and token, each member's own name, peer URLs and data directory) and
+//! start them with those flags: they bootstrap their membership from `--initial-cluster`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -61,7 +63,7 @@ pub(crate) fn run_with(
     make_database: impl FnOnce(&Path) -> Result<bool, String>,
 ) -> Result<(), String> {
     let config = server_config(args)?;
-    let bootstrap = config.one_member_bootstrap().map_err(|e| e.to_string())?;
+    let bootstrap = config.bootstrap().map_err(|e| e.to_string())?;
     let data_dir = config.member.data_dir.clone();
     if data_dir.exists() {
         return Err(format!(

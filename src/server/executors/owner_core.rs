@@ -12,6 +12,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
 use super::metrics_listener;
+use super::peer_listener::PeerListener;
 use super::stop_signal::StopRequest;
 use crate::config::Config;
 use crate::node::RaftOptions;
@@ -45,13 +46,20 @@ pub struct OwnerEnds {
     pub stop: StopRequest,
 }
 
+/// What the owner core needs to talk to the other members: its bound peer listeners, and for
+/// a member that just joined a running cluster, the members it was told about.
+pub struct Peers {
+    pub listeners: Vec<PeerListener>,
+    pub joined: Vec<(u64, Vec<String>)>,
+}
+
 /// Runs the raft owner until its server fails, a stop signal has been carried out, or the
 /// process ends.
 pub async fn serve(
     config: Config,
     identity: Identity,
     initial_members: Vec<(u64, Vec<String>)>,
-    joined_peers: Vec<(u64, Vec<String>)>,
+    peers: Peers,
     engine: Arc<Engine>,
     ends: OwnerEnds,
     settings: ClientApiSettings,
@@ -122,40 +130,35 @@ pub async fn serve(
     )
     .await
     .map_err(ServerError::Member)?;
-    // etcd always serves --listen-peer-urls; basalt does for a one-member cluster only with
-    // the clustering gate, so that it can grow by MemberAdd (without it, nothing replicates
-    // and MemberAdd is refused).
-    let serves_peers = member.cluster().members().count() > 1
-        || !joined_peers.is_empty()
-        || Config::experimental_clustering();
-    if !serves_peers && config.urls.listen_peer != Config::defaults().urls.listen_peer {
-        milestones.warn(
-            "--listen-peer-urls is not served: a one-member cluster binds it only with \
-             BASALT_EXPERIMENTAL_CLUSTERING=1",
-            &[],
-        );
-    }
-    if serves_peers {
-        let listen = peer_listen_addresses(&config)?;
-        let tls = crate::server::peer_tls::peer_tls(&config, &milestones)?;
-        peer_link::start(
-            &member,
-            identity.cluster_id,
-            config.limits.max_request_bytes as usize,
-            &listen,
-            tls.as_ref(),
-            &joined_peers,
-            db_dir,
-        )
-        .map_err(ServerError::Member)?;
-        for (address, secure) in &listen {
-            let what = if *secure {
-                "serving peer traffic securely"
-            } else {
-                "serving peer traffic"
-            };
-            milestones.info(what, &[("address", &address.to_string())]);
-        }
+    // Every member serves --listen-peer-urls, a one-member cluster too: it grows by MemberAdd.
+    let tls = crate::server::peer_tls::peer_tls(&config, &milestones)?;
+    let served: Vec<(String, Option<std::net::SocketAddr>, bool)> = peers
+        .listeners
+        .iter()
+        .map(|peer| (peer.url.clone(), peer.local_address(), peer.secure))
+        .collect();
+    peer_link::start(
+        &member,
+        identity.cluster_id,
+        config.limits.max_request_bytes as usize,
+        peers
+            .listeners
+            .into_iter()
+            .map(|peer| (peer.listener, peer.secure))
+            .collect(),
+        tls.as_ref(),
+        &peers.joined,
+        db_dir,
+    )
+    .map_err(ServerError::Member)?;
+    for (url, address, secure) in &served {
+        let what = if *secure {
+            "serving peer traffic securely"
+        } else {
+            "serving peer traffic"
+        };
+        let address = address.map_or_else(|| url.clone(), |address| address.to_string());
+        milestones.info(what, &[("address", &address), ("url", url)]);
     }
     lease_driver::start(member.clone());
     auto_compaction_driver::start(member.clone(), config.compaction.auto);
@@ -289,28 +292,6 @@ async fn publish_attributes(
         glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
     }
     Ok(())
-}
-
-/// The addresses of `--listen-peer-urls`, each with whether it is served with TLS
-/// (`https://`, whose certificate the configuration's check made sure of).
-fn peer_listen_addresses(
-    config: &Config,
-) -> Result<Vec<(std::net::SocketAddr, bool)>, ServerError> {
-    use std::net::ToSocketAddrs as _;
-    let mut addresses = Vec::new();
-    for url in &config.urls.listen_peer {
-        let refused = |reason: String| {
-            ServerError::Member(format!("--listen-peer-urls {}: {reason}", url.text))
-        };
-        let address = url
-            .address
-            .to_socket_addrs()
-            .map_err(|e| refused(format!("cannot resolve it: {e}")))?
-            .next()
-            .ok_or_else(|| refused("it resolves to no address".into()))?;
-        addresses.push((address, url.is_tls()));
-    }
-    Ok(addresses)
 }
 
 /// Time between two checkpoints of a lease's remaining TTL: etcd's default (5 minutes), or

@@ -6,7 +6,6 @@
 //! lane that feeds what arrives into the member, and one that tells the member of a peer lost.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -74,7 +73,7 @@ impl PeerOutlet for PeerLink {
     }
 }
 
-/// Starts the peer transport for `member`: serves `listen` (the peer URLs' addresses, each
+/// Starts the peer transport for `member`: serves `listen` (the bound peer listeners, each
 /// with whether it is `https://`), dials every other member it knows (through `tls` for
 /// `https://` URLs; and `joined_peers`, the running cluster's members a joining member learned
 /// before its log tells it), feeds received messages into raft, and answers
@@ -84,7 +83,7 @@ pub fn start(
     member: &Rc<Member>,
     cluster_id: u64,
     max_request_bytes: usize,
-    listen: &[(SocketAddr, bool)],
+    listen: Vec<(std::net::TcpListener, bool)>,
     tls: Option<&PeerTls>,
     joined_peers: &[(u64, Vec<String>)],
     db_dir: PathBuf,
@@ -108,9 +107,11 @@ pub fn start(
         };
         Box::pin(async move { response })
     });
-    for (address, secure) in listen {
-        let listener = basalt_net::bind(*address)
-            .map_err(|e| format!("listening for peers on {address}: {e}"))?;
+    for (bound, secure) in listen {
+        let address = bound
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        let listener = basalt_net::adopt_listener(bound);
         let serving = transport.clone();
         match (secure, tls) {
             (true, Some(tls)) => {

@@ -918,17 +918,6 @@ impl Member {
                 return Err(EtcdStatus::PeerUrlExists.into());
             }
         }
-        if matches!(change, MembershipChange::Add { .. }) && self.peers.borrow().is_none() {
-            // A member started alone binds its peer listener only with the clustering gate:
-            // without it, a member added now could never reach it, and a voter added would
-            // leave the cluster without a quorum.
-            return Err(Status::new(
-                basalt_net::Code::Unimplemented,
-                "basalt: adding a member to a cluster started as one member needs clustering, \
-                 which is experimental: restart this member with \
-                 BASALT_EXPERIMENTAL_CLUSTERING=1 (it then serves --listen-peer-urls)",
-            ));
-        }
         if let MembershipChange::Promote { member_id } = change {
             // etcd: only the leader knows how far a learner is; a follower forwards the
             // request to it (`ProposeMembership`, `leader_forward`).

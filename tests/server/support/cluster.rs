@@ -6,9 +6,6 @@ use std::time::{Duration, Instant};
 use super::peer_proxy::PeerProxy;
 use super::{free_port, Basalt, Starting};
 
-/// The environment that lets a multi-member cluster start while clustering is unfinished.
-const CLUSTERING: (&str, &str) = ("BASALT_EXPERIMENTAL_CLUSTERING", "1");
-
 /// One member's fixed coordinates: a restart reuses them.
 #[derive(Clone)]
 pub struct Seat {
@@ -136,12 +133,7 @@ impl Cluster {
             "basalt-test-cluster",
         ];
         flags.extend(self.extra_flags[i].iter().map(String::as_str));
-        Basalt::spawn(
-            seat.data_dir.clone(),
-            seat.client_port,
-            &flags,
-            &[CLUSTERING],
-        )
+        Basalt::spawn(seat.data_dir.clone(), seat.client_port, &flags, &[])
     }
 
     /// A seat for a member to add: a name and free ports, not started.
@@ -207,7 +199,7 @@ impl Cluster {
                 "--initial-cluster-state",
                 "existing",
             ],
-            &[CLUSTERING],
+            &[],
         )
         .wait_ready();
         self.members[i] = Some(member);

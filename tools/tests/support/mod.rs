@@ -39,20 +39,69 @@ pub struct Member {
     pub port: u16,
 }
 
+/// A basalt started and not yet ready (members of one cluster must all run before any is);
+/// killed when dropped unready.
+pub struct Spawned {
+    child: Option<Child>,
+    port: u16,
+}
+
 impl Member {
+    /// Starts a member on `data_dir` and waits until it is ready.
     pub fn start(data_dir: &Path, flags: &[String]) -> Member {
+        Member::spawn(data_dir, flags).wait_ready()
+    }
+
+    /// Starts a member on `data_dir` on a free client port, without waiting for it.
+    pub fn spawn(data_dir: &Path, flags: &[String]) -> Spawned {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let mut child = Command::new(basalt_binary())
+        // Every member binds a peer port (etcd's default is 2380): a port of its own unless
+        // the test gives one, so tests running side by side never collide.
+        let gives_peer_port = flags.iter().any(|f| f.starts_with("--listen-peer-urls"));
+        let peer_default = (!gives_peer_port).then_some("--listen-peer-urls=http://127.0.0.1:0");
+        let child = Command::new(basalt_binary())
             .arg(format!("--data-dir={}", data_dir.display()))
             .arg(format!("--listen-client-urls={url}"))
             .arg(format!("--advertise-client-urls={url}"))
+            .args(peer_default)
             .args(flags)
             .env_clear()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start basalt");
+        Spawned {
+            child: Some(child),
+            port,
+        }
+    }
+
+    pub fn etcdctl(&self, args: &[&str]) -> Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=127.0.0.1:{}", self.port))
+            .args(args)
+            .output()
+            .expect("run etcdctl (Debian's etcd-client package; tools/test-all.sh installs it)")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.etcdctl(args);
+        assert!(
+            output.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+impl Spawned {
+    /// Waits until the member says it is ready to serve clients.
+    pub fn wait_ready(mut self) -> Member {
+        let mut child = self.child.take().expect("waited once");
+        let port = self.port;
         let stderr = child.stderr.take().unwrap();
         let (ready, started) = mpsc::channel();
         std::thread::spawn(move || {
@@ -75,24 +124,14 @@ impl Member {
             }
         }
     }
+}
 
-    pub fn etcdctl(&self, args: &[&str]) -> Output {
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints=127.0.0.1:{}", self.port))
-            .args(args)
-            .output()
-            .expect("run etcdctl (Debian's etcd-client package; tools/test-all.sh installs it)")
-    }
-
-    pub fn ok(&self, args: &[&str]) -> String {
-        let output = self.etcdctl(args);
-        assert!(
-            output.status.success(),
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
