@@ -1,8 +1,8 @@
-//! Turning a snapshot's database into the database of a new one-member cluster (the server's
+//! Turning a snapshot's database into the database of a member of a new cluster (the server's
 //! half of `basalt-util snapshot restore`, as `etcdutl snapshot restore` does for etcd): the
 //! key space, revisions, leases and alarms stay; the raft log starts over and the members of
-//! the old cluster are forgotten, so the restored member starts as the first member of the
-//! cluster named by the restore's `--initial-cluster`.
+//! the old cluster are forgotten, so the restored member starts as a member of the cluster
+//! named by the restore's `--initial-cluster` (each member of it restored the same way).
 
 use std::path::Path;
 

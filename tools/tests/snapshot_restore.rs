@@ -1,12 +1,13 @@
 //! `basalt-util` against real files: a snapshot saved by Debian's etcdctl from a running
 //! basalt, its status, a restore into a new data directory that a basalt then serves with
-//! every key at its revision, and offline check and defrag (refused while a member runs).
+//! every key at its revision, a restore into the data directories of a new three-member
+//! cluster, and offline check and defrag (refused while a member runs).
 
 use std::process::{Command, Output};
 
 mod support;
 
-use support::{free_port, Member};
+use support::{free_port, Member, Spawned};
 
 fn util(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_basalt-util"))
@@ -186,6 +187,80 @@ fn a_saved_snapshot_restores_into_a_new_member_with_every_key_at_its_revision() 
         assert_eq!(&get(&again, key), expected, "{key}");
     }
     assert_eq!(get(&again, "c"), ("4".to_string(), revision_saved + 1));
+}
+
+/// Goal: one snapshot restored for each member of a new three-member cluster (as etcdctl 3.4
+/// restores for several members: the same --initial-cluster and --initial-cluster-token,
+/// each with its own --name, --initial-advertise-peer-urls and --data-dir) starts as one
+/// cluster holding the snapshot's keys. Method: save a snapshot from a lone member, restore
+/// it three times, start the three together with the restore's flags, then read every key
+/// through every member (linearizable reads: through raft), check that they list the three
+/// member IDs the restores announced, and that a write through one is read through the others.
+#[test]
+fn a_snapshot_restores_into_the_members_of_a_new_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = Member::start(&dir.path().join("old"), &[]);
+    old.ok(&["put", "a", "1"]);
+    old.ok(&["put", "b", "2"]);
+    old.ok(&["put", "a", "3"]);
+    let before: Vec<(String, i64)> = ["a", "b"].iter().map(|k| get(&old, k)).collect();
+    let snapshot = dir.path().join("snap.db");
+    old.ok(&["snapshot", "save", snapshot.to_str().unwrap()]);
+    drop(old);
+
+    let peers: Vec<String> = (0..3)
+        .map(|_| format!("http://127.0.0.1:{}", free_port()))
+        .collect();
+    let initial_cluster = (0..3)
+        .map(|i| format!("m{i}={}", peers[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut member_ids = Vec::new();
+    let mut spawned: Vec<Spawned> = Vec::new();
+    for (i, peer) in peers.iter().enumerate() {
+        let data_dir = dir.path().join(format!("m{i}"));
+        let cluster = [
+            format!("--name=m{i}"),
+            format!("--initial-cluster={initial_cluster}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            "--initial-cluster-token=restored-three".to_string(),
+        ];
+        let mut restore: Vec<String> = vec![
+            "snapshot".into(),
+            "restore".into(),
+            snapshot.display().to_string(),
+            format!("--data-dir={}", data_dir.display()),
+        ];
+        restore.extend(cluster.iter().cloned());
+        let restore: Vec<&str> = restore.iter().map(String::as_str).collect();
+        let (_, said) = util_ok(&restore);
+        let said: serde_json::Value = serde_json::from_str(said.trim()).unwrap();
+        member_ids.push(said["member-id"].as_str().unwrap().to_string());
+        let mut flags = cluster.to_vec();
+        flags.push(format!("--listen-peer-urls={peer}"));
+        spawned.push(Member::spawn(&data_dir, &flags));
+    }
+    let mut distinct = member_ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{member_ids:?}");
+
+    let members: Vec<Member> = spawned.into_iter().map(Spawned::wait_ready).collect();
+    for member in &members {
+        for (key, expected) in ["a", "b"].iter().zip(&before) {
+            assert_eq!(&get(member, key), expected, "{key}");
+        }
+        let listed = member.ok(&["member", "list"]);
+        assert_eq!(listed.lines().count(), 3, "{listed}");
+        for id in &member_ids {
+            assert!(listed.contains(&format!("{id}, started, ")), "{listed}");
+        }
+    }
+    let revision_saved = before.iter().map(|(_, rev)| *rev).max().unwrap();
+    members[0].ok(&["put", "c", "4"]);
+    for member in &members[1..] {
+        assert_eq!(get(member, "c"), ("4".to_string(), revision_saved + 1));
+    }
 }
 
 #[test]
