@@ -84,7 +84,6 @@ class Cluster:
             ],
             stdout=log_file,
             stderr=log_file,
-            env={**os.environ, "BASALT_EXPERIMENTAL_CLUSTERING": "1"},
         )
 
     def await_writes(self, members):

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Time for a member to catch up by snapshot over a database of about DB_MB megabytes.
 #
-# Starts three basalt members on loopback (BASALT_EXPERIMENTAL_CLUSTERING=1, --snapshot-count
-# SNAPSHOT_COUNT, an 8 GiB --quota-backend-bytes so a 1 GiB load fits), kills one follower with
-# kill -9, loads VALUES values of 4 KiB (distinct keys, random bytes: incompressible) through
-# the leader with basalt-bench put, writes a marker key last, then restarts the follower and
-# measures the time from its spawn until a serializable read on it returns the marker (the
-# leader's log is compacted past the follower, so it must install a snapshot: the script checks
-# the follower logged "installed a raft snapshot"). Prints the database size and the time.
+# Starts three basalt members on loopback (--snapshot-count SNAPSHOT_COUNT, an 8 GiB
+# --quota-backend-bytes so a 1 GiB load fits), kills one follower with kill -9, loads VALUES
+# values of 4 KiB (distinct keys, random bytes: incompressible) through the leader with
+# basalt-bench put, writes a marker key last, then restarts the follower and measures the time
+# from its spawn until a serializable read on it returns the marker (the leader's log is
+# compacted past the follower, so it must install a snapshot: the script checks the follower
+# logged "installed a raft snapshot"). Prints the database size and the time.
 #
 # Usage: bench/snapshot-catch-up.sh                # basalt
 #        SERVER=etcd bench/snapshot-catch-up.sh     # Debian's etcd, same steps and flags
@@ -49,7 +49,7 @@ pids=(0 0 0)
 
 start_member() {
   local i=$1
-  BASALT_EXPERIMENTAL_CLUSTERING=1 "$server_bin" --name "m$i" --data-dir "$WORKDIR/m$i" \
+  "$server_bin" --name "m$i" --data-dir "$WORKDIR/m$i" \
     --listen-client-urls "http://127.0.0.1:$((BASE_PORT + i))" \
     --advertise-client-urls "http://127.0.0.1:$((BASE_PORT + i))" \
     --listen-peer-urls "http://127.0.0.1:$((BASE_PORT + 10 + i))" \
