@@ -85,6 +85,25 @@ fn a_lone_member_serves_its_peer_port() {
     );
 }
 
+/// Goal: a member restarted at once after a kill -9 binds its peer port again. The dead
+/// process's listener stays open a moment after it is reaped (the kernel closes what its
+/// io_uring rings hold when it tears them down), so without a bounded wait for the port a
+/// restart failed now and then ("address already in use"; a three-member peer TLS test hit it
+/// every time). Method: kill -9 and restart one member on the same peer port five times; each
+/// restart must become ready and serve the peer port.
+#[test]
+fn a_member_restarted_after_kill_9_binds_its_peer_port_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_port = free_port();
+    let mut member = start_alone(dir.path(), peer_port, &[]);
+    for _ in 0..5 {
+        member.kill_9();
+        member = start_alone(dir.path(), peer_port, &[]);
+        let (status, _) = http_get(peer_port, "/basalt/members");
+        assert!(status.contains(" 200 "), "{status}");
+    }
+}
+
 /// Goal: a second member on a peer port the first one holds stops at start-up, says which
 /// URL could not be bound (in Go's words, as etcd says it), and leaves its data directory
 /// untouched; the first keeps its port. Method: start one member, then a second one with the
