@@ -48,6 +48,7 @@ use basalt_net::tls::TlsPolicy;
 use basalt_net::ServerTls;
 
 use crate::config::{Config, Scheme};
+use crate::server::watch::watcher_presence::WatcherPresence;
 pub use error::ServerError;
 use executors::client_api::{ClientApiSettings, ClientListener};
 use executors::client_core::{self, ClientCoreLinks};
@@ -217,12 +218,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let depth = settings.metrics.add_owner_link(core);
         // Capacity 1: a ring pending is as good as many.
         let (doorbell, doorbell_receiver) = shared_channel::new_bounded(1);
+        let watchers = WatcherPresence::default();
         let (started, started_receiver) = oneshot::channel();
         let (bound_sender, bound) = oneshot::channel();
         owner_links.push(OwnerLinks {
             calls,
             depth: depth.clone(),
             doorbell,
+            watchers: watchers.clone(),
             started,
             bound,
         });
@@ -230,6 +233,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             calls: calls_sender,
             depth,
             doorbell: doorbell_receiver,
+            watchers,
             started: started_receiver,
             bound: bound_sender,
         };

@@ -16,7 +16,7 @@ use super::stop_signal::StopRequest;
 use crate::config::Config;
 use crate::node::RaftOptions;
 use crate::server::error::ServerError;
-use crate::server::member::applier::CompactionPacing;
+use crate::server::member::applier::{CompactionPacing, Doorbell};
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::peer_link;
@@ -27,6 +27,7 @@ use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::lease_lessor::LessorConfig;
+use crate::server::watch::watcher_presence::WatcherPresence;
 
 /// The owner's ends of one client core's link.
 pub struct OwnerLinks {
@@ -34,6 +35,8 @@ pub struct OwnerLinks {
     /// `/metrics`: the link's depth, counted on both ends.
     pub depth: Arc<OwnerLinkDepth>,
     pub doorbell: SharedSender<()>,
+    /// Whether that core has watchers (it is rung only then).
+    pub watchers: WatcherPresence,
     pub started: oneshot::Sender<HeaderSource>,
     pub bound: oneshot::Receiver<()>,
 }
@@ -194,8 +197,12 @@ pub async fn serve(
         })
         .detach();
         let ringing = member.clone();
+        let watchers = link.watchers;
         glommio::spawn_local(async move {
-            ringing.add_doorbell(link.doorbell.connect().await);
+            ringing.add_doorbell(Doorbell {
+                ring: link.doorbell.connect().await,
+                watchers,
+            });
         })
         .detach();
         // A client core that already failed dropped its receiver; its error ends the process.

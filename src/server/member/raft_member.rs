@@ -565,8 +565,8 @@ impl Member {
         self.headers.clone()
     }
 
-    /// Adds another core's doorbell, rung after every apply batch.
-    pub fn add_doorbell(&self, doorbell: glommio::channels::shared_channel::ConnectedSender<()>) {
+    /// Adds another core's doorbell, rung after every apply batch while that core has watchers.
+    pub fn add_doorbell(&self, doorbell: super::applier::Doorbell) {
         self.applier.add_doorbell(doorbell);
     }
 
