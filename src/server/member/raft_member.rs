@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use basalt_engine::Engine;
@@ -118,6 +118,10 @@ pub struct Member {
     /// member that forwarded it would wait out its request timeout. They are stepped again
     /// once the new leader is known, which forwards them to it. `None` outside a hand-over.
     held_proposals: RefCell<Option<Vec<raft::prelude::Message>>>,
+    /// A pump was asked for (`request_pump`) and has not run yet.
+    pump_due: Cell<bool>,
+    /// The pumper task, parked until a pump is asked for.
+    pumper: RefCell<Option<Waker>>,
 }
 
 /// Forwarded proposals a hand-over holds at most; beyond, they are dropped as raft would drop
@@ -360,7 +364,10 @@ impl Member {
             tick_interval,
             quiesced: Cell::new(false),
             held_proposals: RefCell::new(None),
+            pump_due: Cell::new(false),
+            pumper: RefCell::new(None),
         });
+        glommio::spawn_local(member.clone().run_pumper()).detach();
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
         glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
@@ -405,7 +412,7 @@ impl Member {
             // from an older term: raft's answer is to ignore it.
             tracing::debug!(from = format!("{from:x}"), %error, "ignored a raft message");
         }
-        self.pump();
+        self.request_pump();
     }
 
     /// The peer transport lost `peer` (see `RaftNode::on_peer_unreachable`).
@@ -641,7 +648,7 @@ impl Member {
                 .proposals_pending
                 .set(state.waiting.len() as i64);
         }
-        self.pump();
+        self.request_pump();
         match within(self.request_timeout, receiver).await {
             Some(Ok(answer)) => answer,
             Some(Err(_)) => Err(self.stopped_status()),
@@ -668,7 +675,7 @@ impl Member {
             state.read_waiters.insert(context, sender);
             state.node.read_index(context.to_le_bytes().to_vec());
         }
-        self.pump();
+        self.request_pump();
         let index = match within(self.request_timeout, receiver).await {
             Some(Ok(index)) => index,
             Some(Err(_)) => return Err(self.stopped_status()),
@@ -704,6 +711,35 @@ impl Member {
 
     fn stopped_status(&self) -> Status {
         EtcdStatus::Stopped.into()
+    }
+
+    /// Asks for a pump soon rather than now: the pumper task runs after the tasks already
+    /// queued on this executor, so the proposals, reads and peer messages that arrive together
+    /// (a burst of client calls, an inbox of frames) enter raft before one pump carries them
+    /// out — one Ready, one WAL batch, one append per peer and one apply batch for all of them,
+    /// instead of one each.
+    fn request_pump(&self) {
+        if !self.pump_due.replace(true) {
+            if let Some(pumper) = self.pumper.borrow_mut().take() {
+                pumper.wake();
+            }
+        }
+    }
+
+    /// Runs the pumps `request_pump` asks for.
+    async fn run_pumper(self: Rc<Self>) {
+        loop {
+            poll_fn(|context| {
+                if self.pump_due.get() {
+                    return Poll::Ready(());
+                }
+                *self.pumper.borrow_mut() = Some(context.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            self.pump_due.set(false);
+            self.pump();
+        }
     }
 
     /// Carries out every effect raft has, until it has none.
