@@ -1101,6 +1101,9 @@ impl Member {
             }
         }
         self.quiesced.set(true);
+        // What was stepped before now is still carried out (a pump asked for may not have run),
+        // so the drain below waits for its writes too.
+        self.pump();
         let deadline = std::time::Instant::now() + limit;
         while !self.log.is_drained() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(1)).await;
@@ -1328,3 +1331,4 @@ fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
         _ => None,
     }
 }
+
