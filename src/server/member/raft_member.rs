@@ -434,7 +434,7 @@ impl Member {
         let outlet = self.peers.borrow().clone();
         let mut unreachable = Vec::new();
         let mut snapshot_failed = Vec::new();
-        for message in messages {
+        for message in coalesce_proposals(messages) {
             let to = message.to;
             let is_snapshot = message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
             let sent = outlet.as_ref().is_some_and(|outlet| outlet.send(message));
@@ -1276,6 +1276,53 @@ impl Member {
     }
 }
 
+/// Merges each run of proposals a follower forwards to its leader into one message. raft-rs
+/// forwards every `propose` call as a MsgPropose of its own, so a pump that carries many client
+/// writes would send (and the leader decode and step) one message per write; the leader takes
+/// a MsgPropose of many entries the same way (it appends them all, or drops them all as it
+/// would drop each). Only adjacent messages merge, so nothing overtakes another message to the
+/// same member; only normal entries merge (a conf change keeps a message of its own), and a
+/// merged message's entries stay within `MESSAGE_ENTRIES_BYTES_MAX` encoded, as raft's appends
+/// do (one larger entry still goes alone), so a frame never outgrows the peer's limit.
+fn coalesce_proposals(messages: Vec<raft::prelude::Message>) -> Vec<raft::prelude::Message> {
+    use raft::prelude::{EntryType, MessageType};
+    let mergeable = |message: &raft::prelude::Message| {
+        message.get_msg_type() == MessageType::MsgPropose
+            && message
+                .entries
+                .iter()
+                .all(|entry| entry.get_entry_type() == EntryType::EntryNormal)
+    };
+    let entries_bytes = |message: &raft::prelude::Message| -> usize {
+        message
+            .entries
+            .iter()
+            .map(|entry| entry.encoded_len())
+            .sum()
+    };
+    let mut merged: Vec<raft::prelude::Message> = Vec::with_capacity(messages.len());
+    let mut last_bytes = 0;
+    for message in messages {
+        let bytes = entries_bytes(&message);
+        if let Some(last) = merged.last_mut() {
+            if mergeable(last)
+                && mergeable(&message)
+                && last.to == message.to
+                && last.from == message.from
+                && last.term == message.term
+                && last_bytes + bytes <= basalt_net::peer::MESSAGE_ENTRIES_BYTES_MAX
+            {
+                last.entries.extend(message.entries);
+                last_bytes += bytes;
+                continue;
+            }
+        }
+        last_bytes = bytes;
+        merged.push(message);
+    }
+    merged
+}
+
 /// Counts the live keys of `view` on a thread of its own (a pass over the key index: start-up
 /// does not wait for it) for `etcd_debugging_mvcc_keys_total`.
 async fn count_keys_at_open(metrics: Arc<ServerMetrics>, view: basalt_engine::ReadView) {
@@ -1332,3 +1379,76 @@ fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use raft::prelude::{Entry, EntryType, Message, MessageType};
+
+    use super::coalesce_proposals;
+
+    fn message(kind: MessageType, to: u64, data: &[&[u8]]) -> Message {
+        let mut message = Message::default();
+        message.set_msg_type(kind);
+        message.from = 1;
+        message.to = to;
+        message.entries = data
+            .iter()
+            .map(|data| Entry {
+                data: data.to_vec(),
+                ..Entry::default()
+            })
+            .collect();
+        message
+    }
+
+    fn shape(messages: &[Message]) -> Vec<(MessageType, u64, usize)> {
+        messages
+            .iter()
+            .map(|m| (m.get_msg_type(), m.to, m.entries.len()))
+            .collect()
+    }
+
+    /// Adjacent forwarded proposals to one member merge, in order; a message in between, another
+    /// member, a conf change or the byte bound each start a new message.
+    #[test]
+    fn adjacent_forwarded_proposals_merge_and_nothing_overtakes() {
+        let mut conf_change = message(MessageType::MsgPropose, 2, &[b"c"]);
+        conf_change.entries[0].set_entry_type(EntryType::EntryConfChange);
+        let merged = coalesce_proposals(vec![
+            message(MessageType::MsgPropose, 2, &[b"a"]),
+            message(MessageType::MsgPropose, 2, &[b"b", b"c"]),
+            message(MessageType::MsgHeartbeatResponse, 2, &[]),
+            message(MessageType::MsgPropose, 2, &[b"d"]),
+            message(MessageType::MsgPropose, 3, &[b"e"]),
+            conf_change,
+            message(MessageType::MsgPropose, 3, &[b"f"]),
+        ]);
+        assert_eq!(
+            shape(&merged),
+            [
+                (MessageType::MsgPropose, 2, 3),
+                (MessageType::MsgHeartbeatResponse, 2, 0),
+                (MessageType::MsgPropose, 2, 1),
+                (MessageType::MsgPropose, 3, 1),
+                (MessageType::MsgPropose, 2, 1),
+                (MessageType::MsgPropose, 3, 1),
+            ]
+        );
+        let data: Vec<&[u8]> = merged[0].entries.iter().map(|e| &e.data[..]).collect();
+        assert_eq!(data, [b"a", b"b", b"c"], "entries keep their order");
+
+        let big = vec![0u8; basalt_net::peer::MESSAGE_ENTRIES_BYTES_MAX / 2];
+        let merged = coalesce_proposals(vec![
+            message(MessageType::MsgPropose, 2, &[&big]),
+            message(MessageType::MsgPropose, 2, &[&big]),
+            message(MessageType::MsgPropose, 2, &[b"x"]),
+        ]);
+        assert_eq!(
+            shape(&merged),
+            [
+                (MessageType::MsgPropose, 2, 1),
+                (MessageType::MsgPropose, 2, 2),
+            ],
+            "a merged message stays within the entry byte bound"
+        );
+    }
+}
