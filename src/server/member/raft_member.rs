@@ -769,7 +769,7 @@ impl Member {
                 self.log.push(LogWork::Raft(Box::new(persist)));
             }
             if !effects.committed.is_empty() {
-                self.apply(&effects.committed);
+                self.apply(effects.committed);
             }
             let mut state = self.state.borrow_mut();
             for read_state in effects.read_states {
@@ -789,13 +789,9 @@ impl Member {
 
     /// Applies the committed entries not yet applied, answers their proposers, and carries
     /// what they changed into raft (membership, the applied index) and the log (checkpoints).
-    fn apply(&self, committed: &[Entry]) {
+    fn apply(&self, mut fresh: Vec<Entry>) {
         let applied_before = self.state.borrow().applied_index;
-        let fresh: Vec<Entry> = committed
-            .iter()
-            .filter(|e| e.index > applied_before)
-            .cloned()
-            .collect();
+        fresh.retain(|e| e.index > applied_before);
         let Some(last) = fresh.last().map(|e| e.index) else {
             return;
         };
