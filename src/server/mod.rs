@@ -62,6 +62,10 @@ use state_machine::header::Identity;
 use v3rpc::status_service::MemberInfo;
 use v3rpc::{kv_service, quota};
 
+/// How long the process waits, once an executor ended because another had failed, for that
+/// other's error (sent as it ends, within milliseconds).
+const FAILURE_CAUSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a joining member asks the running members for the member list before giving up.
 const JOIN_ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -276,8 +280,19 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         })?;
     executors.push(("basalt-raft".to_string(), handle));
     drop(ended);
-    // Servers run until the process is stopped: the first executor to end decides.
-    match first_end.recv() {
+    // Servers run until the process is stopped: the first executor to end decides. One that
+    // ended only because another had failed (its link was dropped) is not the cause: the
+    // other's own error follows, e.g. the owner's "address already in use".
+    let mut first = first_end.recv().map_err(|_| ());
+    while let Ok(Err(ServerError::PeerExecutorFailed)) = first {
+        match first_end.recv_timeout(FAILURE_CAUSE_WAIT) {
+            Ok(next) => first = Ok(next),
+            // The failed one never said why (it never ran): what this one said stands.
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => first = Err(()),
+        }
+    }
+    match first {
         Ok(result) => result,
         // Every executor ended without a word: they failed to start (glommio builds the
         // executor, its io_uring rings included, on the new thread). Their own errors say why,

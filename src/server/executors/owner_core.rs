@@ -187,6 +187,19 @@ pub async fn serve(
         &[("cluster-version", "3.5")],
     );
 
+    let stopping = member.clone();
+    let gateway = Gateway::on_owner(member.clone());
+    let metrics_listeners = metrics_listener::bind(
+        &settings.metrics_listeners,
+        settings.tls.clone(),
+        gateway.clone(),
+        settings.metrics.clone(),
+        settings.max_request_bytes,
+    )?;
+    // This core binds the client addresses first, each right after claiming it, and only then
+    // lets the client cores bind theirs (they join this core's listeners): a port another
+    // server listens on stops the member here, as etcd's "address already in use".
+    let api = client_api::bind_claimed(gateway, &settings)?;
     let mut bound = Vec::with_capacity(links.len());
     for link in links {
         let serving = member.clone();
@@ -209,16 +222,6 @@ pub async fn serve(
         let _ = link.started.send(member.headers());
         bound.push(link.bound);
     }
-    let stopping = member.clone();
-    let gateway = Gateway::on_owner(member);
-    let metrics_listeners = metrics_listener::bind(
-        &settings.metrics_listeners,
-        settings.tls.clone(),
-        gateway.clone(),
-        settings.metrics.clone(),
-        settings.max_request_bytes,
-    )?;
-    let api = client_api::bind(gateway, &settings)?;
     for core in bound {
         core.await.map_err(|_| ServerError::PeerExecutorFailed)?;
     }

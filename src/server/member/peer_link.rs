@@ -109,7 +109,9 @@ pub fn start(
         Box::pin(async move { response })
     });
     for (address, secure) in listen {
-        let listener = basalt_net::bind(*address)
+        // Claimed first: a peer port another server listens on is refused, not shared.
+        let listener = basalt_net::claim(*address)
+            .and_then(|()| basalt_net::bind(*address))
             .map_err(|e| format!("listening for peers on {address}: {e}"))?;
         let serving = transport.clone();
         match (secure, tls) {
