@@ -107,6 +107,28 @@ pub fn adopt_listener(listener: std::net::TcpListener) -> TcpListener {
     unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }
 
+/// Checks that no socket listens on `address` yet, before this process's first [`bind`] of it.
+///
+/// SO_REUSEPORT lets any socket of the same user that sets it join a port's listeners, another
+/// process's too: a second server started on the port (a member started twice, or a test's
+/// free port handed out again while the member owning it restarts) would bind with no error,
+/// and the kernel would split new connections between the two servers. etcd (Go sets no
+/// SO_REUSEPORT) refuses to start with "address already in use"; so does a caller that claims
+/// first. The check binds a socket without SO_REUSEPORT (with SO_REUSEADDR, as [`bind`] and Go,
+/// so connections lingering in TIME_WAIT do not count) and closes it at once: another process
+/// could still take the address in the microseconds before the caller binds it. Port 0 (a
+/// fresh port for each bind) is not checked.
+pub fn claim(address: SocketAddr) -> Result<(), NetError> {
+    if address.port() == 0 {
+        return Ok(());
+    }
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    Ok(())
+}
+
 /// Pending connections the kernel queues per listener (glommio's and Go's default is the
 /// kernel's limit; 1024 matches glommio's own `bind`).
 const LISTEN_BACKLOG: i32 = 1024;

@@ -58,3 +58,29 @@ async fn two_executors_share_one_port() {
     }
     assert_eq!(members_seen, HashSet::from([1, 2]));
 }
+
+/// Goal: a server refuses an address another server already listens on, as etcd does, where
+/// SO_REUSEPORT alone would let the second one join the first one's listeners and take half of
+/// its connections. Method: an executor binds a port (SO_REUSEPORT, as another process's
+/// server would); `claim` of that address fails with "address already in use", while `bind`
+/// alone succeeds (the sharing the claim exists to catch).
+#[test]
+fn claim_refuses_an_address_a_listener_holds() {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("net-test-claim")
+        .spawn(|| async {
+            let held = basalt_net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let address = held.local_addr().unwrap();
+            match basalt_net::claim(address) {
+                Err(basalt_net::NetError::Io(error)) => {
+                    assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse, "{error}")
+                }
+                other => panic!("claimed an address a listener holds: {other:?}"),
+            }
+            let joined = basalt_net::bind(address).expect("SO_REUSEPORT joins the listener");
+            drop((held, joined));
+        })
+        .expect("start executor")
+        .join()
+        .unwrap();
+}

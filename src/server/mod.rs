@@ -48,6 +48,7 @@ use basalt_net::tls::TlsPolicy;
 use basalt_net::ServerTls;
 
 use crate::config::{Config, Scheme};
+use crate::server::watch::watcher_presence::WatcherPresence;
 pub use error::ServerError;
 use executors::client_api::{ClientApiSettings, ClientListener};
 use executors::client_core::{self, ClientCoreLinks};
@@ -60,6 +61,10 @@ use state_machine::auth_tokens::Tokens;
 use state_machine::header::Identity;
 use v3rpc::status_service::MemberInfo;
 use v3rpc::{kv_service, quota};
+
+/// How long the process waits, once an executor ended because another had failed, for that
+/// other's error (sent as it ends, within milliseconds).
+const FAILURE_CAUSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a joining member asks the running members for the member list before giving up.
 const JOIN_ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -212,12 +217,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let depth = settings.metrics.add_owner_link(core);
         // Capacity 1: a ring pending is as good as many.
         let (doorbell, doorbell_receiver) = shared_channel::new_bounded(1);
+        let watchers = WatcherPresence::default();
         let (started, started_receiver) = oneshot::channel();
         let (bound_sender, bound) = oneshot::channel();
         owner_links.push(OwnerLinks {
             calls,
             depth: depth.clone(),
             doorbell,
+            watchers: watchers.clone(),
             started,
             bound,
         });
@@ -225,6 +232,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             calls: calls_sender,
             depth,
             doorbell: doorbell_receiver,
+            watchers,
             started: started_receiver,
             bound: bound_sender,
         };
@@ -270,8 +278,19 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         })?;
     executors.push(("basalt-raft".to_string(), handle));
     drop(ended);
-    // Servers run until the process is stopped: the first executor to end decides.
-    match first_end.recv() {
+    // Servers run until the process is stopped: the first executor to end decides. One that
+    // ended only because another had failed (its link was dropped) is not the cause: the
+    // other's own error follows, e.g. the owner's "address already in use".
+    let mut first = first_end.recv().map_err(|_| ());
+    while let Ok(Err(ServerError::PeerExecutorFailed)) = first {
+        match first_end.recv_timeout(FAILURE_CAUSE_WAIT) {
+            Ok(next) => first = Ok(next),
+            // The failed one never said why (it never ran): what this one said stands.
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => first = Err(()),
+        }
+    }
+    match first {
         Ok(result) => result,
         // Every executor ended without a word: they failed to start (glommio builds the
         // executor, its io_uring rings included, on the new thread). Their own errors say why,

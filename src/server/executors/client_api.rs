@@ -73,10 +73,28 @@ pub struct BoundClientApi {
     listeners: Vec<(TcpListener, Option<Arc<ServerTls>>)>,
 }
 
-/// Builds this core's server over `gateway` and binds its listeners.
+/// Builds the first core's server over `gateway` and binds its listeners, each after
+/// [`basalt_net::claim`]: an address another server (another process) listens on is refused
+/// instead of shared. The other cores [`bind`] after this one.
+pub fn bind_claimed(
+    gateway: Rc<Gateway>,
+    settings: &ClientApiSettings,
+) -> Result<BoundClientApi, ServerError> {
+    bind_listeners(gateway, settings, true)
+}
+
+/// Builds this core's server over `gateway` and binds its listeners, joining the first core's.
 pub fn bind(
     gateway: Rc<Gateway>,
     settings: &ClientApiSettings,
+) -> Result<BoundClientApi, ServerError> {
+    bind_listeners(gateway, settings, false)
+}
+
+fn bind_listeners(
+    gateway: Rc<Gateway>,
+    settings: &ClientApiSettings,
+    claim: bool,
 ) -> Result<BoundClientApi, ServerError> {
     let mut router = Router::new();
     kv_service::register(&mut router, gateway.clone(), settings.kv_limits.clone());
@@ -129,8 +147,11 @@ pub fn bind(
     );
     let mut listeners = Vec::new();
     for &ClientListener { address, tls } in &settings.listeners {
-        let listener =
-            basalt_net::bind(address).map_err(|source| ServerError::Listen { address, source })?;
+        let refused = |source| ServerError::Listen { address, source };
+        if claim {
+            basalt_net::claim(address).map_err(refused)?;
+        }
+        let listener = basalt_net::bind(address).map_err(refused)?;
         let tls = if tls {
             let shared = settings.tls.clone();
             assert!(shared.is_some(), "an https listener without its TLS");

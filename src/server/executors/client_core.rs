@@ -20,6 +20,7 @@ use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{OwnerCall, RemoteOwner};
 use crate::server::state_machine::header::HeaderSource;
 use crate::server::watch::watch_hub::WatchHub;
+use crate::server::watch::watcher_presence::WatcherPresence;
 
 /// Lagging watchers catch up at least this often even when no write rings the doorbell (the
 /// owner's ticker does the same for its own watchers).
@@ -31,6 +32,8 @@ pub struct ClientCoreLinks {
     /// `/metrics`: the link's depth, counted on both ends.
     pub depth: Arc<OwnerLinkDepth>,
     pub doorbell: SharedReceiver<()>,
+    /// This core's watchers, counted for the owner (which rings only while there are some).
+    pub watchers: WatcherPresence,
     /// The owner's header source, sent once the member has started.
     pub started: oneshot::Receiver<HeaderSource>,
     /// Told once this core listens on every client address.
@@ -53,6 +56,7 @@ pub async fn serve(
         engine,
         headers,
         settings.auth.clone(),
+        links.watchers,
     );
     glommio::spawn_local(follow_owner(gateway.watch_hub(), links.doorbell)).detach();
     let api = client_api::bind(gateway, &settings)?;

@@ -60,8 +60,11 @@ pub fn bind(
         tls: is_tls,
     } in addresses
     {
-        let listener =
-            basalt_net::bind(address).map_err(|source| ServerError::Listen { address, source })?;
+        // One listener per address, on the owner core: claimed, so a port another server
+        // listens on is refused rather than shared (see `basalt_net::claim`).
+        let refused = |source| ServerError::Listen { address, source };
+        basalt_net::claim(address).map_err(refused)?;
+        let listener = basalt_net::bind(address).map_err(refused)?;
         let tls = if is_tls {
             assert!(tls.is_some(), "an https metrics listener without its TLS");
             tls.clone()

@@ -17,7 +17,7 @@ use super::stop_signal::StopRequest;
 use crate::config::Config;
 use crate::node::RaftOptions;
 use crate::server::error::ServerError;
-use crate::server::member::applier::CompactionPacing;
+use crate::server::member::applier::{CompactionPacing, Doorbell};
 use crate::server::member::auto_compaction_driver;
 use crate::server::member::lease_driver;
 use crate::server::member::peer_link;
@@ -28,6 +28,7 @@ use crate::server::routing::gateway::Gateway;
 use crate::server::routing::owner_link::{serve_link, OwnerCall};
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::lease_lessor::LessorConfig;
+use crate::server::watch::watcher_presence::WatcherPresence;
 
 /// The owner's ends of one client core's link.
 pub struct OwnerLinks {
@@ -35,6 +36,8 @@ pub struct OwnerLinks {
     /// `/metrics`: the link's depth, counted on both ends.
     pub depth: Arc<OwnerLinkDepth>,
     pub doorbell: SharedSender<()>,
+    /// Whether that core has watchers (it is rung only then).
+    pub watchers: WatcherPresence,
     pub started: oneshot::Sender<HeaderSource>,
     pub bound: oneshot::Receiver<()>,
 }
@@ -187,6 +190,19 @@ pub async fn serve(
         &[("cluster-version", "3.5")],
     );
 
+    let stopping = member.clone();
+    let gateway = Gateway::on_owner(member.clone());
+    let metrics_listeners = metrics_listener::bind(
+        &settings.metrics_listeners,
+        settings.tls.clone(),
+        gateway.clone(),
+        settings.metrics.clone(),
+        settings.max_request_bytes,
+    )?;
+    // This core binds the client addresses first, each right after claiming it, and only then
+    // lets the client cores bind theirs (they join this core's listeners): a port another
+    // server listens on stops the member here, as etcd's "address already in use".
+    let api = client_api::bind_claimed(gateway, &settings)?;
     let mut bound = Vec::with_capacity(links.len());
     for link in links {
         let serving = member.clone();
@@ -197,24 +213,18 @@ pub async fn serve(
         })
         .detach();
         let ringing = member.clone();
+        let watchers = link.watchers;
         glommio::spawn_local(async move {
-            ringing.add_doorbell(link.doorbell.connect().await);
+            ringing.add_doorbell(Doorbell {
+                ring: link.doorbell.connect().await,
+                watchers,
+            });
         })
         .detach();
         // A client core that already failed dropped its receiver; its error ends the process.
         let _ = link.started.send(member.headers());
         bound.push(link.bound);
     }
-    let stopping = member.clone();
-    let gateway = Gateway::on_owner(member);
-    let metrics_listeners = metrics_listener::bind(
-        &settings.metrics_listeners,
-        settings.tls.clone(),
-        gateway.clone(),
-        settings.metrics.clone(),
-        settings.max_request_bytes,
-    )?;
-    let api = client_api::bind(gateway, &settings)?;
     for core in bound {
         core.await.map_err(|_| ServerError::PeerExecutorFailed)?;
     }

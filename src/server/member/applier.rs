@@ -24,9 +24,16 @@ use crate::server::state_machine::auth_hub::AuthHub;
 use crate::server::state_machine::cluster_state::ClusterState;
 use crate::server::state_machine::lease_lessor::{Lessor, LessorConfig, Millis};
 use crate::server::watch::watch_hub::WatchHub;
+use crate::server::watch::watcher_presence::WatcherPresence;
 
 /// Where a proposal's answer goes.
 pub type AnswerSender = oneshot::Sender<Result<Applied, Status>>;
+
+/// Another core's doorbell, and whether that core has watchers to feed.
+pub struct Doorbell {
+    pub ring: glommio::channels::shared_channel::ConnectedSender<()>,
+    pub watchers: WatcherPresence,
+}
 
 /// How a compaction's removal is paced once its first step has applied:
 /// `--experimental-compaction-batch-limit` revisions a step, `--experimental-compaction-sleep-interval`
@@ -83,9 +90,10 @@ pub struct Applier {
     /// The auth store every core reads; apply publishes its changes there.
     auth: Arc<AuthHub>,
     watch_hub: Rc<WatchHub>,
-    /// One doorbell per other core: rung after each apply batch so that core's watchers read
-    /// the new events from the engine (a full doorbell already has a ring pending).
-    doorbells: RefCell<Vec<glommio::channels::shared_channel::ConnectedSender<()>>>,
+    /// One doorbell per other core: rung after each apply batch that core has watchers for,
+    /// so they read the new events from the engine (a full doorbell already has a ring
+    /// pending).
+    doorbells: RefCell<Vec<Doorbell>>,
     /// The leases and their timers; told about every applied lease change.
     lessor: RefCell<Lessor>,
     /// The origin of the lessor's clock.
@@ -153,8 +161,10 @@ impl Applier {
         self.watch_hub.publish(&batch.events);
         self.watch_hub.catch_up_all();
         for doorbell in self.doorbells.borrow().iter() {
-            // Full means a ring is pending: that core reads everything new anyway.
-            let _ = doorbell.try_send(());
+            if doorbell.watchers.any_after_publish() {
+                // Full means a ring is pending: that core reads everything new anyway.
+                let _ = doorbell.ring.try_send(());
+            }
         }
         Ok(batch)
     }
@@ -291,8 +301,8 @@ impl Applier {
         self.cluster.borrow()
     }
 
-    /// Adds another core's doorbell, rung after every apply batch.
-    pub fn add_doorbell(&self, doorbell: glommio::channels::shared_channel::ConnectedSender<()>) {
+    /// Adds another core's doorbell, rung after every apply batch while that core has watchers.
+    pub fn add_doorbell(&self, doorbell: Doorbell) {
         self.doorbells.borrow_mut().push(doorbell);
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use basalt_engine::Engine;
@@ -118,6 +118,10 @@ pub struct Member {
     /// member that forwarded it would wait out its request timeout. They are stepped again
     /// once the new leader is known, which forwards them to it. `None` outside a hand-over.
     held_proposals: RefCell<Option<Vec<raft::prelude::Message>>>,
+    /// A pump was asked for (`request_pump`) and has not run yet.
+    pump_due: Cell<bool>,
+    /// The pumper task, parked until a pump is asked for.
+    pumper: RefCell<Option<Waker>>,
 }
 
 /// Forwarded proposals a hand-over holds at most; beyond, they are dropped as raft would drop
@@ -360,7 +364,10 @@ impl Member {
             tick_interval,
             quiesced: Cell::new(false),
             held_proposals: RefCell::new(None),
+            pump_due: Cell::new(false),
+            pumper: RefCell::new(None),
         });
+        glommio::spawn_local(member.clone().run_pumper()).detach();
         glommio::spawn_local(member.clone().run_persister()).detach();
         glommio::spawn_local(member.clone().run_durability_waiter()).detach();
         glommio::spawn_local(member.clone().run_ticker(tick_interval)).detach();
@@ -405,7 +412,7 @@ impl Member {
             // from an older term: raft's answer is to ignore it.
             tracing::debug!(from = format!("{from:x}"), %error, "ignored a raft message");
         }
-        self.pump();
+        self.request_pump();
     }
 
     /// The peer transport lost `peer` (see `RaftNode::on_peer_unreachable`).
@@ -427,7 +434,7 @@ impl Member {
         let outlet = self.peers.borrow().clone();
         let mut unreachable = Vec::new();
         let mut snapshot_failed = Vec::new();
-        for message in messages {
+        for message in coalesce_proposals(messages) {
             let to = message.to;
             let is_snapshot = message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
             let sent = outlet.as_ref().is_some_and(|outlet| outlet.send(message));
@@ -565,8 +572,8 @@ impl Member {
         self.headers.clone()
     }
 
-    /// Adds another core's doorbell, rung after every apply batch.
-    pub fn add_doorbell(&self, doorbell: glommio::channels::shared_channel::ConnectedSender<()>) {
+    /// Adds another core's doorbell, rung after every apply batch while that core has watchers.
+    pub fn add_doorbell(&self, doorbell: super::applier::Doorbell) {
         self.applier.add_doorbell(doorbell);
     }
 
@@ -641,7 +648,7 @@ impl Member {
                 .proposals_pending
                 .set(state.waiting.len() as i64);
         }
-        self.pump();
+        self.request_pump();
         match within(self.request_timeout, receiver).await {
             Some(Ok(answer)) => answer,
             Some(Err(_)) => Err(self.stopped_status()),
@@ -668,7 +675,7 @@ impl Member {
             state.read_waiters.insert(context, sender);
             state.node.read_index(context.to_le_bytes().to_vec());
         }
-        self.pump();
+        self.request_pump();
         let index = match within(self.request_timeout, receiver).await {
             Some(Ok(index)) => index,
             Some(Err(_)) => return Err(self.stopped_status()),
@@ -706,6 +713,35 @@ impl Member {
         EtcdStatus::Stopped.into()
     }
 
+    /// Asks for a pump soon rather than now: the pumper task runs after the tasks already
+    /// queued on this executor, so the proposals, reads and peer messages that arrive together
+    /// (a burst of client calls, an inbox of frames) enter raft before one pump carries them
+    /// out — one Ready, one WAL batch, one append per peer and one apply batch for all of them,
+    /// instead of one each.
+    fn request_pump(&self) {
+        if !self.pump_due.replace(true) {
+            if let Some(pumper) = self.pumper.borrow_mut().take() {
+                pumper.wake();
+            }
+        }
+    }
+
+    /// Runs the pumps `request_pump` asks for.
+    async fn run_pumper(self: Rc<Self>) {
+        loop {
+            poll_fn(|context| {
+                if self.pump_due.get() {
+                    return Poll::Ready(());
+                }
+                *self.pumper.borrow_mut() = Some(context.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            self.pump_due.set(false);
+            self.pump();
+        }
+    }
+
     /// Carries out every effect raft has, until it has none.
     fn pump(&self) {
         if self.frozen.get() {
@@ -733,7 +769,7 @@ impl Member {
                 self.log.push(LogWork::Raft(Box::new(persist)));
             }
             if !effects.committed.is_empty() {
-                self.apply(&effects.committed);
+                self.apply(effects.committed);
             }
             let mut state = self.state.borrow_mut();
             for read_state in effects.read_states {
@@ -753,13 +789,9 @@ impl Member {
 
     /// Applies the committed entries not yet applied, answers their proposers, and carries
     /// what they changed into raft (membership, the applied index) and the log (checkpoints).
-    fn apply(&self, committed: &[Entry]) {
+    fn apply(&self, mut fresh: Vec<Entry>) {
         let applied_before = self.state.borrow().applied_index;
-        let fresh: Vec<Entry> = committed
-            .iter()
-            .filter(|e| e.index > applied_before)
-            .cloned()
-            .collect();
+        fresh.retain(|e| e.index > applied_before);
         let Some(last) = fresh.last().map(|e| e.index) else {
             return;
         };
@@ -1054,6 +1086,9 @@ impl Member {
             }
         }
         self.quiesced.set(true);
+        // What was stepped before now is still carried out (a pump asked for may not have run),
+        // so the drain below waits for its writes too.
+        self.pump();
         let deadline = std::time::Instant::now() + limit;
         while !self.log.is_drained() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(1)).await;
@@ -1226,6 +1261,53 @@ impl Member {
     }
 }
 
+/// Merges each run of proposals a follower forwards to its leader into one message. raft-rs
+/// forwards every `propose` call as a MsgPropose of its own, so a pump that carries many client
+/// writes would send (and the leader decode and step) one message per write; the leader takes
+/// a MsgPropose of many entries the same way (it appends them all, or drops them all as it
+/// would drop each). Only adjacent messages merge, so nothing overtakes another message to the
+/// same member; only normal entries merge (a conf change keeps a message of its own), and a
+/// merged message's entries stay within `MESSAGE_ENTRIES_BYTES_MAX` encoded, as raft's appends
+/// do (one larger entry still goes alone), so a frame never outgrows the peer's limit.
+fn coalesce_proposals(messages: Vec<raft::prelude::Message>) -> Vec<raft::prelude::Message> {
+    use raft::prelude::{EntryType, MessageType};
+    let mergeable = |message: &raft::prelude::Message| {
+        message.get_msg_type() == MessageType::MsgPropose
+            && message
+                .entries
+                .iter()
+                .all(|entry| entry.get_entry_type() == EntryType::EntryNormal)
+    };
+    let entries_bytes = |message: &raft::prelude::Message| -> usize {
+        message
+            .entries
+            .iter()
+            .map(|entry| entry.encoded_len())
+            .sum()
+    };
+    let mut merged: Vec<raft::prelude::Message> = Vec::with_capacity(messages.len());
+    let mut last_bytes = 0;
+    for message in messages {
+        let bytes = entries_bytes(&message);
+        if let Some(last) = merged.last_mut() {
+            if mergeable(last)
+                && mergeable(&message)
+                && last.to == message.to
+                && last.from == message.from
+                && last.term == message.term
+                && last_bytes + bytes <= basalt_net::peer::MESSAGE_ENTRIES_BYTES_MAX
+            {
+                last.entries.extend(message.entries);
+                last_bytes += bytes;
+                continue;
+            }
+        }
+        last_bytes = bytes;
+        merged.push(message);
+    }
+    merged
+}
+
 /// Counts the live keys of `view` on a thread of its own (a pass over the key index: start-up
 /// does not wait for it) for `etcd_debugging_mvcc_keys_total`.
 async fn count_keys_at_open(metrics: Arc<ServerMetrics>, view: basalt_engine::ReadView) {
@@ -1279,5 +1361,79 @@ fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
         }
         MessageType::MsgSnapshot => Some("a snapshot without its data"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::prelude::{Entry, EntryType, Message, MessageType};
+
+    use super::coalesce_proposals;
+
+    fn message(kind: MessageType, to: u64, data: &[&[u8]]) -> Message {
+        let mut message = Message::default();
+        message.set_msg_type(kind);
+        message.from = 1;
+        message.to = to;
+        message.entries = data
+            .iter()
+            .map(|data| Entry {
+                data: data.to_vec(),
+                ..Entry::default()
+            })
+            .collect();
+        message
+    }
+
+    fn shape(messages: &[Message]) -> Vec<(MessageType, u64, usize)> {
+        messages
+            .iter()
+            .map(|m| (m.get_msg_type(), m.to, m.entries.len()))
+            .collect()
+    }
+
+    /// Adjacent forwarded proposals to one member merge, in order; a message in between, another
+    /// member, a conf change or the byte bound each start a new message.
+    #[test]
+    fn adjacent_forwarded_proposals_merge_and_nothing_overtakes() {
+        let mut conf_change = message(MessageType::MsgPropose, 2, &[b"c"]);
+        conf_change.entries[0].set_entry_type(EntryType::EntryConfChange);
+        let merged = coalesce_proposals(vec![
+            message(MessageType::MsgPropose, 2, &[b"a"]),
+            message(MessageType::MsgPropose, 2, &[b"b", b"c"]),
+            message(MessageType::MsgHeartbeatResponse, 2, &[]),
+            message(MessageType::MsgPropose, 2, &[b"d"]),
+            message(MessageType::MsgPropose, 3, &[b"e"]),
+            conf_change,
+            message(MessageType::MsgPropose, 3, &[b"f"]),
+        ]);
+        assert_eq!(
+            shape(&merged),
+            [
+                (MessageType::MsgPropose, 2, 3),
+                (MessageType::MsgHeartbeatResponse, 2, 0),
+                (MessageType::MsgPropose, 2, 1),
+                (MessageType::MsgPropose, 3, 1),
+                (MessageType::MsgPropose, 2, 1),
+                (MessageType::MsgPropose, 3, 1),
+            ]
+        );
+        let data: Vec<&[u8]> = merged[0].entries.iter().map(|e| &e.data[..]).collect();
+        assert_eq!(data, [b"a", b"b", b"c"], "entries keep their order");
+
+        let big = vec![0u8; basalt_net::peer::MESSAGE_ENTRIES_BYTES_MAX / 2];
+        let merged = coalesce_proposals(vec![
+            message(MessageType::MsgPropose, 2, &[&big]),
+            message(MessageType::MsgPropose, 2, &[&big]),
+            message(MessageType::MsgPropose, 2, &[b"x"]),
+        ]);
+        assert_eq!(
+            shape(&merged),
+            [
+                (MessageType::MsgPropose, 2, 1),
+                (MessageType::MsgPropose, 2, 2),
+            ],
+            "a merged message stays within the entry byte bound"
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::server::state_machine::auth_hub::{AuthHub, LocalAuth};
 use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::typed_write::Write;
 use crate::server::watch::watch_hub::WatchHub;
+use crate::server::watch::watcher_presence::WatcherPresence;
 
 /// One core's way to the member.
 pub struct Gateway {
@@ -54,9 +55,10 @@ impl Gateway {
         engine: Arc<Engine>,
         headers: HeaderSource,
         auth: Arc<AuthHub>,
+        watchers: WatcherPresence,
     ) -> Rc<Gateway> {
         let watch_hub = WatchHub::new(engine.clone(), headers.clone());
-        watch_hub.set_pulls_from_engine();
+        watch_hub.set_pulls_from_engine(watchers);
         Rc::new(Gateway {
             watch_hub,
             engine,

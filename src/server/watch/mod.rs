@@ -3,3 +3,4 @@
 
 pub mod watch_hub;
 pub mod watch_limits;
+pub mod watcher_presence;

@@ -24,6 +24,7 @@ use crate::server::metrics::SlowWatchers;
 use crate::server::state_machine::convert;
 use crate::server::state_machine::header::HeaderSource;
 use crate::server::watch::watch_limits::{self, WatchLimits};
+use crate::server::watch::watcher_presence::WatcherPresence;
 
 /// Responses a stream may have waiting to be sent; past it, its watchers fall behind.
 pub const STREAM_QUEUE_LIMIT: usize = 256;
@@ -265,9 +266,11 @@ pub struct WatchHub {
     published_through: Cell<i64>,
     /// Size from which a fragmenting watcher's response is split (`--max-request-bytes`).
     fragment_bytes: Cell<usize>,
-    /// This hub is fed by `publish_from_engine` (a core that is not the raft owner): what it
-    /// has delivered may lag the engine, so progress answers use `published_through`.
-    pulls_from_engine: Cell<bool>,
+    /// Set when this hub is fed by `publish_from_engine` (a core that is not the raft owner):
+    /// what it has delivered may lag the engine, so progress answers use `published_through`;
+    /// and it counts its watchers here, so that the owner rings this core only when a watcher
+    /// is here to be fed.
+    presence: RefCell<Option<WatcherPresence>>,
     watchers: RefCell<BTreeMap<(u64, i64), Watcher>>,
     streams: RefCell<HashMap<u64, Rc<StreamQueue>>>,
     next_stream: Cell<u64>,
@@ -300,7 +303,7 @@ impl WatchHub {
             headers,
             published_through: Cell::new(current),
             fragment_bytes: Cell::new(DEFAULT_FRAGMENT_BYTES),
-            pulls_from_engine: Cell::new(false),
+            presence: RefCell::new(None),
             watchers: RefCell::new(BTreeMap::new()),
             streams: RefCell::new(HashMap::new()),
             next_stream: Cell::new(1),
@@ -347,6 +350,9 @@ impl WatchHub {
     /// Uncounts `removed` watchers; `unsynced` are the keys of those that were unsynced.
     fn forget_watchers(&self, removed: usize, unsynced: &[(u64, i64)]) {
         self.limits.borrow().remove_watchers(removed);
+        if let Some(presence) = self.presence.borrow().as_ref() {
+            presence.leave(removed);
+        }
         if !unsynced.is_empty() {
             self.slow.borrow().add(-(unsynced.len() as i64));
             let mut index = self.unsynced.borrow_mut();
@@ -403,10 +409,24 @@ impl WatchHub {
     pub fn create(&self, stream: u64, request: &pb::WatchCreateRequest) {
         let queue = self.streams.borrow().get(&stream).cloned();
         let Some(queue) = queue else { return };
+        let presence = self.presence.borrow().clone();
+        if let Some(presence) = &presence {
+            // Before reading the revision to start from (see `WatcherPresence`).
+            presence.enter();
+        }
         let current = self.current_revision();
+        if presence.is_some() && self.watchers.borrow().is_empty() {
+            // No watcher here, so the owner has not rung since the last one left: what was
+            // committed meanwhile concerns no one here, and reading it later would be waste.
+            self.published_through
+                .set(self.published_through.get().max(current));
+        }
         let watch_id = match self.add_watcher(stream, &queue, request, current) {
             Ok(id) => id,
             Err(error) => {
+                if let Some(presence) = &presence {
+                    presence.leave(1);
+                }
                 let reason = match error {
                     CreateError::DuplicateId => "mvcc: duplicate watch ID",
                     CreateError::TooManyWatchers => "etcdserver: too many watchers on this stream",
@@ -589,9 +609,19 @@ impl WatchHub {
         }
     }
 
-    /// Marks this hub as fed by `publish_from_engine` (a core that is not the raft owner).
-    pub fn set_pulls_from_engine(&self) {
-        self.pulls_from_engine.set(true);
+    /// Marks this hub as fed by `publish_from_engine` (a core that is not the raft owner), and
+    /// counting its watchers into `presence`, which the owner reads (before any watcher is
+    /// created).
+    pub fn set_pulls_from_engine(&self, presence: WatcherPresence) {
+        assert!(
+            self.watchers.borrow().is_empty(),
+            "the hub's presence set after watchers were created"
+        );
+        *self.presence.borrow_mut() = Some(presence);
+    }
+
+    fn pulls_from_engine(&self) -> bool {
+        self.presence.borrow().is_some()
     }
 
     /// The revision a progress answer may claim: every event up to it has been handed to the
@@ -599,7 +629,7 @@ impl WatchHub {
     /// the owner that is the engine's revision (apply publishes before anything else runs);
     /// elsewhere this core first publishes what the engine has, then answers what it published.
     fn progress_revision(&self) -> i64 {
-        if !self.pulls_from_engine.get() {
+        if !self.pulls_from_engine() {
             return self.current_revision();
         }
         while self.publish_from_engine() {}
@@ -697,6 +727,12 @@ impl WatchHub {
                 return false;
             };
             let current = view.current_revision();
+            if self.watchers.borrow().is_empty() {
+                // Nothing here to feed (a ring or the idle beat while the last watcher left).
+                self.published_through
+                    .set(self.published_through.get().max(current));
+                return false;
+            }
             let from = self.published_through.get() + 1;
             if from > current {
                 return false;
@@ -960,6 +996,17 @@ mod tests {
 
     /// A hub on a core that is not the owner (fed from the engine), over an empty engine.
     fn hub_fed_from_a_fresh_engine() -> (tempfile::TempDir, Arc<Engine>, Rc<WatchHub>) {
+        let (dir, engine, hub, _) = hub_fed_from_a_fresh_engine_with_presence();
+        (dir, engine, hub)
+    }
+
+    /// The same, with the watcher count the owner would read.
+    fn hub_fed_from_a_fresh_engine_with_presence() -> (
+        tempfile::TempDir,
+        Arc<Engine>,
+        Rc<WatchHub>,
+        WatcherPresence,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
         let hub = WatchHub::new(
@@ -969,8 +1016,59 @@ mod tests {
                 member_id: 2,
             }),
         );
-        hub.set_pulls_from_engine();
-        (dir, engine, hub)
+        let presence = WatcherPresence::default();
+        hub.set_pulls_from_engine(presence.clone());
+        (dir, engine, hub, presence)
+    }
+
+    /// The revisions of the events `queue` holds for `watch_id`, taking every response.
+    fn event_revisions(queue: &StreamQueue) -> Vec<(i64, i64)> {
+        std::iter::from_fn(|| queue.pop())
+            .flat_map(|r| {
+                let id = r.watch_id;
+                r.events
+                    .into_iter()
+                    .map(move |e| (id, e.kv.unwrap().mod_revision))
+            })
+            .collect()
+    }
+
+    // Goal: the owner rings a core only while it has watchers, so the core counts exactly
+    // its watchers (a refused create counts nothing); and a core that was not rung while it
+    // had none misses nothing its next watcher wants, sees nothing twice, and does not read
+    // what was committed while it had no watcher.
+    #[test]
+    fn a_core_counts_its_watchers_and_its_next_watcher_misses_nothing() {
+        let (_dir, engine, hub, presence) = hub_fed_from_a_fresh_engine_with_presence();
+        assert!(!presence.any_after_publish());
+        // Writes while no watcher is here: the owner does not ring.
+        for _ in 0..3 {
+            put(&engine, "k");
+        }
+        let (stream, queue) = hub.open_stream();
+        let watch = |watch_id: i64| pb::WatchCreateRequest {
+            key: b"k".to_vec(),
+            watch_id,
+            ..Default::default()
+        };
+        hub.create(stream, &watch(7));
+        assert!(presence.any_after_publish());
+        hub.create(stream, &watch(7)); // a duplicate id: refused
+        let refused: Vec<pb::WatchResponse> = std::iter::from_fn(|| queue.pop()).collect();
+        assert!(refused.last().unwrap().canceled, "{refused:?}");
+        hub.create(stream, &watch(8));
+        let _ = event_revisions(&queue);
+        let revision = put(&engine, "k");
+        while hub.publish_from_engine() {}
+        assert_eq!(event_revisions(&queue), vec![(7, revision), (8, revision)]);
+        hub.cancel(stream, 7);
+        assert!(presence.any_after_publish(), "watcher 8 is left");
+        hub.close_stream(stream);
+        assert!(!presence.any_after_publish(), "every watcher left");
+        // Unrung again: the idle beat finds no watcher and reads nothing.
+        let unread = put(&engine, "k");
+        assert!(!hub.publish_from_engine());
+        assert_eq!(hub.published_through.get(), unread);
     }
 
     // Goal: on a core fed from the engine, a progress answer at N comes after every event ≤ N

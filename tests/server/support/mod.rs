@@ -9,6 +9,7 @@ pub mod peer_proxy;
 pub mod pki;
 pub mod workload;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -313,13 +314,24 @@ impl Drop for Basalt {
     }
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and that this test process never handed out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    /// Every port handed out so far by this test process.
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    // Tests run on parallel threads of this one process, and a member restarting on its port
+    // leaves that port free meanwhile: were it handed out again, another test's member could
+    // take it (the kernel's port 0 pick is random) and serve on it alongside the restarted one.
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind port 0")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+    panic!("no port this process had not handed out yet in 1000 tries");
 }
 
 /// Debian's etcdctl; the test script installs it (package `etcd-client`).
