@@ -1222,6 +1222,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// basalt patch: the duration the latency timer was armed with when it is a preempt
+    /// timer; `None` when it is a sleep's user timer (or there is none). Only a preempt
+    /// timer armed for no longer than the preempt interval asked for now may be kept.
+    latency_preemption_timeout_armed: Cell<Option<Duration>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1357,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_timeout_armed: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1827,11 +1832,19 @@ impl Reactor {
         // SQE and up to two io_uring_enter calls per executor round). It may fire
         // before a fresh one would: an early preemption hint, which only makes the
         // running task queue yield to the reactor. A pass that may sleep still
-        // cancels it, so a sleep is woken by the user timer alone.
+        // cancels it, so a sleep is woken by the user timer alone. Only a preempt
+        // timer armed for at most the interval asked for now is kept: the timer a
+        // sleep armed for the next user timer may be far away, and keeping it would
+        // leave the task queues without preemption until then.
         let old_latency_timer = self.latency_preemption_timeout_src.take();
-        let kept_latency_timer = match old_latency_timer {
-            Some(timer) if preempt_timer().is_some() && timer.result().is_none() => Some(timer),
-            other => {
+        let old_latency_armed = self.latency_preemption_timeout_armed.take();
+        let kept_latency_timer = match (old_latency_timer, old_latency_armed, preempt_timer()) {
+            (Some(timer), Some(armed), Some(preempt))
+                if armed <= preempt && timer.result().is_none() =>
+            {
+                Some((timer, armed))
+            }
+            (other, _, _) => {
                 drop(other);
                 None
             }
@@ -1907,11 +1920,17 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
+            // The kept timer may have fired since it was checked (its completion consumed
+            // by the passes above): a fired timer would leave this round unpreempted.
             match kept_latency_timer {
-                Some(timer) => self.latency_preemption_timeout_src.set(Some(timer)),
-                None => {
+                Some((timer, armed)) if timer.result().is_none() => {
+                    self.latency_preemption_timeout_src.set(Some(timer));
+                    self.latency_preemption_timeout_armed.set(Some(armed));
+                }
+                _ => {
                     self.latency_preemption_timeout_src
                         .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                    self.latency_preemption_timeout_armed.set(Some(preempt));
                     flush_rings!(lat_ring, main_ring)?;
                 }
             }
