@@ -73,6 +73,6 @@ pub use grpc::{
     Code, Metadata, RequestStream, ResponseSink, Router, Status, MAX_SEND_MESSAGE_BYTES,
 };
 pub use http1::{Http1Answer, Http1Request, Http1Response};
-pub use server::{adopt_listener, bind, bind_exclusive, claim, Server};
+pub use server::{adopt_listener, bind, bind_exclusive, claim, retry_while_in_use, Server};
 pub use shutdown::ShutdownSignal;
 pub use tls::{ServerTls, TlsError};

@@ -9,6 +9,7 @@
 //! read-mostly `ServerTls`.
 
 use std::cell::Cell;
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::pin;
@@ -118,15 +119,45 @@ pub fn adopt_listener(listener: std::net::TcpListener) -> TcpListener {
 /// so connections lingering in TIME_WAIT do not count) and closes it at once: another process
 /// could still take the address in the microseconds before the caller binds it. Port 0 (a
 /// fresh port for each bind) is not checked.
+///
+/// A port in use is tried again for [`PORT_RELEASE_WAIT`] (see [`retry_while_in_use`]).
 pub fn claim(address: SocketAddr) -> Result<(), NetError> {
     if address.port() == 0 {
         return Ok(());
     }
-    let domain = socket2::Domain::for_address(address);
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&address.into())?;
+    retry_while_in_use(|| {
+        let domain = socket2::Domain::for_address(address);
+        let socket =
+            socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&address.into())
+    })?;
     Ok(())
+}
+
+/// How long a bind waits for a port in use to come free. A process restarted right after a
+/// kill -9 (or one that execs itself, as a snapshot install does) finds its old listener still
+/// open for a moment: the kernel closes the sockets a dead process's io_uring rings hold when
+/// it tears the rings down, after the process has been reaped (seen on this machine: a few
+/// milliseconds, under load longer). A port another live process holds is reported after this
+/// wait.
+pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// Pause between two binds while waiting for a port to come free.
+const PORT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Runs `bind` until it does not fail with "address in use", for at most
+/// [`PORT_RELEASE_WAIT`]; blocks the calling thread meanwhile (start-up only).
+pub fn retry_while_in_use<T>(mut bind: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let deadline = Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        match bind() {
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(PORT_RETRY_PAUSE)
+            }
+            bound => return bound,
+        }
+    }
 }
 
 /// Pending connections the kernel queues per listener (glommio's and Go's default is the

@@ -6,21 +6,9 @@
 //! the port's connections with the first.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::server::error::ServerError;
-
-/// How long a bind waits for a port in use to come free. A member restarted right after a
-/// kill -9 finds its old listener still open for a moment: the kernel closes the sockets a
-/// dead process's io_uring rings hold when it tears the rings down, after the process has been
-/// reaped (seen on this machine: a few milliseconds, under load longer). With SO_REUSEPORT the
-/// new listener used to bind beside the dying one; without it, it waits. A port another live
-/// process holds is reported after this wait.
-const PORT_RELEASE_WAIT: Duration = Duration::from_secs(2);
-
-/// Pause between two binds while waiting for a port to come free.
-const PORT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// One bound `--listen-peer-urls` listener, not yet served.
 pub struct PeerListener {
@@ -56,8 +44,9 @@ pub fn bind_all(config: &Config) -> Result<Vec<PeerListener>, ServerError> {
                 .map_err(|e| refused(format!("cannot resolve it: {e}")))?
                 .next()
                 .ok_or_else(|| refused("it resolves to no address".into()))?;
-            let listener = bind_waiting(address)
-                .map_err(|e| refused(format!("listen tcp {address}: {}", bind_reason(&e))))?;
+            let listener =
+                basalt_net::retry_while_in_use(|| basalt_net::bind_exclusive(address))
+                    .map_err(|e| refused(format!("listen tcp {address}: {}", bind_reason(&e))))?;
             Ok(PeerListener {
                 url: url.text.clone(),
                 listener,
@@ -65,21 +54,6 @@ pub fn bind_all(config: &Config) -> Result<Vec<PeerListener>, ServerError> {
             })
         })
         .collect()
-}
-
-/// Binds `address`, waiting at most [`PORT_RELEASE_WAIT`] while it is in use.
-fn bind_waiting(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let deadline = Instant::now() + PORT_RELEASE_WAIT;
-    loop {
-        match basalt_net::bind_exclusive(address) {
-            Err(error)
-                if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
-            {
-                std::thread::sleep(PORT_RETRY_PAUSE)
-            }
-            bound => return bound,
-        }
-    }
 }
 
 /// The reason in Go's words where operators grep for them ("bind: address already in use").
