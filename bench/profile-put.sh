@@ -5,7 +5,7 @@
 #
 # Usage: bench/profile-put.sh                       # 10 conns / 100 clients
 #        CONNS=1 CLIENTS=1 NAME=put-1x1 bench/profile-put.sh
-# Knobs: CONNS (10), CLIENTS (100), SECONDS (12: the load's length; perf samples 6 s of it,
+# Knobs: CONNS (10), CLIENTS (100), LOAD_SECONDS (12: the load's length; perf samples 6 s of it,
 #   from 3 s in), NAME (put-<conns>x<clients>), OUT (docs/profiles), PORT (24790),
 #   BASALT_BIN / BENCH_BIN (target/release/...), PERF_HZ (499).
 # Needs: perf (Debian's linux-perf), inferno (`cargo install inferno`); installs neither.
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 CONNS=${CONNS:-10}
 CLIENTS=${CLIENTS:-100}
-SECONDS_LOAD=${SECONDS:-12}
+LOAD_SECONDS=${LOAD_SECONDS:-12}
 NAME=${NAME:-put-${CONNS}x${CLIENTS}}
 OUT=${OUT:-$repo/docs/profiles}
 PORT=${PORT:-24790}
@@ -43,7 +43,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 "$BENCH_BIN" put --endpoints "127.0.0.1:$PORT" --conns "$CONNS" --clients "$CLIENTS" \
-  --val-size 256 --seconds "$SECONDS_LOAD" --json >"$work/bench.json" &
+  --val-size 256 --seconds "$LOAD_SECONDS" --json >"$work/bench.json" &
 bench=$!
 sleep 3
 cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
