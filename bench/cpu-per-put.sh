@@ -31,7 +31,6 @@ BENCH=${BENCH:-$repo/target/release/basalt-bench}
 WORKDIR=${WORKDIR:-$(mktemp -d /tmp/basalt-cpu.XXXXXX)}
 PERF_LEADER=${PERF_LEADER:-}
 PERF_FOLLOWER=${PERF_FOLLOWER:-}
-export BASALT_EXPERIMENTAL_CLUSTERING=1
 
 log() { echo "cpu-per-put.sh: $*" >&2; }
 
