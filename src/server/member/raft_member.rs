@@ -1278,20 +1278,30 @@ fn coalesce_proposals(messages: Vec<raft::prelude::Message>) -> Vec<raft::prelud
                 .iter()
                 .all(|entry| entry.get_entry_type() == EntryType::EntryNormal)
     };
+    // Each entry as the message encodes it: its field tag (one byte) and length prefix too,
+    // which for tiny proposals are as large as the entry (review: without them a merge of
+    // many small proposals outgrew the bound).
     let entries_bytes = |message: &raft::prelude::Message| -> usize {
         message
             .entries
             .iter()
-            .map(|entry| entry.encoded_len())
+            .map(|entry| {
+                let len = entry.encoded_len();
+                1 + prost::length_delimiter_len(len) + len
+            })
             .sum()
     };
     let mut merged: Vec<raft::prelude::Message> = Vec::with_capacity(messages.len());
     let mut last_bytes = 0;
+    // Whether the last message is mergeable, known when it was pushed: asking again would scan
+    // its growing entries once per message (quadratic in the pump's proposals).
+    let mut last_mergeable = false;
     for message in messages {
         let bytes = entries_bytes(&message);
+        let this_mergeable = mergeable(&message);
         if let Some(last) = merged.last_mut() {
-            if mergeable(last)
-                && mergeable(&message)
+            if last_mergeable
+                && this_mergeable
                 && last.to == message.to
                 && last.from == message.from
                 && last.term == message.term
@@ -1303,6 +1313,7 @@ fn coalesce_proposals(messages: Vec<raft::prelude::Message>) -> Vec<raft::prelud
             }
         }
         last_bytes = bytes;
+        last_mergeable = this_mergeable;
         merged.push(message);
     }
     merged
@@ -1435,5 +1446,34 @@ mod tests {
             ],
             "a merged message stays within the entry byte bound"
         );
+    }
+
+    /// Many tiny proposals (entries as small as their framing) merge into messages whose
+    /// encoded entries, framing included, stay within the bound.
+    #[test]
+    fn tiny_proposals_merge_within_the_bound_with_their_framing() {
+        use prost::Message as _;
+        // Each entry is 3 bytes encoded and 5 framed: a quarter of the bound in proposals is
+        // 0.75 of it unframed (one message, without the framing counted) and 1.25 framed.
+        let count = basalt_net::peer::MESSAGE_ENTRIES_BYTES_MAX / 4;
+        let merged = coalesce_proposals(
+            (0..count)
+                .map(|_| message(MessageType::MsgPropose, 2, &[b"x"]))
+                .collect(),
+        );
+        assert!(merged.len() > 1, "{count} proposals cannot fit one message");
+        for message in &merged {
+            let entries_only = Message {
+                entries: message.entries.clone(),
+                ..Message::default()
+            };
+            assert!(
+                entries_only.encoded_len() <= basalt_net::peer::MESSAGE_ENTRIES_BYTES_MAX,
+                "{} bytes of entries in one message",
+                entries_only.encoded_len()
+            );
+        }
+        let total: usize = merged.iter().map(|m| m.entries.len()).sum();
+        assert_eq!(total, count, "no proposal lost");
     }
 }
