@@ -5,7 +5,7 @@
 use crate::support;
 
 use etcd_client::{
-    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, DowngradeOptions, Error,
+    AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, DowngradeOptions,
     MemberAddOptions, Txn, TxnOp,
 };
 use sha2::{Digest, Sha256};
@@ -474,7 +474,8 @@ fn move_leader_to_self_succeeds_and_elsewhere_is_a_bad_transferee() {
 
 // ----- Cluster --------------------------------------------------------------------------------
 
-/// Goal: member remove / promote / add answer exactly as a one-member etcd 3.5 does.
+/// Goal: member remove / promote / add answer exactly as a one-member etcd 3.5 does, and a
+/// learner can be added (the first step of growing a lone member).
 #[test]
 fn member_changes_a_single_member_cannot_make_are_refused_as_etcd_refuses_them() {
     with_client(|mut client| async move {
@@ -523,22 +524,40 @@ fn member_changes_a_single_member_cannot_make_are_refused_as_etcd_refuses_them()
             "FailedPrecondition",
             "etcdserver: Peer URLs already exists",
         );
-        match client
+        // What a one-member cluster can do: take a learner (it does not count for quorum), as
+        // etcd does; it is listed unstarted (no name) until it joins.
+        let added = client
             .member_add(
                 ["http://10.0.0.9:2380".to_string()],
                 Some(MemberAddOptions::new().with_is_learner()),
             )
             .await
-        {
-            Err(Error::GRpcStatus(status)) => {
-                assert_eq!(
-                    format!("{:?}", status.code()),
-                    "Unimplemented",
-                    "{status:?}"
+            .expect("a learner is added to a one-member cluster");
+        let learner = added.member().expect("the added member").clone();
+        assert!(learner.is_learner());
+        assert_eq!(learner.peer_urls(), ["http://10.0.0.9:2380"]);
+        let list = client.member_list().await.unwrap();
+        let listed: Vec<(u64, bool, String)> = list
+            .members()
+            .iter()
+            .map(|m| (m.id(), m.is_learner(), m.name().to_string()))
+            .collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(
+            listed.contains(&(learner.id(), true, String::new())),
+            "{listed:?}"
+        );
+        // A second learner is etcd's "too many learner members in cluster".
+        assert_status(
+            client
+                .member_add(
+                    ["http://10.0.0.10:2380".to_string()],
+                    Some(MemberAddOptions::new().with_is_learner()),
                 )
-            }
-            other => panic!("member add must be refused until clustering exists: {other:?}"),
-        }
+                .await,
+            "FailedPrecondition",
+            "etcdserver: too many learner members in cluster",
+        );
     });
 }
 
