@@ -76,11 +76,7 @@ impl Drop for ConnectionCount {
 /// without it a restart right after a kill fails with "address already in use" for a minute.
 /// Port 0 picks a free port; read it back with `local_addr`.
 pub fn bind(address: SocketAddr) -> Result<TcpListener, NetError> {
-    let domain = socket2::Domain::for_address(address);
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&address.into())?;
+    let socket = bound_socket(address, true)?;
     socket.listen(LISTEN_BACKLOG)?;
     // SAFETY: the descriptor is a bound, listening TCP socket that `into_raw_fd` gave up, so the
     // listener becomes its only owner (what glommio's own `bind` does with its socket).
@@ -92,13 +88,23 @@ pub fn bind(address: SocketAddr) -> Result<TcpListener, NetError> {
 /// fails with `AddrInUse` instead of silently splitting its connections with it. For a
 /// listener one executor serves alone (the peer port); bind it on any thread, then
 /// [`adopt_listener`] it on the executor that serves it.
-pub fn bind_exclusive(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub fn bind_exclusive(address: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = bound_socket(address, false)?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// A TCP socket bound to `address`, not yet listening: SO_REUSEADDR always (connections
+/// lingering in TIME_WAIT must not keep a restart from binding), SO_REUSEPORT when asked.
+fn bound_socket(address: SocketAddr, reuse_port: bool) -> io::Result<socket2::Socket> {
     let domain = socket2::Domain::for_address(address);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&address.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// The listener of [`bind_exclusive`], served by the calling executor.
@@ -125,13 +131,7 @@ pub fn claim(address: SocketAddr) -> Result<(), NetError> {
     if address.port() == 0 {
         return Ok(());
     }
-    retry_while_in_use(|| {
-        let domain = socket2::Domain::for_address(address);
-        let socket =
-            socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&address.into())
-    })?;
+    retry_while_in_use(|| bound_socket(address, false))?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The executors: the owner core (raft member plus its share of clients), the client cores,
-//! the client listeners every core serves and the peer listeners the owner core serves. The top layer: it wires every layer below.
+//! the client listeners every core serves and the peer listeners the owner core serves. The
+//! top layer: it wires every layer below.
 
 pub mod client_api;
 pub mod client_core;

@@ -8,6 +8,7 @@ pub mod applier;
 pub mod auto_compaction_driver;
 mod chunk_pipe;
 mod direct_file;
+mod forwarded_proposals;
 mod id_generator;
 pub mod identity_file;
 #[cfg(test)]
