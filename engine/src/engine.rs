@@ -57,6 +57,13 @@ impl Engine {
         Ok(ReadView { txn, state })
     }
 
+    /// The size of the newest commit's file (its high-water mark), as
+    /// [`ReadView::size_bytes`] would report it, without opening a view: no reader is
+    /// registered and no MVCC state is read. The quota check asks this on every write.
+    pub fn size_bytes(&self) -> u64 {
+        self.db.published_page_count() * crate::pager::PAGE_SIZE as u64
+    }
+
     /// Walks the whole newest commit: every page reachable exactly once or free, keys in
     /// order, checksums valid; then, on a snapshot, that the key index and the change log
     /// name the same revisions (each record's value is logged, nothing is logged twice or

@@ -44,3 +44,38 @@ fn size_in_use_after_defragment_and_an_unsynced_commit() {
     let in_use = engine.size_in_use_bytes().unwrap();
     assert!(in_use > 0 && in_use <= size, "in use {in_use} of {size}");
 }
+
+/// `Engine::size_bytes` (the quota check's) follows the newest commit, synced or not, as a
+/// view opened then would, including after a defragmentation cut the file.
+#[test]
+fn engine_size_follows_every_commit_as_a_view_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("db")).unwrap();
+    let empty = engine.size_bytes();
+    assert_eq!(empty, engine.read().unwrap().size_bytes());
+    let mut batch = engine.write().unwrap();
+    for n in 0..2000 {
+        batch.put(&put(format!("k{n:05}"), vec![7; 2000])).unwrap();
+    }
+    batch.commit_unsynced().unwrap();
+    let grown = engine.size_bytes();
+    assert!(grown > empty + 2000 * 2000, "{grown} after 4 MB of values");
+    assert_eq!(grown, engine.read().unwrap().size_bytes());
+
+    let mut batch = engine.write().unwrap();
+    batch
+        .delete_range(&DeleteRangeRequest {
+            key: b"k".to_vec(),
+            range_end: b"l".to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+    let revision = batch.current_revision();
+    batch.compact(revision).unwrap();
+    while !batch.compact_step(usize::MAX).unwrap() {}
+    batch.commit().unwrap();
+    engine.defragment(64).unwrap();
+    let cut = engine.size_bytes();
+    assert!(cut < grown, "defragmented to {cut} from {grown}");
+    assert_eq!(cut, engine.read().unwrap().size_bytes());
+}

@@ -143,6 +143,12 @@ impl Db {
         ReadTxn::begin(self.shared.clone())
     }
 
+    /// Pages of the newest published commit (its high-water mark).
+    pub(crate) fn published_page_count(&self) -> u64 {
+        let published = self.shared.published.lock().expect("published state lock");
+        published.meta.page_count
+    }
+
     /// Checks page accounting of the newest commit (waits for the writer).
     pub(crate) fn check(&self) -> Result<check::CheckReport> {
         check::check(&self.shared)

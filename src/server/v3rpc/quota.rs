@@ -30,11 +30,7 @@ impl Quota {
         if cost == 0 {
             return Ok(());
         }
-        let size = member
-            .engine()
-            .read()
-            .map(|view| view.size_bytes())
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let size = member.engine().size_bytes();
         if size + cost < limit {
             return Ok(());
         }
