@@ -39,6 +39,7 @@ use crate::server::state_machine::header::{HeaderSource, Identity};
 use crate::server::state_machine::lease_lessor::{Lessor, LessorConfig, Millis};
 use crate::server::state_machine::membership_change::MembershipChange;
 use crate::server::state_machine::proposal::{Proposal, PROPOSAL_HEADER_BYTES};
+use crate::server::state_machine::proposal_check::decodes_as_proposal;
 use crate::server::state_machine::typed_write::Write;
 use crate::server::watch::watch_hub::WatchHub;
 
@@ -1306,7 +1307,7 @@ fn refused_message(message: &raft::prelude::Message) -> Option<&'static str> {
                 .entries
                 .iter()
                 .any(|entry| match entry.get_entry_type() {
-                    EntryType::EntryNormal => Proposal::decode(&entry.data).is_err(),
+                    EntryType::EntryNormal => !decodes_as_proposal(&entry.data),
                     // A membership change a follower's Cluster service proposed.
                     EntryType::EntryConfChange => MembershipChange::from_entry(entry).is_err(),
                     EntryType::EntryConfChangeV2 => true,

@@ -17,6 +17,7 @@ pub mod header;
 pub mod lease_lessor;
 pub mod membership_change;
 pub mod proposal;
+pub mod proposal_check;
 pub mod proposal_summary;
 pub mod typed_write;
 pub mod write_cost;

@@ -46,7 +46,8 @@ pub enum Proposal {
 /// Bytes in front of the request message: proposal id and kind.
 pub const PROPOSAL_HEADER_BYTES: usize = 9;
 
-const KIND_PUT: u8 = 1;
+/// A client's put (`proposal_check` walks these without decoding them).
+pub(super) const KIND_PUT: u8 = 1;
 const KIND_DELETE_RANGE: u8 = 2;
 const KIND_TXN: u8 = 3;
 const KIND_COMPACTION: u8 = 4;
