@@ -335,6 +335,44 @@ fn an_isolated_leader_is_replaced_and_catches_up_when_healed() {
     });
 }
 
+/// Goal: a write and a linearizable read the member cannot complete (cut off from the
+/// majority) are answered with etcd's "request timed out" once their deadline has passed, and
+/// not much later: the tick expires them (`DeadlineWait`), not a timer per request.
+#[test]
+fn a_cut_off_member_times_its_callers_out_at_their_deadline() {
+    run(|| async {
+        let cluster = InProcessCluster::start(3).await;
+        let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+        cluster.isolate(leader);
+        let member = cluster.member(leader).clone();
+        let limit = member.request_timeout();
+        let started = Instant::now();
+        let answers = futures_lite::future::zip(
+            member.propose_write(put("cut", "off")),
+            member.wait_linearizable(),
+        );
+        let never = async {
+            glommio::timer::sleep(limit + PATIENCE).await;
+            panic!("no answer {:?} after the {limit:?} deadline", PATIENCE);
+        };
+        let (write, read) = futures_lite::future::or(answers, never).await;
+        let took = started.elapsed();
+        let timed_out = basalt_net::Status::from(basalt_net::EtcdStatus::Timeout);
+        assert_eq!(write.unwrap_err(), timed_out);
+        assert_eq!(read.unwrap_err(), timed_out);
+        assert!(
+            took >= limit,
+            "answered after {took:?}, before the {limit:?} deadline"
+        );
+        // One tick (HEARTBEAT_MS) late at most, plus room for a loaded machine.
+        assert!(
+            took < limit + Duration::from_secs(2),
+            "answered {took:?} after asking, the deadline was {limit:?}"
+        );
+        assert!(cluster.contents(leader).is_empty());
+    });
+}
+
 /// Goal: a snapshot install never throws away what the member may have acknowledged. A copy
 /// whose index is committed here, or whose entry the log already holds, is refused (raft's
 /// `restore` rule); an accepted one stops raft on the member until it restarts, so it

@@ -12,17 +12,17 @@ use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use basalt_engine::Engine;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 use basalt_wal::Wal;
-use futures_channel::oneshot;
 use prost::Message as _;
 use raft::prelude::{Entry, SnapshotMetadata};
 
-use super::applier::{AnswerSender, Applier, ApplierSetup, CompactionPacing};
+use super::applier::{Applier, ApplierSetup, CompactionPacing};
+use super::deadline_wait::DeadlineWait;
 use super::forwarded_proposals;
 use super::id_generator::IdGenerator;
 use super::lease_ids::LeaseIds;
@@ -155,9 +155,12 @@ pub trait PeerOutlet {
 
 struct MemberState {
     node: RaftNode,
-    waiting: HashMap<u64, AnswerSender>,
-    read_waiters: HashMap<u64, oneshot::Sender<u64>>,
-    applied_waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Proposers waiting for their entry to apply, by proposal id.
+    waiting: HashMap<u64, DeadlineWait<Applied>>,
+    /// Linearizable reads waiting for their read index, by read context.
+    read_waiters: HashMap<u64, DeadlineWait<u64>>,
+    /// Reads waiting for this member to apply their read index.
+    applied_waiters: Vec<(u64, DeadlineWait<()>)>,
     applied_index: u64,
 }
 
@@ -634,7 +637,7 @@ impl Member {
         if data.len() > self.entry_bytes_limit {
             return Err(EtcdStatus::RequestTooLarge.into());
         }
-        let (sender, receiver) = oneshot::channel();
+        let (wait, receiver) = DeadlineWait::until(Instant::now() + self.request_timeout);
         {
             let mut state = self.state.borrow_mut();
             if state.waiting.len() >= WAITING_PROPOSALS_LIMIT {
@@ -644,26 +647,17 @@ impl Member {
                 .node
                 .propose(data)
                 .map_err(|_| Status::from(EtcdStatus::NoLeader))?;
-            state.waiting.insert(id, sender);
+            state.waiting.insert(id, wait);
             self.metrics
                 .member
                 .proposals_pending
                 .set(state.waiting.len() as i64);
         }
         self.request_pump();
-        match within(self.request_timeout, receiver).await {
-            Some(Ok(answer)) => answer,
-            Some(Err(_)) => Err(self.stopped_status()),
-            None => {
-                let mut state = self.state.borrow_mut();
-                state.waiting.remove(&id);
-                self.metrics
-                    .member
-                    .proposals_pending
-                    .set(state.waiting.len() as i64);
-                Err(EtcdStatus::Timeout.into())
-            }
-        }
+        // Answered by apply, or with a timeout by the tick (`expire_waits`).
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(self.stopped_status()))
     }
 
     /// Waits until this member has applied everything committed when the call was made
@@ -671,36 +665,62 @@ impl Member {
     pub async fn wait_linearizable(self: &Rc<Self>) -> Result<(), Status> {
         self.check_running()?;
         let context = self.request_ids.next();
-        let (sender, receiver) = oneshot::channel();
+        let (wait, receiver) = DeadlineWait::until(Instant::now() + self.request_timeout);
         {
             let mut state = self.state.borrow_mut();
-            state.read_waiters.insert(context, sender);
+            state.read_waiters.insert(context, wait);
             state.node.read_index(context.to_le_bytes().to_vec());
         }
         self.request_pump();
-        let index = match within(self.request_timeout, receiver).await {
-            Some(Ok(index)) => index,
-            Some(Err(_)) => return Err(self.stopped_status()),
-            None => {
-                let mut state = self.state.borrow_mut();
-                state.read_waiters.remove(&context);
-                state.node.forget_read(&context.to_le_bytes());
-                return Err(EtcdStatus::Timeout.into());
-            }
-        };
+        // Each wait is answered by raft, or with a timeout by the tick (`expire_waits`).
+        let index = receiver
+            .await
+            .unwrap_or_else(|_| Err(self.stopped_status()))?;
         let receiver = {
             let mut state = self.state.borrow_mut();
             if state.applied_index >= index {
                 return Ok(());
             }
-            let (sender, receiver) = oneshot::channel();
-            state.applied_waiters.push((index, sender));
+            let (wait, receiver) = DeadlineWait::until(Instant::now() + self.request_timeout);
+            state.applied_waiters.push((index, wait));
             receiver
         };
-        match within(self.request_timeout, receiver).await {
-            Some(Ok(())) => Ok(()),
-            Some(Err(_)) => Err(self.stopped_status()),
-            None => Err(EtcdStatus::Timeout.into()),
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(self.stopped_status()))
+    }
+
+    /// Answers every wait whose deadline has passed with etcd's "request timed out"; a
+    /// timed-out read is also forgotten by raft. Runs on every tick.
+    fn expire_waits(&self, now: Instant) {
+        let mut state = self.state.borrow_mut();
+        let state = &mut *state;
+        let proposals: Vec<_> = state
+            .waiting
+            .extract_if(|_, wait| wait.expired(now))
+            .collect();
+        if !proposals.is_empty() {
+            self.metrics
+                .member
+                .proposals_pending
+                .set(state.waiting.len() as i64);
+        }
+        for (_, wait) in proposals {
+            wait.time_out();
+        }
+        let reads: Vec<_> = state
+            .read_waiters
+            .extract_if(|_, wait| wait.expired(now))
+            .collect();
+        for (context, wait) in reads {
+            state.node.forget_read(&context.to_le_bytes());
+            wait.time_out();
+        }
+        for (_, wait) in state
+            .applied_waiters
+            .extract_if(.., |(_, wait)| wait.expired(now))
+        {
+            wait.time_out();
         }
     }
 
@@ -782,8 +802,8 @@ impl Member {
                         .try_into()
                         .unwrap_or_default(),
                 );
-                if let Some(sender) = state.read_waiters.remove(&context) {
-                    let _ = sender.send(read_state.index);
+                if let Some(wait) = state.read_waiters.remove(&context) {
+                    wait.answer(Ok(read_state.index));
                 }
             }
         }
@@ -807,18 +827,18 @@ impl Member {
         self.apply_membership(&batch);
         let mut state = self.state.borrow_mut();
         for (id, answer) in batch.answers {
-            let Some(sender) = state.waiting.remove(&id) else {
+            let Some(wait) = state.waiting.remove(&id) else {
                 continue;
             };
             match answer {
+                // As etcd's, a physical compaction's answer waits for the compaction however
+                // long it takes: the request deadline no longer applies.
                 Ok(applied)
                     if batch.compaction_pending && batch.physical_compactions.contains(&id) =>
                 {
-                    self.applier.answer_when_compacted(sender, applied);
+                    self.applier.answer_when_compacted(wait.sender, applied);
                 }
-                answer => {
-                    let _ = sender.send(answer);
-                }
+                answer => wait.answer(answer),
             }
         }
         state.applied_index = last;
@@ -840,8 +860,8 @@ impl Member {
             .into_iter()
             .partition(|(index, _)| *index <= last);
         state.applied_waiters = waiting;
-        for (_, sender) in ready {
-            let _ = sender.send(());
+        for (_, wait) in ready {
+            wait.answer(Ok(()));
         }
     }
 
@@ -982,24 +1002,20 @@ impl Member {
             return Err(EtcdStatus::Unhealthy.into());
         }
         let id = self.request_ids.next();
-        let (sender, receiver) = oneshot::channel();
+        let (wait, receiver) = DeadlineWait::until(Instant::now() + self.request_timeout);
         {
             let mut state = self.state.borrow_mut();
             state
                 .node
                 .propose_conf_change(change.to_conf_change(id))
                 .map_err(|_| Status::from(EtcdStatus::NoLeader))?;
-            state.waiting.insert(id, sender);
+            state.waiting.insert(id, wait);
         }
         self.pump();
-        match within(self.request_timeout, receiver).await {
-            Some(Ok(answer)) => answer.map(|_| ()),
-            Some(Err(_)) => Err(self.stopped_status()),
-            None => {
-                self.state.borrow_mut().waiting.remove(&id);
-                Err(EtcdStatus::Timeout.into())
-            }
-        }
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(self.stopped_status()))
+            .map(|_| ())
     }
 
     /// etcd's connectivity rules for `change` (`reconfig_health`), as this member's peer
@@ -1252,6 +1268,8 @@ impl Member {
             if self.stopped.borrow().is_some() {
                 return;
             }
+            // Callers time out even while raft is frozen or quiesced.
+            self.expire_waits(Instant::now());
             if self.frozen.get() || self.quiesced.get() {
                 continue;
             }
@@ -1276,22 +1294,6 @@ async fn count_keys_at_open(metrics: Arc<ServerMetrics>, view: basalt_engine::Re
         Ok(counted) => metrics.member.set_keys_at_open(counted.count),
         Err(error) => tracing::warn!(%error, "could not count the keys for /metrics"),
     }
-}
-
-/// Runs `future` for at most `limit`; `None` if it did not finish in time.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    let mut future = std::pin::pin!(future);
-    let mut timer = std::pin::pin!(glommio::timer::sleep(limit));
-    poll_fn(|cx| {
-        if let Poll::Ready(value) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(value));
-        }
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 /// Why a message from a peer must not reach raft, if it must not. A forwarded proposal enters
