@@ -141,6 +141,11 @@ pub trait Workload: Send + Sync {
     fn name(&self) -> &'static str;
     /// The output and connection flags.
     fn common(&self) -> &CommonArgs;
+    /// Whether the workload opens its own connections (then the pool holds one connection,
+    /// only to check the endpoints answer).
+    fn connects_itself(&self) -> bool {
+        false
+    }
     /// Runs the workload once against the pool's endpoints.
     fn run<'a>(&'a self, pool: &'a ClientPool) -> WorkloadFuture<'a>;
 }

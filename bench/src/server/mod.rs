@@ -14,6 +14,7 @@ mod driver;
 mod etcd_e2e_tests;
 mod k8s_events;
 mod keys;
+mod lean;
 mod lease_keepalive;
 mod plot;
 mod progress;
@@ -29,7 +30,7 @@ mod watch;
 mod watch_fanout;
 mod watch_latency;
 
-use args::{CommonArgs, Workload};
+use args::{CommonArgs, ConnectionArgs, Workload};
 use connection::ClientPool;
 use report::Report;
 
@@ -102,7 +103,15 @@ async fn run_once(
     common: &CommonArgs,
     endpoints: &[String],
 ) -> Result<Report, String> {
-    let pool = ClientPool::connect(&common.connection, endpoints).await?;
+    let pool = if workload.connects_itself() {
+        let probe = ConnectionArgs {
+            conns: 1,
+            ..common.connection.clone()
+        };
+        ClientPool::connect(&probe, endpoints).await?
+    } else {
+        ClientPool::connect(&common.connection, endpoints).await?
+    };
     let outcome = workload.run(&pool).await?;
     Ok(Report::new(workload.name(), endpoints, &outcome))
 }

@@ -1,0 +1,104 @@
+//! The lean client: a minimal HTTP/2 gRPC client written for the put workload, so that the
+//! load generator's own CPU cost per request is small next to the server's.
+//!
+//! The etcd-client path (tonic, hyper and tower on tokio) costs about as much CPU per put as
+//! the server it measures; on a shared machine that squeezes every server toward the same
+//! figure. This client does only what a unary put needs: pre-encoded request headers
+//! (`request`), frames (`frame`), an HPACK decoder for what servers send (`hpack`,
+//! `huffman`), one connection's protocol state (`connection`), the verdict on a response
+//! (`response`), and one epoll loop per thread (`worker`, `poller`). No TLS, no auth.
+
+mod connection;
+mod frame;
+mod hpack;
+mod huffman;
+mod poller;
+mod request;
+mod response;
+mod worker;
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::args::Stop;
+use super::keys::KeyArgs;
+use super::recorder::Recorder;
+use connection::Connection;
+use worker::{Link, Plan};
+
+/// The shape of a lean put run.
+pub struct PutRun {
+    pub endpoints: Vec<String>,
+    pub conns: u32,
+    pub clients: u32,
+    pub threads: usize,
+    pub dial_timeout: Duration,
+    pub stop: Stop,
+    pub keys: KeyArgs,
+}
+
+/// Runs the put workload with the lean client, recording into `recorder`.
+///
+/// Connection i goes to endpoint i mod the endpoint count; client i uses connection i mod
+/// `conns` (as with etcd-client); connection i is driven by thread i mod `threads`.
+pub fn run_put(run: &PutRun, recorder: Arc<Recorder>) -> Result<(), String> {
+    let targets = run
+        .endpoints
+        .iter()
+        .map(|endpoint| resolve(endpoint))
+        .collect::<Result<Vec<_>, _>>()?;
+    let value = run.keys.value();
+    let mut probe = Vec::new();
+    request::put_message(&mut probe, &run.keys.key(0), &value);
+    let plan = Plan {
+        stop: run.stop,
+        recorder,
+        sequence_next: AtomicU64::new(0),
+        keys: run.keys.clone(),
+        value,
+        message_len: probe.len(),
+    };
+    let threads = run.threads.clamp(1, run.conns as usize);
+    let mut shares: Vec<Vec<Link>> = (0..threads).map(|_| Vec::new()).collect();
+    for index in 0..run.conns {
+        let (address, authority) = &targets[index as usize % targets.len()];
+        let socket = TcpStream::connect_timeout(address, run.dial_timeout)
+            .map_err(|error| format!("cannot connect to {authority}: {error}"))?;
+        let headers = request::call_headers(request::PUT_PATH, authority);
+        let clients = run.clients / run.conns + u32::from(index < run.clients % run.conns);
+        let link = Link::new(socket, Connection::new(headers), clients)
+            .map_err(|error| format!("cannot set up the socket to {authority}: {error}"))?;
+        shares[index as usize % threads].push(link);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|links| scope.spawn(|| worker::run(links, &plan)))
+            .collect();
+        handles.into_iter().try_for_each(|handle| {
+            handle
+                .join()
+                .map_err(|_| "a lean worker panicked".to_string())?
+                .map_err(|error| format!("lean worker: {error}"))
+        })
+    })
+}
+
+/// The socket address and the `:authority` of an endpoint (`host:port` or `http://host:port`).
+fn resolve(endpoint: &str) -> Result<(SocketAddr, String), String> {
+    if endpoint.starts_with("https://") {
+        return Err(format!(
+            "{endpoint}: the lean client has no TLS; use --client etcd-client"
+        ));
+    }
+    let authority = endpoint.strip_prefix("http://").unwrap_or(endpoint);
+    let authority = authority.trim_end_matches('/').to_string();
+    let address = authority
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {authority}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} resolves to no address"))?;
+    Ok((address, authority))
+}
