@@ -15,6 +15,8 @@ mod etcd_e2e_tests;
 mod k8s_events;
 mod keys;
 mod lean;
+#[cfg(test)]
+mod lean_e2e_tests;
 mod lease_keepalive;
 mod plot;
 mod progress;

@@ -391,3 +391,235 @@ impl Connection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server frame: header and payload.
+    fn server_frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::write_header(&mut out, payload.len(), kind, flags, stream_id);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// The frames in `bytes` (after the preface, if any): (kind, flags, stream, payload).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
+        if let Some(rest) = bytes.strip_prefix(frame::PREFACE) {
+            bytes = rest;
+        }
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let header = FrameHeader::parse(bytes);
+            let end = frame::HEADER_LEN + header.length;
+            let payload = bytes[frame::HEADER_LEN..end].to_vec();
+            out.push((header.kind, header.flags, header.stream_id, payload));
+            bytes = &bytes[end..];
+        }
+        out
+    }
+
+    /// A connection past its handshake with a server that allows `streams_limit` streams.
+    fn ready_connection(streams_limit: u32) -> (Connection, Vec<Completion>) {
+        let mut connection = Connection::new(vec![0x83]);
+        let mut completions = Vec::new();
+        let settings = [
+            &frame::SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes()[..],
+            &streams_limit.to_be_bytes(),
+        ]
+        .concat();
+        let input = server_frame(frame::SETTINGS, 0, 0, &settings);
+        assert!(
+            !connection.can_issue(10),
+            "no call before the server's SETTINGS"
+        );
+        let used = connection.receive(&input, &mut completions).unwrap();
+        assert_eq!(used, input.len());
+        connection.output().clear();
+        (connection, completions)
+    }
+
+    /// Response headers (":status 200" indexed), a PutResponse, trailers with "grpc-status: 0"
+    /// as a literal with incremental indexing.
+    fn ok_response(stream_id: u32) -> Vec<u8> {
+        let mut bytes = server_frame(frame::HEADERS, frame::FLAG_END_HEADERS, stream_id, &[0x88]);
+        let message = [0, 0, 0, 0, 4, 0x0a, 2, 0x08, 0x01];
+        bytes.extend(server_frame(frame::DATA, 0, stream_id, &message));
+        let mut trailers = vec![0x40, 11];
+        trailers.extend_from_slice(b"grpc-status");
+        trailers.extend_from_slice(&[1, b'0']);
+        let flags = frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM;
+        bytes.extend(server_frame(frame::HEADERS, flags, stream_id, &trailers));
+        bytes
+    }
+
+    // Goal: the handshake announces push off, a large stream window and a large connection
+    // window, and acknowledges the server's SETTINGS.
+    #[test]
+    fn handshake_announces_windows_and_acks_settings() {
+        let mut connection = Connection::new(vec![0x83]);
+        let sent = frames(connection.output());
+        assert_eq!(sent[0].0, frame::SETTINGS);
+        let settings: Vec<_> = frame::parse_settings(&sent[0].3).unwrap().collect();
+        assert!(settings.contains(&(frame::SETTINGS_ENABLE_PUSH, 0)));
+        assert!(settings.contains(&(frame::SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW)));
+        assert_eq!(sent[1].0, frame::WINDOW_UPDATE);
+        connection.output().clear();
+        let mut completions = Vec::new();
+        let input = server_frame(frame::SETTINGS, 0, 0, &[]);
+        connection.receive(&input, &mut completions).unwrap();
+        assert_eq!(
+            frames(connection.output()),
+            [(frame::SETTINGS, frame::FLAG_ACK, 0, vec![])]
+        );
+    }
+
+    // Goal: calls use odd increasing stream ids, stop at MAX_CONCURRENT_STREAMS, and a call
+    // whose response arrives in pieces (split at any byte) completes once, successfully.
+    #[test]
+    fn calls_respect_the_stream_limit_and_complete() {
+        let (mut connection, mut completions) = ready_connection(2);
+        let now = Instant::now();
+        connection.issue(7, b"abc", now);
+        connection.issue(8, b"def", now);
+        assert!(!connection.can_issue(3), "the server allows two streams");
+        let sent = frames(connection.output());
+        let ids: Vec<_> = sent.iter().map(|(kind, _, id, _)| (*kind, *id)).collect();
+        assert_eq!(
+            ids,
+            [
+                (frame::HEADERS, 1),
+                (frame::DATA, 1),
+                (frame::HEADERS, 3),
+                (frame::DATA, 3)
+            ]
+        );
+        assert_eq!(sent[1].1, frame::FLAG_END_STREAM);
+        let response = ok_response(3);
+        let mut buffered = Vec::new();
+        for byte in response {
+            buffered.push(byte);
+            let used = connection.receive(&buffered, &mut completions).unwrap();
+            buffered.drain(..used);
+        }
+        assert!(buffered.is_empty());
+        assert_eq!(completions.len(), 1);
+        assert_eq!(completions[0].client, 8);
+        assert_eq!(completions[0].result, Ok(()));
+        assert!(connection.can_issue(3));
+        // The second response uses the dynamic table entry the first one added.
+        let mut second = server_frame(frame::HEADERS, frame::FLAG_END_HEADERS, 1, &[0x88]);
+        let message = [0, 0, 0, 0, 4, 0x0a, 2, 0x08, 0x01];
+        second.extend(server_frame(frame::DATA, 0, 1, &message));
+        let flags = frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM;
+        second.extend(server_frame(frame::HEADERS, flags, 1, &[0xbe]));
+        connection.receive(&second, &mut completions).unwrap();
+        assert_eq!(completions[1].client, 7);
+        assert_eq!(completions[1].result, Ok(()));
+    }
+
+    // Goal: PING is answered, RST_STREAM and GOAWAY fail the calls they end (GOAWAY only those
+    // above its last stream id) and stop new calls, and a trailers-only error response is an
+    // error carrying grpc-message.
+    #[test]
+    fn ping_reset_goaway_and_errors() {
+        let (mut connection, mut completions) = ready_connection(100);
+        let now = Instant::now();
+        for client in 0..4 {
+            connection.issue(client, b"m", now);
+        }
+        connection.output().clear();
+        let mut input = server_frame(frame::PING, 0, 0, b"12345678");
+        input.extend(server_frame(frame::RST_STREAM, 0, 1, &8u32.to_be_bytes()));
+        let mut trailers_only = vec![0x88, 0x00, 11];
+        trailers_only.extend_from_slice(b"grpc-status");
+        trailers_only.extend_from_slice(&[1, b'8', 0x00, 12]);
+        trailers_only.extend_from_slice(b"grpc-message");
+        trailers_only.extend_from_slice(&[4]);
+        trailers_only.extend_from_slice(b"full");
+        let flags = frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM;
+        input.extend(server_frame(frame::HEADERS, flags, 3, &trailers_only));
+        let goaway = [5u32.to_be_bytes(), 0u32.to_be_bytes()].concat();
+        input.extend(server_frame(frame::GOAWAY, 0, 0, &goaway));
+        connection.receive(&input, &mut completions).unwrap();
+        assert_eq!(
+            frames(connection.output()),
+            [(frame::PING, frame::FLAG_ACK, 0, b"12345678".to_vec())]
+        );
+        let mut ended: Vec<_> = completions
+            .iter()
+            .map(|c| (c.client, c.result.clone().unwrap_err()))
+            .collect();
+        ended.sort();
+        assert_eq!(ended.len(), 3, "{ended:?}");
+        assert!(ended[0].1.contains("reset") && ended[0].1.contains('8'));
+        assert_eq!(ended[1].1, "grpc-status 8: full");
+        assert!(
+            ended[2].1.contains("GOAWAY"),
+            "stream 7 is above the last id 5"
+        );
+        assert!(connection.is_closing() && !connection.can_issue(1));
+        assert_eq!(connection.calls_in_flight(), 1, "stream 5 may still finish");
+    }
+
+    // Goal: a header block split over CONTINUATION frames decodes as one, and any other
+    // frame inside a header block is a connection error.
+    #[test]
+    fn continuation_joins_header_blocks() {
+        let (mut connection, mut completions) = ready_connection(100);
+        connection.issue(1, b"m", Instant::now());
+        let mut block = vec![0x88];
+        block.extend_from_slice(&[0x00, 11]);
+        block.extend_from_slice(b"grpc-status");
+        block.extend_from_slice(&[1, b'5']);
+        let (first, second) = block.split_at(4);
+        let mut input = server_frame(frame::HEADERS, frame::FLAG_END_STREAM, 1, first);
+        input.extend(server_frame(
+            frame::CONTINUATION,
+            frame::FLAG_END_HEADERS,
+            1,
+            second,
+        ));
+        connection.receive(&input, &mut completions).unwrap();
+        assert_eq!(completions[0].result, Err("grpc-status 5: ".into()));
+
+        let (mut connection, mut completions) = ready_connection(100);
+        connection.issue(1, b"m", Instant::now());
+        let mut input = server_frame(frame::HEADERS, 0, 1, first);
+        input.extend(server_frame(frame::PING, 0, 0, b"12345678"));
+        assert!(connection.receive(&input, &mut completions).is_err());
+    }
+
+    // Goal: a call waits while its message does not fit the connection send window, and a
+    // WINDOW_UPDATE lets it go; received DATA is given back once a quarter of the window.
+    #[test]
+    fn send_window_blocks_and_receive_window_refills() {
+        let (mut connection, mut completions) = ready_connection(100);
+        let message = vec![0u8; 40_000];
+        connection.issue(0, &message, Instant::now());
+        assert!(!connection.can_issue(message.len()), "65535 - 40000 left");
+        let update = 20_000u32.to_be_bytes();
+        let input = server_frame(frame::WINDOW_UPDATE, 0, 0, &update);
+        connection.receive(&input, &mut completions).unwrap();
+        assert!(connection.can_issue(message.len()));
+        connection.output().clear();
+        let chunk = vec![0u8; frame::FRAME_SIZE_DEFAULT];
+        let mut input = Vec::new();
+        let mut received = 0;
+        while received < CONNECTION_WINDOW_REFILL as usize {
+            input.extend(server_frame(frame::DATA, 0, 1, &chunk));
+            received += chunk.len();
+        }
+        connection.receive(&input, &mut completions).unwrap();
+        let sent = frames(connection.output());
+        let refill: Vec<_> = sent
+            .iter()
+            .filter(|f| f.0 == frame::WINDOW_UPDATE)
+            .collect();
+        assert!(
+            refill.iter().any(|f| f.2 == 0),
+            "connection window refilled: {sent:?}"
+        );
+    }
+}

@@ -178,11 +178,7 @@ impl Decoder {
     }
 
     /// A literal field whose name index has a `prefix_bits`-bit prefix (0: a literal name).
-    fn literal<'b>(
-        &self,
-        rest: &mut &'b [u8],
-        prefix_bits: u32,
-    ) -> Result<Field<'b>, HpackError> {
+    fn literal<'b>(&self, rest: &mut &'b [u8], prefix_bits: u32) -> Result<Field<'b>, HpackError> {
         let name_index = read_integer(rest, prefix_bits)?;
         let name = if name_index == 0 {
             read_string(rest)?
