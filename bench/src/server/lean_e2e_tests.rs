@@ -131,9 +131,12 @@ fn lean_puts_all_land_in_basalt() {
              --total 3000 --sequential-keys --key-space-size 1000000 --val-size 100"
         ));
         assert!(workload.connects_itself());
-        let pool = ClientPool::connect(&workload.common().connection, &[endpoint.clone()])
-            .await
-            .unwrap();
+        let pool = ClientPool::connect(
+            &workload.common().connection,
+            std::slice::from_ref(&endpoint),
+        )
+        .await
+        .unwrap();
         let outcome = workload.run(&pool).await.unwrap();
         assert_eq!(outcome.errors, 0, "{:?}", outcome.error_samples);
         assert_eq!(outcome.ops, 3000);
