@@ -85,6 +85,52 @@ pub struct CommonArgs {
     pub threads: Option<u16>,
 }
 
+/// `--client`: which client issues a unary workload's requests.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// Client that issues the requests: `lean` (the bench's minimal HTTP/2 client, least CPU
+    /// per request) or `etcd-client` (the Rust etcd client). Default: lean, but etcd-client
+    /// when --cacert, --cert, --key, --user or --rate is given (lean has no TLS, auth or
+    /// pacing).
+    #[arg(long, value_enum, value_name = "CLIENT")]
+    pub client: Option<ClientKind>,
+}
+
+/// The client library a unary workload uses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum ClientKind {
+    /// The bench's own minimal HTTP/2 gRPC client.
+    Lean,
+    /// The etcd-client crate (tonic).
+    EtcdClient,
+}
+
+impl ClientArgs {
+    /// The client a run with these flags uses, or why the asked one cannot serve them.
+    pub fn kind(&self, common: &CommonArgs, length: &LengthArgs) -> Result<ClientKind, String> {
+        let connection = &common.connection;
+        let lean_lacks =
+            if connection.cacert.is_some() || connection.cert.is_some() || connection.key.is_some()
+            {
+                Some("TLS")
+            } else if connection.user.is_some() {
+                Some("authentication (--user)")
+            } else if length.rate > 0 {
+                Some("--rate")
+            } else {
+                None
+            };
+        match (self.client, lean_lacks) {
+            (Some(ClientKind::Lean), Some(what)) => Err(format!(
+                "--client lean has no {what}; use --client etcd-client"
+            )),
+            (Some(kind), _) => Ok(kind),
+            (None, Some(_)) => Ok(ClientKind::EtcdClient),
+            (None, None) => Ok(ClientKind::Lean),
+        }
+    }
+}
+
 /// How long a closed-loop workload runs and how fast.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LengthArgs {

@@ -1,4 +1,4 @@
-//! End-to-end check of the lean put client against a real basalt.
+//! End-to-end check of the lean client (put, range, txn-put) against a real basalt.
 //!
 //! It starts the `basalt` binary of this build (target/<profile>/basalt, next to the test
 //! executable's deps/ folder: `cargo test --workspace` builds it; alone, build it first with
@@ -86,15 +86,31 @@ struct Cli {
     command: ServerCommand,
 }
 
-fn put_workload(args: &str) -> Box<super::put::PutArgs> {
+fn workload(args: &str) -> Box<dyn Workload> {
     let words = std::iter::once("bench").chain(args.split_whitespace());
     match Cli::try_parse_from(words)
         .expect("valid test flags")
         .command
     {
         ServerCommand::Put(args) => args,
-        _ => unreachable!("a put command"),
+        ServerCommand::Range(args) => args,
+        ServerCommand::TxnPut(args) => args,
+        _ => unreachable!("a workload the lean client serves"),
     }
+}
+
+/// Runs `args` once against `endpoint` with the lean client; asserts no error and `total` ops.
+async fn run_lean(endpoint: &str, args: &str, total: u64) {
+    let workload = workload(&format!("{args} --client lean --endpoints {endpoint}"));
+    assert!(workload.connects_itself(), "{args}");
+    let endpoints = [endpoint.to_string()];
+    let pool = ClientPool::connect(&workload.common().connection, &endpoints)
+        .await
+        .unwrap();
+    let outcome = workload.run(&pool).await.unwrap();
+    assert_eq!(outcome.errors, 0, "{args}: {:?}", outcome.error_samples);
+    assert_eq!(outcome.ops, total, "{args}");
+    assert_eq!(outcome.latency.len(), total, "{args}");
 }
 
 /// Connects etcd-client once basalt answers (bounded by `START_LIMIT`).
@@ -126,21 +142,9 @@ fn lean_puts_all_land_in_basalt() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut client = wait_serving(&endpoint).await;
-        let workload = put_workload(&format!(
-            "put --client lean --endpoints {endpoint} --conns 3 --clients 20 --threads 2 \
-             --total 3000 --sequential-keys --key-space-size 1000000 --val-size 100"
-        ));
-        assert!(workload.connects_itself());
-        let pool = ClientPool::connect(
-            &workload.common().connection,
-            std::slice::from_ref(&endpoint),
-        )
-        .await
-        .unwrap();
-        let outcome = workload.run(&pool).await.unwrap();
-        assert_eq!(outcome.errors, 0, "{:?}", outcome.error_samples);
-        assert_eq!(outcome.ops, 3000);
-        assert_eq!(outcome.latency.len(), 3000);
+        let put = "put --conns 3 --clients 20 --threads 2 --total 3000 --sequential-keys \
+                   --key-space-size 1000000 --val-size 100";
+        run_lean(&endpoint, put, 3000).await;
 
         let all = GetOptions::new().with_all_keys().with_count_only();
         let count = client.get("", Some(all)).await.unwrap().count();
@@ -149,5 +153,32 @@ fn lean_puts_all_land_in_basalt() {
         assert_eq!(last.kvs()[0].value(), vec![b'v'; 100].as_slice());
         let beyond = client.get("00003000", None).await.unwrap();
         assert!(beyond.kvs().is_empty());
+    });
+}
+
+// Goal: ranges (both consistencies, one key and a limited prefix) and transactions go through
+// the lean client against basalt without an error, and the transactions' puts land. Method:
+// txn-put of 4 keys per transaction over a 400-key space, then count the keys; then ranges
+// over what it wrote.
+#[test]
+fn lean_ranges_and_transactions_run_against_basalt() {
+    let basalt = start_basalt();
+    let endpoint = format!("127.0.0.1:{}", basalt.port);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = wait_serving(&endpoint).await;
+        let txn = "txn-put --conns 2 --clients 10 --total 100 --txn-ops 4 --sequential-keys \
+                   --key-space-size 400";
+        run_lean(&endpoint, txn, 100).await;
+        let all = GetOptions::new().with_all_keys().with_count_only();
+        assert_eq!(client.get("", Some(all)).await.unwrap().count(), 400);
+        for range in [
+            "range 00000007 --consistency l --conns 2 --clients 10 --total 500",
+            "range 00000007 --consistency s --conns 2 --clients 10 --total 500",
+            "range 0000001 --prefix --limit 3 --consistency s --clients 4 --total 200",
+        ] {
+            let total = range.rsplit(' ').next().unwrap().parse().unwrap();
+            run_lean(&endpoint, range, total).await;
+        }
     });
 }

@@ -1,9 +1,10 @@
-//! The lean client: a minimal HTTP/2 gRPC client written for the put workload, so that the
-//! load generator's own CPU cost per request is small next to the server's.
+//! The lean client: a minimal HTTP/2 gRPC client written for the unary workloads (put, range,
+//! txn-put), so that the load generator's own CPU cost per request is small next to the
+//! server's.
 //!
 //! The etcd-client path (tonic, hyper and tower on tokio) costs about as much CPU per put as
 //! the server it measures; on a shared machine that squeezes every server toward the same
-//! figure. This client does only what a unary put needs: pre-encoded request headers
+//! figure. This client does only what a unary call needs: pre-encoded request headers
 //! (`request`), frames (`frame`), an HPACK decoder for what servers send (`hpack`,
 //! `huffman`), one connection's protocol state (`connection`), the verdict on a response
 //! (`response`), and one epoll loop per thread (`worker`, `poller`). No TLS, no auth.
@@ -23,41 +24,50 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::Stop;
-use super::keys::KeyArgs;
 use super::recorder::Recorder;
 use connection::Connection;
+pub use request::{
+    grpc_message, put_message, range_request, txn_put_request, RangeFields, PUT_PATH, RANGE_PATH,
+    TXN_PATH,
+};
+pub use worker::MessageFn;
 use worker::{Link, Plan};
 
-/// The shape of a lean put run.
-pub struct PutRun {
+/// The shape of a lean run.
+pub struct Run {
     pub endpoints: Vec<String>,
     pub conns: u32,
     pub clients: u32,
     pub threads: usize,
     pub dial_timeout: Duration,
     pub stop: Stop,
-    pub keys: KeyArgs,
 }
 
-/// Runs the put workload with the lean client, recording into `recorder`.
+/// What the calls of a lean run are.
+pub struct Calls {
+    /// The gRPC method, e.g. `PUT_PATH`.
+    pub path: &'static str,
+    /// The message of each request.
+    pub message: Box<MessageFn>,
+}
+
+/// Runs `calls` closed-loop with the lean client, recording into `recorder`.
 ///
 /// Connection i goes to endpoint i mod the endpoint count; client i uses connection i mod
 /// `conns` (as with etcd-client); connection i is driven by thread i mod `threads`.
-pub fn run_put(run: &PutRun, recorder: Arc<Recorder>) -> Result<(), String> {
+pub fn run(run: &Run, calls: Calls, recorder: Arc<Recorder>) -> Result<(), String> {
     let targets = run
         .endpoints
         .iter()
         .map(|endpoint| resolve(endpoint))
         .collect::<Result<Vec<_>, _>>()?;
-    let value = run.keys.value();
     let mut probe = Vec::new();
-    request::put_message(&mut probe, &run.keys.key(0), &value);
+    (calls.message)(0, &mut probe);
     let plan = Plan {
         stop: run.stop,
         recorder,
         sequence_next: AtomicU64::new(0),
-        keys: run.keys.clone(),
-        value,
+        message: calls.message,
         message_len: probe.len(),
     };
     let threads = run.threads.clamp(1, run.conns as usize);
@@ -66,7 +76,7 @@ pub fn run_put(run: &PutRun, recorder: Arc<Recorder>) -> Result<(), String> {
         let (address, authority) = &targets[index as usize % targets.len()];
         let socket = TcpStream::connect_timeout(address, run.dial_timeout)
             .map_err(|error| format!("cannot connect to {authority}: {error}"))?;
-        let headers = request::call_headers(request::PUT_PATH, authority);
+        let headers = request::call_headers(calls.path, authority);
         let clients = run.clients / run.conns + u32::from(index < run.clients % run.conns);
         let link = Link::new(socket, Connection::new(headers), clients)
             .map_err(|error| format!("cannot set up the socket to {authority}: {error}"))?;

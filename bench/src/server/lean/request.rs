@@ -3,6 +3,10 @@
 
 /// The gRPC method of a put.
 pub const PUT_PATH: &str = "/etcdserverpb.KV/Put";
+/// The gRPC method of a range.
+pub const RANGE_PATH: &str = "/etcdserverpb.KV/Range";
+/// The gRPC method of a transaction.
+pub const TXN_PATH: &str = "/etcdserverpb.KV/Txn";
 
 /// The header block of a unary call to `path` on `authority`.
 ///
@@ -54,25 +58,73 @@ fn write_integer(block: &mut Vec<u8>, pattern: u8, prefix_bits: u32, value: usiz
     block.push(rest as u8);
 }
 
-/// Appends a gRPC message (uncompressed flag, 4-byte length, then the protobuf) holding an
-/// `etcdserverpb.PutRequest { key, value }` with every other field at its default, which
-/// proto3 leaves out: the bytes prost writes for `client.put(key, value, None)`.
-pub fn put_message(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    let body_len = bytes_field_len(1, key) + bytes_field_len(2, value);
-    out.push(0);
-    out.extend_from_slice(&(body_len as u32).to_be_bytes());
+/// Appends a gRPC message: the uncompressed flag, the 4-byte length, then the protobuf
+/// `body` writes.
+pub fn grpc_message(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
-    write_bytes_field(out, 1, key);
-    write_bytes_field(out, 2, value);
-    debug_assert_eq!(out.len() - start, body_len);
+    out.extend_from_slice(&[0; 5]);
+    body(out);
+    let body_len = out.len() - start - 5;
+    out[start + 1..start + 5].copy_from_slice(&(body_len as u32).to_be_bytes());
 }
 
-/// Size of a length-delimited protobuf field (0 when empty: proto3 omits defaults).
-fn bytes_field_len(field: u32, bytes: &[u8]) -> usize {
-    if bytes.is_empty() {
-        return 0;
+/// Appends an `etcdserverpb.PutRequest { key, value }` with every other field at its default,
+/// which proto3 leaves out: the bytes prost writes for `client.put(key, value, None)`.
+pub fn put_request(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    write_bytes_field(out, 1, key);
+    write_bytes_field(out, 2, value);
+}
+
+/// Appends a gRPC message holding a PutRequest (see `put_request`).
+pub fn put_message(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    grpc_message(out, |body| put_request(body, key, value));
+}
+
+/// The fields of an `etcdserverpb.RangeRequest` the range workload sets.
+#[derive(Clone, Debug, Default)]
+pub struct RangeFields {
+    pub key: Vec<u8>,
+    /// Empty: one key.
+    pub range_end: Vec<u8>,
+    /// 0: no limit.
+    pub limit: i64,
+    pub serializable: bool,
+    pub keys_only: bool,
+    pub count_only: bool,
+}
+
+/// Appends an `etcdserverpb.RangeRequest` (field numbers from etcd's rpc.proto).
+pub fn range_request(out: &mut Vec<u8>, range: &RangeFields) {
+    write_bytes_field(out, 1, &range.key);
+    write_bytes_field(out, 2, &range.range_end);
+    write_varint_field(out, 3, range.limit as u64);
+    write_varint_field(out, 7, u64::from(range.serializable));
+    write_varint_field(out, 8, u64::from(range.keys_only));
+    write_varint_field(out, 9, u64::from(range.count_only));
+}
+
+/// Appends an `etcdserverpb.TxnRequest` with no compare and one `RequestOp { request_put }`
+/// per (key, value) in `success`.
+pub fn txn_put_request<'a>(
+    out: &mut Vec<u8>,
+    success: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) {
+    let (mut put, mut op) = (Vec::new(), Vec::new());
+    for (key, value) in success {
+        put.clear();
+        put_request(&mut put, key, value);
+        op.clear();
+        write_bytes_field(&mut op, 2, &put); // RequestOp.request_put
+        write_bytes_field(out, 2, &op); // TxnRequest.success
     }
-    varint_len(u64::from(field << 3 | 2)) + varint_len(bytes.len() as u64) + bytes.len()
+}
+
+/// A varint field (left out at 0, as proto3 does).
+fn write_varint_field(out: &mut Vec<u8>, field: u32, value: u64) {
+    if value != 0 {
+        write_varint(out, u64::from(field << 3));
+        write_varint(out, value);
+    }
 }
 
 fn write_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
@@ -90,10 +142,6 @@ fn write_varint(out: &mut Vec<u8>, mut value: u64) {
         value >>= 7;
     }
     out.push(value as u8);
-}
-
-fn varint_len(value: u64) -> usize {
-    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]
@@ -131,6 +179,40 @@ mod tests {
         assert_eq!(fields, expected);
     }
 
+    // Goal: a range request sets exactly the fields asked (defaults left out), and a txn
+    // nests each put as TxnRequest.success[i].request_put.
+    #[test]
+    fn range_and_txn_requests_encode_etcd_fields() {
+        let mut out = Vec::new();
+        let range = RangeFields {
+            key: b"a".to_vec(),
+            range_end: b"b".to_vec(),
+            limit: 300,
+            serializable: true,
+            keys_only: false,
+            count_only: true,
+        };
+        range_request(&mut out, &range);
+        let expected = [
+            0x0a, 1, b'a', 0x12, 1, b'b', 0x18, 0xac, 0x02, 0x38, 1, 0x48, 1,
+        ];
+        assert_eq!(out, expected);
+        out.clear();
+        range_request(
+            &mut out,
+            &RangeFields {
+                key: b"k".to_vec(),
+                ..RangeFields::default()
+            },
+        );
+        assert_eq!(out, [0x0a, 1, b'k']);
+        out.clear();
+        txn_put_request(&mut out, [(&b"k"[..], &b"v"[..]), (&b"l"[..], &b""[..])]);
+        let first = [0x12, 8, 0x12, 6, 0x0a, 1, b'k', 0x12, 1, b'v'];
+        let second = [0x12, 5, 0x12, 3, 0x0a, 1, b'l'];
+        assert_eq!(out, [&first[..], &second[..]].concat());
+    }
+
     // Goal: the message is prost's encoding of PutRequest, framed with gRPC's 5-byte prefix,
     // with varint lengths past one byte and an empty value left out.
     #[test]
@@ -149,8 +231,5 @@ mod tests {
         out.clear();
         put_message(&mut out, b"k", b"");
         assert_eq!(out, [0, 0, 0, 0, 3, 0x0a, 1, b'k']);
-        assert_eq!(varint_len(0), 1);
-        assert_eq!(varint_len(127), 1);
-        assert_eq!(varint_len(128), 2);
     }
 }

@@ -10,27 +10,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::super::args::Stop;
-use super::super::keys::KeyArgs;
 use super::super::recorder::Recorder;
 use super::connection::{Completion, Connection};
 use super::poller::{Poller, Readiness};
-use super::request::put_message;
 
 /// Size of a connection's receive buffer: a few maximum-size frames.
 const INPUT_BYTES: usize = 128 * 1024;
 /// Longest a loop turn waits for a socket before it looks again.
 const WAIT_LIMIT: Duration = Duration::from_secs(1);
 
-/// What every worker of a run shares: the request numbering, the stop rule, what to write,
+/// Appends the gRPC message of request `sequence`; every request of a run has the same
+/// length (fixed key and value sizes), which the send window checks rely on.
+pub type MessageFn = dyn Fn(u64, &mut Vec<u8>) + Send + Sync;
+
+/// What every worker of a run shares: the request numbering, the stop rule, what to send,
 /// and where to record.
 pub struct Plan {
     pub stop: Stop,
     pub recorder: Arc<Recorder>,
     pub sequence_next: AtomicU64,
-    pub keys: KeyArgs,
-    /// The value template (see `KeyArgs::value_for`).
-    pub value: Vec<u8>,
-    /// Length of every put message (keys and values have fixed sizes).
+    pub message: Box<MessageFn>,
+    /// Length of every message.
     pub message_len: usize,
 }
 
@@ -94,7 +94,7 @@ impl Link {
             }
             if self.connection.message_too_large(plan.message_len) {
                 plan.recorder.error(format!(
-                    "a put message of {} bytes is larger than the server's stream window",
+                    "a message of {} bytes is larger than the server's stream window",
                     plan.message_len
                 ));
                 self.clients_idle.pop();
@@ -110,10 +110,12 @@ impl Link {
                 continue;
             };
             message.clear();
-            let key = plan.keys.key(sequence);
-            let value = plan.keys.value_for(&plan.value, sequence);
-            put_message(message, &key, &value);
-            debug_assert_eq!(message.len(), plan.message_len);
+            (plan.message)(sequence, message);
+            assert_eq!(
+                message.len(),
+                plan.message_len,
+                "messages of one run share a length"
+            );
             self.connection.issue(client, message, sent);
         }
     }
