@@ -90,8 +90,7 @@ pub struct CommonArgs {
 pub struct ClientArgs {
     /// Client that issues the requests: `lean` (the bench's minimal HTTP/2 client, least CPU
     /// per request) or `etcd-client` (the Rust etcd client). Default: lean, but etcd-client
-    /// when --cacert, --cert, --key, --user or --rate is given (lean has no TLS, auth or
-    /// pacing).
+    /// when --cacert, --cert, --key or --user is given (lean has no TLS or auth).
     #[arg(long, value_enum, value_name = "CLIENT")]
     pub client: Option<ClientKind>,
 }
@@ -107,19 +106,16 @@ pub enum ClientKind {
 
 impl ClientArgs {
     /// The client a run with these flags uses, or why the asked one cannot serve them.
-    pub fn kind(&self, common: &CommonArgs, length: &LengthArgs) -> Result<ClientKind, String> {
+    pub fn kind(&self, common: &CommonArgs) -> Result<ClientKind, String> {
         let connection = &common.connection;
-        let lean_lacks =
-            if connection.cacert.is_some() || connection.cert.is_some() || connection.key.is_some()
-            {
-                Some("TLS")
-            } else if connection.user.is_some() {
-                Some("authentication (--user)")
-            } else if length.rate > 0 {
-                Some("--rate")
-            } else {
-                None
-            };
+        let tls = connection.cacert.is_some() || connection.cert.is_some();
+        let lean_lacks = if tls || connection.key.is_some() {
+            Some("TLS")
+        } else if connection.user.is_some() {
+            Some("authentication (--user)")
+        } else {
+            None
+        };
         match (self.client, lean_lacks) {
             (Some(ClientKind::Lean), Some(what)) => Err(format!(
                 "--client lean has no {what}; use --client etcd-client"

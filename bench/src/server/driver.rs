@@ -92,6 +92,7 @@ pub async fn run_lean(
     let connection = &common.connection;
     let run = lean::Run {
         endpoints: pool.endpoints.clone(),
+        rate: length.rate,
         conns: connection.conns,
         clients: connection.clients,
         // One event loop by default: it is the cheapest per request (more answers per
@@ -100,14 +101,29 @@ pub async fn run_lean(
         dial_timeout: std::time::Duration::from_secs(connection.dial_timeout.max(1)),
         stop: length.stop()?,
     };
-    let recorder = Arc::new(Recorder::start());
-    let progress = Progress::start(label, run.stop, recorder.clone());
-    let started = recorder.started();
-    let worker_recorder = recorder.clone();
-    let result = tokio::task::spawn_blocking(move || lean::run(&run, calls, worker_recorder))
+    let stop = run.stop;
+    let (recorder_sender, recorder_receiver) = tokio::sync::oneshot::channel();
+    let worker = tokio::task::spawn_blocking(move || {
+        lean::run(&run, calls, move || {
+            let recorder = Arc::new(Recorder::start());
+            let _ = recorder_sender.send(recorder.clone());
+            recorder
+        })
+    });
+    // No recorder: the client failed before the run started (it says why below).
+    let running = recorder_receiver
+        .await
+        .ok()
+        .map(|recorder| (Progress::start(label, stop, recorder.clone()), recorder));
+    let result = worker
         .await
         .map_err(|error| format!("the lean client panicked: {error}"))?;
-    let elapsed = started.elapsed();
+    let Some((progress, recorder)) = running else {
+        return Err(result
+            .err()
+            .unwrap_or_else(|| "the lean client did not start".into()));
+    };
+    let elapsed = recorder.started().elapsed();
     progress.finish();
     result?;
     Ok(recorder.finish(elapsed))

@@ -15,6 +15,7 @@ use etcd_client::{Client, GetOptions};
 
 use super::args::Workload;
 use super::connection::ClientPool;
+use super::recorder::Outcome;
 use super::ServerCommand;
 
 /// How long basalt may take to serve its first request.
@@ -100,7 +101,7 @@ fn workload(args: &str) -> Box<dyn Workload> {
 }
 
 /// Runs `args` once against `endpoint` with the lean client; asserts no error and `total` ops.
-async fn run_lean(endpoint: &str, args: &str, total: u64) {
+async fn run_lean(endpoint: &str, args: &str, total: u64) -> Outcome {
     let workload = workload(&format!("{args} --client lean --endpoints {endpoint}"));
     assert!(workload.connects_itself(), "{args}");
     let endpoints = [endpoint.to_string()];
@@ -111,6 +112,7 @@ async fn run_lean(endpoint: &str, args: &str, total: u64) {
     assert_eq!(outcome.errors, 0, "{args}: {:?}", outcome.error_samples);
     assert_eq!(outcome.ops, total, "{args}");
     assert_eq!(outcome.latency.len(), total, "{args}");
+    outcome
 }
 
 /// Connects etcd-client once basalt answers (bounded by `START_LIMIT`).
@@ -157,9 +159,9 @@ fn lean_puts_all_land_in_basalt() {
 }
 
 // Goal: ranges (both consistencies, one key and a limited prefix) and transactions go through
-// the lean client against basalt without an error, and the transactions' puts land. Method:
-// txn-put of 4 keys per transaction over a 400-key space, then count the keys; then ranges
-// over what it wrote.
+// the lean client against basalt without an error, the transactions' puts land, and --rate
+// paces. Method: txn-put of 4 keys per transaction over a 400-key space, then count the keys;
+// then ranges over what it wrote, the last one paced.
 #[test]
 fn lean_ranges_and_transactions_run_against_basalt() {
     let basalt = start_basalt();
@@ -180,5 +182,14 @@ fn lean_ranges_and_transactions_run_against_basalt() {
             let total = range.rsplit(' ').next().unwrap().parse().unwrap();
             run_lean(&endpoint, range, total).await;
         }
+        // --rate paces the lean client too: 100 requests at 200/s take at least 495 ms (the
+        // 100th slot), where unpaced they take a few milliseconds here.
+        let paced = "range 00000007 --clients 10 --total 100 --rate 200";
+        let outcome = run_lean(&endpoint, paced, 100).await;
+        assert!(
+            outcome.elapsed >= Duration::from_millis(450),
+            "{:?}",
+            outcome.elapsed
+        );
     });
 }

@@ -67,12 +67,12 @@ impl Workload for PutArgs {
     }
 
     fn connects_itself(&self) -> bool {
-        self.client.kind(&self.common, &self.length) == Ok(ClientKind::Lean)
+        self.client.kind(&self.common) == Ok(ClientKind::Lean)
     }
 
     fn run<'a>(&'a self, pool: &'a ClientPool) -> WorkloadFuture<'a> {
         Box::pin(async move {
-            match self.client.kind(&self.common, &self.length)? {
+            match self.client.kind(&self.common)? {
                 ClientKind::Lean => {
                     let calls = lean_calls(self.keys.clone());
                     run_lean(self.name(), pool, &self.common, &self.length, calls).await

@@ -134,12 +134,12 @@ impl Workload for RangeArgs {
     }
 
     fn connects_itself(&self) -> bool {
-        self.client.kind(&self.common, &self.length) == Ok(ClientKind::Lean)
+        self.client.kind(&self.common) == Ok(ClientKind::Lean)
     }
 
     fn run<'a>(&'a self, pool: &'a ClientPool) -> WorkloadFuture<'a> {
         Box::pin(async move {
-            let kind = self.client.kind(&self.common, &self.length)?;
+            let kind = self.client.kind(&self.common)?;
             if let Some(size) = self.seed_val_size {
                 pool.client(0)
                     .put(self.key.as_bytes(), vec![b'v'; size], None)

@@ -75,7 +75,7 @@ impl Workload for TxnPutArgs {
     }
 
     fn connects_itself(&self) -> bool {
-        self.client.kind(&self.common, &self.length) == Ok(ClientKind::Lean)
+        self.client.kind(&self.common) == Ok(ClientKind::Lean)
     }
 
     fn run<'a>(&'a self, pool: &'a ClientPool) -> WorkloadFuture<'a> {
@@ -87,7 +87,7 @@ impl Workload for TxnPutArgs {
             return Box::pin(async move { Err(error) });
         }
         Box::pin(async move {
-            match self.client.kind(&self.common, &self.length)? {
+            match self.client.kind(&self.common)? {
                 ClientKind::Lean => {
                     let calls = lean_calls(self.keys.clone(), self.txn_ops);
                     run_lean(self.name(), pool, &self.common, &self.length, calls).await

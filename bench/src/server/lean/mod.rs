@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::Stop;
+use super::rate_limit::RateLimiter;
 use super::recorder::Recorder;
 use connection::Connection;
 pub use request::{
@@ -36,6 +37,8 @@ use worker::{Link, Plan};
 /// The shape of a lean run.
 pub struct Run {
     pub endpoints: Vec<String>,
+    /// `--rate`: requests per second over all clients (0: no limit).
+    pub rate: u64,
     pub conns: u32,
     pub clients: u32,
     pub threads: usize,
@@ -51,11 +54,12 @@ pub struct Calls {
     pub message: Box<MessageFn>,
 }
 
-/// Runs `calls` closed-loop with the lean client, recording into `recorder`.
+/// Runs `calls` closed-loop with the lean client, recording into the recorder `start` makes
+/// once every connection is dialled (so dialling is not part of the measured run).
 ///
 /// Connection i goes to endpoint i mod the endpoint count; client i uses connection i mod
 /// `conns` (as with etcd-client); connection i is driven by thread i mod `threads`.
-pub fn run(run: &Run, calls: Calls, recorder: Arc<Recorder>) -> Result<(), String> {
+pub fn run(run: &Run, calls: Calls, start: impl FnOnce() -> Arc<Recorder>) -> Result<(), String> {
     let targets = run
         .endpoints
         .iter()
@@ -63,13 +67,7 @@ pub fn run(run: &Run, calls: Calls, recorder: Arc<Recorder>) -> Result<(), Strin
         .collect::<Result<Vec<_>, _>>()?;
     let mut probe = Vec::new();
     (calls.message)(0, &mut probe);
-    let plan = Plan {
-        stop: run.stop,
-        recorder,
-        sequence_next: AtomicU64::new(0),
-        message: calls.message,
-        message_len: probe.len(),
-    };
+    let message_len = probe.len();
     let threads = run.threads.clamp(1, run.conns as usize);
     let mut shares: Vec<Vec<Link>> = (0..threads).map(|_| Vec::new()).collect();
     for index in 0..run.conns {
@@ -82,6 +80,14 @@ pub fn run(run: &Run, calls: Calls, recorder: Arc<Recorder>) -> Result<(), Strin
             .map_err(|error| format!("cannot set up the socket to {authority}: {error}"))?;
         shares[index as usize % threads].push(link);
     }
+    let plan = Plan {
+        stop: run.stop,
+        recorder: start(),
+        sequence_next: AtomicU64::new(0),
+        message: calls.message,
+        message_len,
+        limiter: RateLimiter::new(run.rate),
+    };
     std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()

@@ -1,7 +1,8 @@
 //! One load-generator thread: an epoll loop over its share of the connections. Each loop
 //! turn starts a call for every client that is free (all of a connection's new calls go out
 //! in one write), waits for sockets, reads and handles whole frames, and records the calls
-//! that ended. Latency runs from the turn that wrote a call to the read that ended it.
+//! that ended. Latency runs from the turn that wrote a call to the read that ended it (time
+//! spent waiting for a `--rate` slot is not latency, as in the etcd-client driver).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::super::args::Stop;
+use super::super::rate_limit::RateLimiter;
 use super::super::recorder::Recorder;
 use super::connection::{Completion, Connection};
 use super::poller::{Poller, Readiness};
@@ -32,6 +34,8 @@ pub struct Plan {
     pub message: Box<MessageFn>,
     /// Length of every message.
     pub message_len: usize,
+    /// `--rate`: the shared schedule of request slots.
+    pub limiter: Option<RateLimiter>,
 }
 
 impl Plan {
@@ -55,7 +59,11 @@ pub struct Link {
     input_len: usize,
     /// Clients with no call in flight, waiting for their next one.
     clients_idle: Vec<u32>,
-    /// Clients not yet retired (idle or with a call in flight).
+    /// Clients whose `--rate` slot came, waiting for room on the connection.
+    clients_slotted: Vec<u32>,
+    /// Clients waiting for their `--rate` slot: (when it comes, client).
+    clients_paced: Vec<(Instant, u32)>,
+    /// Clients not yet retired (waiting in one of the lists above, or with a call in flight).
     clients_active: usize,
     broken: bool,
     /// EPOLLOUT is registered (output is waiting for room).
@@ -73,6 +81,8 @@ impl Link {
             input: vec![0; INPUT_BYTES].into_boxed_slice(),
             input_len: 0,
             clients_idle: (0..clients).rev().collect(),
+            clients_slotted: Vec::new(),
+            clients_paced: Vec::new(),
             clients_active: clients as usize,
             broken: false,
             writing: false,
@@ -85,11 +95,17 @@ impl Link {
 
     /// Starts a call for every idle client that may start one; retires clients once the run
     /// is over or the connection cannot carry calls any more.
-    fn issue(&mut self, plan: &Plan, message: &mut Vec<u8>, sent: Instant) {
-        while let Some(&client) = self.clients_idle.last() {
+    fn issue(&mut self, plan: &Plan, message: &mut Vec<u8>, now: Instant) {
+        self.release_paced(now);
+        loop {
+            // Clients whose `--rate` slot came go first: they hold a slot already.
+            let (client, slotted) = match (self.clients_slotted.last(), self.clients_idle.last()) {
+                (Some(&client), _) => (client, true),
+                (None, Some(&client)) => (client, false),
+                (None, None) => return,
+            };
             if self.broken || self.connection.is_closing() {
-                self.clients_active -= self.clients_idle.len();
-                self.clients_idle.clear();
+                self.retire_waiting();
                 return;
             }
             if self.connection.message_too_large(plan.message_len) {
@@ -97,14 +113,24 @@ impl Link {
                     "a message of {} bytes is larger than the server's stream window",
                     plan.message_len
                 ));
-                self.clients_idle.pop();
-                self.clients_active -= 1;
-                continue;
+                self.retire_waiting();
+                return;
             }
             if !self.connection.can_issue(plan.message_len) {
                 return;
             }
-            self.clients_idle.pop();
+            if slotted {
+                self.clients_slotted.pop();
+            } else {
+                self.clients_idle.pop();
+                if let Some(limiter) = &plan.limiter {
+                    let due = limiter.claim_at(now);
+                    if due > now {
+                        self.clients_paced.push((due, client));
+                        continue;
+                    }
+                }
+            }
             let Some(sequence) = plan.claim() else {
                 self.clients_active -= 1;
                 continue;
@@ -116,8 +142,36 @@ impl Link {
                 plan.message_len,
                 "messages of one run share a length"
             );
-            self.connection.issue(client, message, sent);
+            self.connection.issue(client, message, now);
         }
+    }
+
+    /// Moves the clients whose `--rate` slot has come to the front of the queue.
+    fn release_paced(&mut self, now: Instant) {
+        let mut index = 0;
+        while index < self.clients_paced.len() {
+            if self.clients_paced[index].0 <= now {
+                let (_, client) = self.clients_paced.swap_remove(index);
+                self.clients_slotted.push(client);
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// When the next paced client's slot comes, if any waits.
+    fn paced_due_next(&self) -> Option<Instant> {
+        self.clients_paced.iter().map(|(due, _)| *due).min()
+    }
+
+    /// Retires every client without a call in flight (the link can carry no more calls).
+    fn retire_waiting(&mut self) {
+        let waiting =
+            self.clients_idle.len() + self.clients_slotted.len() + self.clients_paced.len();
+        self.clients_active -= waiting;
+        self.clients_idle.clear();
+        self.clients_slotted.clear();
+        self.clients_paced.clear();
     }
 
     /// Writes what the connection has to say, as far as the socket takes it.
@@ -242,8 +296,14 @@ pub fn run(mut links: Vec<Link>, plan: &Plan) -> io::Result<()> {
         if links.iter().all(Link::is_done) {
             return Ok(());
         }
+        let paced_due_next = links.iter().filter_map(Link::paced_due_next).min();
+        let wait = paced_due_next.map_or(WAIT_LIMIT, |due| {
+            // Rounded up to whole milliseconds (epoll's unit): a slot is never taken early.
+            let until = due.saturating_duration_since(Instant::now());
+            Duration::from_millis(until.as_micros().div_ceil(1000) as u64).min(WAIT_LIMIT)
+        });
         ready.clear();
-        poller.wait(WAIT_LIMIT, &mut ready)?;
+        poller.wait(wait, &mut ready)?;
         let now = Instant::now();
         for readiness in &ready {
             let link = &mut links[readiness.token];
