@@ -184,6 +184,10 @@ pub trait Workload: Send + Sync {
     fn name(&self) -> &'static str;
     /// The output and connection flags.
     fn common(&self) -> &CommonArgs;
+    /// Refuses flags that cannot go together, before anything connects.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Whether the workload opens its own connections (then the pool holds one connection,
     /// only to check the endpoints answer).
     fn connects_itself(&self) -> bool {
@@ -204,6 +208,8 @@ mod tests {
         common: CommonArgs,
         #[command(flatten)]
         length: LengthArgs,
+        #[command(flatten)]
+        client: ClientArgs,
     }
 
     fn parse(args: &[&str]) -> Probe {
@@ -275,5 +281,26 @@ mod tests {
             .credentials()
             .is_err());
         assert_eq!(parse(&[]).common.connection.credentials().unwrap(), None);
+    }
+
+    // Goal: lean is the default client, TLS and auth fall back to etcd-client silently, and
+    // asking for lean with them is refused with a message that names the way out.
+    #[test]
+    fn client_choice_defaults_to_lean_and_refuses_what_lean_lacks() {
+        let kind = |args: &[&str]| {
+            let probe = parse(args);
+            probe.client.kind(&probe.common)
+        };
+        assert_eq!(kind(&[]), Ok(ClientKind::Lean));
+        assert_eq!(kind(&["--rate", "100"]), Ok(ClientKind::Lean));
+        assert_eq!(
+            kind(&["--client", "etcd-client"]),
+            Ok(ClientKind::EtcdClient)
+        );
+        assert_eq!(kind(&["--cacert", "ca.pem"]), Ok(ClientKind::EtcdClient));
+        assert_eq!(kind(&["--user", "root:pw"]), Ok(ClientKind::EtcdClient));
+        let refused = kind(&["--client", "lean", "--cert", "c.pem", "--key", "k.pem"]);
+        assert!(refused.unwrap_err().contains("--client etcd-client"));
+        assert!(kind(&["--client", "lean", "--user", "root:pw"]).is_err());
     }
 }

@@ -70,6 +70,7 @@ pub fn run(command: ServerCommand) -> Result<(), String> {
         ServerCommand::LeaseKeepalive(args) => args,
         ServerCommand::K8sEvents(args) => args,
     };
+    workload.check()?;
     let common = workload.common().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(common.threads.map_or_else(default_threads, usize::from))

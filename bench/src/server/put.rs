@@ -66,6 +66,10 @@ impl Workload for PutArgs {
         &self.common
     }
 
+    fn check(&self) -> Result<(), String> {
+        self.client.kind(&self.common).map(drop)
+    }
+
     fn connects_itself(&self) -> bool {
         self.client.kind(&self.common) == Ok(ClientKind::Lean)
     }

@@ -74,6 +74,10 @@ impl Workload for TxnPutArgs {
         &self.common
     }
 
+    fn check(&self) -> Result<(), String> {
+        self.client.kind(&self.common).map(drop)
+    }
+
     fn connects_itself(&self) -> bool {
         self.client.kind(&self.common) == Ok(ClientKind::Lean)
     }
