@@ -348,8 +348,17 @@ impl Connection {
         for (id, value) in settings {
             match id {
                 frame::SETTINGS_MAX_CONCURRENT_STREAMS => self.streams_limit = value as usize,
+                frame::SETTINGS_INITIAL_WINDOW_SIZE if i64::from(value) > frame::WINDOW_MAX => {
+                    return Err(ConnectionError(
+                        "SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1".into(),
+                    ));
+                }
                 frame::SETTINGS_INITIAL_WINDOW_SIZE => {
                     self.stream_send_window_initial = i64::from(value);
+                }
+                // RFC 9113 §6.5.2: 2^14 ..= 2^24-1.
+                frame::SETTINGS_MAX_FRAME_SIZE if !(1 << 14..1 << 24).contains(&value) => {
+                    return Err(ConnectionError(format!("SETTINGS_MAX_FRAME_SIZE {value}")));
                 }
                 frame::SETTINGS_MAX_FRAME_SIZE => self.frame_size_max = value as usize,
                 // HEADER_TABLE_SIZE bounds an encoder's table; ours indexes nothing.
@@ -452,6 +461,25 @@ mod tests {
         let flags = frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM;
         bytes.extend(server_frame(frame::HEADERS, flags, stream_id, &trailers));
         bytes
+    }
+
+    // Goal: settings out of RFC 9113's ranges are connection errors, not a panic or a frame
+    // size of zero.
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        for (id, value) in [
+            (frame::SETTINGS_MAX_FRAME_SIZE, 0u32),
+            (frame::SETTINGS_MAX_FRAME_SIZE, 1 << 24),
+            (frame::SETTINGS_INITIAL_WINDOW_SIZE, 1 << 31),
+        ] {
+            let mut connection = Connection::new(vec![0x83]);
+            let payload = [&id.to_be_bytes()[..], &value.to_be_bytes()].concat();
+            let input = server_frame(frame::SETTINGS, 0, 0, &payload);
+            assert!(
+                connection.receive(&input, &mut Vec::new()).is_err(),
+                "{id} {value}"
+            );
+        }
     }
 
     // Goal: the handshake announces push off, a large stream window and a large connection
