@@ -79,9 +79,52 @@ pub struct CommonArgs {
     /// Runs per endpoint set with --vs (alternating A B A B ...).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub vs_rounds: u32,
-    /// Tokio worker threads of the load generator (default: one per core).
+    /// Threads of the load generator: tokio workers (default: one per core), or the lean
+    /// client's event loops (default: one, which kept up with 100,000 requests/s here).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+}
+
+/// `--client`: which client issues a unary workload's requests.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// Client that issues the requests: `lean` (the bench's minimal HTTP/2 client, least CPU
+    /// per request) or `etcd-client` (the Rust etcd client). Default: lean, but etcd-client
+    /// when --cacert, --cert, --key or --user is given (lean has no TLS or auth).
+    #[arg(long, value_enum, value_name = "CLIENT")]
+    pub client: Option<ClientKind>,
+}
+
+/// The client library a unary workload uses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum ClientKind {
+    /// The bench's own minimal HTTP/2 gRPC client.
+    Lean,
+    /// The etcd-client crate (tonic).
+    EtcdClient,
+}
+
+impl ClientArgs {
+    /// The client a run with these flags uses, or why the asked one cannot serve them.
+    pub fn kind(&self, common: &CommonArgs) -> Result<ClientKind, String> {
+        let connection = &common.connection;
+        let tls = connection.cacert.is_some() || connection.cert.is_some();
+        let lean_lacks = if tls || connection.key.is_some() {
+            Some("TLS")
+        } else if connection.user.is_some() {
+            Some("authentication (--user)")
+        } else {
+            None
+        };
+        match (self.client, lean_lacks) {
+            (Some(ClientKind::Lean), Some(what)) => Err(format!(
+                "--client lean has no {what}; use --client etcd-client"
+            )),
+            (Some(kind), _) => Ok(kind),
+            (None, Some(_)) => Ok(ClientKind::EtcdClient),
+            (None, None) => Ok(ClientKind::Lean),
+        }
+    }
 }
 
 /// How long a closed-loop workload runs and how fast.
@@ -141,6 +184,15 @@ pub trait Workload: Send + Sync {
     fn name(&self) -> &'static str;
     /// The output and connection flags.
     fn common(&self) -> &CommonArgs;
+    /// Refuses flags that cannot go together, before anything connects.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether the workload opens its own connections (then the pool holds one connection,
+    /// only to check the endpoints answer).
+    fn connects_itself(&self) -> bool {
+        false
+    }
     /// Runs the workload once against the pool's endpoints.
     fn run<'a>(&'a self, pool: &'a ClientPool) -> WorkloadFuture<'a>;
 }
@@ -156,6 +208,8 @@ mod tests {
         common: CommonArgs,
         #[command(flatten)]
         length: LengthArgs,
+        #[command(flatten)]
+        client: ClientArgs,
     }
 
     fn parse(args: &[&str]) -> Probe {
@@ -227,5 +281,26 @@ mod tests {
             .credentials()
             .is_err());
         assert_eq!(parse(&[]).common.connection.credentials().unwrap(), None);
+    }
+
+    // Goal: lean is the default client, TLS and auth fall back to etcd-client silently, and
+    // asking for lean with them is refused with a message that names the way out.
+    #[test]
+    fn client_choice_defaults_to_lean_and_refuses_what_lean_lacks() {
+        let kind = |args: &[&str]| {
+            let probe = parse(args);
+            probe.client.kind(&probe.common)
+        };
+        assert_eq!(kind(&[]), Ok(ClientKind::Lean));
+        assert_eq!(kind(&["--rate", "100"]), Ok(ClientKind::Lean));
+        assert_eq!(
+            kind(&["--client", "etcd-client"]),
+            Ok(ClientKind::EtcdClient)
+        );
+        assert_eq!(kind(&["--cacert", "ca.pem"]), Ok(ClientKind::EtcdClient));
+        assert_eq!(kind(&["--user", "root:pw"]), Ok(ClientKind::EtcdClient));
+        let refused = kind(&["--client", "lean", "--cert", "c.pem", "--key", "k.pem"]);
+        assert!(refused.unwrap_err().contains("--client etcd-client"));
+        assert!(kind(&["--client", "lean", "--user", "root:pw"]).is_err());
     }
 }

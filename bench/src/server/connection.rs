@@ -13,6 +13,8 @@ use super::args::ConnectionArgs;
 /// `--conns` connected clients to one endpoint set.
 pub struct ClientPool {
     connections: Vec<Client>,
+    /// The endpoints the pool is connected to.
+    pub endpoints: Vec<String>,
     /// Concurrent workers (`--clients`) the workload should run.
     pub clients: u32,
 }
@@ -34,6 +36,7 @@ impl ClientPool {
         }
         let pool = ClientPool {
             connections,
+            endpoints: endpoints.to_vec(),
             clients: args.clients,
         };
         pool.check_reachable(dial_timeout, endpoints).await?;

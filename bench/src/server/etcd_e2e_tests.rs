@@ -108,8 +108,12 @@ fn workloads_run_against_real_etcd() {
         drop(pool);
         for args in [
             "put --conns 2 --clients 8 --total 500 --val-size 256 --key-space-size 1000",
+            "put --client etcd-client --conns 2 --clients 8 --total 500 --val-size 256",
             "range bench-key --seed-val-size 64 --clients 8 --total 500 --consistency s",
             "txn-put --clients 8 --total 200 --txn-ops 4 --key-space-size 100",
+            "range bench-key --client etcd-client --clients 8 --total 500 --consistency l",
+            "range bench --prefix --limit 5 --clients 8 --total 500 --consistency l",
+            "txn-put --client etcd-client --clients 8 --total 200 --txn-ops 4 --key-space-size 100",
             "txn-mixed 00000000 00000100 --clients 8 --total 300 --key-space-size 100",
             "watch --streams 2 --watch-per-stream 10 --watched-key-total 3 --put-total 60 --put-rate 0",
             "watch-latency --streams 2 --watchers-per-stream 5 --put-total 50 --put-rate 200",

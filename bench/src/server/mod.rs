@@ -14,6 +14,9 @@ mod driver;
 mod etcd_e2e_tests;
 mod k8s_events;
 mod keys;
+mod lean;
+#[cfg(test)]
+mod lean_e2e_tests;
 mod lease_keepalive;
 mod plot;
 mod progress;
@@ -29,7 +32,7 @@ mod watch;
 mod watch_fanout;
 mod watch_latency;
 
-use args::{CommonArgs, Workload};
+use args::{CommonArgs, ConnectionArgs, Workload};
 use connection::ClientPool;
 use report::Report;
 
@@ -67,6 +70,7 @@ pub fn run(command: ServerCommand) -> Result<(), String> {
         ServerCommand::LeaseKeepalive(args) => args,
         ServerCommand::K8sEvents(args) => args,
     };
+    workload.check()?;
     let common = workload.common().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(common.threads.map_or_else(default_threads, usize::from))
@@ -102,7 +106,15 @@ async fn run_once(
     common: &CommonArgs,
     endpoints: &[String],
 ) -> Result<Report, String> {
-    let pool = ClientPool::connect(&common.connection, endpoints).await?;
+    let pool = if workload.connects_itself() {
+        let probe = ConnectionArgs {
+            conns: 1,
+            ..common.connection.clone()
+        };
+        ClientPool::connect(&probe, endpoints).await?
+    } else {
+        ClientPool::connect(&common.connection, endpoints).await?
+    };
     let outcome = workload.run(&pool).await?;
     Ok(Report::new(workload.name(), endpoints, &outcome))
 }

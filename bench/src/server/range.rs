@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use etcd_client::{Client, GetOptions};
 
-use super::args::{CommonArgs, Consistency, LengthArgs, Workload, WorkloadFuture};
+use super::args::{
+    ClientArgs, ClientKind, CommonArgs, Consistency, LengthArgs, Workload, WorkloadFuture,
+};
 use super::connection::ClientPool;
-use super::driver::{run_closed_loop, Request};
+use super::driver::{run_closed_loop, run_lean, Request};
+use super::lean;
 
 /// Flags of `basalt-bench range`.
 #[derive(clap::Args, Clone, Debug)]
@@ -41,6 +44,8 @@ pub struct RangeArgs {
     /// something on a fresh server).
     #[arg(long, value_name = "BYTES")]
     pub seed_val_size: Option<usize>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 impl RangeArgs {
@@ -67,6 +72,42 @@ impl RangeArgs {
         }
         options
     }
+
+    /// The same request as `options` says, as the lean client's RangeRequest fields.
+    pub fn lean_fields(&self) -> lean::RangeFields {
+        let mut key = self.key.as_bytes().to_vec();
+        let range_end = match (&self.end, self.prefix) {
+            (Some(end), _) => end.as_bytes().to_vec(),
+            (None, true) if key.is_empty() => {
+                // etcd-client's with_prefix of "": every key, from "\0" to "\0".
+                key = vec![0];
+                vec![0]
+            }
+            (None, true) => prefix_end(&key),
+            (None, false) => Vec::new(),
+        };
+        lean::RangeFields {
+            key,
+            range_end,
+            limit: self.limit.max(0),
+            serializable: self.consistency == Consistency::Serializable,
+            keys_only: self.keys_only,
+            count_only: self.count_only,
+        }
+    }
+}
+
+/// The end of the range of keys with `prefix`: the prefix with its last byte below 0xff
+/// incremented and what follows dropped ("\0": to the end, when every byte is 0xff).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    match prefix.iter().rposition(|&byte| byte < 0xff) {
+        Some(last) => {
+            let mut end = prefix[..=last].to_vec();
+            end[last] += 1;
+            end
+        }
+        None => vec![0],
+    }
 }
 
 struct RangeRequest {
@@ -92,13 +133,32 @@ impl Workload for RangeArgs {
         &self.common
     }
 
+    fn check(&self) -> Result<(), String> {
+        self.client.kind(&self.common).map(drop)
+    }
+
+    fn connects_itself(&self) -> bool {
+        self.client.kind(&self.common) == Ok(ClientKind::Lean)
+    }
+
     fn run<'a>(&'a self, pool: &'a ClientPool) -> WorkloadFuture<'a> {
         Box::pin(async move {
+            let kind = self.client.kind(&self.common)?;
             if let Some(size) = self.seed_val_size {
                 pool.client(0)
                     .put(self.key.as_bytes(), vec![b'v'; size], None)
                     .await
                     .map_err(|error| format!("cannot seed {}: {error}", self.key))?;
+            }
+            if kind == ClientKind::Lean {
+                let fields = self.lean_fields();
+                let calls = lean::Calls {
+                    path: lean::RANGE_PATH,
+                    message: Box::new(move |_, out| {
+                        lean::grpc_message(out, |body| lean::range_request(body, &fields));
+                    }),
+                };
+                return run_lean(self.name(), pool, &self.common, &self.length, calls).await;
             }
             let request = Arc::new(RangeRequest {
                 key: self.key.as_bytes().to_vec(),
@@ -120,6 +180,28 @@ mod key_flag_tests {
     struct Probe {
         #[command(flatten)]
         range: RangeArgs,
+    }
+
+    // Goal: the lean request's key range is the one etcd-client's options make: END as given,
+    // --prefix as the prefix's end (0xff bytes carried), and a single key without either.
+    #[test]
+    fn lean_fields_follow_end_and_prefix() {
+        let parse = |args: &[&str]| {
+            Probe::try_parse_from(std::iter::once("probe").chain(args.iter().copied()))
+                .unwrap()
+                .range
+                .lean_fields()
+        };
+        let single = parse(&["k", "--consistency", "s", "--limit", "5"]);
+        assert_eq!((single.key, single.range_end), (b"k".to_vec(), vec![]));
+        assert!(single.serializable && single.limit == 5);
+        assert_eq!(parse(&["a", "c"]).range_end, b"c");
+        assert_eq!(parse(&["ab", "--prefix"]).range_end, b"ac");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), [0]);
+        let everything = parse(&["", "--prefix", "--count-only"]);
+        assert_eq!((everything.key, everything.range_end), (vec![0], vec![0]));
+        assert!(everything.count_only && !everything.serializable);
     }
 
     #[test]

@@ -36,6 +36,13 @@ impl RateLimiter {
         }
     }
 
+    /// Claims the next slot at `now` and returns when it is due (for loops that wait on
+    /// their own, such as the lean client's).
+    pub fn claim_at(&self, now: Instant) -> Instant {
+        let now_ns = now.saturating_duration_since(self.origin).as_nanos() as u64;
+        self.origin + Duration::from_nanos(self.claim(now_ns))
+    }
+
     /// Claims the next slot at time `now_ns` (since the origin) and returns when it is due.
     fn claim(&self, now_ns: u64) -> u64 {
         let burst_ns = BURST_LIMIT.as_nanos() as u64;
