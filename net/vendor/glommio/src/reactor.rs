@@ -306,14 +306,25 @@ impl Reactor {
         channels.connection_wakers.push(waker);
     }
 
-    pub(crate) fn add_shared_channel_waker(&self, id: u64, waker: Waker) {
+    /// Registers `waker` to be woken when channel `id` has items (or room).
+    ///
+    /// basalt patch: a waker already registered is not pushed again, so the list holds at most
+    /// one waker per task. Upstream pushed a clone on every `Pending` poll and drains only as
+    /// many as there are items (or free slots), so a task that polls a channel without an item
+    /// arriving (a `recv` raced against a timer, dropped and polled anew) grew the list by one
+    /// clone per poll. Each clone is a reference to the task, counted in an `i16`: a client
+    /// core's watch follower, whose doorbell `recv` races a 100 ms idle timer, leaked two per
+    /// round and overflowed it after ~27 minutes, panicking the executor.
+    pub(crate) fn add_shared_channel_waker(&self, id: u64, waker: &Waker) {
         let mut channels = self.shared_channels.borrow_mut();
         let map = channels
             .wakers_map
             .entry(id)
             .or_insert_with(|| (SmallVec::new(), None));
 
-        map.0.push(waker);
+        if !map.0.iter().any(|registered| registered.will_wake(waker)) {
+            map.0.push(waker.clone());
+        }
     }
 
     pub(crate) fn alloc_dma_buffer(&self, size: usize) -> DmaBuffer {

@@ -302,7 +302,7 @@ impl<T: Send + Sized> ConnectedSender<T> {
                 self.reactor
                     .upgrade()
                     .unwrap()
-                    .add_shared_channel_waker(self.id, cx.waker().clone());
+                    .add_shared_channel_waker(self.id, cx.waker());
                 Poll::Pending
             }
         }
@@ -415,7 +415,7 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                     self.reactor
                         .upgrade()
                         .unwrap()
-                        .add_shared_channel_waker(self.id, cx.waker().clone());
+                        .add_shared_channel_waker(self.id, cx.waker());
                     Poll::Pending
                 }
             }
