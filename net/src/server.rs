@@ -400,10 +400,13 @@ impl Server {
             None => return Err(NetError::Timeout("the HTTP/2 handshake")),
         };
         let mut shutdown = pin!(self.shutdown.raised());
-        let mut keepalive_lost = pin!(keepalive_lost(
+        // Its own task (cancelled when this function returns and drops it), so the loop below
+        // polls a join handle per call instead of a timer: polling a glommio timer reads the
+        // clock and re-registers it (a B-tree removal and insertion) each time.
+        let mut keepalive_lost = glommio::spawn_local(keepalive_lost(
             connection.ping_pong(),
             config.keepalive,
-            last_read
+            last_read,
         ));
         let mut draining = false;
         // Polling accept() is also what drives the connection's I/O for every call on it
@@ -414,7 +417,7 @@ impl Server {
             let lost = async {
                 futures_lite::future::or(
                     async {
-                        keepalive_lost.as_mut().await;
+                        (&mut keepalive_lost).await;
                         ConnectionEvent::KeepaliveLost
                     },
                     async {

@@ -116,15 +116,17 @@ pub(crate) async fn run_call(
     response: Rc<RefCell<ResponseState>>,
 ) {
     let path = call.path;
-    let counted = router.counted(path);
+    let route = router.route(path);
+    let counted = route.and_then(|route| router.counted(route));
     let started = counted
         .filter(|method| method.times_calls())
         .map(|_| std::time::Instant::now());
     if let Some(method) = counted {
         method.record_start();
     }
-    let outcome = match router.route(path) {
-        Some(handler) => {
+    let outcome = match route {
+        Some(route) => {
+            let handler = &route.handler;
             let raw = RawCall {
                 metadata: call.metadata,
                 body: call.body,

@@ -30,13 +30,19 @@ pub(crate) struct RawCall {
 
 type RawHandler = Rc<dyn Fn(RawCall) -> LocalCallFuture>;
 
+/// One registered method: its handler, and its place in `methods` (and in `counts`).
+pub(crate) struct Route {
+    pub(crate) handler: RawHandler,
+    method_index: usize,
+}
+
 /// Method path → handler, for one executor.
 #[derive(Default)]
 pub struct Router {
-    routes: HashMap<String, RawHandler>,
+    /// One lookup per call finds both the handler and the method's counts.
+    routes: HashMap<String, Route>,
     /// Each registered method with its kind and its place in `counts`, in registration order.
     methods: Vec<(String, CallKind)>,
-    method_index: HashMap<String, usize>,
     /// Calls counted per method and outcome, once `count_calls` asked for it.
     counts: Option<Arc<GrpcCallCounts>>,
 }
@@ -160,11 +166,10 @@ impl Router {
         counts
     }
 
-    /// The counts of the method at `path`, when calls are counted and the method exists.
-    pub(crate) fn counted(&self, path: &str) -> Option<&MethodCalls> {
+    /// The counts of the method of `route`, when calls are counted.
+    pub(crate) fn counted(&self, route: &Route) -> Option<&MethodCalls> {
         let counts = self.counts.as_ref()?;
-        let index = *self.method_index.get(path)?;
-        Some(counts.method(index))
+        Some(counts.method(route.method_index))
     }
 
     fn insert(
@@ -181,10 +186,12 @@ impl Router {
             self.counts.is_none(),
             "method {path} registered after its router's calls began to be counted"
         );
-        let previous = self.routes.insert(path.to_string(), Rc::new(handler));
+        let route = Route {
+            handler: Rc::new(handler),
+            method_index: self.methods.len(),
+        };
+        let previous = self.routes.insert(path.to_string(), route);
         assert!(previous.is_none(), "method {path} registered twice");
-        self.method_index
-            .insert(path.to_string(), self.methods.len());
         self.methods.push((path.to_string(), kind));
         self
     }
@@ -196,7 +203,8 @@ impl Router {
             .map(|counts| counts.message_bytes_shared())
     }
 
-    pub(crate) fn route(&self, path: &str) -> Option<&RawHandler> {
+    /// The method registered at `path`, if any.
+    pub(crate) fn route(&self, path: &str) -> Option<&Route> {
         self.routes.get(path)
     }
 

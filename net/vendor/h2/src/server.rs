@@ -426,6 +426,17 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(Request<RecvStream>, SendResponse<B>), crate::Error>>> {
+        // basalt patch: a stream the connection has received already is handed out before
+        // the connection is polled again. Polling ends with a flush of everything queued, so
+        // upstream's order (poll, then hand out one stream) made one socket write per
+        // accepted stream when one read brought several requests whose answers were ready
+        // at once. Now every stream a read brought is accepted first, and the answers queued
+        // meanwhile go out together on the next poll. The connection is still polled as soon
+        // as no received stream waits (at most max_concurrent_streams of them can).
+        if let Some(accepted) = self.next_accepted() {
+            return Poll::Ready(Some(Ok(accepted)));
+        }
+
         // Always try to advance the internal state. Getting Pending also is
         // needed to allow this function to return Pending.
         if self.poll_closed(cx)?.is_ready() {
@@ -434,18 +445,24 @@ where
             return Poll::Ready(None);
         }
 
-        if let Some(inner) = self.connection.next_incoming() {
-            tracing::trace!("received incoming");
-            let (head, _) = inner.take_request().into_parts();
-            let body = RecvStream::new(FlowControl::new(inner.clone_to_opaque()));
-
-            let request = Request::from_parts(head, body);
-            let respond = SendResponse { inner };
-
-            return Poll::Ready(Some(Ok((request, respond))));
+        if let Some(accepted) = self.next_accepted() {
+            return Poll::Ready(Some(Ok(accepted)));
         }
 
         Poll::Pending
+    }
+
+    /// basalt patch: the next received stream not yet handed out, as `poll_accept` returns it.
+    fn next_accepted(&mut self) -> Option<(Request<RecvStream>, SendResponse<B>)> {
+        let inner = self.connection.next_incoming()?;
+        tracing::trace!("received incoming");
+        let (head, _) = inner.take_request().into_parts();
+        let body = RecvStream::new(FlowControl::new(inner.clone_to_opaque()));
+
+        let request = Request::from_parts(head, body);
+        let respond = SendResponse { inner };
+
+        Some((request, respond))
     }
 
     /// Sets the target window size for the whole connection.
