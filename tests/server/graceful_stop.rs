@@ -301,6 +301,9 @@ fn sigterm_drains_every_cores_calls_and_cuts_none() {
         .expect("the clients did not finish");
     runner.join().unwrap();
 
+    // Begun before the signal was sent: the client wrote the call before the member's first
+    // GOAWAY could reach it (that goes out only after the signal thread has woken the owner
+    // and every core has closed its listeners), so the member took it.
     let in_flight: Vec<&PutRecord> = records
         .iter()
         .filter(|put| put.started < signalled && put.ended >= signalled)
