@@ -32,6 +32,9 @@ pub enum NetError {
     /// An HTTP/1.1 request could not be parsed or broke a limit.
     #[error("http/1.1: {0}")]
     Http1(String),
+    /// The server closed the connection with its calls: a graceful stop's bound had passed.
+    #[error("closed by the server's stop")]
+    Closed,
 }
 
 impl<T: std::fmt::Debug> From<glommio::GlommioError<T>> for NetError {

@@ -14,6 +14,7 @@ use crate::deadline::{before, within};
 use crate::error::NetError;
 use crate::json_gateway::body::BodyFraming;
 use crate::json_gateway::{gateway_path, JsonGateway};
+use crate::shutdown::ShutdownSignal;
 
 /// Headers parsed per request at most; more is a 431.
 const HEADERS_MAX: usize = 64;
@@ -109,17 +110,20 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin>(
     handler: &Http1Handler,
     max_request_bytes: usize,
 ) -> Result<(), NetError> {
-    serve_http1_with_gateway(stream, handler, max_request_bytes, None, None).await
+    serve_http1_with_gateway(stream, handler, max_request_bytes, None, None, None).await
 }
 
 /// Like [`serve_http1`], with the JSON gateway answering its paths when `gateway` is given,
-/// and `timeouts` bounding a slow or idle client (on a glommio executor).
+/// `timeouts` bounding a slow or idle client (on a glommio executor), and the connection
+/// closed when it is idle once `shutdown` is raised (as Go's `http.Server.Shutdown` closes
+/// idle connections and lets the requests under way finish).
 pub(crate) async fn serve_http1_with_gateway<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     handler: &Http1Handler,
     max_request_bytes: usize,
     gateway: Option<&JsonGateway>,
     timeouts: Option<Http1Timeouts>,
+    shutdown: Option<&ShutdownSignal>,
 ) -> Result<(), NetError> {
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     loop {
@@ -155,7 +159,25 @@ pub(crate) async fn serve_http1_with_gateway<S: AsyncRead + AsyncWrite + Unpin>(
             if !buffer.is_empty() && request_deadline.is_none() {
                 request_deadline = timeouts.map(|timeouts| Instant::now() + timeouts.head);
             }
+            let idle = buffer.is_empty();
+            if idle && shutdown.is_some_and(ShutdownSignal::is_raised) {
+                return Ok(()); // stopping, and no request under way
+            }
             let read = read_more(&mut stream, &mut buffer, max_request_bytes);
+            let read = async {
+                match shutdown.filter(|_| idle) {
+                    // An idle connection closes when the stop comes; a request's first
+                    // byte makes it one under way.
+                    Some(shutdown) => {
+                        futures_lite::future::or(read, async {
+                            shutdown.raised().await;
+                            Ok(0)
+                        })
+                        .await
+                    }
+                    None => read.await,
+                }
+            };
             let read = match (timeouts, request_deadline) {
                 (None, _) => read.await,
                 (Some(timeouts), None) => within(timeouts.idle, read)

@@ -50,7 +50,16 @@ pub struct Server {
     http1_handler: Box<Http1Handler>,
     config: ServerConfig,
     connections_open: Rc<Cell<usize>>,
+    /// Accept loops running now (each holds its listener open).
+    listeners_open: Rc<Cell<usize>>,
+    /// GOAWAY and drain (also stops accepting).
     shutdown: ShutdownSignal,
+    /// Stops accepting only: a graceful stop closes every core's listeners before any
+    /// connection is told to go away, so a client that reconnects finds no listener rather
+    /// than one about to close with its connection still queued (the kernel resets those).
+    accepting_stopped: ShutdownSignal,
+    /// Closes every connection at once: a graceful stop's bound has passed.
+    closing: ShutdownSignal,
 }
 
 /// Counts one open connection for as long as it lives (also when its task is dropped).
@@ -65,6 +74,23 @@ impl ConnectionCount {
 }
 
 impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// Counts one accept loop for as long as it holds its listener.
+struct ListenerCount(Rc<Cell<usize>>);
+
+impl ListenerCount {
+    fn enter(server: &Server) -> ListenerCount {
+        let count = server.listeners_open.clone();
+        count.set(count.get() + 1);
+        ListenerCount(count)
+    }
+}
+
+impl Drop for ListenerCount {
     fn drop(&mut self) {
         self.0.set(self.0.get() - 1);
     }
@@ -182,7 +208,10 @@ impl Server {
             }),
             config,
             connections_open: Rc::new(Cell::new(0)),
+            listeners_open: Rc::new(Cell::new(0)),
             shutdown: ShutdownSignal::new(),
+            accepting_stopped: ShutdownSignal::new(),
+            closing: ShutdownSignal::new(),
         }
     }
 
@@ -209,10 +238,28 @@ impl Server {
         self.connections_open.get()
     }
 
+    /// Listeners this server accepts on now; a listener is closed once its count is gone.
+    pub fn listeners_open(&self) -> usize {
+        self.listeners_open.get()
+    }
+
     /// The signal that stops this server: raise it to stop accepting and to make every
-    /// HTTP/2 connection send GOAWAY and drain its calls.
+    /// HTTP/2 connection send GOAWAY and drain its calls (and every HTTP/1.1 connection close
+    /// once it has no request under way).
     pub fn shutdown_signal(&self) -> ShutdownSignal {
         self.shutdown.clone()
+    }
+
+    /// Stops accepting and closes the listeners; the connections are served on.
+    pub fn stop_accepting(&self) {
+        self.accepting_stopped.raise();
+    }
+
+    /// Closes every connection at once, with its calls (a graceful stop whose bound has
+    /// passed, as grpc-go's `Stop` after `GracefulStop`); stops accepting too.
+    pub fn close_connections(&self) {
+        self.accepting_stopped.raise();
+        self.closing.raise();
     }
 
     /// Accepts and serves plaintext connections (an `http://` listen URL) until the shutdown
@@ -239,16 +286,23 @@ impl Server {
         listener: TcpListener,
         tls: Option<Arc<ServerTls>>,
     ) -> Result<(), NetError> {
-        let mut shutdown = pin!(self.shutdown.raised());
+        let open = ListenerCount::enter(&self);
+        let mut stop = pin!(futures_lite::future::or(
+            self.shutdown.raised(),
+            self.accepting_stopped.raised()
+        ));
         let mut limit_reached = false;
         loop {
             let accepted =
                 futures_lite::future::or(async { Some(listener.accept().await) }, async {
-                    shutdown.as_mut().await;
+                    stop.as_mut().await;
                     None
                 })
                 .await;
             let Some(accepted) = accepted else {
+                // Closed before it stops counting: `listeners_open` at 0 means closed.
+                drop(listener);
+                drop(open);
                 return Ok(());
             };
             let stream = match accepted {
@@ -279,7 +333,13 @@ impl Server {
             glommio::spawn_local(async move {
                 let _open = open;
                 let peer = stream.peer_addr().ok();
-                if let Err(error) = server.serve_connection(stream, tls).await {
+                let closing = server.closing.clone();
+                let served =
+                    futures_lite::future::or(server.serve_connection(stream, tls), async {
+                        closing.raised().await;
+                        Err(NetError::Closed)
+                    });
+                if let Err(error) = served.await {
                     tracing::debug!(?peer, %error, "connection ended with an error");
                 }
             })
@@ -362,6 +422,7 @@ impl Server {
                         head: self.config.http1_head_timeout,
                         idle: self.config.http1_idle_timeout,
                     }),
+                    Some(&self.shutdown),
                 )
                 .await;
                 // In TLS, close_notify tells the client the response ended by design, not

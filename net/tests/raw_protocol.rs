@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -306,6 +307,15 @@ async fn shutdown_stops_accepting_and_drains_open_calls() {
         .unwrap();
     let mut watch_responses = response.await.unwrap().into_body();
     watch_responses.data().await.unwrap().unwrap();
+    // And an HTTP/1.1 connection, idle after one request (kept alive).
+    let mut idle = std::net::TcpStream::connect(server.address).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 1024];
+    let answered = idle.read(&mut answer).unwrap();
+    assert!(answer[..answered].starts_with(b"HTTP/1.1 200"));
 
     server.counters.stop_requested.store(true, Ordering::SeqCst);
     support::wait_until(Duration::from_secs(10), "the listener to close", || {
@@ -326,6 +336,13 @@ async fn shutdown_stops_accepting_and_drains_open_calls() {
     );
     let trailers = watch_responses.trailers().await.unwrap().unwrap();
     assert_eq!(Status::from_headers(&trailers).unwrap().0, Code::Ok);
+    // The idle HTTP/1.1 connection is closed, as Go's `Shutdown` closes idle connections
+    // (not left to its idle timeout).
+    assert_eq!(
+        idle.read(&mut answer).unwrap(),
+        0,
+        "the idle connection is closed"
+    );
     support::wait_until(Duration::from_secs(10), "every connection to end", || {
         server.counters.drained.load(Ordering::SeqCst)
     });

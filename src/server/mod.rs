@@ -220,6 +220,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let watchers = WatcherPresence::default();
         let (started, started_receiver) = oneshot::channel();
         let (bound_sender, bound) = oneshot::channel();
+        let (stop_orders, stop_follower) = executors::client_stop::link();
         owner_links.push(OwnerLinks {
             calls,
             depth: depth.clone(),
@@ -227,6 +228,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             watchers: watchers.clone(),
             started,
             bound,
+            stop: stop_orders,
         });
         let links = ClientCoreLinks {
             calls: calls_sender,
@@ -235,6 +237,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             watchers,
             started: started_receiver,
             bound: bound_sender,
+            stop: stop_follower,
         };
         let (engine, settings, ended) = (engine.clone(), settings.clone(), ended.clone());
         let name = format!("basalt-core-{core}");

@@ -2,6 +2,7 @@
 //! most up-to-date voter before it exits, so a rolling restart costs no election; the process
 //! exits 0 with its data intact; a second signal stops it at once.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -184,4 +185,246 @@ fn a_second_signal_during_the_graceful_stop_stops_at_once() {
     for &i in &followers {
         send_signal(cluster.member(i), "-CONT");
     }
+}
+
+/// Clients of the draining test; each has its own connection, so the kernel spreads them
+/// over the member's cores.
+const DRAIN_CLIENTS: usize = 32;
+/// Executors of the draining member: the owner and three client cores.
+const DRAIN_CORES: &str = "4";
+
+/// One put of the draining test: its key, when it started and ended (since the test's
+/// start), and its error if it failed.
+struct PutRecord {
+    key: String,
+    started: Duration,
+    ended: Duration,
+    error: Option<String>,
+}
+
+/// Whether a failed put's error (the etcd-client crate's, as `Debug`) says the server never
+/// took the call: the connection was refused (its listener was closed); the server's GOAWAY
+/// came before the client opened the call's stream (h2 fails it locally, NO_ERROR); or the
+/// call was still in the client's queue when its connection ended (hyper's `Canceled`, which
+/// it reports only for requests it never wrote). Anything else (a reset, a broken pipe, a
+/// stream error, a timeout) is a call cut short.
+fn refused_before_taken(error: &str) -> bool {
+    error.contains("kind: ConnectionRefused")
+        || error.contains("GoAway(b\"\", NO_ERROR, Remote)")
+        || error.contains("hyper::Error(Canceled, \"connection closed\")")
+}
+
+/// Goal: SIGTERM drains the client calls on every core, as etcd's graceful stop of its gRPC
+/// servers: no call the server took is cut, and what it refuses it refuses before taking.
+/// Method: a member with four cores and 32 clients (their connections spread over the cores)
+/// putting keys in a loop, each stopping at its first error; SIGTERM once they run. Every put
+/// in flight when the signal was sent must succeed; every failed put must have been refused
+/// (connection refused or GOAWAY), never cut; after a restart every acknowledged key is there
+/// and no refused one is. Before the drain, the process ended under the calls in flight:
+/// they failed with resets or closed connections. ~3 s.
+#[test]
+fn sigterm_drains_every_cores_calls_and_cuts_none() {
+    use crate::support::workload::{connect, run};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut member = Basalt::start_with_flags(
+        dir.path().join("data"),
+        crate::support::free_port(),
+        &["--cores", DRAIN_CORES],
+    );
+    let endpoint = member.endpoint();
+    let epoch = Instant::now();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (records_sender, records) = std::sync::mpsc::channel::<Vec<PutRecord>>();
+    let runner = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            run(async move {
+                let mut clients = Vec::with_capacity(DRAIN_CLIENTS);
+                for _ in 0..DRAIN_CLIENTS {
+                    clients.push(connect(&endpoint).await.expect("connect"));
+                }
+                let mut loops = tokio::task::JoinSet::new();
+                for (writer, mut client) in clients.into_iter().enumerate() {
+                    let (acked, stop) = (acked.clone(), stop.clone());
+                    loops.spawn(async move {
+                        let mut puts = Vec::new();
+                        for seq in 0u64.. {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            let key = format!("drain/{writer}/{seq:06}");
+                            let started = epoch.elapsed();
+                            let put = client.put(key.clone(), "v", None).await;
+                            let ended = epoch.elapsed();
+                            let error = put.err().map(|error| format!("{error:?}"));
+                            let failed = error.is_some();
+                            if !failed {
+                                acked.fetch_add(1, Ordering::SeqCst);
+                            }
+                            puts.push(PutRecord {
+                                key,
+                                started,
+                                ended,
+                                error,
+                            });
+                            if failed {
+                                break;
+                            }
+                        }
+                        puts
+                    });
+                }
+                let mut all = Vec::new();
+                while let Some(puts) = loops.join_next().await {
+                    all.extend(puts.expect("a client's loop panicked"));
+                }
+                let _ = records_sender.send(all);
+            })
+        })
+    };
+    let deadline = Instant::now() + ELECTION_LIMIT;
+    while acked.load(Ordering::SeqCst) < 20 * DRAIN_CLIENTS {
+        assert!(Instant::now() < deadline, "the clients made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let signalled = epoch.elapsed();
+    send_signal(&member, "-TERM");
+    let status = member.wait_exit(STOP_LIMIT).expect("no exit after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    // Every client has met the closed port by now, or will at its next put.
+    stop.store(true, Ordering::SeqCst);
+    let records = records
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the clients did not finish");
+    runner.join().unwrap();
+
+    // Begun before the signal was sent: the client wrote the call before the member's first
+    // GOAWAY could reach it (that goes out only after the signal thread has woken the owner
+    // and every core has closed its listeners), so the member took it.
+    let in_flight: Vec<&PutRecord> = records
+        .iter()
+        .filter(|put| put.started < signalled && put.ended >= signalled)
+        .collect();
+    let failed: Vec<&PutRecord> = records.iter().filter(|put| put.error.is_some()).collect();
+    eprintln!(
+        "{} puts, {} in flight at the signal, {} failed: {:?}",
+        records.len(),
+        in_flight.len(),
+        failed.len(),
+        failed
+            .iter()
+            .map(|put| put.error.as_deref().unwrap())
+            .collect::<BTreeSet<_>>()
+    );
+    for put in &failed {
+        eprintln!(
+            "failed {}: started {:?} ended {:?} after the signal: {}",
+            put.key,
+            put.started.as_secs_f64() - signalled.as_secs_f64(),
+            put.ended.as_secs_f64() - signalled.as_secs_f64(),
+            put.error
+                .as_deref()
+                .unwrap()
+                .chars()
+                .take(160)
+                .collect::<String>()
+        );
+    }
+    let cut: Vec<&str> = failed
+        .iter()
+        .filter_map(|put| put.error.as_deref())
+        .filter(|error| !refused_before_taken(error))
+        .collect();
+    assert!(cut.is_empty(), "calls cut short: {cut:#?}");
+    let lost_in_flight: Vec<_> = in_flight
+        .iter()
+        .filter_map(|put| put.error.as_ref().map(|error| (&put.key, error)))
+        .collect();
+    assert!(
+        lost_in_flight.is_empty(),
+        "puts in flight at the signal failed: {lost_in_flight:#?}"
+    );
+
+    assert_eq!(
+        member.logged("\"stopped serving client traffic\"").len(),
+        1,
+        "no line for the client servers' stop"
+    );
+    let data_dir = member.data_dir.clone();
+    let port = member.port;
+    drop(member);
+    let member = Basalt::start_with(data_dir, port);
+    let stored: BTreeSet<String> = member
+        .ok(&["get", "drain/", "--prefix", "--keys-only"])
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    for put in &records {
+        match &put.error {
+            None => assert!(stored.contains(&put.key), "acknowledged {} lost", put.key),
+            Some(error) => assert!(
+                !stored.contains(&put.key),
+                "{} was refused ({error}) yet applied",
+                put.key
+            ),
+        }
+    }
+}
+
+/// Goal: a watch stream, which no client ends on GOAWAY, does not hold a graceful stop past
+/// etcd's bound (the request timeout: 5 s + 2 election timeouts), and is closed then, as
+/// grpc-go's `Stop` after `GracefulStop`. Method: a member with 0.5 s elections (a 6 s bound)
+/// and one watcher; SIGTERM; the member must exit with status 0 within the bound and a
+/// margin, say it closed one connection at the bound, and the watch stream must have ended.
+/// ~6 s.
+#[test]
+fn a_watch_stream_is_closed_at_the_bound_of_the_graceful_stop() {
+    use crate::support::workload::{connect, run};
+
+    const BOUND: Duration = Duration::from_secs(6);
+    let dir = tempfile::tempdir().unwrap();
+    let mut member = Basalt::start_with_flags(
+        dir.path().join("data"),
+        crate::support::free_port(),
+        &["--election-timeout", "500", "--heartbeat-interval", "50"],
+    );
+    let endpoint = member.endpoint();
+    let (watching_sender, watching) = std::sync::mpsc::channel();
+    let (ended_sender, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        run(async move {
+            let mut client = connect(&endpoint).await.expect("connect");
+            let mut stream = client.watch("w", None).await.expect("watch");
+            watching_sender.send(()).unwrap();
+            // Nothing is written: the stream ends only when the server ends it.
+            while let Ok(Some(_)) = stream.message().await {}
+            let _ = ended_sender.send(Instant::now());
+        })
+    });
+    watching
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the watch did not start");
+    let stopping = Instant::now();
+    send_signal(&member, "-TERM");
+    let status = member
+        .wait_exit(BOUND + Duration::from_secs(4))
+        .expect("the member did not exit after the bound");
+    let stopped_in = stopping.elapsed();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let ended = ended
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the watch stream did not end");
+    eprintln!(
+        "stopped in {stopped_in:?}; the watch stream ended after {:?}",
+        ended - stopping
+    );
+    assert_eq!(
+        member.logged("\"closed-at-bound\":\"1\"").len(),
+        1,
+        "the watch's connection was not closed at the bound"
+    );
 }

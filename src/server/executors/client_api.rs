@@ -165,7 +165,13 @@ fn bind_listeners(
 }
 
 impl BoundClientApi {
-    /// Serves every listener until one fails.
+    /// The server, for the graceful stop (see `client_stop`).
+    pub fn server(&self) -> Rc<Server> {
+        self.server.clone()
+    }
+
+    /// Serves every listener; returns only when one fails. A listener closed by the graceful
+    /// stop ends without an error, and this waits on: the stop decides when the process ends.
     pub async fn serve(self) -> Result<(), ServerError> {
         let serving: Vec<_> = self
             .listeners
@@ -183,6 +189,6 @@ impl BoundClientApi {
         for task in serving {
             task.await.map_err(ServerError::Serving)?;
         }
-        Ok(())
+        std::future::pending().await
     }
 }

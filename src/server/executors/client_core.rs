@@ -14,6 +14,7 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
+use super::client_stop::{self, CoreServers, StopFollower};
 use crate::server::error::ServerError;
 use crate::server::metrics::OwnerLinkDepth;
 use crate::server::routing::gateway::Gateway;
@@ -38,6 +39,8 @@ pub struct ClientCoreLinks {
     pub started: oneshot::Receiver<HeaderSource>,
     /// Told once this core listens on every client address.
     pub bound: oneshot::Sender<()>,
+    /// The owner's orders for a graceful stop of this core's client server.
+    pub stop: StopFollower,
 }
 
 /// Runs one client core until its server fails or the process ends.
@@ -60,6 +63,11 @@ pub async fn serve(
     );
     glommio::spawn_local(follow_owner(gateway.watch_hub(), links.doorbell)).detach();
     let api = client_api::bind(gateway, &settings)?;
+    glommio::spawn_local(client_stop::follow(
+        links.stop,
+        CoreServers::new(vec![api.server()]),
+    ))
+    .detach();
     // The owner logs "ready to serve client requests" once every core listens; a dropped
     // owner means the process is ending anyway.
     let _ = links.bound.send(());

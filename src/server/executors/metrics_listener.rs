@@ -77,6 +77,11 @@ pub fn bind(
 }
 
 impl BoundMetricsListeners {
+    /// The server, for the graceful stop (see `client_stop`).
+    pub fn server(&self) -> Rc<Server> {
+        self.server.clone()
+    }
+
     /// Serves every metrics listener; returns only when one fails (as etcd, whose member ends
     /// when any of its listeners does). With no listener it never returns.
     pub async fn serve(self) -> Result<(), ServerError> {

@@ -4,6 +4,7 @@
 
 pub mod client_api;
 pub mod client_core;
+pub mod client_stop;
 pub mod metrics_listener;
 pub mod owner_core;
 pub mod peer_listener;

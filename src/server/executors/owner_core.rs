@@ -11,6 +11,7 @@ use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::client_api::{self, ClientApiSettings};
+use super::client_stop::{self, CoreServers, StopOrders};
 use super::metrics_listener;
 use super::peer_listener::PeerListener;
 use super::stop_signal::StopRequest;
@@ -40,6 +41,8 @@ pub struct OwnerLinks {
     pub watchers: WatcherPresence,
     pub started: oneshot::Sender<HeaderSource>,
     pub bound: oneshot::Receiver<()>,
+    /// Orders that core's client server to stop, on a graceful stop.
+    pub stop: StopOrders,
 }
 
 /// The owner's ends of the process's other threads: the client cores' links and the stop
@@ -191,6 +194,7 @@ pub async fn serve(
     );
 
     let stopping = member.clone();
+    let request_timeout = member.request_timeout();
     let gateway = Gateway::on_owner(member.clone());
     let metrics_listeners = metrics_listener::bind(
         &settings.metrics_listeners,
@@ -203,8 +207,12 @@ pub async fn serve(
     // lets the client cores bind theirs (they join this core's listeners): a port another
     // server listens on stops the member here, as etcd's "address already in use".
     let api = client_api::bind_claimed(gateway, &settings)?;
+    // etcd closes its metrics listeners with its client servers, before the member stops.
+    let own_servers = CoreServers::new(vec![api.server(), metrics_listeners.server()]);
     let mut bound = Vec::with_capacity(links.len());
+    let mut stop_orders = Vec::with_capacity(links.len());
     for link in links {
+        stop_orders.push(link.stop);
         let serving = member.clone();
         let depth = link.depth.clone();
         glommio::spawn_local(async move {
@@ -254,6 +262,17 @@ pub async fn serve(
             // The signal thread is gone (it never ends without sending): serve on.
             return futures_lite::future::pending().await;
         }
+        // As etcd's Close: the client servers first (every core), bounded by the request
+        // timeout, while the member still commits the calls under way; then the member.
+        let outcome =
+            client_stop::stop_every_core(&own_servers, stop_orders, request_timeout).await;
+        milestones.info(
+            "stopped serving client traffic",
+            &[
+                ("closed-at-bound", &outcome.closed_at_bound.to_string()),
+                ("cores-unanswered", &outcome.cores_unanswered.to_string()),
+            ],
+        );
         stopping
             .quiesce_for_stop(2 * config.raft.election_timeout)
             .await;

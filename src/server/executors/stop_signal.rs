@@ -1,8 +1,8 @@
 //! SIGTERM and SIGINT: a graceful stop, as etcd's. The signals are blocked in every thread
 //! (the mask is set before any thread starts, and threads inherit it) and taken by one thread
 //! with `sigwait`, so no code runs in a signal handler. The first signal asks the owner core
-//! to stop gracefully (hand leadership over, let the log drain, exit 0); a second one, while
-//! that runs, ends the process at once.
+//! to stop gracefully (drain every core's client calls, hand leadership over, let the log
+//! drain, exit 0); a second one, while that runs, ends the process at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
