@@ -373,6 +373,44 @@ fn a_cut_off_member_times_its_callers_out_at_their_deadline() {
     });
 }
 
+/// Goal: a member frozen for a snapshot install (raft stepped, ticked and pumped no more) still
+/// answers its callers with "request timed out" at their deadline: the tick expires waits
+/// before it skips a frozen member's raft work. Method: freeze a follower of a healthy cluster
+/// at a snapshot far ahead of its log; a write and a linearizable read asked there can only
+/// end by the deadline.
+#[test]
+fn a_frozen_member_times_its_callers_out_at_their_deadline() {
+    run(|| async {
+        let cluster = InProcessCluster::start(3).await;
+        let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+        let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+        let member = cluster.member(follower).clone();
+        member
+            .freeze_for_snapshot(u64::MAX / 2, 1)
+            .expect("a snapshot far ahead is news");
+        let limit = member.request_timeout();
+        let started = Instant::now();
+        let answers = futures_lite::future::zip(
+            member.propose_write(put("frozen", "member")),
+            member.wait_linearizable(),
+        );
+        let never = async {
+            glommio::timer::sleep(limit + PATIENCE).await;
+            panic!("no answer {:?} after the {limit:?} deadline", PATIENCE);
+        };
+        let (write, read) = futures_lite::future::or(answers, never).await;
+        let took = started.elapsed();
+        let timed_out = basalt_net::Status::from(basalt_net::EtcdStatus::Timeout);
+        assert_eq!(write.unwrap_err(), timed_out);
+        assert_eq!(read.unwrap_err(), timed_out);
+        assert!(took >= limit, "answered after {took:?}, before {limit:?}");
+        assert!(
+            took < limit + Duration::from_secs(2),
+            "answered {took:?} after asking, the deadline was {limit:?}"
+        );
+    });
+}
+
 /// Goal: a snapshot install never throws away what the member may have acknowledged. A copy
 /// whose index is committed here, or whose entry the log already holds, is refused (raft's
 /// `restore` rule); an accepted one stops raft on the member until it restarts, so it
