@@ -344,31 +344,7 @@ fn a_cut_off_member_times_its_callers_out_at_their_deadline() {
         let cluster = InProcessCluster::start(3).await;
         let leader = cluster.agreed_leader(&[1, 2, 3]).await;
         cluster.isolate(leader);
-        let member = cluster.member(leader).clone();
-        let limit = member.request_timeout();
-        let started = Instant::now();
-        let answers = futures_lite::future::zip(
-            member.propose_write(put("cut", "off")),
-            member.wait_linearizable(),
-        );
-        let never = async {
-            glommio::timer::sleep(limit + PATIENCE).await;
-            panic!("no answer {:?} after the {limit:?} deadline", PATIENCE);
-        };
-        let (write, read) = futures_lite::future::or(answers, never).await;
-        let took = started.elapsed();
-        let timed_out = basalt_net::Status::from(basalt_net::EtcdStatus::Timeout);
-        assert_eq!(write.unwrap_err(), timed_out);
-        assert_eq!(read.unwrap_err(), timed_out);
-        assert!(
-            took >= limit,
-            "answered after {took:?}, before the {limit:?} deadline"
-        );
-        // One tick (HEARTBEAT_MS) late at most, plus room for a loaded machine.
-        assert!(
-            took < limit + Duration::from_secs(2),
-            "answered {took:?} after asking, the deadline was {limit:?}"
-        );
+        assert_a_write_and_a_read_time_out(cluster.member(leader), "cut").await;
         assert!(cluster.contents(leader).is_empty());
     });
 }
@@ -388,27 +364,37 @@ fn a_frozen_member_times_its_callers_out_at_their_deadline() {
         member
             .freeze_for_snapshot(u64::MAX / 2, 1)
             .expect("a snapshot far ahead is news");
-        let limit = member.request_timeout();
-        let started = Instant::now();
-        let answers = futures_lite::future::zip(
-            member.propose_write(put("frozen", "member")),
-            member.wait_linearizable(),
-        );
-        let never = async {
-            glommio::timer::sleep(limit + PATIENCE).await;
-            panic!("no answer {:?} after the {limit:?} deadline", PATIENCE);
-        };
-        let (write, read) = futures_lite::future::or(answers, never).await;
-        let took = started.elapsed();
-        let timed_out = basalt_net::Status::from(basalt_net::EtcdStatus::Timeout);
-        assert_eq!(write.unwrap_err(), timed_out);
-        assert_eq!(read.unwrap_err(), timed_out);
-        assert!(took >= limit, "answered after {took:?}, before {limit:?}");
-        assert!(
-            took < limit + Duration::from_secs(2),
-            "answered {took:?} after asking, the deadline was {limit:?}"
-        );
+        assert_a_write_and_a_read_time_out(&member, "frozen").await;
     });
+}
+
+/// Asks `member` for a write of `key` and a linearizable read, and checks both are answered
+/// with "request timed out" at their deadline: not before it, and at most one tick (plus room
+/// for a loaded machine) after it.
+async fn assert_a_write_and_a_read_time_out(member: &Rc<Member>, key: &str) {
+    let limit = member.request_timeout();
+    let started = Instant::now();
+    let answers = futures_lite::future::zip(
+        member.propose_write(put(key, "v")),
+        member.wait_linearizable(),
+    );
+    let never = async {
+        glommio::timer::sleep(limit + PATIENCE).await;
+        panic!("no answer {PATIENCE:?} after the {limit:?} deadline");
+    };
+    let (write, read) = futures_lite::future::or(answers, never).await;
+    let took = started.elapsed();
+    let timed_out = basalt_net::Status::from(basalt_net::EtcdStatus::Timeout);
+    assert_eq!(write.unwrap_err(), timed_out);
+    assert_eq!(read.unwrap_err(), timed_out);
+    assert!(
+        took >= limit,
+        "answered after {took:?}, before the {limit:?} deadline"
+    );
+    assert!(
+        took < limit + Duration::from_secs(2),
+        "answered {took:?} after asking, the deadline was {limit:?}"
+    );
 }
 
 /// Goal: a snapshot install never throws away what the member may have acknowledged. A copy
