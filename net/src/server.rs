@@ -62,35 +62,18 @@ pub struct Server {
     closing: ShutdownSignal,
 }
 
-/// Counts one open connection for as long as it lives (also when its task is dropped).
-struct ConnectionCount(Rc<Cell<usize>>);
+/// Counts one open thing (a connection, an accept loop holding its listener) for as long as
+/// it lives, also when its task is dropped.
+struct OpenCount(Rc<Cell<usize>>);
 
-impl ConnectionCount {
-    fn enter(server: &Server) -> ConnectionCount {
-        let count = server.connections_open.clone();
+impl OpenCount {
+    fn enter(count: &Rc<Cell<usize>>) -> OpenCount {
         count.set(count.get() + 1);
-        ConnectionCount(count)
+        OpenCount(count.clone())
     }
 }
 
-impl Drop for ConnectionCount {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
-
-/// Counts one accept loop for as long as it holds its listener.
-struct ListenerCount(Rc<Cell<usize>>);
-
-impl ListenerCount {
-    fn enter(server: &Server) -> ListenerCount {
-        let count = server.listeners_open.clone();
-        count.set(count.get() + 1);
-        ListenerCount(count)
-    }
-}
-
-impl Drop for ListenerCount {
+impl Drop for OpenCount {
     fn drop(&mut self) {
         self.0.set(self.0.get() - 1);
     }
@@ -286,7 +269,7 @@ impl Server {
         listener: TcpListener,
         tls: Option<Arc<ServerTls>>,
     ) -> Result<(), NetError> {
-        let open = ListenerCount::enter(&self);
+        let open = OpenCount::enter(&self.listeners_open);
         let mut stop = pin!(futures_lite::future::or(
             self.shutdown.raised(),
             self.accepting_stopped.raised()
@@ -328,7 +311,7 @@ impl Server {
             }
             limit_reached = false;
             let server = self.clone();
-            let open = ConnectionCount::enter(&self);
+            let open = OpenCount::enter(&self.connections_open);
             let tls = tls.clone();
             glommio::spawn_local(async move {
                 let _open = open;
