@@ -1325,7 +1325,13 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // basalt patch: a preemption before any task ran still leaves runnable tasks.
+                // Upstream answered "nothing ran", and the executor parked: a latency-ring
+                // timer that fired between the reactor's poll and this point has no waker,
+                // so the reactor found nothing to wake and slept until the next timer with
+                // tasks ready to run (seen as 40-95 ms stalls of a lone client's puts).
+                // Runnable tasks count as work: the loop polls the reactor and runs them.
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
@@ -1333,7 +1339,6 @@ impl LocalExecutor {
                 ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

@@ -1222,10 +1222,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// basalt patch: the duration the latency timer was armed with when it is a preempt
-    /// timer; `None` when it is a sleep's user timer (or there is none). Only a preempt
-    /// timer armed for no longer than the preempt interval asked for now may be kept.
-    latency_preemption_timeout_armed: Cell<Option<Duration>>,
+    /// basalt patch: when the latency timer (a preempt timer or a sleep's user timer) was
+    /// armed to fire, at the earliest. A live one is kept for as long as it fires no later
+    /// than the timer a pass would arm (see `wait`).
+    latency_timer_due: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1357,7 +1357,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_timeout_armed: Cell::new(None),
+            latency_timer_due: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1758,6 +1758,11 @@ impl Reactor {
         }
     }
 
+    /// basalt patch: how much later than asked a kept latency timer may fire (the kernel's
+    /// default timer slack for a thread is 50 µs; an armed timer's due time is taken after its
+    /// SQE is queued, before the kernel starts it).
+    const LATENCY_TIMER_LATE_LIMIT: Duration = Duration::from_micros(100);
+
     /// This function can be passed two timers. Because they play different
     /// roles we keep them separate instead of overloading the same
     /// parameter.
@@ -1826,23 +1831,30 @@ impl Reactor {
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
         //
-        // basalt patch: except on a pass that will not sleep (a preempt timer is
-        // asked for) while the old timer has not fired: it is kept as the preempt
-        // timer instead of being cancelled and queued again (a cancellation, an
-        // SQE and up to two io_uring_enter calls per executor round). It may fire
-        // before a fresh one would: an early preemption hint, which only makes the
-        // running task queue yield to the reactor. A pass that may sleep still
-        // cancels it, so a sleep is woken by the user timer alone. Only a preempt
-        // timer armed for at most the interval asked for now is kept: the timer a
-        // sleep armed for the next user timer may be far away, and keeping it would
-        // leave the task queues without preemption until then.
+        // basalt patch: except while the old timer has not fired and fires no later than
+        // the one this pass would arm: the preempt timer on a pass that will not sleep,
+        // the next user timer on a pass that may sleep. It is kept instead of being
+        // cancelled and queued again: a cancellation, an SQE and two io_uring_enter calls
+        // (each arming or cancelling a kernel hrtimer), twice per sleep and wake under
+        // light load, since the user timer a sleep arms is cancelled on waking for a
+        // preempt timer and that one again on the next sleep. A kept timer can only fire
+        // early: a preemption hint (the running task queue yields to the reactor) or a
+        // spurious wake-up (the executor finds nothing due, arms the timer due next and
+        // sleeps again). A timer that would fire later than asked is cancelled: the task
+        // queues keep their preemption, and a sleep its wake-up for the next user timer. A
+        // pass that may sleep with no user timer cancels it, as upstream.
         let old_latency_timer = self.latency_preemption_timeout_src.take();
-        let old_latency_armed = self.latency_preemption_timeout_armed.take();
-        let kept_latency_timer = match (old_latency_timer, old_latency_armed, preempt_timer()) {
-            (Some(timer), Some(armed), Some(preempt))
-                if armed <= preempt && timer.result().is_none() =>
+        let old_latency_due = self.latency_timer_due.take();
+        let now = Instant::now();
+        let wanted_due = match preempt_timer() {
+            Some(preempt) => Some(now + preempt),
+            None => user_timer.map(|timer| now + timer),
+        };
+        let mut kept_latency_timer = match (old_latency_timer, old_latency_due, wanted_due) {
+            (Some(timer), Some(due), Some(wanted))
+                if due <= wanted + Self::LATENCY_TIMER_LATE_LIMIT && timer.result().is_none() =>
             {
-                Some((timer, armed))
+                Some((timer, due))
             }
             (other, _, _) => {
                 drop(other);
@@ -1891,9 +1903,18 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                // basalt patch: a kept timer fires no later than this one would.
+                let kept = match &kept_latency_timer {
+                    Some((timer, _)) => timer.result().is_none(),
+                    None => false,
+                };
+                if !kept {
+                    drop(kept_latency_timer.take());
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    self.latency_timer_due.set(Some(Instant::now() + dur));
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1919,18 +1940,20 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
-            // The kept timer may have fired since it was checked (its completion consumed
-            // by the passes above): a fired timer would leave this round unpreempted.
-            match kept_latency_timer {
-                Some((timer, armed)) if timer.result().is_none() => {
-                    self.latency_preemption_timeout_src.set(Some(timer));
-                    self.latency_preemption_timeout_armed.set(Some(armed));
-                }
-                _ => {
+        // basalt patch: the kept timer goes back in place while it has not fired. On a pass
+        // that asks for a preempt timer, a fired one is replaced: it would leave this round
+        // unpreempted. (A sleep that armed its user timer above set it in place already.)
+        match kept_latency_timer {
+            Some((timer, due)) if timer.result().is_none() => {
+                self.latency_preemption_timeout_src.set(Some(timer));
+                self.latency_timer_due.set(Some(due));
+            }
+            _ => {
+                if let Some(preempt) = preempt_timer() {
+                    drop(self.latency_preemption_timeout_src.take());
                     self.latency_preemption_timeout_src
                         .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                    self.latency_preemption_timeout_armed.set(Some(preempt));
+                    self.latency_timer_due.set(Some(Instant::now() + preempt));
                     flush_rings!(lat_ring, main_ring)?;
                 }
             }
