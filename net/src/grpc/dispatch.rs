@@ -44,12 +44,14 @@ pub(crate) async fn serve_call(
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
         if !grpc && gateway_path(parts.uri.path()).is_some() {
-            gateway.serve_h2(parts, body, respond).await;
+            // Boxed, as the plain GET below: a call future holds the largest of its paths'
+            // states, and every gRPC call's future is moved into its task and its box.
+            Box::pin(gateway.serve_h2(parts, body, respond)).await;
             return;
         }
     }
     if parts.method == http::Method::GET {
-        serve_plain_get(http_handler, &parts, &mut respond).await;
+        Box::pin(serve_plain_get(http_handler, &parts, &mut respond)).await;
         return;
     }
     let response = Rc::new(RefCell::new(ResponseState::new(respond)));
