@@ -216,6 +216,12 @@ impl Server {
         self
     }
 
+    /// Calls under way that end by themselves: all but the clients' Watch and LeaseKeepAlive
+    /// streams, which a graceful stop need not wait for.
+    pub fn finite_calls_open(&self) -> usize {
+        self.router.finite_calls_open()
+    }
+
     /// Connections this server is serving now.
     pub fn connections_open(&self) -> usize {
         self.connections_open.get()

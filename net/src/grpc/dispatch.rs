@@ -119,6 +119,10 @@ pub(crate) async fn run_call(
 ) {
     let path = call.path;
     let route = router.route(path);
+    // A graceful stop waits for the calls that end by themselves.
+    let _finite = route
+        .is_none_or(|route| route.ends_by_itself)
+        .then(|| router.enter_finite_call());
     let counted = route.and_then(|route| router.counted(route));
     let started = counted
         .filter(|method| method.times_calls())

@@ -3,7 +3,7 @@
 //! A router is built once per executor, so handlers may hold `Rc` state and return `!Send`
 //! futures; each call runs as its own `spawn_local` task on the connection's executor.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -34,6 +34,9 @@ type RawHandler = Rc<dyn Fn(RawCall) -> LocalCallFuture>;
 pub(crate) struct Route {
     pub(crate) handler: RawHandler,
     method_index: usize,
+    /// Whether a call of this method ends by itself (unary, server streaming): a graceful
+    /// stop waits for those, not for the client's streams (Watch, LeaseKeepAlive).
+    pub(crate) ends_by_itself: bool,
 }
 
 /// Method path → handler, for one executor.
@@ -45,6 +48,9 @@ pub struct Router {
     methods: Vec<(String, CallKind)>,
     /// Calls counted per method and outcome, once `count_calls` asked for it.
     counts: Option<Arc<GrpcCallCounts>>,
+    /// Calls under way that end by themselves (see `Route::ends_by_itself`), unknown methods
+    /// included (they end at once).
+    finite_calls_open: Rc<Cell<usize>>,
 }
 
 impl Router {
@@ -189,6 +195,7 @@ impl Router {
         let route = Route {
             handler: Rc::new(handler),
             method_index: self.methods.len(),
+            ends_by_itself: kind != CallKind::BidiStream,
         };
         let previous = self.routes.insert(path.to_string(), route);
         assert!(previous.is_none(), "method {path} registered twice");
@@ -201,6 +208,17 @@ impl Router {
         self.counts
             .as_ref()
             .map(|counts| counts.message_bytes_shared())
+    }
+
+    /// Counts a call that ends by itself for as long as the guard lives.
+    pub(crate) fn enter_finite_call(&self) -> FiniteCallOpen {
+        self.finite_calls_open.set(self.finite_calls_open.get() + 1);
+        FiniteCallOpen(self.finite_calls_open.clone())
+    }
+
+    /// Calls under way that end by themselves (all but Watch and LeaseKeepAlive streams).
+    pub fn finite_calls_open(&self) -> usize {
+        self.finite_calls_open.get()
     }
 
     /// The method registered at `path`, if any.
@@ -226,5 +244,14 @@ pub(crate) fn unimplemented_status(router: &Router, path: &str) -> Status {
         }
         Some((service, _)) => Status::unimplemented(format!("unknown service {service}")),
         None => Status::unimplemented(format!("malformed method name: {path:?}")),
+    }
+}
+
+/// One call that ends by itself, counted while it runs (`Router::enter_finite_call`).
+pub(crate) struct FiniteCallOpen(Rc<Cell<usize>>);
+
+impl Drop for FiniteCallOpen {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }

@@ -2,9 +2,11 @@
 //! (`embed.Etcd.Close` → `stopServers`, before `EtcdServer.Stop` hands leadership over).
 //! Every core closes its listeners (new connections are refused); then every connection is
 //! sent GOAWAY (new calls go elsewhere) and the calls under way finish, while the member still
-//! commits their proposals; at etcd's bound (its request timeout) what is still open (watch and
-//! lease keep-alive streams, a call that never ends) is closed anyway, as grpc-go's `Stop`
-//! after `GracefulStop`.
+//! commits their proposals. Watch and lease keep-alive streams, which a client ends only when
+//! told, do not hold the stop: once no call that ends by itself has been under way for
+//! [`STREAMS_ONLY_GRACE`], the connections left are closed, as Debian's etcd 3.4 closes them
+//! at once (it stops in under 2 s with a watch open). At etcd's bound (its request timeout)
+//! whatever is still open is closed anyway, as grpc-go's `Stop` after `GracefulStop`.
 //!
 //! The owner core orders each client core over a link of one-shot channels (one message each
 //! way per step, so nothing queues), and waits for its answer at most until the bound plus
@@ -18,6 +20,11 @@ use futures_channel::oneshot;
 
 /// How often a core looks whether its listeners are closed or its connections are gone.
 const DRAIN_POLL: Duration = Duration::from_millis(2);
+
+/// How long no call that ends by itself (unary, Snapshot) must have been under way before the
+/// connections left, carrying only streams, are closed. A call a client sent before it saw
+/// the GOAWAY arrives within a round trip and restarts the wait.
+const STREAMS_ONLY_GRACE: Duration = Duration::from_secs(1);
 
 /// How long past the bound the owner waits for a core's answer (a core busy with a long
 /// task answers late), and a core for its closed connections to be gone.
@@ -70,8 +77,8 @@ pub fn link() -> (StopOrders, StopFollower) {
 /// What the client servers' stop came to, over every core.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct StopOutcome {
-    /// Connections still open at the bound, closed with their calls.
-    pub closed_at_bound: usize,
+    /// Connections closed by the stop: carrying only streams, or still open at the bound.
+    pub connections_closed: usize,
     /// Client cores that did not answer in time (their connections end with the process).
     pub cores_unanswered: usize,
 }
@@ -91,14 +98,29 @@ impl CoreServers {
             .await;
     }
 
-    /// Step 2: GOAWAY on every connection, then waits until they are gone or `deadline`
-    /// passes, and closes the rest; how many it closed.
+    /// Step 2: GOAWAY on every connection, then waits until they are gone, or carry only
+    /// streams (no call that ends by itself for [`STREAMS_ONLY_GRACE`]), or `deadline` passes,
+    /// and closes the rest; how many it closed.
     async fn drain(&self, deadline: Instant) -> usize {
         for server in &self.0 {
             server.shutdown_signal().raise();
         }
-        self.wait_until(deadline, |server| server.connections_open() == 0)
-            .await;
+        let mut streams_only_since: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline || self.0.iter().all(|server| server.connections_open() == 0) {
+                break;
+            }
+            if self.0.iter().all(|server| server.finite_calls_open() == 0) {
+                let since = *streams_only_since.get_or_insert(now);
+                if now - since >= STREAMS_ONLY_GRACE {
+                    break;
+                }
+            } else {
+                streams_only_since = None;
+            }
+            glommio::timer::sleep(DRAIN_POLL).await;
+        }
         let left: usize = self.0.iter().map(|server| server.connections_open()).sum();
         if left > 0 {
             for server in &self.0 {
@@ -167,10 +189,10 @@ pub async fn stop_every_core(
         let _ = drain.send(());
         draining.push(drained);
     }
-    outcome.closed_at_bound += own.drain(deadline).await;
+    outcome.connections_closed += own.drain(deadline).await;
     for drained in draining {
         match answer_before(answer_deadline, drained).await {
-            Some(closed) => outcome.closed_at_bound += closed,
+            Some(closed) => outcome.connections_closed += closed,
             None => outcome.cores_unanswered += 1,
         }
     }

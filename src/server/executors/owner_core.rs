@@ -269,7 +269,10 @@ pub async fn serve(
         milestones.info(
             "stopped serving client traffic",
             &[
-                ("closed-at-bound", &outcome.closed_at_bound.to_string()),
+                (
+                    "connections-closed",
+                    &outcome.connections_closed.to_string(),
+                ),
                 ("cores-unanswered", &outcome.cores_unanswered.to_string()),
             ],
         );
