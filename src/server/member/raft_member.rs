@@ -28,7 +28,7 @@ use super::id_generator::IdGenerator;
 use super::lease_ids::LeaseIds;
 use super::log_writer::{LogWork, LogWriter};
 use super::offload::on_own_thread;
-use super::reconfig_health::Connectivity;
+use super::reconfig_health::{Connectivity, HEALTH_INTERVAL};
 use crate::node::{LogMetadata, RaftNode, RaftOptions, Recovered};
 use crate::server::metrics::ServerMetrics;
 use crate::server::state_machine::apply::{Applied, AppliedBatch};
@@ -1040,15 +1040,9 @@ impl Member {
             own,
             voters: &voters,
             now: std::time::Instant::now(),
+            health_interval: HEALTH_INTERVAL,
         };
-        match change {
-            // etcd 3.4 checks a learner's addition too (only the started-members rule is for voters).
-            MembershipChange::Add { .. } => connectivity.may_add_voter(),
-            MembershipChange::Remove { member_id } if !cluster.is_learner(*member_id) => {
-                connectivity.may_remove_voter(*member_id)
-            }
-            _ => true,
-        }
+        connectivity.allows(change, |id| cluster.is_learner(id))
     }
 
     /// etcd's MoveLeader on the leader: asks raft to hand leadership to `target` and waits,
