@@ -10,9 +10,12 @@
 //! Members compact their logs, so one that falls behind a compaction (crashed, partitioned)
 //! catches up by a snapshot, streamed while the faults go on (`snapshot`). With
 //! `Scenario::reconfigure`, an operator adds, promotes and removes members meanwhile
-//! (`reconfiguration`); member ids are slot positions plus one, never reused.
+//! (`reconfiguration`), each change passing the real member's `--strict-reconfig-check`
+//! connectivity rules on the member asked; member ids are slot positions plus one, never
+//! reused.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use raft::prelude::{ConfState, HardState, Message, MessageType};
 
@@ -29,6 +32,7 @@ use super::network::{Fate, Network};
 use super::reconfiguration::Reconfiguration;
 use super::rng::Rng;
 use super::snapshot::Transfer;
+use crate::server::member::reconfig_health::Connectivity;
 
 /// The shape of one run.
 #[derive(Clone, Copy, Debug)]
@@ -115,6 +119,10 @@ pub struct World {
     events: BTreeMap<(Micros, u64), Event>,
     slots: Vec<Slot>,
     incarnations: Vec<u64>,
+    /// When each member's current life started (its peer connections date from then).
+    started_at: Vec<Micros>,
+    /// The instant simulated time 0 stands for, for `reconfig_health`'s clock.
+    epoch: Instant,
     clocks: Vec<MemberClock>,
     options: RaftOptions,
     compaction: Compaction,
@@ -195,6 +203,8 @@ impl World {
             events: BTreeMap::new(),
             slots: Vec::new(),
             incarnations: vec![0; scenario.members],
+            started_at: vec![0; scenario.members],
+            epoch: Instant::now(),
             clocks,
             options,
             compaction,
@@ -411,7 +421,7 @@ impl World {
             }
             Event::EndFaults => {
                 self.faults = false;
-                self.network.heal();
+                self.network.heal(self.now);
                 for member in 0..self.slots.len() {
                     match &mut self.slots[member] {
                         Slot::Up(up) => up.disk.stalled_until = 0,
@@ -666,6 +676,7 @@ impl World {
                 self.slots
                     .push(Slot::Down(DurableLog::default(), CheckpointedKv::default()));
                 self.incarnations.push(0);
+                self.started_at.push(0);
                 self.clocks.push(MemberClock::drifting(&mut self.rng));
                 self.restart(member_id as usize - 1);
             }
@@ -679,6 +690,10 @@ impl World {
         }
         // Proposed on a member of the world's choosing; a follower forwards it.
         let proposer = self.rng.below(self.slots.len() as u64) as usize;
+        if !self.connected_enough_for(proposer, &change) {
+            // etcd's "unhealthy cluster" (`--strict-reconfig-check`): asked again later.
+            return self.schedule(retry, Event::Reconfigure);
+        }
         let request_id = self.next_request_id;
         self.next_request_id += 1;
         if let Some(member) = self.member_mut(proposer) {
@@ -690,6 +705,51 @@ impl World {
             }
         }
         self.schedule(retry, Event::Reconfigure);
+    }
+
+    /// The real member's `--strict-reconfig-check` connectivity rules (`reconfig_health`,
+    /// on by default, as in etcd) on `proposer`, as its table and its links see the voters.
+    /// etcd's health interval of 5 s is five of its default election timeouts; here it is five
+    /// of the simulation's, so a change waits for links that held that long, as a real one
+    /// does. A member that is not up proposes nothing: no check.
+    fn connected_enough_for(&self, proposer: usize, change: &MembershipChange) -> bool {
+        let Some(member) = self.member(proposer) else {
+            return true;
+        };
+        let own = proposer as u64 + 1;
+        let cluster = &member.kv.live.cluster;
+        let at = |micros: Micros| self.epoch + Duration::from_micros(micros);
+        let voters: Vec<(u64, Option<Instant>)> = cluster
+            .voters()
+            .into_iter()
+            .map(|id| {
+                let since = (id != own)
+                    .then(|| self.active_since(proposer, id as usize - 1))
+                    .flatten();
+                (id, since.map(at))
+            })
+            .collect();
+        let connectivity = Connectivity {
+            own,
+            voters: &voters,
+            now: at(self.now),
+            health_interval: Duration::from_micros(5 * self.options.election_ticks as u64 * TICK),
+        };
+        let learners = cluster.learners();
+        connectivity.allows(change, |id| learners.contains(&id))
+    }
+
+    /// Since when members `a` and `b` (slots) have been connected without a break: both up
+    /// since then and the links both ways open; `None` if they are not now.
+    fn active_since(&self, a: usize, b: usize) -> Option<Micros> {
+        self.member(a)?;
+        self.member(b)?;
+        let (id_a, id_b) = (a as u64 + 1, b as u64 + 1);
+        let links = self
+            .network
+            .open_since(id_a, id_b)?
+            .max(self.network.open_since(id_b, id_a)?);
+        Some(links.max(self.started_at[a]).max(self.started_at[b]))
     }
 
     fn fsync_latency(&mut self) -> Micros {
@@ -896,6 +956,7 @@ impl World {
         let member = Member::start(self.seed, id, self.options, self.compaction, log, kv);
         self.slots[index] = Slot::Up(Box::new(member));
         self.incarnations[index] += 1;
+        self.started_at[index] = self.now;
         let incarnation = self.incarnations[index];
         let first_tick = self.rng.between(0, TICK);
         self.schedule(
@@ -930,7 +991,7 @@ impl World {
                 let both_ways = self.rng.percent(70);
                 self.network.partition(&side, &ids, both_ways);
             }
-            45..=59 => self.network.heal_partitions(),
+            45..=59 => self.network.heal_partitions(self.now),
             60..=74 => {
                 let stall = self.rng.between(20_000, 600_000);
                 let until = self.now + stall;
