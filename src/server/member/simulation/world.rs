@@ -12,7 +12,8 @@
 //! `Scenario::reconfigure`, an operator adds, promotes and removes members meanwhile
 //! (`reconfiguration`), each change passing the real member's `--strict-reconfig-check`
 //! connectivity rules on the member asked; member ids are slot positions plus one, never
-//! reused.
+//! reused. A removed member stops once a member that applied its removal refuses it, as a
+//! real one does.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -93,6 +94,8 @@ enum Event {
     },
     /// The operator's next look at the membership.
     Reconfigure,
+    /// A member that applied this member's removal refused its connection: it stops.
+    RefusedAsRemoved(usize),
     /// A crash of this life of a member (one installing a snapshot), then a restart.
     Crash {
         member: usize,
@@ -339,9 +342,19 @@ impl World {
                 let Some(member) = self.member_mut(to) else {
                     return;
                 };
-                // Raft stands still while a snapshot commits; a removed member's messages
-                // are refused by the peer transport of a member that knows it removed.
-                if member.frozen || member.kv.live.cluster.is_removed(message.from) {
+                if member.kv.live.cluster.is_removed(message.from) {
+                    // The peer transport of a member that applied the removal refuses the
+                    // removed member's connection, which then stops for good (etcd's 410
+                    // Gone, `peer_link`'s `Refusal::Removed`): the refusal travels back.
+                    let from = message.from;
+                    if self.network.is_open(message.to, from) {
+                        let after = self.rng.between(100, 2_000);
+                        self.schedule(after, Event::RefusedAsRemoved((from - 1) as usize));
+                    }
+                    return;
+                }
+                // Raft stands still while a snapshot commits.
+                if member.frozen {
                     return;
                 }
                 // A message from an earlier life of a member, or a stale one, is raft's
@@ -456,6 +469,7 @@ impl World {
                 self.pump(leader);
             }
             Event::Reconfigure => self.reconfigure(),
+            Event::RefusedAsRemoved(member) => self.stop_removed(member),
             Event::Crash {
                 member,
                 incarnation,
@@ -817,10 +831,7 @@ impl World {
                 self.tally.leaders_removed += 1;
             }
             // It applied its own removal: it stops for good, as a real member exits.
-            self.crash(member);
-            if let Slot::Down(log, _) = &self.slots[member] {
-                self.slots[member] = Slot::Removed(log.clone());
-            }
+            self.stop_removed(member);
             return;
         }
         let incarnation = self.incarnations[member];
@@ -833,6 +844,19 @@ impl World {
                     incarnation,
                 },
             );
+        }
+    }
+
+    /// Member `index` stops for good, removed from the cluster (what its disk holds stays
+    /// for the quorum checks). A member that is down has nothing to stop: its next life is
+    /// refused in turn when it reaches a member that applied its removal.
+    fn stop_removed(&mut self, index: usize) {
+        if self.member(index).is_none() {
+            return;
+        }
+        self.crash(index);
+        if let Slot::Down(log, _) = &self.slots[index] {
+            self.slots[index] = Slot::Removed(log.clone());
         }
     }
 
