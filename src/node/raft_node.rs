@@ -78,6 +78,12 @@ pub struct Persist {
     pub truncate_after: Option<u64>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+    /// The write is only a hard state whose commit index moved (term and vote unchanged, no
+    /// entries). It need not be durable before anything, as etcd's `raft.MustSync` says: the
+    /// commit index is volatile in raft, and a restart recovers it from the applied index
+    /// and from the leader. The shell may hold it back and write it with its next write,
+    /// which saves a durable write per round when commits follow appends.
+    pub commit_only: bool,
     /// A snapshot received from the leader: the log restarts after it.
     pub snapshot: Option<Snapshot>,
     /// Messages to send only once this write is durable (a follower's acks and votes).
@@ -563,6 +569,11 @@ impl RaftNode {
         }
         persist.entries = entries;
         if let Some(hard_state) = ready.hs() {
+            let before = self.raw.store().rl().hard_state().clone();
+            persist.commit_only = persist.entries.is_empty()
+                && persist.snapshot.is_none()
+                && hard_state.term == before.term
+                && hard_state.vote == before.vote;
             self.raw.mut_store().wl().set_hardstate(hard_state.clone());
             persist.hard_state = Some(hard_state.clone());
         }

@@ -168,6 +168,10 @@ impl Member {
             out.messages.extend(effects.messages);
             if let Some(persist) = effects.persist {
                 self.disk.write(persist);
+                if let Some(synced) = self.disk.take_durable() {
+                    self.node.on_persisted(synced.ready_number);
+                    out.messages.extend(synced.messages_after);
+                }
             }
             self.note_commit(out);
             self.apply(&effects.committed, out);
