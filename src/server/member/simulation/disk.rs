@@ -163,6 +163,11 @@ impl Disk {
             .unwrap_or_else(|| self.durable.hard_state.clone())
     }
 
+    /// Whether a commit-only hard state is held back, not yet written.
+    pub fn holds_back_a_commit(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// Writes a checkpoint: durable with the next fdatasync, which the next persist starts.
     pub fn checkpoint(&mut self, metadata: SnapshotMetadata) {
         // The real checkpoint's metadata record carries the newest hard state.

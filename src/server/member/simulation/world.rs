@@ -170,6 +170,9 @@ pub struct Tally {
     pub leaders_removed: u64,
     /// Snapshots installed by members added during the run.
     pub joiner_snapshots: u64,
+    /// Crashes of a member holding back a commit-only hard state (`Persist::commit_only`):
+    /// the commit index it had reported durable is lost, and the run's checks must hold.
+    pub held_commits_lost: u64,
 }
 
 impl World {
@@ -958,6 +961,9 @@ impl World {
             self.slots[index] = slot;
             return;
         };
+        if member.disk.holds_back_a_commit() {
+            self.tally.held_commits_lost += 1;
+        }
         let (log, kv) = member.crash(&mut self.rng);
         self.slots[index] = Slot::Down(log, kv);
         self.incarnations[index] += 1;
