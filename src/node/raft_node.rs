@@ -325,6 +325,28 @@ impl RaftNode {
         self.raw.report_snapshot(peer, status);
     }
 
+    /// Answers the snapshot `leader` sent that this member refused as stale (it applied or
+    /// committed the snapshot's index, or its log holds that entry) as raft answers a snapshot
+    /// it ignores (raft-rs's and etcd's `handleSnapshot`): an append response at the commit
+    /// index, from which the leader resumes replicating. Snapshots never reach raft here (the
+    /// installer takes them), so without this answer the leader hears only that the transfer
+    /// failed and probes again from what it last knew to match; if that lies before its log's
+    /// start (a rejection sent before an install reached it after the install was reported),
+    /// it sends the same snapshot again, forever.
+    pub fn answer_stale_snapshot(&mut self, leader: u64) {
+        let raft = &mut self.raw.raft;
+        if raft.state != StateRole::Follower {
+            return;
+        }
+        let mut response = Message::default();
+        response.set_msg_type(raft::prelude::MessageType::MsgAppendResponse);
+        response.to = leader;
+        response.from = raft.id;
+        response.term = raft.term;
+        response.index = raft.raft_log.committed;
+        raft.msgs.push(response);
+    }
+
     /// Starts an election now (a single voter need not wait out an election timeout).
     pub fn campaign(&mut self) -> Result<(), NodeError> {
         self.raw

@@ -548,12 +548,16 @@ impl World {
         let open = self.network.is_open(transfer.from, transfer.to);
         let accepted = match self.member_mut(index) {
             Some(member) if open && !member.frozen => {
-                member.freeze_for_snapshot(&transfer.metadata).is_ok()
+                member.freeze_for_snapshot(transfer.from, &transfer.metadata)
             }
-            _ => false,
+            _ => Err("not taken".into()),
         };
-        if !accepted {
+        if accepted.is_err() {
             self.tally.snapshots_refused += 1;
+            if self.member(index).is_some_and(|m| !m.frozen) {
+                // A refusal as stale answered raft (`Member::freeze_for_snapshot`).
+                self.pump(index);
+            }
             return self.send_verdict(&transfer, false);
         }
         let incarnation = self.incarnations[index];
