@@ -78,6 +78,12 @@ pub struct Persist {
     pub truncate_after: Option<u64>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+    /// The write is only a hard state whose commit index moved (term and vote unchanged, no
+    /// entries). It need not be durable before anything, as etcd's `raft.MustSync` says: the
+    /// commit index is volatile in raft, and a restart recovers it from the applied index
+    /// and from the leader. The shell may hold it back and write it with its next write,
+    /// which saves a durable write per round when commits follow appends.
+    pub commit_only: bool,
     /// A snapshot received from the leader: the log restarts after it.
     pub snapshot: Option<Snapshot>,
     /// Messages to send only once this write is durable (a follower's acks and votes).
@@ -317,6 +323,28 @@ impl RaftNode {
             raft::SnapshotStatus::Failure
         };
         self.raw.report_snapshot(peer, status);
+    }
+
+    /// Answers the snapshot `leader` sent that this member refused as stale (it applied or
+    /// committed the snapshot's index, or its log holds that entry) as raft answers a snapshot
+    /// it ignores (raft-rs's and etcd's `handleSnapshot`): an append response at the commit
+    /// index, from which the leader resumes replicating. Snapshots never reach raft here (the
+    /// installer takes them), so without this answer the leader hears only that the transfer
+    /// failed and probes again from what it last knew to match; if that lies before its log's
+    /// start (a rejection sent before an install reached it after the install was reported),
+    /// it sends the same snapshot again, forever.
+    pub fn answer_stale_snapshot(&mut self, leader: u64) {
+        let raft = &mut self.raw.raft;
+        if raft.state != StateRole::Follower {
+            return;
+        }
+        let mut response = Message::default();
+        response.set_msg_type(raft::prelude::MessageType::MsgAppendResponse);
+        response.to = leader;
+        response.from = raft.id;
+        response.term = raft.term;
+        response.index = raft.raft_log.committed;
+        raft.msgs.push(response);
     }
 
     /// Starts an election now (a single voter need not wait out an election timeout).
@@ -563,6 +591,11 @@ impl RaftNode {
         }
         persist.entries = entries;
         if let Some(hard_state) = ready.hs() {
+            let before = self.raw.store().rl().hard_state().clone();
+            persist.commit_only = persist.entries.is_empty()
+                && persist.snapshot.is_none()
+                && hard_state.term == before.term
+                && hard_state.vote == before.vote;
             self.raw.mut_store().wl().set_hardstate(hard_state.clone());
             persist.hard_state = Some(hard_state.clone());
         }

@@ -33,6 +33,8 @@ impl Rng {
 struct DurableLog {
     entries: Vec<Entry>,
     hard_state: HardState,
+    /// Writes flagged `commit_only` (the shell may hold them back).
+    commit_only_writes: u64,
 }
 
 impl DurableLog {
@@ -41,6 +43,22 @@ impl DurableLog {
             persist.snapshot.is_none(),
             "no snapshots in these scenarios"
         );
+        // Writes complete in order, so the durable hard state is the one raft handed out
+        // before this write: `commit_only` says exactly that only its commit index moved.
+        let commit_only = persist.entries.is_empty()
+            && persist.hard_state.as_ref().is_some_and(|hard_state| {
+                hard_state.term == self.hard_state.term && hard_state.vote == self.hard_state.vote
+            });
+        assert_eq!(
+            persist.commit_only,
+            commit_only,
+            "a write of {} entries, hard state {:?} after {:?}, is flagged commit_only={}",
+            persist.entries.len(),
+            persist.hard_state,
+            self.hard_state,
+            persist.commit_only
+        );
+        self.commit_only_writes += u64::from(commit_only);
         if let Some(after) = persist.truncate_after {
             self.entries.retain(|e| e.index <= after);
         }
@@ -401,6 +419,56 @@ fn settle(
         }
     }
     panic!("the simulated group did not settle");
+}
+
+/// Goal: a commit that moves alone costs no durable write (etcd's `raft.MustSync` is false for
+/// it: `Persist::commit_only` lets the shell hold it back), and nothing else is flagged so
+/// (`DurableLog::apply` checks every write of every test). Method: three voters elect member 1
+/// and commit proposals one at a time; each follower learns each commit after it appended the
+/// entry (the next append or heartbeat carries it), in a write of its own that is commit-only;
+/// the leader's commits move on acks, after its own writes, so its are commit-only too.
+#[test]
+fn a_commit_that_moves_alone_is_a_commit_only_write() {
+    let voters = [1u64, 2, 3];
+    let mut members: Vec<Member> = voters
+        .iter()
+        .map(|&id| Member::start(id, &voters, DurableLog::default()))
+        .collect();
+    let (mut network, mut history) = (VecDeque::new(), History::default());
+    for _ in 0..2 * options(1, true).election_ticks {
+        if members[0].node.is_leader() {
+            break;
+        }
+        members[0].node.tick();
+        settle(&mut members, &mut network, &mut history, None);
+    }
+    assert!(members[0].node.is_leader(), "member 1 leads");
+    let before: Vec<u64> = members.iter().map(|m| m.disk.commit_only_writes).collect();
+    const PROPOSALS: u64 = 5;
+    for proposal in 0..PROPOSALS {
+        members[0]
+            .node
+            .propose(proposal.to_le_bytes().to_vec())
+            .expect("the leader takes a proposal");
+        settle(&mut members, &mut network, &mut history, None);
+        // A heartbeat carries the commit to the followers.
+        members[0].node.tick();
+        settle(&mut members, &mut network, &mut history, None);
+    }
+    for (member, before) in members.iter().zip(before) {
+        let commit_only = member.disk.commit_only_writes - before;
+        assert!(
+            commit_only >= PROPOSALS,
+            "member {}: {commit_only} commit-only writes for {PROPOSALS} commits",
+            member.id
+        );
+        assert_eq!(
+            member.disk.hard_state.commit,
+            members[0].node.commit_index(),
+            "member {}: the commit-only writes reached the disk",
+            member.id
+        );
+    }
 }
 
 /// Goal: `--pre-vote` changes elections as etcd's does. Method: three voters elect member 1;

@@ -362,7 +362,7 @@ fn a_frozen_member_times_its_callers_out_at_their_deadline() {
         let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
         let member = cluster.member(follower).clone();
         member
-            .freeze_for_snapshot(u64::MAX / 2, 1)
+            .freeze_for_snapshot(leader, u64::MAX / 2, 1)
             .expect("a snapshot far ahead is news");
         assert_a_write_and_a_read_time_out(&member, "frozen").await;
     });
@@ -418,11 +418,13 @@ fn a_snapshot_install_is_refused_once_stale_and_freezes_raft_while_it_commits() 
         installing.wait_linearizable().await.unwrap();
         let status = installing.raft_status();
         let committed = installing
-            .freeze_for_snapshot(status.commit_index, status.term)
+            .freeze_for_snapshot(leader, status.commit_index, status.term)
             .unwrap_err();
         assert!(committed.contains("has committed"), "{committed}");
         let beyond = status.commit_index + 100;
-        installing.freeze_for_snapshot(beyond, status.term).unwrap();
+        installing
+            .freeze_for_snapshot(leader, beyond, status.term)
+            .unwrap();
         // Frozen: the others go on, this member applies and acknowledges nothing.
         let applied = installing.raft_status().applied_index;
         for round in 5..10 {
@@ -446,7 +448,7 @@ fn a_snapshot_install_is_refused_once_stale_and_freezes_raft_while_it_commits() 
         }
         let holds = installing.raft_status();
         let known = installing
-            .freeze_for_snapshot(holds.applied_index, holds.term)
+            .freeze_for_snapshot(leader, holds.applied_index, holds.term)
             .unwrap_err();
         assert!(known.contains("stale snapshot"), "{known}");
     });

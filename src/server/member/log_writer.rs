@@ -37,8 +37,12 @@ pub struct LogWriter {
     /// Queued writes waiting to become durable, in order, for the durability waiter task.
     durable: RefCell<VecDeque<DurableWait>>,
     durable_wake: RefCell<Option<Waker>>,
-    /// The hard state most recently queued into the WAL (a checkpoint stores it again).
+    /// The newest hard state raft handed out (a checkpoint stores it again). It is in the WAL
+    /// unless `hard_state_held` says it is a commit-only change still held back.
     persisted_hard_state: RefCell<HardState>,
+    /// Whether `persisted_hard_state` is a commit-only change not yet queued into the WAL: it
+    /// goes out with the next write, so a commit costs no durable write of its own.
+    hard_state_held: Cell<bool>,
     /// The snapshot metadata of the last checkpoint, which every metadata record carries.
     snapshot: RefCell<SnapshotMetadata>,
     /// Work taken off a queue and not finished yet (being written, or waiting for its
@@ -55,6 +59,7 @@ impl LogWriter {
             durable: RefCell::new(VecDeque::new()),
             durable_wake: RefCell::new(None),
             persisted_hard_state: RefCell::new(hard_state),
+            hard_state_held: Cell::new(false),
             snapshot: RefCell::new(snapshot),
             in_hand: Cell::new(0),
         }
@@ -99,7 +104,9 @@ impl LogWriter {
     }
 
     /// Queues raft's write into the WAL (a truncation, entries, the hard state) without
-    /// waiting for it to be durable, and hands it to the durability waiter.
+    /// waiting for it to be durable, and hands it to the durability waiter. A commit-only
+    /// hard state is held back instead (see `Persist::commit_only`) and queued with the next
+    /// write; its wait is answered once the writes before it are durable.
     pub async fn write(&self, persist: Persist) -> Result<(), String> {
         if persist.snapshot.is_some() {
             // Snapshots are never stepped into raft (see `refused_message`): the installer
@@ -113,6 +120,19 @@ impl LogWriter {
                 .truncate_after(last_kept)
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        if persist.commit_only {
+            let hard_state = persist
+                .hard_state
+                .expect("a commit-only write carries a hard state");
+            assert!(
+                persist.entries.is_empty() && persist.truncate_after.is_none(),
+                "a commit-only write carries nothing else"
+            );
+            *self.persisted_hard_state.borrow_mut() = hard_state;
+            self.hard_state_held.set(true);
+            self.hand_to_durability_waiter((persist.ready_number, None, persist.messages_after));
+            return Ok(());
         }
         let mut last = None;
         for entry in &persist.entries {
@@ -128,8 +148,17 @@ impl LogWriter {
                     .map_err(|e| e.to_string())?,
             );
         }
-        if let Some(hard_state) = persist.hard_state {
+        let hard_state = match persist.hard_state {
+            Some(hard_state) => Some(hard_state),
+            // Something is written anyway: a held-back commit rides along.
+            None if last.is_some() && self.hard_state_held.get() => {
+                Some(self.persisted_hard_state.borrow().clone())
+            }
+            None => None,
+        };
+        if let Some(hard_state) = hard_state {
             *self.persisted_hard_state.borrow_mut() = hard_state.clone();
+            self.hard_state_held.set(false);
             let metadata = LogMetadata {
                 hard_state,
                 snapshot: self.snapshot.borrow().clone(),
@@ -141,13 +170,15 @@ impl LogWriter {
                     .map_err(|e| e.to_string())?,
             );
         }
-        self.durable
-            .borrow_mut()
-            .push_back((persist.ready_number, last, persist.messages_after));
+        self.hand_to_durability_waiter((persist.ready_number, last, persist.messages_after));
+        Ok(())
+    }
+
+    fn hand_to_durability_waiter(&self, wait: DurableWait) {
+        self.durable.borrow_mut().push_back(wait);
         if let Some(waker) = self.durable_wake.borrow_mut().take() {
             waker.wake();
         }
-        Ok(())
     }
 
     /// Waits for the oldest write not yet reported to be durable, and returns the newest ready
@@ -198,6 +229,7 @@ impl LogWriter {
             hard_state: self.persisted_hard_state.borrow().clone(),
             snapshot,
         };
+        self.hard_state_held.set(false);
         let queued = self
             .wal
             .queue_metadata(&metadata.encode())

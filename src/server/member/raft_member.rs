@@ -28,7 +28,7 @@ use super::id_generator::IdGenerator;
 use super::lease_ids::LeaseIds;
 use super::log_writer::{LogWork, LogWriter};
 use super::offload::on_own_thread;
-use super::reconfig_health::Connectivity;
+use super::reconfig_health::{Connectivity, HEALTH_INTERVAL};
 use crate::node::{LogMetadata, RaftNode, RaftOptions, Recovered};
 use crate::server::metrics::ServerMetrics;
 use crate::server::state_machine::apply::{Applied, AppliedBatch};
@@ -469,22 +469,40 @@ impl Member {
     /// committed here, or the log already holds its entry (the member caught up by log while
     /// the copy streamed): installing it would then throw away entries after it that this
     /// member may have acknowledged. Entries the install does discard are ones the snapshot
-    /// holds (before its index) or contradicts (so never committed).
-    pub fn freeze_for_snapshot(&self, index: u64, term: u64) -> Result<(), String> {
-        let state = self.state.borrow();
-        let committed = state.node.commit_index();
-        if index <= committed {
-            return Err(format!(
-                "stale snapshot at index {index}: this member has committed {committed}"
-            ));
-        }
-        if state.node.log_matches(index, term) {
-            return Err(format!(
-                "stale snapshot at index {index}: this member's log already holds that entry"
-            ));
+    /// holds (before its index) or contradicts (so never committed). A stale copy is answered
+    /// to `from`, its sender, as raft answers one (`answer_stale_snapshot`).
+    pub fn freeze_for_snapshot(&self, from: u64, index: u64, term: u64) -> Result<(), String> {
+        let stale = {
+            let state = self.state.borrow();
+            let committed = state.node.commit_index();
+            if index <= committed {
+                Some(format!(
+                    "stale snapshot at index {index}: this member has committed {committed}"
+                ))
+            } else if state.node.log_matches(index, term) {
+                Some(format!(
+                    "stale snapshot at index {index}: this member's log already holds that entry"
+                ))
+            } else {
+                None
+            }
+        };
+        if let Some(reason) = stale {
+            self.answer_stale_snapshot(from);
+            return Err(reason);
         }
         self.frozen.set(true);
         Ok(())
+    }
+
+    /// Answers raft's snapshot from `from` that this member refused as stale, as raft would
+    /// (`RaftNode::answer_stale_snapshot`): the leader learns where to resume replicating.
+    pub fn answer_stale_snapshot(&self, from: u64) {
+        if self.stopped.borrow().is_some() {
+            return;
+        }
+        self.state.borrow_mut().node.answer_stale_snapshot(from);
+        self.pump();
     }
 
     /// Lets raft run again after an install that failed to commit.
@@ -1040,15 +1058,9 @@ impl Member {
             own,
             voters: &voters,
             now: std::time::Instant::now(),
+            health_interval: HEALTH_INTERVAL,
         };
-        match change {
-            // etcd 3.4 checks a learner's addition too (only the started-members rule is for voters).
-            MembershipChange::Add { .. } => connectivity.may_add_voter(),
-            MembershipChange::Remove { member_id } if !cluster.is_learner(*member_id) => {
-                connectivity.may_remove_voter(*member_id)
-            }
-            _ => true,
-        }
+        connectivity.allows(change, |id| cluster.is_learner(id))
     }
 
     /// etcd's MoveLeader on the leader: asks raft to hand leadership to `target` and waits,

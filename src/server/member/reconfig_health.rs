@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::server::state_machine::membership_change::MembershipChange;
+
 /// etcd's `HealthInterval`: how long a peer must have been reachable without a break to count.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -15,12 +17,14 @@ pub struct Connectivity<'a> {
     pub own: u64,
     pub voters: &'a [(u64, Option<Instant>)],
     pub now: Instant,
+    /// `HEALTH_INTERVAL`, or the simulation's, scaled to its faster ticks.
+    pub health_interval: Duration,
 }
 
 impl Connectivity<'_> {
     /// Voters connected since the health interval began (etcd's `numConnectedSince`).
     fn connected_throughout(&self) -> usize {
-        let since = self.now.checked_sub(HEALTH_INTERVAL);
+        let since = self.now.checked_sub(self.health_interval);
         self.voters
             .iter()
             .filter(|(id, active_since)| {
@@ -34,6 +38,20 @@ impl Connectivity<'_> {
     /// for the health interval (`isConnectedFullySince`).
     pub fn may_add_voter(&self) -> bool {
         self.connected_throughout() == self.voters.len()
+    }
+
+    /// Whether `--strict-reconfig-check`'s connectivity rules allow `change`: adding a member
+    /// (etcd 3.4 checks a learner's addition too) needs every voter connected, removing a voter
+    /// needs the rest to keep a connected quorum; removing a learner or promoting one is free
+    /// of them. `is_learner` says whether a member is a learner now.
+    pub fn allows(&self, change: &MembershipChange, is_learner: impl Fn(u64) -> bool) -> bool {
+        match change {
+            MembershipChange::Add { .. } => self.may_add_voter(),
+            MembershipChange::Remove { member_id } if !is_learner(*member_id) => {
+                self.may_remove_voter(*member_id)
+            }
+            _ => true,
+        }
     }
 
     /// etcd's `mayRemoveMember` rule for a voter (a learner is removed freely): a voter that
@@ -62,6 +80,7 @@ mod tests {
             own: 1,
             voters,
             now,
+            health_interval: HEALTH_INTERVAL,
         }
     }
 

@@ -116,6 +116,7 @@ async fn take(
     let metadata = snapshot.get_metadata().clone();
     let applied = member.raft_status().applied_index;
     if metadata.index <= applied {
+        member.answer_stale_snapshot(message.from);
         return Err(format!(
             "stale snapshot at index {}: this member has applied {applied}",
             metadata.index
@@ -181,7 +182,7 @@ async fn take(
     };
     // From here the member stands still until it restarts into the copy (or the copy fails
     // its check).
-    member.freeze_for_snapshot(log.snapshot.index, log.snapshot.term)?;
+    member.freeze_for_snapshot(message.from, log.snapshot.index, log.snapshot.term)?;
     let (dir, committing) = (db_dir.to_path_buf(), log.clone());
     // Ok(Err): the copy was refused and nothing was committed; Err: committing failed, so
     // what is on disk is unknown.

@@ -124,6 +124,9 @@ pub struct Disk {
     fsync_in_flight: Option<u64>,
     /// Until when every fdatasync hangs.
     pub stalled_until: Micros,
+    /// A commit-only hard state held back, not written: it goes out with the next write or
+    /// checkpoint, and a crash loses it (`LogWriter::write`).
+    held: Option<HardState>,
 }
 
 impl Disk {
@@ -135,6 +138,7 @@ impl Disk {
             waiting: VecDeque::new(),
             fsync_in_flight: None,
             stalled_until: 0,
+            held: None,
         }
     }
 
@@ -146,6 +150,9 @@ impl Disk {
     /// The hard state most recently written, durable or not (`LogWriter::persisted_hard_state`:
     /// the term and vote a snapshot install keeps).
     pub fn written_hard_state(&self) -> HardState {
+        if let Some(held) = &self.held {
+            return held.clone();
+        }
         self.written
             .iter()
             .rev()
@@ -156,8 +163,17 @@ impl Disk {
             .unwrap_or_else(|| self.durable.hard_state.clone())
     }
 
+    /// Whether a commit-only hard state is held back, not yet written.
+    pub fn holds_back_a_commit(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// Writes a checkpoint: durable with the next fdatasync, which the next persist starts.
     pub fn checkpoint(&mut self, metadata: SnapshotMetadata) {
+        // The real checkpoint's metadata record carries the newest hard state.
+        if let Some(held) = self.held.take() {
+            self.written.push_back(Record::HardState(held));
+        }
         self.written.push_back(Record::Checkpoint(metadata));
     }
 
@@ -167,19 +183,47 @@ impl Disk {
             persist.snapshot.is_none(),
             "raft never sees a snapshot: a member installs one by restarting into it"
         );
-        if let Some(index) = persist.truncate_after {
-            self.written.push_back(Record::TruncateAfter(index));
-        }
-        self.written
-            .extend(persist.entries.into_iter().map(Record::Entry));
-        if let Some(hard_state) = persist.hard_state {
-            self.written.push_back(Record::HardState(hard_state));
+        if persist.commit_only {
+            // Held back: durable as soon as everything written before it is.
+            self.held = persist.hard_state;
+        } else {
+            if let Some(index) = persist.truncate_after {
+                self.written.push_back(Record::TruncateAfter(index));
+            }
+            let has_entries = !persist.entries.is_empty();
+            self.written
+                .extend(persist.entries.into_iter().map(Record::Entry));
+            let hard_state = match persist.hard_state {
+                Some(hard_state) => Some(hard_state),
+                None if has_entries => self.held.take(),
+                None => None,
+            };
+            if let Some(hard_state) = hard_state {
+                self.held = None;
+                self.written.push_back(Record::HardState(hard_state));
+            }
         }
         self.waiting.push_back(Waiting {
             upto: self.synced + self.written.len() as u64,
             ready_number: persist.ready_number,
             messages_after: persist.messages_after,
         });
+    }
+
+    /// The oldest persists whose records are all durable already (a held-back commit after
+    /// durable writes): reported at once, as the real durability waiter does.
+    pub fn take_durable(&mut self) -> Option<Synced> {
+        let mut done: Option<Synced> = None;
+        while self.waiting.front().is_some_and(|w| w.upto <= self.synced) {
+            let waiting = self.waiting.pop_front().expect("front was just seen");
+            let synced = done.get_or_insert(Synced {
+                ready_number: 0,
+                messages_after: Vec::new(),
+            });
+            synced.ready_number = waiting.ready_number;
+            synced.messages_after.extend(waiting.messages_after);
+        }
+        done
     }
 
     /// Starts an fdatasync if one is due and none is in flight; true if it did.
@@ -203,17 +247,7 @@ impl Disk {
             self.durable.apply(record);
             self.synced += 1;
         }
-        let mut done: Option<Synced> = None;
-        while self.waiting.front().is_some_and(|w| w.upto <= upto) {
-            let waiting = self.waiting.pop_front().expect("front was just seen");
-            let synced = done.get_or_insert(Synced {
-                ready_number: 0,
-                messages_after: Vec::new(),
-            });
-            synced.ready_number = waiting.ready_number;
-            synced.messages_after.extend(waiting.messages_after);
-        }
-        done
+        self.take_durable()
     }
 
     /// A crash: what was synced survives, plus a seeded prefix of the unsynced records.

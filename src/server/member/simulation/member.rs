@@ -168,6 +168,10 @@ impl Member {
             out.messages.extend(effects.messages);
             if let Some(persist) = effects.persist {
                 self.disk.write(persist);
+                if let Some(synced) = self.disk.take_durable() {
+                    self.node.on_persisted(synced.ready_number);
+                    out.messages.extend(synced.messages_after);
+                }
             }
             self.note_commit(out);
             self.apply(&effects.committed, out);
@@ -271,15 +275,18 @@ impl Member {
     /// (`snapshot_installer::take` and `Member::freeze_for_snapshot`): refused unless it is
     /// news — past what this member applied and committed, and not an entry its log already
     /// holds (it caught up by log meanwhile: installing would drop entries after it this member
-    /// may have acknowledged) — and unless its membership holds this member. Accepted, the
-    /// member stands still until the copy is committed and it restarts into it.
+    /// may have acknowledged) — and unless its membership holds this member. A copy refused as
+    /// stale is answered to `from` as raft answers one (`RaftNode::answer_stale_snapshot`).
+    /// Accepted, the member stands still until the copy is committed and it restarts into it.
     pub fn freeze_for_snapshot(
         &mut self,
+        from: u64,
         metadata: &raft::prelude::SnapshotMetadata,
     ) -> Result<(), String> {
         let index = metadata.index;
         let applied = self.kv.live.applied_index;
         if index <= applied {
+            self.node.answer_stale_snapshot(from);
             return Err(format!(
                 "stale snapshot at index {index}: this member has applied {applied}"
             ));
@@ -290,11 +297,13 @@ impl Member {
         }
         let committed = self.node.commit_index();
         if index <= committed {
+            self.node.answer_stale_snapshot(from);
             return Err(format!(
                 "stale snapshot at index {index}: this member has committed {committed}"
             ));
         }
         if self.node.log_matches(index, metadata.term) {
+            self.node.answer_stale_snapshot(from);
             return Err(format!(
                 "stale snapshot at index {index}: this member's log already holds that entry"
             ));

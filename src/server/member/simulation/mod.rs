@@ -89,6 +89,7 @@ fn run_scenario(scenario: Scenario, seeds: Range<u64>) -> Tally {
         sum.membership_changes += run.membership_changes;
         sum.leaders_removed += run.leaders_removed;
         sum.joiner_snapshots += run.joiner_snapshots;
+        sum.held_commits_lost += run.held_commits_lost;
         tally.set(sum);
     });
     assert!(
@@ -108,6 +109,10 @@ fn run_scenario(scenario: Scenario, seeds: Range<u64>) -> Tally {
                 && tally.snapshots_installed >= count / 10
                 && tally.snapshots_refused > 0),
         "the seeds hardly compacted or caught up by snapshot: {tally:?}"
+    );
+    assert!(
+        count < 100 || tally.held_commits_lost >= count / 2,
+        "the seeds hardly crashed a member holding back a commit-only hard state: {tally:?}"
     );
     tally
 }

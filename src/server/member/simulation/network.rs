@@ -2,7 +2,7 @@
 //! sometimes duplicated, or cut by a partition, as the seed decides. Partitions are per
 //! direction, so a one-way cut (a member that hears but is not heard) is expressible.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use raft::prelude::{Message, MessageType};
 
@@ -23,6 +23,9 @@ pub enum Fate {
 pub struct Network {
     /// Directed links that carry nothing: (from, to).
     cut: BTreeSet<(u64, u64)>,
+    /// When each directed link that was ever cut was last healed (a connection across it
+    /// dates from then at the earliest).
+    healed_at: BTreeMap<(u64, u64), Micros>,
     pub loss_percent: u64,
     pub duplicate_percent: u64,
     /// Percent of messages that take a long detour (tens of ms), overtaking later ones.
@@ -85,6 +88,15 @@ impl Network {
         !self.cut.contains(&(from, to))
     }
 
+    /// Since when the link from `from` to `to` has carried messages without a cut (the start
+    /// of the run if it never was cut), or `None` while it is cut.
+    pub fn open_since(&self, from: u64, to: u64) -> Option<Micros> {
+        if !self.is_open(from, to) {
+            return None;
+        }
+        Some(self.healed_at.get(&(from, to)).copied().unwrap_or(0))
+    }
+
     /// Cuts every link between `side` and the other members, both ways or only from `side`.
     pub fn partition(&mut self, side: &[u64], members: &[u64], both_ways: bool) {
         for &a in side {
@@ -97,15 +109,18 @@ impl Network {
         }
     }
 
-    /// Ends every partition and every lossy, duplicating or slow behaviour.
-    pub fn heal(&mut self) {
-        self.cut.clear();
+    /// Ends every partition and every lossy, duplicating or slow behaviour, at `now`.
+    pub fn heal(&mut self, now: Micros) {
+        self.heal_partitions(now);
         self.loss_percent = 0;
         self.duplicate_percent = 0;
         self.straggler_percent = 0;
     }
 
-    pub fn heal_partitions(&mut self) {
-        self.cut.clear();
+    /// Ends every partition at `now`.
+    pub fn heal_partitions(&mut self, now: Micros) {
+        for link in std::mem::take(&mut self.cut) {
+            self.healed_at.insert(link, now);
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! promote it once the leader finds it in sync, remove a voter — the leader too —, add a
 //! voter), carried out one at a time while clients write and faults happen. A step is
 //! proposed as raft's ConfChange through the real `MembershipChange` encoding, on a member of
-//! the world's choosing (a follower forwards it), and proposed again until the leader's
+//! the world's choosing (a follower forwards it) once that member's `--strict-reconfig-check`
+//! connectivity rules allow it (`World::connected_enough_for`: etcd refuses a change with
+//! "unhealthy cluster" otherwise), and proposed again until the leader's
 //! cluster table shows it applied: a proposal may be lost with a leader, or turned by raft-rs
 //! into an empty entry while an earlier change is still being applied.
 

@@ -10,9 +10,13 @@
 //! Members compact their logs, so one that falls behind a compaction (crashed, partitioned)
 //! catches up by a snapshot, streamed while the faults go on (`snapshot`). With
 //! `Scenario::reconfigure`, an operator adds, promotes and removes members meanwhile
-//! (`reconfiguration`); member ids are slot positions plus one, never reused.
+//! (`reconfiguration`), each change passing the real member's `--strict-reconfig-check`
+//! connectivity rules on the member asked; member ids are slot positions plus one, never
+//! reused. A removed member stops once a member that applied its removal refuses it, as a
+//! real one does.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use raft::prelude::{ConfState, HardState, Message, MessageType};
 
@@ -29,6 +33,7 @@ use super::network::{Fate, Network};
 use super::reconfiguration::Reconfiguration;
 use super::rng::Rng;
 use super::snapshot::Transfer;
+use crate::server::member::reconfig_health::Connectivity;
 
 /// The shape of one run.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +94,8 @@ enum Event {
     },
     /// The operator's next look at the membership.
     Reconfigure,
+    /// A member that applied this member's removal refused its connection: it stops.
+    RefusedAsRemoved(usize),
     /// A crash of this life of a member (one installing a snapshot), then a restart.
     Crash {
         member: usize,
@@ -115,6 +122,10 @@ pub struct World {
     events: BTreeMap<(Micros, u64), Event>,
     slots: Vec<Slot>,
     incarnations: Vec<u64>,
+    /// When each member's current life started (its peer connections date from then).
+    started_at: Vec<Micros>,
+    /// The instant simulated time 0 stands for, for `reconfig_health`'s clock.
+    epoch: Instant,
     clocks: Vec<MemberClock>,
     options: RaftOptions,
     compaction: Compaction,
@@ -159,6 +170,9 @@ pub struct Tally {
     pub leaders_removed: u64,
     /// Snapshots installed by members added during the run.
     pub joiner_snapshots: u64,
+    /// Crashes of a member holding back a commit-only hard state (`Persist::commit_only`):
+    /// the commit index it had reported durable is lost, and the run's checks must hold.
+    pub held_commits_lost: u64,
 }
 
 impl World {
@@ -195,6 +209,8 @@ impl World {
             events: BTreeMap::new(),
             slots: Vec::new(),
             incarnations: vec![0; scenario.members],
+            started_at: vec![0; scenario.members],
+            epoch: Instant::now(),
             clocks,
             options,
             compaction,
@@ -329,9 +345,19 @@ impl World {
                 let Some(member) = self.member_mut(to) else {
                     return;
                 };
-                // Raft stands still while a snapshot commits; a removed member's messages
-                // are refused by the peer transport of a member that knows it removed.
-                if member.frozen || member.kv.live.cluster.is_removed(message.from) {
+                if member.kv.live.cluster.is_removed(message.from) {
+                    // The peer transport of a member that applied the removal refuses the
+                    // removed member's connection, which then stops for good (etcd's 410
+                    // Gone, `peer_link`'s `Refusal::Removed`): the refusal travels back.
+                    let from = message.from;
+                    if self.network.is_open(message.to, from) {
+                        let after = self.rng.between(100, 2_000);
+                        self.schedule(after, Event::RefusedAsRemoved((from - 1) as usize));
+                    }
+                    return;
+                }
+                // Raft stands still while a snapshot commits.
+                if member.frozen {
                     return;
                 }
                 // A message from an earlier life of a member, or a stale one, is raft's
@@ -411,7 +437,7 @@ impl World {
             }
             Event::EndFaults => {
                 self.faults = false;
-                self.network.heal();
+                self.network.heal(self.now);
                 for member in 0..self.slots.len() {
                     match &mut self.slots[member] {
                         Slot::Up(up) => up.disk.stalled_until = 0,
@@ -446,6 +472,7 @@ impl World {
                 self.pump(leader);
             }
             Event::Reconfigure => self.reconfigure(),
+            Event::RefusedAsRemoved(member) => self.stop_removed(member),
             Event::Crash {
                 member,
                 incarnation,
@@ -521,12 +548,16 @@ impl World {
         let open = self.network.is_open(transfer.from, transfer.to);
         let accepted = match self.member_mut(index) {
             Some(member) if open && !member.frozen => {
-                member.freeze_for_snapshot(&transfer.metadata).is_ok()
+                member.freeze_for_snapshot(transfer.from, &transfer.metadata)
             }
-            _ => false,
+            _ => Err("not taken".into()),
         };
-        if !accepted {
+        if accepted.is_err() {
             self.tally.snapshots_refused += 1;
+            if self.member(index).is_some_and(|m| !m.frozen) {
+                // A refusal as stale answered raft (`Member::freeze_for_snapshot`).
+                self.pump(index);
+            }
             return self.send_verdict(&transfer, false);
         }
         let incarnation = self.incarnations[index];
@@ -666,6 +697,7 @@ impl World {
                 self.slots
                     .push(Slot::Down(DurableLog::default(), CheckpointedKv::default()));
                 self.incarnations.push(0);
+                self.started_at.push(0);
                 self.clocks.push(MemberClock::drifting(&mut self.rng));
                 self.restart(member_id as usize - 1);
             }
@@ -679,6 +711,10 @@ impl World {
         }
         // Proposed on a member of the world's choosing; a follower forwards it.
         let proposer = self.rng.below(self.slots.len() as u64) as usize;
+        if !self.connected_enough_for(proposer, &change) {
+            // etcd's "unhealthy cluster" (`--strict-reconfig-check`): asked again later.
+            return self.schedule(retry, Event::Reconfigure);
+        }
         let request_id = self.next_request_id;
         self.next_request_id += 1;
         if let Some(member) = self.member_mut(proposer) {
@@ -690,6 +726,51 @@ impl World {
             }
         }
         self.schedule(retry, Event::Reconfigure);
+    }
+
+    /// The real member's `--strict-reconfig-check` connectivity rules (`reconfig_health`,
+    /// on by default, as in etcd) on `proposer`, as its table and its links see the voters.
+    /// etcd's health interval of 5 s is five of its default election timeouts; here it is five
+    /// of the simulation's, so a change waits for links that held that long, as a real one
+    /// does. A member that is not up proposes nothing: no check.
+    fn connected_enough_for(&self, proposer: usize, change: &MembershipChange) -> bool {
+        let Some(member) = self.member(proposer) else {
+            return true;
+        };
+        let own = proposer as u64 + 1;
+        let cluster = &member.kv.live.cluster;
+        let at = |micros: Micros| self.epoch + Duration::from_micros(micros);
+        let voters: Vec<(u64, Option<Instant>)> = cluster
+            .voters()
+            .into_iter()
+            .map(|id| {
+                let since = (id != own)
+                    .then(|| self.active_since(proposer, id as usize - 1))
+                    .flatten();
+                (id, since.map(at))
+            })
+            .collect();
+        let connectivity = Connectivity {
+            own,
+            voters: &voters,
+            now: at(self.now),
+            health_interval: Duration::from_micros(5 * self.options.election_ticks as u64 * TICK),
+        };
+        let learners = cluster.learners();
+        connectivity.allows(change, |id| learners.contains(&id))
+    }
+
+    /// Since when members `a` and `b` (slots) have been connected without a break: both up
+    /// since then and the links both ways open; `None` if they are not now.
+    fn active_since(&self, a: usize, b: usize) -> Option<Micros> {
+        self.member(a)?;
+        self.member(b)?;
+        let (id_a, id_b) = (a as u64 + 1, b as u64 + 1);
+        let links = self
+            .network
+            .open_since(id_a, id_b)?
+            .max(self.network.open_since(id_b, id_a)?);
+        Some(links.max(self.started_at[a]).max(self.started_at[b]))
     }
 
     fn fsync_latency(&mut self) -> Micros {
@@ -757,10 +838,7 @@ impl World {
                 self.tally.leaders_removed += 1;
             }
             // It applied its own removal: it stops for good, as a real member exits.
-            self.crash(member);
-            if let Slot::Down(log, _) = &self.slots[member] {
-                self.slots[member] = Slot::Removed(log.clone());
-            }
+            self.stop_removed(member);
             return;
         }
         let incarnation = self.incarnations[member];
@@ -773,6 +851,19 @@ impl World {
                     incarnation,
                 },
             );
+        }
+    }
+
+    /// Member `index` stops for good, removed from the cluster (what its disk holds stays
+    /// for the quorum checks). A member that is down has nothing to stop: its next life is
+    /// refused in turn when it reaches a member that applied its removal.
+    fn stop_removed(&mut self, index: usize) {
+        if self.member(index).is_none() {
+            return;
+        }
+        self.crash(index);
+        if let Slot::Down(log, _) = &self.slots[index] {
+            self.slots[index] = Slot::Removed(log.clone());
         }
     }
 
@@ -874,6 +965,9 @@ impl World {
             self.slots[index] = slot;
             return;
         };
+        if member.disk.holds_back_a_commit() {
+            self.tally.held_commits_lost += 1;
+        }
         let (log, kv) = member.crash(&mut self.rng);
         self.slots[index] = Slot::Down(log, kv);
         self.incarnations[index] += 1;
@@ -896,6 +990,7 @@ impl World {
         let member = Member::start(self.seed, id, self.options, self.compaction, log, kv);
         self.slots[index] = Slot::Up(Box::new(member));
         self.incarnations[index] += 1;
+        self.started_at[index] = self.now;
         let incarnation = self.incarnations[index];
         let first_tick = self.rng.between(0, TICK);
         self.schedule(
@@ -930,7 +1025,7 @@ impl World {
                 let both_ways = self.rng.percent(70);
                 self.network.partition(&side, &ids, both_ways);
             }
-            45..=59 => self.network.heal_partitions(),
+            45..=59 => self.network.heal_partitions(self.now),
             60..=74 => {
                 let stall = self.rng.between(20_000, 600_000);
                 let until = self.now + stall;
