@@ -1324,24 +1324,30 @@ impl LocalExecutor {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
-                // basalt patch: a preemption before any task ran still leaves runnable tasks.
-                // Upstream answered "nothing ran", and the executor parked: a latency-ring
-                // timer that fired between the reactor's poll and this point has no waker,
-                // so the reactor found nothing to wake and slept until the next timer with
-                // tasks ready to run (seen as 40-95 ms stalls of a lone client's puts).
-                // Runnable tasks count as work: the loop polls the reactor and runs them.
-                return ran || !self.queues.borrow().active_executors.is_empty();
+            // basalt patch: a preemption seen before any task ran neither reports "nothing
+            // ran" nor ends the round: the round runs one task regardless. Upstream answered
+            // "nothing ran" and the executor parked: a latency-ring timer that fired between
+            // the reactor's poll and this point has no waker, so the reactor found nothing to
+            // wake and slept until its next timer with tasks ready to run (seen as 40-95 ms
+            // stalls of a lone client's puts). Answering "ran" without running a task is not
+            // enough: when the preempt timer fires before every round gets here (a preempt
+            // interval shorter than the reactor's round trip, 1 ns or 1 µs), the executor spun
+            // between the reactor and this check and never ran a task
+            // (net/tests/preempted_before_any_task.rs). A preemption is a hint; one task run
+            // past it delays the reactor by that task's poll.
+            if ran && self.need_preempt() {
+                return true;
             }
-            if !self.run_one_task_queue() {
+            if !self.run_one_task_queue(!ran) {
                 return false;
-            } else {
-                ran = true;
             }
+            ran = true;
         }
     }
 
-    fn run_one_task_queue(&self) -> bool {
+    /// basalt patch: `run_first` runs the queue's first task even if a preemption is pending:
+    /// the first queue of a round does, so each round runs a task (see `run_task_queues`).
+    fn run_one_task_queue(&self, run_first: bool) -> bool {
         let mut tq = self.queues.borrow_mut();
         let candidate = tq.active_executors.pop();
         tq.stats.scheduler_runs += 1;
@@ -1378,7 +1384,9 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                let preempted =
+                    self.need_preempt() && !(run_first && tasks_executed_this_loop == 0);
+                if preempted || queue_ref.yielded() {
                     break;
                 }
 

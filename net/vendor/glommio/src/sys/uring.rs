@@ -1758,9 +1758,10 @@ impl Reactor {
         }
     }
 
-    /// basalt patch: how much later than asked a kept latency timer may fire (the kernel's
-    /// default timer slack for a thread is 50 µs; an armed timer's due time is taken after its
-    /// SQE is queued, before the kernel starts it).
+    /// basalt patch: how much later than asked a kept latency timer may fire. An armed timer's
+    /// due time is taken after its SQE is queued, before the kernel starts the timer (an
+    /// hrtimer without slack) as it takes the SQE, so the remembered due time runs a little
+    /// early; this also lets a timer armed for the same deadline a moment ago be kept.
     const LATENCY_TIMER_LATE_LIMIT: Duration = Duration::from_micros(100);
 
     /// This function can be passed two timers. Because they play different
@@ -1839,10 +1840,13 @@ impl Reactor {
         // light load, since the user timer a sleep arms is cancelled on waking for a
         // preempt timer and that one again on the next sleep. A kept timer can only fire
         // early: a preemption hint (the running task queue yields to the reactor) or a
-        // spurious wake-up (the executor finds nothing due, arms the timer due next and
-        // sleeps again). A timer that would fire later than asked is cancelled: the task
-        // queues keep their preemption, and a sleep its wake-up for the next user timer. A
-        // pass that may sleep with no user timer cancels it, as upstream.
+        // spurious wake-up (the executor finds nothing due and sleeps again). The round
+        // after such a wake-up arms a preempt timer and the next sleep keeps it, so an idle
+        // executor whose next user timer is farther away than the preempt interval wakes
+        // once per interval until then (upstream slept until the user timer). A timer that
+        // would fire later than asked is cancelled: the task queues keep their preemption,
+        // and a sleep its wake-up for the next user timer (net/tests/kept_latency_timer.rs).
+        // A pass that may sleep with no user timer cancels it, as upstream.
         let old_latency_timer = self.latency_preemption_timeout_src.take();
         let old_latency_due = self.latency_timer_due.take();
         let now = Instant::now();
