@@ -252,3 +252,162 @@ impl LogWriter {
         self.persisted_hard_state.borrow().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basalt_wal::WalOptions;
+    use raft::prelude::Entry;
+
+    fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
+        HardState { term, vote, commit }
+    }
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            index,
+            term: 1,
+            data: vec![index as u8],
+            ..Entry::default()
+        }
+    }
+
+    /// An ack that rides in a write's `messages_after`, told apart by its index.
+    fn ack(index: u64) -> Message {
+        Message {
+            index,
+            ..Message::default()
+        }
+    }
+
+    fn durable_metadata(wal: &Wal) -> LogMetadata {
+        LogMetadata::decode(&wal.metadata()).unwrap()
+    }
+
+    /// Goal: a commit-only hard state (`Persist::commit_only`) costs no WAL record of its own,
+    /// yet reaches the log with the next write that carries entries, or with a checkpoint, and
+    /// its durability wait is never answered ahead of the writes raft handed out before it
+    /// (its acks promise only those). Method: drive a `LogWriter` over a real WAL and read the
+    /// WAL's durable metadata after each step.
+    #[test]
+    fn a_commit_only_hard_state_is_held_back_and_rides_with_the_next_write() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let dir = tempfile::tempdir().unwrap();
+                let wal = Rc::new(Wal::open(dir.path(), WalOptions::default()).await.unwrap());
+                let writer = LogWriter::new(
+                    wal.clone(),
+                    HardState::default(),
+                    SnapshotMetadata::default(),
+                );
+
+                // Ready 1: two entries with a new term and vote; ready 2: the commit alone.
+                writer
+                    .write(Persist {
+                        ready_number: 1,
+                        entries: vec![entry(1), entry(2)],
+                        hard_state: Some(hard_state(1, 1, 0)),
+                        messages_after: vec![ack(1)],
+                        ..Persist::default()
+                    })
+                    .await
+                    .unwrap();
+                writer
+                    .write(Persist {
+                        ready_number: 2,
+                        hard_state: Some(hard_state(1, 1, 2)),
+                        commit_only: true,
+                        messages_after: vec![ack(2)],
+                        ..Persist::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(writer.persisted_hard_state(), hard_state(1, 1, 2));
+                // Every report up to ready 2 comes after ready 1's records are durable, with
+                // the acks in the order raft handed them out.
+                let mut acks = Vec::new();
+                loop {
+                    let (ready_number, messages) = writer.next_durable().await.unwrap();
+                    assert_eq!(wal.last_index(), 2, "reported before ready 1 was durable");
+                    assert_eq!(durable_metadata(&wal).hard_state, hard_state(1, 1, 0));
+                    acks.extend(messages.iter().map(|m| m.index));
+                    if ready_number == 2 {
+                        break;
+                    }
+                }
+                assert_eq!(acks, [1, 2]);
+                assert!(writer.is_drained());
+                assert_eq!(
+                    wal.stats().records,
+                    3,
+                    "the commit-only hard state was written as a record of its own"
+                );
+
+                // Ready 3 writes nothing (an ack only): the held commit stays held.
+                writer
+                    .write(Persist {
+                        ready_number: 3,
+                        messages_after: vec![ack(3)],
+                        ..Persist::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(writer.next_durable().await.unwrap().0, 3);
+                assert_eq!(wal.stats().records, 3);
+
+                // Ready 4 appends an entry and no hard state: the held commit rides along.
+                writer
+                    .write(Persist {
+                        ready_number: 4,
+                        entries: vec![entry(3)],
+                        ..Persist::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(writer.next_durable().await.unwrap().0, 4);
+                assert_eq!(wal.last_index(), 3);
+                assert_eq!(durable_metadata(&wal).hard_state, hard_state(1, 1, 2));
+
+                // Held again, then a checkpoint: its metadata record carries the held commit.
+                writer
+                    .write(Persist {
+                        ready_number: 5,
+                        hard_state: Some(hard_state(1, 1, 3)),
+                        commit_only: true,
+                        ..Persist::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(writer.next_durable().await.unwrap().0, 5);
+                assert_eq!(durable_metadata(&wal).hard_state.commit, 2);
+                let checkpoint = SnapshotMetadata {
+                    index: 2,
+                    term: 1,
+                    ..SnapshotMetadata::default()
+                };
+                writer.store_checkpoint(checkpoint.clone()).await.unwrap();
+                let stored = durable_metadata(&wal);
+                assert_eq!(stored.hard_state, hard_state(1, 1, 3));
+                assert_eq!(stored.snapshot, checkpoint);
+
+                // Once written, it is not written again: the next entry goes alone.
+                let records = wal.stats().records;
+                writer
+                    .write(Persist {
+                        ready_number: 6,
+                        entries: vec![entry(4)],
+                        ..Persist::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(writer.next_durable().await.unwrap().0, 6);
+                assert_eq!(wal.stats().records, records + 1);
+                assert_eq!(durable_metadata(&wal), stored);
+                drop(writer);
+                Rc::try_unwrap(wal).ok().unwrap().close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
