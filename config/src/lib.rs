@@ -376,6 +376,8 @@ pub struct Experimental {
 pub struct BasaltConfig {
     /// `--cores`: executors to run; `None` means one per available core.
     pub cores: Option<NonZeroUsize>,
+    /// `--pin-cores`: each executor pinned to its own CPU.
+    pub pin_cores: bool,
     /// `--reported-version`: the etcd version reported to clients.
     pub reported_version: String,
     /// `--max-watchers`: watchers over every client.

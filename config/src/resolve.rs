@@ -177,6 +177,7 @@ pub fn resolve(settings: &Settings) -> Result<Config, ConfigError> {
     let cores = usize::try_from(get.uint("cores")?).unwrap_or(usize::MAX);
     let basalt = BasaltConfig {
         cores: NonZeroUsize::new(cores),
+        pin_cores: get.bool("pin-cores")?,
         reported_version: get.text("reported-version")?,
         max_watchers: get.uint("max-watchers")?,
         max_watch_streams: get.uint("max-watch-streams")?,

@@ -298,6 +298,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag!("vv", Text, "", Ignored, Unsafe, ""),
     // basalt's own (environment: BASALT_*).
     flag!("cores", Uint, "0", Honored, Basalt, "Executors (one per core) serving clients; 0 means one per available core."),
+    flag!("pin-cores", Bool, "false", Honored, Basalt, "Pin each executor to its own CPU of the process's CPU set (a host dedicated to one member); by default the kernel places them, which several members or other busy processes on the same CPUs need."),
     // Defaults: a million watchers is about 300 MB of watcher state at a few hundred bytes
     // each, far above what a Kubernetes control plane holds; each stream can queue up to its
     // byte limit of responses for a slow client, so streams are bounded as well as watchers.

@@ -26,6 +26,11 @@ impl fmt::Display for Config {
             Some(cores) => cores.to_string(),
             None => "all".to_string(),
         };
+        let cores = if self.basalt.pin_cores {
+            format!("{cores} (pinned)")
+        } else {
+            cores
+        };
         writeln!(f, "source: {source}")?;
         writeln!(f, "name: {}", self.member.name)?;
         writeln!(f, "data-dir: {}", self.member.data_dir.display())?;

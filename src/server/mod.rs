@@ -208,7 +208,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .basalt
         .cores
         .map_or_else(available_cores, NonZeroUsize::get);
-    let placements = placements(cores);
+    let placements = placements(cores, config.basalt.pin_cores);
     let (ended, first_end) = mpsc::channel::<Result<(), ServerError>>();
     let mut owner_links = Vec::with_capacity(cores - 1);
     let mut executors = Vec::with_capacity(cores);
@@ -330,13 +330,16 @@ fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-/// Where each executor runs: pinned one per CPU the process may use, while there are enough
-/// CPUs; left to the kernel when `--cores` asks for more executors than that.
-fn placements(cores: usize) -> Vec<Placement> {
+/// Where each executor runs: left to the kernel, unless `--pin-cores` pins them one per CPU
+/// the process may use (while there are enough CPUs). Pinned, every member on a machine puts
+/// its raft core on the first CPU of the set: three members on loopback (2 CPUs) piled their
+/// busiest threads on one CPU and put 44-46 k/s, against 56-61 k/s left to the kernel
+/// (`bench/cpu-per-put.sh`); a lone member was no slower unpinned.
+fn placements(cores: usize, pin: bool) -> Vec<Placement> {
     let allowed = allowed_cpus();
     (0..cores)
         .map(|core| match allowed.get(core) {
-            Some(&cpu) if cores <= allowed.len() => Placement::Fixed(cpu),
+            Some(&cpu) if pin && cores <= allowed.len() => Placement::Fixed(cpu),
             _ => Placement::Unbound,
         })
         .collect()

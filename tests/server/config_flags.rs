@@ -760,6 +760,12 @@ const HONOURED_FLAG_PROOFS: &[(&str, &str, &[&str], &str)] = &[
         "every_connection_sees_one_member_on_many_cores",
     ),
     (
+        "pin-cores",
+        "true",
+        &[],
+        "pin_cores_pins_each_executor_to_its_own_cpu_and_the_default_does_not",
+    ),
+    (
         "reported-version",
         "3.5.99",
         &[],

@@ -177,3 +177,76 @@ fn every_connection_sees_one_member_on_many_cores() {
         );
     });
 }
+
+/// The CPUs each executor (`basalt-raft`, `basalt-core-N`) of `member` may run on, from
+/// /proc/PID/task/*/status.
+fn executor_cpu_sets(member: &Basalt) -> Vec<(String, String)> {
+    let tasks = format!("/proc/{}/task", member.pid());
+    let mut sets = Vec::new();
+    for task in std::fs::read_dir(tasks).expect("the member's threads") {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        let name = name.trim().to_string();
+        if !name.starts_with("basalt-raft") && !name.starts_with("basalt-core") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+        let cpus = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .expect("a CPU set in the thread's status")
+            .trim()
+            .to_string();
+        sets.push((name, cpus));
+    }
+    // An executor's blocking-thread pool carries its name and placement: one entry each.
+    sets.sort();
+    sets.dedup();
+    sets
+}
+
+/// Goal: `--pin-cores` pins each executor to its own CPU of the process's set, and without it
+/// the kernel places them (every executor may run on every CPU the process may). Method: two
+/// members with two executors each, one with the flag; read each executor thread's CPU set.
+/// Needs a machine with at least 2 CPUs (the suite's machine has 2).
+#[test]
+fn pin_cores_pins_each_executor_to_its_own_cpu_and_the_default_does_not() {
+    let process_set = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("Cpus_allowed_list:")
+                .map(str::trim)
+                .map(String::from)
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = Basalt::start_with_flags(
+        dir.path().join("pinned"),
+        free_port(),
+        &["--cores", "2", "--pin-cores"],
+    );
+    let free = Basalt::start_with_flags(dir.path().join("free"), free_port(), &["--cores", "2"]);
+
+    let pinned_sets = executor_cpu_sets(&pinned);
+    assert_eq!(pinned_sets.len(), 2, "two executors: {pinned_sets:?}");
+    for (name, cpus) in &pinned_sets {
+        assert!(
+            cpus.parse::<usize>().is_ok(),
+            "{name} is not pinned to one CPU: {cpus}"
+        );
+    }
+    assert_ne!(
+        pinned_sets[0].1, pinned_sets[1].1,
+        "two pinned executors share a CPU: {pinned_sets:?}"
+    );
+
+    let free_sets = executor_cpu_sets(&free);
+    assert_eq!(free_sets.len(), 2, "two executors: {free_sets:?}");
+    for (name, cpus) in &free_sets {
+        assert_eq!(
+            cpus, &process_set,
+            "{name} is not left to the kernel over the process's CPUs"
+        );
+    }
+}
