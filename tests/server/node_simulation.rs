@@ -421,6 +421,15 @@ fn settle(
     panic!("the simulated group did not settle");
 }
 
+/// Members 1, 2 and 3, voters of one fresh group, with empty logs.
+fn three_fresh_voters() -> Vec<Member> {
+    let voters = [1u64, 2, 3];
+    voters
+        .iter()
+        .map(|&id| Member::start(id, &voters, DurableLog::default()))
+        .collect()
+}
+
 /// Goal: a commit that moves alone costs no durable write (etcd's `raft.MustSync` is false for
 /// it: `Persist::commit_only` lets the shell hold it back), and nothing else is flagged so
 /// (`DurableLog::apply` checks every write of every test). Method: three voters elect member 1
@@ -429,11 +438,7 @@ fn settle(
 /// the leader's commits move on acks, after its own writes, so its are commit-only too.
 #[test]
 fn a_commit_that_moves_alone_is_a_commit_only_write() {
-    let voters = [1u64, 2, 3];
-    let mut members: Vec<Member> = voters
-        .iter()
-        .map(|&id| Member::start(id, &voters, DurableLog::default()))
-        .collect();
+    let mut members = three_fresh_voters();
     let (mut network, mut history) = (VecDeque::new(), History::default());
     for _ in 0..2 * options(1, true).election_ticks {
         if members[0].node.is_leader() {
@@ -531,11 +536,7 @@ fn pre_vote_keeps_a_cut_off_member_from_raising_its_term() {
 #[test]
 fn a_follower_read_reaching_a_new_leader_before_its_first_commit_is_answered() {
     use raft::prelude::MessageType;
-    let voters = [1u64, 2, 3];
-    let mut members: Vec<Member> = voters
-        .iter()
-        .map(|&id| Member::start(id, &voters, DurableLog::default()))
-        .collect();
+    let mut members = three_fresh_voters();
     let (mut network, mut history) = (VecDeque::new(), History::default());
     let mut held_acks = Vec::new();
     // Elect member 1, holding back every append acknowledgement to it.
@@ -670,11 +671,7 @@ fn deliver_losing(
 /// `in-flight-read`, the request reached member 1, and its answer was lost.
 fn a_follower_read_whose_answer_was_lost() -> (Vec<Member>, VecDeque<Message>) {
     use raft::prelude::MessageType;
-    let voters = [1u64, 2, 3];
-    let mut members: Vec<Member> = voters
-        .iter()
-        .map(|&id| Member::start(id, &voters, DurableLog::default()))
-        .collect();
+    let mut members = three_fresh_voters();
     let (mut network, mut history) = (VecDeque::new(), History::default());
     for _ in 0..100_000 {
         if members[0].node.is_leader()
