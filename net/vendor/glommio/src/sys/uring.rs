@@ -1954,7 +1954,6 @@ impl Reactor {
             }
             _ => {
                 if let Some(preempt) = preempt_timer() {
-                    drop(self.latency_preemption_timeout_src.take());
                     self.latency_preemption_timeout_src
                         .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                     self.latency_timer_due.set(Some(Instant::now() + preempt));
