@@ -53,6 +53,7 @@ pub mod error;
 pub mod etcd_http;
 pub mod etcd_status;
 pub mod grpc;
+pub mod handoff;
 pub mod http1;
 pub mod json_gateway;
 pub mod peer;

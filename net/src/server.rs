@@ -8,16 +8,17 @@
 //! record's encryption are that connection's work on that core too; executors share only the
 //! read-mostly `ServerTls`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, TcpStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
@@ -27,6 +28,7 @@ use crate::error::NetError;
 use crate::grpc::dispatch::{serve_call, CallConnection};
 use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::Router;
+use crate::handoff::{ConnectionShares, HandedOff, Served, OWNER};
 use crate::http1::{
     serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response, Http1Timeouts,
 };
@@ -60,6 +62,17 @@ pub struct Server {
     accepting_stopped: ShutdownSignal,
     /// Closes every connection at once: a graceful stop's bound has passed.
     closing: ShutdownSignal,
+    /// Where this executor's connections are counted, and its link for handing new ones to
+    /// the owner (see [`crate::handoff`]); unset, it serves whatever it accepts.
+    placement: RefCell<Option<Placement>>,
+}
+
+/// This executor's place among the process's executors.
+struct Placement {
+    shares: Arc<ConnectionShares>,
+    executor: usize,
+    /// On a client core: the channel to the owner.
+    to_owner: Option<ConnectedSender<HandedOff>>,
 }
 
 /// Counts one open thing (a connection, an accept loop holding its listener) for as long as
@@ -195,7 +208,28 @@ impl Server {
             shutdown: ShutdownSignal::new(),
             accepting_stopped: ShutdownSignal::new(),
             closing: ShutdownSignal::new(),
+            placement: RefCell::new(None),
         }
+    }
+
+    /// Counts this executor's connections in `shares` as `executor`'s; a client core also gets
+    /// `to_owner`, over which it hands the owner new connections while the owner serves less
+    /// than its share (see [`crate::handoff`]).
+    pub fn place(
+        &self,
+        shares: Arc<ConnectionShares>,
+        executor: usize,
+        to_owner: Option<ConnectedSender<HandedOff>>,
+    ) {
+        assert!(
+            (executor == OWNER) == to_owner.is_none(),
+            "only client cores hand connections to the owner"
+        );
+        *self.placement.borrow_mut() = Some(Placement {
+            shares,
+            executor,
+            to_owner,
+        });
     }
 
     /// Sets the callback answering plain HTTP/1.1 requests (`/health`, `/version`) at once.
@@ -316,24 +350,119 @@ impl Server {
                 continue;
             }
             limit_reached = false;
-            let server = self.clone();
-            let open = OpenCount::enter(&self.connections_open);
-            let tls = tls.clone();
-            glommio::spawn_local(async move {
-                let _open = open;
-                let peer = stream.peer_addr().ok();
-                let closing = server.closing.clone();
-                let served =
-                    futures_lite::future::or(server.serve_connection(stream, tls), async {
-                        closing.raised().await;
-                        Err(NetError::Closed)
-                    });
-                if let Err(error) = served.await {
-                    tracing::debug!(?peer, %error, "connection ended with an error");
-                }
-            })
-            .detach();
+            let Some((stream, served)) = self.hand_off(stream, &tls) else {
+                continue;
+            };
+            self.start_connection(stream, tls.clone(), served);
         }
+    }
+
+    /// Serves the connections client cores hand this executor (the owner) over `from`, until
+    /// accepting stops. Counted as a listener: the graceful stop waits for it to end as for an
+    /// accept loop. Connections left in the channel are closed with it.
+    pub async fn serve_handed_off(
+        self: Rc<Self>,
+        from: ConnectedReceiver<HandedOff>,
+    ) -> Result<(), NetError> {
+        let open = OpenCount::enter(&self.listeners_open);
+        let mut stop = pin!(futures_lite::future::or(
+            self.shutdown.raised(),
+            self.accepting_stopped.raised()
+        ));
+        loop {
+            let handed = futures_lite::future::or(from.recv(), async {
+                stop.as_mut().await;
+                None
+            })
+            .await;
+            let Some(HandedOff {
+                socket,
+                tls,
+                served,
+            }) = handed
+            else {
+                drop(from);
+                drop(open);
+                return Ok(());
+            };
+            if self.connections_open.get() >= self.config.max_connections_per_executor {
+                tracing::warn!(
+                    limit = self.config.max_connections_per_executor,
+                    "connection limit reached; closing a connection handed to this core"
+                );
+                continue;
+            }
+            // SAFETY: `socket` is an accepted TCP socket's own descriptor (a copy the client
+            // core made), given up here so the stream becomes its only owner.
+            let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+            self.start_connection(stream, tls, Some(served));
+        }
+    }
+
+    /// Hands a connection this client core accepted to the owner when the owner should serve
+    /// it (answers `None`), or answers it back with its count here. A handoff that fails (the
+    /// owner's queue is full or gone, or the descriptor cannot be copied) leaves the
+    /// connection here.
+    fn hand_off(
+        &self,
+        stream: TcpStream,
+        tls: &Option<Arc<ServerTls>>,
+    ) -> Option<(TcpStream, Option<Served>)> {
+        let placement = self.placement.borrow();
+        let Some(placement) = placement.as_ref() else {
+            return Some((stream, None));
+        };
+        let served_here = || placement.shares.serve(placement.executor);
+        let Some(to_owner) = &placement.to_owner else {
+            return Some((stream, Some(served_here())));
+        };
+        if !placement.shares.owner_takes_next() {
+            return Some((stream, Some(served_here())));
+        }
+        // glommio's stream gives up no descriptor; a copy travels and the original closes here.
+        // SAFETY: the descriptor is the stream's, open for as long as `stream` lives here.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+        let socket = match borrowed.try_clone_to_owned() {
+            Ok(socket) => socket,
+            Err(error) => {
+                tracing::debug!(%error, "cannot copy an accepted socket; serving it here");
+                return Some((stream, Some(served_here())));
+            }
+        };
+        let handed = HandedOff {
+            socket,
+            tls: tls.clone(),
+            served: placement.shares.serve(OWNER),
+        };
+        match to_owner.try_send(handed) {
+            Ok(()) => None,
+            // Dropping the copy (and its count) leaves the original to be served here.
+            Err(_) => Some((stream, Some(served_here()))),
+        }
+    }
+
+    /// Serves `stream` on this executor as its own task, counted while it lives.
+    fn start_connection(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        tls: Option<Arc<ServerTls>>,
+        served: Option<Served>,
+    ) {
+        let server = self.clone();
+        let open = OpenCount::enter(&self.connections_open);
+        glommio::spawn_local(async move {
+            let _open = (open, served);
+            let peer = stream.peer_addr().ok();
+            let closing = server.closing.clone();
+            let served = futures_lite::future::or(server.serve_connection(stream, tls), async {
+                closing.raised().await;
+                Err(NetError::Closed)
+            });
+            if let Err(error) = served.await {
+                tracing::debug!(?peer, %error, "connection ended with an error");
+            }
+        })
+        .detach();
     }
 
     /// Serves one accepted connection to its end: the TLS handshake first when `tls` is given,

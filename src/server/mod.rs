@@ -2,8 +2,9 @@
 //! core, and serves etcd's gRPC API plus `/health` and `/version` on the client URLs.
 //!
 //! Thread per core: every executor accepts its own connections on the client port
-//! (SO_REUSEPORT) and serves their reads from the shared engine and their watchers from its
-//! own hub. Executor 0 owns the raft group (WAL, apply, the engine's writer); the others send it
+//! (SO_REUSEPORT; a client core hands executor 0 a connection while executor 0 serves none,
+//! `basalt_net::handoff`) and serves their reads from the shared engine and their watchers from
+//! its own hub. Executor 0 owns the raft group (WAL, apply, the engine's writer); the others send it
 //! their writes and read points over bounded cross-core links, and it rings their doorbells
 //! after each apply so their watchers read the new events from the engine.
 //!
@@ -165,6 +166,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     );
     log_backend_quota(&milestones, &config);
 
+    let cores = config
+        .basalt
+        .cores
+        .map_or_else(available_cores, NonZeroUsize::get);
     let settings = ClientApiSettings {
         listeners,
         metrics_listeners,
@@ -199,15 +204,15 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             member_facts(&config, identity),
             engine.clone(),
         )),
+        connection_shares: basalt_net::handoff::ConnectionShares::new(cores),
     };
 
     settings
         .metrics
         .add_watch_counts(settings.watch_limits.clone());
-    let cores = config
-        .basalt
-        .cores
-        .map_or_else(available_cores, NonZeroUsize::get);
+    settings
+        .metrics
+        .add_connection_shares(settings.connection_shares.clone());
     let placements = placements(cores, config.basalt.pin_cores);
     let (ended, first_end) = mpsc::channel::<Result<(), ServerError>>();
     let mut owner_links = Vec::with_capacity(cores - 1);
@@ -221,6 +226,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let (started, started_receiver) = oneshot::channel();
         let (bound_sender, bound) = oneshot::channel();
         let (stop_orders, stop_follower) = executors::client_stop::link();
+        let (to_owner, handed_off) =
+            shared_channel::new_bounded(basalt_net::handoff::HANDOFF_QUEUE_LIMIT);
         owner_links.push(OwnerLinks {
             calls,
             depth: depth.clone(),
@@ -229,6 +236,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             started,
             bound,
             stop: stop_orders,
+            handed_off,
         });
         let links = ClientCoreLinks {
             calls: calls_sender,
@@ -238,6 +246,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             started: started_receiver,
             bound: bound_sender,
             stop: stop_follower,
+            core,
+            to_owner,
         };
         let (engine, settings, ended) = (engine.clone(), settings.clone(), ended.clone());
         let name = format!("basalt-core-{core}");

@@ -1,14 +1,20 @@
 //! The client-facing server of one core: etcd's gRPC services plus `/health` and `/version`,
 //! on one SO_REUSEPORT listener per client URL. Every core builds the same one over its own
-//! `Gateway`, so a connection is served wholly on the core that accepted it.
+//! `Gateway`, and a connection is served wholly on one core: the one that accepted it, or the
+//! owner core when a client core hands it a connection (`basalt_net::handoff`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basalt_net::{etcd_http, Http1Response, Keepalive, Router, Server, ServerConfig, ServerTls};
+use basalt_net::handoff::{ConnectionShares, HandedOff, OWNER};
+use basalt_net::{
+    etcd_http, Http1Response, Keepalive, NetError, Router, Server, ServerConfig, ServerTls,
+};
+use glommio::channels::shared_channel::{ConnectedSender, SharedReceiver};
 use glommio::net::TcpListener;
+use glommio::Task;
 
 use crate::server::error::ServerError;
 use crate::server::metrics::exposition::metrics_response;
@@ -64,6 +70,8 @@ pub struct ClientApiSettings {
     pub watch_limits: Arc<WatchLimits>,
     /// What `/metrics` reports; each core's server adds its gRPC call counts.
     pub metrics: Arc<ServerMetrics>,
+    /// Client connections each core serves, for placing new ones.
+    pub connection_shares: Arc<ConnectionShares>,
 }
 
 /// The server of one core, bound to every client address.
@@ -71,24 +79,40 @@ pub struct BoundClientApi {
     server: Rc<Server>,
     /// Each listener, with the TLS it serves (`None`: plaintext).
     listeners: Vec<(TcpListener, Option<Arc<ServerTls>>)>,
+    /// On the owner core: the tasks serving the client cores' channels of connections handed
+    /// to it.
+    handed_off: Vec<Task<Result<(), NetError>>>,
 }
 
-/// Builds the first core's server over `gateway` and binds its listeners, each after
+/// Builds the owner core's server over `gateway` and binds its listeners, each after
 /// [`basalt_net::claim`]: an address another server (another process) listens on is refused
-/// instead of shared. The other cores [`bind`] after this one.
-pub fn bind_claimed(
+/// instead of shared. The client cores [`bind`] after this one, and hand this core a new
+/// connection while it serves none ([`BoundClientApi::take_handed_off`]).
+pub fn bind_owner(
     gateway: Rc<Gateway>,
     settings: &ClientApiSettings,
 ) -> Result<BoundClientApi, ServerError> {
-    bind_listeners(gateway, settings, true)
+    let bound = bind_listeners(gateway, settings, true)?;
+    bound
+        .server
+        .place(settings.connection_shares.clone(), OWNER, None);
+    Ok(bound)
 }
 
-/// Builds this core's server over `gateway` and binds its listeners, joining the first core's.
+/// Builds client core `core`'s server over `gateway` and binds its listeners, joining the
+/// owner's; it hands the owner new connections over `to_owner` (see `basalt_net::handoff`).
 pub fn bind(
     gateway: Rc<Gateway>,
     settings: &ClientApiSettings,
+    core: usize,
+    to_owner: ConnectedSender<HandedOff>,
 ) -> Result<BoundClientApi, ServerError> {
-    bind_listeners(gateway, settings, false)
+    assert_ne!(core, OWNER, "the owner core binds with bind_owner");
+    let bound = bind_listeners(gateway, settings, false)?;
+    bound
+        .server
+        .place(settings.connection_shares.clone(), core, Some(to_owner));
+    Ok(bound)
 }
 
 fn bind_listeners(
@@ -96,6 +120,32 @@ fn bind_listeners(
     settings: &ClientApiSettings,
     claim: bool,
 ) -> Result<BoundClientApi, ServerError> {
+    let server = Rc::new(build_server(gateway, settings));
+    let mut listeners = Vec::new();
+    for &ClientListener { address, tls } in &settings.listeners {
+        let refused = |source| ServerError::Listen { address, source };
+        if claim {
+            basalt_net::claim(address).map_err(refused)?;
+        }
+        let listener = basalt_net::bind(address).map_err(refused)?;
+        let tls = if tls {
+            let shared = settings.tls.clone();
+            assert!(shared.is_some(), "an https listener without its TLS");
+            shared
+        } else {
+            None
+        };
+        listeners.push((listener, tls));
+    }
+    Ok(BoundClientApi {
+        server,
+        listeners,
+        handed_off: Vec::new(),
+    })
+}
+
+/// This core's server: etcd's services over `gateway`, and the plain HTTP/1.1 paths.
+fn build_server(gateway: Rc<Gateway>, settings: &ClientApiSettings) -> Server {
     let mut router = Router::new();
     kv_service::register(&mut router, gateway.clone(), settings.kv_limits.clone());
     let info = Rc::new(settings.info.clone());
@@ -127,41 +177,22 @@ fn bind_listeners(
         json_gateway: settings.json_gateway,
         ..ServerConfig::for_max_request_bytes(settings.max_request_bytes)
     };
-    let server = Rc::new(
-        Server::new(router, server_config).with_http1_async(move |request| {
-            let (gateway, version, metrics) = (gateway.clone(), version.clone(), metrics.clone());
-            Box::pin(async move {
-                match request.path() {
-                    "/health" => health_service::health(&gateway, &request).await,
-                    path if probe_service::serves(path) => {
-                        probe_service::answer(&gateway, &request).await
-                    }
-                    "/metrics" => metrics_response(&metrics),
-                    "/version" => {
-                        Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION))
-                    }
-                    _ => Http1Response::not_found(),
+    Server::new(router, server_config).with_http1_async(move |request| {
+        let (gateway, version, metrics) = (gateway.clone(), version.clone(), metrics.clone());
+        Box::pin(async move {
+            match request.path() {
+                "/health" => health_service::health(&gateway, &request).await,
+                path if probe_service::serves(path) => {
+                    probe_service::answer(&gateway, &request).await
                 }
-            })
-        }),
-    );
-    let mut listeners = Vec::new();
-    for &ClientListener { address, tls } in &settings.listeners {
-        let refused = |source| ServerError::Listen { address, source };
-        if claim {
-            basalt_net::claim(address).map_err(refused)?;
-        }
-        let listener = basalt_net::bind(address).map_err(refused)?;
-        let tls = if tls {
-            let shared = settings.tls.clone();
-            assert!(shared.is_some(), "an https listener without its TLS");
-            shared
-        } else {
-            None
-        };
-        listeners.push((listener, tls));
-    }
-    Ok(BoundClientApi { server, listeners })
+                "/metrics" => metrics_response(&metrics),
+                "/version" => {
+                    Http1Response::json(etcd_http::version_body(&version, CLUSTER_VERSION))
+                }
+                _ => Http1Response::not_found(),
+            }
+        })
+    })
 }
 
 impl BoundClientApi {
@@ -170,10 +201,19 @@ impl BoundClientApi {
         self.server.clone()
     }
 
-    /// Serves every listener; returns only when one fails. A listener closed by the graceful
+    /// On the owner core: serves the connections a client core hands it over `handed_off`,
+    /// from now on (the client core connects its end before it binds).
+    pub fn take_handed_off(&mut self, handed_off: SharedReceiver<HandedOff>) {
+        let server = self.server.clone();
+        self.handed_off.push(glommio::spawn_local(async move {
+            server.serve_handed_off(handed_off.connect().await).await
+        }));
+    }
+
+    /// Serves every listener (and handoff channel); returns only when one fails. A listener closed by the graceful
     /// stop ends without an error, and this waits on: the stop decides when the process ends.
     pub async fn serve(self) -> Result<(), ServerError> {
-        let serving: Vec<_> = self
+        let mut serving: Vec<_> = self
             .listeners
             .into_iter()
             .map(|(listener, tls)| {
@@ -186,6 +226,7 @@ impl BoundClientApi {
                 })
             })
             .collect();
+        serving.extend(self.handed_off);
         for task in serving {
             task.await.map_err(ServerError::Serving)?;
         }

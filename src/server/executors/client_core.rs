@@ -1,4 +1,5 @@
-//! An executor that is not the raft owner: it accepts its own share of client connections,
+//! An executor that is not the raft owner: it accepts its own share of client connections
+//! (handing the owner its share, `basalt_net::handoff`),
 //! serves reads from the shared engine, forwards writes and read points to the owner over its
 //! link, and feeds its own watchers from the engine when the owner rings its doorbell.
 
@@ -10,6 +11,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use basalt_engine::Engine;
+use basalt_net::handoff::HandedOff;
 use futures_channel::oneshot;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
@@ -41,6 +43,10 @@ pub struct ClientCoreLinks {
     pub bound: oneshot::Sender<()>,
     /// The owner's orders for a graceful stop of this core's client server.
     pub stop: StopFollower,
+    /// This core's index among the executors (the owner is 0).
+    pub core: usize,
+    /// Where this core hands the owner its share of new connections.
+    pub to_owner: SharedSender<HandedOff>,
 }
 
 /// Runs one client core until its server fails or the process ends.
@@ -62,7 +68,12 @@ pub async fn serve(
         links.watchers,
     );
     glommio::spawn_local(follow_owner(gateway.watch_hub(), links.doorbell)).detach();
-    let api = client_api::bind(gateway, &settings)?;
+    let api = client_api::bind(
+        gateway,
+        &settings,
+        links.core,
+        links.to_owner.connect().await,
+    )?;
     glommio::spawn_local(client_stop::follow(
         links.stop,
         CoreServers::new(vec![api.server()]),

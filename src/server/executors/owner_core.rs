@@ -1,10 +1,12 @@
 //! The executor that owns the raft group: it opens the write-ahead log, starts the member,
-//! serves the other cores' links, and serves its own share of client connections.
+//! serves the other cores' links, and serves its own share of client connections (with the
+//! connection a client core hands it while it serves none, `basalt_net::handoff`).
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use basalt_engine::Engine;
+use basalt_net::handoff::HandedOff;
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_wal::{Wal, WalOptions};
 use futures_channel::oneshot;
@@ -43,6 +45,8 @@ pub struct OwnerLinks {
     pub bound: oneshot::Receiver<()>,
     /// Orders that core's client server to stop, on a graceful stop.
     pub stop: StopOrders,
+    /// The connections that core hands this one (see `basalt_net::handoff`).
+    pub handed_off: SharedReceiver<HandedOff>,
 }
 
 /// The owner's ends of the process's other threads: the client cores' links and the stop
@@ -206,13 +210,14 @@ pub async fn serve(
     // This core binds the client addresses first, each right after claiming it, and only then
     // lets the client cores bind theirs (they join this core's listeners): a port another
     // server listens on stops the member here, as etcd's "address already in use".
-    let api = client_api::bind_claimed(gateway, &settings)?;
+    let mut api = client_api::bind_owner(gateway, &settings)?;
     // etcd closes its metrics listeners with its client servers, before the member stops.
     let own_servers = CoreServers::new(vec![api.server(), metrics_listeners.server()]);
     let mut bound = Vec::with_capacity(links.len());
     let mut stop_orders = Vec::with_capacity(links.len());
     for link in links {
         stop_orders.push(link.stop);
+        api.take_handed_off(link.handed_off);
         let serving = member.clone();
         let depth = link.depth.clone();
         glommio::spawn_local(async move {

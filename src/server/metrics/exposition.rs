@@ -57,8 +57,28 @@ impl Collector for Scrape {
         }
         process(out, metrics)?;
         owner_links(out, metrics)?;
+        client_connections(out, metrics)?;
         Ok(())
     }
+}
+
+/// basalt's own: the client connections each core serves (the raft owner is core 0).
+fn client_connections(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {
+    let Some(shares) = metrics.connection_shares() else {
+        return Ok(());
+    };
+    let mut family = out.encode_descriptor(
+        "basalt_client_connections",
+        "Client connections (gRPC, HTTP/1.1) each core serves now, the raft owner's core being core 0: a client core hands the owner a new connection while the owner serves none, so that a lone client's calls cross no core.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for core in 0..shares.executors() {
+        family
+            .encode_family(&[("core", core.to_string())])?
+            .encode_gauge(&(shares.served_by(core) as i64))?;
+    }
+    Ok(())
 }
 
 fn server(out: &mut DescriptorEncoder, metrics: &ServerMetrics) -> fmt::Result {

@@ -64,6 +64,8 @@ pub struct ServerMetrics {
     peers: OnceLock<Arc<PeerMetrics>>,
     /// Each client core's link to the owner, by core (set up before the cores start).
     owner_links: Mutex<Vec<(usize, Arc<OwnerLinkDepth>)>>,
+    /// The client connections each core serves, once the cores are set up.
+    connection_shares: OnceLock<Arc<basalt_net::handoff::ConnectionShares>>,
     /// Each core's unsynced watchers.
     slow_watchers: Mutex<Vec<Arc<SlowWatchers>>>,
     /// The watch layer's counts, once the server has its limits.
@@ -95,6 +97,7 @@ impl ServerMetrics {
             peers: OnceLock::new(),
             grpc: Mutex::new(Vec::new()),
             owner_links: Mutex::new(Vec::new()),
+            connection_shares: OnceLock::new(),
             watches: OnceLock::new(),
             slow_watchers: Mutex::new(Vec::new()),
             engine,
@@ -128,6 +131,18 @@ impl ServerMetrics {
         );
         links.push((core, depth.clone()));
         depth
+    }
+
+    /// Adds the count of client connections each core serves (one set per process).
+    pub fn add_connection_shares(&self, shares: Arc<basalt_net::handoff::ConnectionShares>) {
+        assert!(
+            self.connection_shares.set(shares).is_ok(),
+            "one set of connection counts per process"
+        );
+    }
+
+    fn connection_shares(&self) -> Option<&basalt_net::handoff::ConnectionShares> {
+        self.connection_shares.get().map(|shares| &**shares)
     }
 
     /// Each client core's link counters, by core.
