@@ -10,9 +10,11 @@ use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 use super::args::ConnectionArgs;
 
-/// `--conns` connected clients to one endpoint set.
+/// `--conns` connected clients to one endpoint set (none for a workload that opens its own).
 pub struct ClientPool {
     connections: Vec<Client>,
+    options: ConnectOptions,
+    dial_timeout: Duration,
     /// The endpoints the pool is connected to.
     pub endpoints: Vec<String>,
     /// Concurrent workers (`--clients`) the workload should run.
@@ -36,6 +38,8 @@ impl ClientPool {
         }
         let pool = ClientPool {
             connections,
+            options,
+            dial_timeout,
             endpoints: endpoints.to_vec(),
             clients: args.clients,
         };
@@ -43,8 +47,42 @@ impl ClientPool {
         Ok(pool)
     }
 
+    /// A pool of no connections, for a workload that opens its own (the lean client): while
+    /// it runs, the server sees exactly its `--conns` connections, not one more idle one. (A
+    /// server may place connections by how many each core serves; basalt hands a lone client
+    /// to its raft core.) The lean client reports an endpoint it cannot reach itself.
+    pub fn unconnected(args: &ConnectionArgs, endpoints: &[String]) -> Result<Self, String> {
+        Ok(ClientPool {
+            connections: Vec::new(),
+            options: connect_options(args)?,
+            dial_timeout: Duration::from_secs(args.dial_timeout.max(1)),
+            endpoints: endpoints.to_vec(),
+            clients: args.clients,
+        })
+    }
+
+    /// A client for setting up a workload (seeding keys): the pool's first connection, or for
+    /// an unconnected pool a connection of its own, closed when the client is dropped.
+    pub async fn setup_client(&self) -> Result<Client, String> {
+        if let Some(client) = self.connections.first() {
+            return Ok(client.clone());
+        }
+        let endpoints = self.endpoints.join(",");
+        tokio::time::timeout(
+            self.dial_timeout,
+            Client::connect(&self.endpoints, Some(self.options.clone())),
+        )
+        .await
+        .map_err(|_| format!("timed out connecting to {endpoints}"))?
+        .map_err(|error| format!("cannot connect to {endpoints}: {error}"))
+    }
+
     /// The connection client `index` uses: round-robin over the pool.
     pub fn client(&self, index: usize) -> Client {
+        assert!(
+            !self.connections.is_empty(),
+            "an unconnected pool hands out no client"
+        );
         self.connections[index % self.connections.len()].clone()
     }
 

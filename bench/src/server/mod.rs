@@ -32,7 +32,7 @@ mod watch;
 mod watch_fanout;
 mod watch_latency;
 
-use args::{CommonArgs, ConnectionArgs, Workload};
+use args::{CommonArgs, Workload};
 use connection::ClientPool;
 use report::Report;
 
@@ -107,11 +107,7 @@ async fn run_once(
     endpoints: &[String],
 ) -> Result<Report, String> {
     let pool = if workload.connects_itself() {
-        let probe = ConnectionArgs {
-            conns: 1,
-            ..common.connection.clone()
-        };
-        ClientPool::connect(&probe, endpoints).await?
+        ClientPool::unconnected(&common.connection, endpoints)?
     } else {
         ClientPool::connect(&common.connection, endpoints).await?
     };

@@ -145,7 +145,8 @@ impl Workload for RangeArgs {
         Box::pin(async move {
             let kind = self.client.kind(&self.common)?;
             if let Some(size) = self.seed_val_size {
-                pool.client(0)
+                pool.setup_client()
+                    .await?
                     .put(self.key.as_bytes(), vec![b'v'; size], None)
                     .await
                     .map_err(|error| format!("cannot seed {}: {error}", self.key))?;
