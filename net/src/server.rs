@@ -71,7 +71,7 @@ pub struct Server {
 struct Placement {
     shares: Arc<ConnectionShares>,
     executor: usize,
-    /// On a client core: the channel to the owner, until its accept loops end.
+    /// On a client core: the channel to the owner, until it stops accepting.
     to_owner: Option<ConnectedSender<HandedOff>>,
 }
 
@@ -276,6 +276,7 @@ impl Server {
     /// Stops accepting and closes the listeners; the connections are served on.
     pub fn stop_accepting(&self) {
         self.accepting_stopped.raise();
+        self.stop_handing_off();
     }
 
     /// Closes every connection at once, with its calls (a graceful stop whose bound has
@@ -283,6 +284,7 @@ impl Server {
     pub fn close_connections(&self) {
         self.accepting_stopped.raise();
         self.closing.raise();
+        self.stop_handing_off();
     }
 
     /// Accepts and serves plaintext connections (an `http://` listen URL) until the shutdown
@@ -324,8 +326,8 @@ impl Server {
                 .await;
             let Some(accepted) = accepted else {
                 // Closed before it stops counting: `listeners_open` at 0 means closed. The
-                // owner's end of the handoff channel waits for this end to close (see
-                // `serve_handed_off`), so it closes here too, with the first accept loop to end.
+                // owner's handoff loop waits for this core's end of the channel to close (see
+                // `serve_handed_off`): closed by `stop_accepting`, and here for a shutdown.
                 drop(listener);
                 self.stop_handing_off();
                 drop(open);
@@ -361,7 +363,7 @@ impl Server {
     }
 
     /// Serves the connections a client core hands this executor (the owner) over `from`, until
-    /// that core closes its end, which it does when its accept loops end (so the owner's own
+    /// that core closes its end, which it does when it stops accepting (so the owner's own
     /// stop of accepting does not end this: the client core may still be handing it
     /// connections). Counted as a listener: the graceful stop waits for it to end as for an
     /// accept loop, so every connection handed over before the client cores stopped accepting

@@ -289,3 +289,43 @@ async fn a_tls_connection_is_handed_off_before_its_handshake() {
     owner.join().unwrap();
     client_core.join().unwrap();
 }
+
+/// Goal: the owner's handoff loop, which a graceful stop waits for, ends when a client core is
+/// told to stop accepting even if that core has no accept loop running to end (a core whose
+/// listeners failed to start, or that serves none). Method: a client core placed with its
+/// channel to the owner and no listener; both stop accepting; the owner's listeners must reach
+/// 0 and its loop end without an error.
+#[test]
+fn a_client_core_told_to_stop_accepting_ends_the_owners_handoff_loop() {
+    let shares = ConnectionShares::new(2);
+    let (to_owner, handed_off) = shared_channel::new_bounded::<HandedOff>(HANDOFF_QUEUE_LIMIT);
+    let owner_shares = shares.clone();
+    let owner = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("net-test-idle-owner")
+        .spawn(move || async move {
+            let server = server(OWNER as u64);
+            server.place(owner_shares, OWNER, None);
+            let from = handed_off.connect().await;
+            let handoff = glommio::spawn_local(server.clone().serve_handed_off(from));
+            server.stop_accepting();
+            wait_on_executor(|| server.listeners_open() == 0).await;
+            assert_eq!(server.listeners_open(), 0, "the handoff loop runs on");
+            handoff
+                .await
+                .expect("the handoff loop ends without an error");
+        })
+        .expect("start the owner");
+    let client_core = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("net-test-idle-client-core")
+        .spawn(move || async move {
+            let server = server(CLIENT_CORE as u64);
+            server.place(shares, CLIENT_CORE, Some(to_owner.connect().await));
+            server.stop_accepting();
+            // The server (and any end of the channel it still holds) lives on, as a client
+            // core's does until the process ends.
+            std::mem::forget(server);
+        })
+        .expect("start the client core");
+    client_core.join().unwrap();
+    owner.join().unwrap();
+}
