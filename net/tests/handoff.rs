@@ -1,10 +1,13 @@
+//! Handing a client core's new connection to the owner (`basalt_net::handoff`): at a graceful
+//! stop, over TLS, and the end of the owner's handoff loop.
+//!
 //! Goal: a graceful stop drains a connection a client core hands the owner while it stops.
 //! The stop orders every core to stop accepting, each on its own thread, so the owner may stop
 //! before a client core does; were the owner's end of the handoff channel to close then, a
 //! connection the client core pushed at that moment would stay queued in a channel nobody
 //! reads (accepted, never served nor closed, outside every drain) until the process ends.
 //! So the owner keeps taking handed-off connections until the client core closes its end,
-//! which it does when its accept loops end, and counts that loop as a listener, so that its
+//! which it does when it stops accepting, and counts that loop as a listener, so that its
 //! stop of accepting ends only once every handed-off connection is its own.
 //! Method: an owner executor (no listener of its own) and a client core with a listener,
 //! placed as in the server. The owner stops accepting first; a connection the client core
