@@ -13,7 +13,10 @@
 //!
 //! A handed-off connection is a plain accepted TCP socket (before any TLS handshake or
 //! protocol sniff), moved as an owned descriptor over a bounded channel; when the channel is
-//! full or closed, the accepting core serves the connection itself.
+//! full or closed, the accepting core serves the connection itself. A client core closes its end
+//! when it stops accepting, and the owner takes connections until then, also after its own
+//! accepting stopped: at a graceful stop every handed-off connection is the owner's, drained
+//! with its others, once every core has stopped accepting (`net/tests/handoff.rs`).
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};

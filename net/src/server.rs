@@ -71,7 +71,7 @@ pub struct Server {
 struct Placement {
     shares: Arc<ConnectionShares>,
     executor: usize,
-    /// On a client core: the channel to the owner.
+    /// On a client core: the channel to the owner, until it stops accepting.
     to_owner: Option<ConnectedSender<HandedOff>>,
 }
 
@@ -276,6 +276,7 @@ impl Server {
     /// Stops accepting and closes the listeners; the connections are served on.
     pub fn stop_accepting(&self) {
         self.accepting_stopped.raise();
+        self.stop_handing_off();
     }
 
     /// Closes every connection at once, with its calls (a graceful stop whose bound has
@@ -283,6 +284,7 @@ impl Server {
     pub fn close_connections(&self) {
         self.accepting_stopped.raise();
         self.closing.raise();
+        self.stop_handing_off();
     }
 
     /// Accepts and serves plaintext connections (an `http://` listen URL) until the shutdown
@@ -323,8 +325,11 @@ impl Server {
                 })
                 .await;
             let Some(accepted) = accepted else {
-                // Closed before it stops counting: `listeners_open` at 0 means closed.
+                // Closed before it stops counting: `listeners_open` at 0 means closed. The
+                // owner's handoff loop waits for this core's end of the channel to close (see
+                // `serve_handed_off`): closed by `stop_accepting`, and here for a shutdown.
                 drop(listener);
+                self.stop_handing_off();
                 drop(open);
                 return Ok(());
             };
@@ -357,9 +362,14 @@ impl Server {
         }
     }
 
-    /// Serves the connections client cores hand this executor (the owner) over `from`, until
-    /// accepting stops. Counted as a listener: the graceful stop waits for it to end as for an
-    /// accept loop. Connections left in the channel are closed with it.
+    /// Serves the connections a client core hands this executor (the owner) over `from`, until
+    /// that core closes its end, which it does when it stops accepting (so the owner's own
+    /// stop of accepting does not end this: the client core may still be handing it
+    /// connections). Counted as a listener: the graceful stop waits for it to end as for an
+    /// accept loop, so every connection handed over before the client cores stopped accepting
+    /// is this executor's, and drained with its others, by then. The shutdown (the drain) or the
+    /// close of every connection ends it anyway, after taking what is queued; a client core
+    /// that still hands one over then finds the channel closed and serves it itself.
     pub async fn serve_handed_off(
         self: Rc<Self>,
         from: ConnectedReceiver<HandedOff>,
@@ -367,7 +377,7 @@ impl Server {
         let open = OpenCount::enter(&self.listeners_open);
         let mut stop = pin!(futures_lite::future::or(
             self.shutdown.raised(),
-            self.accepting_stopped.raised()
+            self.closing.raised()
         ));
         loop {
             let handed = futures_lite::future::or(from.recv(), async {
@@ -396,6 +406,14 @@ impl Server {
             // core made), given up here so the stream becomes its only owner.
             let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
             self.start_connection(stream, tls, Some(served));
+        }
+    }
+
+    /// Closes this client core's end of the handoff channel: what it accepts from now on it
+    /// serves itself, and the owner's handoff loop ends once it has taken what is queued.
+    fn stop_handing_off(&self) {
+        if let Some(placement) = self.placement.borrow_mut().as_mut() {
+            placement.to_owner = None;
         }
     }
 

@@ -295,8 +295,20 @@ fn watch_gauges_count_streams_and_watchers_on_every_core() {
 fn owner_link_depths_are_per_core_and_drain() {
     let dir = tempfile::tempdir().unwrap();
     let basalt = Basalt::start_with_flags(dir.path().join("data"), free_port(), &["--cores", "2"]);
-    // Each etcdctl is a connection of its own, which SO_REUSEPORT gives to either core: put
-    // until one of them has gone through core 1's link (bounded).
+    // Each etcdctl is a connection of its own, which SO_REUSEPORT gives to either core, but a
+    // client core hands the owner the connections it accepts while the owner serves none: one
+    // connection held open on the owner first (the lone one, so the owner's), then put until
+    // one of them has gone through core 1's link (bounded).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut held = runtime
+        .block_on(etcd_client::Client::connect([basalt.endpoint()], None))
+        .expect("connect");
+    runtime.block_on(held.get("k", None)).expect("get");
+    scrape_until(basalt.port, |samples| {
+        samples
+            .get(r#"basalt_client_connections{core="0"}"#)
+            .is_some_and(|&served| served >= 1.0)
+    });
     let carried = r#"basalt_owner_link_calls_total{core="1"}"#;
     for i in 0.. {
         assert!(i < 100, "no put reached the owner over core 1's link");
@@ -312,4 +324,5 @@ fn owner_link_depths_are_per_core_and_drain() {
             && samples.get(r#"basalt_owner_link_calls_in_flight{core="1"}"#) == Some(&0.0)
     });
     assert!(!samples.contains_key(r#"basalt_owner_link_calls_waiting{core="0"}"#));
+    drop(held);
 }

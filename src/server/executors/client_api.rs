@@ -210,8 +210,9 @@ impl BoundClientApi {
         }));
     }
 
-    /// Serves every listener (and handoff channel); returns only when one fails. A listener closed by the graceful
-    /// stop ends without an error, and this waits on: the stop decides when the process ends.
+    /// Serves every listener (and, on the owner core, every handoff channel); returns only when
+    /// one fails. A listener closed by the graceful stop ends without an error, and this waits
+    /// on: the stop decides when the process ends.
     pub async fn serve(self) -> Result<(), ServerError> {
         let mut serving: Vec<_> = self
             .listeners
