@@ -213,8 +213,8 @@ impl Server {
     }
 
     /// Counts this executor's connections in `shares` as `executor`'s; a client core also gets
-    /// `to_owner`, over which it hands the owner new connections while the owner serves less
-    /// than its share (see [`crate::handoff`]).
+    /// `to_owner`, over which it hands the owner a new connection while the owner serves none
+    /// (see [`crate::handoff`]).
     pub fn place(
         &self,
         shares: Arc<ConnectionShares>,
