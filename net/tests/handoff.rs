@@ -16,15 +16,16 @@
 //! core stops accepting, the owner's handoff loop must end (its listeners at 0) with the
 //! connection counted among its own, and the connection must still be served.
 
+mod support;
+
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use basalt_net::handoff::{ConnectionShares, HandedOff, HANDOFF_QUEUE_LIMIT, OWNER};
-use basalt_net::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
 use basalt_net::tls::{ServerTls, TlsPolicy};
-use basalt_net::{Metadata, Router, Server, ServerConfig};
+use basalt_net::Server;
 use etcd_client::{Certificate, ConnectOptions, TlsOptions};
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -68,20 +69,7 @@ async fn wait_on_executor(done: impl Fn() -> bool) {
 
 /// A server whose Range answers carry `member_id`, so a client sees which executor served it.
 fn server(member_id: u64) -> Rc<Server> {
-    let mut router = Router::new();
-    router.unary(
-        "/etcdserverpb.KV/Range",
-        move |_: Metadata, _: RangeRequest| async move {
-            Ok(RangeResponse {
-                header: Some(ResponseHeader {
-                    member_id,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-        },
-    );
-    Rc::new(Server::new(router, ServerConfig::default()))
+    Rc::new(support::member_id_server(member_id))
 }
 
 async fn served_by(client: &mut etcd_client::Client) -> u64 {

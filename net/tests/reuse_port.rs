@@ -9,30 +9,16 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use basalt_net::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
-use basalt_net::{Metadata, Router, Server, ServerConfig};
+mod support;
 
 fn start_executor(member_id: u64, port: u16, bound: mpsc::Sender<u16>) {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name(&format!("net-test-core-{member_id}"))
         .spawn(move || async move {
-            let mut router = Router::new();
-            router.unary(
-                "/etcdserverpb.KV/Range",
-                move |_: Metadata, _: RangeRequest| async move {
-                    Ok(RangeResponse {
-                        header: Some(ResponseHeader {
-                            member_id,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
-                },
-            );
             let address = format!("127.0.0.1:{port}").parse().unwrap();
             let listener = basalt_net::bind(address).unwrap();
             bound.send(listener.local_addr().unwrap().port()).unwrap();
-            Rc::new(Server::new(router, ServerConfig::default()))
+            Rc::new(support::member_id_server(member_id))
                 .serve(listener)
                 .await
                 .unwrap();

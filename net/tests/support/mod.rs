@@ -310,3 +310,22 @@ pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// A server whose Range answers carry `member_id` in their header, so a client sees which
+/// executor served its connection (tests of where connections are served).
+pub fn member_id_server(member_id: u64) -> Server {
+    let mut router = Router::new();
+    router.unary(
+        "/etcdserverpb.KV/Range",
+        move |_: Metadata, _: RangeRequest| async move {
+            Ok(RangeResponse {
+                header: Some(ResponseHeader {
+                    member_id,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        },
+    );
+    Server::new(router, ServerConfig::default())
+}
