@@ -13,7 +13,8 @@
 # Knobs (environment): DURATION (s per measured run, default 10), K8S_SECONDS (60),
 #   ROUNDS (runs per server with basalt present, default 2), ETCD_CLIENT_PORT (23791),
 #   ETCD_PEER_PORT (23801), BASALT_CLIENT_PORT (23792), BASALT_PEER_PORT (23802),
-#   BASALT_BIN (target/release/basalt), ETCD_BIN (etcd), OUT (docs/benchmarks.md),
+#   BASALT_BIN (target/release/basalt), BENCH_BIN (target/release/basalt-bench), ETCD_BIN (etcd),
+#   OUT (docs/benchmarks.md),
 #   WORKDIR (a fresh temporary directory), ONLY (space-separated workload names to run),
 #   MEMBERS (members per server, default 1; member i uses the ports + 100*i).
 set -euo pipefail
@@ -62,7 +63,7 @@ install_debian_packages() {
 
 install_debian_packages
 cargo build --release -p basalt-bench >&2
-BENCH=$repo/target/release/basalt-bench
+BENCH=${BENCH_BIN:-$repo/target/release/basalt-bench}
 mkdir -p "$WORKDIR"
 results=$WORKDIR/results.jsonl
 : >"$results"

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::frame::{self, FrameHeader};
 use super::hpack;
+use super::request::CallHeaders;
 use super::response::Response;
 
 /// The receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE we announce).
@@ -48,8 +49,12 @@ struct Stream {
 
 /// The HTTP/2 client side of one connection.
 pub struct Connection {
-    /// The pre-encoded request header block (the same for every call).
-    request_headers: Vec<u8>,
+    /// The pre-encoded request header blocks (the first call's, then indexed).
+    request_headers: CallHeaders,
+    /// The first call's block went out: the server's dynamic table holds its fields.
+    sent_first_headers: bool,
+    /// The server decoder's dynamic table size (its SETTINGS_HEADER_TABLE_SIZE).
+    server_header_table_size: usize,
     output: Vec<u8>,
     decoder: hpack::Decoder,
     streams: HashMap<u32, Stream>,
@@ -70,7 +75,7 @@ pub struct Connection {
 impl Connection {
     /// A connection whose calls carry `request_headers`; the preface and settings are already
     /// in the output.
-    pub fn new(request_headers: Vec<u8>) -> Self {
+    pub fn new(request_headers: CallHeaders) -> Self {
         let mut output = Vec::with_capacity(64 * 1024);
         output.extend_from_slice(frame::PREFACE);
         frame::write_settings(
@@ -84,6 +89,8 @@ impl Connection {
         frame::write_window_update(&mut output, 0, increment);
         Connection {
             request_headers,
+            sent_first_headers: false,
+            server_header_table_size: hpack::TABLE_SIZE_DEFAULT,
             output,
             decoder: hpack::Decoder::new(hpack::TABLE_SIZE_DEFAULT),
             streams: HashMap::new(),
@@ -131,14 +138,18 @@ impl Connection {
         assert!(self.can_issue(message.len()), "issue only when can_issue");
         let stream_id = self.stream_id_next;
         self.stream_id_next += 2;
+        let block = self
+            .request_headers
+            .block(self.sent_first_headers, self.server_header_table_size);
         frame::write_header(
             &mut self.output,
-            self.request_headers.len(),
+            block.len(),
             frame::HEADERS,
             frame::FLAG_END_HEADERS,
             stream_id,
         );
-        self.output.extend_from_slice(&self.request_headers);
+        self.output.extend_from_slice(block);
+        self.sent_first_headers = self.server_header_table_size >= self.request_headers.table_bytes;
         let mut chunks = message.chunks(self.frame_size_max).peekable();
         while let Some(chunk) = chunks.next() {
             let flags = if chunks.peek().is_none() {
@@ -361,7 +372,14 @@ impl Connection {
                     return Err(ConnectionError(format!("SETTINGS_MAX_FRAME_SIZE {value}")));
                 }
                 frame::SETTINGS_MAX_FRAME_SIZE => self.frame_size_max = value as usize,
-                // HEADER_TABLE_SIZE bounds an encoder's table; ours indexes nothing.
+                // A table too small for the call's fields: they go as literals, and the first
+                // block again should it grow back (its entries may have been evicted).
+                frame::SETTINGS_HEADER_TABLE_SIZE => {
+                    self.server_header_table_size = value as usize;
+                    if self.server_header_table_size < self.request_headers.table_bytes {
+                        self.sent_first_headers = false;
+                    }
+                }
                 _ => {}
             }
         }
@@ -429,9 +447,13 @@ mod tests {
         out
     }
 
+    fn test_headers() -> CallHeaders {
+        super::super::request::call_headers("/etcdserverpb.KV/Put", "127.0.0.1:2379")
+    }
+
     /// A connection past its handshake with a server that allows `streams_limit` streams.
     fn ready_connection(streams_limit: u32) -> (Connection, Vec<Completion>) {
-        let mut connection = Connection::new(vec![0x83]);
+        let mut connection = Connection::new(test_headers());
         let mut completions = Vec::new();
         let settings = [
             &frame::SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes()[..],
@@ -472,7 +494,7 @@ mod tests {
             (frame::SETTINGS_MAX_FRAME_SIZE, 1 << 24),
             (frame::SETTINGS_INITIAL_WINDOW_SIZE, 1 << 31),
         ] {
-            let mut connection = Connection::new(vec![0x83]);
+            let mut connection = Connection::new(test_headers());
             let payload = [&id.to_be_bytes()[..], &value.to_be_bytes()].concat();
             let input = server_frame(frame::SETTINGS, 0, 0, &payload);
             assert!(
@@ -486,7 +508,7 @@ mod tests {
     // window, and acknowledges the server's SETTINGS.
     #[test]
     fn handshake_announces_windows_and_acks_settings() {
-        let mut connection = Connection::new(vec![0x83]);
+        let mut connection = Connection::new(test_headers());
         let sent = frames(connection.output());
         assert_eq!(sent[0].0, frame::SETTINGS);
         let settings: Vec<_> = frame::parse_settings(&sent[0].3).unwrap().collect();
@@ -500,6 +522,58 @@ mod tests {
         assert_eq!(
             frames(connection.output()),
             [(frame::SETTINGS, frame::FLAG_ACK, 0, vec![])]
+        );
+    }
+
+    // Goal: the first call's HEADERS fill the server's dynamic table and later calls name
+    // their fields by index, as grpc-go's; a server whose table cannot hold the fields gets
+    // literals, and the filling block again once its table is large enough.
+    #[test]
+    fn calls_index_their_headers_after_the_first() {
+        let headers = test_headers();
+        let (mut connection, _) = ready_connection(100);
+        let now = Instant::now();
+        let header_blocks = |connection: &mut Connection| {
+            let blocks: Vec<_> = frames(connection.output())
+                .into_iter()
+                .filter(|(kind, ..)| *kind == frame::HEADERS)
+                .map(|(.., payload)| payload)
+                .collect();
+            connection.output().clear();
+            blocks
+        };
+        connection.issue(1, b"a", now);
+        connection.issue(2, b"b", now);
+        connection.issue(3, b"c", now);
+        assert_eq!(
+            header_blocks(&mut connection),
+            [
+                headers.first.clone(),
+                headers.indexed.clone(),
+                headers.indexed.clone()
+            ]
+        );
+        let table_size = |size: u32| {
+            let payload = [
+                &frame::SETTINGS_HEADER_TABLE_SIZE.to_be_bytes()[..],
+                &size.to_be_bytes(),
+            ]
+            .concat();
+            server_frame(frame::SETTINGS, 0, 0, &payload)
+        };
+        connection.receive(&table_size(0), &mut Vec::new()).unwrap();
+        connection.output().clear();
+        connection.issue(4, b"d", now);
+        assert_eq!(header_blocks(&mut connection), std::slice::from_ref(&headers.literal));
+        connection
+            .receive(&table_size(4096), &mut Vec::new())
+            .unwrap();
+        connection.output().clear();
+        connection.issue(5, b"e", now);
+        connection.issue(6, b"f", now);
+        assert_eq!(
+            header_blocks(&mut connection),
+            [headers.first.clone(), headers.indexed.clone()]
         );
     }
 

@@ -1,5 +1,5 @@
-//! What the lean client sends for a call: the HPACK block of a unary gRPC request (the same
-//! bytes for every request of a connection) and the length-prefixed protobuf message.
+//! What the lean client sends for a call: the HPACK block of a unary gRPC request (indexed
+//! after a connection's first call, as grpc-go's) and the length-prefixed protobuf message.
 
 /// The gRPC method of a put.
 pub const PUT_PATH: &str = "/etcdserverpb.KV/Put";
@@ -8,19 +8,74 @@ pub const RANGE_PATH: &str = "/etcdserverpb.KV/Range";
 /// The gRPC method of a transaction.
 pub const TXN_PATH: &str = "/etcdserverpb.KV/Txn";
 
-/// The header block of a unary call to `path` on `authority`.
-///
-/// Every field is a literal without indexing (or a static-table index), so the block never
-/// touches the server's dynamic table and can be sent as is for every request.
-pub fn call_headers(path: &str, authority: &str) -> Vec<u8> {
-    let mut block = Vec::with_capacity(96 + authority.len());
-    block.push(0x83); // static 3: ":method: POST"
-    block.push(0x86); // static 6: ":scheme: http"
-    literal_with_static_name(&mut block, 4, path.as_bytes()); // ":path"
-    literal_with_static_name(&mut block, 1, authority.as_bytes()); // ":authority"
-    literal_with_static_name(&mut block, 31, b"application/grpc"); // "content-type"
-    literal_with_new_name(&mut block, b"te", b"trailers");
-    block
+/// The header blocks of a connection's unary calls to `path` on `authority`, as grpc-go sends
+/// them: the first call's fields go into the server's dynamic table (literals with incremental
+/// indexing), and every later call names them by index, one byte each. A server decoding
+/// literals on every call (as the lean client once sent them) spent noticeably more per call
+/// than it does for grpc-go's clients.
+#[derive(Clone, Debug)]
+pub struct CallHeaders {
+    /// The first call's block: adds `:path`, `:authority`, `content-type` and `te` to the
+    /// server's dynamic table, in that order.
+    pub first: Vec<u8>,
+    /// Every later call's block: those four by their dynamic-table index.
+    pub indexed: Vec<u8>,
+    /// Bytes the four entries take in the server's dynamic table (RFC 7541 §4.1: name + value
+    /// + 32 each).
+    pub table_bytes: usize,
+    /// The fields as literals without indexing, for a server whose table cannot hold them.
+    pub literal: Vec<u8>,
+}
+
+impl CallHeaders {
+    /// The block for the next call: `first` until it has been sent once on a connection whose
+    /// server's table (`table_size`, its SETTINGS_HEADER_TABLE_SIZE) holds the four entries,
+    /// then `indexed`; literals without indexing when the table cannot hold them.
+    pub fn block(&self, sent_first: bool, table_size: usize) -> &[u8] {
+        if table_size < self.table_bytes {
+            &self.literal
+        } else if sent_first {
+            &self.indexed
+        } else {
+            &self.first
+        }
+    }
+}
+
+/// The header blocks of unary calls to `path` on `authority` (see [`CallHeaders`]).
+pub fn call_headers(path: &str, authority: &str) -> CallHeaders {
+    let fields: [(usize, &[u8], &[u8]); 4] = [
+        (4, b":path", path.as_bytes()),
+        (1, b":authority", authority.as_bytes()),
+        (31, b"content-type", b"application/grpc"),
+        (0, b"te", b"trailers"),
+    ];
+    let mut first = vec![0x83, 0x86]; // static 3 ":method: POST", static 6 ":scheme: http"
+    let mut literal = first.clone();
+    let mut table_bytes = 0;
+    for (static_name, name, value) in fields {
+        table_bytes += name.len() + value.len() + 32;
+        if static_name == 0 {
+            first.push(0x40);
+            write_string(&mut first, name);
+            literal_with_new_name(&mut literal, name, value);
+        } else {
+            write_integer(&mut first, 0x40, 6, static_name);
+            literal_with_static_name(&mut literal, static_name, value);
+        }
+        write_string(&mut first, value);
+    }
+    // The newest entry is index 62: te, content-type, :authority, :path from 62 up.
+    let mut indexed = vec![0x83, 0x86];
+    for index in [65, 64, 63, 62] {
+        write_integer(&mut indexed, 0x80, 7, index);
+    }
+    CallHeaders {
+        first,
+        indexed,
+        table_bytes,
+        literal,
+    }
 }
 
 /// A literal without indexing whose name is static entry `index` (4-bit prefix, §6.2.2).
@@ -149,21 +204,14 @@ mod tests {
     use super::super::hpack;
     use super::*;
 
-    // Goal: the request block decodes (with the same decoder a server would use) into exactly
-    // the fields of a gRPC unary call (content-type's static index 31 takes a second byte).
+    // Goal: each of a connection's blocks decodes, with one decoder carried across them as a
+    // server's is, into exactly the fields of a gRPC unary call: the first one (which fills the
+    // dynamic table), the indexed ones after it, and the literal one (content-type's static
+    // index 31 takes a second byte); the indexed block is one byte per field.
     #[test]
     fn call_headers_decode_to_a_grpc_request() {
         let authority = "a-rather-long-host-name-for-a-test-of-lengths.example:2379";
-        let block = call_headers(PUT_PATH, authority);
-        let mut fields = Vec::new();
-        hpack::Decoder::new(hpack::TABLE_SIZE_DEFAULT)
-            .decode(&block, |name, value| {
-                fields.push((
-                    String::from_utf8(name.to_vec()).unwrap(),
-                    String::from_utf8(value.to_vec()).unwrap(),
-                ))
-            })
-            .unwrap();
+        let headers = call_headers(PUT_PATH, authority);
         let expected = [
             (":method", "POST"),
             (":scheme", "http"),
@@ -176,7 +224,46 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        assert_eq!(fields, expected);
+        let mut decoder = hpack::Decoder::new(hpack::TABLE_SIZE_DEFAULT);
+        let mut decode = |block: &[u8]| {
+            let mut fields = Vec::new();
+            decoder
+                .decode(block, |name, value| {
+                    fields.push((
+                        String::from_utf8(name.to_vec()).unwrap(),
+                        String::from_utf8(value.to_vec()).unwrap(),
+                    ))
+                })
+                .unwrap();
+            fields
+        };
+        assert_eq!(decode(&headers.first), expected, "the first block");
+        assert_eq!(decode(&headers.indexed), expected, "an indexed block");
+        assert_eq!(decode(&headers.indexed), expected, "the next indexed block");
+        assert_eq!(decode(&headers.literal), expected, "the literal block");
+        assert_eq!(
+            decode(&headers.indexed),
+            expected,
+            "literals left the table alone"
+        );
+        assert_eq!(headers.indexed.len(), 6);
+        assert_eq!(
+            headers.table_bytes,
+            PUT_PATH.len() + 5 + authority.len() + 10 + 16 + 12 + 8 + 2 + 4 * 32
+        );
+    }
+
+    // Goal: the block for a call is the first one until it has been sent, then the indexed
+    // one, and the literal one whenever the server's table cannot hold the fields.
+    #[test]
+    fn the_block_follows_what_the_server_table_holds() {
+        let headers = call_headers(PUT_PATH, "127.0.0.1:2379");
+        let table = hpack::TABLE_SIZE_DEFAULT;
+        assert_eq!(headers.block(false, table), headers.first.as_slice());
+        assert_eq!(headers.block(true, table), headers.indexed.as_slice());
+        let small = headers.table_bytes - 1;
+        assert_eq!(headers.block(false, small), headers.literal.as_slice());
+        assert_eq!(headers.block(true, small), headers.literal.as_slice());
     }
 
     // Goal: a range request sets exactly the fields asked (defaults left out), and a txn
