@@ -55,6 +55,8 @@ pub struct Connection {
     sent_first_headers: bool,
     /// The server decoder's dynamic table size (its SETTINGS_HEADER_TABLE_SIZE).
     server_header_table_size: usize,
+    /// The server changed that size: the next block starts with a table size update.
+    table_size_update_due: bool,
     output: Vec<u8>,
     decoder: hpack::Decoder,
     streams: HashMap<u32, Stream>,
@@ -91,6 +93,7 @@ impl Connection {
             request_headers,
             sent_first_headers: false,
             server_header_table_size: hpack::TABLE_SIZE_DEFAULT,
+            table_size_update_due: false,
             output,
             decoder: hpack::Decoder::new(hpack::TABLE_SIZE_DEFAULT),
             streams: HashMap::new(),
@@ -141,13 +144,20 @@ impl Connection {
         let block = self
             .request_headers
             .block(self.sent_first_headers, self.server_header_table_size);
+        let update = if std::mem::take(&mut self.table_size_update_due) {
+            let size = self.server_header_table_size.min(hpack::TABLE_SIZE_DEFAULT);
+            super::request::table_size_update(size)
+        } else {
+            Vec::new()
+        };
         frame::write_header(
             &mut self.output,
-            block.len(),
+            update.len() + block.len(),
             frame::HEADERS,
             frame::FLAG_END_HEADERS,
             stream_id,
         );
+        self.output.extend_from_slice(&update);
         self.output.extend_from_slice(block);
         self.sent_first_headers = self.server_header_table_size >= self.request_headers.table_bytes;
         let mut chunks = message.chunks(self.frame_size_max).peekable();
@@ -375,6 +385,7 @@ impl Connection {
                 // A table too small for the call's fields: they go as literals, and the first
                 // block again should it grow back (its entries may have been evicted).
                 frame::SETTINGS_HEADER_TABLE_SIZE => {
+                    self.table_size_update_due |= value as usize != self.server_header_table_size;
                     self.server_header_table_size = value as usize;
                     if self.server_header_table_size < self.request_headers.table_bytes {
                         self.sent_first_headers = false;
@@ -564,7 +575,11 @@ mod tests {
         connection.receive(&table_size(0), &mut Vec::new()).unwrap();
         connection.output().clear();
         connection.issue(4, b"d", now);
-        assert_eq!(header_blocks(&mut connection), std::slice::from_ref(&headers.literal));
+        let update = |size| super::super::request::table_size_update(size);
+        assert_eq!(
+            header_blocks(&mut connection),
+            [[update(0), headers.literal.clone()].concat()]
+        );
         connection
             .receive(&table_size(4096), &mut Vec::new())
             .unwrap();
@@ -573,7 +588,10 @@ mod tests {
         connection.issue(6, b"f", now);
         assert_eq!(
             header_blocks(&mut connection),
-            [headers.first.clone(), headers.indexed.clone()]
+            [
+                [update(4096), headers.first.clone()].concat(),
+                headers.indexed.clone()
+            ]
         );
     }
 

@@ -42,6 +42,14 @@ impl CallHeaders {
     }
 }
 
+/// A dynamic table size update to `size` (RFC 7541 §6.3): the start of the first block after
+/// the server changed its SETTINGS_HEADER_TABLE_SIZE, as §4.2 requires of an encoder.
+pub fn table_size_update(size: usize) -> Vec<u8> {
+    let mut block = Vec::new();
+    write_integer(&mut block, 0x20, 5, size);
+    block
+}
+
 /// The header blocks of unary calls to `path` on `authority` (see [`CallHeaders`]).
 pub fn call_headers(path: &str, authority: &str) -> CallHeaders {
     let fields: [(usize, &[u8], &[u8]); 4] = [
@@ -246,6 +254,21 @@ mod tests {
             expected,
             "literals left the table alone"
         );
+        // A server that shrank its table to nothing, then grew it back (the blocks a
+        // connection sends then): the first block refills it, and indexing works again.
+        let shrunk = [table_size_update(0), headers.literal.clone()].concat();
+        assert_eq!(
+            decode(&shrunk),
+            expected,
+            "literals after a size update to 0"
+        );
+        let regrown = [table_size_update(4096), headers.first.clone()].concat();
+        assert_eq!(
+            decode(&regrown),
+            expected,
+            "the first block after growing back"
+        );
+        assert_eq!(decode(&headers.indexed), expected, "indexed again");
         assert_eq!(headers.indexed.len(), 6);
         assert_eq!(
             headers.table_bytes,
