@@ -14,6 +14,7 @@ use basalt_engine::{Engine, RangeRequest};
 use basalt_net::proto::etcdserverpb as pb;
 use basalt_wal::{Wal, WalOptions};
 use glommio::channels::local_channel::{self, LocalSender};
+use raft::prelude::{Message, MessageType};
 
 use super::applier::CompactionPacing;
 use super::leader_forward::{LeaderQuery, LeaderReply};
@@ -40,12 +41,17 @@ type Inboxes = Rc<RefCell<Vec<(u64, LocalSender<raft::prelude::Message>)>>>;
 /// The directed links (from, to) that deliver nothing, shared by every member's outlet.
 type Cuts = Rc<RefCell<Vec<(u64, u64)>>>;
 
+/// Messages of one type on one directed link (from, to) that are held back instead of
+/// delivered, with the ones held so far, until `InProcessCluster::release`.
+type Holds = Rc<RefCell<Vec<(u64, u64, MessageType, Vec<Message>)>>>;
+
 /// One member's way out: raft messages go into the receiver's bounded inbox, unless the link
-/// is cut.
+/// is cut (dropped) or the message's type is held on it (kept for later).
 struct InMemoryOutlet {
     from: u64,
     inboxes: Inboxes,
     cuts: Cuts,
+    holds: Holds,
     started: Instant,
 }
 
@@ -54,6 +60,15 @@ impl PeerOutlet for InMemoryOutlet {
         if self.cuts.borrow().contains(&(self.from, message.to)) {
             return false;
         }
+        let mut holds = self.holds.borrow_mut();
+        let held = holds.iter_mut().find(|(from, to, kind, _)| {
+            (*from, *to, *kind) == (self.from, message.to, message.get_msg_type())
+        });
+        if let Some((.., messages)) = held {
+            messages.push(message);
+            return true;
+        }
+        drop(holds);
         let inboxes = self.inboxes.borrow();
         let Some((_, inbox)) = inboxes.iter().find(|(id, _)| *id == message.to) else {
             return false;
@@ -80,7 +95,9 @@ impl PeerOutlet for InMemoryOutlet {
 struct InProcessCluster {
     members: Vec<Rc<Member>>,
     engines: Vec<Arc<Engine>>,
+    inboxes: Inboxes,
     cuts: Cuts,
+    holds: Holds,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -93,6 +110,7 @@ impl InProcessCluster {
             .collect();
         let inboxes: Inboxes = Rc::default();
         let cuts: Cuts = Rc::default();
+        let holds: Holds = Rc::default();
         let (mut members, mut engines, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
         for &id in &ids {
             let dir = tempfile::tempdir().unwrap();
@@ -176,13 +194,16 @@ impl InProcessCluster {
                 from: id,
                 inboxes: inboxes.clone(),
                 cuts: cuts.clone(),
+                holds: holds.clone(),
                 started: Instant::now(),
             }));
         }
         InProcessCluster {
             members,
             engines,
+            inboxes,
             cuts,
+            holds,
             _dirs: dirs,
         }
     }
@@ -228,6 +249,31 @@ impl InProcessCluster {
 
     fn heal(&self) {
         self.cuts.borrow_mut().clear();
+    }
+
+    /// Holds back the messages of type `kind` from `from` to `to` until [`Self::release`].
+    fn hold(&self, from: u64, to: u64, kind: MessageType) {
+        self.holds.borrow_mut().push((from, to, kind, Vec::new()));
+    }
+
+    /// Ends the hold of `kind` from `from` to `to`, delivering what it held, in order.
+    fn release(&self, from: u64, to: u64, kind: MessageType) {
+        let held = {
+            let mut holds = self.holds.borrow_mut();
+            let at = holds
+                .iter()
+                .position(|(f, t, k, _)| (*f, *t, *k) == (from, to, kind))
+                .expect("a hold to release");
+            holds.remove(at).3
+        };
+        let inboxes = self.inboxes.borrow();
+        let (_, inbox) = inboxes
+            .iter()
+            .find(|(id, _)| *id == to)
+            .expect("an inbox per member");
+        for message in held {
+            inbox.try_send(message).expect("room in the inbox");
+        }
     }
 
     /// Every key and value of member `id`'s engine, with its revisions.
@@ -346,6 +392,50 @@ fn a_cut_off_member_times_its_callers_out_at_their_deadline() {
         cluster.isolate(leader);
         assert_a_write_and_a_read_time_out(cluster.member(leader), "cut").await;
         assert!(cluster.contents(leader).is_empty());
+    });
+}
+
+/// Goal: a linearizable read has one deadline, from its call, for its ReadIndex round and its
+/// wait for apply together (etcd's one request context), not a fresh one for the apply wait.
+/// Method: a follower that gets no entries (the leader's appends to it are held) is asked for
+/// a read after a write it lacks; the leader's ReadIndex answer to it is held for half the
+/// request timeout, then delivered; the follower can never apply up to that index, so the
+/// read must time out at its deadline. With a fresh deadline for the apply wait it answered
+/// half a timeout late.
+#[test]
+fn a_linearizable_read_has_one_deadline_for_its_round_and_its_apply() {
+    run(|| async {
+        let cluster = InProcessCluster::start(3).await;
+        let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+        let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+        cluster.hold(leader, follower, MessageType::MsgAppend);
+        cluster
+            .member(leader)
+            .propose_write(put("unseen", "v"))
+            .await
+            .expect("the write commits on the other two");
+        cluster.hold(leader, follower, MessageType::MsgReadIndexResp);
+        let member = cluster.member(follower).clone();
+        let limit = member.request_timeout();
+        let started = Instant::now();
+        let release = async {
+            glommio::timer::sleep(limit / 2).await;
+            cluster.release(leader, follower, MessageType::MsgReadIndexResp);
+            glommio::timer::sleep(limit + PATIENCE).await;
+            panic!("no answer {PATIENCE:?} after the {limit:?} deadline");
+        };
+        let read = futures_lite::future::or(member.wait_linearizable(), release).await;
+        let took = started.elapsed();
+        let timed_out = basalt_net::Status::from(basalt_net::EtcdStatus::Timeout);
+        assert_eq!(read.unwrap_err(), timed_out);
+        assert!(
+            took >= limit,
+            "answered after {took:?}, before the {limit:?} deadline"
+        );
+        assert!(
+            took < limit + limit / 4,
+            "answered {took:?} after asking: the deadline was {limit:?}, from the call"
+        );
     });
 }
 

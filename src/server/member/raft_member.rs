@@ -679,11 +679,13 @@ impl Member {
     }
 
     /// Waits until this member has applied everything committed when the call was made
-    /// (raft's ReadIndex), so a read after it is linearizable.
+    /// (raft's ReadIndex), so a read after it is linearizable. One deadline covers the round
+    /// and the wait for apply, as etcd's one request context does.
     pub async fn wait_linearizable(self: &Rc<Self>) -> Result<(), Status> {
         self.check_running()?;
         let context = self.request_ids.next();
-        let (wait, receiver) = DeadlineWait::until(Instant::now() + self.request_timeout);
+        let deadline = Instant::now() + self.request_timeout;
+        let (wait, receiver) = DeadlineWait::until(deadline);
         {
             let mut state = self.state.borrow_mut();
             state.read_waiters.insert(context, wait);
@@ -699,7 +701,7 @@ impl Member {
             if state.applied_index >= index {
                 return Ok(());
             }
-            let (wait, receiver) = DeadlineWait::until(Instant::now() + self.request_timeout);
+            let (wait, receiver) = DeadlineWait::until(deadline);
             state.applied_waiters.push((index, wait));
             receiver
         };
