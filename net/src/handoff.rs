@@ -7,9 +7,9 @@
 //! one member ran at ~3,000/s from a client core and ~4,000/s from the owner
 //! (`basalt-bench put --conns 1 --clients 1`, 2 CPUs). A client core that accepts a connection
 //! while the owner serves none therefore hands it to the owner; every other connection stays
-//! where the kernel put it, so under many connections the owner keeps its even share and no
-//! more (a larger share starved the raft loop, a smaller one cost more hops; see
-//! `docs/benchmarks.md`).
+//! where the kernel put it, so under many connections the owner keeps its even share (with it
+//! the owner is already near a full CPU at 100 connections; a fixed quarter instead cost
+//! 10 connections of 10 clients 11 % in hops between cores; see `docs/benchmarks.md`).
 //!
 //! A handed-off connection is a plain accepted TCP socket (before any TLS handshake or
 //! protocol sniff), moved as an owned descriptor over a bounded channel; when the channel is
