@@ -12,9 +12,9 @@ pub enum NetError {
     /// A socket operation failed.
     #[error("socket: {0}")]
     Io(#[from] io::Error),
-    /// The HTTP/2 layer reported a protocol or connection error.
-    #[error("http/2: {0}")]
-    Http2(#[from] h2::Error),
+    /// The client broke the HTTP/2 protocol; it was sent GOAWAY with the error's code.
+    #[error("{0}")]
+    Http2(#[from] crate::http2::server_connection::ConnectionError),
     /// A glommio operation (bind, accept) failed.
     #[error("glommio: {0}")]
     Glommio(String),

@@ -55,6 +55,7 @@ pub mod etcd_status;
 pub mod grpc;
 pub mod handoff;
 pub mod http1;
+pub mod http2;
 pub mod json_gateway;
 pub mod peer;
 pub mod ping_policy;

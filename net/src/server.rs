@@ -9,6 +9,7 @@
 //! read-mostly `ServerTls`.
 
 use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, TcpStream};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::config::{Keepalive, ServerConfig};
 use crate::deadline::within;
@@ -32,6 +32,8 @@ use crate::handoff::{ConnectionShares, HandedOff, Served, OWNER};
 use crate::http1::{
     serve_http1_with_gateway, Http1Answer, Http1Handler, Http1Request, Http1Response, Http1Timeouts,
 };
+use crate::http2::driver::{Driver, DriverEnd};
+use crate::http2::server_connection::{reason, Limits, ServerConnection};
 use crate::json_gateway::JsonGateway;
 use crate::ping_policy::{FrameWatch, PingPolicing, PingPolicy};
 use crate::read_activity::ReadActivity;
@@ -584,33 +586,32 @@ impl Server {
         ));
         let stream = ReadActivity::new(FrameWatch::new(stream, policing.clone()));
         let last_read = stream.last_read();
-        let connection = h2::server::Builder::new()
-            .max_concurrent_streams(config.max_concurrent_streams_per_connection)
-            .initial_window_size(config.stream_window_bytes)
-            .initial_connection_window_size(config.connection_window_bytes)
-            .max_frame_size(config.max_frame_bytes)
-            .max_header_list_size(config.max_header_list_bytes)
-            .max_send_buffer_size(config.max_send_buffer_bytes_per_stream)
-            .handshake::<_, bytes::Bytes>(stream.compat());
-        let mut connection = match within(config.handshake_timeout, connection).await {
-            Some(connection) => connection?,
-            None => return Err(NetError::Timeout("the HTTP/2 handshake")),
+        let limits = Limits {
+            max_concurrent_streams: config.max_concurrent_streams_per_connection,
+            stream_window: config.stream_window_bytes,
+            connection_window: config.connection_window_bytes,
+            max_frame_size: config.max_frame_bytes,
+            max_header_list_size: config.max_header_list_bytes,
+            max_send_buffer_per_stream: config.max_send_buffer_bytes_per_stream,
         };
+        // The preface is read through the stream (`Rewind` replays the sniffed bytes), so the
+        // ping policing's frame watch sees the connection from its first byte.
+        let mut driver = Driver::new(stream, limits, &[]);
+        let connection = driver.connection().clone();
         let mut shutdown = pin!(self.shutdown.raised());
         // Its own task (cancelled when this function returns and drops it), so the loop below
-        // polls a join handle per call instead of a timer: polling a glommio timer reads the
+        // polls a join handle per step instead of a timer: polling a glommio timer reads the
         // clock and re-registers it (a B-tree removal and insertion) each time.
         let mut keepalive_lost = glommio::spawn_local(keepalive_lost(
-            connection.ping_pong(),
+            connection.clone(),
             config.keepalive,
             last_read,
         ));
         let mut draining = false;
-        // Polling accept() is also what drives the connection's I/O for every call on it
-        // (and the keepalive pings' answers): call tasks only queue frames, this loop reads
-        // and writes them.
+        // Driving the connection is what reads and writes every call's frames (and the
+        // keepalive pings' answers): call tasks only queue them, this loop moves them.
         loop {
-            let accepted = async { ConnectionEvent::Accepted(connection.accept().await) };
+            let accepted = async { ConnectionEvent::Accepted(driver.next().await) };
             let lost = async {
                 futures_lite::future::or(
                     async {
@@ -633,62 +634,64 @@ impl Server {
                 };
                 futures_lite::future::or(accepted, futures_lite::future::or(lost, raised)).await
             };
-            let next = match event {
-                ConnectionEvent::Accepted(next) => next,
+            match event {
+                ConnectionEvent::Accepted(Ok(())) => {}
+                ConnectionEvent::Accepted(Err(DriverEnd::Closed)) => return Ok(()),
+                ConnectionEvent::Accepted(Err(DriverEnd::Protocol(error))) => {
+                    return Err(error.into())
+                }
+                ConnectionEvent::Accepted(Err(DriverEnd::Io(error))) => return Err(error.into()),
                 ConnectionEvent::Shutdown => {
-                    // GOAWAY: no new calls; the ones in flight finish, then accept() ends.
-                    connection.graceful_shutdown();
+                    // GOAWAY: no new calls; the ones in flight finish, then the driver ends.
+                    connection.borrow_mut().go_away(reason::NO_ERROR);
                     draining = true;
                     continue;
                 }
                 // Dropping the connection closes the socket and ends its calls, as grpc-go
                 // closes a transport whose keepalive ping went unanswered.
                 ConnectionEvent::KeepaliveLost => {
-                    return Err(NetError::Timeout("a keepalive ping's answer"))
+                    connection.borrow_mut().close();
+                    return Err(NetError::Timeout("a keepalive ping's answer"));
                 }
                 // grpc-go's answer to a ping flood: GOAWAY ENHANCE_YOUR_CALM, then the close
-                // (polling accept() sends the GOAWAY; it ends once the connection is closed).
+                // (once the GOAWAY is written, or the bound passes).
                 ConnectionEvent::TooManyPings => {
-                    connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    let closed = within(config.handshake_timeout, async {
-                        while let Some(Ok(_)) = connection.accept().await {}
-                    });
-                    closed.await;
+                    connection.borrow_mut().go_away(reason::ENHANCE_YOUR_CALM);
+                    connection.borrow_mut().close();
+                    let _ = within(config.handshake_timeout, driver.next()).await;
                     return Err(NetError::Http2Policy("too many pings"));
                 }
-            };
-            let Some(next) = next else { break };
-            let (request, respond) = next?;
-            let server = self.clone();
-            let peer_common_name = peer_common_name.clone();
-            let partial_budget = partial_budget.clone();
-            let call_open = CallOpen::enter(&policing);
-            glommio::spawn_local(async move {
-                let _call_open = call_open;
-                serve_call(
-                    &server.router,
-                    &*server.http1_handler,
-                    server.json_gateway.as_ref(),
-                    request,
-                    respond,
-                    server.config.max_receive_message_bytes,
-                    CallConnection {
-                        peer_common_name,
-                        partial_budget,
-                    },
-                )
-                .await;
-            })
-            .detach();
+            }
+            while let Some(call) = driver.accept() {
+                let server = self.clone();
+                let peer_common_name = peer_common_name.clone();
+                let partial_budget = partial_budget.clone();
+                let call_open = CallOpen::enter(&policing);
+                glommio::spawn_local(async move {
+                    let _call_open = call_open;
+                    serve_call(
+                        &server.router,
+                        &*server.http1_handler,
+                        server.json_gateway.as_ref(),
+                        call,
+                        server.config.max_receive_message_bytes,
+                        CallConnection {
+                            peer_common_name,
+                            partial_budget,
+                        },
+                    )
+                    .await;
+                })
+                .detach();
+            }
         }
-        Ok(())
     }
 }
 
 /// What ended one wait of a connection's loop.
 enum ConnectionEvent<T> {
-    /// `accept()` returned: a new call, an error, or the end of the connection.
-    Accepted(Option<T>),
+    /// The driver returned: new calls, or the end of the connection.
+    Accepted(T),
     /// The server is shutting down.
     Shutdown,
     /// The client did not answer a keepalive ping in time.
@@ -719,24 +722,27 @@ impl Drop for CallOpen {
 /// dropped only if nothing at all was read while the answer was awaited: a busy client whose
 /// pong waits behind a large response is not cut off.
 async fn keepalive_lost(
-    ping_pong: Option<h2::PingPong>,
+    connection: Rc<RefCell<ServerConnection>>,
     keepalive: Option<Keepalive>,
     last_read: Rc<Cell<Instant>>,
 ) {
-    let (Some(mut ping_pong), Some(keepalive)) = (ping_pong, keepalive) else {
+    let Some(keepalive) = keepalive else {
         return std::future::pending().await;
     };
+    let mut pings_sent = 0u64;
     loop {
         glommio::timer::sleep(keepalive.interval).await;
         if last_read.get().elapsed() < keepalive.interval {
             continue;
         }
-        let mut pong = pin!(ping_pong.ping(h2::Ping::opaque()));
+        pings_sent += 1;
+        connection.borrow_mut().send_ping(pings_sent.to_be_bytes());
+        let mut pong = pin!(poll_fn(|cx| connection.borrow_mut().poll_pong(cx)));
         let mut waiting_since = Instant::now();
         loop {
             match within(keepalive.timeout, pong.as_mut()).await {
-                Some(Ok(_pong)) => break,
-                Some(Err(_)) => return,
+                Some(true) => break,
+                Some(false) => return,
                 None if last_read.get() > waiting_since => waiting_since = Instant::now(),
                 None => return,
             }

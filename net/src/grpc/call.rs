@@ -18,20 +18,18 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use h2::server::SendResponse;
-use h2::{RecvStream, SendStream};
-use http::{HeaderMap, HeaderValue, Response};
 
 use crate::grpc::call_counts::SharedMessageBytes;
 use crate::grpc::frame::{encode_message, encode_message_into, FrameDecoder, FRAME_HEADER_BYTES};
 use crate::grpc::local::{LocalRequestBody, LocalResponse};
 use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::status::{Code, Status};
+use crate::http2::driver::{RecvHalf, SendHalf};
 
 /// Where a call's request bytes come from: an HTTP/2 stream, or the JSON gateway in process.
 pub(crate) enum RequestBody {
     /// The stream, and its connection's budget for partly received messages.
-    H2(RecvStream, Rc<PartialMessageBudget>),
+    H2(RecvHalf, Rc<PartialMessageBudget>),
     Local(LocalRequestBody),
 }
 
@@ -106,7 +104,7 @@ impl<M: prost::Message + Default> RequestStream<M> {
                     Some(Ok(chunk)) => {
                         // Credit goes back as chunks arrive (see the module's comment); the
                         // connection's budget bounds what its calls buffer instead.
-                        let _ = body.flow_control().release_capacity(chunk.len());
+                        body.release_capacity(chunk.len());
                         let held_bytes = self.decoder.buffered_bytes() + chunk.len();
                         budget.change(self.budget_held_bytes, held_bytes)?;
                         self.budget_held_bytes = held_bytes;
@@ -206,10 +204,10 @@ pub(crate) enum ResponseState {
 }
 
 impl ResponseState {
-    pub(crate) fn new(respond: SendResponse<Bytes>) -> ResponseState {
+    pub(crate) fn new(respond: SendHalf) -> ResponseState {
         ResponseState::H2(H2Response {
             respond,
-            body: None,
+            headers_sent: false,
             ended: false,
         })
     }
@@ -255,60 +253,27 @@ impl ResponseState {
 
 /// The HTTP/2 response of one call: headers once, then DATA, then trailers.
 pub(crate) struct H2Response {
-    respond: SendResponse<Bytes>,
-    body: Option<SendStream<Bytes>>,
+    respond: SendHalf,
+    headers_sent: bool,
     ended: bool,
 }
 
+/// A gRPC response's content type.
+const GRPC_CONTENT_TYPE: (&str, &str) = ("content-type", "application/grpc");
+
 impl H2Response {
-    fn grpc_headers() -> Response<()> {
-        let mut response = Response::new(());
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        response
-    }
-
-    fn body(&mut self) -> Result<&mut SendStream<Bytes>, Status> {
-        if self.ended {
-            return Err(Status::unavailable("grpc: the call has already ended"));
-        }
-        if self.body.is_none() {
-            let body = self
-                .respond
-                .send_response(Self::grpc_headers(), false)
-                .map_err(Status::from)?;
-            self.body = Some(body);
-        }
-        Ok(self.body.as_mut().expect("set above"))
-    }
-
     fn poll_send(&mut self, cx: &mut Context<'_>, pending: &mut Bytes) -> Poll<Result<(), Status>> {
-        let body = match self.body() {
-            Ok(body) => body,
-            Err(status) => return Poll::Ready(Err(status)),
-        };
-        while !pending.is_empty() {
-            // Send only what the peer granted: h2 would otherwise buffer the whole message.
-            body.reserve_capacity(pending.len());
-            match body.poll_capacity(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    return Poll::Ready(Err(Status::cancelled("stream closed by client")))
-                }
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Status::from(error))),
-                // Zero means the grant was taken back; the next poll waits for more.
-                Poll::Ready(Some(Ok(0))) => continue,
-                Poll::Ready(Some(Ok(granted))) => {
-                    let chunk = pending.split_to(granted.min(pending.len()));
-                    if let Err(error) = body.send_data(chunk, false) {
-                        return Poll::Ready(Err(Status::from(error)));
-                    }
-                }
-            }
+        if self.ended {
+            return Poll::Ready(Err(Status::unavailable("grpc: the call has already ended")));
         }
-        Poll::Ready(Ok(()))
+        if !self.headers_sent {
+            self.respond
+                .send_headers(200, &[GRPC_CONTENT_TYPE], false)
+                .map_err(Status::from)?;
+            self.headers_sent = true;
+        }
+        // The stream's send buffer is bounded: a client that does not read makes this wait.
+        self.respond.poll_send(cx, pending).map_err(Status::from)
     }
 
     /// Ready once the client has reset the stream (or the connection failed) before any
@@ -316,13 +281,10 @@ impl H2Response {
     /// a response is under way, so only unary calls (which send after their handler) use it;
     /// it shares the stream's send waker, so it must run in the task that sends.
     fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.body.is_some() || self.ended {
+        if self.headers_sent || self.ended {
             return Poll::Pending;
         }
-        match self.respond.poll_reset(cx) {
-            Poll::Ready(_) => Poll::Ready(()),
-            Poll::Pending => Poll::Pending,
-        }
+        self.respond.poll_reset(cx).map(|_| ())
     }
 
     /// Ends the call: trailers after a body, or a trailers-only response if nothing was sent.
@@ -335,26 +297,26 @@ impl H2Response {
             Ok(()) => (Code::Ok, ""),
             Err(status) => (status.code, status.message.as_str()),
         };
-        // Failures here mean the client is gone; there is no one left to tell.
-        match self.body.as_mut() {
-            Some(body) => {
-                let mut trailers = HeaderMap::new();
-                Status::write_headers(code, message, &mut trailers);
-                let _ = body.send_trailers(trailers);
-            }
-            None => {
-                let mut response = Self::grpc_headers();
-                Status::write_headers(code, message, response.headers_mut());
-                let _ = self.respond.send_response(response, true);
-            }
+        let encoded = Status::encode_message(message);
+        let mut fields = Vec::with_capacity(3);
+        if !self.headers_sent {
+            fields.push(GRPC_CONTENT_TYPE);
         }
+        fields.push(("grpc-status", Status::code_text(code)));
+        if let Some(encoded) = &encoded {
+            fields.push(("grpc-message", encoded.as_str()));
+        }
+        // Failures here mean the client is gone; there is no one left to tell.
+        let _ = if self.headers_sent {
+            self.respond.send_trailers(&fields)
+        } else {
+            self.respond.send_headers(200, &fields, true)
+        };
     }
 
     /// Answers a request that is not gRPC at all with a plain HTTP status (e.g. 415).
     fn end_with_http_status(&mut self, status: http::StatusCode) {
         self.ended = true;
-        let mut response = Response::new(());
-        *response.status_mut() = status;
-        let _ = self.respond.send_response(response, true);
+        let _ = self.respond.send_headers(status.as_u16(), &[], true);
     }
 }

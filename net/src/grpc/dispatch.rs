@@ -4,10 +4,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use h2::server::SendResponse;
-use h2::RecvStream;
-
 use crate::grpc::call::{RequestBody, ResponseState};
 use crate::grpc::metadata::Metadata;
 use crate::grpc::partial_budget::PartialMessageBudget;
@@ -15,6 +11,8 @@ use crate::grpc::router::{unimplemented_status, RawCall, Router};
 use crate::grpc::status::{Code, Status};
 use crate::grpc::timeout::parse_grpc_timeout;
 use crate::http1::{Http1Handler, Http1Request};
+use crate::http2::driver::{AcceptedCall, SendHalf};
+use crate::http2::server_connection::RequestHead;
 use crate::json_gateway::{gateway_path, JsonGateway};
 
 /// What a call over HTTP/2 takes from its connection.
@@ -31,41 +29,42 @@ pub(crate) async fn serve_call(
     router: &Router,
     http_handler: &Http1Handler,
     gateway: Option<&JsonGateway>,
-    request: http::Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    call: AcceptedCall,
     max_receive_message_bytes: usize,
     connection: CallConnection,
 ) {
-    let (parts, body) = request.into_parts();
+    let AcceptedCall {
+        head,
+        body,
+        mut respond,
+    } = call;
+    let content_type = head.headers.get(http::header::CONTENT_TYPE);
+    let path = head.path.split('?').next().unwrap_or_default();
     // The JSON gateway's paths over HTTP/2 (anything but a gRPC call to them).
     if let Some(gateway) = gateway {
-        let grpc = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
-        if !grpc && gateway_path(parts.uri.path()).is_some() {
+        let grpc =
+            content_type.is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+        if !grpc && gateway_path(path).is_some() {
             // Boxed, as the plain GET below: a call future holds the largest of its paths'
             // states, and every gRPC call's future is moved into its task and its box.
-            Box::pin(gateway.serve_h2(parts, body, respond)).await;
+            Box::pin(gateway.serve_h2(head, body, respond)).await;
             return;
         }
     }
-    if parts.method == http::Method::GET {
-        Box::pin(serve_plain_get(http_handler, &parts, &mut respond)).await;
+    if head.method == http::Method::GET {
+        Box::pin(serve_plain_get(http_handler, &head, &mut respond)).await;
         return;
     }
     let response = Rc::new(RefCell::new(ResponseState::new(respond)));
 
     // gRPC is POST with content-type application/grpc[+proto|;...]; anything else is not a
     // gRPC call and gets a plain HTTP error, as grpc-go does.
-    let is_grpc = parts.method == http::Method::POST
-        && parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
+    let is_grpc = head.method == http::Method::POST
+        && content_type
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/grpc"));
     if !is_grpc {
-        let status = if parts.method == http::Method::POST {
+        let status = if head.method == http::Method::POST {
             http::StatusCode::UNSUPPORTED_MEDIA_TYPE
         } else {
             http::StatusCode::METHOD_NOT_ALLOWED
@@ -73,7 +72,7 @@ pub(crate) async fn serve_call(
         response.borrow_mut().end_with_http_status(status);
         return;
     }
-    if let Some(encoding) = parts.headers.get("grpc-encoding") {
+    if let Some(encoding) = head.headers.get("grpc-encoding") {
         if encoding != "identity" {
             let status = Status::unimplemented(format!(
                 "grpc: Decompressor is not installed for grpc-encoding {encoding:?}"
@@ -83,14 +82,14 @@ pub(crate) async fn serve_call(
         }
     }
 
-    let deadline = parts
+    let deadline = head
         .headers
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
         .and_then(parse_grpc_timeout);
     let call = CallParts {
-        path: parts.uri.path(),
-        metadata: Metadata::new(parts.headers).with_peer_common_name(connection.peer_common_name),
+        path,
+        metadata: Metadata::new(head.headers).with_peer_common_name(connection.peer_common_name),
         body: RequestBody::H2(body, connection.partial_budget),
         deadline,
         max_receive_message_bytes,
@@ -168,31 +167,19 @@ pub(crate) async fn run_call(
 }
 
 /// Answers a plain GET over HTTP/2 with the HTTP/1.1 callback's response.
-async fn serve_plain_get(
-    http_handler: &Http1Handler,
-    parts: &http::request::Parts,
-    respond: &mut SendResponse<Bytes>,
-) {
+async fn serve_plain_get(http_handler: &Http1Handler, head: &RequestHead, respond: &mut SendHalf) {
     let request = Http1Request {
-        method: parts.method.to_string(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |target| target.to_string()),
+        method: head.method.to_string(),
+        target: head.path.clone(),
     };
     let answer = http_handler(request).await;
-    let mut response = http::Response::new(());
-    *response.status_mut() = http::StatusCode::from_u16(answer.status)
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(answer.content_type),
-    );
+    let fields = [("content-type", answer.content_type)];
     // Failures mean the client is gone.
-    if let Ok(mut body) = respond.send_response(response, answer.body.is_empty()) {
-        if !answer.body.is_empty() {
-            // Bodies here are a few bytes of JSON, far below any window: no capacity wait.
-            let _ = body.send_data(Bytes::from(answer.body), true);
-        }
+    if respond
+        .send_headers(answer.status, &fields, answer.body.is_empty())
+        .is_ok()
+        && !answer.body.is_empty()
+    {
+        let _ = respond.send_data(answer.body.into(), true).await;
     }
 }

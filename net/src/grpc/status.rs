@@ -9,6 +9,8 @@ use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
+use crate::http2::server_connection::StreamError;
+
 /// Bytes the gRPC spec asks to percent-encode in `grpc-message`: non-printable ASCII and '%'
 /// (non-ASCII bytes are always encoded by `percent_encoding`).
 const GRPC_MESSAGE_ENCODE_SET: &AsciiSet = &CONTROLS.add(b'%');
@@ -143,14 +145,26 @@ impl Status {
     /// Every call ends here: the name and the status text are static, so the usual
     /// trailer (`grpc-status: 0`) costs no parse of a name and no allocation of a value.
     pub fn write_headers(code: Code, message: &str, headers: &mut HeaderMap) {
-        let status_text = STATUS_TEXTS[code as usize];
-        headers.insert(GRPC_STATUS, HeaderValue::from_static(status_text));
-        if !message.is_empty() {
-            let encoded = utf8_percent_encode(message, GRPC_MESSAGE_ENCODE_SET).to_string();
+        headers.insert(
+            GRPC_STATUS,
+            HeaderValue::from_static(Status::code_text(code)),
+        );
+        if let Some(encoded) = Status::encode_message(message) {
             // Percent-encoding leaves only visible ASCII, so this cannot fail.
             let value = HeaderValue::from_str(&encoded).expect("percent-encoded header value");
             headers.insert(GRPC_MESSAGE, value);
         }
+    }
+
+    /// `grpc-status`'s value for `code`: its number.
+    pub(crate) fn code_text(code: Code) -> &'static str {
+        STATUS_TEXTS[code as usize]
+    }
+
+    /// `grpc-message`'s value for `message` (percent-encoded), or none for an empty message.
+    pub(crate) fn encode_message(message: &str) -> Option<String> {
+        (!message.is_empty())
+            .then(|| utf8_percent_encode(message, GRPC_MESSAGE_ENCODE_SET).to_string())
     }
 
     /// Reads `grpc-status` and `grpc-message` back from headers (for tests and clients).
@@ -170,13 +184,9 @@ impl Status {
     }
 }
 
-impl From<h2::Error> for Status {
-    fn from(error: h2::Error) -> Status {
-        if error.is_reset() || error.is_go_away() || error.is_io() {
-            Status::cancelled(format!("stream closed by client: {error}"))
-        } else {
-            Status::internal(format!("http/2: {error}"))
-        }
+impl From<StreamError> for Status {
+    fn from(error: StreamError) -> Status {
+        Status::cancelled(format!("stream closed by client: {error}"))
     }
 }
 

@@ -6,11 +6,8 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::Poll;
 
 use bytes::Bytes;
-use h2::server::SendResponse;
-use h2::{RecvStream, SendStream};
 
 use crate::grpc::call::{RequestBody, ResponseState};
 use crate::grpc::dispatch::{run_call, CallParts};
@@ -18,6 +15,8 @@ use crate::grpc::local::{LocalCall, LocalEvent};
 use crate::grpc::status::Status;
 use crate::grpc::CallKind;
 use crate::http1::Http1Response;
+use crate::http2::driver::{RecvHalf, SendHalf};
+use crate::http2::server_connection::{RequestHead, StreamError};
 use crate::json_gateway::{
     error_response, find_route, gateway_path, half_closes, CancelOnDrop, JsonGateway,
 };
@@ -26,7 +25,7 @@ use crate::json_gateway::{
 enum Step {
     Event(LocalEvent),
     /// A chunk of the request body (`None`: the body ended).
-    Body(Option<Result<Bytes, h2::Error>>),
+    Body(Option<Result<Bytes, StreamError>>),
     /// The client reset the stream.
     Reset,
 }
@@ -36,11 +35,12 @@ impl JsonGateway {
     /// client is gone).
     pub(crate) async fn serve_h2(
         &self,
-        parts: http::request::Parts,
-        mut body: RecvStream,
-        mut respond: SendResponse<Bytes>,
+        parts: RequestHead,
+        mut body: RecvHalf,
+        mut respond: SendHalf,
     ) {
-        let path = gateway_path(parts.uri.path()).expect("a gateway path");
+        let path = parts.path.split('?').next().unwrap_or_default();
+        let path = gateway_path(path).expect("a gateway path");
         let Some(route) = find_route(path) else {
             send_whole(&mut respond, Http1Response::text(404, "Not Found\n")).await;
             return;
@@ -83,7 +83,7 @@ impl JsonGateway {
         if !bidi {
             while let Some(chunk) = body.data().await {
                 let Ok(chunk) = chunk else { return };
-                let _ = body.flow_control().release_capacity(chunk.len());
+                body.release_capacity(chunk.len());
                 buffered.extend_from_slice(&chunk);
                 if buffered.len() > self.max_body_bytes {
                     send_whole(&mut respond, too_large()).await;
@@ -115,7 +115,7 @@ impl JsonGateway {
         glommio::spawn_local(async move { run_call(&router, call_parts, state).await }).detach();
 
         let mut unary_answer: Option<Vec<u8>> = None;
-        let mut sending: Option<SendStream<Bytes>> = None;
+        let mut sending = false;
         loop {
             let step = futures_lite::future::or(
                 async { Step::Event(call.next_event().await) },
@@ -127,11 +127,7 @@ impl JsonGateway {
                         Step::Body(body.data().await)
                     },
                     async {
-                        poll_fn(|cx| match sending.as_mut() {
-                            Some(stream) => stream.poll_reset(cx).map(|_| ()),
-                            None => respond.poll_reset(cx).map(|_| ()),
-                        })
-                        .await;
+                        poll_fn(|cx| respond.poll_reset(cx)).await;
                         Step::Reset
                     },
                 ),
@@ -147,7 +143,7 @@ impl JsonGateway {
                     }
                 }
                 Step::Body(Some(Ok(chunk))) => {
-                    let _ = body.flow_control().release_capacity(chunk.len());
+                    body.release_capacity(chunk.len());
                     buffered.extend_from_slice(&chunk);
                     if !self.send_values(route, &mut buffered, &call).await {
                         return;
@@ -161,31 +157,33 @@ impl JsonGateway {
                         unary_answer = Some(json);
                         continue;
                     }
-                    if sending.is_none() {
-                        match respond.send_response(json_head(200), false) {
-                            Ok(stream) => sending = Some(stream),
-                            Err(_) => return,
+                    if !sending {
+                        if respond
+                            .send_headers(200, &[JSON_CONTENT_TYPE], false)
+                            .is_err()
+                        {
+                            return;
                         }
+                        sending = true;
                     }
                     let mut line = Vec::with_capacity(json.len() + 12);
                     line.extend_from_slice(b"{\"result\":");
                     line.extend_from_slice(&json);
                     line.extend_from_slice(b"}\n");
-                    let stream = sending.as_mut().expect("set above");
-                    if send_data(stream, Bytes::from(line), false).await.is_err() {
+                    if respond.send_data(Bytes::from(line), false).await.is_err() {
                         return;
                     }
                 }
                 Step::Event(LocalEvent::End(outcome)) => {
-                    match (outcome, sending.as_mut()) {
-                        (Ok(()), Some(stream)) => {
-                            let _ = send_data(stream, Bytes::new(), true).await;
+                    match (outcome, sending) {
+                        (Ok(()), true) => {
+                            let _ = respond.send_data(Bytes::new(), true).await;
                         }
-                        (Err(status), Some(stream)) => {
+                        (Err(status), true) => {
                             let line = super::errors::stream_error_line(&status);
-                            let _ = send_data(stream, Bytes::from(line), true).await;
+                            let _ = respond.send_data(Bytes::from(line), true).await;
                         }
-                        (Ok(()), None) => {
+                        (Ok(()), false) => {
                             let response = match unary_answer.take() {
                                 Some(json) => super::json_response(200, json),
                                 None if streaming => super::json_response(200, Vec::new()),
@@ -195,7 +193,7 @@ impl JsonGateway {
                             };
                             send_whole(&mut respond, response).await;
                         }
-                        (Err(status), None) => {
+                        (Err(status), false) => {
                             send_whole(&mut respond, error_response(&status)).await;
                         }
                     }
@@ -206,60 +204,18 @@ impl JsonGateway {
     }
 }
 
-fn json_head(status: u16) -> http::Response<()> {
-    let mut response = http::Response::new(());
-    *response.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
+/// The gateway's content type.
+const JSON_CONTENT_TYPE: (&str, &str) = ("content-type", "application/json");
 
 /// Sends a whole response (head and body).
-async fn send_whole(respond: &mut SendResponse<Bytes>, answer: Http1Response) {
-    let mut head = json_head(answer.status);
-    head.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(answer.content_type),
-    );
+async fn send_whole(respond: &mut SendHalf, answer: Http1Response) {
+    let fields = [("content-type", answer.content_type)];
     // Failures mean the client is gone.
-    if let Ok(mut stream) = respond.send_response(head, answer.body.is_empty()) {
-        if !answer.body.is_empty() {
-            let _ = send_data(&mut stream, Bytes::from(answer.body), true).await;
-        }
+    if respond
+        .send_headers(answer.status, &fields, answer.body.is_empty())
+        .is_ok()
+        && !answer.body.is_empty()
+    {
+        let _ = respond.send_data(Bytes::from(answer.body), true).await;
     }
-}
-
-/// Sends `data` within the client's flow-control window (h2 would otherwise buffer it all).
-async fn send_data(
-    stream: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end: bool,
-) -> Result<(), h2::Error> {
-    let mut ended = false;
-    while !data.is_empty() {
-        stream.reserve_capacity(data.len());
-        let granted = poll_fn(|cx| match stream.poll_capacity(cx) {
-            Poll::Ready(Some(result)) => Poll::Ready(result.map(Some)),
-            Poll::Ready(None) => Poll::Ready(Ok(None)),
-            Poll::Pending => Poll::Pending,
-        })
-        .await?;
-        let Some(granted) = granted else {
-            return Err(h2::Error::from(h2::Reason::CANCEL));
-        };
-        if granted == 0 {
-            continue;
-        }
-        let chunk = data.split_to(granted.min(data.len()));
-        ended = end && data.is_empty();
-        stream.send_data(chunk, ended)?;
-    }
-    if end && !ended {
-        // An empty final frame ends the stream when nothing was left to send.
-        stream.send_data(Bytes::new(), true)?;
-    }
-    Ok(())
 }

@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::frame::{self, FrameHeader};
-use super::hpack;
 use super::request::CallHeaders;
 use super::response::Response;
+use basalt_net::http2::frame::{self, FrameHeader};
+use basalt_net::http2::hpack;
 
 /// The receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE we announce).
 const STREAM_WINDOW: u32 = 1 << 20;

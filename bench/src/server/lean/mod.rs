@@ -10,9 +10,6 @@
 //! (`response`), and one epoll loop per thread (`worker`, `poller`). No TLS, no auth.
 
 mod connection;
-mod frame;
-mod hpack;
-mod huffman;
 mod poller;
 mod request;
 mod response;

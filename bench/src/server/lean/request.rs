@@ -209,8 +209,8 @@ fn write_varint(out: &mut Vec<u8>, mut value: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hpack;
     use super::*;
+    use basalt_net::http2::hpack;
 
     // Goal: each of a connection's blocks decodes, with one decoder carried across them as a
     // server's is, into exactly the fields of a gRPC unary call: the first one (which fills the

@@ -1,7 +1,7 @@
-//! An HPACK decoder (RFC 7541) for the header blocks a server sends: indexed fields, literals
-//! with and without indexing, Huffman-coded strings, and the dynamic table with its size
-//! updates. The lean client encodes its own requests without indexing (see `request`), so it
-//! needs no encoder.
+//! HPACK (RFC 7541): a decoder for header blocks (indexed fields, literals with and without
+//! indexing, Huffman-coded strings, and the dynamic table with its size updates), used by the
+//! lean client for responses and by the lean server for requests; and the server's small
+//! encoder for response headers and trailers (static indexes and raw literals, no table).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -205,6 +205,56 @@ impl Decoder {
             self.table_size -= name.len() + value.len() + ENTRY_OVERHEAD;
         }
     }
+}
+
+/// Appends `:status` (§6.1 from the static table when it has it, else a literal without
+/// indexing of static name 8).
+pub fn encode_status(out: &mut Vec<u8>, status: u16) {
+    let index = match status {
+        200 => 8,
+        204 => 9,
+        206 => 10,
+        304 => 11,
+        400 => 12,
+        404 => 13,
+        500 => 14,
+        _ => {
+            out.push(0x08);
+            encode_string(out, status.to_string().as_bytes());
+            return;
+        }
+    };
+    out.push(0x80 | index);
+}
+
+/// Appends a literal field without indexing and with a literal name (§6.2.2): the server's
+/// encoder keeps no dynamic table, so a client's table size never matters to it.
+pub fn encode_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(0x00);
+    encode_string(out, name);
+    encode_string(out, value);
+}
+
+/// A raw (not Huffman-coded) string literal (§5.2).
+fn encode_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    encode_integer(out, 7, 0x00, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// An integer with an N-bit prefix (§5.1), the first byte's other bits set to `flags`.
+fn encode_integer(out: &mut Vec<u8>, prefix_bits: u32, flags: u8, value: usize) {
+    let prefix_max = (1usize << prefix_bits) - 1;
+    if value < prefix_max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | prefix_max as u8);
+    let mut rest = value - prefix_max;
+    while rest >= 0x80 {
+        out.push((rest & 0x7f) as u8 | 0x80);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
 }
 
 /// An HPACK integer with an N-bit prefix (§5.1); consumes its bytes.

@@ -1,6 +1,6 @@
-//! HTTP/2 frames (RFC 9113 §4, §6): the 9-byte header, and the few frames the lean client
-//! writes (SETTINGS, WINDOW_UPDATE, PING ACK, HEADERS, DATA) or reads apart (SETTINGS, padded
-//! DATA and HEADERS).
+//! HTTP/2 frames (RFC 9113 §4, §6): the 9-byte header, and the frames the lean client and
+//! the lean server write (SETTINGS, WINDOW_UPDATE, PING ACK, HEADERS, DATA) or read apart
+//! (SETTINGS, padded DATA and HEADERS).
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -13,26 +13,47 @@ pub const WINDOW_DEFAULT: i64 = 65_535;
 /// Largest flow-control window (2^31 - 1).
 pub const WINDOW_MAX: i64 = (1 << 31) - 1;
 
+/// DATA frame type.
 pub const DATA: u8 = 0x0;
+/// HEADERS frame type.
 pub const HEADERS: u8 = 0x1;
+/// PRIORITY frame type.
+pub const PRIORITY: u8 = 0x2;
+/// RST_STREAM frame type.
 pub const RST_STREAM: u8 = 0x3;
+/// SETTINGS frame type.
 pub const SETTINGS: u8 = 0x4;
+/// PUSH_PROMISE frame type.
 pub const PUSH_PROMISE: u8 = 0x5;
+/// PING frame type.
 pub const PING: u8 = 0x6;
+/// GOAWAY frame type.
 pub const GOAWAY: u8 = 0x7;
+/// WINDOW_UPDATE frame type.
 pub const WINDOW_UPDATE: u8 = 0x8;
+/// CONTINUATION frame type.
 pub const CONTINUATION: u8 = 0x9;
 
+/// END_STREAM flag (DATA, HEADERS).
 pub const FLAG_END_STREAM: u8 = 0x1;
+/// ACK flag (SETTINGS, PING).
 pub const FLAG_ACK: u8 = 0x1;
+/// END_HEADERS flag (HEADERS, CONTINUATION).
 pub const FLAG_END_HEADERS: u8 = 0x4;
+/// PADDED flag (DATA, HEADERS).
 pub const FLAG_PADDED: u8 = 0x8;
+/// PRIORITY flag (HEADERS).
 pub const FLAG_PRIORITY: u8 = 0x20;
 
+/// SETTINGS_HEADER_TABLE_SIZE identifier.
 pub const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
+/// SETTINGS_ENABLE_PUSH identifier.
 pub const SETTINGS_ENABLE_PUSH: u16 = 0x2;
+/// SETTINGS_MAX_CONCURRENT_STREAMS identifier.
 pub const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+/// SETTINGS_INITIAL_WINDOW_SIZE identifier.
 pub const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+/// SETTINGS_MAX_FRAME_SIZE identifier.
 pub const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
 
 /// A parsed frame header.
@@ -40,7 +61,9 @@ pub const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
 pub struct FrameHeader {
     /// Payload length in bytes.
     pub length: usize,
+    /// The frame type.
     pub kind: u8,
+    /// The frame's flags.
     pub flags: u8,
     /// Stream identifier (the reserved bit cleared).
     pub stream_id: u32,
@@ -109,17 +132,22 @@ pub fn parse_settings(payload: &[u8]) -> Option<impl Iterator<Item = (u16, u32)>
 /// The content of a DATA or HEADERS payload without its padding (and, for HEADERS, without
 /// its priority fields); `None` when the padding is longer than the payload.
 pub fn unpadded(kind: u8, flags: u8, payload: &[u8]) -> Option<&[u8]> {
-    let mut content = payload;
+    unpadded_range(kind, flags, payload).map(|range| &payload[range])
+}
+
+/// Where `unpadded`'s content lies in `payload`.
+pub fn unpadded_range(kind: u8, flags: u8, payload: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut start = 0usize;
     let mut padding = 0usize;
     if flags & FLAG_PADDED != 0 {
-        let (&length, rest) = content.split_first()?;
-        padding = usize::from(length);
-        content = rest;
+        padding = usize::from(*payload.first()?);
+        start = 1;
     }
     if kind == HEADERS && flags & FLAG_PRIORITY != 0 {
-        content = content.get(5..)?;
+        start += 5;
     }
-    content.get(..content.len().checked_sub(padding)?)
+    let end = payload.len().checked_sub(padding)?;
+    (start <= end).then_some(start..end)
 }
 
 #[cfg(test)]

@@ -1,0 +1,467 @@
+//! The server connection driven by hand-written client frames, without sockets.
+
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+
+use super::frame::{self, FrameHeader};
+use super::hpack;
+use super::server_connection::{reason, Limits, ServerConnection, StreamError};
+
+fn limits() -> Limits {
+    Limits {
+        max_concurrent_streams: 4,
+        stream_window: 1 << 16,
+        connection_window: 1 << 20,
+        max_frame_size: 16_384,
+        max_header_list_size: 16 * 1024,
+        max_send_buffer_per_stream: 64 * 1024,
+    }
+}
+
+/// A frame as the server wrote it.
+#[derive(Debug)]
+struct Written {
+    header: FrameHeader,
+    payload: Vec<u8>,
+}
+
+/// A connection past the preface and SETTINGS exchange, its output drained.
+fn connected(limits: Limits) -> ServerConnection {
+    let mut connection = ServerConnection::new(limits);
+    let mut input = BytesMut::from(frame::PREFACE);
+    let mut settings = Vec::new();
+    frame::write_settings(&mut settings, &[]);
+    input.extend_from_slice(&settings);
+    connection.receive(&mut input).unwrap();
+    let written = drain(&mut connection);
+    let kinds: Vec<u8> = written.iter().map(|w| w.header.kind).collect();
+    assert_eq!(
+        kinds,
+        [frame::SETTINGS, frame::WINDOW_UPDATE, frame::SETTINGS],
+        "our SETTINGS, the connection window, the ACK of theirs"
+    );
+    connection
+}
+
+fn drain(connection: &mut ServerConnection) -> Vec<Written> {
+    let output = connection.fill_output();
+    let bytes = std::mem::take(output);
+    let mut rest = &bytes[..];
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let header = FrameHeader::parse(rest);
+        let end = frame::HEADER_LEN + header.length;
+        frames.push(Written {
+            header,
+            payload: rest[frame::HEADER_LEN..end].to_vec(),
+        });
+        rest = &rest[end..];
+    }
+    frames
+}
+
+fn request_block(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        hpack::encode_literal(&mut block, name.as_bytes(), value.as_bytes());
+    }
+    block
+}
+
+fn send(connection: &mut ServerConnection, kind: u8, flags: u8, stream_id: u32, payload: &[u8]) {
+    let mut input = BytesMut::new();
+    let mut bytes = Vec::new();
+    frame::write_header(&mut bytes, payload.len(), kind, flags, stream_id);
+    bytes.extend_from_slice(payload);
+    input.extend_from_slice(&bytes);
+    connection.receive(&mut input).unwrap();
+    assert!(input.is_empty());
+}
+
+fn open(connection: &mut ServerConnection, stream_id: u32, end_stream: bool) {
+    let flags = frame::FLAG_END_HEADERS
+        | if end_stream {
+            frame::FLAG_END_STREAM
+        } else {
+            0
+        };
+    send(
+        connection,
+        frame::HEADERS,
+        flags,
+        stream_id,
+        &request_block("/etcdserverpb.KV/Put", &[("token", "t")]),
+    );
+}
+
+fn fields(decoder: &mut hpack::Decoder, block: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    decoder
+        .decode(block, |name, value| {
+            out.push((
+                String::from_utf8_lossy(name).into_owned(),
+                String::from_utf8_lossy(value).into_owned(),
+            ))
+        })
+        .unwrap();
+    out
+}
+
+fn cx() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
+// Goal: a unary call's request comes out whole (pseudo-headers and metadata), its body reads
+// to its end, and its response goes out as HEADERS, DATA and trailers with END_STREAM, after
+// which the stream is gone.
+#[test]
+fn a_unary_call_round_trips() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, false);
+    send(
+        &mut connection,
+        frame::DATA,
+        frame::FLAG_END_STREAM,
+        1,
+        b"hello",
+    );
+    let head = connection.accept().expect("accepted");
+    assert_eq!(head.stream_id, 1);
+    assert_eq!(head.method, http::Method::POST);
+    assert_eq!(head.path, "/etcdserverpb.KV/Put");
+    assert_eq!(head.headers.get("token").unwrap(), "t");
+    let mut cx = cx();
+    assert_eq!(
+        connection.poll_data(&mut cx, 1),
+        Poll::Ready(Some(Ok(Bytes::from_static(b"hello"))))
+    );
+    assert_eq!(connection.poll_data(&mut cx, 1), Poll::Ready(None));
+    connection.release_capacity(1, 5);
+
+    connection
+        .send_headers(1, 200, &[("content-type", "application/grpc")], false)
+        .unwrap();
+    let mut body = Bytes::from_static(b"answer");
+    assert_eq!(
+        connection.poll_send(&mut cx, 1, &mut body),
+        Poll::Ready(Ok(()))
+    );
+    connection
+        .send_trailers(1, &[("grpc-status", "0")])
+        .unwrap();
+    let written = drain(&mut connection);
+    let kinds: Vec<(u8, u8)> = written
+        .iter()
+        .map(|w| (w.header.kind, w.header.flags))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (frame::HEADERS, frame::FLAG_END_HEADERS),
+            (frame::DATA, 0),
+            (
+                frame::HEADERS,
+                frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM
+            ),
+        ]
+    );
+    let mut decoder = hpack::Decoder::new(hpack::TABLE_SIZE_DEFAULT);
+    assert_eq!(
+        fields(&mut decoder, &written[0].payload),
+        [
+            (":status".to_string(), "200".to_string()),
+            ("content-type".to_string(), "application/grpc".to_string())
+        ]
+    );
+    assert_eq!(written[1].payload, b"answer");
+    assert_eq!(
+        fields(&mut decoder, &written[2].payload),
+        [("grpc-status".to_string(), "0".to_string())]
+    );
+    assert_eq!(connection.open_streams(), 0);
+}
+
+// Goal: a response larger than the client's stream window goes out up to the window and waits;
+// the client's WINDOW_UPDATE lets the rest out. The send buffer bounds what a call may queue.
+#[test]
+fn responses_wait_for_the_clients_window() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, true);
+    connection.accept().unwrap();
+    connection.send_headers(1, 200, &[], false).unwrap();
+    let mut cx = cx();
+    let mut body = Bytes::from(vec![7u8; 100_000]);
+    // The send buffer takes 64 KiB; the rest waits.
+    assert_eq!(connection.poll_send(&mut cx, 1, &mut body), Poll::Pending);
+    assert_eq!(body.len(), 100_000 - 64 * 1024);
+    let written = drain(&mut connection);
+    let data: usize = written
+        .iter()
+        .filter(|w| w.header.kind == frame::DATA)
+        .map(|w| w.payload.len())
+        .sum();
+    assert_eq!(data, 65_535, "the default stream window");
+    assert!(written
+        .iter()
+        .all(|w| w.header.length <= frame::FRAME_SIZE_DEFAULT));
+    // Window for the rest (the connection's window too).
+    send(
+        &mut connection,
+        frame::WINDOW_UPDATE,
+        0,
+        1,
+        &100_000u32.to_be_bytes(),
+    );
+    send(
+        &mut connection,
+        frame::WINDOW_UPDATE,
+        0,
+        0,
+        &100_000u32.to_be_bytes(),
+    );
+    let written = drain(&mut connection);
+    let data: usize = written.iter().map(|w| w.payload.len()).sum();
+    assert_eq!(data, 64 * 1024 - 65_535);
+    assert_eq!(
+        connection.poll_send(&mut cx, 1, &mut body),
+        Poll::Ready(Ok(()))
+    );
+}
+
+// Goal: streams beyond SETTINGS_MAX_CONCURRENT_STREAMS are refused with REFUSED_STREAM and
+// never become calls.
+#[test]
+fn streams_over_the_limit_are_refused() {
+    let mut connection = connected(limits());
+    for stream_id in [1, 3, 5, 7, 9] {
+        open(&mut connection, stream_id, false);
+    }
+    let accepted: Vec<u32> = std::iter::from_fn(|| connection.accept())
+        .map(|head| head.stream_id)
+        .collect();
+    assert_eq!(accepted, [1, 3, 5, 7]);
+    let written = drain(&mut connection);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].header.kind, frame::RST_STREAM);
+    assert_eq!(written[0].header.stream_id, 9);
+    assert_eq!(written[0].payload, reason::REFUSED_STREAM.to_be_bytes());
+}
+
+// Goal: DATA past the connection window is a connection error: GOAWAY FLOW_CONTROL_ERROR,
+// and every call sees the connection closed.
+#[test]
+fn data_beyond_the_connection_window_fails_the_connection() {
+    let mut connection = ServerConnection::new(Limits {
+        connection_window: 65_535,
+        ..limits()
+    });
+    let mut input = BytesMut::from(frame::PREFACE);
+    let mut settings = Vec::new();
+    frame::write_settings(&mut settings, &[]);
+    input.extend_from_slice(&settings);
+    connection.receive(&mut input).unwrap();
+    drain(&mut connection);
+    open(&mut connection, 1, false);
+    open(&mut connection, 3, false);
+    let chunk = vec![0u8; 16_384];
+    // Three frames fit the 65,535 bytes, within each stream's own window; a fourth does not.
+    for stream_id in [1, 3, 1] {
+        send(&mut connection, frame::DATA, 0, stream_id, &chunk);
+    }
+    let mut bytes = Vec::new();
+    frame::write_header(&mut bytes, chunk.len(), frame::DATA, 0, 3);
+    bytes.extend_from_slice(&chunk);
+    let error = connection
+        .receive(&mut BytesMut::from(&bytes[..]))
+        .unwrap_err();
+    assert_eq!(error.code, reason::FLOW_CONTROL_ERROR);
+    let written = drain(&mut connection);
+    let goaway = written.last().unwrap();
+    assert_eq!(goaway.header.kind, frame::GOAWAY);
+    assert_eq!(
+        goaway.payload[4..],
+        reason::FLOW_CONTROL_ERROR.to_be_bytes()
+    );
+    assert_eq!(
+        connection.poll_data(&mut cx(), 1),
+        Poll::Ready(Some(Err(StreamError::ConnectionClosed)))
+    );
+}
+
+// Goal: a client's RST_STREAM ends the call's reads with an error and frees the stream; body
+// credit it held goes back to the connection.
+#[test]
+fn a_client_reset_ends_the_call() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, false);
+    connection.accept().unwrap();
+    send(&mut connection, frame::DATA, 0, 1, &[1u8; 1000]);
+    send(
+        &mut connection,
+        frame::RST_STREAM,
+        0,
+        1,
+        &reason::CANCEL.to_be_bytes(),
+    );
+    assert!(matches!(
+        connection.poll_data(&mut cx(), 1),
+        Poll::Ready(Some(Err(StreamError::Reset(_))))
+    ));
+    assert!(connection.poll_reset(&mut cx(), 1).is_ready());
+    assert_eq!(connection.open_streams(), 0);
+}
+
+// Goal: a response that ends while the client is still sending its body ends with
+// RST_STREAM NO_ERROR after the trailers (the client stops sending), as grpc-go does.
+#[test]
+fn an_early_response_stops_the_request_body() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, false);
+    connection.accept().unwrap();
+    connection
+        .send_headers(1, 200, &[("grpc-status", "8")], true)
+        .unwrap();
+    let written = drain(&mut connection);
+    let kinds: Vec<u8> = written.iter().map(|w| w.header.kind).collect();
+    assert_eq!(kinds, [frame::HEADERS, frame::RST_STREAM]);
+    assert_eq!(written[1].payload, reason::NO_ERROR.to_be_bytes());
+    assert_eq!(connection.open_streams(), 0);
+    // DATA already in flight for it is only counted.
+    send(&mut connection, frame::DATA, 0, 1, &[0u8; 100]);
+    assert!(connection.error().is_none());
+}
+
+// Goal: released body bytes come back to the client as WINDOW_UPDATEs once half a window
+// is owed, for the stream and for the connection.
+#[test]
+fn released_credit_returns_as_window_updates() {
+    let mut connection = connected(Limits {
+        connection_window: 1 << 16,
+        ..limits()
+    });
+    open(&mut connection, 1, false);
+    connection.accept().unwrap();
+    let chunk = vec![0u8; 16_000];
+    for _ in 0..3 {
+        send(&mut connection, frame::DATA, 0, 1, &chunk);
+    }
+    connection.release_capacity(1, 16_000);
+    assert!(drain(&mut connection).is_empty(), "less than half a window");
+    connection.release_capacity(1, 32_000);
+    let written = drain(&mut connection);
+    let updates: Vec<(u32, Vec<u8>)> = written
+        .iter()
+        .filter(|w| w.header.kind == frame::WINDOW_UPDATE)
+        .map(|w| (w.header.stream_id, w.payload.clone()))
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            (1, 48_000u32.to_be_bytes().to_vec()),
+            (0, 48_000u32.to_be_bytes().to_vec())
+        ]
+    );
+}
+
+// Goal: protocol violations are connection errors with RFC 9113's codes.
+#[test]
+fn protocol_violations_close_the_connection() {
+    /// What, frame type, flags, stream, payload, the GOAWAY code expected.
+    type Case = (&'static str, u8, u8, u32, Vec<u8>, u32);
+    let cases: [Case; 5] = [
+        (
+            "DATA on stream 0",
+            frame::DATA,
+            0,
+            0,
+            vec![1],
+            reason::PROTOCOL_ERROR,
+        ),
+        (
+            "an even stream",
+            frame::HEADERS,
+            frame::FLAG_END_HEADERS,
+            2,
+            request_block("/x", &[]),
+            reason::PROTOCOL_ERROR,
+        ),
+        (
+            "a PING of 7 bytes",
+            frame::PING,
+            0,
+            0,
+            vec![0; 7],
+            reason::FRAME_SIZE_ERROR,
+        ),
+        (
+            "a bad HPACK index",
+            frame::HEADERS,
+            frame::FLAG_END_HEADERS,
+            1,
+            vec![0xff, 0x7f],
+            reason::COMPRESSION_ERROR,
+        ),
+        (
+            "PUSH_PROMISE",
+            frame::PUSH_PROMISE,
+            0,
+            1,
+            vec![0; 4],
+            reason::PROTOCOL_ERROR,
+        ),
+    ];
+    for (what, kind, flags, stream_id, payload, code) in cases {
+        let mut connection = connected(limits());
+        let mut bytes = Vec::new();
+        frame::write_header(&mut bytes, payload.len(), kind, flags, stream_id);
+        bytes.extend_from_slice(&payload);
+        let error = connection
+            .receive(&mut BytesMut::from(&bytes[..]))
+            .unwrap_err();
+        assert_eq!(error.code, code, "{what}");
+    }
+}
+
+// Goal: a header block split over CONTINUATION frames decodes as one; another frame in the
+// middle of it is a protocol error.
+#[test]
+fn continuation_frames_complete_a_header_block() {
+    let mut connection = connected(limits());
+    let block = request_block("/etcdserverpb.KV/Range", &[]);
+    let (first, second) = block.split_at(10);
+    send(
+        &mut connection,
+        frame::HEADERS,
+        frame::FLAG_END_STREAM,
+        1,
+        first,
+    );
+    assert!(connection.accept().is_none());
+    send(
+        &mut connection,
+        frame::CONTINUATION,
+        frame::FLAG_END_HEADERS,
+        1,
+        second,
+    );
+    assert_eq!(connection.accept().unwrap().path, "/etcdserverpb.KV/Range");
+
+    send(&mut connection, frame::HEADERS, 0, 3, first);
+    let mut bytes = Vec::new();
+    frame::write_header(&mut bytes, 8, frame::PING, 0, 0);
+    bytes.extend_from_slice(&[0; 8]);
+    let error = connection
+        .receive(&mut BytesMut::from(&bytes[..]))
+        .unwrap_err();
+    assert_eq!(error.code, reason::PROTOCOL_ERROR);
+}
