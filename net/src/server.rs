@@ -643,7 +643,7 @@ impl Server {
                 ConnectionEvent::Accepted(Err(DriverEnd::Io(error))) => return Err(error.into()),
                 ConnectionEvent::Shutdown => {
                     // GOAWAY: no new calls; the ones in flight finish, then the driver ends.
-                    connection.borrow_mut().go_away(reason::NO_ERROR);
+                    connection.borrow_mut().go_away_gracefully();
                     draining = true;
                     continue;
                 }
@@ -656,7 +656,10 @@ impl Server {
                 // grpc-go's answer to a ping flood: GOAWAY ENHANCE_YOUR_CALM, then the close
                 // (once the GOAWAY is written, or the bound passes).
                 ConnectionEvent::TooManyPings => {
-                    connection.borrow_mut().go_away(reason::ENHANCE_YOUR_CALM);
+                    // The debug data grpc-go's client reads to double its keepalive time.
+                    connection
+                        .borrow_mut()
+                        .go_away(reason::ENHANCE_YOUR_CALM, b"too_many_pings");
                     connection.borrow_mut().close();
                     let _ = within(config.handshake_timeout, driver.next()).await;
                     return Err(NetError::Http2Policy("too many pings"));

@@ -29,6 +29,8 @@ fn ping(payload: u8) -> Vec<u8> {
 struct Seen {
     ping_acks: usize,
     goaway: Option<u32>,
+    /// The GOAWAY's debug data.
+    goaway_debug: Vec<u8>,
     closed: bool,
 }
 
@@ -51,7 +53,8 @@ async fn watch_frames(socket: &mut TcpStream, wait: Duration, seen: &mut Seen) {
                 FRAME_GOAWAY => {
                     seen.goaway = Some(u32::from_be_bytes([
                         payload[4], payload[5], payload[6], payload[7],
-                    ]))
+                    ]));
+                    seen.goaway_debug = payload[8..].to_vec();
                 }
                 _ => {}
             }
@@ -74,6 +77,8 @@ async fn a_ping_flood_gets_goaway_enhance_your_calm() {
     let mut seen = Seen::default();
     watch_frames(&mut socket, BOUND, &mut seen).await;
     assert_eq!(seen.goaway, Some(ENHANCE_YOUR_CALM), "{seen:?}");
+    // What grpc-go's client reads to double its keepalive time before it reconnects.
+    assert_eq!(seen.goaway_debug, b"too_many_pings", "{seen:?}");
     assert!(seen.closed, "{seen:?}");
 }
 

@@ -42,6 +42,11 @@ pub mod reason {
 const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
 /// Bytes a header field costs in the header list size beyond its name and value (§6.5.2).
 const FIELD_OVERHEAD: usize = 32;
+/// The PING payload of a graceful GOAWAY's round trip (a keepalive's count up from 1).
+const DRAIN_PING: [u8; 8] = *b"drain-gw";
+/// Requests the client may reset before they are taken (h2's default for its guard against
+/// rapid reset, CVE-2023-44487): past it the client gets GOAWAY ENHANCE_YOUR_CALM.
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
 /// The most output `fill_output` builds before the driver must write it: one DATA frame of the
 /// largest size may go past it, nothing else.
 const OUTPUT_FILL_BYTES: usize = 256 * 1024;
@@ -204,8 +209,13 @@ pub struct ServerConnection {
     accepted: VecDeque<RequestHead>,
     /// Streams with output to move into `output`, in the order they asked.
     sendable: VecDeque<u32>,
-    /// A GOAWAY was written: no more calls are accepted.
+    /// A GOAWAY naming the last stream served was written: no more calls are accepted.
     going_away: bool,
+    /// A graceful shutdown's first GOAWAY (and its PING) went out; the second, naming the
+    /// last stream, goes when the PING's ACK comes back.
+    drain_ping_sent: bool,
+    /// Requests reset by the client before being taken, since the queue was last emptied.
+    pending_accept_resets: usize,
     /// A connection error was written, or the transport failed: nothing more is done.
     closed: Option<StreamError>,
     error: Option<ConnectionError>,
@@ -263,6 +273,8 @@ impl ServerConnection {
             accepted: VecDeque::new(),
             sendable: VecDeque::new(),
             going_away: false,
+            drain_ping_sent: false,
+            pending_accept_resets: 0,
             closed: None,
             error: None,
             pings_in_flight: Vec::new(),
@@ -323,7 +335,11 @@ impl ServerConnection {
 
     /// Takes the next request that opened a call.
     pub fn accept(&mut self) -> Option<RequestHead> {
-        self.accepted.pop_front()
+        let head = self.accepted.pop_front();
+        if head.is_none() {
+            self.pending_accept_resets = 0;
+        }
+        head
     }
 
     /// Whether requests wait to be taken by `accept`.
@@ -472,13 +488,29 @@ impl ServerConnection {
         self.streams.len()
     }
 
-    /// Graceful GOAWAY: no new calls; those accepted so far finish.
-    pub fn go_away(&mut self, code: u32) {
+    /// Graceful GOAWAY in two steps, as grpc-go and h2 send it: first one naming the largest
+    /// stream id with a PING, so calls the client opened before it saw it are still served;
+    /// then, once the PING's ACK shows the client has seen it, one naming the last stream
+    /// served. The calls accepted finish; the connection is then drained.
+    pub fn go_away_gracefully(&mut self) {
+        if self.going_away || self.drain_ping_sent || self.closed.is_some() {
+            return;
+        }
+        write_go_away(&mut self.output, 0x7fff_ffff, reason::NO_ERROR, &[]);
+        frame::write_header(&mut self.output, 8, frame::PING, 0, 0);
+        self.output.extend_from_slice(&DRAIN_PING);
+        self.drain_ping_sent = true;
+        self.wake_driver();
+    }
+
+    /// GOAWAY naming the last stream served, with `code` and `debug_data` (grpc-go's
+    /// clients read `too_many_pings` there): no new calls; those accepted so far finish.
+    pub fn go_away(&mut self, code: u32, debug_data: &[u8]) {
         if self.going_away || self.closed.is_some() {
             return;
         }
         self.going_away = true;
-        write_go_away(&mut self.output, self.highest_accepted_id, code);
+        write_go_away(&mut self.output, self.highest_accepted_id, code, debug_data);
         self.wake_driver();
     }
 
@@ -714,7 +746,7 @@ impl ServerConnection {
 
     fn fail(&mut self, error: ConnectionError) {
         if self.error.is_none() {
-            write_go_away(&mut self.output, self.highest_stream_id, error.code);
+            write_go_away(&mut self.output, self.highest_stream_id, error.code, &[]);
             self.going_away = true;
             self.error = Some(error);
         }
@@ -997,6 +1029,21 @@ impl ServerConnection {
             let held = stream.held;
             stream.wake();
             self.release_connection(held);
+            if let Some(at) = self
+                .accepted
+                .iter()
+                .position(|head| head.stream_id == header.stream_id)
+            {
+                // Never served: opening and resetting streams costs the client nothing.
+                self.accepted.remove(at);
+                self.pending_accept_resets += 1;
+                if self.pending_accept_resets > MAX_PENDING_ACCEPT_RESETS {
+                    return Err(connection_error(
+                        reason::ENHANCE_YOUR_CALM,
+                        "too many streams reset before they were served",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -1075,6 +1122,10 @@ impl ServerConnection {
             return Err(connection_error(reason::FRAME_SIZE_ERROR, "PING size"));
         };
         if header.flags & frame::FLAG_ACK != 0 {
+            if opaque == DRAIN_PING && self.drain_ping_sent {
+                self.go_away(reason::NO_ERROR, &[]);
+                return Ok(());
+            }
             if let Some(at) = self.pings_in_flight.iter().position(|p| *p == opaque) {
                 self.pings_in_flight.swap_remove(at);
                 if self.pings_in_flight.is_empty() {
@@ -1270,8 +1321,9 @@ fn write_rst_stream(output: &mut Vec<u8>, stream_id: u32, code: u32) {
     output.extend_from_slice(&code.to_be_bytes());
 }
 
-fn write_go_away(output: &mut Vec<u8>, last_stream_id: u32, code: u32) {
-    frame::write_header(output, 8, frame::GOAWAY, 0, 0);
+fn write_go_away(output: &mut Vec<u8>, last_stream_id: u32, code: u32, debug_data: &[u8]) {
+    frame::write_header(output, 8 + debug_data.len(), frame::GOAWAY, 0, 0);
     output.extend_from_slice(&last_stream_id.to_be_bytes());
     output.extend_from_slice(&code.to_be_bytes());
+    output.extend_from_slice(debug_data);
 }

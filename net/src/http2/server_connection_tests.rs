@@ -465,3 +465,78 @@ fn continuation_frames_complete_a_header_block() {
         .unwrap_err();
     assert_eq!(error.code, reason::PROTOCOL_ERROR);
 }
+
+// Goal: a graceful shutdown sends GOAWAY(2^31-1) with a PING; a call the client opened before
+// the PING's ACK is still served; after the ACK, GOAWAY names the last stream served, later
+// streams are not taken, and the connection is drained once the calls end.
+#[test]
+fn a_graceful_goaway_serves_calls_opened_before_the_client_saw_it() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, true);
+    connection.accept().unwrap();
+    connection.go_away_gracefully();
+    let written = drain(&mut connection);
+    assert_eq!(written[0].header.kind, frame::GOAWAY);
+    assert_eq!(written[0].payload[..4], 0x7fff_ffffu32.to_be_bytes());
+    assert_eq!(written[1].header.kind, frame::PING);
+    let ping = written[1].payload.clone();
+
+    open(&mut connection, 3, true);
+    assert_eq!(connection.accept().unwrap().stream_id, 3, "in flight: served");
+    send(&mut connection, frame::PING, frame::FLAG_ACK, 0, &ping);
+    let written = drain(&mut connection);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].header.kind, frame::GOAWAY);
+    assert_eq!(written[0].payload[..4], 3u32.to_be_bytes());
+    open(&mut connection, 5, true);
+    assert!(connection.accept().is_none(), "after the last GOAWAY: not taken");
+
+    assert!(!connection.drained());
+    for stream_id in [1, 3] {
+        connection
+            .send_headers(stream_id, 200, &[("grpc-status", "0")], true)
+            .unwrap();
+    }
+    drain(&mut connection);
+    assert!(connection.drained());
+}
+
+// Goal: a client that opens and resets streams faster than they are served (rapid reset,
+// CVE-2023-44487) gets GOAWAY ENHANCE_YOUR_CALM; resets of requests already taken do not count.
+#[test]
+fn rapid_resets_get_enhance_your_calm() {
+    let mut connection = connected(Limits {
+        max_concurrent_streams: 100,
+        ..limits()
+    });
+    let cancel = reason::CANCEL.to_be_bytes();
+    // Taken between resets: never counted.
+    for stream_id in (1..=81).step_by(2) {
+        open(&mut connection, stream_id, true);
+        connection.accept().unwrap();
+        send(&mut connection, frame::RST_STREAM, 0, stream_id, &cancel);
+        assert!(connection.accept().is_none());
+    }
+    let mut stream_id = 101;
+    let error = loop {
+        let mut bytes = Vec::new();
+        let block = request_block("/x", &[]);
+        frame::write_header(
+            &mut bytes,
+            block.len(),
+            frame::HEADERS,
+            frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM,
+            stream_id,
+        );
+        bytes.extend_from_slice(&block);
+        frame::write_header(&mut bytes, 4, frame::RST_STREAM, 0, stream_id);
+        bytes.extend_from_slice(&cancel);
+        if let Err(error) = connection.receive(&mut BytesMut::from(&bytes[..])) {
+            break error;
+        }
+        stream_id += 2;
+        assert!(stream_id < 200, "never refused");
+    };
+    assert_eq!(error.code, reason::ENHANCE_YOUR_CALM);
+    assert_eq!(stream_id, 101 + 2 * 20, "the 21st reset before serving");
+}
