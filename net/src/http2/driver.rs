@@ -24,6 +24,9 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// read its responses stops being served, rather than growing our output.
 const READ_PAUSE_OUTPUT_BYTES: usize = 1024 * 1024;
 
+/// Output buffer capacity kept between writes.
+const OUTPUT_KEPT_BYTES: usize = 64 * 1024;
+
 thread_local! {
     /// The executor's read buffer: each connection's driver reads into it and moves what it
     /// read into its own (usually small) input, so an idle connection holds no 64 KiB.
@@ -127,6 +130,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             let unwritten = output.len() - self.written;
             if unwritten == 0 && self.written > 0 {
                 output.clear();
+                // A burst's buffer is not kept by a connection that goes idle after it.
+                if output.capacity() > OUTPUT_KEPT_BYTES {
+                    output.shrink_to(OUTPUT_KEPT_BYTES);
+                }
                 self.written = 0;
                 self.needs_flush = true;
             }
@@ -200,6 +207,17 @@ pub struct AcceptedCall {
     pub body: RecvHalf,
     /// The response.
     pub respond: SendHalf,
+}
+
+impl<S> Drop for Driver<S> {
+    /// A driver dropped without the connection ending (its task cancelled: the server's
+    /// stop closes its connections so) wakes every call still waiting on a stream; each sees
+    /// the connection closed.
+    fn drop(&mut self) {
+        if let Ok(mut connection) = self.connection.try_borrow_mut() {
+            connection.close();
+        }
+    }
 }
 
 /// What both halves of a call share: its stream, released when both are dropped.

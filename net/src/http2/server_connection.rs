@@ -47,6 +47,8 @@ const DRAIN_PING: [u8; 8] = *b"drain-gw";
 /// Requests the client may reset before they are taken (h2's default for its guard against
 /// rapid reset, CVE-2023-44487): past it the client gets GOAWAY ENHANCE_YOUR_CALM.
 const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Request body chunks up to this size are copied out of the read buffer they arrived in.
+const SMALL_CHUNK_BYTES: usize = 1024;
 /// The most output `fill_output` builds before the driver must write it: one DATA frame of the
 /// largest size may go past it, nothing else.
 const OUTPUT_FILL_BYTES: usize = 256 * 1024;
@@ -216,6 +218,9 @@ pub struct ServerConnection {
     drain_ping_sent: bool,
     /// Requests reset by the client before being taken, since the queue was last emptied.
     pending_accept_resets: usize,
+    /// The client changed SETTINGS_HEADER_TABLE_SIZE: our next header block starts with a
+    /// dynamic table size update.
+    table_size_update_due: bool,
     /// A connection error was written, or the transport failed: nothing more is done.
     closed: Option<StreamError>,
     error: Option<ConnectionError>,
@@ -275,6 +280,7 @@ impl ServerConnection {
             going_away: false,
             drain_ping_sent: false,
             pending_accept_resets: 0,
+            table_size_update_due: false,
             closed: None,
             error: None,
             pings_in_flight: Vec::new(),
@@ -291,6 +297,10 @@ impl ServerConnection {
     pub fn receive(&mut self, input: &mut BytesMut) -> Result<(), ConnectionError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
+        }
+        if self.closed.is_some() {
+            input.clear();
+            return Ok(());
         }
         let result = self.receive_frames(input);
         if let Err(error) = &result {
@@ -417,6 +427,7 @@ impl ServerConnection {
                     &trailers,
                     true,
                     self.peer_max_frame_size,
+                    std::mem::take(&mut self.table_size_update_due),
                 );
                 stream.send_done = true;
             } else if stream.end_with_data && !stream.send_done {
@@ -472,6 +483,7 @@ impl ServerConnection {
         }
         self.streams.clear();
         self.sendable.clear();
+        self.accepted.clear();
         if let Some(waker) = self.pong_waker.take() {
             waker.wake();
         }
@@ -602,6 +614,7 @@ impl ServerConnection {
             &block,
             end_stream,
             self.peer_max_frame_size,
+            std::mem::take(&mut self.table_size_update_due),
         );
         if end_stream {
             stream.send_closing = true;
@@ -746,7 +759,9 @@ impl ServerConnection {
 
     fn fail(&mut self, error: ConnectionError) {
         if self.error.is_none() {
-            write_go_away(&mut self.output, self.highest_stream_id, error.code, &[]);
+            // The last stream served: never more than an earlier GOAWAY named (RFC 9113 §6.8),
+            // and streams ignored after it were not processed, so the client may retry them.
+            write_go_away(&mut self.output, self.highest_accepted_id, error.code, &[]);
             self.going_away = true;
             self.error = Some(error);
         }
@@ -865,12 +880,19 @@ impl ServerConnection {
             self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
             return Ok(());
         }
-        // Padding is consumed at once; the content's credit waits for the call.
+        // Padding is consumed at once (released below, to the stream and the connection, as
+        // it counted against both); the content's credit waits for the call.
         let content_length = content_range.len();
         let padding = length - content_length;
+        stream.held += length;
         if content_length > 0 {
-            stream.held += content_length;
-            stream.received.push_back(payload.slice(content_range));
+            // A small chunk is copied, so it does not pin the whole read buffer it came in.
+            let chunk = if content_length <= SMALL_CHUNK_BYTES {
+                Bytes::copy_from_slice(&payload[content_range])
+            } else {
+                payload.slice(content_range)
+            };
+            stream.received.push_back(chunk);
         }
         if header.flags & frame::FLAG_END_STREAM != 0 {
             stream.received_end = true;
@@ -880,7 +902,7 @@ impl ServerConnection {
         }
         let closed = stream.received_end && stream.send_done;
         if padding > 0 {
-            self.release_connection(padding);
+            self.release_capacity(header.stream_id, padding);
         }
         if closed {
             self.send_side_closed(header.stream_id);
@@ -1067,37 +1089,22 @@ impl ServerConnection {
         let Some(settings) = frame::parse_settings(payload) else {
             return Err(connection_error(reason::FRAME_SIZE_ERROR, "SETTINGS size"));
         };
+        // Only the last INITIAL_WINDOW_SIZE of a frame is applied to the streams: one pass
+        // over them per frame, however many entries it repeats.
+        let mut initial_window = None;
         for (id, value) in settings {
             match id {
                 frame::SETTINGS_ENABLE_PUSH if value > 1 => {
                     return Err(connection_error(reason::PROTOCOL_ERROR, "ENABLE_PUSH"));
                 }
                 frame::SETTINGS_INITIAL_WINDOW_SIZE => {
-                    let value = i64::from(value);
-                    if value > frame::WINDOW_MAX {
+                    if i64::from(value) > frame::WINDOW_MAX {
                         return Err(connection_error(
                             reason::FLOW_CONTROL_ERROR,
                             "INITIAL_WINDOW_SIZE",
                         ));
                     }
-                    let delta = value - self.peer_initial_window;
-                    self.peer_initial_window = value;
-                    let mut overflowed = Vec::new();
-                    for (&stream_id, stream) in &mut self.streams {
-                        stream.send_window += delta;
-                        if stream.send_window > frame::WINDOW_MAX {
-                            overflowed.push(stream_id);
-                        } else if delta > 0 && !stream.queued.is_empty() && !stream.scheduled {
-                            stream.scheduled = true;
-                            self.sendable.push_back(stream_id);
-                        }
-                    }
-                    if !overflowed.is_empty() {
-                        return Err(connection_error(
-                            reason::FLOW_CONTROL_ERROR,
-                            "a stream window beyond 2^31-1",
-                        ));
-                    }
+                    initial_window = Some(i64::from(value));
                 }
                 frame::SETTINGS_MAX_FRAME_SIZE => {
                     if !(frame::FRAME_SIZE_DEFAULT as u32..1 << 24).contains(&value) {
@@ -1105,9 +1112,31 @@ impl ServerConnection {
                     }
                     self.peer_max_frame_size = value as usize;
                 }
-                // Our encoder uses no dynamic table, so the client's table size does not
-                // matter; the other settings bind the client, not us.
+                // Our encoder keeps no dynamic table, but a client that changes its table's
+                // size expects our next header block to acknowledge it (RFC 7541 §4.2):
+                // a size update to 0 is within any limit.
+                frame::SETTINGS_HEADER_TABLE_SIZE => self.table_size_update_due = true,
+                // The other settings bind the client, not us.
                 _ => {}
+            }
+        }
+        if let Some(value) = initial_window {
+            let delta = value - self.peer_initial_window;
+            self.peer_initial_window = value;
+            let mut overflowed = false;
+            for (&stream_id, stream) in &mut self.streams {
+                stream.send_window += delta;
+                overflowed |= stream.send_window > frame::WINDOW_MAX;
+                if delta > 0 && !stream.queued.is_empty() && !stream.scheduled {
+                    stream.scheduled = true;
+                    self.sendable.push_back(stream_id);
+                }
+            }
+            if overflowed {
+                return Err(connection_error(
+                    reason::FLOW_CONTROL_ERROR,
+                    "a stream window beyond 2^31-1",
+                ));
             }
         }
         frame::write_settings_ack(&mut self.output);
@@ -1285,14 +1314,23 @@ impl DecodedFields {
     }
 }
 
-/// Appends a header block as HEADERS (and CONTINUATION frames when it is larger than a frame).
+/// Appends a header block as HEADERS (and CONTINUATION frames when it is larger than a frame),
+/// first with a dynamic table size update to 0 when `table_size_update` is due.
 fn write_header_block(
     output: &mut Vec<u8>,
     stream_id: u32,
     block: &[u8],
     end_stream: bool,
     max_frame_size: usize,
+    table_size_update: bool,
 ) {
+    let updated;
+    let block = if table_size_update {
+        updated = [&[0x20u8][..], block].concat();
+        &updated[..]
+    } else {
+        block
+    };
     let mut chunks = block.chunks(max_frame_size).peekable();
     let first = chunks.next().unwrap_or(&[]);
     let mut flags = if end_stream {

@@ -1,5 +1,6 @@
 //! The server connection driven by hand-written client frames, without sockets.
 
+use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -482,14 +483,21 @@ fn a_graceful_goaway_serves_calls_opened_before_the_client_saw_it() {
     let ping = written[1].payload.clone();
 
     open(&mut connection, 3, true);
-    assert_eq!(connection.accept().unwrap().stream_id, 3, "in flight: served");
+    assert_eq!(
+        connection.accept().unwrap().stream_id,
+        3,
+        "in flight: served"
+    );
     send(&mut connection, frame::PING, frame::FLAG_ACK, 0, &ping);
     let written = drain(&mut connection);
     assert_eq!(written.len(), 1);
     assert_eq!(written[0].header.kind, frame::GOAWAY);
     assert_eq!(written[0].payload[..4], 3u32.to_be_bytes());
     open(&mut connection, 5, true);
-    assert!(connection.accept().is_none(), "after the last GOAWAY: not taken");
+    assert!(
+        connection.accept().is_none(),
+        "after the last GOAWAY: not taken"
+    );
 
     assert!(!connection.drained());
     for stream_id in [1, 3] {
@@ -539,4 +547,209 @@ fn rapid_resets_get_enhance_your_calm() {
     };
     assert_eq!(error.code, reason::ENHANCE_YOUR_CALM);
     assert_eq!(stream_id, 101 + 2 * 20, "the 21st reset before serving");
+}
+
+// Goal: padding counts against the stream's window (RFC 9113 §6.1, §6.9.1), so the stream
+// must get it back too, not only the connection: a client that pads its DATA must not see its
+// stream window shrink for good. Here four padded frames use 64000 of a 65536-byte stream
+// window for 4 bytes of content; once the call has taken and released those 4 bytes, nothing
+// is held, so the stream owes the client its whole 64000 back (more than half a window).
+// Review finding: `data` credits padding to the connection only; the stream gets no
+// WINDOW_UPDATE and a compliant client stalls with 1536 bytes of window left.
+#[test]
+fn padding_returns_to_the_stream_window() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, false);
+    connection.accept().unwrap();
+    let mut padded = vec![0u8; 16_000];
+    padded[0] = 255; // pad length; then 1 content byte ... and 255 bytes of padding
+    let content = 16_000 - 1 - 255;
+    for _ in 0..4 {
+        send(&mut connection, frame::DATA, frame::FLAG_PADDED, 1, &padded);
+    }
+    let mut cx = cx();
+    let mut taken = 0;
+    while let Poll::Ready(Some(Ok(chunk))) = connection.poll_data(&mut cx, 1) {
+        taken += chunk.len();
+    }
+    assert_eq!(taken, 4 * content);
+    connection.release_capacity(1, taken);
+    let written = drain(&mut connection);
+    let stream_credit: u64 = written
+        .iter()
+        .filter(|w| w.header.kind == frame::WINDOW_UPDATE && w.header.stream_id == 1)
+        .map(|w| u64::from(u32::from_be_bytes(w.payload[..4].try_into().unwrap())))
+        .sum();
+    assert_eq!(
+        stream_credit, 64_000,
+        "every byte of the stream's window used (content and padding) is granted back"
+    );
+}
+
+/// A socket that yields `input` once, then nothing (Pending), and takes every write.
+struct ScriptedIo {
+    input: Vec<u8>,
+}
+
+impl futures_lite::AsyncRead for ScriptedIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.input.is_empty() {
+            return Poll::Pending;
+        }
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl futures_lite::AsyncWrite for ScriptedIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// Goal: when the connection's driver goes away without a close (its task dropped, as
+// `start_connection` drops `serve_connection` when the server's `closing` is raised), a call
+// waiting on its stream is woken and sees the connection closed, as h2's Connection did on
+// drop. Review finding: `Driver` has no Drop; the call's waker is never woken and every later
+// poll is Pending again, so the call task (and its connection state) waits forever.
+#[test]
+fn dropping_the_driver_ends_waiting_calls() {
+    use super::driver::Driver;
+    let mut input = frame::PREFACE.to_vec();
+    frame::write_settings(&mut input, &[]);
+    let block = request_block("/etcdserverpb.Watch/Watch", &[]);
+    frame::write_header(
+        &mut input,
+        block.len(),
+        frame::HEADERS,
+        frame::FLAG_END_HEADERS,
+        1,
+    );
+    input.extend_from_slice(&block);
+    let mut driver = Driver::new(ScriptedIo { input }, limits(), &[]);
+    let mut noop = cx();
+    {
+        let next = std::pin::pin!(driver.next());
+        assert!(matches!(next.poll(&mut noop), Poll::Ready(Ok(()))));
+    }
+    let mut call = driver.accept().expect("a call");
+    let counter = std::sync::Arc::new(CountingWaker(Default::default()));
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    {
+        let data = std::pin::pin!(call.body.data());
+        assert!(data.poll(&mut cx).is_pending(), "no body yet");
+    }
+    drop(driver);
+    assert_eq!(
+        counter.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the waiting call is woken when its connection goes"
+    );
+    let data = std::pin::pin!(call.body.data());
+    assert_eq!(
+        data.poll(&mut cx),
+        Poll::Ready(Some(Err(StreamError::ConnectionClosed)))
+    );
+}
+
+// Goal: the "rapid reset" pattern (CVE-2023-44487) cannot make calls without bound. A
+// client that opens a stream and resets it at once frees its slot in the stream map, so
+// `max_concurrent_streams` never binds, yet every such request is still accepted and the
+// server spawns a call task for it. h2, which this connection replaces, counted streams reset
+// before they were accepted and closed the connection with ENHANCE_YOUR_CALM past 20
+// (`max_pending_accept_reset_streams`). Here 200 open-and-reset pairs arrive in one read with
+// `max_concurrent_streams` 4: at most a bounded number may become calls, and the connection
+// must end with ENHANCE_YOUR_CALM.
+// Review finding: all 200 are accepted as calls and the connection goes on.
+#[test]
+fn rapid_resets_do_not_make_calls_without_bound() {
+    let mut connection = connected(limits());
+    let block = request_block("/etcdserverpb.KV/Range", &[]);
+    let mut bytes = Vec::new();
+    for i in 0..200u32 {
+        let id = 2 * i + 1;
+        frame::write_header(
+            &mut bytes,
+            block.len(),
+            frame::HEADERS,
+            frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM,
+            id,
+        );
+        bytes.extend_from_slice(&block);
+        frame::write_header(&mut bytes, 4, frame::RST_STREAM, 0, id);
+        bytes.extend_from_slice(&reason::CANCEL.to_be_bytes());
+    }
+    let mut input = BytesMut::from(&bytes[..]);
+    let _ = connection.receive(&mut input);
+    let mut calls = 0;
+    while connection.accept().is_some() {
+        calls += 1;
+    }
+    assert!(
+        calls <= 20,
+        "{calls} calls made from streams reset before they were served"
+    );
+    assert_eq!(
+        connection.error().map(|error| error.code),
+        Some(reason::ENHANCE_YOUR_CALM)
+    );
+}
+
+// Goal: a GOAWAY never raises the last stream id an earlier one announced (RFC 9113 §6.8:
+// "Endpoints MUST NOT increase the value they send in the last stream identifier"). After a
+// graceful GOAWAY naming stream 1, the client's stream 3 (sent before it saw the GOAWAY) is
+// ignored, not processed; a protocol error after that must not tell the client stream 3 may
+// have been processed (the client would then not retry it).
+// Review finding: `fail` writes `highest_stream_id` (3), not the streams accepted (1).
+#[test]
+fn a_later_goaway_does_not_raise_the_last_stream_id() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, true);
+    connection.accept().unwrap();
+    connection.go_away(reason::NO_ERROR, &[]);
+    open(&mut connection, 3, true);
+    assert!(connection.accept().is_none(), "no calls after GOAWAY");
+    let mut input = BytesMut::new();
+    let mut bytes = Vec::new();
+    frame::write_header(&mut bytes, 8, frame::PING, 0, 1); // PING on a stream
+    bytes.extend_from_slice(&[0; 8]);
+    input.extend_from_slice(&bytes);
+    assert!(connection.receive(&mut input).is_err());
+    let last_ids: Vec<u32> = drain(&mut connection)
+        .iter()
+        .filter(|w| w.header.kind == frame::GOAWAY)
+        .map(|w| u32::from_be_bytes(w.payload[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(last_ids, [1, 1]);
 }
