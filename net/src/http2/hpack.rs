@@ -235,14 +235,15 @@ pub fn encode_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     encode_string(out, value);
 }
 
-/// A raw (not Huffman-coded) string literal (§5.2).
-fn encode_string(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends a raw (not Huffman-coded) string literal (§5.2).
+pub fn encode_string(out: &mut Vec<u8>, bytes: &[u8]) {
     encode_integer(out, 7, 0x00, bytes.len());
     out.extend_from_slice(bytes);
 }
 
-/// An integer with an N-bit prefix (§5.1), the first byte's other bits set to `flags`.
-fn encode_integer(out: &mut Vec<u8>, prefix_bits: u32, flags: u8, value: usize) {
+/// Appends an integer with an N-bit prefix (§5.1), the first byte's other bits set to
+/// `flags`.
+pub fn encode_integer(out: &mut Vec<u8>, prefix_bits: u32, flags: u8, value: usize) {
     let prefix_max = (1usize << prefix_bits) - 1;
     if value < prefix_max {
         out.push(flags | value as u8);

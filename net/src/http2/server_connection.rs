@@ -414,8 +414,7 @@ impl ServerConnection {
                     blocked_on_connection.push(stream_id);
                 } else if stream.send_window > 0 {
                     // Stopped by the output's size: its turn comes again.
-                    stream.scheduled = true;
-                    self.sendable.push_back(stream_id);
+                    schedule(&mut self.sendable, stream, stream_id);
                 }
                 // Else blocked by its own window: a WINDOW_UPDATE schedules it.
                 continue;
@@ -447,10 +446,7 @@ impl ServerConnection {
         }
         for stream_id in blocked_on_connection {
             if let Some(stream) = self.streams.get_mut(&stream_id) {
-                if !stream.scheduled {
-                    stream.scheduled = true;
-                    self.sendable.push_back(stream_id);
-                }
+                schedule(&mut self.sendable, stream, stream_id);
             }
         }
         &mut self.output
@@ -634,10 +630,7 @@ impl ServerConnection {
         assert!(stream.headers_sent && !stream.send_closing);
         stream.end_with_data = true;
         stream.send_closing = true;
-        if !stream.scheduled {
-            stream.scheduled = true;
-            self.sendable.push_back(stream_id);
-        }
+        schedule(&mut self.sendable, stream, stream_id);
         self.wake_driver();
         Ok(())
     }
@@ -670,10 +663,7 @@ impl ServerConnection {
             let chunk = pending.split_to(room.min(pending.len()));
             stream.queued_bytes += chunk.len();
             stream.queued.push_back(chunk);
-            if !stream.scheduled {
-                stream.scheduled = true;
-                self.sendable.push_back(stream_id);
-            }
+            schedule(&mut self.sendable, stream, stream_id);
         }
         self.wake_driver();
         Poll::Ready(Ok(()))
@@ -696,10 +686,7 @@ impl ServerConnection {
         }
         stream.trailers = Some(block);
         stream.send_closing = true;
-        if !stream.scheduled {
-            stream.scheduled = true;
-            self.sendable.push_back(stream_id);
-        }
+        schedule(&mut self.sendable, stream, stream_id);
         self.wake_driver();
         Ok(())
     }
@@ -1127,9 +1114,8 @@ impl ServerConnection {
             for (&stream_id, stream) in &mut self.streams {
                 stream.send_window += delta;
                 overflowed |= stream.send_window > frame::WINDOW_MAX;
-                if delta > 0 && !stream.queued.is_empty() && !stream.scheduled {
-                    stream.scheduled = true;
-                    self.sendable.push_back(stream_id);
+                if delta > 0 && !stream.queued.is_empty() {
+                    schedule(&mut self.sendable, stream, stream_id);
                 }
             }
             if overflowed {
@@ -1217,9 +1203,8 @@ impl ServerConnection {
             self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
             return Ok(());
         }
-        if !stream.queued.is_empty() && !stream.scheduled {
-            stream.scheduled = true;
-            self.sendable.push_back(header.stream_id);
+        if !stream.queued.is_empty() {
+            schedule(&mut self.sendable, stream, header.stream_id);
         }
         Ok(())
     }
@@ -1311,6 +1296,14 @@ impl DecodedFields {
             headers: self.headers,
             end_stream,
         })
+    }
+}
+
+/// Lists `stream` among those with output to move, once.
+fn schedule(sendable: &mut VecDeque<u32>, stream: &mut Stream, stream_id: u32) {
+    if !stream.scheduled {
+        stream.scheduled = true;
+        sendable.push_back(stream_id);
     }
 }
 

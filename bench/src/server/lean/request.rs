@@ -1,6 +1,8 @@
 //! What the lean client sends for a call: the HPACK block of a unary gRPC request (indexed
 //! after a connection's first call, as grpc-go's) and the length-prefixed protobuf message.
 
+use basalt_net::http2::hpack;
+
 /// The gRPC method of a put.
 pub const PUT_PATH: &str = "/etcdserverpb.KV/Put";
 /// The gRPC method of a range.
@@ -46,7 +48,7 @@ impl CallHeaders {
 /// the server changed its SETTINGS_HEADER_TABLE_SIZE, as §4.2 requires of an encoder.
 pub fn table_size_update(size: usize) -> Vec<u8> {
     let mut block = Vec::new();
-    write_integer(&mut block, 0x20, 5, size);
+    hpack::encode_integer(&mut block, 5, 0x20, size);
     block
 }
 
@@ -65,18 +67,18 @@ pub fn call_headers(path: &str, authority: &str) -> CallHeaders {
         table_bytes += name.len() + value.len() + 32;
         if static_name == 0 {
             first.push(0x40);
-            write_string(&mut first, name);
-            literal_with_new_name(&mut literal, name, value);
+            hpack::encode_string(&mut first, name);
+            hpack::encode_literal(&mut literal, name, value);
         } else {
-            write_integer(&mut first, 0x40, 6, static_name);
+            hpack::encode_integer(&mut first, 6, 0x40, static_name);
             literal_with_static_name(&mut literal, static_name, value);
         }
-        write_string(&mut first, value);
+        hpack::encode_string(&mut first, value);
     }
     // The newest entry is index 62: te, content-type, :authority, :path from 62 up.
     let mut indexed = vec![0x83, 0x86];
     for index in [65, 64, 63, 62] {
-        write_integer(&mut indexed, 0x80, 7, index);
+        hpack::encode_integer(&mut indexed, 7, 0x80, index);
     }
     CallHeaders {
         first,
@@ -88,37 +90,8 @@ pub fn call_headers(path: &str, authority: &str) -> CallHeaders {
 
 /// A literal without indexing whose name is static entry `index` (4-bit prefix, §6.2.2).
 fn literal_with_static_name(block: &mut Vec<u8>, index: usize, value: &[u8]) {
-    write_integer(block, 0x00, 4, index);
-    write_string(block, value);
-}
-
-/// A literal without indexing with a literal name (§6.2.2).
-fn literal_with_new_name(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    block.push(0x00);
-    write_string(block, name);
-    write_string(block, value);
-}
-
-/// A raw (not Huffman-coded) string literal.
-fn write_string(block: &mut Vec<u8>, bytes: &[u8]) {
-    write_integer(block, 0x00, 7, bytes.len());
-    block.extend_from_slice(bytes);
-}
-
-/// An HPACK integer with a `prefix_bits`-bit prefix after the `pattern` bits (§5.1).
-fn write_integer(block: &mut Vec<u8>, pattern: u8, prefix_bits: u32, value: usize) {
-    let prefix_max = (1usize << prefix_bits) - 1;
-    if value < prefix_max {
-        block.push(pattern | value as u8);
-        return;
-    }
-    block.push(pattern | prefix_max as u8);
-    let mut rest = value - prefix_max;
-    while rest >= 0x80 {
-        block.push((rest & 0x7f) as u8 | 0x80);
-        rest >>= 7;
-    }
-    block.push(rest as u8);
+    hpack::encode_integer(block, 4, 0x00, index);
+    hpack::encode_string(block, value);
 }
 
 /// Appends a gRPC message: the uncompressed flag, the 4-byte length, then the protobuf
