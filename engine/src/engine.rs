@@ -172,6 +172,7 @@ impl Engine {
             loaded: state,
             state,
             poisoned: false,
+            events_prev_kv: true,
         })
     }
 }
@@ -379,9 +380,19 @@ pub struct WriteBatch<'e> {
     loaded: MvccState,
     state: MvccState,
     poisoned: bool,
+    /// See [`WriteBatch::set_events_prev_kv`].
+    events_prev_kv: bool,
 }
 
 impl WriteBatch<'_> {
+    /// Whether the events of later puts in this batch carry the previous version's value
+    /// (`prev_kv`) when their request does not ask for it; true unless set. With false, an
+    /// event whose key had a live previous version has `prev_kv: None` and
+    /// `prev_kv_omitted: true`, and the put skips a lookup in the change log.
+    pub fn set_events_prev_kv(&mut self, wanted: bool) {
+        self.events_prev_kv = wanted;
+    }
+
     /// Runs one MVCC write transaction; request errors (which happen before any change) leave
     /// the batch usable, storage errors poison it.
     fn mvcc<T>(&mut self, op: impl FnOnce(&mut Writer) -> Result<T>) -> Result<(T, Vec<Event>)> {
@@ -392,6 +403,7 @@ impl WriteBatch<'_> {
             &mut self.txn,
             self.state.current_revision,
             self.state.compact_revision,
+            self.events_prev_kv,
         );
         match op(&mut writer) {
             Ok(out) => {
@@ -480,7 +492,12 @@ impl WriteBatch<'_> {
             "imported revisions increase: {revision:?} after {}",
             self.state.current_revision
         );
-        let mut writer = Writer::new(&mut self.txn, revision.main, self.state.compact_revision);
+        let mut writer = Writer::new(
+            &mut self.txn,
+            revision.main,
+            self.state.compact_revision,
+            self.events_prev_kv,
+        );
         let result = writer.import(revision, kv, tombstone);
         match result {
             Ok(()) => {

@@ -165,6 +165,7 @@ impl ModelTxn<'_> {
             kind: EventKind::Put,
             kv,
             prev_kv: prev.clone(),
+            prev_kv_omitted: false,
         });
         Ok(PutResponse {
             header_revision: main,
@@ -186,6 +187,7 @@ impl ModelTxn<'_> {
                     ..Default::default()
                 },
                 prev_kv: Some(prev.clone()),
+                prev_kv_omitted: false,
             });
         }
         DeleteRangeResponse {

@@ -95,6 +95,7 @@ pub(crate) fn events_since<T: Tables>(
                     ..KeyValue::default()
                 },
                 prev_kv: prev,
+                prev_kv_omitted: false,
             }
         } else {
             Event {
@@ -108,6 +109,7 @@ pub(crate) fn events_since<T: Tables>(
                     lease: record.lease,
                 },
                 prev_kv: prev,
+                prev_kv_omitted: false,
             }
         });
     }

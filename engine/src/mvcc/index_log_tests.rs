@@ -537,3 +537,80 @@ fn a_value_of_n_bytes_takes_ceil_n_over_a_page_pages() {
         report.pages_reachable
     );
 }
+
+/// A put looks up its previous version's value only for whoever wants it: its request
+/// (`prev_kv`, `ignore_value`) or, by default, its event's consumer. Told that no consumer
+/// wants it, the put skips the lookup, marks its event's `prev_kv` as omitted, and still moves
+/// the key between leases (that needs the previous record, not its value).
+#[test]
+fn a_put_reads_the_previous_value_only_when_something_wants_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("db")).unwrap();
+    let mut b = engine.write().unwrap();
+    b.grant_lease(7, 60).unwrap();
+    let leased = PutRequest {
+        lease: 7,
+        ..put(key(1), b"v1".to_vec())
+    };
+    b.put(&leased).unwrap();
+    let measured = |b: &mut crate::WriteBatch, request: PutRequest| {
+        let before = log::tests::value_reads();
+        let (response, mut events) = b.put(&request).unwrap();
+        assert_eq!(events.len(), 1);
+        (
+            response,
+            events.pop().unwrap(),
+            log::tests::value_reads() - before,
+        )
+    };
+
+    // By default the event carries the previous version.
+    let (_, event, reads) = measured(&mut b, leased.clone());
+    assert_eq!((reads, event.prev_kv_omitted), (1, false));
+    assert_eq!(event.prev_kv.unwrap().value, b"v1");
+
+    b.set_events_prev_kv(false);
+    // Nobody wants the value (and the put leaves lease 7).
+    let (response, event, reads) = measured(&mut b, put(key(1), b"v2".to_vec()));
+    assert_eq!((reads, event.prev_kv_omitted), (0, true));
+    assert!(event.prev_kv.is_none() && response.prev_kv.is_none());
+    // A new key has no previous version to omit.
+    let (_, event, reads) = measured(&mut b, put(key(2), b"x".to_vec()));
+    assert_eq!(
+        (reads, event.prev_kv_omitted, event.prev_kv),
+        (0, false, None)
+    );
+    // The request's prev_kv reads it, for the answer and the event alike.
+    let asked = PutRequest {
+        prev_kv: true,
+        ..put(key(1), b"v3".to_vec())
+    };
+    let (response, event, reads) = measured(&mut b, asked);
+    assert_eq!((reads, event.prev_kv_omitted), (1, false));
+    assert_eq!(response.prev_kv.unwrap().value, b"v2");
+    assert_eq!(event.prev_kv.unwrap().value, b"v2");
+    // ignore_value keeps the previous value, so it reads it.
+    let kept = PutRequest {
+        ignore_value: true,
+        ..put(key(1), Vec::new())
+    };
+    let (_, event, reads) = measured(&mut b, kept);
+    assert_eq!((reads, event.kv.value.as_slice()), (1, &b"v3"[..]));
+    b.commit().unwrap();
+
+    let view = engine.read().unwrap();
+    assert!(
+        view.lease_keys(7).unwrap().is_empty(),
+        "the key left lease 7"
+    );
+    let got = view.range(&single_key(key(1))).unwrap();
+    assert_eq!(got.kvs[0].value, b"v3");
+    assert_eq!(got.kvs[0].version, 5);
+}
+
+fn single_key(key: Vec<u8>) -> RangeRequest {
+    RangeRequest {
+        key,
+        ..Default::default()
+    }
+}

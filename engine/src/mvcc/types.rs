@@ -27,6 +27,10 @@ pub struct Event {
     pub kv: KeyValue,
     /// The key's state just before this change, if it existed (and is not compacted away).
     pub prev_kv: Option<KeyValue>,
+    /// The key had a previous version that `prev_kv` leaves out: the write was told no one
+    /// needs it ([`crate::WriteBatch::set_events_prev_kv`]), which saves a lookup in the change
+    /// log per put. Whoever does need it reads the history instead.
+    pub prev_kv_omitted: bool,
 }
 
 /// Sort order of a range.

@@ -18,7 +18,7 @@ use super::lease_ids::LeaseIds;
 use super::offload::on_own_thread;
 use crate::server::metrics::ServerMetrics;
 use crate::server::state_machine::apply::{
-    apply_entries, compaction_step, Applied, AppliedBatch, LeaseApplied,
+    apply_entries, compaction_step, Applied, AppliedBatch, ApplyOptions, LeaseApplied,
 };
 use crate::server::state_machine::auth_hub::AuthHub;
 use crate::server::state_machine::cluster_state::ClusterState;
@@ -149,8 +149,13 @@ impl Applier {
             &self.engine,
             entries,
             header,
-            self.compaction_pending.get(),
-            self.compaction_pacing.step_revisions,
+            ApplyOptions {
+                compaction_pending: self.compaction_pending.get(),
+                compaction_step_revisions: self.compaction_pacing.step_revisions,
+                // Only this core's watchers see the batch's events; other cores read
+                // theirs, previous values included, from the engine's history.
+                events_prev_kv: self.watch_hub.wants_prev_kv(),
+            },
             &mut self.cluster.borrow_mut(),
             &self.auth,
         )

@@ -69,21 +69,35 @@ pub struct AppliedBatch {
     pub peer_changes: Vec<(u64, Option<Vec<String>>)>,
 }
 
+/// How one apply batch runs, beside its entries.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyOptions {
+    /// A physical compaction is still under way from an earlier batch.
+    pub compaction_pending: bool,
+    /// A Compaction removes at most this many revisions per batch
+    /// (`--experimental-compaction-batch-limit`, 1,000 by default): steps of 10,000 in apply
+    /// batches held a Kubernetes events load's applies for 40–65 ms, every write waiting on them.
+    pub compaction_step_revisions: usize,
+    /// The events must carry each put's previous value (a watcher on this core wants
+    /// `prev_kv`); without, a put skips that lookup unless its own request needs it.
+    pub events_prev_kv: bool,
+}
+
 /// Applies `entries` (in index order) in one engine commit; returns each proposal's id and
 /// answer, and the events. A storage error is returned as `Err`: the member must stop.
-///
-/// A Compaction removes at most `compaction_step_revisions` revisions here
-/// (`--experimental-compaction-batch-limit`, 1,000 by default): steps of 10,000 in apply
-/// batches held a Kubernetes events load's applies for 40–65 ms, every write waiting on them.
 pub fn apply_entries(
     engine: &Engine,
     entries: &[Entry],
     header: pb::ResponseHeader,
-    compaction_pending: bool,
-    compaction_step_revisions: usize,
+    options: ApplyOptions,
     cluster: &mut ClusterState,
     auth_hub: &AuthHub,
 ) -> Result<AppliedBatch, engine::Error> {
+    let ApplyOptions {
+        compaction_pending,
+        compaction_step_revisions,
+        events_prev_kv,
+    } = options;
     let mut physical_compactions = Vec::new();
     let mut compaction_pending = compaction_pending;
     let mut answers = Vec::with_capacity(entries.len());
@@ -95,6 +109,7 @@ pub fn apply_entries(
         return Ok(AppliedBatch::default());
     };
     let mut batch = engine.write()?;
+    batch.set_events_prev_kv(events_prev_kv);
     // The auth store as of this batch; cloned once if an entry changes it, published after
     // the commit.
     let mut auth = auth_hub.state();
@@ -502,8 +517,11 @@ mod tests {
             &engine,
             &entries,
             pb::ResponseHeader::default(),
-            false,
-            1_000,
+            ApplyOptions {
+                compaction_pending: false,
+                compaction_step_revisions: 1_000,
+                events_prev_kv: true,
+            },
             &mut cluster,
             &hub,
         )

@@ -285,6 +285,9 @@ pub struct WatchHub {
     /// batch; with this index it visits only watchers that have catching up to do, not every
     /// watcher of the stream (100 per send under 1000 watchers on 10 streams).
     unsynced: RefCell<BTreeSet<(u64, i64)>>,
+    /// This hub's watchers that asked for `prev_kv`: with none, the owner's applies skip
+    /// looking up each put's previous value for the events (see `wants_prev_kv`).
+    prev_kv_watchers: Cell<usize>,
 }
 
 /// Why a watch could not be created.
@@ -310,6 +313,7 @@ impl WatchHub {
             limits: RefCell::new(WatchLimits::unlimited()),
             slow: RefCell::new(Arc::default()),
             unsynced: RefCell::new(BTreeSet::new()),
+            prev_kv_watchers: Cell::new(0),
         })
     }
 
@@ -347,8 +351,23 @@ impl WatchHub {
         }
     }
 
-    /// Uncounts `removed` watchers; `unsynced` are the keys of those that were unsynced.
-    fn forget_watchers(&self, removed: usize, unsynced: &[(u64, i64)]) {
+    /// Whether a watcher here asked for `prev_kv`: the owner's apply asks before each batch
+    /// whether its events must carry previous values (a lookup per put when they must). A
+    /// watcher created between that question and the publish still gets them: `publish` sends
+    /// it back to history for an event whose previous value was omitted.
+    pub fn wants_prev_kv(&self) -> bool {
+        self.prev_kv_watchers.get() > 0
+    }
+
+    /// Uncounts `removed` watchers; `unsynced` are the keys of those that were unsynced, and
+    /// `with_prev_kv` how many asked for `prev_kv`.
+    fn forget_watchers(&self, removed: usize, unsynced: &[(u64, i64)], with_prev_kv: usize) {
+        let counted = self.prev_kv_watchers.get();
+        assert!(
+            with_prev_kv <= counted,
+            "{with_prev_kv} prev_kv watchers removed of {counted} counted"
+        );
+        self.prev_kv_watchers.set(counted - with_prev_kv);
         self.limits.borrow().remove_watchers(removed);
         if let Some(presence) = self.presence.borrow().as_ref() {
             presence.leave(removed);
@@ -399,9 +418,14 @@ impl WatchHub {
         }
         let mut watchers = self.watchers.borrow_mut();
         let before = watchers.len();
-        watchers.retain(|(s, _), _| *s != stream);
+        let mut with_prev_kv = 0;
+        watchers.retain(|(s, _), watcher| {
+            let kept = *s != stream;
+            with_prev_kv += usize::from(!kept && watcher.prev_kv);
+            kept
+        });
         let unsynced = self.unsynced_of(stream);
-        self.forget_watchers(before - watchers.len(), &unsynced);
+        self.forget_watchers(before - watchers.len(), &unsynced, with_prev_kv);
     }
 
     /// Creates a watcher on `stream` and answers with `created`; a watcher starting in the past
@@ -521,6 +545,9 @@ impl WatchHub {
                 synced: start > current,
             },
         );
+        if request.prev_kv {
+            self.prev_kv_watchers.set(self.prev_kv_watchers.get() + 1);
+        }
         if start <= current {
             self.slow.borrow().add(1);
             self.unsynced.borrow_mut().insert((stream, watch_id));
@@ -533,7 +560,8 @@ impl WatchHub {
         let removed = self.watchers.borrow_mut().remove(&(stream, watch_id));
         if let Some(watcher) = &removed {
             let key = [(stream, watch_id)];
-            self.forget_watchers(1, if watcher.synced { &[] } else { &key });
+            let unsynced: &[_] = if watcher.synced { &[] } else { &key };
+            self.forget_watchers(1, unsynced, usize::from(watcher.prev_kv));
         }
         let removed = removed.is_some();
         let queue = self.streams.borrow().get(&stream).cloned();
@@ -595,6 +623,15 @@ impl WatchHub {
             let Some(queue) = streams.get(&watcher.stream) else {
                 continue;
             };
+            if watcher.prev_kv
+                && events
+                    .iter()
+                    .any(|e| e.prev_kv_omitted && watcher.matches(e))
+            {
+                // The apply was told no watcher wants previous values; history has them.
+                self.mark_synced(watcher, false);
+                continue;
+            }
             if matching.is_empty() {
                 // A watcher that starts in the future keeps its start.
                 watcher.next_revision = watcher.next_revision.max(revision + 1);
@@ -837,7 +874,8 @@ impl WatchHub {
                 // the compaction revision so it can start over.
                 let watcher = watchers.remove(&key).expect("present");
                 let keys = [key];
-                self.forget_watchers(1, if watcher.synced { &[] } else { &keys });
+                let unsynced: &[_] = if watcher.synced { &[] } else { &keys };
+                self.forget_watchers(1, unsynced, usize::from(watcher.prev_kv));
                 queue.push(pb::WatchResponse {
                     header: Some(self.headers.header(current)),
                     watch_id: watcher.watch_id,
@@ -1069,6 +1107,71 @@ mod tests {
         let unread = put(&engine, "k");
         assert!(!hub.publish_from_engine());
         assert_eq!(hub.published_through.get(), unread);
+    }
+
+    // Goal: the owner's applies look up previous values only while a watcher here wants
+    // them (the hub counts such watchers through every way they leave), and a prev_kv watcher
+    // that an apply did not account for still gets its previous values, from history.
+    #[test]
+    fn prev_kv_watchers_are_counted_and_never_miss_a_previous_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
+        let hub = WatchHub::new(
+            engine.clone(),
+            HeaderSource::new(Identity {
+                cluster_id: 1,
+                member_id: 2,
+            }),
+        );
+        put_value(&engine, "k", b"old".to_vec());
+        let (stream, queue) = hub.open_stream();
+        let watch = |watch_id: i64, prev_kv: bool| pb::WatchCreateRequest {
+            key: b"k".to_vec(),
+            watch_id,
+            prev_kv,
+            ..Default::default()
+        };
+        hub.create(stream, &watch(1, false));
+        assert!(!hub.wants_prev_kv());
+        // An apply that asked before watcher 2 existed: its events omit previous values.
+        let mut batch = engine.write().unwrap();
+        batch.set_events_prev_kv(hub.wants_prev_kv());
+        hub.create(stream, &watch(2, true));
+        assert!(hub.wants_prev_kv());
+        let _created: Vec<pb::WatchResponse> = std::iter::from_fn(|| queue.pop()).collect();
+        let (_, events) = batch
+            .put(&engine::PutRequest {
+                key: b"k".to_vec(),
+                value: b"new".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(events[0].prev_kv_omitted);
+        batch.commit_unsynced().unwrap();
+        hub.publish(&events);
+        hub.catch_up_all();
+        hub.assert_unsynced_index();
+        let mut prev_values = BTreeMap::new();
+        for response in std::iter::from_fn(|| queue.pop()) {
+            for event in response.events {
+                let prev = event.prev_kv.map(|kv| kv.value);
+                assert_eq!(event.kv.unwrap().value, b"new");
+                assert!(prev_values.insert(response.watch_id, prev).is_none());
+            }
+        }
+        let expected = BTreeMap::from([(1, None), (2, Some(b"old".to_vec()))]);
+        assert_eq!(
+            prev_values, expected,
+            "one event each, previous value for watcher 2"
+        );
+
+        // Every way out uncounts: a cancel, and a closed stream.
+        hub.cancel(stream, 2);
+        assert!(!hub.wants_prev_kv());
+        hub.create(stream, &watch(3, true));
+        assert!(hub.wants_prev_kv());
+        hub.close_stream(stream);
+        assert!(!hub.wants_prev_kv());
     }
 
     // Goal: on a core fed from the engine, a progress answer at N comes after every event ≤ N
