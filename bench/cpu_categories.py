@@ -22,7 +22,7 @@ LAYERS = [
     ("raft (raft-rs, the node, the Ready loop)", r"^raft::|basalt::node::|raft_member::Member::pump|raft_proto"),
     ("apply (state machine, answers)", r"basalt::server::state_machine::|applier::Applier"),
     ("watch", r"basalt::server::watch::"),
-    ("HTTP/2 and gRPC (h2, hpack, framing, protobuf)", r"^h2::|basalt_net::grpc|prost|tokio_util::codec|hpack"),
+    ("HTTP/2 and gRPC (connection, hpack, framing, protobuf)", r"^h2::|basalt_net::grpc|basalt_net::http2|prost|tokio_util::codec|hpack"),
     ("allocator (mimalloc)", r"^_?mi_|mimalloc"),
     ("executor (glommio)", r"^glommio::"),
     ("services (v3rpc, routing)", r"basalt::server::v3rpc|basalt::server::routing|owner_op"),

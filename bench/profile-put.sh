@@ -7,7 +7,9 @@
 #        CONNS=1 CLIENTS=1 NAME=put-1x1 bench/profile-put.sh
 # Knobs: CONNS (10), CLIENTS (100), LOAD_SECONDS (12: the load's length; perf samples 6 s of it,
 #   from 3 s in), NAME (put-<conns>x<clients>), OUT (docs/profiles), PORT (24790),
-#   BASALT_BIN / BENCH_BIN (target/release/...), PERF_HZ (499).
+#   BASALT_BIN / BENCH_BIN (target/release/...), PERF_HZ (499), KEY_ARGS (the key shape:
+#   compare.sh's put workloads by default, 100,000 sequential 8-byte keys and 256-byte values,
+#   so that a profile sees the same tree as the figures it explains).
 # Needs: perf (Debian's linux-perf), inferno (`cargo install inferno`); installs neither.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ PORT=${PORT:-24790}
 BASALT_BIN=${BASALT_BIN:-$repo/target/release/basalt}
 BENCH_BIN=${BENCH_BIN:-$repo/target/release/basalt-bench}
 PERF_HZ=${PERF_HZ:-499}
+KEY_ARGS=${KEY_ARGS:---key-size 8 --val-size 256 --key-space-size 100000 --sequential-keys}
 for tool in perf inferno-collapse-perf inferno-flamegraph; do
   command -v "$tool" >/dev/null || { echo "profile-put.sh: $tool is missing" >&2; exit 1; }
 done
@@ -43,7 +46,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 "$BENCH_BIN" put --endpoints "127.0.0.1:$PORT" --conns "$CONNS" --clients "$CLIENTS" \
-  --val-size 256 --seconds "$LOAD_SECONDS" --json >"$work/bench.json" &
+  $KEY_ARGS --seconds "$LOAD_SECONDS" --json >"$work/bench.json" &
 bench=$!
 sleep 3
 cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
