@@ -10,6 +10,8 @@ pub mod snapshot;
 pub mod write;
 
 #[cfg(test)]
+mod grow_tests;
+#[cfg(test)]
 mod layout_tests;
 #[cfg(test)]
 mod tests;
