@@ -21,7 +21,11 @@
 //! One owner of the file length: `Tail`, behind its own mutex (not the writer lock, so a
 //! grower chunk never blocks `WriteTxn::begin`). The grower holds that mutex only to pick a
 //! chunk and to record it; the writer takes it in a commit (ensure the length, ask for
-//! refill, maybe trim) and in defrag's final cut. Lock order: writer, then tail.
+//! refill, maybe trim) and in defrag's final cut. Lock order: writer, then tail. The writer
+//! waits for the grower only when it must move the length while a chunk is in flight (it needs
+//! more than is prepared, or cuts), and then for that one chunk: the grower starts no other
+//! while the writer waits. Its data pwrites may also queue behind one of the grower's 64 KiB
+//! zero pwrites on the inode lock.
 //!
 //! Invariant (no zeros over data): the commit path writes data only below `data_end`, which it
 //! raises only while the length already covers it (`data_end <= len` always); zeros are only
@@ -60,12 +64,16 @@ struct TailState {
     target: u64,
     /// The grower is writing zeros from `len` without the mutex: nobody else moves `len`.
     filling: bool,
+    /// The writer waits for the chunk in flight: the grower starts no other until it is done.
+    writer_waiting: bool,
     /// The engine is gone: the grower exits.
     stop: bool,
     /// Bytes of zeros commits wrote themselves (the grower had not prepared them).
     inline_filled: u64,
     /// Bytes of zeros the grower wrote.
     grower_filled: u64,
+    /// Times the writer waited for a grower chunk in flight.
+    writer_waits: u64,
 }
 
 /// The owner of the file length, shared by the writer and the grower thread.
@@ -92,9 +100,11 @@ impl Grower {
                 data_end: data_end.min(len),
                 target: len,
                 filling: false,
+                writer_waiting: false,
                 stop: false,
                 inline_filled: 0,
                 grower_filled: 0,
+                writer_waits: 0,
             }),
             changed: Condvar::new(),
         });
@@ -125,9 +135,14 @@ impl Grower {
 
 impl Drop for Grower {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.tail.state.lock() {
-            state.stop = true;
-        }
+        // Even if a panic poisoned the mutex: the flag must reach the thread.
+        let mut state = self
+            .tail
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.stop = true;
+        drop(state);
         self.tail.changed.notify_all();
         if let Some(thread) = self.thread.take() {
             // It finishes at most one chunk. A panic in it was an invariant failure, already
@@ -146,6 +161,19 @@ impl Tail {
         self.changed.wait(state).expect("tail lock")
     }
 
+    /// Waits for the grower's chunk in flight to end; it starts no other meanwhile.
+    fn wait_chunk<'a>(&self, mut state: MutexGuard<'a, TailState>) -> MutexGuard<'a, TailState> {
+        state.writer_waiting = true;
+        state.writer_waits += 1;
+        while state.filling {
+            state = self.wait(state);
+        }
+        state.writer_waiting = false;
+        // The grower skipped its target for us: let it look again (once we unlock).
+        self.changed.notify_all();
+        state
+    }
+
     /// The grower thread: fill toward `target` a chunk at a time, until stopped.
     fn run(&self, file: &DataFile) {
         let mut state = self.lock();
@@ -153,7 +181,7 @@ impl Tail {
             if state.stop {
                 return;
             }
-            if state.len >= state.target {
+            if state.len >= state.target || state.writer_waiting {
                 state = self.wait(state);
                 continue;
             }
@@ -194,9 +222,10 @@ impl Tail {
     /// refill the slack if the commit leaves less than half of it. Returns the file length.
     pub(crate) fn ensure(&self, file: &DataFile, needed: u64) -> Result<u64> {
         let mut state = self.lock();
-        // A grower chunk in flight may cover the need: wait for it (one chunk at most).
-        while state.len < needed && state.filling {
-            state = self.wait(state);
+        // A grower chunk in flight may cover the need, and the rest can only be written after
+        // it: wait for it (one chunk at most).
+        if state.len < needed && state.filling {
+            state = self.wait_chunk(state);
         }
         debug_assert!(
             state.filling || file.len().ok() == Some(state.len),
@@ -233,15 +262,15 @@ impl Tail {
     pub(crate) fn trim(&self, file: &DataFile, used: u64) -> Result<()> {
         let slack = slack_for(used);
         let mut state = self.lock();
+        let cut = |state: &TailState| state.len > used + (2 * slack).max(state.len / 4);
         // Checked before waiting for a chunk in flight: the common case (nothing to cut)
         // must not make the writer wait for the grower.
-        while state.len > used + (2 * slack).max(state.len / 4) {
-            if !state.filling {
-                Self::cut_locked(&mut state, file, used, used + slack)?;
-                self.changed.notify_all();
-                break;
-            }
-            state = self.wait(state);
+        if cut(&state) && state.filling {
+            state = self.wait_chunk(state);
+        }
+        if cut(&state) {
+            Self::cut_locked(&mut state, file, used, used + slack)?;
+            self.changed.notify_all();
         }
         Ok(())
     }
@@ -250,8 +279,8 @@ impl Tail {
     /// until a commit asks for slack again.
     pub(crate) fn cut(&self, file: &DataFile, used: u64) -> Result<()> {
         let mut state = self.lock();
-        while state.filling {
-            state = self.wait(state);
+        if state.filling {
+            state = self.wait_chunk(state);
         }
         if state.len > used {
             Self::cut_locked(&mut state, file, used, used)?;
@@ -281,6 +310,7 @@ pub(crate) struct TailStats {
     pub(crate) data_end: u64,
     pub(crate) inline_filled: u64,
     pub(crate) grower_filled: u64,
+    pub(crate) writer_waits: u64,
 }
 
 #[cfg(test)]
@@ -293,6 +323,7 @@ impl Tail {
             data_end: state.data_end,
             inline_filled: state.inline_filled,
             grower_filled: state.grower_filled,
+            writer_waits: state.writer_waits,
         }
     }
 
