@@ -1,7 +1,6 @@
 //! The grower: slack prepared off the writer's thread, the inline fallback, cuts that do not
 //! fight it, and its thread ending with the engine.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,9 +67,7 @@ fn assert_slack_ready(db: &Db, stats: TailStats, cut_bound: bool) {
     let mut tail = vec![0xffu8; (stats.len - stats.data_end) as usize];
     file.file.read_exact_at(&mut tail, stats.data_end).unwrap();
     assert!(tail.iter().all(|&b| b == 0), "slack is not zeros");
-    // SAFETY: lseek on an open descriptor; no memory is involved.
-    let hole = unsafe { libc::lseek(file.file.as_raw_fd(), 0, libc::SEEK_HOLE) };
-    assert_eq!(hole as u64, stats.len, "a hole in the file");
+    assert_eq!(file.first_hole(0).unwrap(), stats.len, "a hole in the file");
 }
 
 #[test]
