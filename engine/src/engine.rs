@@ -44,6 +44,8 @@ pub struct Engine {
 
 impl Engine {
     /// Opens (or creates) the database at `path`. Time does not depend on the number of keys.
+    /// Starts one thread, `basalt-grow`, that zero-fills the file ahead of the writer; it ends
+    /// when the last handle (engine, read view or snapshot) is dropped.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
         Ok(Engine {
             db: Db::open(path.as_ref())?,

@@ -106,18 +106,18 @@ impl Db {
     /// Cuts the file to the larger of the published and the durable page counts: every page
     /// past both is free, so neither a reader nor a crash can reach it.
     fn shrink_file(&self) -> Result<()> {
-        let mut writer = self.shared.writer.lock().expect("writer lock");
+        let writer = self.shared.writer.lock().expect("writer lock");
+        let durable = writer.durable.page_count;
         let published = self
             .shared
             .published
             .lock()
             .expect("published state lock")
             .meta;
-        let used = published.page_count.max(writer.durable.page_count) * PAGE_SIZE as u64;
-        if writer.file_len > used {
-            self.shared.file.set_len(used)?;
-            writer.file_len = used;
-        }
-        Ok(())
+        let used = published.page_count.max(durable) * PAGE_SIZE as u64;
+        // Holding the writer: no commit can claim pages past `used` meanwhile.
+        let result = self.shared.grower.tail().cut(&self.shared.file, used);
+        drop(writer);
+        result
     }
 }

@@ -3,11 +3,14 @@
 
 pub(crate) mod check;
 pub(crate) mod defrag;
+pub(crate) mod grow;
 pub(crate) mod open;
 pub(crate) mod read;
 pub mod snapshot;
 pub mod write;
 
+#[cfg(test)]
+mod grow_tests;
 #[cfg(test)]
 mod layout_tests;
 #[cfg(test)]
@@ -81,13 +84,15 @@ pub(crate) struct WriterState {
     /// The meta page (0 or 1) holding `durable`; the next durable meta goes to the other one,
     /// so a torn meta write can only ever destroy a meta that is not the durable one.
     pub(crate) durable_slot: u64,
-    /// The data file's length in bytes (only the writer changes it): saves a stat per commit.
-    pub(crate) file_len: u64,
 }
 
 /// State shared by the database handle, its readers and its writer.
 pub(crate) struct Shared {
-    pub(crate) file: DataFile,
+    /// Shared with the grower thread, which writes zeros past the tail.
+    pub(crate) file: Arc<DataFile>,
+    /// Owns the file length; keeps zero-filled slack ahead of the writer (`grow`). Dropped
+    /// with the last handle: stops and joins its thread.
+    pub(crate) grower: grow::Grower,
     pub(crate) published: Mutex<Published>,
     /// The writer lock; it owns the page allocator and the durable meta.
     pub(crate) writer: Mutex<WriterState>,

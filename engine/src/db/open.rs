@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use super::grow::Grower;
 use super::{Db, Published, Shared, WriterState};
 use crate::error::{Error, Result};
 use crate::pager::file::DataFile;
@@ -87,9 +88,13 @@ impl Db {
             Err(other) => return Err(other),
         };
         let (durable_slot, meta, freelist) = chosen;
+        let file = Arc::new(file);
+        // Pages the meta counts were written by commits; the grower's zeros go past the file.
+        let grower = Grower::start(file.clone(), file_len, meta.page_count * PAGE_SIZE as u64)?;
         Ok(Db {
             shared: Arc::new(Shared {
                 file,
+                grower,
                 published: Mutex::new(Published {
                     meta,
                     mapping,
@@ -99,7 +104,6 @@ impl Db {
                     freelist,
                     durable: meta,
                     durable_slot,
-                    file_len,
                 }),
                 failed: AtomicBool::new(false),
                 torn_commit_discarded: discarded,

@@ -92,9 +92,6 @@ pub(crate) enum Durability {
     PagesFirst,
 }
 
-/// Least bytes the file grows by past what a commit needs.
-const GROW_BYTES_MIN: u64 = 256 << 10;
-
 /// The single write transaction: owned copies of the touched nodes, on top of the snapshot it
 /// started from.
 pub(crate) struct WriteTxn<'a> {
@@ -291,7 +288,6 @@ impl<'a> WriteTxn<'a> {
         };
         let durable_page_count = writer.durable.page_count;
         let lose_one = durable && crash_point::reached(crash_point::LOST_PAGE);
-        let len_before = self.writer.file_len;
         let mapping = self.write_pages(writes, page_count, lose_one)?;
         if durable {
             if durability == Durability::PagesFirst {
@@ -334,16 +330,11 @@ impl<'a> WriteTxn<'a> {
         // Give back a large free tail. Only now: a shorter file must never be paired with a
         // meta on disk that still counts the cut pages — the durable one may count more pages
         // than this unsynced one. No snapshot can see pages past the new page count (they
-        // were free), so cutting them is invisible to readers.
+        // were free), so cutting them is invisible to readers. The cut keeps the slack the
+        // grower would otherwise put back (`grow::Tail::trim`).
         let used = page_count.max(self.writer.durable.page_count.max(durable_page_count))
             * PAGE_SIZE as u64;
-        let file_len = self.writer.file_len;
-        // Not in a commit that grew the file: its slack is meant for the next commits.
-        let grew = file_len > len_before;
-        if !grew && file_len > used + (2 * GROW_BYTES_MIN).max(file_len / 4) {
-            shared.file.set_len(used + GROW_BYTES_MIN)?;
-            self.writer.file_len = used + GROW_BYTES_MIN;
-        }
+        shared.grower.tail().trim(&shared.file, used)?;
         Ok(())
     }
 
@@ -355,30 +346,13 @@ impl<'a> WriteTxn<'a> {
         lose_one: bool,
     ) -> Result<Arc<Mapping>> {
         let file = &self.shared.file;
+        // Pages go only into zero-filled, allocated blocks (see `grow`): the grower keeps
+        // slack ahead; this fills inline only what it has not prepared.
         let needed = page_count * PAGE_SIZE as u64;
-        let file_len = self.writer.file_len;
-        debug_assert_eq!(file_len, file.len()?, "cached file length");
-        // Zero-fill rather than set_len: an fdatasync after writing into a hole or an
-        // unwritten extent must also commit allocation metadata (measured ~20x slower). The
-        // file grows when a commit needs it, by what it needs plus a slice proportional to
-        // what it writes: a commit never stalls on a fill much larger than its own writes
-        // (growing by a fraction of the file instead meant ~100 ms of zeros in one commit at
-        // 1 GiB), and zeros are written only shortly before data overwrites them, so a
-        // growing file does not write every page to disk twice.
-        let written: u64 = writes.iter().map(|write| write.bytes.len() as u64).sum();
-        let grown = if file_len < needed {
-            needed + written.max(GROW_BYTES_MIN)
-        } else {
-            file_len
-        }
-        .next_multiple_of(PAGE_SIZE as u64);
-        if grown > file_len {
-            file.zero_fill(file_len, grown)?;
-            self.writer.file_len = grown;
-        }
+        let file_len = self.shared.grower.tail().ensure(file, needed)?;
         let mut mapping = self.view.mapping.clone();
         if page_count > mapping.pages_capacity() {
-            let reserve = super::open::reserve_for(self.writer.file_len);
+            let reserve = super::open::reserve_for(file_len);
             mapping = Arc::new(
                 Mapping::new(&file.file, reserve).map_err(|source| Error::Io {
                     path: file.path.to_path_buf(),

@@ -143,6 +143,24 @@ impl DataFile {
         Ok(())
     }
 
+    /// The offset of the first hole at or after `from` (the file length if there is none):
+    /// tests check that zero-filled slack is allocated, not sparse.
+    #[cfg(test)]
+    pub(crate) fn first_hole(&self, from: u64) -> Result<u64> {
+        // SAFETY: lseek on a descriptor this struct owns; no memory is passed.
+        let at = unsafe {
+            libc::lseek(
+                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                from as libc::off_t,
+                libc::SEEK_HOLE,
+            )
+        };
+        if at < 0 {
+            return Err(self.io(std::io::Error::last_os_error()));
+        }
+        Ok(at as u64)
+    }
+
     /// Sets the file length in bytes.
     pub(crate) fn set_len(&self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(|e| self.io(e))
