@@ -129,7 +129,14 @@ impl DmaFile {
     ) -> io::Result<DmaFile> {
         let file = GlommioFile::open_at(dir, path, flags, mode).await?;
         let (major, minor) = (file.dev_major as usize, file.dev_minor as usize);
-        let buf = statfs(path).unwrap();
+        // basalt patch: the file system of the open descriptor, not of `path` looked up again
+        // (upstream: `statfs(path).unwrap()`), which panicked when another task renamed or
+        // removed the file in between, and resolved a relative `path` against the current
+        // directory instead of `dir`.
+        // SAFETY: `file` owns the descriptor and outlives this borrow (the call returns
+        // before `file` can be dropped or closed).
+        let descriptor = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        let buf = fstatfs(&descriptor)?;
         let fstype = buf.filesystem_type();
         let max_sectors_size = sysfs::BlockDevice::max_sectors_size(major, minor);
         let max_segment_size = sysfs::BlockDevice::max_segment_size(major, minor);
