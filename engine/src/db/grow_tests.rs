@@ -437,3 +437,89 @@ fn full_disk_child() {
         "a failed commit must stop further writes"
     );
 }
+
+/// The server's threads around the grower: commits on one thread (small to larger than the
+/// slack, deletes so that trims happen), syncs (`flush_unlocked` without the writer, then the
+/// pages-first commit) and now and then a defragmentation (a cut to the pages in use) on a
+/// second, and a reader scanning and checking every value on a third. A chunk of zeros
+/// landing on data, or a cut under pages in use, shows as a wrong value, a checksum failure
+/// or a failed page check, now or after reopening.
+#[test]
+fn syncs_defrags_and_readers_on_other_threads() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("db")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncer = {
+        let db = db.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut syncs = 0;
+            while !stop.load(Ordering::Relaxed) {
+                db.sync().unwrap();
+                syncs += 1;
+                if syncs % 20 == 0 {
+                    db.defragment(8).unwrap();
+                }
+            }
+        })
+    };
+    let reader = {
+        let db = db.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut values_checked = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let read = db.begin_read();
+                read.scan(
+                    Table::Index,
+                    std::ops::Bound::Unbounded,
+                    std::ops::Bound::Unbounded,
+                    false,
+                    &mut |k: &[u8], v: &[u8]| {
+                        let i: u32 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+                        assert!(v == &value(i, v.len())[..], "wrong value under key {i}");
+                        values_checked += 1;
+                        Ok(true)
+                    },
+                )
+                .unwrap();
+            }
+            values_checked
+        })
+    };
+    let mut next = 0u32;
+    for round in 0..3000u32 {
+        let mut txn = db.begin_write().unwrap();
+        let size = [100, 1500, 5000, 30_000][(round % 4) as usize];
+        for i in next..next + 10 {
+            txn.put(Table::Index, &key(i), &value(i, size)).unwrap();
+        }
+        next += 10;
+        if round % 3 == 0 {
+            for i in next.saturating_sub(300)..next.saturating_sub(250) {
+                txn.delete(Table::Index, &key(i)).unwrap();
+            }
+        }
+        let durability = if round % 50 == 0 {
+            Durability::OneSync
+        } else {
+            Durability::Unsynced
+        };
+        txn.commit(durability).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    syncer.join().unwrap();
+    assert!(reader.join().unwrap() > 0, "the reader never ran");
+    let stats = settled(&db);
+    assert_eq!(db.shared.file.len().unwrap(), stats.len);
+    db.check().unwrap();
+    db.sync().unwrap();
+    drop(db);
+    let db = Db::open(&dir.path().join("db")).unwrap();
+    db.check().unwrap();
+    assert_eq!(
+        db.begin_read().get(Table::Index, &key(next - 1)).unwrap(),
+        Some(&value(next - 1, 30_000)[..])
+    );
+}
