@@ -1038,13 +1038,8 @@ mod tests {
         (dir, engine, hub)
     }
 
-    /// The same, with the watcher count the owner would read.
-    fn hub_fed_from_a_fresh_engine_with_presence() -> (
-        tempfile::TempDir,
-        Arc<Engine>,
-        Rc<WatchHub>,
-        WatcherPresence,
-    ) {
+    /// A hub on the owner core (fed by the applies' `publish`), over an empty engine.
+    fn owner_hub_over_a_fresh_engine() -> (tempfile::TempDir, Arc<Engine>, Rc<WatchHub>) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
         let hub = WatchHub::new(
@@ -1054,6 +1049,17 @@ mod tests {
                 member_id: 2,
             }),
         );
+        (dir, engine, hub)
+    }
+
+    /// The same, with the watcher count the owner would read.
+    fn hub_fed_from_a_fresh_engine_with_presence() -> (
+        tempfile::TempDir,
+        Arc<Engine>,
+        Rc<WatchHub>,
+        WatcherPresence,
+    ) {
+        let (dir, engine, hub) = owner_hub_over_a_fresh_engine();
         let presence = WatcherPresence::default();
         hub.set_pulls_from_engine(presence.clone());
         (dir, engine, hub, presence)
@@ -1114,15 +1120,7 @@ mod tests {
     // that an apply did not account for still gets its previous values, from history.
     #[test]
     fn prev_kv_watchers_are_counted_and_never_miss_a_previous_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(Engine::open(dir.path().join("db")).unwrap());
-        let hub = WatchHub::new(
-            engine.clone(),
-            HeaderSource::new(Identity {
-                cluster_id: 1,
-                member_id: 2,
-            }),
-        );
+        let (_dir, engine, hub) = owner_hub_over_a_fresh_engine();
         put_value(&engine, "k", b"old".to_vec());
         let (stream, queue) = hub.open_stream();
         let watch = |watch_id: i64, prev_kv: bool| pb::WatchCreateRequest {
