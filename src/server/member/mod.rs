@@ -11,6 +11,7 @@ mod deadline_wait;
 mod direct_file;
 mod forwarded_proposals;
 mod id_generator;
+mod id_map;
 pub mod identity_file;
 #[cfg(test)]
 mod in_process_cluster;

@@ -7,7 +7,6 @@
 //! that raft keeps stepping while the disk works.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use super::applier::{Applier, ApplierSetup, CompactionPacing};
 use super::deadline_wait::DeadlineWait;
 use super::forwarded_proposals;
 use super::id_generator::IdGenerator;
+use super::id_map::IdMap;
 use super::lease_ids::LeaseIds;
 use super::log_writer::{LogWork, LogWriter};
 use super::offload::on_own_thread;
@@ -156,9 +156,9 @@ pub trait PeerOutlet {
 struct MemberState {
     node: RaftNode,
     /// Proposers waiting for their entry to apply, by proposal id.
-    waiting: HashMap<u64, DeadlineWait<Applied>>,
+    waiting: IdMap<DeadlineWait<Applied>>,
     /// Linearizable reads waiting for their read index, by read context.
-    read_waiters: HashMap<u64, DeadlineWait<u64>>,
+    read_waiters: IdMap<DeadlineWait<u64>>,
     /// Reads waiting for this member to apply their read index.
     applied_waiters: Vec<(u64, DeadlineWait<()>)>,
     applied_index: u64,
@@ -346,8 +346,8 @@ impl Member {
         let member = Rc::new(Member {
             state: RefCell::new(MemberState {
                 node,
-                waiting: HashMap::new(),
-                read_waiters: HashMap::new(),
+                waiting: IdMap::default(),
+                read_waiters: IdMap::default(),
                 applied_waiters: Vec::new(),
                 applied_index,
             }),
