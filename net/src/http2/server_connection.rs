@@ -47,6 +47,11 @@ const DRAIN_PING: [u8; 8] = *b"drain-gw";
 /// Requests the client may reset before they are taken (h2's default for its guard against
 /// rapid reset, CVE-2023-44487): past it the client gets GOAWAY ENHANCE_YOUR_CALM.
 const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams this side may reset because the client broke the protocol on them (h2's default
+/// for the same guard, `max_local_error_reset_streams`: a client that provokes resets instead
+/// of sending them, as in 2025's "MadeYouReset", costs the server a call per stream all the
+/// same); past it the client gets GOAWAY ENHANCE_YOUR_CALM. Counted over the connection's life.
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// Request body chunks up to this size are copied out of the read buffer they arrived in.
 const SMALL_CHUNK_BYTES: usize = 1024;
 /// The most output `fill_output` builds before the driver must write it: one DATA frame of the
@@ -218,6 +223,8 @@ pub struct ServerConnection {
     drain_ping_sent: bool,
     /// Requests reset by the client before being taken, since the queue was last emptied.
     pending_accept_resets: usize,
+    /// Streams reset by this side for the client's protocol errors on them.
+    local_error_resets: usize,
     /// The client changed SETTINGS_HEADER_TABLE_SIZE: our next header block starts with a
     /// dynamic table size update.
     table_size_update_due: bool,
@@ -280,6 +287,7 @@ impl ServerConnection {
             going_away: false,
             drain_ping_sent: false,
             pending_accept_resets: 0,
+            local_error_resets: 0,
             table_size_update_due: false,
             closed: None,
             error: None,
@@ -799,7 +807,7 @@ impl ServerConnection {
                     return Err(connection_error(reason::PROTOCOL_ERROR, "PRIORITY on 0"));
                 }
                 if payload.len() != 5 {
-                    self.stream_error(header.stream_id, reason::FRAME_SIZE_ERROR);
+                    return self.stream_error(header.stream_id, reason::FRAME_SIZE_ERROR);
                 }
                 Ok(())
             }
@@ -853,8 +861,7 @@ impl ServerConnection {
         };
         if stream.received_end {
             self.release_connection(length);
-            self.stream_error(header.stream_id, reason::STREAM_CLOSED);
-            return Ok(());
+            return self.stream_error(header.stream_id, reason::STREAM_CLOSED);
         }
         if stream.released {
             stream.received_end |= header.flags & frame::FLAG_END_STREAM != 0;
@@ -864,8 +871,7 @@ impl ServerConnection {
         stream.recv_window -= length as i64;
         if stream.recv_window < 0 {
             self.release_connection(length);
-            self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
-            return Ok(());
+            return self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
         }
         // Padding is consumed at once (released below, to the stream and the connection, as
         // it counted against both); the content's credit waits for the call.
@@ -977,8 +983,7 @@ impl ServerConnection {
         }
         if stream_id <= self.highest_stream_id {
             // A closed stream (a reset one may still see frames in flight).
-            self.stream_error(stream_id, reason::STREAM_CLOSED);
-            return Ok(());
+            return self.stream_error(stream_id, reason::STREAM_CLOSED);
         }
         if stream_id.is_multiple_of(2) {
             return Err(connection_error(
@@ -1008,8 +1013,7 @@ impl ServerConnection {
             return Ok(());
         }
         let Some(head) = fields.into_head(stream_id, end_stream) else {
-            self.stream_error(stream_id, reason::PROTOCOL_ERROR);
-            return Ok(());
+            return self.stream_error(stream_id, reason::PROTOCOL_ERROR);
         };
         self.streams.insert(stream_id, stream);
         self.highest_accepted_id = stream_id;
@@ -1195,13 +1199,11 @@ impl ServerConnection {
             return Ok(()); // closed: updates may still be in flight
         };
         if increment == 0 {
-            self.stream_error(header.stream_id, reason::PROTOCOL_ERROR);
-            return Ok(());
+            return self.stream_error(header.stream_id, reason::PROTOCOL_ERROR);
         }
         stream.send_window += increment;
         if stream.send_window > frame::WINDOW_MAX {
-            self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
-            return Ok(());
+            return self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
         }
         if !stream.queued.is_empty() {
             schedule(&mut self.sendable, stream, header.stream_id);
@@ -1209,13 +1211,22 @@ impl ServerConnection {
         Ok(())
     }
 
-    /// A stream error (RFC 9113 §5.4.2): RST_STREAM with `code`; the call sees the reset.
-    fn stream_error(&mut self, stream_id: u32, code: u32) {
+    /// A stream error (RFC 9113 §5.4.2): RST_STREAM with `code`; the call sees the reset. Past
+    /// `MAX_LOCAL_ERROR_RESETS` of them the connection fails with ENHANCE_YOUR_CALM instead.
+    fn stream_error(&mut self, stream_id: u32, code: u32) -> Result<(), ConnectionError> {
+        self.local_error_resets += 1;
+        if self.local_error_resets > MAX_LOCAL_ERROR_RESETS {
+            return Err(connection_error(
+                reason::ENHANCE_YOUR_CALM,
+                "too many streams reset for protocol errors",
+            ));
+        }
         if self.streams.contains_key(&stream_id) {
             self.reset_stream(stream_id, code);
         } else {
             write_rst_stream(&mut self.output, stream_id, code);
         }
+        Ok(())
     }
 }
 

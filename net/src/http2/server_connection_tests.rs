@@ -549,6 +549,31 @@ fn rapid_resets_get_enhance_your_calm() {
     assert_eq!(stream_id, 101 + 2 * 20, "the 21st reset before serving");
 }
 
+// Goal: a client that makes the server reset its streams (a protocol error on each, here a
+// WINDOW_UPDATE of 0) instead of resetting them itself gets ENHANCE_YOUR_CALM once the server
+// has reset 1024 that way (the rapid-reset guard counts only the client's own resets).
+#[test]
+fn provoked_resets_get_enhance_your_calm() {
+    let mut connection = connected(limits());
+    let zero = 0u32.to_be_bytes();
+    let mut stream_id = 1;
+    let error = loop {
+        open(&mut connection, stream_id, false);
+        assert!(connection.accept().is_some());
+        let mut bytes = Vec::new();
+        frame::write_header(&mut bytes, 4, frame::WINDOW_UPDATE, 0, stream_id);
+        bytes.extend_from_slice(&zero);
+        if let Err(error) = connection.receive(&mut BytesMut::from(&bytes[..])) {
+            break error;
+        }
+        drain(&mut connection);
+        stream_id += 2;
+        assert!(stream_id < 4000, "never refused");
+    };
+    assert_eq!(error.code, reason::ENHANCE_YOUR_CALM);
+    assert_eq!((stream_id - 1) / 2, 1024, "the 1025th provoked reset");
+}
+
 // Goal: padding counts against the stream's window (RFC 9113 §6.1, §6.9.1), so the stream
 // must get it back too, not only the connection: a client that pads its DATA must not see its
 // stream window shrink for good. Here four padded frames use 64000 of a 65536-byte stream
