@@ -863,15 +863,17 @@ impl ServerConnection {
             self.release_connection(length);
             return self.stream_error(header.stream_id, reason::STREAM_CLOSED);
         }
-        if stream.released {
-            stream.received_end |= header.flags & frame::FLAG_END_STREAM != 0;
-            self.release_connection(length);
-            return Ok(());
-        }
+        // Checked on a released stream too: its bytes are discarded and credited back to the
+        // connection, so the stream's window is all that bounds them.
         stream.recv_window -= length as i64;
         if stream.recv_window < 0 {
             self.release_connection(length);
             return self.stream_error(header.stream_id, reason::FLOW_CONTROL_ERROR);
+        }
+        if stream.released {
+            stream.received_end |= header.flags & frame::FLAG_END_STREAM != 0;
+            self.release_connection(length);
+            return Ok(());
         }
         // Padding is consumed at once (released below, to the stream and the connection, as
         // it counted against both); the content's credit waits for the call.

@@ -574,6 +574,53 @@ fn provoked_resets_get_enhance_your_calm() {
     assert_eq!((stream_id - 1) / 2, 1024, "the 1025th provoked reset");
 }
 
+// Goal: a stream whose call is done while its response still waits for the client's window
+// discards the body the client goes on sending, but only within the stream's window: DATA
+// past it is a flow-control error (RFC 9113 §6.9.1), not an endless sink whose bytes the
+// connection keeps crediting back.
+#[test]
+fn a_released_stream_still_holds_the_client_to_its_window() {
+    let mut connection = connected(limits());
+    open(&mut connection, 1, false);
+    connection.accept().unwrap();
+    connection.send_headers(1, 200, &[], false).unwrap();
+    // One byte more than the client's default window of 65,535: the end stays queued.
+    let mut body = Bytes::from(vec![7u8; 65_536]);
+    assert_eq!(
+        connection.poll_send(&mut cx(), 1, &mut body),
+        Poll::Ready(Ok(()))
+    );
+    connection.finish_data(1).unwrap();
+    drain(&mut connection);
+    connection.release_stream(1);
+    assert_eq!(
+        connection.open_streams(),
+        1,
+        "its response still waits for the window"
+    );
+    let chunk = [0u8; 16_384];
+    for _ in 0..4 {
+        send(&mut connection, frame::DATA, 0, 1, &chunk);
+    }
+    let resets = |written: &[Written]| {
+        written
+            .iter()
+            .filter(|w| w.header.kind == frame::RST_STREAM)
+            .map(|w| w.payload.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        resets(&drain(&mut connection)).is_empty(),
+        "within the window"
+    );
+    send(&mut connection, frame::DATA, 0, 1, &chunk);
+    assert_eq!(
+        resets(&drain(&mut connection)),
+        [reason::FLOW_CONTROL_ERROR.to_be_bytes().to_vec()]
+    );
+    assert!(connection.error().is_none(), "a stream error only");
+}
+
 // Goal: padding counts against the stream's window (RFC 9113 §6.1, §6.9.1), so the stream
 // must get it back too, not only the connection: a client that pads its DATA must not see its
 // stream window shrink for good. Here four padded frames use 64000 of a 65536-byte stream
