@@ -177,20 +177,23 @@ impl<M: prost::Message> ResponseSink<M> {
     /// small responses at once. Each message is checked against the send limit and counted
     /// as `send` would.
     /// The JSON gateway's in-process calls take one message per send, so they get them so.
-    pub async fn send_all(&mut self, messages: &[M]) -> Result<(), Status> {
+    /// The messages are dropped once encoded, so a send waiting on a slow client holds their
+    /// bytes once, not twice.
+    pub async fn send_all(&mut self, messages: Vec<M>) -> Result<(), Status> {
         if matches!(*self.state.borrow(), ResponseState::Local(_)) {
-            for message in messages {
+            for message in &messages {
                 self.send(message).await?;
             }
             return Ok(());
         }
         let mut frames = BytesMut::new();
-        for message in messages {
+        for message in &messages {
             let body_bytes = encode_message_into(message, &mut frames)?;
             if let Some(counts) = &self.message_bytes {
                 counts.record_sent(body_bytes);
             }
         }
+        drop(messages);
         let mut pending = frames.freeze();
         poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await
     }

@@ -36,7 +36,9 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
                 let sender = glommio::spawn_local(async move {
                     let queue = sender_queue;
                     while let Some(batch) = queue.next_batch().await {
-                        if responses.send_all(&batch).await.is_err() {
+                        let result = responses.send_all(batch).await;
+                        queue.sent();
+                        if result.is_err() {
                             break; // the client went away
                         }
                         sender_hub.catch_up(stream);

@@ -32,7 +32,8 @@ pub const STREAM_QUEUE_LIMIT: usize = 256;
 /// values of up to 1.5 MiB the count alone would let one slow client hold hundreds of MiB.
 pub const STREAM_QUEUE_BYTES_LIMIT: usize = 8 * 1024 * 1024;
 /// Responses a stream's sender takes from its queue for one send to HTTP/2, and their bytes
-/// (whole responses; a larger one goes alone). Held outside the queue's byte count while sent.
+/// (whole responses; a larger one goes alone). They stay counted, against the stream's and the
+/// member's bounds, until the send returns: a client that does not read holds them there.
 const SEND_BATCH_RESPONSES: usize = 128;
 const SEND_BATCH_BYTES: usize = 256 * 1024;
 /// Watchers one stream may hold.
@@ -73,6 +74,8 @@ pub struct StreamQueue {
     responses: RefCell<VecDeque<(pb::WatchResponse, usize)>>,
     /// The encoded bytes of `responses`.
     queued_bytes: Cell<usize>,
+    /// The encoded bytes of the batch the sender has taken and not yet sent.
+    sending_bytes: Cell<usize>,
     waker: RefCell<Option<Waker>>,
     /// The request reader waiting for the queue to drain below its limit.
     room_waker: RefCell<Option<Waker>>,
@@ -87,6 +90,7 @@ impl StreamQueue {
             progress_wanted: Cell::default(),
             responses: RefCell::default(),
             queued_bytes: Cell::default(),
+            sending_bytes: Cell::default(),
             waker: RefCell::default(),
             room_waker: RefCell::default(),
             closed: Cell::default(),
@@ -100,11 +104,12 @@ impl StreamQueue {
         self.has_own_room() && self.limits.has_queue_room()
     }
 
-    /// Below the stream's own limits. A full member does not stop a stream reading its
-    /// client's requests: only its own sends would wake it, and an empty queue has none.
+    /// Below the stream's own limits (the batch being sent counts). A full member does not
+    /// stop a stream reading its client's requests: only its own sends would wake it, and an
+    /// empty queue has none.
     fn has_own_room(&self) -> bool {
         self.responses.borrow().len() < STREAM_QUEUE_LIMIT
-            && self.queued_bytes.get() < STREAM_QUEUE_BYTES_LIMIT
+            && self.queued_bytes.get() + self.sending_bytes.get() < STREAM_QUEUE_BYTES_LIMIT
     }
 
     /// Queues a response. Control responses (created, canceled) are queued whatever the room:
@@ -120,10 +125,19 @@ impl StreamQueue {
         }
     }
 
-    /// The next response to send; `None` once the stream is closed.
+    /// The next response, uncounted as it is taken (an in-process reader); `None` once the
+    /// stream is closed.
     pub async fn next(&self) -> Option<pb::WatchResponse> {
+        self.wait_and_take(StreamQueue::pop).await
+    }
+
+    /// Waits until `take` gives a response or the stream is closed (`None`).
+    async fn wait_and_take(
+        &self,
+        take: fn(&StreamQueue) -> Option<pb::WatchResponse>,
+    ) -> Option<pb::WatchResponse> {
         poll_fn(|cx| {
-            if let Some(response) = self.pop() {
+            if let Some(response) = take(self) {
                 return Poll::Ready(Some(response));
             }
             if self.closed.get() {
@@ -137,35 +151,63 @@ impl StreamQueue {
 
     /// Waits for at least one response, then takes the oldest ones together: up to
     /// `SEND_BATCH_RESPONSES` or until `SEND_BATCH_BYTES` are reached (always at least one), so
-    /// the sender hands them to HTTP/2 in one send. `None` once the stream is closed and empty.
+    /// the sender hands them to HTTP/2 in one send. Their bytes stay counted until `sent`.
+    /// `None` once the stream is closed and empty.
     pub async fn next_batch(&self) -> Option<Vec<pb::WatchResponse>> {
-        let first = self.next().await?;
-        let mut bytes = first.encoded_len();
+        assert_eq!(
+            self.sending_bytes.get(),
+            0,
+            "a batch taken before the previous one was sent"
+        );
+        let first = self.wait_and_take(StreamQueue::take_for_sending).await?;
         let mut batch = vec![first];
-        while batch.len() < SEND_BATCH_RESPONSES && bytes < SEND_BATCH_BYTES {
+        while batch.len() < SEND_BATCH_RESPONSES {
             let Some(next_bytes) = self.responses.borrow().front().map(|(_, bytes)| *bytes) else {
                 break;
             };
-            if bytes + next_bytes > SEND_BATCH_BYTES {
+            if self.sending_bytes.get() + next_bytes > SEND_BATCH_BYTES {
                 break;
             }
-            bytes += next_bytes;
-            batch.push(self.pop().expect("the front was just seen"));
+            batch.push(self.take_for_sending().expect("the front was just seen"));
         }
         Some(batch)
     }
 
-    /// Takes the oldest response, waking a request reader waiting for room.
+    /// Uncounts the batch `next_batch` took, once its send returned (sent, or failed), waking
+    /// a request reader waiting for room.
+    pub fn sent(&self) {
+        let bytes = self.sending_bytes.replace(0);
+        self.limits.unqueue_bytes(bytes);
+        self.wake_room_waiter();
+    }
+
+    /// Takes the oldest response for the sender's batch: its bytes move from the queue's
+    /// count to the batch's.
+    fn take_for_sending(&self) -> Option<pb::WatchResponse> {
+        let (response, bytes) = self.responses.borrow_mut().pop_front()?;
+        let queued = self.queued_bytes.get();
+        assert!(bytes <= queued, "the queue's byte count lost track");
+        self.queued_bytes.set(queued - bytes);
+        self.sending_bytes.set(self.sending_bytes.get() + bytes);
+        Some(response)
+    }
+
+    /// Takes the oldest response and uncounts it at once, waking a request reader waiting for
+    /// room.
     fn pop(&self) -> Option<pb::WatchResponse> {
         let (response, bytes) = self.responses.borrow_mut().pop_front()?;
         let queued = self.queued_bytes.get();
         assert!(bytes <= queued, "the queue's byte count lost track");
         self.queued_bytes.set(queued - bytes);
         self.limits.unqueue_bytes(bytes);
+        self.wake_room_waiter();
+        Some(response)
+    }
+
+    fn wake_room_waiter(&self) {
         if let Some(waker) = self.room_waker.borrow_mut().take() {
             waker.wake();
         }
-        Some(response)
     }
 
     /// Waits while the queue is over its limit: the stream stops reading a client's requests
@@ -192,7 +234,7 @@ impl StreamQueue {
 impl Drop for StreamQueue {
     /// A closed stream's unsent responses leave the member's count with it.
     fn drop(&mut self) {
-        let unsent = self.queued_bytes.get();
+        let unsent = self.queued_bytes.get() + self.sending_bytes.get();
         if unsent > 0 {
             self.limits.unqueue_bytes(unsent);
         }
@@ -943,8 +985,10 @@ mod tests {
             }],
             ..Default::default()
         };
-        let ids =
-            |batch: Vec<pb::WatchResponse>| batch.iter().map(|r| r.watch_id).collect::<Vec<_>>();
+        let ids = |batch: Vec<pb::WatchResponse>| {
+            queue.sent();
+            batch.iter().map(|r| r.watch_id).collect::<Vec<_>>()
+        };
         for id in 0..SEND_BATCH_RESPONSES as i64 + 3 {
             queue.push(response(id, 10));
         }
@@ -965,6 +1009,43 @@ mod tests {
         assert_eq!(queue.queued_bytes.get(), 0);
         queue.close();
         assert!(futures_lite::future::block_on(queue.next_batch()).is_none());
+    }
+
+    // Goal: a batch taken for sending still counts against the member's and the stream's byte
+    // bounds until its send returns, so streams whose clients do not read cannot each hold a
+    // batch outside the member's bound; once sent, its bytes leave both counts.
+    #[test]
+    fn a_batch_being_sent_counts_until_it_is_sent() {
+        let limits = WatchLimits::new(usize::MAX, usize::MAX, 1 << 20);
+        let queue = StreamQueue::new(limits.clone());
+        let big = pb::WatchResponse {
+            events: vec![mvccpb::Event {
+                kv: Some(mvccpb::KeyValue {
+                    value: vec![b'v'; 1 << 20],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let bytes = big.encoded_len();
+        queue.push(big);
+        let batch = futures_lite::future::block_on(queue.next_batch()).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(limits.queued_bytes(), bytes, "counted while being sent");
+        assert!(!queue.has_room(), "the member is full while it is sent");
+        queue.sent();
+        assert_eq!(limits.queued_bytes(), 0);
+        assert!(queue.has_room());
+        // A stream closed mid-send uncounts its batch with it.
+        queue.push(pb::WatchResponse {
+            watch_id: 1,
+            ..Default::default()
+        });
+        let _batch = futures_lite::future::block_on(queue.next_batch()).unwrap();
+        assert!(limits.queued_bytes() > 0);
+        drop(queue);
+        assert_eq!(limits.queued_bytes(), 0);
     }
 
     // Goal: the index of unsynced watchers (what catching up visits) follows every way a
