@@ -98,6 +98,9 @@ pub enum HpackError {
     Huffman(huffman::HuffmanError),
     /// A table size update above the limit the client announced.
     TableSizeTooLarge(usize),
+    /// A table size update after a field of its block: RFC 7541 §4.2 allows them only at the
+    /// start of a block.
+    SizeUpdateAfterField,
 }
 
 impl std::fmt::Display for HpackError {
@@ -133,7 +136,13 @@ impl Decoder {
         mut emit: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), HpackError> {
         let mut rest = block;
+        let mut field_seen = false;
         while let Some(&first) = rest.first() {
+            let is_size_update = first & 0xe0 == 0x20;
+            if is_size_update && field_seen {
+                return Err(HpackError::SizeUpdateAfterField);
+            }
+            field_seen |= !is_size_update;
             if first & 0x80 != 0 {
                 // Indexed field (§6.1).
                 let index = read_integer(&mut rest, 7)?;
@@ -144,7 +153,7 @@ impl Decoder {
                 let (name, value) = self.literal(&mut rest, 6)?;
                 emit(&name, &value);
                 self.insert(name.into_owned(), value.into_owned());
-            } else if first & 0xe0 == 0x20 {
+            } else if is_size_update {
                 // Dynamic table size update (§6.3).
                 let size = read_integer(&mut rest, 5)?;
                 if size > self.table_size_limit {
@@ -429,6 +438,22 @@ mod tests {
         assert_eq!(
             decoder.decode(&[0x80], |_, _| {}),
             Err(HpackError::BadIndex(0))
+        );
+    }
+
+    // Goal: size updates are taken at the start of a block (two in a row, as a reduction then
+    // a new size is signalled) and refused after a field of the block (RFC 7541 §4.2).
+    #[test]
+    fn a_size_update_is_refused_after_a_field() {
+        let mut decoder = Decoder::new(TABLE_SIZE_DEFAULT);
+        assert_eq!(
+            fields(&mut decoder, &[0x20, 0x3f, 40 - 31, 0x40, 1, b'a', 1, b'b']),
+            pairs(&[("a", "b")])
+        );
+        assert_eq!(decoder.table_size_max, 40);
+        assert_eq!(
+            decoder.decode(&[0x82, 0x3f, 40 - 31], |_, _| {}),
+            Err(HpackError::SizeUpdateAfterField)
         );
     }
 }
