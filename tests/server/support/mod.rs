@@ -80,25 +80,37 @@ impl Basalt {
             .spawn()
             .expect("start basalt");
         Starting {
-            child,
+            child: Some(child),
             port,
             data_dir,
         }
     }
 }
 
-/// A member that was started and may not be ready yet.
+/// A member that was started and may not be ready yet; killed when dropped before it becomes
+/// a `Basalt` (a test that fails while its members start leaves no process behind).
 pub struct Starting {
-    child: Child,
+    /// Taken by `wait_ready`, which hands the process on.
+    child: Option<Child>,
     port: u16,
     data_dir: PathBuf,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Starting {
     /// Asserts the member is not ready to serve clients within `limit` (e.g. its peers refuse
     /// it, so it never completes a read-index round), then kills it and returns what it logged.
     pub fn assert_never_ready(mut self, limit: Duration) -> String {
-        let stderr = self.child.stderr.take().expect("piped stderr");
+        let child = self.child.as_mut().expect("not yet handed on");
+        let stderr = child.stderr.take().expect("piped stderr");
         let (line_sender, line_receiver) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -123,18 +135,14 @@ impl Starting {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Dropping `self` kills the member.
         lines.join("\n")
     }
 
     /// Waits until the member says it is ready to serve clients.
-    pub fn wait_ready(self) -> Basalt {
-        let Starting {
-            mut child,
-            port,
-            data_dir,
-        } = self;
+    pub fn wait_ready(mut self) -> Basalt {
+        let mut child = self.child.take().expect("not yet handed on");
+        let (port, data_dir) = (self.port, std::mem::take(&mut self.data_dir));
         let stderr = child.stderr.take().expect("piped stderr");
         let (ready_sender, ready_receiver) = mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -157,9 +165,14 @@ impl Starting {
                 data_dir,
                 log,
             },
-            Ok(Err(output)) => panic!("basalt exited before it was ready:\n{output}"),
+            Ok(Err(output)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("basalt exited before it was ready:\n{output}")
+            }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("basalt was not ready within {START_LIMIT:?}")
             }
         }
