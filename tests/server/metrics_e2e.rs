@@ -291,6 +291,86 @@ fn watch_gauges_count_streams_and_watchers_on_every_core() {
     );
 }
 
+/// Goal: a Watch call ended by its deadline (`grpc-timeout`, which grpc-go clients send when
+/// their context has one) closes its stream in the member, so its watchers leave the member's
+/// count; left open, they and the stream's queued bytes would hold the member's watch bounds for
+/// good. Method: a raw HTTP/2 Watch call with a 1 s timeout, one watcher created and answered,
+/// then DEADLINE_EXCEEDED; the watcher gauge must come back to 0 while the connection stays
+/// open.
+#[test]
+fn a_watch_ended_by_its_deadline_leaves_no_watcher_behind() {
+    use basalt_net::proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let basalt = Basalt::start(dir.path());
+    let port = basalt.port;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (sender, connection) = h2::client::handshake(socket).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = http::Request::post("http://localhost/etcdserverpb.Watch/Watch")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-timeout", "1S")
+            .body(())
+            .unwrap();
+        let mut ready = sender.ready().await.unwrap();
+        let (response, mut requests) = ready.send_request(request, false).unwrap();
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    key: b"a".to_vec(),
+                    ..Default::default()
+                },
+            )),
+        };
+        let body = create.encode_to_vec();
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&body);
+        requests.send_data(framed.into(), false).unwrap();
+        let mut responses = response.await.unwrap().into_body();
+        // The created answer: the watcher is counted now.
+        responses.data().await.unwrap().unwrap();
+        assert_eq!(
+            value(&scrape(port), "etcd_debugging_mvcc_watcher_total"),
+            1.0
+        );
+        while let Some(chunk) = responses.data().await {
+            chunk.unwrap();
+        }
+        let trailers = responses.trailers().await.unwrap().expect("trailers");
+        assert_eq!(
+            trailers.get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"4"[..]),
+            "DEADLINE_EXCEEDED: {trailers:?}"
+        );
+        // The request stream is still open on the client's side; the member must not wait
+        // for it.
+        let samples = tokio::task::spawn_blocking(move || {
+            scrape_until(port, |samples| {
+                samples.get("etcd_debugging_mvcc_watcher_total") == Some(&0.0)
+                    && samples.get("etcd_debugging_mvcc_watch_stream_total") == Some(&0.0)
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            value(&samples, "etcd_debugging_mvcc_slow_watcher_total"),
+            0.0
+        );
+        drop(requests);
+    });
+}
+
 #[test]
 fn owner_link_depths_are_per_core_and_drain() {
     let dir = tempfile::tempdir().unwrap();

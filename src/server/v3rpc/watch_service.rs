@@ -31,6 +31,12 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
                     ));
                 };
                 let (stream, queue) = hub.open_stream();
+                // Declared before the sender: a call dropped at its deadline drops (cancels)
+                // the sender first, then closes the stream.
+                let open = OpenStream {
+                    hub: hub.clone(),
+                    stream,
+                };
                 let sender_hub = hub.clone();
                 let sender_queue = queue.clone();
                 let sender = glommio::spawn_local(async move {
@@ -50,12 +56,28 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
                         .and_then(|caller| caller.check_read(&create.key, &create.range_end))
                 };
                 let result = read_requests(&hub, stream, &queue, &mut requests, &permitted).await;
-                hub.close_stream(stream);
+                // Closed before the sender is awaited: it sends what is queued, then ends.
+                drop(open);
                 sender.await;
                 result
             }
         },
     );
+}
+
+/// A stream open in the hub, closed however its call ends: returned, failed, or dropped at its
+/// deadline (`grpc-timeout`), which runs none of the handler's remaining code. Left open, its
+/// watchers would stay counted against `--max-watchers` and its queue against the member's
+/// watch bytes for good.
+struct OpenStream {
+    hub: Rc<WatchHub>,
+    stream: u64,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.hub.close_stream(self.stream);
+    }
 }
 
 /// Sends etcd's progress notifications every `interval` on this core (none when zero).
