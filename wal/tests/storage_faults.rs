@@ -131,7 +131,14 @@ impl SmallFilesystem {
 
 impl Drop for SmallFilesystem {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount_point).status();
+        // Lazy: the kernel tears an io_uring instance down on a worker after its close, and
+        // until then the ring's file references keep the filesystem busy (a plain umount
+        // failed with "target is busy" now and then, leaving the tmpfs mounted). The detached
+        // filesystem goes once the last reference does.
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.mount_point)
+            .status();
     }
 }
 
