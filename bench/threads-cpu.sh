@@ -10,10 +10,16 @@
 # (submission to completion) and the gap from one write's completion to the next one's
 # submission (what the executor takes to notice the completion, answer, and start the next).
 #
+# With PUT_CYCLE=1 (meant for CONNS=1 CLIENTS=1) it traces one second of the server's
+# request reads, WAL writes and response sends and prints the medians of one put's four legs:
+# request read to WAL write submitted, the WAL write (submit to complete), its completion to
+# the response's send, and the send to the next request's read (the client and loopback).
+#
 # Usage: bench/threads-cpu.sh
 # Knobs: CONNS (10), CLIENTS (100), SECONDS_RUN (8), PORT (24790), EXTRA_FLAGS (more basalt
-#   flags, e.g. "--cores 3"), WAL_CYCLE (0), BASALT_BIN / BENCH_BIN (target/release/...).
-# Needs: python3; perf (Debian's linux-perf) for WAL_CYCLE=1.
+#   flags, e.g. "--cores 3"), WAL_CYCLE (0), PUT_CYCLE (0), BASALT_BIN / BENCH_BIN
+#   (target/release/...).
+# Needs: python3; perf (Debian's linux-perf) for WAL_CYCLE=1 or PUT_CYCLE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -23,10 +29,11 @@ SECONDS_RUN=${SECONDS_RUN:-8}
 PORT=${PORT:-24790}
 EXTRA_FLAGS=${EXTRA_FLAGS:-}
 WAL_CYCLE=${WAL_CYCLE:-0}
+PUT_CYCLE=${PUT_CYCLE:-0}
 BASALT_BIN=${BASALT_BIN:-$repo/target/release/basalt}
 BENCH_BIN=${BENCH_BIN:-$repo/target/release/basalt-bench}
 [ "$SECONDS_RUN" -ge 4 ] || { echo "threads-cpu.sh: SECONDS_RUN must be at least 4" >&2; exit 1; }
-if [ "$WAL_CYCLE" = 1 ]; then
+if [ "$WAL_CYCLE" = 1 ] || [ "$PUT_CYCLE" = 1 ]; then
   command -v perf >/dev/null || { echo "threads-cpu.sh: perf is missing" >&2; exit 1; }
 fi
 
@@ -67,8 +74,9 @@ bench=$!
 # The generator's CPU over the middle of the run (its start and end are connection work).
 sleep 1
 bench_before=$(awk '{print $14 + $15}' "/proc/$bench/stat")
-if [ "$WAL_CYCLE" = 1 ]; then
+if [ "$WAL_CYCLE" = 1 ] || [ "$PUT_CYCLE" = 1 ]; then
   perf record -q -e 'io_uring:io_uring_submit_req' -e 'io_uring:io_uring_complete' \
+    -e 'syscalls:sys_exit_recvfrom' -e 'syscalls:sys_enter_sendto' \
     -o "$work/perf.data" -p "$server" -- sleep 1 2>/dev/null
   sleep $((SECONDS_RUN - 4))
 else
@@ -124,5 +132,45 @@ def q(values, p):
 print(f"WAL writes in 1 s: {len(disk)}; disk (submit to complete) p50 {q(disk, .5):.0f} us, "
       f"mean {statistics.mean(disk):.0f} us; completion to next submission p50 "
       f"{q(gaps, .5):.0f} us, mean {statistics.mean(gaps):.0f} us")
+'
+fi
+
+if [ "$PUT_CYCLE" = 1 ]; then
+  perf script -i "$work/perf.data" -F time,event,trace 2>/dev/null | python3 -c '
+import re, sys
+# Each leg starts at the last event of its kind and ends at the next event of the next kind.
+legs = {"request read -> WAL write submitted": [], "WAL write (submit -> complete)": [],
+        "WAL write complete -> response sent": [], "response sent -> next request read": []}
+names = list(legs)
+last = {}
+write_request = None
+for line in sys.stdin:
+    m = re.match(r"\s*([\d.]+):\s+(\S+):", line)
+    if not m:
+        continue
+    at, event = float(m.group(1)) * 1e6, m.group(2)
+    if event == "io_uring:io_uring_submit_req" and "WRITE_FIXED" in line:
+        kind = "submitted"
+        write_request = re.search(r"req (\S+),", line).group(1)
+    elif event == "io_uring:io_uring_complete" and write_request and f"req {write_request}," in line:
+        kind = "completed"
+        write_request = None
+    elif event == "syscalls:sys_enter_sendto":
+        kind = "sent"
+    elif event == "syscalls:sys_exit_recvfrom":
+        kind = "read"
+    else:
+        continue
+    previous = {"submitted": "read", "completed": "submitted", "sent": "completed", "read": "sent"}[kind]
+    leg = names[["submitted", "completed", "sent", "read"].index(kind)]
+    # A leg counts only if its start is newer than its own last end (one per put).
+    if previous in last and last[previous] > last.get(kind, 0):
+        legs[leg].append(at - last[previous])
+    last[kind] = at
+for leg, values in legs.items():
+    if not values:
+        sys.exit(f"no complete put cycle traced ({leg})")
+    values.sort()
+    print(f"{leg}: p50 {values[len(values) // 2]:.0f} us ({len(values)} puts)")
 '
 fi
