@@ -17,6 +17,9 @@ mod btree;
 pub(crate) mod db;
 mod engine;
 mod error;
+pub mod file_lock;
+#[cfg(test)]
+mod file_lock_tests;
 mod mvcc;
 pub mod pager;
 

@@ -97,7 +97,7 @@ fn crash_child() {
     let point: u8 = std::env::var("BASALT_CRASH_POINT").map_or(0, |p| p.parse().unwrap());
     let unsynced = std::env::var("BASALT_CRASH_MODE").is_ok_and(|m| m == "unsynced");
     let arm_after: u64 = std::env::var("BASALT_CRASH_AFTER").map_or(0, |p| p.parse().unwrap());
-    let engine = open_when_unlocked(&Path::new(&dir).join("db"));
+    let engine = Engine::open(Path::new(&dir).join("db")).unwrap();
     let start = engine.read().unwrap().applied_index() + 1;
     for i in start.. {
         if point != 0 && i == start + arm_after {
@@ -197,25 +197,9 @@ fn run_child(
         .max()
 }
 
-/// Opens the engine at `path`. A sibling test's fork may briefly hold an inherited descriptor
-/// of a file this process has already closed, and with it the file's lock, until that fork
-/// execs: wait for that, for at most 2 s.
-fn open_when_unlocked(path: &Path) -> Engine {
-    let mut attempts = 0;
-    loop {
-        match Engine::open(path) {
-            Err(Error::BadFile { reason, .. }) if reason.contains("locked") && attempts < 200 => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => break other.unwrap(),
-        }
-    }
-}
-
 /// Reopens and checks the state against the model; returns the recovered commit.
 fn verify(dir: &Path, mode: Mode, at_least: u64) -> u64 {
-    let engine = open_when_unlocked(&dir.join("db"));
+    let engine = Engine::open(dir.join("db")).unwrap();
     engine.check().unwrap();
     let applied = engine.read().unwrap().applied_index();
     assert!(

@@ -144,6 +144,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         config.auth.bcrypt_cost,
         config.client_tls.client_cert_auth,
     );
+    // Before start-up changes anything in the data directory: a second server started on a
+    // running member's directory is refused here.
+    let _data_dir_lock =
+        member::data_dir_lock::lock(&config.member.data_dir).map_err(ServerError::Member)?;
     // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");
     std::fs::create_dir_all(&db_dir).map_err(|source| ServerError::CreateDir {

@@ -1,7 +1,7 @@
 //! Opening a stopped member's database for offline work. A running member holds an exclusive
-//! lock on its database file for as long as it runs (the engine's `File::try_lock` at open, a
-//! `flock`); the tools try the same lock first, so a member in use is refused with a clear
-//! message before anything is read or written.
+//! lock on its database file for as long as it runs (a `flock`, taken by the engine's open:
+//! `basalt_engine::file_lock`); the tools try the same lock first, at once, so a member in use
+//! is refused with a clear message before anything is read or written.
 
 use std::fs::{File, TryLockError};
 use std::path::Path;

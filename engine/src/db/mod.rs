@@ -14,8 +14,6 @@ mod grow_tests;
 #[cfg(test)]
 mod layout_tests;
 #[cfg(test)]
-mod lock_tests;
-#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod value_run_tests;

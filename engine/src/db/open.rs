@@ -2,15 +2,15 @@
 //! it, map it, load the free list. Cost is independent of the number of keys.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use super::grow::Grower;
 use super::{Db, Published, Shared, WriterState};
 use crate::error::{Error, Result};
+use crate::file_lock::{lock_exclusive, LOCK_WAIT};
 use crate::pager::file::DataFile;
 use crate::pager::freelist::{decode_commit_record, FreeList, Written};
 use crate::pager::mapping::Mapping;
@@ -24,44 +24,6 @@ const RESERVE_BYTES_MIN: u64 = 16 << 30;
 pub(crate) fn reserve_for(file_bytes: u64) -> u64 {
     RESERVE_BYTES_MIN.max((file_bytes * 2).next_power_of_two())
 }
-
-/// How long open waits for the file's lock before it refuses the file as in use.
-pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// Takes the exclusive `flock` that keeps two engines off one file, waiting up to `wait` for
-/// it. A running member holds the lock for as long as it runs, and is refused after `wait`.
-/// The wait is for a brief holder: a child process that this process (or any embedding it:
-/// a test harness, a tool) is spawning holds a copy of every descriptor, and with it the
-/// lock of a file closed meanwhile, from its fork until its exec closes the copies.
-pub(crate) fn lock_exclusive(file: &File, path: &Path, wait: Duration) -> Result<()> {
-    let deadline = Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(LOCK_RETRY_EVERY)
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::BadFile {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "locked by another process (still locked after {} ms)",
-                        wait.as_millis()
-                    ),
-                })
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(Error::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
-/// Between two attempts at the lock.
-const LOCK_RETRY_EVERY: Duration = Duration::from_millis(5);
 
 impl Db {
     /// Opens the database file at `path`, creating an empty one if it does not exist.
@@ -78,7 +40,15 @@ impl Db {
             .truncate(false)
             .open(path)
             .map_err(io)?;
-        lock_exclusive(&file, path, LOCK_WAIT)?;
+        if !lock_exclusive(&file, LOCK_WAIT).map_err(io)? {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "locked by another process (still locked after {} ms)",
+                    LOCK_WAIT.as_millis()
+                ),
+            });
+        }
         let file = DataFile {
             file,
             path: path_buf.clone(),

@@ -7,6 +7,7 @@
 pub mod applier;
 pub mod auto_compaction_driver;
 mod chunk_pipe;
+pub mod data_dir_lock;
 mod deadline_wait;
 mod direct_file;
 mod forwarded_proposals;
