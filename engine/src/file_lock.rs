@@ -1,11 +1,12 @@
-//! The exclusive `flock` that keeps a second process off a file (or directory) in use, with a
-//! bounded wait for a brief holder.
+//! The exclusive `flock` that keeps a second process off a file in use, with a bounded wait
+//! for a brief holder.
 //!
 //! A process that spawns a child hands it a copy of every descriptor, and with it the lock of
-//! any file open at that moment, until the child's exec closes its copies (at the very end of
-//! execve). So a file closed and reopened by one thread while another thread spawns can find
-//! its own lock still held for a moment; the engine's tests did (a full-disk test spawns a
-//! child). A real holder, a running member, holds its lock for as long as it runs.
+//! any file open at that moment, until the child's exec closes its copies (part-way through
+//! execve, once it can no longer fail). So a file closed and reopened by one thread while
+//! another thread spawns can find its own lock still held for a moment; the engine's tests
+//! did (a full-disk test spawns a child). A real holder, a running member, holds its lock for
+//! as long as it runs.
 
 use std::fs::{File, TryLockError};
 use std::io;

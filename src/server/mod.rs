@@ -26,6 +26,7 @@ pub mod fail_stop;
 mod io_uring_check;
 mod logging;
 mod member;
+pub use member::data_dir_lock;
 pub mod metrics;
 mod peer_tls;
 pub mod restore;
@@ -137,6 +138,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .collect();
     let listeners = listeners_of(&config.urls.listen_client)?;
     let metrics_listeners = listeners_of(&config.urls.listen_metrics)?;
+    // A second server started on a running member's directory is refused before it changes
+    // anything there (`--auto-tls` writes its certificate below). A directory that does not
+    // exist yet is made, and locked, only once the flags have passed their checks.
+    let early_data_dir_lock = if config.member.data_dir.join("member").is_dir() {
+        Some(member::data_dir_lock::lock(&config.member.data_dir).map_err(ServerError::Member)?)
+    } else {
+        None
+    };
     let tls = client_tls(&config, &milestones)?;
     let auth = AuthHub::new(
         Tokens::from_flag(&config.auth.token, config.auth.token_ttl)
@@ -144,10 +153,15 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         config.auth.bcrypt_cost,
         config.client_tls.client_cert_auth,
     );
-    // Before start-up changes anything in the data directory: a second server started on a
-    // running member's directory is refused here.
-    let _data_dir_lock =
-        member::data_dir_lock::lock(&config.member.data_dir).map_err(ServerError::Member)?;
+    let data_dir_lock = match early_data_dir_lock {
+        Some(lock) => lock,
+        None => {
+            member::data_dir_lock::lock(&config.member.data_dir).map_err(ServerError::Member)?
+        }
+    };
+    // Held until the process exits, not only until `run` returns: `run` returns as soon as one
+    // executor ends, while the others may still be writing.
+    std::mem::forget(data_dir_lock);
     // The engine opens before any executor starts: every core reads it.
     let db_dir = config.member.data_dir.join("member").join("snap");
     std::fs::create_dir_all(&db_dir).map_err(|source| ServerError::CreateDir {

@@ -425,15 +425,16 @@ fn blocked_io_uring_is_named_with_its_fix() {
 /// changes anything there, and the running member is unharmed. Method: a member runs; an
 /// unfinished snapshot file is planted in its directory (a start-up removes such leftovers
 /// before the engine takes its database's lock); a second server on the same directory, on
-/// ports of its own, must exit 1 naming the directory as in use and leave the file, and the
-/// first member must still take writes.
+/// ports of its own and with `--auto-tls` (which writes a certificate into the directory),
+/// must exit 1 naming the directory as in use, leave the file and write no certificate, and
+/// the first member must still take writes.
 #[test]
 fn a_second_server_on_a_data_directory_in_use_is_refused_before_touching_it() {
     let dir = tempfile::tempdir().unwrap();
     let member = crate::support::Basalt::start(dir.path());
     let leftover = member.data_dir.join("member/snap/incoming.db.partial");
     std::fs::write(&leftover, b"a snapshot still arriving").unwrap();
-    let url = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let url = format!("https://127.0.0.1:{}", crate::support::free_port());
     let output = Command::new(env!("CARGO_BIN_EXE_basalt"))
         .arg("--data-dir")
         .arg(&member.data_dir)
@@ -444,6 +445,7 @@ fn a_second_server_on_a_data_directory_in_use_is_refused_before_touching_it() {
             &url,
             "--listen-peer-urls",
             "http://127.0.0.1:0",
+            "--auto-tls",
         ])
         .env_clear()
         .output()
@@ -457,6 +459,10 @@ fn a_second_server_on_a_data_directory_in_use_is_refused_before_touching_it() {
     assert!(
         leftover.exists(),
         "the second server removed a file of the running member's directory"
+    );
+    assert!(
+        !member.data_dir.join("fixtures").exists(),
+        "the second server wrote its certificate into the running member's directory"
     );
     member.ok(&["put", "after", "the refusal"]);
     assert!(member.ok(&["get", "after"]).contains("the refusal"));

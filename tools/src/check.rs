@@ -6,7 +6,7 @@ use std::path::Path;
 
 pub fn run(data_dir: &Path) -> Result<(), String> {
     let db_path = crate::database_path(data_dir);
-    let engine = crate::stopped_member::open_database(data_dir)?;
+    let (engine, _data_dir_lock) = crate::stopped_member::open_database(data_dir)?;
     let report = engine
         .check()
         .map_err(|e| format!("{} is damaged: {e}", db_path.display()))?;

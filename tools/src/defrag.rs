@@ -8,7 +8,7 @@ const KEYS_PER_STEP: usize = 4096;
 
 pub fn run(data_dir: &Path) -> Result<(), String> {
     let db_path = crate::database_path(data_dir);
-    let engine = crate::stopped_member::open_database(data_dir)?;
+    let (engine, _data_dir_lock) = crate::stopped_member::open_database(data_dir)?;
     let report = engine
         .defragment(KEYS_PER_STEP)
         .map_err(|e| format!("defragmenting {} failed: {e}", db_path.display()))?;
