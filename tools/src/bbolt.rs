@@ -222,21 +222,18 @@ impl Db {
     }
 }
 
+/// Ports from below the kernel's ephemeral range, shared with the server's test support.
+#[cfg(test)]
+#[path = "../../tests/server/support/free_port.rs"]
+mod free_port;
+
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::free_port::free_port;
     use super::*;
-    use std::net::TcpListener;
     use std::path::Path;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
 
     fn etcdctl(endpoint: &str, args: &[&str]) -> std::process::Output {
         Command::new("etcdctl")

@@ -6,6 +6,10 @@
 //! `put --client lean` over several connections and threads, then counts the keys with
 //! etcd-client: every acknowledged put must have landed, and nothing else.
 
+/// Ports from below the kernel's ephemeral range, shared with the server's test support.
+#[path = "../../../tests/server/support/free_port.rs"]
+mod free_port;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +21,7 @@ use super::args::Workload;
 use super::connection::ClientPool;
 use super::recorder::Outcome;
 use super::ServerCommand;
+use free_port::free_port;
 
 /// How long basalt may take to serve its first request.
 const START_LIMIT: Duration = Duration::from_secs(20);
@@ -48,11 +53,6 @@ fn basalt_binary() -> PathBuf {
         binary.display()
     );
     binary
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn start_basalt() -> Basalt {

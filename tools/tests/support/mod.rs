@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+/// Ports from below the kernel's ephemeral range, shared with the server's test support.
+#[path = "../../../tests/server/support/free_port.rs"]
+mod free_port;
+pub use free_port::free_port;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,35 +28,6 @@ pub fn basalt_binary() -> PathBuf {
         binary.display()
     );
     binary
-}
-
-/// A loopback port nobody listens on right now, that this test process never handed out, and
-/// that the kernel never picks by itself: below its ephemeral range, from which it draws the
-/// ports of port-0 binds (the members' peer listeners here) and outgoing connections' source
-/// ports, either of which could otherwise take the port before the member binds it.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let first = ephemeral_low.saturating_sub(20_000).max(1024);
-    let span = ephemeral_low.saturating_sub(first);
-    assert!(
-        span >= 1000,
-        "the ephemeral port range starts at {ephemeral_low}"
-    );
-    // Where to start in the span: apart for test processes that run at the same time.
-    let offset = (std::process::id() % u32::from(span)) as u16;
-    let mut handed_out = HANDED_OUT.lock().unwrap();
-    for step in 0..span {
-        let port = first + (offset + step) % span;
-        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            handed_out.push(port);
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range ({first}..{ephemeral_low}) was left");
 }
 
 /// A running basalt, killed when dropped.
