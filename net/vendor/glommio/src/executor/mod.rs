@@ -58,7 +58,7 @@ use std::{
     pin::Pin,
     rc::Rc,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     thread::{Builder, JoinHandle},
     time::{Duration, Instant},
 };
@@ -1116,11 +1116,25 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
+    /// basalt patch: tasks waiting in [`ExecutorProxy::idle`], woken when a round finds nothing
+    /// to run (after the reactor has submitted every queued I/O), before the executor spins or
+    /// parks.
+    idle_waiters: RefCell<Vec<Waker>>,
 }
 
 impl LocalExecutor {
     fn get_reactor(&self) -> Rc<Reactor> {
         self.reactor.clone()
+    }
+
+    /// basalt patch: wakes every task waiting in [`ExecutorProxy::idle`]; whether there was one.
+    fn wake_idle_waiters(&self) -> bool {
+        let waiters = std::mem::take(&mut *self.idle_waiters.borrow_mut());
+        let any = !waiters.is_empty();
+        for waker in waiters {
+            waker.wake();
+        }
+        any
     }
 
     fn init(&mut self) {
@@ -1163,6 +1177,7 @@ impl LocalExecutor {
         Ok(LocalExecutor {
             queues: Rc::new(RefCell::new(queues)),
             parker: p,
+            idle_waiters: RefCell::new(Vec::new()),
             id,
             reactor: Rc::new(reactor::Reactor::new(
                 notifier,
@@ -1508,6 +1523,12 @@ impl LocalExecutor {
                         break t.unwrap();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
+                            // basalt patch: the reactor found nothing either (and submitted
+                            // what the tasks queued): the tasks waiting for an idle moment
+                            // run in the next round instead of the executor parking.
+                            if this.wake_idle_waiters() {
+                                break;
+                            }
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker
                                     .park()
@@ -2215,6 +2236,32 @@ impl ExecutorProxy {
             }
             futures_lite::future::yield_now().await;
         }
+    }
+
+    /// basalt patch: waits until the executor has nothing else to run — every runnable task
+    /// has run and the reactor has submitted the I/O they queued — and returns before it spins
+    /// or parks. For work that may wait but should not delay anything already under way (the
+    /// I/O just queued goes out first). Under a load that never leaves the executor idle it
+    /// waits indefinitely: use it only for work that something else does when it must.
+    pub async fn idle(&self) {
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if registered {
+                return Poll::Ready(());
+            }
+            registered = true;
+            #[cfg(not(feature = "native-tls"))]
+            LOCAL_EX.with(|local_ex| local_ex.idle_waiters.borrow_mut().push(cx.waker().clone()));
+            #[cfg(feature = "native-tls")]
+            unsafe {
+                (*LOCAL_EX)
+                    .idle_waiters
+                    .borrow_mut()
+                    .push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     #[inline(always)]
