@@ -52,24 +52,45 @@ impl Engine {
         })
     }
 
-    /// A read view of the newest commit; `Send`, lock-free reads, pins its pages while alive.
+    /// A read view of the newest commit, a deferred one included (published first, on this
+    /// thread: see [`WriteBatch::commit_deferred`]); `Send`, lock-free reads, pins its pages
+    /// while alive.
     pub fn read(&self) -> Result<ReadView> {
+        self.db.settle()?;
         let txn = self.db.begin_read();
         let state = MvccState::load(&txn)?;
         Ok(ReadView { txn, state })
     }
 
-    /// The size of the newest commit's file (its high-water mark), as
-    /// [`ReadView::size_bytes`] would report it, without opening a view: no reader is
-    /// registered and no MVCC state is read. The quota check asks this on every write.
-    pub fn size_bytes(&self) -> u64 {
-        self.db.published_page_count() * crate::pager::PAGE_SIZE as u64
+    /// Publishes a batch ended by [`WriteBatch::commit_deferred`] now, if one waits. Nothing
+    /// depends on calling it — every read view, write batch and sync publishes it first — but a
+    /// writer that told its callers the outcome calls it next, so that the cost falls on the
+    /// writer and not on a reader.
+    pub fn settle(&self) -> Result<()> {
+        self.db.settle()
+    }
+
+    /// At least the size of the newest commit's file (its high-water mark, as
+    /// [`ReadView::size_bytes`] would report it), a batch still deferred included, without
+    /// opening a view or publishing that batch: exact when nothing is deferred, else counting
+    /// every page the deferred batch could add. The quota check asks this on every write.
+    pub fn size_bound_bytes(&self) -> u64 {
+        self.db.page_count_bound() * crate::pager::PAGE_SIZE as u64
+    }
+
+    /// The exact size of the newest commit's file: a deferred batch is published first (as
+    /// [`Engine::settle`] does), then the published size is read. A batch deferred after that
+    /// is not counted (as a write still in flight is not).
+    pub fn settled_size_bytes(&self) -> Result<u64> {
+        self.db.settle()?;
+        Ok(self.db.published_page_count() * crate::pager::PAGE_SIZE as u64)
     }
 
     /// Walks the whole newest commit: every page reachable exactly once or free, keys in
     /// order, checksums valid; then, on a snapshot, that the key index and the change log
     /// name the same revisions (each record's value is logged, nothing is logged twice or
-    /// left over). Waits for an open write batch to finish.
+    /// left over). Waits for an open write batch to finish, publishes a deferred one, and
+    /// refuses (Poisoned) an engine whose commit failed.
     pub fn check(&self) -> Result<CheckReport> {
         let report = self.db.check()?;
         check::check_index_and_log(&self.db.begin_read())?;
@@ -85,6 +106,8 @@ impl Engine {
     /// wait only for the short locked part (what they wrote meanwhile, then the meta). Blocks
     /// the calling thread for the fdatasyncs: an async caller runs it off its executor.
     pub fn sync(&self) -> Result<u64> {
+        // A deferred batch's pages first, so the unlocked flush covers them too.
+        self.db.settle()?;
         self.db.flush_unlocked()?;
         let txn = self.db.begin_write()?;
         let applied_index = MvccState::load(&txn)?.applied_index;
@@ -100,6 +123,7 @@ impl Engine {
     pub fn durable_view(&self) -> Result<ReadView> {
         // Each round syncs what is published; a writer that publishes again between the sync
         // and the pin sends us round once more.
+        self.db.settle()?;
         self.db.flush_unlocked()?;
         for _ in 0..DURABLE_VIEW_ROUNDS {
             let txn = self.db.begin_write()?;
@@ -636,6 +660,22 @@ impl WriteBatch<'_> {
     /// [`Engine::sync`] (or durable [`WriteBatch::commit`]) returns to the last durable commit.
     pub fn commit_unsynced(self) -> Result<()> {
         self.finish(Durability::Unsynced)
+    }
+
+    /// Ends the batch as [`WriteBatch::commit_unsynced`] does, but leaves writing its pages
+    /// and publishing it to whoever next needs the newest commit: the next read view
+    /// ([`Engine::read`]), write batch or sync publishes it first, on its own thread, or
+    /// [`Engine::settle`] does. Once this returns, no read view can miss the batch, so its
+    /// outcome (revisions, responses) may be told before the commit's cost is paid. A failure
+    /// when it is published stops the engine (Poisoned), readers included: they must not see
+    /// the store without a batch whose outcome was told.
+    pub fn commit_deferred(mut self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        self.state.store(&self.loaded, &mut self.txn)?;
+        self.txn.defer();
+        Ok(())
     }
 
     fn finish(mut self, durability: Durability) -> Result<()> {

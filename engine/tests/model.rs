@@ -338,6 +338,8 @@ enum Op {
     Events(i64),
     Commit(u64),
     CommitUnsynced(u64),
+    /// `commit_deferred`: left for the next op (a batch, a read, a sync, a reopen) to publish.
+    CommitDeferred(u64),
     Sync,
     Abort,
     Reopen,
@@ -523,6 +525,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0i64..6).prop_map(Op::Events),
         2 => (0u64..3).prop_map(Op::Commit),
         3 => (0u64..3).prop_map(Op::CommitUnsynced),
+        2 => (0u64..3).prop_map(Op::CommitDeferred),
         1 => Just(Op::Sync),
         1 => Just(Op::Abort),
         1 => Just(Op::Reopen),
@@ -641,6 +644,15 @@ fn run(ops: Vec<Op>) -> std::result::Result<(), TestCaseError> {
                         let view = engine.read().unwrap();
                         prop_assert_eq!(view.applied_index(), model.applied_index);
                         prop_assert_eq!(view.current_revision(), model.current);
+                        continue 'batches;
+                    }
+                    Op::CommitDeferred(index) => {
+                        model.applied_index += index;
+                        b.set_applied_index(model.applied_index);
+                        b.commit_deferred().unwrap();
+                        // No check here: the op after it (the next batch, a read, a sync, a
+                        // reopen) is what publishes it, or loses it like an unsynced commit.
+                        committed = model.clone();
                         continue 'batches;
                     }
                     Op::Abort => {
@@ -859,7 +871,12 @@ fn step(
                 same(view.hash_kv(0).map(|h| h.header_revision), Ok(m.current))?;
             }
         }
-        Op::Commit(_) | Op::CommitUnsynced(_) | Op::Sync | Op::Abort | Op::Reopen => {
+        Op::Commit(_)
+        | Op::CommitUnsynced(_)
+        | Op::CommitDeferred(_)
+        | Op::Sync
+        | Op::Abort
+        | Op::Reopen => {
             unreachable!("handled by the caller")
         }
     }

@@ -45,20 +45,21 @@ fn size_in_use_after_defragment_and_an_unsynced_commit() {
     assert!(in_use > 0 && in_use <= size, "in use {in_use} of {size}");
 }
 
-/// `Engine::size_bytes` (the quota check's) follows the newest commit, synced or not, as a
-/// view opened then would, including after a defragmentation cut the file.
+/// `Engine::size_bound_bytes` (the quota check's) follows the newest commit, synced or not, as
+/// a view opened then would, including after a defragmentation cut the file; while a batch is
+/// deferred it is never below the size that batch's publication gives.
 #[test]
 fn engine_size_follows_every_commit_as_a_view_does() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path().join("db")).unwrap();
-    let empty = engine.size_bytes();
+    let empty = engine.size_bound_bytes();
     assert_eq!(empty, engine.read().unwrap().size_bytes());
     let mut batch = engine.write().unwrap();
     for n in 0..2000 {
         batch.put(&put(format!("k{n:05}"), vec![7; 2000])).unwrap();
     }
     batch.commit_unsynced().unwrap();
-    let grown = engine.size_bytes();
+    let grown = engine.size_bound_bytes();
     assert!(grown > empty + 2000 * 2000, "{grown} after 4 MB of values");
     assert_eq!(grown, engine.read().unwrap().size_bytes());
 
@@ -75,7 +76,20 @@ fn engine_size_follows_every_commit_as_a_view_does() {
     while !batch.compact_step(usize::MAX).unwrap() {}
     batch.commit().unwrap();
     engine.defragment(64).unwrap();
-    let cut = engine.size_bytes();
+    let cut = engine.size_bound_bytes();
     assert!(cut < grown, "defragmented to {cut} from {grown}");
     assert_eq!(cut, engine.read().unwrap().size_bytes());
+
+    let mut batch = engine.write().unwrap();
+    for n in 0..500 {
+        batch.put(&put(format!("d{n:05}"), vec![9; 3000])).unwrap();
+    }
+    batch.commit_deferred().unwrap();
+    let bound = engine.size_bound_bytes();
+    let published = engine.read().unwrap().size_bytes();
+    assert!(
+        bound >= published && bound > cut + 500 * 3000,
+        "bound {bound} while deferred, {published} once published, {cut} before"
+    );
+    assert_eq!(engine.size_bound_bytes(), published, "exact once published");
 }

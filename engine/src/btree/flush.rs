@@ -41,6 +41,31 @@ impl PageWrite {
 /// Encoded pages to write.
 pub(crate) type PageWrites = Vec<PageWrite>;
 
+/// At least as many pages as `flush` would allocate for the subtree under `child`: one per
+/// owned node and a run per fresh large value (a value replaced again in the same transaction
+/// is counted though never written).
+pub(crate) fn pages_to_flush(child: &Child) -> u64 {
+    match child {
+        Child::Clean(_) => 0,
+        Child::Dirty(node) => node_pages_to_flush(node),
+    }
+}
+
+fn node_pages_to_flush(node: &Node) -> u64 {
+    let values: u64 = node
+        .fresh
+        .iter()
+        .map(|value| value_run_pages(value.len()))
+        .sum();
+    let children: u64 = node
+        .children
+        .iter()
+        .flatten()
+        .map(|child| node_pages_to_flush(child))
+        .sum();
+    1 + values + children
+}
+
 /// Encodes the subtree under `child`, allocating pages with `alloc(n)` (n contiguous pages);
 /// returns the page id of its root.
 pub(crate) fn flush(

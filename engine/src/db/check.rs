@@ -138,6 +138,8 @@ fn walk_commit(walk: &mut Walk, meta: &Meta) -> Result<()> {
 /// reusable page the durable meta can reach.
 pub(crate) fn check(shared: &Shared) -> Result<CheckReport> {
     let writer = shared.writer.lock().expect("writer lock");
+    // A deferred transaction is part of the newest commit: check it published.
+    let writer = super::WriteTxn::publish_deferred(shared, writer)?;
     let (meta, mapping) = {
         let published = shared.published.lock().expect("published state lock");
         (published.meta, published.mapping.clone())

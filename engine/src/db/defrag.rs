@@ -95,6 +95,7 @@ impl Db {
 
     /// Makes every published commit durable (pages first, then meta); nothing if it is.
     pub(crate) fn sync(&self) -> Result<()> {
+        self.settle()?;
         self.flush_unlocked()?;
         let txn = self.begin_write()?;
         if !txn.is_durable() {

@@ -20,7 +20,7 @@ mod value_run_tests;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::btree::read::{get, scan, seek_le, NodeRef, Visit};
@@ -84,6 +84,10 @@ pub(crate) struct WriterState {
     /// The meta page (0 or 1) holding `durable`; the next durable meta goes to the other one,
     /// so a torn meta write can only ever destroy a meta that is not the durable one.
     pub(crate) durable_slot: u64,
+    /// A write transaction that ended with `WriteTxn::defer`: complete, but not yet written
+    /// out or published. Whoever next needs the newest commit publishes it first (`Db::settle`,
+    /// `WriteTxn::begin`).
+    pub(crate) deferred: Option<write::DeferredTxn>,
 }
 
 /// State shared by the database handle, its readers and its writer.
@@ -98,6 +102,14 @@ pub(crate) struct Shared {
     pub(crate) writer: Mutex<WriterState>,
     /// Set when a commit failed half-way: the process must stop writing (fail-stop).
     pub(crate) failed: AtomicBool,
+    /// Whether `WriterState::deferred` holds a transaction: read without the writer lock on
+    /// every `Db::settle`, so a read view costs one atomic load when nothing is deferred. Set
+    /// (under the writer lock) before the deferring writer releases the lock, cleared under
+    /// the lock by whoever takes the transaction out.
+    pub(crate) commit_deferred: AtomicBool,
+    /// While a transaction is deferred, at most how many pages its publication adds to the
+    /// published page count (`Db::page_count_bound`); 0 otherwise.
+    pub(crate) deferred_pages: AtomicU64,
     /// The commit id whose meta was on disk but whose pages were not (a crash inside its
     /// fdatasync), if open fell back to the commit before it.
     pub(crate) torn_commit_discarded: Option<u64>,
@@ -143,6 +155,18 @@ pub(crate) trait Tables {
 }
 
 impl Db {
+    /// Publishes the deferred write transaction, if there is one, so that a snapshot pinned
+    /// after this returns includes everything a writer ended before it (`WriteTxn::defer`).
+    /// Every entry point that hands out the newest commit calls this first; `begin_read`
+    /// alone does not (callers holding the writer use it, and nothing can be deferred then).
+    pub(crate) fn settle(&self) -> Result<()> {
+        if !self.shared.commit_deferred.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let writer = self.shared.writer.lock().expect("writer lock");
+        WriteTxn::publish_deferred(&self.shared, writer).map(drop)
+    }
+
     /// Pins the newest committed snapshot for reading.
     pub(crate) fn begin_read(&self) -> ReadTxn {
         ReadTxn::begin(self.shared.clone())
@@ -152,6 +176,16 @@ impl Db {
     pub(crate) fn published_page_count(&self) -> u64 {
         let published = self.shared.published.lock().expect("published state lock");
         published.meta.page_count
+    }
+
+    /// At least the page count of the newest commit, a deferred one included, without
+    /// publishing it: the published count plus every page the deferred transaction could take
+    /// from past the end (it may reuse free ones instead). Exact when nothing is deferred.
+    pub(crate) fn page_count_bound(&self) -> u64 {
+        // The bound is set before the flag and cleared after the publish, so it is never
+        // missing while the published count lacks the deferred transaction.
+        let deferred = self.shared.deferred_pages.load(Ordering::SeqCst);
+        self.published_page_count() + deferred
     }
 
     /// Checks page accounting of the newest commit (waits for the writer).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use super::grow::Grower;
@@ -110,8 +110,11 @@ impl Db {
                     freelist,
                     durable: meta,
                     durable_slot,
+                    deferred: None,
                 }),
                 failed: AtomicBool::new(false),
+                commit_deferred: AtomicBool::new(false),
+                deferred_pages: AtomicU64::new(0),
                 torn_commit_discarded: discarded,
             }),
         })

@@ -11,6 +11,13 @@
 //!    snapshot and `D` (so no reader and no meta on disk can see them);
 //! 2. pwrite them (no fdatasync) and publish the new roots in memory; no meta is written.
 //!
+//! Deferred commit (`WriteTxn::defer`): the unsynced commit's two steps wait, with everything
+//! the transaction changed, in the writer's state; the writer lock is released. Whoever next
+//! needs the newest commit carries them out first — the next write transaction, or
+//! `Db::settle`, which every read view of the newest commit calls — so a writer can report a
+//! transaction's outcome before paying for its page writes, and nobody can see the store
+//! without it. It takes no page until then, and a crash loses it as it loses an unsynced one.
+//!
 //! Durable commit `N` (also what `sync` does, with no changes of its own):
 //! 1. as above, plus a commit record run: the free list of `N`, and the (page, checksum) of
 //!    every page written since `D` that `N` still uses — its own and its unsynced predecessors';
@@ -32,7 +39,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
 use super::{Shared, Table, Tables, WriterState};
-use crate::btree::flush::{flush, PageWrite, PageWrites};
+use crate::btree::flush::{flush, pages_to_flush, PageWrite, PageWrites};
 use crate::btree::node::Child;
 use crate::btree::read::NodeRef;
 use crate::btree::relocate::relocate_path;
@@ -63,6 +70,9 @@ pub mod crash_point {
     pub const AFTER_SYNC: u8 = 5;
     /// A pages-first commit: after the pages' fdatasync, before the meta is written.
     pub const AFTER_PAGES_SYNCED: u8 = 6;
+    /// Not a crash: every commit's page write fails with an I/O error (a disk that refuses
+    /// writes), so tests can see what a failed commit leaves behind.
+    pub const FAIL_PAGE_WRITES: u8 = 7;
 
     static POINT: AtomicU8 = AtomicU8::new(NONE);
 
@@ -104,12 +114,24 @@ pub(crate) struct WriteTxn<'a> {
     freed: Vec<u64>,
 }
 
+/// A write transaction ended by [`WriteTxn::defer`]: everything it changed, waiting in the
+/// writer's state to be written out and published (as an unsynced commit) by whoever next needs
+/// the newest commit. It allocated no page yet: pages are taken when it is published.
+pub(crate) struct DeferredTxn {
+    view: View,
+    base: Meta,
+    roots: [Option<Child>; TABLE_SLOTS],
+    freed: Vec<u64>,
+}
+
 impl<'a> WriteTxn<'a> {
     pub(crate) fn begin(shared: &'a Shared) -> Result<WriteTxn<'a>> {
         let writer = shared.writer.lock().expect("writer lock");
         if shared.failed.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        // A deferred transaction is the newest commit: it goes out before one starts on it.
+        let writer = WriteTxn::publish_deferred(shared, writer)?;
         let (meta, mapping) = {
             let published = shared.published.lock().expect("published state lock");
             (published.meta, published.mapping.clone())
@@ -189,6 +211,11 @@ impl<'a> WriteTxn<'a> {
 
     /// Publishes everything written to new readers, durably or not as `durability` says.
     pub(crate) fn commit(self, durability: Durability) -> Result<()> {
+        self.commit_keeping_writer(durability).map(drop)
+    }
+
+    /// `commit`, handing back the writer lock it held.
+    fn commit_keeping_writer(self, durability: Durability) -> Result<MutexGuard<'a, WriterState>> {
         let shared = self.shared;
         let result = self.commit_inner(durability);
         if result.is_err() {
@@ -199,17 +226,87 @@ impl<'a> WriteTxn<'a> {
         result
     }
 
+    /// Ends the transaction without writing it out or publishing it, and releases the writer:
+    /// the work of an unsynced commit (pages, publication) is left to whoever next needs the
+    /// newest commit — the next write transaction, `Db::settle` (which every read view of the
+    /// newest commit calls first), or a sync. So a writer can tell its callers the outcome
+    /// before paying for the commit, and none of them can observe the store without it.
+    pub(crate) fn defer(self) {
+        let WriteTxn {
+            shared,
+            mut writer,
+            view,
+            base,
+            roots,
+            freed,
+        } = self;
+        assert!(
+            writer.deferred.is_none(),
+            "a write transaction began on top of a deferred one"
+        );
+        let pages: u64 = roots.iter().flatten().map(pages_to_flush).sum();
+        shared.deferred_pages.store(pages, Ordering::SeqCst);
+        writer.deferred = Some(DeferredTxn {
+            view,
+            base,
+            roots,
+            freed,
+        });
+        // Set before the writer lock is released: a reader that sees it clear after that
+        // finds the transaction published (`publish_deferred` clears it only then).
+        shared.commit_deferred.store(true, Ordering::SeqCst);
+    }
+
+    /// Publishes the deferred transaction, if there is one, as an unsynced commit, holding the
+    /// writer throughout; hands the writer back. Refuses (Poisoned) once a commit failed: a
+    /// deferred transaction's outcome may have been told, so its store must not be read without
+    /// it — the flag stays set, and every later reader lands here and is refused too.
+    pub(crate) fn publish_deferred(
+        shared: &'a Shared,
+        mut writer: MutexGuard<'a, WriterState>,
+    ) -> Result<MutexGuard<'a, WriterState>> {
+        let deferred = writer.deferred.take();
+        if shared.failed.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let Some(deferred) = deferred else {
+            return if shared.commit_deferred.load(Ordering::SeqCst) {
+                Err(Error::Poisoned) // a deferred commit failed to publish
+            } else {
+                Ok(writer)
+            };
+        };
+        let txn = WriteTxn {
+            shared,
+            writer,
+            view: deferred.view,
+            base: deferred.base,
+            roots: deferred.roots,
+            freed: deferred.freed,
+        };
+        let writer = txn.commit_keeping_writer(Durability::Unsynced)?;
+        shared.commit_deferred.store(false, Ordering::SeqCst);
+        shared.deferred_pages.store(0, Ordering::SeqCst);
+        Ok(writer)
+    }
+
     /// Whether the published snapshot is already the durable one (a sync has nothing to do).
     pub(crate) fn is_durable(&self) -> bool {
         self.writer.durable.txn_id == self.base.txn_id
     }
 
-    fn commit_inner(mut self, durability: Durability) -> Result<()> {
+    fn commit_inner(mut self, durability: Durability) -> Result<MutexGuard<'a, WriterState>> {
         let durable = durability != Durability::Unsynced;
         let shared = self.shared;
         let txn_id = self.base.txn_id + 1;
         let oldest_reader = {
             let published = shared.published.lock().expect("published state lock");
+            // Commits happen only under the writer, each on the one published before it (a
+            // deferred transaction holds back every other writer until it is published).
+            assert_eq!(
+                published.meta.txn_id, self.base.txn_id,
+                "a commit must build on the published one"
+            );
             published.readers.keys().next().copied()
         };
         let writer = &mut *self.writer;
@@ -335,7 +432,7 @@ impl<'a> WriteTxn<'a> {
         let used = page_count.max(self.writer.durable.page_count.max(durable_page_count))
             * PAGE_SIZE as u64;
         shared.grower.tail().trim(&shared.file, used)?;
-        Ok(())
+        Ok(self.writer)
     }
 
     /// Writes the pages (coalescing neighbours), grows the file and mapping as needed; no sync.
@@ -346,6 +443,12 @@ impl<'a> WriteTxn<'a> {
         lose_one: bool,
     ) -> Result<Arc<Mapping>> {
         let file = &self.shared.file;
+        if crash_point::reached(crash_point::FAIL_PAGE_WRITES) {
+            return Err(Error::Io {
+                path: file.path.to_path_buf(),
+                source: std::io::Error::other("injected page write failure"),
+            });
+        }
         // Pages go only into zero-filled, allocated blocks (see `grow`): the grower keeps
         // slack ahead; this fills inline only what it has not prepared.
         let needed = page_count * PAGE_SIZE as u64;
