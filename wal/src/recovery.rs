@@ -9,8 +9,8 @@
 //! - spare files in any state of being made, segments half-recycled.
 //!
 //! Anything else — a bad record before the final batch, a record after a hole that belongs to a
-//! later batch, an entry whose index breaks the sequence, a segment shorter than its header says,
-//! a gap between segments — is corruption, and opening fails naming the file and byte offset.
+//! later batch, an entry whose index breaks the sequence, a segment shorter than its header says
+//! (or too short to hold one), a gap between segments — is corruption, and opening fails naming the file and byte offset.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -281,10 +281,11 @@ pub fn recover(dir: &Path, spare_bytes: u64) -> WalResult<RecoveredLog> {
 }
 
 /// A segment file whose block 0 is zeros or damaged is a roll whose opening write was torn
-/// (nothing in it was acknowledged: it becomes a spare). It is corruption instead when the file, read with the sequence number its name
-/// carries, holds a record that proves it was synced: one written after its first fdatasync
-/// (batch_start past the first record), or any record while a newer segment exists (a segment is
-/// synced before the log rolls past it).
+/// (nothing in it was acknowledged: it becomes a spare). It is corruption instead when the file
+/// is too short to hold its header block (cut: a roll renames a full-size spare), or when, read
+/// with the sequence number its name carries, it holds a record that proves it was synced: one
+/// written after its first fdatasync (batch_start past the first record), or any record while a
+/// newer segment exists (a segment is synced before the log rolls past it).
 pub(crate) fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResult<()> {
     let stem = path
         .file_stem()
@@ -294,6 +295,18 @@ pub(crate) fn check_headerless_segment(path: &Path, newest_seq: u64) -> WalResul
         return Ok(());
     };
     let bytes = fs::read(path).map_err(|e| WalError::io("read segment", path, e))?;
+    if (bytes.len() as u64) < FIRST_RECORD_OFFSET {
+        // A roll renames a spare written in full, so a torn roll is a whole file of zeros; one
+        // too short to hold even its header was cut, and its records (if any) went with it.
+        return Err(corrupt(
+            path,
+            bytes.len() as u64,
+            format!(
+                "segment is {} bytes, shorter than its header block: the file was cut",
+                bytes.len()
+            ),
+        ));
+    }
     let mut position = FIRST_RECORD_OFFSET;
     while position + RECORD_ALIGN as u64 <= bytes.len() as u64 {
         if let Ok(record) = read_record(&bytes[position as usize..], seq) {

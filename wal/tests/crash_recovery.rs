@@ -239,6 +239,24 @@ fn damage_case() -> impl Strategy<Value = DamageCase> {
         )
 }
 
+/// A case the random search found (the suite, 2026-12-07): the only segment cut to nothing.
+/// Its empty block 0 read as a torn roll's zeros, so the log opened empty, its one
+/// acknowledged entry gone without an error.
+#[test]
+fn a_segment_cut_to_nothing_is_refused() {
+    for offset_pick in [0, 100, 4095] {
+        check_damage_case(DamageCase {
+            seed: 0,
+            entries: 1,
+            file_pick: 0,
+            offset_pick,
+            flip: 1,
+            shorten: true,
+        })
+        .unwrap();
+    }
+}
+
 /// Appends one entry per batch (so the final batch is exactly the last entry), damages a
 /// segment file, and checks that recovery never returns wrong data or silently loses more than
 /// a crash could.
