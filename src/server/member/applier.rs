@@ -138,8 +138,10 @@ impl Applier {
     /// Applies `entries` (new ones, in index order) in one engine commit and carries their
     /// effects to the lessor (before any client hears its answer, so a TimeToLive after a
     /// Grant sees the lease), the watchers and the other cores. The batch's answers and
-    /// membership changes are the caller's to route. An error is a storage fault: the member
-    /// must stop.
+    /// membership changes are the caller's to route. The commit is deferred: every read of
+    /// the engine includes it, but its page writes wait for the first reader or for
+    /// `publish_deferred`, which the caller runs once the answers are on their way. An error
+    /// is a storage fault: the member must stop.
     pub fn apply(
         &self,
         entries: &[Entry],
@@ -164,14 +166,34 @@ impl Applier {
         self.compaction_pending.set(batch.compaction_pending);
         self.lessor_applied(&batch.leases);
         self.watch_hub.publish(&batch.events);
+        let doorbells = self.doorbells.borrow();
+        // `any_after_publish` fences after the deferral, which counts as the publish: a
+        // watcher counted in after it reads an engine that includes the batch.
+        let to_ring: Vec<&Doorbell> = doorbells
+            .iter()
+            .filter(|doorbell| doorbell.watchers.any_after_publish())
+            .collect();
+        if self.watch_hub.any_catching_up() || !to_ring.is_empty() {
+            // Watchers here and on the rung cores read the engine at once, and each read
+            // would publish the deferred commit on its own core under the writer lock (which
+            // the next apply then waits for): publish it here, once.
+            self.publish_deferred()?;
+        }
         self.watch_hub.catch_up_all();
-        for doorbell in self.doorbells.borrow().iter() {
-            if doorbell.watchers.any_after_publish() {
-                // Full means a ring is pending: that core reads everything new anyway.
-                let _ = doorbell.ring.try_send(());
-            }
+        for doorbell in to_ring {
+            // Full means a ring is pending: that core reads everything new anyway.
+            let _ = doorbell.ring.try_send(());
         }
         Ok(batch)
+    }
+
+    /// Writes out and publishes the batch the last `apply` left deferred, if no reader, batch
+    /// or sync has yet (see `WriteBatch::commit_deferred`). An error is a storage fault: the
+    /// member must stop.
+    pub fn publish_deferred(&self) -> Result<(), String> {
+        self.engine
+            .settle()
+            .map_err(|error| format!("publishing applied entries in the database failed: {error}"))
     }
 
     /// Holds a physical compaction's answer until the compaction's last step.

@@ -29,6 +29,7 @@ pub mod raft_member;
 mod reconfig_health;
 pub mod snapshot_installer;
 mod snapshot_sender;
+mod task_signal;
 
 #[cfg(test)]
 mod simulation;

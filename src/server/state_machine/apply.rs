@@ -330,7 +330,9 @@ pub fn apply_entries(
     }
     // The rest of a compaction is the member's compactor's work (see `compaction_step`).
     batch.set_applied_index(last.index);
-    batch.commit_unsynced()?;
+    // Deferred: the answers can be told at once, and the page writes follow them (every read
+    // view publishes the batch first, so none can miss it).
+    batch.commit_deferred()?;
     if auth_changed {
         auth_hub.publish(auth, &token_effects);
     }

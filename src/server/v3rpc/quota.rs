@@ -11,6 +11,7 @@ use basalt_net::proto::etcdserverpb as pb;
 use basalt_net::{EtcdStatus, Status};
 
 use crate::server::routing::gateway::Gateway;
+use crate::server::state_machine::apply::status_of;
 
 /// The quota in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +31,16 @@ impl Quota {
         if cost == 0 {
             return Ok(());
         }
-        let size = member.engine().size_bytes();
+        let engine = member.engine();
+        if engine.size_bound_bytes() + cost < limit {
+            return Ok(());
+        }
+        // The bound counts every page the last apply batch could add if its commit is still
+        // deferred (`WriteBatch::commit_deferred`). Near the quota, decide on the exact size:
+        // publish that commit (as the next read would) and ask again.
+        let size = engine
+            .settled_size_bytes()
+            .map_err(|error| status_of(&error))?;
         if size + cost < limit {
             return Ok(());
         }

@@ -401,6 +401,11 @@ impl WatchHub {
         self.prev_kv_watchers.get() > 0
     }
 
+    /// Whether some watcher catches up from the engine's history (`catch_up_all` reads it).
+    pub fn any_catching_up(&self) -> bool {
+        !self.unsynced.borrow().is_empty()
+    }
+
     /// Uncounts `removed` watchers; `unsynced` are the keys of those that were unsynced, and
     /// `with_prev_kv` how many asked for `prev_kv`.
     fn forget_watchers(&self, removed: usize, unsynced: &[(u64, i64)], with_prev_kv: usize) {
