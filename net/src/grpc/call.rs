@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 
 use crate::grpc::call_counts::SharedMessageBytes;
-use crate::grpc::frame::{encode_message, encode_message_into, FrameDecoder, FRAME_HEADER_BYTES};
+use crate::grpc::frame::{encode_message, encoded_message_into, FrameDecoder, FRAME_HEADER_BYTES};
 use crate::grpc::local::{LocalRequestBody, LocalResponse};
 use crate::grpc::partial_budget::PartialMessageBudget;
 use crate::grpc::status::{Code, Status};
@@ -163,37 +163,49 @@ impl<M: prost::Message> ResponseSink<M> {
     pub async fn send(&mut self, message: &M) -> Result<(), Status> {
         let mut pending = encode_message(message)?;
         // Counted once encoded, as etcd's codec counts what it marshals.
-        if let Some(counts) = &self.message_bytes {
-            counts.record_sent(pending.len() - FRAME_HEADER_BYTES);
-        }
+        self.count_sent(pending.len() - FRAME_HEADER_BYTES);
         // The RefCell is borrowed only inside each poll, never across an await, so a sink held
         // by a helper task and the framework's end-of-call trailers never overlap.
         poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await
     }
 
-    /// Sends `messages` in order as one write: their gRPC frames back to back in one buffer,
-    /// so HTTP/2 sees one send (flow control, framing, its stream lock) instead of one per
-    /// message. A watch stream fanning one put out to a hundred watchers sends a hundred
-    /// small responses at once. Each message is checked against the send limit and counted
-    /// as `send` would.
+    /// Sends messages already encoded (`bodies`, each the protobuf bytes of one `M`) in order
+    /// as one write: their gRPC frames back to back in one buffer, so HTTP/2 sees one send
+    /// (flow control, framing, its stream lock) instead of one per message. A watch stream
+    /// fanning one put out to a hundred watchers sends a hundred small responses at once,
+    /// encoded when they were queued (a put's event once for all its watchers), so nothing is
+    /// encoded a second time here. The caller vouches that each body is an encoded `M`. Each
+    /// is checked against the send limit and counted as `send` would.
     /// The JSON gateway's in-process calls take one message per send, so they get them so.
-    /// The messages are dropped once encoded, so a send waiting on a slow client holds their
+    /// The bodies are dropped once framed, so a send waiting on a slow client holds their
     /// bytes once, not twice.
-    pub async fn send_all(&mut self, messages: Vec<M>) -> Result<(), Status> {
+    pub async fn send_all_encoded(&mut self, bodies: Vec<Bytes>) -> Result<(), Status> {
         if matches!(*self.state.borrow(), ResponseState::Local(_)) {
-            for message in &messages {
-                self.send(message).await?;
+            for body in bodies {
+                let mut frame = BytesMut::with_capacity(FRAME_HEADER_BYTES + body.len());
+                self.count_sent(encoded_message_into(&body, &mut frame)?);
+                drop(body);
+                self.send_frames(frame).await?;
             }
             return Ok(());
         }
-        let mut frames = BytesMut::new();
-        for message in &messages {
-            let body_bytes = encode_message_into(message, &mut frames)?;
-            if let Some(counts) = &self.message_bytes {
-                counts.record_sent(body_bytes);
-            }
+        let total: usize = bodies.iter().map(|b| FRAME_HEADER_BYTES + b.len()).sum();
+        let mut frames = BytesMut::with_capacity(total);
+        for body in &bodies {
+            self.count_sent(encoded_message_into(body, &mut frames)?);
         }
-        drop(messages);
+        drop(bodies);
+        self.send_frames(frames).await
+    }
+
+    fn count_sent(&self, body_bytes: usize) {
+        if let Some(counts) = &self.message_bytes {
+            counts.record_sent(body_bytes);
+        }
+    }
+
+    /// Sends gRPC frames already built, as one write.
+    async fn send_frames(&mut self, frames: BytesMut) -> Result<(), Status> {
         let mut pending = frames.freeze();
         poll_fn(|cx| self.state.borrow_mut().poll_send(cx, &mut pending)).await
     }

@@ -28,21 +28,30 @@ fn encode_message_within<M: prost::Message>(message: &M, limit: usize) -> Result
     Ok(buffer.freeze())
 }
 
-/// Appends `message`'s gRPC frame (uncompressed) to `buffer`; returns the message's own bytes.
-/// Fails with RESOURCE_EXHAUSTED, as grpc-go, when the message is larger than the send limit.
-pub fn encode_message_into<M: prost::Message>(
-    message: &M,
-    buffer: &mut BytesMut,
-) -> Result<usize, Status> {
-    append_frame(message, MAX_SEND_MESSAGE_BYTES, buffer)
-}
-
 fn append_frame<M: prost::Message>(
     message: &M,
     limit: usize,
     buffer: &mut BytesMut,
 ) -> Result<usize, Status> {
     let body_bytes = message.encoded_len();
+    append_prefix(body_bytes, limit, buffer)?;
+    message
+        .encode(buffer)
+        .expect("buffer was sized by encoded_len");
+    Ok(body_bytes)
+}
+
+/// Appends the gRPC frame of a message already encoded (`body`, its protobuf bytes) to
+/// `buffer`; returns the body's length. The same limit and status as [`encode_message`].
+pub fn encoded_message_into(body: &[u8], buffer: &mut BytesMut) -> Result<usize, Status> {
+    append_prefix(body.len(), MAX_SEND_MESSAGE_BYTES, buffer)?;
+    buffer.extend_from_slice(body);
+    Ok(body.len())
+}
+
+/// Checks a body of `body_bytes` against `limit` and appends its prefix, with room reserved
+/// for the body.
+fn append_prefix(body_bytes: usize, limit: usize, buffer: &mut BytesMut) -> Result<(), Status> {
     if body_bytes > limit {
         return Err(Status::resource_exhausted(format!(
             "grpc: trying to send message larger than max ({body_bytes} vs. {limit})"
@@ -51,10 +60,7 @@ fn append_frame<M: prost::Message>(
     buffer.reserve(FRAME_HEADER_BYTES + body_bytes);
     buffer.put_u8(0);
     buffer.put_u32(u32::try_from(body_bytes).expect("the limit is below 4 GiB"));
-    message
-        .encode(buffer)
-        .expect("buffer was sized by encoded_len");
-    Ok(body_bytes)
+    Ok(())
 }
 
 /// Splits a stream of HTTP/2 DATA chunks into gRPC messages, with a size limit.

@@ -42,7 +42,7 @@ pub fn register(router: &mut Router, hub: Rc<WatchHub>, gateway: Rc<Gateway>) {
                 let sender = glommio::spawn_local(async move {
                     let queue = sender_queue;
                     while let Some(batch) = queue.next_batch().await {
-                        let result = responses.send_all(batch).await;
+                        let result = responses.send_all_encoded(batch).await;
                         queue.sent();
                         if result.is_err() {
                             break; // the client went away

@@ -17,12 +17,13 @@ use std::task::{Poll, Waker};
 
 use basalt_engine::{self as engine, Engine, EventKind};
 use basalt_net::proto::{etcdserverpb as pb, mvccpb};
+use bytes::Bytes;
 
 use prost014::Message as _;
 
 use crate::server::metrics::SlowWatchers;
-use crate::server::state_machine::convert;
 use crate::server::state_machine::header::HeaderSource;
+use crate::server::watch::event_fanout::{wire_event, EventFanOut};
 use crate::server::watch::watch_limits::{self, WatchLimits};
 use crate::server::watch::watcher_presence::WatcherPresence;
 
@@ -70,8 +71,9 @@ pub struct StreamQueue {
     next_watch_id: Cell<i64>,
     /// A progress request waits for every watcher of the stream to be synced.
     progress_wanted: Cell<bool>,
-    /// Each waiting response with its encoded length.
-    responses: RefCell<VecDeque<(pb::WatchResponse, usize)>>,
+    /// Each waiting response, encoded (a fan-out builds them so; the rest are encoded as they
+    /// are queued, which also gives the exact bytes they count).
+    responses: RefCell<VecDeque<Bytes>>,
     /// The encoded bytes of `responses`.
     queued_bytes: Cell<usize>,
     /// The encoded bytes of the batch the sender has taken and not yet sent.
@@ -116,10 +118,15 @@ impl StreamQueue {
     /// they are few (one per request the client sent, and requests stop being read while the
     /// queue is full). Event responses are queued only after `has_room`.
     fn push(&self, response: pb::WatchResponse) {
-        let bytes = response.encoded_len();
+        self.push_encoded(Bytes::from(response.encode_to_vec()));
+    }
+
+    /// Queues a response already encoded (`push`'s rules).
+    fn push_encoded(&self, response: Bytes) {
+        let bytes = response.len();
         self.queued_bytes.set(self.queued_bytes.get() + bytes);
         self.limits.queue_bytes(bytes);
-        self.responses.borrow_mut().push_back((response, bytes));
+        self.responses.borrow_mut().push_back(response);
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
         }
@@ -132,10 +139,7 @@ impl StreamQueue {
     }
 
     /// Waits until `take` gives a response or the stream is closed (`None`).
-    async fn wait_and_take(
-        &self,
-        take: fn(&StreamQueue) -> Option<pb::WatchResponse>,
-    ) -> Option<pb::WatchResponse> {
+    async fn wait_and_take<T>(&self, take: fn(&StreamQueue) -> Option<T>) -> Option<T> {
         poll_fn(|cx| {
             if let Some(response) = take(self) {
                 return Poll::Ready(Some(response));
@@ -153,7 +157,7 @@ impl StreamQueue {
     /// `SEND_BATCH_RESPONSES` or until `SEND_BATCH_BYTES` are reached (always at least one), so
     /// the sender hands them to HTTP/2 in one send. Their bytes stay counted until `sent`.
     /// `None` once the stream is closed and empty.
-    pub async fn next_batch(&self) -> Option<Vec<pb::WatchResponse>> {
+    pub async fn next_batch(&self) -> Option<Vec<Bytes>> {
         assert_eq!(
             self.sending_bytes.get(),
             0,
@@ -162,7 +166,7 @@ impl StreamQueue {
         let first = self.wait_and_take(StreamQueue::take_for_sending).await?;
         let mut batch = vec![first];
         while batch.len() < SEND_BATCH_RESPONSES {
-            let Some(next_bytes) = self.responses.borrow().front().map(|(_, bytes)| *bytes) else {
+            let Some(next_bytes) = self.responses.borrow().front().map(Bytes::len) else {
                 break;
             };
             if self.sending_bytes.get() + next_bytes > SEND_BATCH_BYTES {
@@ -183,8 +187,9 @@ impl StreamQueue {
 
     /// Takes the oldest response for the sender's batch: its bytes move from the queue's
     /// count to the batch's.
-    fn take_for_sending(&self) -> Option<pb::WatchResponse> {
-        let (response, bytes) = self.responses.borrow_mut().pop_front()?;
+    fn take_for_sending(&self) -> Option<Bytes> {
+        let response = self.responses.borrow_mut().pop_front()?;
+        let bytes = response.len();
         let queued = self.queued_bytes.get();
         assert!(bytes <= queued, "the queue's byte count lost track");
         self.queued_bytes.set(queued - bytes);
@@ -195,13 +200,14 @@ impl StreamQueue {
     /// Takes the oldest response and uncounts it at once, waking a request reader waiting for
     /// room.
     fn pop(&self) -> Option<pb::WatchResponse> {
-        let (response, bytes) = self.responses.borrow_mut().pop_front()?;
+        let response = self.responses.borrow_mut().pop_front()?;
+        let bytes = response.len();
         let queued = self.queued_bytes.get();
         assert!(bytes <= queued, "the queue's byte count lost track");
         self.queued_bytes.set(queued - bytes);
         self.limits.unqueue_bytes(bytes);
         self.wake_room_waiter();
-        Some(response)
+        Some(pb::WatchResponse::decode(response).expect("the queue holds what it encoded"))
     }
 
     fn wake_room_waiter(&self) {
@@ -274,18 +280,7 @@ impl Watcher {
     }
 
     fn to_wire(&self, event: &engine::Event) -> mvccpb::Event {
-        mvccpb::Event {
-            r#type: match event.kind {
-                EventKind::Put => mvccpb::event::EventType::Put as i32,
-                EventKind::Delete => mvccpb::event::EventType::Delete as i32,
-            },
-            kv: Some(convert::key_value(event.kv.clone())),
-            prev_kv: if self.prev_kv {
-                event.prev_kv.clone().map(convert::key_value)
-            } else {
-                None
-            },
-        }
+        wire_event(event, self.prev_kv)
     }
 }
 
@@ -661,12 +656,11 @@ impl WatchHub {
         let revision = last.kv.mod_revision;
         let streams = self.streams.borrow();
         let mut watchers = self.watchers.borrow_mut();
+        let mut fanout: Option<EventFanOut> = None;
+        let mut matching = Vec::with_capacity(events.len());
         for watcher in watchers.values_mut().filter(|w| w.synced) {
-            let matching: Vec<mvccpb::Event> = events
-                .iter()
-                .filter(|e| watcher.matches(e))
-                .map(|e| watcher.to_wire(e))
-                .collect();
+            matching.clear();
+            matching.extend((0..events.len()).filter(|&i| watcher.matches(&events[i])));
             let Some(queue) = streams.get(&watcher.stream) else {
                 continue;
             };
@@ -688,7 +682,22 @@ impl WatchHub {
                 self.mark_synced(watcher, false); // next_revision still points at these events
                 continue;
             }
-            self.push_events(queue, watcher, revision, matching);
+            let fanout = fanout
+                .get_or_insert_with(|| EventFanOut::new(events, &self.headers.header(revision)));
+            let response = fanout.response(watcher.watch_id, watcher.prev_kv, &matching);
+            if watcher.fragment
+                && matching.len() >= 2
+                && response.len() >= self.fragment_bytes.get()
+            {
+                let whole = matching
+                    .iter()
+                    .map(|&i| watcher.to_wire(&events[i]))
+                    .collect();
+                self.push_events(queue, watcher, revision, whole);
+            } else {
+                watcher.sent_since_progress = true;
+                queue.push_encoded(response);
+            }
             watcher.next_revision = watcher.next_revision.max(revision + 1);
         }
     }
@@ -990,9 +999,12 @@ mod tests {
             }],
             ..Default::default()
         };
-        let ids = |batch: Vec<pb::WatchResponse>| {
+        let ids = |batch: Vec<Bytes>| {
             queue.sent();
-            batch.iter().map(|r| r.watch_id).collect::<Vec<_>>()
+            batch
+                .into_iter()
+                .map(|r| pb::WatchResponse::decode(r).unwrap().watch_id)
+                .collect::<Vec<_>>()
         };
         for id in 0..SEND_BATCH_RESPONSES as i64 + 3 {
             queue.push(response(id, 10));
