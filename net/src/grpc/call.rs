@@ -179,7 +179,14 @@ impl<M: prost::Message> ResponseSink<M> {
     /// The JSON gateway's in-process calls take one message per send, so they get them so.
     /// The bodies are dropped once framed, so a send waiting on a slow client holds their
     /// bytes once, not twice.
-    pub async fn send_all_encoded(&mut self, bodies: Vec<Bytes>) -> Result<(), Status> {
+    pub async fn send_all_encoded(&mut self, bodies: Vec<Bytes>) -> Result<(), Status>
+    where
+        M: Default,
+    {
+        debug_assert!(
+            bodies.iter().all(|body| M::decode(body.as_ref()).is_ok()),
+            "a body that is not an encoded message of this call's type"
+        );
         if matches!(*self.state.borrow(), ResponseState::Local(_)) {
             for body in bodies {
                 let mut frame = BytesMut::with_capacity(FRAME_HEADER_BYTES + body.len());

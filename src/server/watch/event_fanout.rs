@@ -62,44 +62,42 @@ impl<'a> EventFanOut<'a> {
     /// The encoded WatchResponse for `watch_id` carrying the events at `matching` (indices
     /// into the batch, in order), each with its previous value when `prev_kv`.
     pub fn response(&mut self, watch_id: i64, prev_kv: bool, matching: &[usize]) -> Bytes {
-        for &index in matching {
-            self.field(index, prev_kv);
-        }
+        let length = self.response_len(watch_id, prev_kv, matching);
         let form = usize::from(prev_kv);
-        let field = |index: usize| {
-            self.fields[index][form]
-                .as_ref()
-                .expect("encoded just above")
-        };
-        let watch_id_len = if watch_id == 0 {
-            0
-        } else {
-            key_len(WATCH_ID_FIELD) + encoded_len_varint(watch_id as u64)
-        };
-        let length = self.header.len()
-            + watch_id_len
-            + matching.iter().map(|&i| field(i).len()).sum::<usize>();
         let mut buffer = BytesMut::with_capacity(length);
         buffer.extend_from_slice(&self.header);
         if watch_id != 0 {
             int64::encode(WATCH_ID_FIELD, &watch_id, &mut buffer);
         }
         for &index in matching {
-            buffer.extend_from_slice(field(index));
+            let field = self.fields[index][form].as_ref();
+            buffer.extend_from_slice(field.expect("encoded by response_len"));
         }
         assert_eq!(buffer.len(), length, "a response's length was miscounted");
         buffer.freeze()
     }
 
-    /// Encodes event `index`'s field in the form asked for, once.
-    fn field(&mut self, index: usize, prev_kv: bool) {
-        let slot = &mut self.fields[index][usize::from(prev_kv)];
-        if slot.is_none() {
-            let event = wire_event(&self.events[index], prev_kv);
+    /// The length `response` would have (encoding the events' fields it needs, once), so a
+    /// caller can decide on fragments before building it.
+    pub fn response_len(&mut self, watch_id: i64, prev_kv: bool, matching: &[usize]) -> usize {
+        let watch_id_len = if watch_id == 0 {
+            0
+        } else {
+            key_len(WATCH_ID_FIELD) + encoded_len_varint(watch_id as u64)
+        };
+        let events_len: usize = matching.iter().map(|&i| self.field(i, prev_kv).len()).sum();
+        self.header.len() + watch_id_len + events_len
+    }
+
+    /// Event `index`'s field in the form asked for, encoded the first time it is asked for.
+    fn field(&mut self, index: usize, prev_kv: bool) -> &Bytes {
+        let events = self.events;
+        self.fields[index][usize::from(prev_kv)].get_or_insert_with(|| {
+            let event = wire_event(&events[index], prev_kv);
             let mut buffer = BytesMut::with_capacity(message::encoded_len(EVENTS_FIELD, &event));
             message::encode(EVENTS_FIELD, &event, &mut buffer);
-            *slot = Some(buffer.freeze());
-        }
+            buffer.freeze()
+        })
     }
 }
 
@@ -108,19 +106,25 @@ mod tests {
     use super::*;
     use prost014::Message as _;
 
-    fn event(key: &str, kind: EventKind, revision: i64, with_prev: bool) -> engine::Event {
-        let kv = |value: &str, revision: i64| engine::KeyValue {
+    fn event(
+        key: &str,
+        kind: EventKind,
+        revision: i64,
+        with_prev: bool,
+        value_bytes: usize,
+    ) -> engine::Event {
+        let kv = |value: Vec<u8>, revision: i64| engine::KeyValue {
             key: key.as_bytes().to_vec(),
             create_revision: 2,
             mod_revision: revision,
             version: revision - 1,
-            value: value.as_bytes().to_vec(),
+            value,
             lease: 7,
         };
         engine::Event {
             kind,
-            kv: kv("new value", revision),
-            prev_kv: with_prev.then(|| kv("old", revision - 1)),
+            kv: kv(vec![b'n'; value_bytes], revision),
+            prev_kv: with_prev.then(|| kv(b"old".to_vec(), revision - 1)),
             prev_kv_omitted: false,
         }
     }
@@ -130,23 +134,27 @@ mod tests {
     // batch's events, with and without previous values, on any order of first use.
     #[test]
     fn a_spliced_response_is_the_whole_message_encoded() {
+        // Values from a few bytes to past one- and two-byte length prefixes.
         let events = vec![
-            event("a", EventKind::Put, 5, true),
-            event("b", EventKind::Delete, 5, true),
-            event("c", EventKind::Put, 5, false),
+            event("a", EventKind::Put, 5, true, 9),
+            event("b", EventKind::Delete, 5, true, 0),
+            event("c", EventKind::Put, i64::MAX, false, 200),
+            event("d", EventKind::Put, 5, true, 20_000),
         ];
         let header = pb::ResponseHeader {
             cluster_id: 0x1234_5678_9abc_def0,
             member_id: 42,
-            revision: 5,
-            raft_term: 3,
+            revision: i64::MAX,
+            raft_term: u64::MAX,
         };
         let mut fanout = EventFanOut::new(&events, &header);
-        let subsets: [&[usize]; 5] = [&[0], &[1, 2], &[0, 1, 2], &[2], &[]];
-        for watch_id in [0, 1, 127, 128, -1, i64::MAX] {
+        let subsets: [&[usize]; 6] = [&[0], &[1, 2], &[0, 1, 2, 3], &[2], &[3], &[]];
+        for watch_id in [0, 1, 127, 128, -1, -2, i64::MAX, i64::MIN] {
             for prev_kv in [false, true] {
                 for matching in subsets {
+                    let length = fanout.response_len(watch_id, prev_kv, matching);
                     let spliced = fanout.response(watch_id, prev_kv, matching);
+                    assert_eq!(spliced.len(), length);
                     let whole = pb::WatchResponse {
                         header: Some(header),
                         watch_id,

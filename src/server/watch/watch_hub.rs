@@ -684,11 +684,11 @@ impl WatchHub {
             }
             let fanout = fanout
                 .get_or_insert_with(|| EventFanOut::new(events, &self.headers.header(revision)));
-            let response = fanout.response(watcher.watch_id, watcher.prev_kv, &matching);
-            if watcher.fragment
+            let fragmented = watcher.fragment
                 && matching.len() >= 2
-                && response.len() >= self.fragment_bytes.get()
-            {
+                && fanout.response_len(watcher.watch_id, watcher.prev_kv, &matching)
+                    >= self.fragment_bytes.get();
+            if fragmented {
                 let whole = matching
                     .iter()
                     .map(|&i| watcher.to_wire(&events[i]))
@@ -696,7 +696,7 @@ impl WatchHub {
                 self.push_events(queue, watcher, revision, whole);
             } else {
                 watcher.sent_since_progress = true;
-                queue.push_encoded(response);
+                queue.push_encoded(fanout.response(watcher.watch_id, watcher.prev_kv, &matching));
             }
             watcher.next_revision = watcher.next_revision.max(revision + 1);
         }
@@ -1128,6 +1128,76 @@ mod tests {
         let revision = batch.current_revision();
         batch.commit_unsynced().unwrap();
         revision
+    }
+
+    // Goal: a live batch at or above the fragment size reaches a watcher that asked for
+    // fragments in several responses (all but the last marked, every event once, in order) and
+    // any other watcher whole; both move past the batch, and the queue counts exactly the bytes
+    // it holds.
+    #[test]
+    fn a_live_batch_is_fragmented_only_for_watchers_that_asked() {
+        let (_dir, engine, hub) = owner_hub_over_a_fresh_engine();
+        hub.set_fragment_bytes(1000);
+        let (stream, queue) = hub.open_stream();
+        for fragment in [true, false] {
+            hub.create(
+                stream,
+                &pb::WatchCreateRequest {
+                    key: b"f/".to_vec(),
+                    range_end: b"f0".to_vec(),
+                    fragment,
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(std::iter::from_fn(|| queue.pop()).count(), 2, "two created");
+        let mut batch = engine.write().unwrap();
+        for i in 0..5 {
+            batch
+                .put(&engine::PutRequest {
+                    key: format!("f/{i}").into(),
+                    value: vec![b'x'; 400],
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let last = batch.current_revision();
+        batch.commit_unsynced().unwrap();
+        let events = engine
+            .read()
+            .unwrap()
+            .events_since(1, 100, 1 << 20)
+            .unwrap();
+        assert_eq!(events.len(), 5);
+        hub.publish(&events);
+        let held: usize = queue.responses.borrow().iter().map(Bytes::len).sum();
+        assert_eq!(queue.queued_bytes.get(), held);
+        let responses: Vec<pb::WatchResponse> = std::iter::from_fn(|| queue.pop()).collect();
+        let revisions = |parts: &[&pb::WatchResponse]| -> Vec<i64> {
+            parts
+                .iter()
+                .flat_map(|r| r.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision))
+                .collect()
+        };
+        let expected: Vec<i64> = events.iter().map(|e| e.kv.mod_revision).collect();
+        let parts: Vec<&pb::WatchResponse> = responses.iter().filter(|r| r.watch_id == 0).collect();
+        assert!(parts.len() >= 2, "{} parts", parts.len());
+        let (final_part, marked) = parts.split_last().unwrap();
+        assert!(marked.iter().all(|p| p.fragment) && !final_part.fragment);
+        assert!(parts
+            .iter()
+            .all(|p| p.events.len() == 1 || p.encoded_len() < 1000));
+        assert_eq!(revisions(&parts), expected);
+        let whole: Vec<&pb::WatchResponse> = responses.iter().filter(|r| r.watch_id == 1).collect();
+        assert_eq!(whole.len(), 1);
+        assert!(!whole[0].fragment);
+        assert_eq!(revisions(&whole), expected);
+        for watch_id in [0, 1] {
+            let watchers = hub.watchers.borrow();
+            let watcher = &watchers[&(stream, watch_id)];
+            assert_eq!(watcher.next_revision, last + 1);
+            assert!(watcher.synced && watcher.sent_since_progress);
+        }
     }
 
     /// A hub on a core that is not the owner (fed from the engine), over an empty engine.
