@@ -9,23 +9,8 @@ use std::thread;
 
 use basalt_engine::*;
 
-fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
-}
-
-fn value_at(view: &ReadView, key: &str) -> Option<Vec<u8>> {
-    let response = view
-        .range(&RangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })
-        .unwrap();
-    response.kvs.first().map(|kv| kv.value.clone())
-}
+mod support;
+use support::{put, value_at};
 
 /// Puts `key` = `value` in a batch of its own and defers its commit.
 fn put_deferred(engine: &Engine, key: &str, value: &str, applied_index: u64) -> i64 {

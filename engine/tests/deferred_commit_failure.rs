@@ -5,13 +5,8 @@
 
 use basalt_engine::*;
 
-fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
-}
+mod support;
+use support::put;
 
 #[test]
 fn a_deferred_batch_that_fails_to_publish_stops_readers_and_writers() {

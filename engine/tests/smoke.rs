@@ -2,13 +2,8 @@
 
 use basalt_engine::*;
 
-fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
-}
+mod support;
+use support::put;
 
 fn get(key: &str) -> RangeRequest {
     RangeRequest {

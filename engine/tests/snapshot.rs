@@ -4,23 +4,8 @@
 
 use basalt_engine::*;
 
-fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
-}
-
-fn value_at(view: &ReadView, key: &str) -> Option<Vec<u8>> {
-    let response = view
-        .range(&RangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })
-        .unwrap();
-    response.kvs.first().map(|kv| kv.value.clone())
-}
+mod support;
+use support::{put, value_at};
 
 /// Overwrites every key; odd rounds publish without fsync, as the server's apply does.
 fn commit_puts(engine: &Engine, round: usize) {
