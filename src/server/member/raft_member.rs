@@ -782,8 +782,9 @@ impl Member {
     /// a lone client, the client often runs on this core's CPU: pages written right after the
     /// answer would hold up its next request by as long, while written after that request's
     /// WAL write has gone to the kernel they overlap the disk's work. Nothing depends on this
-    /// for correctness: a read view, the next batch or a sync publishes the commit first, and
-    /// under a load that never leaves the core idle the next batch does.
+    /// for correctness: a read view, the next batch or a sync publishes the commit first (the
+    /// engine syncer's, within a second, when no write follows), and under a load that never
+    /// leaves the core idle the next batch does.
     async fn run_publisher(self: Rc<Self>) {
         loop {
             self.publish_due.taken().await;
